@@ -1,0 +1,496 @@
+//! The consumer handle: poll, receive in place, release, and wake the producer.
+
+use crate::error::{Corruption, Error};
+use crate::layout::*;
+use crate::producer::{next_episode, remaining, DEFAULT_SPIN_BUDGET};
+use crate::ring::{read_stats, Shared, Stats};
+use crate::sync::{fence, spin_hint, Ordering::*};
+use crate::wait::Wait;
+use core::ops::Deref;
+use core::time::Duration;
+
+/// The reading end of a ring. `Send`, not `Sync`: one thread at a time.
+///
+/// Dropping it releases everything it consumed and marks the consumer role
+/// closed; a producer blocked on a full ring then gets [`Error::Closed`].
+pub struct Consumer<'a, W: Wait> {
+    sh: Shared<'a>,
+    wait: W,
+    /// Position (bytes, wrapping) of the next record header to read. Consumer-local.
+    tail: u32,
+    /// The released position last stored in the consumer block. `published <= tail`.
+    published: u32,
+    mask: u32,
+    release_threshold: u32,
+    spin_budget: u32,
+    /// Our own sleep-episode counter.
+    episode: u32,
+    /// The producer sleep episode we last woke (also the value of our `seq`).
+    woken_episode: u32,
+    messages: u64,
+    bytes: u64,
+    wakes: u64,
+    poison: Option<Corruption>,
+}
+
+// SAFETY: the consumer role is exclusive (claimed in the region): only this
+// handle writes the consumer block and reads published records until it
+// releases them; shared state is reached through atomics or through bytes
+// the protocol hands to one side at a time. Moving the handle moves the role.
+unsafe impl<W: Wait + Send> Send for Consumer<'_, W> {}
+
+/// A validated record, copied out of its header once.
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    off: u32,
+    len: u32,
+    size: u32,
+    type_id: u32,
+}
+
+impl<'a, W: Wait> Consumer<'a, W> {
+    pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
+        let mask = sh.capacity - 1;
+        let release_threshold = sh.capacity / 4;
+        Consumer {
+            sh,
+            wait,
+            tail: 0,
+            published: 0,
+            mask,
+            release_threshold,
+            spin_budget: DEFAULT_SPIN_BUDGET,
+            episode: 0,
+            woken_episode: 0,
+            messages: 0,
+            bytes: 0,
+            wakes: 0,
+            poison: None,
+        }
+    }
+
+    /// Data-area capacity in bytes.
+    pub fn capacity(&self) -> u32 {
+        self.sh.capacity
+    }
+
+    /// Largest payload of this ring.
+    pub fn max_payload(&self) -> u32 {
+        self.sh.max_payload
+    }
+
+    /// How many times a blocking call polls before it announces sleep
+    /// (default 4096). Ignored in pure-spin mode, which always spins.
+    pub fn set_spin_budget(&mut self, spins: u32) {
+        self.spin_budget = spins;
+    }
+
+    /// Publish the released position once this many bytes have been consumed
+    /// since the last publication (default: a quarter of the capacity;
+    /// clamped to `1..=capacity`). Released space is also published whenever
+    /// the ring is found empty and before sleeping, so a waiting producer
+    /// never stalls.
+    pub fn set_release_threshold(&mut self, bytes: u32) {
+        self.release_threshold = bytes.clamp(1, self.sh.capacity);
+    }
+
+    /// Whether the producer has dropped its handle. May be stale; messages it
+    /// published before may still be waiting.
+    pub fn is_producer_closed(&self) -> bool {
+        self.sh.prod.wait.state.load(Acquire) == STATE_CLOSED
+    }
+
+    /// Counters and role states of this ring. May be stale.
+    pub fn stats(&self) -> Stats {
+        read_stats(self.sh.prod, self.sh.cons)
+    }
+
+    fn poisoned(&mut self, c: Corruption) -> Error {
+        self.poison = Some(c);
+        Error::Corrupt(c)
+    }
+
+    /// Look at the header at `tail`: a validated record, or `None` if nothing
+    /// is committed there. Skips a padding record.
+    #[inline]
+    fn poll(&mut self) -> Result<Option<Rec>, Error> {
+        if let Some(c) = self.poison {
+            return Err(Error::Corrupt(c));
+        }
+        let off = self.tail & self.mask;
+        // SYNC POINT: Acquire; pairs with the producer's Release store in
+        // `Producer::publish` (directly, or through the first record of a
+        // staged batch, which we read before this one).
+        let word = self.sh.data.commit_word(off).load(Acquire);
+        if word == 0 {
+            return Ok(None);
+        }
+        if word & PADDING != 0 {
+            return self.skip_padding(off, word);
+        }
+        self.check(off, word)
+    }
+
+    #[cold]
+    fn skip_padding(&mut self, off: u32, word: u32) -> Result<Option<Rec>, Error> {
+        if word & COMMITTED == 0 {
+            return Err(self.poisoned(Corruption::BadCommitWord));
+        }
+        let len = word >> LEN_SHIFT;
+        // Padding always runs exactly to the end, and never fills a whole lap.
+        if off == 0 || off as u64 + RECORD_HEADER as u64 + len as u64 != self.sh.capacity as u64 {
+            return Err(self.poisoned(Corruption::BadPadding));
+        }
+        let pad = self.sh.capacity - off;
+        if self.span(pad) > self.sh.capacity as u64 {
+            return Err(self.poisoned(Corruption::RecordOverrun));
+        }
+        self.tail = self.tail.wrapping_add(pad);
+        // SYNC POINT: Acquire, as in `poll`.
+        let word = self.sh.data.commit_word(0).load(Acquire);
+        if word == 0 {
+            return Ok(None);
+        }
+        if word & PADDING != 0 {
+            return Err(self.poisoned(Corruption::BadPadding));
+        }
+        self.check(0, word)
+    }
+
+    /// Bytes from the last published release to the end of a `size`-byte
+    /// record at `tail` plus the next header: an honest producer keeps this
+    /// within the capacity.
+    #[inline(always)]
+    fn span(&self, size: u32) -> u64 {
+        self.tail.wrapping_sub(self.published) as u64 + size as u64 + RECORD_HEADER as u64
+    }
+
+    #[inline]
+    fn check(&mut self, off: u32, word: u32) -> Result<Option<Rec>, Error> {
+        if word & COMMITTED == 0 {
+            return Err(self.poisoned(Corruption::BadCommitWord));
+        }
+        let len = word >> LEN_SHIFT;
+        if len > self.sh.max_payload {
+            return Err(self.poisoned(Corruption::BadLength));
+        }
+        let size = record_size(len);
+        if off + size > self.sh.capacity {
+            return Err(self.poisoned(Corruption::BadLength));
+        }
+        if self.span(size) > self.sh.capacity as u64 {
+            return Err(self.poisoned(Corruption::RecordOverrun));
+        }
+        let type_id = self.sh.data.read_type_id(off);
+        Ok(Some(Rec { off, len, size, type_id }))
+    }
+
+    #[inline(always)]
+    fn payload(&self, r: &Rec) -> &[u8] {
+        let ptr = self.sh.data.bytes(r.off + RECORD_HEADER, r.len);
+        // SAFETY: `check` proved `off + size <= capacity`, so the `len` bytes
+        // after the header are in the data area; the record is published
+        // (Acquire above) and not released, so the producer does not write it.
+        // (A hostile peer may still write it: the bytes may change, but stay
+        // in bounds.)
+        unsafe { core::slice::from_raw_parts(ptr, r.len as usize) }
+    }
+
+    #[inline]
+    fn consume(&mut self, r: Rec) {
+        self.sh.data.track_read(r.off, r.size);
+        self.tail = self.tail.wrapping_add(r.size);
+        self.messages += 1;
+        self.bytes += r.len as u64;
+        if self.tail.wrapping_sub(self.published) >= self.release_threshold {
+            self.publish_release();
+        }
+    }
+
+    /// Store the released position if it moved, then wake the producer if it
+    /// announced sleep.
+    #[inline]
+    fn publish_release(&mut self) {
+        if self.tail == self.published {
+            return;
+        }
+        self.published = self.tail;
+        // SYNC POINT: Release; pairs with the producer's Acquire load in
+        // `Producer::refresh_released`: our reads of the released records
+        // happen before it overwrites them.
+        self.sh.cons.hot.released.store(self.tail, Release);
+        self.sh.cons.hot.messages.store(self.messages, Relaxed);
+        self.sh.cons.hot.bytes.store(self.bytes, Relaxed);
+        if !self.sh.pure_spin {
+            self.wake_peer();
+        }
+    }
+
+    #[inline]
+    fn wake_peer(&mut self) {
+        // SYNC POINT (Dekker): orders the release (or the closed state) before
+        // the load of the producer's sleep flag; pairs with the fence in
+        // `Producer::reserve_blocking` between its announcement and re-check.
+        fence(SeqCst);
+        let ep = self.sh.prod.wait.sleeping.load(Relaxed);
+        if ep != 0 && ep != self.woken_episode {
+            self.wake_slow(ep);
+        }
+    }
+
+    #[cold]
+    fn wake_slow(&mut self, ep: u32) {
+        self.woken_episode = ep;
+        self.sh.cons.wait.seq.store(ep, Release);
+        self.wait.wake(&self.sh.cons.wait.seq);
+        self.wakes += 1;
+        self.sh.cons.hot.wakes.store(self.wakes, Relaxed);
+    }
+
+    /// Nothing at `tail`: publish released space; report `Closed` once the
+    /// producer is gone and everything it published was delivered.
+    fn on_empty(&mut self) -> Result<Option<Rec>, Error> {
+        self.publish_release();
+        // SYNC POINT: Acquire; pairs with the Release store of the closed state
+        // in the producer's `Drop`, which follows its last publication.
+        if self.sh.prod.wait.state.load(Acquire) == STATE_CLOSED {
+            return match self.poll()? {
+                Some(r) => Ok(Some(r)),
+                None => Err(Error::Closed),
+            };
+        }
+        Ok(None)
+    }
+
+    #[inline]
+    fn message(&mut self, r: Rec) -> Message<'_, 'a, W> {
+        self.sh.data.track_read(r.off, r.size);
+        Message { c: self, r }
+    }
+
+    /// Receive the next message in place, without blocking.
+    ///
+    /// The message borrows the consumer; its space is released when it is
+    /// dropped (or by [`Message::release`]). Errors: [`Error::Empty`],
+    /// [`Error::Closed`] (the producer closed and everything was delivered),
+    /// [`Error::Corrupt`].
+    ///
+    /// ```
+    /// # use ring_core::*;
+    /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
+    /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
+    /// assert_eq!(rx.recv().err(), Some(Error::Empty));
+    /// tx.send(&3.5f64.to_ne_bytes(), 9).unwrap();
+    /// let m = rx.recv().unwrap();
+    /// // Payloads are 8-byte aligned: read a value in place.
+    /// assert_eq!(m.payload().as_ptr() as usize % 8, 0);
+    /// assert_eq!(f64::from_ne_bytes(m.payload().try_into().unwrap()), 3.5);
+    /// drop(m);
+    /// drop(tx);
+    /// assert_eq!(rx.recv().err(), Some(Error::Closed));
+    /// ```
+    #[inline]
+    pub fn recv(&mut self) -> Result<Message<'_, 'a, W>, Error> {
+        if let Some(r) = self.poll()? {
+            return Ok(self.message(r));
+        }
+        match self.on_empty()? {
+            Some(r) => Ok(self.message(r)),
+            None => Err(Error::Empty),
+        }
+    }
+
+    /// Look at the next message without consuming it: a later `peek` or
+    /// `recv` returns the same message.
+    #[inline]
+    pub fn peek(&mut self) -> Result<Peek<'_>, Error> {
+        let r = match self.poll()? {
+            Some(r) => r,
+            None => self.on_empty()?.ok_or(Error::Empty)?,
+        };
+        self.sh.data.track_read(r.off, r.size);
+        Ok(Peek { type_id: r.type_id, payload: self.payload(&r) })
+    }
+
+    /// Receive, blocking until a message arrives, the timeout elapses
+    /// ([`Error::Timeout`]; `None` waits without limit) or the producer closes
+    /// ([`Error::Closed`], after every published message was delivered).
+    ///
+    /// Spins `spin_budget` polls; then publishes released space, announces
+    /// sleep on its own line, re-checks, and sleeps through [`Wait::wait`]
+    /// until the producer publishes (unless the ring is in pure-spin mode,
+    /// where it keeps spinning and checking the clock).
+    pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_, 'a, W>, Error> {
+        let r = self.wait_record(timeout)?;
+        Ok(self.message(r))
+    }
+
+    fn wait_record(&mut self, timeout: Option<Duration>) -> Result<Rec, Error> {
+        if let Some(r) = self.poll()? {
+            return Ok(r);
+        }
+        for _ in 0..self.spin_budget {
+            spin_hint();
+            if let Some(r) = self.poll()? {
+                return Ok(r);
+            }
+        }
+        let start = self.wait.now();
+        loop {
+            if let Some(r) = self.poll()? {
+                return Ok(r);
+            }
+            if let Some(r) = self.on_empty()? {
+                return Ok(r);
+            }
+            let remaining = remaining(self.wait.now(), start, timeout)?;
+            if self.sh.pure_spin {
+                for _ in 0..64 {
+                    spin_hint();
+                    if let Some(r) = self.poll()? {
+                        return Ok(r);
+                    }
+                }
+                continue;
+            }
+            let seen = self.sh.prod.wait.seq.load(Acquire);
+            self.episode = next_episode(self.episode, seen);
+            self.sh.cons.wait.sleeping.store(self.episode, Relaxed);
+            // SYNC POINT (Dekker): orders our announcement before the re-check
+            // of the header and of the producer's state; pairs with the fence in
+            // `Producer::wake_peer`, which follows its publication / close.
+            fence(SeqCst);
+            let polled = self.poll();
+            if !matches!(polled, Ok(None)) || self.is_producer_closed() {
+                self.sh.cons.wait.sleeping.store(0, Relaxed);
+                if let Some(r) = polled? {
+                    return Ok(r);
+                }
+                continue;
+            }
+            self.wait.wait(&self.sh.prod.wait.seq, seen, remaining);
+            self.sh.cons.wait.sleeping.store(0, Relaxed);
+        }
+    }
+
+    /// Drain up to `max` messages, calling `f(type_id, payload)` for each,
+    /// and release their space with one publication at the end.
+    ///
+    /// Returns how many were delivered (at least one), or [`Error::Empty`] /
+    /// [`Error::Closed`] / [`Error::Corrupt`] when none was. Corruption found
+    /// after some messages were delivered is reported by the next call.
+    ///
+    /// ```
+    /// # use ring_core::*;
+    /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
+    /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
+    /// for i in 0..5u8 { tx.send_staged(&[i], 0).unwrap(); }
+    /// tx.publish();
+    /// let mut seen = Vec::new();
+    /// assert_eq!(rx.recv_batch(10, |_, p| seen.push(p[0])), Ok(5));
+    /// assert_eq!(seen, [0, 1, 2, 3, 4]);
+    /// ```
+    pub fn recv_batch<F: FnMut(u32, &[u8])>(&mut self, max: usize, mut f: F) -> Result<usize, Error> {
+        let mut n = 0;
+        while n < max {
+            let r = match self.poll() {
+                Ok(Some(r)) => r,
+                Ok(None) if n == 0 => match self.on_empty()? {
+                    Some(r) => r,
+                    None => return Err(Error::Empty),
+                },
+                Ok(None) => break,
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            };
+            self.sh.data.track_read(r.off, r.size);
+            f(r.type_id, self.payload(&r));
+            self.sh.data.track_read(r.off, r.size);
+            self.tail = self.tail.wrapping_add(r.size);
+            self.messages += 1;
+            self.bytes += r.len as u64;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(Error::Empty);
+        }
+        self.publish_release();
+        Ok(n)
+    }
+}
+
+impl<W: Wait> Drop for Consumer<'_, W> {
+    fn drop(&mut self) {
+        self.publish_release();
+        // SYNC POINT: Release; pairs with the producer's Acquire load of our state.
+        self.sh.cons.wait.state.store(STATE_CLOSED, Release);
+        if !self.sh.pure_spin {
+            self.wake_peer();
+        }
+    }
+}
+
+/// A received message, in place in the ring. Its space is released when it
+/// is dropped. Derefs to the payload.
+pub struct Message<'c, 'a, W: Wait> {
+    c: &'c mut Consumer<'a, W>,
+    r: Rec,
+}
+
+impl<W: Wait> Message<'_, '_, W> {
+    /// The type id the producer committed with it.
+    #[inline]
+    pub fn type_id(&self) -> u32 {
+        self.r.type_id
+    }
+
+    /// The payload: 8-byte aligned, in shared memory.
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        self.c.payload(&self.r)
+    }
+
+    /// Release the message's space now (the same as dropping it).
+    #[inline]
+    pub fn release(self) {}
+}
+
+impl<W: Wait> Deref for Message<'_, '_, W> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.payload()
+    }
+}
+
+impl<W: Wait> Drop for Message<'_, '_, W> {
+    #[inline]
+    fn drop(&mut self) {
+        let r = self.r;
+        self.c.consume(r);
+    }
+}
+
+impl<W: Wait> core::fmt::Debug for Message<'_, '_, W> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Message").field("type_id", &self.r.type_id).field("len", &self.r.len).finish()
+    }
+}
+
+/// A message looked at with [`Consumer::peek`]: not consumed.
+#[derive(Debug, Clone, Copy)]
+pub struct Peek<'c> {
+    type_id: u32,
+    payload: &'c [u8],
+}
+
+impl<'c> Peek<'c> {
+    /// The type id.
+    pub fn type_id(&self) -> u32 {
+        self.type_id
+    }
+    /// The payload, in place.
+    pub fn payload(&self) -> &'c [u8] {
+        self.payload
+    }
+}

@@ -1,0 +1,208 @@
+//! A `no_std`, allocation-free, lock-free single-producer single-consumer
+//! message ring over a byte region that the caller supplies: a static
+//! buffer, an arena, or memory shared between processes.
+//!
+//! Messages are variable-sized (0 bytes up to [`max_payload`], half the
+//! capacity minus 8), carry a `u32` type id, are written in place through a
+//! [`Grant`] and read in place through a [`Message`]: zero copies, no
+//! serialization, no system call while both sides are busy.
+//!
+//! # Three ways in
+//!
+//! - **Threads, memory you own**: [`split`] lays a ring over a `&mut [u8]`
+//!   (for example a [`RegionBuf`]) and returns a `Send` [`Producer`] and
+//!   [`Consumer`].
+//! - **Processes, memory you mapped**: [`init`] in one process, then
+//!   [`attach_producer`] / [`attach_consumer`] in each (unsafe: raw pointer
+//!   and length). Attaching validates the header and claims the role once.
+//! - **Isolation**: [`RawRegion::with_consumer_block`] puts the
+//!   consumer-written block in a page of its own, so that a platform shim can
+//!   map each side's pages read-only for the other.
+//!
+//! ```
+//! use ring_core::{split, Config, RegionBuf, SpinWait, region_size, Error};
+//! use std::time::Duration;
+//!
+//! let mut buf = RegionBuf::<{ region_size(4096).unwrap() }>::new();
+//! let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(4096), SpinWait::std()).unwrap();
+//! std::thread::scope(|s| {
+//!     s.spawn(move || {
+//!         for i in 0u32..1000 {
+//!             tx.send_blocking(&i.to_le_bytes(), 1, None).unwrap();
+//!         }
+//!     });
+//!     for i in 0u32..1000 {
+//!         let m = rx.recv_blocking(Some(Duration::from_secs(10))).unwrap();
+//!         assert_eq!(m.payload(), &i.to_le_bytes());
+//!     }
+//!     assert_eq!(rx.recv_blocking(None).err(), Some(Error::Closed));
+//! });
+//! ```
+//!
+//! # Protocol
+//!
+//! - **Publication through the record header.** The producer writes the
+//!   payload and type id, clears the *next* record's commit word, then stores
+//!   this record's commit word with Release. The consumer polls the commit
+//!   word at its position with Acquire. A small message costs one cache line
+//!   written by one side and read by the other; there is no shared head counter.
+//! - **No stale header reads as committed.** The consumer only ever reads a
+//!   commit word that the producer cleared (or `init` zeroed) before
+//!   publishing the record ahead of it, so bytes of an earlier lap, whatever
+//!   they are, are never taken for a header. The cleared word lies in free
+//!   space: a reservation needs room for its record *and* the next header.
+//! - **Padding.** A record never straddles the end of the data area: if it
+//!   does not fit in the tail, a padding record fills the tail and the record
+//!   goes at offset 0.
+//! - **Lazy release.** The consumer stores its released position on its own
+//!   line only after [`Consumer::set_release_threshold`] bytes (default: a
+//!   quarter of the capacity), when it finds the ring empty, and before it
+//!   sleeps. The producer reads that line only when its cached copy says the
+//!   ring is full.
+//! - **Batching.** [`Grant::commit_staged`] writes a record's commit word
+//!   except for the first staged record's; [`Producer::publish`] stores that
+//!   one with Release, making the whole batch visible at once.
+//! - **No read-modify-write on the hot path.** Only loads, stores and (in the
+//!   default sleeping mode) one SeqCst fence per publication or release. The
+//!   role claim at attach is the only compare-exchange.
+//! - **Waiting.** A blocked side polls `spin_budget` times, then announces
+//!   sleep by storing a nonzero episode number in its own `sleeping` word,
+//!   issues a SeqCst fence, re-checks, and waits on the *peer's* `seq` word
+//!   (through [`Wait`]). After publishing (or releasing) a side issues a
+//!   SeqCst fence, loads the peer's `sleeping` word and, if it holds an
+//!   episode not yet woken, stores that episode into its own `seq` and wakes
+//!   it. The two fences make a Dekker pair: either the sleeper's re-check sees
+//!   the publication or the publisher sees the announcement, so no wake-up is
+//!   lost. Pure-spin mode ([`Config::pure_spin`]) skips the fence and the load.
+//!
+//! The protocol is model-checked with loom (`src/loom_tests.rs`).
+//!
+//! # Trust
+//!
+//! The peer may be buggy, crash at any instruction, or write anything into
+//! the region at any time. Every value read from shared memory is copied out
+//! once and validated: header fields at attach, each commit word (committed
+//! bit, length against the maximum payload, the end of the data area, and
+//! the space the producer may have written), padding (must end exactly at
+//! the end of the data area), and the consumer's released position (only
+//! forward, never past what was published). Whatever the bytes, ring-core
+//! reads and writes only inside the region, never panics and never loops
+//! without bound; a broken invariant returns [`Error::Corrupt`] and poisons
+//! the handle. A reservation that was never committed is never delivered.
+//! What a hostile peer *can* do is send well-formed garbage, or change a
+//! payload's bytes while the consumer reads it.
+//!
+//! # Region layout (version 1)
+//!
+//! All fields are native-endian, fixed width, at the offsets below; the
+//! region starts 128-byte aligned. Lines written by different sides are
+//! separate 128-byte blocks.
+//!
+//! | offset | size | field | written by |
+//! |---|---|---|---|
+//! | 0 | 8 | `magic` = `u64::from_le_bytes(*b"MEMTUBE1")`, stored last by init | init |
+//! | 8 | 4 | `version` = 1 | init |
+//! | 12 | 4 | `flags`: bit 0 pure-spin, bit 1 split layout; other bits 0 | init |
+//! | 16 | 4 | `capacity`: data-area bytes, power of two, 64..=2^31 | init |
+//! | 20 | 4 | `max_payload` = capacity / 2 − 8 | init |
+//! | 24 | 4 | `data_offset` = 640 | init |
+//! | 28 | 4 | `consumer_offset` = 384, or 0 with the split layout | init |
+//! | 32 | 96 | reserved, zero | |
+//! | 128 | 8 | producer: messages published (`u64`) | producer |
+//! | 136 | 8 | producer: payload bytes published | producer |
+//! | 144 | 8 | producer: times a reservation found the ring full | producer |
+//! | 152 | 8 | producer: wake calls made | producer |
+//! | 256 | 4 | producer `state`: 0 free, 1 attached, 2 closed | producer (claim: compare-exchange 0→1) |
+//! | 260 | 4 | producer `sleeping`: 0 awake, else its sleep episode | producer |
+//! | 264 | 4 | producer `seq`: the word the consumer sleeps on | producer |
+//! | C+0 | 4 | consumer `released`: byte position (wrapping `u32`) released | consumer |
+//! | C+8 | 8 | consumer: messages released | consumer |
+//! | C+16 | 8 | consumer: payload bytes released | consumer |
+//! | C+24 | 8 | consumer: wake calls made | consumer |
+//! | C+128 | 4 | consumer `state` | consumer |
+//! | C+132 | 4 | consumer `sleeping` | consumer |
+//! | C+136 | 4 | consumer `seq`: the word the producer sleeps on | consumer |
+//! | 640 | capacity | data area | producer |
+//!
+//! `C` is 384 in the single-region layout; with the split layout the
+//! consumer block (256 bytes) is at offset 0 of its own region and bytes
+//! 384..640 of the main region are unused. All other bytes of the control
+//! block are reserved and zero.
+//!
+//! **Positions** are byte counts since the start, wrapping at 2^32; a
+//! position's offset in the data area is `position & (capacity − 1)`.
+//!
+//! **Records** start at 8-aligned offsets of the data area:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | commit word: 0 = nothing yet; else bit 0 = committed (must be 1), bit 1 = padding, bits 2..32 = payload length |
+//! | 4 | 4 | type id (messages only) |
+//! | 8 | len | payload, then unspecified bytes up to the next multiple of 8 |
+//!
+//! A record occupies `8 + round_up(len, 8)` bytes. A padding record's
+//! length is `capacity − offset − 8`; it never starts at offset 0. A
+//! producer places a record of size `s` at position `h` only if
+//! `(h − released) + padding + s + 8 <= capacity`, clears the commit word at
+//! `h + padding + s`, and publishes records in order with Release stores of
+//! their commit words. A consumer reads the commit word at its position with
+//! Acquire, validates it, delivers or skips it, advances by the record size,
+//! and stores its position into `released` with Release (lazily).
+//!
+//! # Features
+//!
+//! - `std`: `SpinWait::std()` (std clock, OS yield).
+//! - `defmt`: `defmt::Format` on the public types.
+//!
+//! 64-bit counters use `portable-atomic`, so targets without native 64-bit
+//! atomics build; there its fallback is a per-process lock, which is sound
+//! within one address space (the usual case on such targets) but not across
+//! processes.
+
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+mod consumer;
+mod data;
+mod error;
+mod layout;
+mod producer;
+mod ring;
+mod sync;
+mod wait;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+pub use consumer::{Consumer, Message, Peek};
+pub use error::{Corruption, Error};
+pub use layout::{
+    max_payload, region_size, CONSUMER_BLOCK_OFFSET, CONSUMER_BLOCK_SIZE, CONTROL_SIZE, DATA_OFFSET, MAGIC,
+    MAX_CAPACITY, MIN_CAPACITY, RECORD_ALIGN, RECORD_HEADER, REGION_ALIGN, VERSION,
+};
+pub use producer::{Grant, Producer};
+pub use ring::{
+    attach_consumer, attach_producer, init, split, split_with_consumer_block, Config, Monitor, RawRegion,
+    RegionBuf, RoleState, Stats,
+};
+pub use wait::{SpinWait, Wait};
+
+/// The atomic type of the words that [`Wait`] blocks on.
+pub mod atomic {
+    pub use crate::sync::AtomicU32;
+}
+
+/// Raw layout constants for implementations in other languages and for tests
+/// that forge regions: flags, role states and commit-word bits.
+pub mod raw {
+    pub use crate::layout::{
+        COMMITTED, FLAG_PURE_SPIN, FLAG_SPLIT, LEN_SHIFT, PADDING, STATE_ATTACHED, STATE_CLOSED, STATE_FREE,
+    };
+}

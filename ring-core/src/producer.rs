@@ -1,0 +1,463 @@
+//! The producer handle: reserve, commit, publish, and wake the consumer.
+
+use crate::error::{Corruption, Error};
+use crate::layout::*;
+use crate::ring::{read_stats, Shared, Stats};
+use crate::sync::{fence, spin_hint, Ordering::*};
+use crate::wait::Wait;
+use core::ops::{Deref, DerefMut};
+use core::time::Duration;
+
+/// The writing end of a ring. `Send`, not `Sync`: one thread at a time.
+///
+/// Dropping it publishes staged messages and marks the producer role closed;
+/// the consumer then receives every published message and afterwards
+/// [`Error::Closed`].
+pub struct Producer<'a, W: Wait> {
+    sh: Shared<'a>,
+    wait: W,
+    /// Position (bytes, wrapping) where the next record goes. Producer-local.
+    head: u32,
+    /// The consumer's released position as last read and validated; may be
+    /// stale (behind), never ahead. Invariant: `head - cached_released <= capacity - 8`.
+    cached_released: u32,
+    mask: u32,
+    /// First committed record whose commit word is not yet stored: its
+    /// offset and word. Later staged records' words are already stored; the
+    /// consumer cannot get past this one, so storing it publishes them all.
+    pending: Option<(u32, u32)>,
+    spin_budget: u32,
+    /// Our own sleep-episode counter (announced on our wait line).
+    episode: u32,
+    /// The consumer sleep episode we last woke (also the value of our `seq`).
+    woken_episode: u32,
+    messages: u64,
+    bytes: u64,
+    full: u64,
+    wakes: u64,
+    poison: Option<Corruption>,
+}
+
+// SAFETY: the producer role is exclusive (claimed in the region): only this
+// handle writes the producer block and unpublished parts of the data area, and
+// everything it shares with the consumer is reached through atomics or
+// through bytes the protocol hands to exactly one side at a time. Moving the
+// handle to another thread moves that exclusive role with it.
+unsafe impl<W: Wait + Send> Send for Producer<'_, W> {}
+
+/// Where a reservation goes.
+#[derive(Clone, Copy)]
+struct Plan {
+    /// Offset of the record header in the data area.
+    off: u32,
+    /// Bytes of padding before it (at the end of the data area), or 0.
+    pad: u32,
+    /// Payload bytes reserved.
+    len: u32,
+    /// Free bytes needed: padding + record + the next record's header.
+    need: u32,
+}
+
+pub(crate) const DEFAULT_SPIN_BUDGET: u32 = 4096;
+
+impl<'a, W: Wait> Producer<'a, W> {
+    pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
+        let mask = sh.capacity - 1;
+        Producer {
+            sh,
+            wait,
+            head: 0,
+            cached_released: 0,
+            mask,
+            pending: None,
+            spin_budget: DEFAULT_SPIN_BUDGET,
+            episode: 0,
+            woken_episode: 0,
+            messages: 0,
+            bytes: 0,
+            full: 0,
+            wakes: 0,
+            poison: None,
+        }
+    }
+
+    /// Data-area capacity in bytes.
+    pub fn capacity(&self) -> u32 {
+        self.sh.capacity
+    }
+
+    /// Largest payload this ring accepts ([`crate::max_payload`] of the capacity).
+    pub fn max_payload(&self) -> u32 {
+        self.sh.max_payload
+    }
+
+    /// How many times a blocking call polls before it announces sleep
+    /// (default 4096). Ignored in pure-spin mode, which always spins.
+    pub fn set_spin_budget(&mut self, spins: u32) {
+        self.spin_budget = spins;
+    }
+
+    /// Whether the consumer has dropped its handle. May be stale.
+    pub fn is_consumer_closed(&self) -> bool {
+        self.sh.cons.wait.state.load(Acquire) == STATE_CLOSED
+    }
+
+    /// Counters and role states of this ring. May be stale.
+    pub fn stats(&self) -> Stats {
+        read_stats(self.sh.prod, self.sh.cons)
+    }
+
+    fn poisoned(&mut self, c: Corruption) -> Error {
+        self.poison = Some(c);
+        Error::Corrupt(c)
+    }
+
+    #[inline]
+    fn plan(&self, len: usize) -> Result<Plan, Error> {
+        if let Some(c) = self.poison {
+            return Err(Error::Corrupt(c));
+        }
+        if len > self.sh.max_payload as usize {
+            return Err(Error::TooLarge { len, max: self.sh.max_payload });
+        }
+        let len = len as u32;
+        let rec = record_size(len);
+        let off = self.head & self.mask;
+        let room = self.sh.capacity - off;
+        Ok(if rec <= room {
+            Plan { off, pad: 0, len, need: rec + RECORD_HEADER }
+        } else {
+            Plan { off: 0, pad: room, len, need: room + rec + RECORD_HEADER }
+        })
+    }
+
+    #[inline(always)]
+    fn fits(&self, need: u32) -> bool {
+        let used = self.head.wrapping_sub(self.cached_released) as u64;
+        used + need as u64 <= self.sh.capacity as u64
+    }
+
+    /// Read and validate the consumer's released position.
+    fn refresh_released(&mut self) -> Result<(), Error> {
+        // SYNC POINT: Acquire; pairs with the consumer's Release store in
+        // `Consumer::publish_release`, so its reads of the released records
+        // happen before we overwrite them.
+        let r = self.sh.cons.hot.released.load(Acquire);
+        // A released position only moves forward and never passes what we
+        // published (which is at most `head`).
+        let advance = r.wrapping_sub(self.cached_released);
+        let limit = self.head.wrapping_sub(self.cached_released);
+        if advance > limit {
+            return Err(self.poisoned(Corruption::BadReleasedPosition));
+        }
+        self.cached_released = r;
+        Ok(())
+    }
+
+    #[inline]
+    fn room_for(&mut self, need: u32) -> Result<bool, Error> {
+        if self.fits(need) {
+            return Ok(true);
+        }
+        self.refresh_released()?;
+        Ok(self.fits(need))
+    }
+
+    #[cold]
+    fn full(&mut self) -> Error {
+        // Staged records must become visible, or the consumer could never free space.
+        self.publish();
+        if self.is_consumer_closed() {
+            return Error::Closed;
+        }
+        self.full += 1;
+        self.sh.prod.hot.full.store(self.full, Relaxed);
+        Error::Full
+    }
+
+    /// Reserve room for a `len`-byte payload without blocking.
+    ///
+    /// The grant derefs to exactly `len` writable bytes, contiguous and
+    /// 8-byte aligned, inside the shared region (their previous contents are
+    /// unspecified). Commit it with [`Grant::commit`]; dropping it commits
+    /// nothing.
+    ///
+    /// Errors: [`Error::Full`] (no room now; staged messages are published
+    /// first), [`Error::TooLarge`] (`len > max_payload()`, never fits),
+    /// [`Error::Closed`] (full and the consumer is gone), [`Error::Corrupt`].
+    ///
+    /// ```
+    /// # use ring_core::*;
+    /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
+    /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
+    /// let mut grant = tx.reserve(16).unwrap();
+    /// grant[..8].copy_from_slice(&42u64.to_ne_bytes());
+    /// grant.commit(8, 1); // publish 8 of the 16 reserved bytes as type 1
+    /// assert_eq!(rx.recv().unwrap().payload(), &42u64.to_ne_bytes());
+    /// ```
+    #[inline]
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, 'a, W>, Error> {
+        let plan = self.plan(len)?;
+        if !self.room_for(plan.need)? {
+            return Err(self.full());
+        }
+        Ok(Grant { p: self, plan })
+    }
+
+    /// Reserve room, blocking until there is some, the timeout elapses
+    /// ([`Error::Timeout`]; `None` waits without limit) or the consumer closes
+    /// ([`Error::Closed`]).
+    ///
+    /// Spins `spin_budget` polls, then (unless the ring is in pure-spin mode)
+    /// announces sleep on its own line, re-checks, and sleeps through
+    /// [`Wait::wait`] until the consumer releases space. Staged messages are
+    /// published before waiting.
+    pub fn reserve_blocking(&mut self, len: usize, timeout: Option<Duration>) -> Result<Grant<'_, 'a, W>, Error> {
+        let plan = self.plan(len)?;
+        if self.room_for(plan.need)? {
+            return Ok(Grant { p: self, plan });
+        }
+        self.publish();
+        for _ in 0..self.spin_budget {
+            spin_hint();
+            if self.room_for(plan.need)? {
+                return Ok(Grant { p: self, plan });
+            }
+        }
+        let start = self.wait.now();
+        loop {
+            if self.room_for(plan.need)? {
+                return Ok(Grant { p: self, plan });
+            }
+            if self.is_consumer_closed() {
+                return Err(Error::Closed);
+            }
+            let remaining = remaining(self.wait.now(), start, timeout)?;
+            if self.sh.pure_spin {
+                for _ in 0..64 {
+                    spin_hint();
+                    if self.room_for(plan.need)? {
+                        return Ok(Grant { p: self, plan });
+                    }
+                }
+                continue;
+            }
+            let w = &self.sh.cons.wait;
+            let seen = w.seq.load(Acquire);
+            self.episode = next_episode(self.episode, seen);
+            self.sh.prod.wait.sleeping.store(self.episode, Relaxed);
+            // SYNC POINT (Dekker): orders our sleep announcement before the
+            // re-check of the released position; pairs with the fence in
+            // `Consumer::wake_peer` between its release and its load of our flag.
+            fence(SeqCst);
+            let room = self.room_for(plan.need);
+            if !matches!(room, Ok(false)) || self.is_consumer_closed() {
+                self.sh.prod.wait.sleeping.store(0, Relaxed);
+                if room? {
+                    return Ok(Grant { p: self, plan });
+                }
+                continue;
+            }
+            self.wait.wait(&self.sh.cons.wait.seq, seen, remaining);
+            self.sh.prod.wait.sleeping.store(0, Relaxed);
+        }
+    }
+
+    /// Copy `payload` into the ring as one message of type `type_id` and
+    /// publish it, without blocking. Errors as for [`reserve`](Self::reserve).
+    #[inline]
+    pub fn send(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
+        let mut g = self.reserve(payload.len())?;
+        g.copy_from_slice(payload);
+        g.commit(payload.len(), type_id);
+        Ok(())
+    }
+
+    /// Like [`send`](Self::send), but leaves the message staged until the next
+    /// [`publish`](Self::publish) (or any publishing commit).
+    #[inline]
+    pub fn send_staged(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
+        let mut g = self.reserve(payload.len())?;
+        g.copy_from_slice(payload);
+        g.commit_staged(payload.len(), type_id);
+        Ok(())
+    }
+
+    /// Blocking [`send`](Self::send); errors as for [`reserve_blocking`](Self::reserve_blocking).
+    pub fn send_blocking(&mut self, payload: &[u8], type_id: u32, timeout: Option<Duration>) -> Result<(), Error> {
+        let mut g = self.reserve_blocking(payload.len(), timeout)?;
+        g.copy_from_slice(payload);
+        g.commit(payload.len(), type_id);
+        Ok(())
+    }
+
+    #[inline]
+    fn stage(&mut self, off: u32, word: u32) {
+        if self.pending.is_none() {
+            self.pending = Some((off, word));
+        } else {
+            // The consumer stops at the pending record, so it cannot read this
+            // word before the pending record's Release store, which orders it.
+            self.sh.data.commit_word(off).store(word, Relaxed);
+        }
+    }
+
+    #[inline]
+    fn commit_record(&mut self, plan: Plan, used: u32, type_id: u32) {
+        debug_assert!(used <= plan.len);
+        let rec = record_size(used);
+        self.sh.data.write_type_id(plan.off, type_id);
+        self.sh.data.track_write(plan.off, rec);
+        // Clear the next record's header so stale bytes from an earlier lap
+        // never read as committed. It lies in free space: `plan.need` counted it.
+        let next = (plan.off + rec) & self.mask;
+        self.sh.data.commit_word(next).store(0, Relaxed);
+        if plan.pad != 0 {
+            let pad_off = self.head & self.mask;
+            self.stage(pad_off, COMMITTED | PADDING | ((plan.pad - RECORD_HEADER) << LEN_SHIFT));
+        }
+        self.stage(plan.off, COMMITTED | (used << LEN_SHIFT));
+        self.head = self.head.wrapping_add(plan.pad + rec);
+        self.messages += 1;
+        self.bytes += used as u64;
+    }
+
+    /// Make every staged message visible to the consumer (one Release store),
+    /// then wake the consumer if it announced sleep. Cheap when nothing is staged.
+    #[inline]
+    pub fn publish(&mut self) {
+        if let Some((off, word)) = self.pending.take() {
+            // SYNC POINT: Release; pairs with the consumer's Acquire load of this
+            // commit word in `Consumer::poll`. Payloads, type ids, cleared next
+            // headers and the later staged commit words all happen before.
+            self.sh.data.commit_word(off).store(word, Release);
+            self.sh.prod.hot.messages.store(self.messages, Relaxed);
+            self.sh.prod.hot.bytes.store(self.bytes, Relaxed);
+            if !self.sh.pure_spin {
+                self.wake_peer();
+            }
+        }
+    }
+
+    #[inline]
+    fn wake_peer(&mut self) {
+        // SYNC POINT (Dekker): orders the publication (or the closed state)
+        // before the load of the consumer's sleep flag; pairs with the fence in
+        // `Consumer::recv_blocking` between its announcement and its re-check.
+        fence(SeqCst);
+        let ep = self.sh.cons.wait.sleeping.load(Relaxed);
+        if ep != 0 && ep != self.woken_episode {
+            self.wake_slow(ep);
+        }
+    }
+
+    #[cold]
+    fn wake_slow(&mut self, ep: u32) {
+        self.woken_episode = ep;
+        // The consumer waits for `seq` to differ from the value it read before
+        // announcing `ep`, and it never announces that value, so this changes it.
+        self.sh.prod.wait.seq.store(ep, Release);
+        self.wait.wake(&self.sh.prod.wait.seq);
+        self.wakes += 1;
+        self.sh.prod.hot.wakes.store(self.wakes, Relaxed);
+    }
+}
+
+impl<W: Wait> Drop for Producer<'_, W> {
+    fn drop(&mut self) {
+        self.publish();
+        // SYNC POINT: Release; pairs with the consumer's Acquire load of our
+        // state, after which it re-polls and sees every publication.
+        self.sh.prod.wait.state.store(STATE_CLOSED, Release);
+        if !self.sh.pure_spin {
+            self.wake_peer();
+        }
+    }
+}
+
+/// A reservation of contiguous payload bytes in the ring.
+///
+/// Derefs to the reserved `&mut [u8]`. Nothing is visible to the consumer
+/// until [`commit`](Grant::commit); dropping the grant commits nothing.
+#[must_use = "dropping a grant commits nothing"]
+pub struct Grant<'p, 'a, W: Wait> {
+    p: &'p mut Producer<'a, W>,
+    plan: Plan,
+}
+
+impl<W: Wait> Grant<'_, '_, W> {
+    /// Commit the first `used` bytes as one message of type `type_id` and
+    /// publish it (with any staged messages before it).
+    ///
+    /// # Panics
+    /// If `used` exceeds the reserved length.
+    #[inline]
+    pub fn commit(self, used: usize, type_id: u32) {
+        assert!(used <= self.plan.len as usize, "commit of more bytes than reserved");
+        self.p.commit_record(self.plan, used as u32, type_id);
+        self.p.publish();
+    }
+
+    /// Commit like [`commit`](Grant::commit) but do not publish yet: the
+    /// message becomes visible at the producer's next
+    /// [`publish`](Producer::publish) or publishing commit, together with the
+    /// others staged, for one Release store and one wake check per batch.
+    ///
+    /// # Panics
+    /// If `used` exceeds the reserved length.
+    #[inline]
+    pub fn commit_staged(self, used: usize, type_id: u32) {
+        assert!(used <= self.plan.len as usize, "commit of more bytes than reserved");
+        self.p.commit_record(self.plan, used as u32, type_id);
+    }
+}
+
+impl<W: Wait> Deref for Grant<'_, '_, W> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        let ptr = self.p.sh.data.bytes(self.plan.off + RECORD_HEADER, self.plan.len);
+        // SAFETY: `plan` placed `8 + len` bytes at `off` inside the data area and
+        // inside free space (`room_for(need)`), which only the producer touches
+        // until it publishes; the grant borrows the producer mutably.
+        unsafe { core::slice::from_raw_parts(ptr, self.plan.len as usize) }
+    }
+}
+
+impl<W: Wait> DerefMut for Grant<'_, '_, W> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let ptr = self.p.sh.data.bytes(self.plan.off + RECORD_HEADER, self.plan.len);
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
+        unsafe { core::slice::from_raw_parts_mut(ptr, self.plan.len as usize) }
+    }
+}
+
+/// The next nonzero episode number after `cur` that differs from `avoid` (the
+/// value of the wait word the sleeper will wait on).
+#[inline]
+pub(crate) fn next_episode(cur: u32, avoid: u32) -> u32 {
+    let bump = |e: u32| if e == u32::MAX { 1 } else { e + 1 };
+    let e = bump(cur);
+    if e == avoid {
+        bump(e)
+    } else {
+        e
+    }
+}
+
+/// Time left before a deadline, or `Timeout`.
+#[inline]
+pub(crate) fn remaining(now: Duration, start: Duration, timeout: Option<Duration>) -> Result<Option<Duration>, Error> {
+    match timeout {
+        None => Ok(None),
+        Some(t) => {
+            let elapsed = now.saturating_sub(start);
+            if elapsed >= t {
+                Err(Error::Timeout)
+            } else {
+                Ok(Some(t - elapsed))
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Blocking: the [`Wait`] trait that platform crates implement, and
+//! [`SpinWait`], the portable implementation shipped here.
+
+use crate::sync::AtomicU32;
+use core::time::Duration;
+
+/// How a handle blocks on, and wakes, a 32-bit word in the region.
+///
+/// This is the futex shape: [`wait`](Wait::wait) sleeps while `*word ==
+/// expected` (checked atomically with going to sleep), [`wake`](Wait::wake)
+/// wakes every thread or process sleeping on `word`. The word may live in
+/// memory shared between processes and may be mapped read-only by the waiter,
+/// so implementations must use process-shared primitives (Linux `futex`
+/// without `FUTEX_PRIVATE_FLAG`, macOS `UL_COMPARE_AND_WAIT_SHARED`).
+///
+/// Spurious and early returns are allowed: ring-core re-checks its condition
+/// and its deadline after every return. Implementations must not return
+/// *later* than `timeout` by more than the platform's scheduling slack.
+pub trait Wait {
+    /// Block while `word` holds `expected`, for at most `timeout` (`None`: no limit).
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>);
+    /// Wake all waiters on `word`.
+    fn wake(&self, word: &AtomicU32);
+    /// A monotonic clock, used to enforce deadlines across several waits.
+    fn now(&self) -> Duration;
+}
+
+impl<W: Wait + ?Sized> Wait for &W {
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        (**self).wait(word, expected, timeout)
+    }
+    fn wake(&self, word: &AtomicU32) {
+        (**self).wake(word)
+    }
+    fn now(&self) -> Duration {
+        (**self).now()
+    }
+}
+
+/// A [`Wait`] that never calls the kernel: it polls the word, with a CPU
+/// pause between polls, and (with the `std` feature, when built with
+/// [`SpinWait::std`]) yields to the OS scheduler between bursts of polls.
+///
+/// `wake` does nothing: the waiter sees the changed word by itself. Use it
+/// between threads, in custom runtimes without a futex, or on bare metal with
+/// the clock of your choice.
+///
+/// ```
+/// use core::time::Duration;
+/// // A no_std user supplies a monotonic clock (here a fake one).
+/// fn clock() -> Duration { Duration::ZERO }
+/// let w = ring_core::SpinWait::new(clock);
+/// # let _ = w;
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct SpinWait {
+    clock: fn() -> Duration,
+    yield_now: Option<fn()>,
+}
+
+impl SpinWait {
+    /// A spin waiter over the given monotonic clock; it never yields to an OS.
+    pub const fn new(clock: fn() -> Duration) -> Self {
+        SpinWait { clock, yield_now: None }
+    }
+
+    /// A spin waiter that calls `yield_now` after every burst of 64 polls
+    /// (for example an RTOS's task yield).
+    pub const fn with_yield(clock: fn() -> Duration, yield_now: fn()) -> Self {
+        SpinWait { clock, yield_now: Some(yield_now) }
+    }
+
+    /// A spin waiter over `std::time::Instant` that yields with
+    /// `std::thread::yield_now`.
+    #[cfg(feature = "std")]
+    pub fn std() -> Self {
+        SpinWait::with_yield(std_clock, std::thread::yield_now)
+    }
+}
+
+#[cfg(feature = "std")]
+impl Default for SpinWait {
+    fn default() -> Self {
+        SpinWait::std()
+    }
+}
+
+#[cfg(feature = "std")]
+fn std_clock() -> Duration {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
+impl Wait for SpinWait {
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        let start = (self.clock)();
+        loop {
+            for _ in 0..64 {
+                if word.load(crate::sync::Ordering::Acquire) != expected {
+                    return;
+                }
+                crate::sync::spin_hint();
+            }
+            if let Some(t) = timeout {
+                if (self.clock)().saturating_sub(start) >= t {
+                    return;
+                }
+            }
+            if let Some(y) = self.yield_now {
+                y();
+            }
+        }
+    }
+
+    fn wake(&self, _word: &AtomicU32) {}
+
+    fn now(&self) -> Duration {
+        (self.clock)()
+    }
+}
