@@ -182,7 +182,12 @@ impl<'a, W: Wait> Consumer<'a, W> {
             return Err(self.poisoned(Corruption::RecordOverrun));
         }
         let type_id = self.sh.data.read_type_id(off);
-        Ok(Some(Rec { off, len, size, type_id }))
+        Ok(Some(Rec {
+            off,
+            len,
+            size,
+            type_id,
+        }))
     }
 
     #[inline(always)]
@@ -309,7 +314,10 @@ impl<'a, W: Wait> Consumer<'a, W> {
             None => self.on_empty()?.ok_or(Error::Empty)?,
         };
         self.sh.data.track_read(r.off, r.size);
-        Ok(Peek { type_id: r.type_id, payload: self.payload(&r) })
+        Ok(Peek {
+            type_id: r.type_id,
+            payload: self.payload(&r),
+        })
     }
 
     /// Receive, blocking until a message arrives, the timeout elapses
@@ -320,7 +328,10 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// sleep on its own line, re-checks, and sleeps through [`Wait::wait`]
     /// until the producer publishes (unless the ring is in pure-spin mode,
     /// where it keeps spinning and checking the clock).
-    pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_, 'a, W>, Error> {
+    pub fn recv_blocking(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Message<'_, 'a, W>, Error> {
         let r = self.wait_record(timeout)?;
         Ok(self.message(r))
     }
@@ -390,7 +401,11 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// assert_eq!(rx.recv_batch(10, |_, p| seen.push(p[0])), Ok(5));
     /// assert_eq!(seen, [0, 1, 2, 3, 4]);
     /// ```
-    pub fn recv_batch<F: FnMut(u32, &[u8])>(&mut self, max: usize, mut f: F) -> Result<usize, Error> {
+    pub fn recv_batch<F: FnMut(u32, &[u8])>(
+        &mut self,
+        max: usize,
+        mut f: F,
+    ) -> Result<usize, Error> {
         let mut n = 0;
         while n < max {
             let r = match self.poll() {
@@ -473,7 +488,10 @@ impl<W: Wait> Drop for Message<'_, '_, W> {
 
 impl<W: Wait> core::fmt::Debug for Message<'_, '_, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Message").field("type_id", &self.r.type_id).field("len", &self.r.len).finish()
+        f.debug_struct("Message")
+            .field("type_id", &self.r.type_id)
+            .field("len", &self.r.len)
+            .finish()
     }
 }
 

@@ -43,7 +43,13 @@ impl Data {
         debug_assert!(off % 8 == 0 && off + 8 <= self.capacity);
         // SAFETY: bytes off+4..off+8 lie in the data area (see `commit_word`) and
         // belong to the producer (a reserved, unpublished record), 4-aligned.
-        unsafe { self.base.as_ptr().add(off as usize + 4).cast::<u32>().write(type_id) }
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(off as usize + 4)
+                .cast::<u32>()
+                .write(type_id)
+        }
     }
 
     #[inline(always)]
@@ -51,7 +57,13 @@ impl Data {
         debug_assert!(off % 8 == 0 && off + 8 <= self.capacity);
         // SAFETY: in bounds and aligned as in `write_type_id`; the consumer
         // reads it after the Acquire load of the record's commit word.
-        unsafe { self.base.as_ptr().add(off as usize + 4).cast::<u32>().read() }
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(off as usize + 4)
+                .cast::<u32>()
+                .read()
+        }
     }
 
     /// Pointer to `len` payload bytes at `off`.
@@ -85,8 +97,9 @@ impl Data {
         let slots = capacity as usize / 8;
         let bytes = Box::leak(vec![0u8; capacity as usize].into_boxed_slice()).as_mut_ptr();
         let words: Vec<AtomicU32> = (0..slots).map(|_| AtomicU32::new(0)).collect();
-        let cells: Vec<loom::cell::UnsafeCell<()>> =
-            (0..slots).map(|_| loom::cell::UnsafeCell::new(())).collect();
+        let cells: Vec<loom::cell::UnsafeCell<()>> = (0..slots)
+            .map(|_| loom::cell::UnsafeCell::new(()))
+            .collect();
         Data {
             bytes,
             capacity,
@@ -103,13 +116,23 @@ impl Data {
     pub(crate) fn write_type_id(&self, off: u32, type_id: u32) {
         self.cells[off as usize / 8].with_mut(|_| ());
         // SAFETY: in bounds (asserted); loom runs one thread at a time.
-        unsafe { self.bytes.add(off as usize + 4).cast::<u32>().write_unaligned(type_id) }
+        unsafe {
+            self.bytes
+                .add(off as usize + 4)
+                .cast::<u32>()
+                .write_unaligned(type_id)
+        }
     }
 
     pub(crate) fn read_type_id(&self, off: u32) -> u32 {
         self.cells[off as usize / 8].with(|_| ());
         // SAFETY: in bounds (asserted); loom runs one thread at a time.
-        unsafe { self.bytes.add(off as usize + 4).cast::<u32>().read_unaligned() }
+        unsafe {
+            self.bytes
+                .add(off as usize + 4)
+                .cast::<u32>()
+                .read_unaligned()
+        }
     }
 
     pub(crate) fn bytes(&self, off: u32, len: u32) -> *mut u8 {
@@ -134,6 +157,11 @@ impl Data {
 #[cfg(loom)]
 impl Data {
     pub(crate) fn clone_loom(&self) -> Self {
-        Data { bytes: self.bytes, capacity: self.capacity, words: self.words, cells: self.cells }
+        Data {
+            bytes: self.bytes,
+            capacity: self.capacity,
+            words: self.words,
+            cells: self.cells,
+        }
     }
 }

@@ -83,12 +83,18 @@ impl fmt::Display for Error {
             Error::Full => f.write_str("ring is full"),
             Error::Empty => f.write_str("ring is empty"),
             Error::TooLarge { len, max } => {
-                write!(f, "message of {len} bytes exceeds the maximum payload of {max} bytes")
+                write!(
+                    f,
+                    "message of {len} bytes exceeds the maximum payload of {max} bytes"
+                )
             }
             Error::Timeout => f.write_str("timed out"),
             Error::Closed => f.write_str("peer closed the ring"),
             Error::RegionTooSmall { needed, len } => {
-                write!(f, "region of {len} bytes is smaller than the {needed} bytes needed")
+                write!(
+                    f,
+                    "region of {len} bytes is smaller than the {needed} bytes needed"
+                )
             }
             Error::Misaligned => write!(f, "region is not {}-byte aligned", crate::REGION_ALIGN),
             Error::BadCapacity(c) => write!(
@@ -101,7 +107,9 @@ impl fmt::Display for Error {
             Error::VersionMismatch { found, expected } => {
                 write!(f, "ring layout version {found}, expected {expected}")
             }
-            Error::LayoutMismatch => f.write_str("ring header is inconsistent with the expected layout"),
+            Error::LayoutMismatch => {
+                f.write_str("ring header is inconsistent with the expected layout")
+            }
             Error::RoleTaken => f.write_str("role is already claimed"),
             Error::Corrupt(c) => write!(f, "shared ring is corrupt: {c}"),
         }

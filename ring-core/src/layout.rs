@@ -214,7 +214,10 @@ mod tests {
         assert_eq!(record_size(8), 16);
         assert_eq!(record_size(9), 24);
         assert_eq!(record_size(32), 40);
-        assert!(record_size(32) <= 64, "a 32-byte message fits one cache line");
+        assert!(
+            record_size(32) <= 64,
+            "a 32-byte message fits one cache line"
+        );
     }
 
     #[test]

@@ -160,6 +160,8 @@
 //! processes.
 
 #![no_std]
+// Under `--cfg loom` the raw-region entry points are compiled out.
+#![cfg_attr(loom, allow(unused, dead_code))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -184,14 +186,14 @@ mod tests;
 pub use consumer::{Consumer, Message, Peek};
 pub use error::{Corruption, Error};
 pub use layout::{
-    max_payload, region_size, CONSUMER_BLOCK_OFFSET, CONSUMER_BLOCK_SIZE, CONTROL_SIZE, DATA_OFFSET, MAGIC,
-    MAX_CAPACITY, MIN_CAPACITY, RECORD_ALIGN, RECORD_HEADER, REGION_ALIGN, VERSION,
+    max_payload, region_size, CONSUMER_BLOCK_OFFSET, CONSUMER_BLOCK_SIZE, CONTROL_SIZE,
+    DATA_OFFSET, MAGIC, MAX_CAPACITY, MIN_CAPACITY, RECORD_ALIGN, RECORD_HEADER, REGION_ALIGN,
+    VERSION,
 };
 pub use producer::{Grant, Producer};
-pub use ring::{
-    attach_consumer, attach_producer, init, split, split_with_consumer_block, Config, Monitor, RawRegion,
-    RegionBuf, RoleState, Stats,
-};
+#[cfg(not(loom))]
+pub use ring::{attach_consumer, attach_producer, init, split, split_with_consumer_block};
+pub use ring::{Config, Monitor, RawRegion, RegionBuf, RoleState, Stats};
 pub use wait::{SpinWait, Wait};
 
 /// The atomic type of the words that [`Wait`] blocks on.
@@ -203,6 +205,7 @@ pub mod atomic {
 /// that forge regions: flags, role states and commit-word bits.
 pub mod raw {
     pub use crate::layout::{
-        COMMITTED, FLAG_PURE_SPIN, FLAG_SPLIT, LEN_SHIFT, PADDING, STATE_ATTACHED, STATE_CLOSED, STATE_FREE,
+        COMMITTED, FLAG_PURE_SPIN, FLAG_SPLIT, LEN_SHIFT, PADDING, STATE_ATTACHED, STATE_CLOSED,
+        STATE_FREE,
     };
 }

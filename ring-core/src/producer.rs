@@ -118,16 +118,29 @@ impl<'a, W: Wait> Producer<'a, W> {
             return Err(Error::Corrupt(c));
         }
         if len > self.sh.max_payload as usize {
-            return Err(Error::TooLarge { len, max: self.sh.max_payload });
+            return Err(Error::TooLarge {
+                len,
+                max: self.sh.max_payload,
+            });
         }
         let len = len as u32;
         let rec = record_size(len);
         let off = self.head & self.mask;
         let room = self.sh.capacity - off;
         Ok(if rec <= room {
-            Plan { off, pad: 0, len, need: rec + RECORD_HEADER }
+            Plan {
+                off,
+                pad: 0,
+                len,
+                need: rec + RECORD_HEADER,
+            }
         } else {
-            Plan { off: 0, pad: room, len, need: room + rec + RECORD_HEADER }
+            Plan {
+                off: 0,
+                pad: room,
+                len,
+                need: room + rec + RECORD_HEADER,
+            }
         })
     }
 
@@ -170,9 +183,14 @@ impl<'a, W: Wait> Producer<'a, W> {
         if self.is_consumer_closed() {
             return Error::Closed;
         }
+        self.note_full();
+        Error::Full
+    }
+
+    #[cold]
+    fn note_full(&mut self) {
         self.full += 1;
         self.sh.prod.hot.full.store(self.full, Relaxed);
-        Error::Full
     }
 
     /// Reserve room for a `len`-byte payload without blocking.
@@ -212,11 +230,16 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// announces sleep on its own line, re-checks, and sleeps through
     /// [`Wait::wait`] until the consumer releases space. Staged messages are
     /// published before waiting.
-    pub fn reserve_blocking(&mut self, len: usize, timeout: Option<Duration>) -> Result<Grant<'_, 'a, W>, Error> {
+    pub fn reserve_blocking(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Grant<'_, 'a, W>, Error> {
         let plan = self.plan(len)?;
         if self.room_for(plan.need)? {
             return Ok(Grant { p: self, plan });
         }
+        self.note_full();
         self.publish();
         for _ in 0..self.spin_budget {
             spin_hint();
@@ -284,7 +307,12 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     /// Blocking [`send`](Self::send); errors as for [`reserve_blocking`](Self::reserve_blocking).
-    pub fn send_blocking(&mut self, payload: &[u8], type_id: u32, timeout: Option<Duration>) -> Result<(), Error> {
+    pub fn send_blocking(
+        &mut self,
+        payload: &[u8],
+        type_id: u32,
+        timeout: Option<Duration>,
+    ) -> Result<(), Error> {
         let mut g = self.reserve_blocking(payload.len(), timeout)?;
         g.copy_from_slice(payload);
         g.commit(payload.len(), type_id);
@@ -314,7 +342,10 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.sh.data.commit_word(next).store(0, Relaxed);
         if plan.pad != 0 {
             let pad_off = self.head & self.mask;
-            self.stage(pad_off, COMMITTED | PADDING | ((plan.pad - RECORD_HEADER) << LEN_SHIFT));
+            self.stage(
+                pad_off,
+                COMMITTED | PADDING | ((plan.pad - RECORD_HEADER) << LEN_SHIFT),
+            );
         }
         self.stage(plan.off, COMMITTED | (used << LEN_SHIFT));
         self.head = self.head.wrapping_add(plan.pad + rec);
@@ -393,7 +424,10 @@ impl<W: Wait> Grant<'_, '_, W> {
     /// If `used` exceeds the reserved length.
     #[inline]
     pub fn commit(self, used: usize, type_id: u32) {
-        assert!(used <= self.plan.len as usize, "commit of more bytes than reserved");
+        assert!(
+            used <= self.plan.len as usize,
+            "commit of more bytes than reserved"
+        );
         self.p.commit_record(self.plan, used as u32, type_id);
         self.p.publish();
     }
@@ -407,7 +441,10 @@ impl<W: Wait> Grant<'_, '_, W> {
     /// If `used` exceeds the reserved length.
     #[inline]
     pub fn commit_staged(self, used: usize, type_id: u32) {
-        assert!(used <= self.plan.len as usize, "commit of more bytes than reserved");
+        assert!(
+            used <= self.plan.len as usize,
+            "commit of more bytes than reserved"
+        );
         self.p.commit_record(self.plan, used as u32, type_id);
     }
 }
@@ -416,7 +453,11 @@ impl<W: Wait> Deref for Grant<'_, '_, W> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        let ptr = self.p.sh.data.bytes(self.plan.off + RECORD_HEADER, self.plan.len);
+        let ptr = self
+            .p
+            .sh
+            .data
+            .bytes(self.plan.off + RECORD_HEADER, self.plan.len);
         // SAFETY: `plan` placed `8 + len` bytes at `off` inside the data area and
         // inside free space (`room_for(need)`), which only the producer touches
         // until it publishes; the grant borrows the producer mutably.
@@ -427,7 +468,11 @@ impl<W: Wait> Deref for Grant<'_, '_, W> {
 impl<W: Wait> DerefMut for Grant<'_, '_, W> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
-        let ptr = self.p.sh.data.bytes(self.plan.off + RECORD_HEADER, self.plan.len);
+        let ptr = self
+            .p
+            .sh
+            .data
+            .bytes(self.plan.off + RECORD_HEADER, self.plan.len);
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.
         unsafe { core::slice::from_raw_parts_mut(ptr, self.plan.len as usize) }
     }
@@ -448,7 +493,11 @@ pub(crate) fn next_episode(cur: u32, avoid: u32) -> u32 {
 
 /// Time left before a deadline, or `Timeout`.
 #[inline]
-pub(crate) fn remaining(now: Duration, start: Duration, timeout: Option<Duration>) -> Result<Option<Duration>, Error> {
+pub(crate) fn remaining(
+    now: Duration,
+    start: Duration,
+    timeout: Option<Duration>,
+) -> Result<Option<Duration>, Error> {
     match timeout {
         None => Ok(None),
         Some(t) => {

@@ -25,7 +25,10 @@ impl Config {
     /// A ring whose data area holds `capacity` bytes (a power of two in
     /// [`MIN_CAPACITY`]`..=`[`MAX_CAPACITY`]), in the default spin-then-sleep mode.
     pub const fn new(capacity: u32) -> Self {
-        Config { capacity, pure_spin: false }
+        Config {
+            capacity,
+            pure_spin: false,
+        }
     }
 
     /// Pure-spin mode: blocked handles only spin, never sleep, so publishing
@@ -63,7 +66,11 @@ pub struct RawRegion {
 impl RawRegion {
     /// The region `ptr..ptr + len`, holding the whole ring (single-region layout).
     pub const fn new(ptr: *mut u8, len: usize) -> Self {
-        RawRegion { ptr, len, consumer: None }
+        RawRegion {
+            ptr,
+            len,
+            consumer: None,
+        }
     }
 
     /// Use the split layout: the consumer block (its released position, sleep
@@ -129,19 +136,26 @@ fn check_region(region: &RawRegion, needed: usize) -> Result<(), Error> {
         return Err(Error::Misaligned);
     }
     if region.len < needed {
-        return Err(Error::RegionTooSmall { needed, len: region.len });
+        return Err(Error::RegionTooSmall {
+            needed,
+            len: region.len,
+        });
     }
     if let Some((p, l)) = region.consumer {
         if p.is_null() || p as usize % REGION_ALIGN != 0 {
             return Err(Error::Misaligned);
         }
         if l < CONSUMER_BLOCK_SIZE {
-            return Err(Error::RegionTooSmall { needed: CONSUMER_BLOCK_SIZE, len: l });
+            return Err(Error::RegionTooSmall {
+                needed: CONSUMER_BLOCK_SIZE,
+                len: l,
+            });
         }
     }
     Ok(())
 }
 
+#[cfg(not(loom))]
 /// Lay a new, empty ring over `region`.
 ///
 /// Writes the control block (and the consumer block of the split layout) and
@@ -186,12 +200,20 @@ pub unsafe fn init(region: RawRegion, config: Config) -> Result<(), Error> {
     h.capacity.store(config.capacity, Relaxed);
     h.max_payload.store(max_payload(config.capacity), Relaxed);
     h.data_offset.store(DATA_OFFSET as u32, Relaxed);
-    h.consumer_offset.store(if split { 0 } else { CONSUMER_BLOCK_OFFSET as u32 }, Relaxed);
+    h.consumer_offset.store(
+        if split {
+            0
+        } else {
+            CONSUMER_BLOCK_OFFSET as u32
+        },
+        Relaxed,
+    );
     // SYNC POINT: Release; pairs with the Acquire load of the magic in `open`.
     h.magic.store(MAGIC, Release);
     Ok(())
 }
 
+#[cfg(not(loom))]
 /// Validate an initialized region and copy its header out.
 ///
 /// # Safety
@@ -208,7 +230,10 @@ unsafe fn open<'a>(region: RawRegion) -> Result<(&'a ControlBlock, Shared<'a>), 
     }
     let version = h.version.load(Relaxed);
     if version != VERSION {
-        return Err(Error::VersionMismatch { found: version, expected: VERSION });
+        return Err(Error::VersionMismatch {
+            found: version,
+            expected: VERSION,
+        });
     }
     let flags = h.flags.load(Relaxed);
     let capacity = h.capacity.load(Relaxed);
@@ -224,7 +249,10 @@ unsafe fn open<'a>(region: RawRegion) -> Result<(&'a ControlBlock, Shared<'a>), 
     }
     let needed = DATA_OFFSET + capacity as usize;
     if region.len < needed {
-        return Err(Error::RegionTooSmall { needed, len: region.len });
+        return Err(Error::RegionTooSmall {
+            needed,
+            len: region.len,
+        });
     }
     let split = flags & FLAG_SPLIT != 0;
     let cons: &ConsumerBlock = match (split, region.consumer) {
@@ -239,7 +267,10 @@ unsafe fn open<'a>(region: RawRegion) -> Result<(&'a ControlBlock, Shared<'a>), 
     // SAFETY: the data area `DATA_OFFSET..DATA_OFFSET + capacity` is inside the
     // region (length checked above), 128-aligned, valid for 'a (caller).
     let data = unsafe {
-        Data::new(core::ptr::NonNull::new_unchecked(region.ptr.add(DATA_OFFSET)), capacity)
+        Data::new(
+            core::ptr::NonNull::new_unchecked(region.ptr.add(DATA_OFFSET)),
+            capacity,
+        )
     };
     Ok((
         cb,
@@ -263,6 +294,7 @@ fn claim(state: &crate::sync::AtomicU32) -> Result<(), Error> {
         .map_err(|_| Error::RoleTaken)
 }
 
+#[cfg(not(loom))]
 /// Attach to an initialized ring as its producer.
 ///
 /// Validates the header (magic, version, flags, capacity, derived fields,
@@ -278,13 +310,17 @@ fn claim(state: &crate::sync::AtomicU32) -> Result<(), Error> {
 ///   reads) for `'a`, the lifetime of the returned handle;
 /// - the memory may be shared with other processes, but in this process it
 ///   must be accessed only through ring-core handles while they exist.
-pub unsafe fn attach_producer<'a, W: Wait>(region: RawRegion, wait: W) -> Result<Producer<'a, W>, Error> {
+pub unsafe fn attach_producer<'a, W: Wait>(
+    region: RawRegion,
+    wait: W,
+) -> Result<Producer<'a, W>, Error> {
     // SAFETY: forwarded contract.
     let (_, sh) = unsafe { open(region)? };
     claim(&sh.prod.wait.state)?;
     Ok(Producer::new(sh, wait))
 }
 
+#[cfg(not(loom))]
 /// Attach to an initialized ring as its consumer.
 ///
 /// Validates as [`attach_producer`] does and claims the consumer role. In the
@@ -295,13 +331,17 @@ pub unsafe fn attach_producer<'a, W: Wait>(region: RawRegion, wait: W) -> Result
 ///
 /// As for [`attach_producer`], except that the main region need only be valid
 /// for reads in the split layout (the consumer block must be writable).
-pub unsafe fn attach_consumer<'a, W: Wait>(region: RawRegion, wait: W) -> Result<Consumer<'a, W>, Error> {
+pub unsafe fn attach_consumer<'a, W: Wait>(
+    region: RawRegion,
+    wait: W,
+) -> Result<Consumer<'a, W>, Error> {
     // SAFETY: forwarded contract.
     let (_, sh) = unsafe { open(region)? };
     claim(&sh.cons.wait.state)?;
     Ok(Consumer::new(sh, wait))
 }
 
+#[cfg(not(loom))]
 /// Lay a ring over memory this thread owns and return both handles.
 ///
 /// The handles borrow `region` and are `Send`: move one to another thread.
@@ -326,10 +366,14 @@ pub fn split<W: Wait + Clone>(
     // memory for the lifetime of both handles, which borrow it.
     unsafe {
         init(raw, config)?;
-        Ok((attach_producer(raw, wait.clone())?, attach_consumer(raw, wait)?))
+        Ok((
+            attach_producer(raw, wait.clone())?,
+            attach_consumer(raw, wait)?,
+        ))
     }
 }
 
+#[cfg(not(loom))]
 /// Like [`split`], with the consumer block in a second region (the split
 /// layout a shim uses to isolate the two sides' pages).
 ///
@@ -353,7 +397,10 @@ pub fn split_with_consumer_block<'a, W: Wait + Clone>(
     // SAFETY: as in `split`, for both exclusively borrowed regions.
     unsafe {
         init(raw, config)?;
-        Ok((attach_producer(raw, wait.clone())?, attach_consumer(raw, wait)?))
+        Ok((
+            attach_producer(raw, wait.clone())?,
+            attach_consumer(raw, wait)?,
+        ))
     }
 }
 
@@ -394,7 +441,7 @@ pub struct Stats {
     pub messages_committed: u64,
     /// Payload bytes the producer has published.
     pub bytes_committed: u64,
-    /// Times a non-blocking reservation found the ring full.
+    /// Times a reservation (blocking or not) found the ring full on its first try.
     pub full_events: u64,
     /// Wake calls the producer made (the consumer had announced sleep).
     pub producer_wakes: u64,
@@ -434,6 +481,7 @@ pub struct Monitor<'a> {
 }
 
 impl<'a> Monitor<'a> {
+    #[cfg(not(loom))]
     /// Observe an initialized ring.
     ///
     /// # Safety
@@ -443,7 +491,11 @@ impl<'a> Monitor<'a> {
     pub unsafe fn attach(region: RawRegion) -> Result<Self, Error> {
         // SAFETY: forwarded contract; `open` only reads.
         let (_, sh) = unsafe { open(region)? };
-        Ok(Monitor { prod: sh.prod, cons: sh.cons, capacity: sh.capacity })
+        Ok(Monitor {
+            prod: sh.prod,
+            cons: sh.cons,
+            capacity: sh.capacity,
+        })
     }
 
     /// A snapshot of the counters and role states.

@@ -4,13 +4,13 @@
 //! them all at once (tokio's `src/loom` habit).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
-#[cfg(loom)]
 pub use loom::sync::atomic::AtomicU32;
-#[cfg(not(loom))]
-pub(crate) use portable_atomic::{fence, AtomicU64, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
 #[cfg(not(loom))]
 pub use portable_atomic::AtomicU32;
+#[cfg(not(loom))]
+pub(crate) use portable_atomic::{fence, AtomicU64, Ordering};
 
 /// Tell the CPU (or loom's scheduler) that we are busy-waiting.
 #[inline(always)]

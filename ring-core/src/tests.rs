@@ -1,1 +1,409 @@
-use super::*;
+//! Unit tests of the ring's edges. Integration tests (model, stress,
+//! hostile) live in `tests/`; loom models in `loom_tests.rs`.
+
+use crate::*;
+use std::boxed::Box;
+use std::time::Duration;
+use std::vec::Vec;
+
+type Buf = RegionBuf<{ region_size(64).unwrap() }>;
+
+fn with_ring<const N: usize>(
+    cap: u32,
+    f: impl FnOnce(Producer<'_, SpinWait>, Consumer<'_, SpinWait>),
+) {
+    let mut buf: Box<RegionBuf<N>> = Box::new(RegionBuf::new());
+    let (p, c) = split(buf.as_mut_slice(), Config::new(cap), SpinWait::std()).unwrap();
+    f(p, c)
+}
+
+#[test]
+fn handles_are_send_not_sync() {
+    fn is_send<T: Send>() {}
+    is_send::<Producer<'static, SpinWait>>();
+    is_send::<Consumer<'static, SpinWait>>();
+    // Not `Sync`: `*mut u8` inside; checked by the compile_fail doctest on `split`'s docs
+    // would be nicer, here a negative impl check via auto-trait inference:
+    trait NotSync {
+        const OK: bool = true;
+    }
+    impl<T> NotSync for T {}
+    struct Check<T>(T);
+    #[allow(dead_code)]
+    impl<T: Sync> Check<T> {
+        const OK: bool = false;
+    }
+    assert!(<Check<Producer<'static, SpinWait>>>::OK);
+    assert!(<Check<Consumer<'static, SpinWait>>>::OK);
+}
+
+#[test]
+fn smallest_ring_one_max_message_at_a_time() {
+    let mut buf: Box<Buf> = Box::new(RegionBuf::new());
+    let (mut p, mut c) = split(buf.as_mut_slice(), Config::new(64), SpinWait::std()).unwrap();
+    assert_eq!(p.max_payload(), 24);
+    let max = [0xAB; 24];
+    for round in 0..50u32 {
+        p.send(&max, round).unwrap();
+        // 64-byte ring: one 32-byte record + next header leaves 24 bytes: a second max record cannot fit.
+        assert_eq!(p.send(&max, 0), Err(Error::Full));
+        let m = c.recv().unwrap();
+        assert_eq!((m.type_id(), m.payload()), (round, &max[..]));
+        drop(m);
+        assert_eq!(c.recv().err(), Some(Error::Empty)); // publishes the release
+    }
+    assert_eq!(
+        p.send(&[0; 25], 0),
+        Err(Error::TooLarge { len: 25, max: 24 })
+    );
+}
+
+#[test]
+fn exactly_full_and_wrap_with_padding() {
+    with_ring::<{ region_size(128).unwrap() }>(128, |mut p, mut c| {
+        // 8-byte payloads: 16-byte records. 128 bytes hold 7 records + the next header.
+        let mut sent = 0u32;
+        while p.send(&sent.to_le_bytes(), sent).is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, 7);
+        for i in 0..sent {
+            assert_eq!(c.recv().unwrap().payload(), &i.to_le_bytes());
+        }
+        assert_eq!(c.recv().err(), Some(Error::Empty));
+        // Now at offset 112: a 24-byte record (16-byte payload) does not fit the
+        // 16-byte tail, so a padding record fills it and the record goes to 0.
+        p.send(&[7; 16], 99).unwrap();
+        let m = c.recv().unwrap();
+        assert_eq!((m.type_id(), m.payload()), (99, &[7u8; 16][..]));
+        drop(m);
+        // Many laps with sizes that force padding at varying offsets.
+        for i in 0..1000u32 {
+            let len = (i as usize * 7) % 41;
+            let payload: Vec<u8> = (0..len).map(|k| (k as u32 ^ i) as u8).collect();
+            p.send(&payload, i).unwrap();
+            let m = c.recv().unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &payload[..]));
+        }
+    });
+}
+
+#[test]
+fn zero_length_messages() {
+    with_ring::<{ region_size(64).unwrap() }>(64, |mut p, mut c| {
+        for i in 0..100 {
+            p.send(&[], i).unwrap();
+            let m = c.recv().unwrap();
+            assert!(m.payload().is_empty());
+            assert_eq!(m.type_id(), i);
+        }
+    });
+}
+
+#[test]
+fn dropped_grant_commits_nothing() {
+    with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
+        let mut g = p.reserve(40).unwrap();
+        g.fill(0xEE);
+        drop(g);
+        assert_eq!(c.recv().err(), Some(Error::Empty));
+        p.send(b"x", 1).unwrap();
+        assert_eq!(c.recv().unwrap().payload(), b"x");
+        assert_eq!(c.recv().err(), Some(Error::Empty));
+    });
+}
+
+#[test]
+fn partial_commit() {
+    with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
+        let mut g = p.reserve(100).unwrap();
+        assert_eq!(g.len(), 100);
+        assert_eq!(g.as_ptr() as usize % 8, 0);
+        g[..3].copy_from_slice(b"abc");
+        g.commit(3, 5);
+        p.send(b"next", 6).unwrap();
+        assert_eq!(c.recv().unwrap().payload(), b"abc");
+        assert_eq!(c.recv().unwrap().payload(), b"next");
+    });
+}
+
+#[test]
+#[should_panic(expected = "commit of more bytes than reserved")]
+fn commit_more_than_reserved_panics() {
+    with_ring::<{ region_size(256).unwrap() }>(256, |mut p, _c| {
+        p.reserve(4).unwrap().commit(5, 0);
+    });
+}
+
+#[test]
+fn staged_messages_are_invisible_until_published() {
+    with_ring::<{ region_size(1024).unwrap() }>(1024, |mut p, mut c| {
+        for i in 0..10u8 {
+            p.send_staged(&[i; 3], i as u32).unwrap();
+        }
+        assert_eq!(c.recv().err(), Some(Error::Empty));
+        assert_eq!(c.peek().err(), Some(Error::Empty));
+        p.publish();
+        let mut got = Vec::new();
+        assert_eq!(c.recv_batch(4, |t, b| got.push((t, b.to_vec()))), Ok(4));
+        assert_eq!(c.recv_batch(100, |t, b| got.push((t, b.to_vec()))), Ok(6));
+        let want: Vec<_> = (0..10u8).map(|i| (i as u32, std::vec![i; 3])).collect();
+        assert_eq!(got, want);
+        // A publishing commit publishes staged messages before it.
+        p.send_staged(b"a", 1).unwrap();
+        p.send(b"b", 2).unwrap();
+        assert_eq!(c.recv().unwrap().payload(), b"a");
+        assert_eq!(c.recv().unwrap().payload(), b"b");
+    });
+}
+
+#[test]
+fn staged_batch_is_published_when_ring_fills() {
+    with_ring::<{ region_size(128).unwrap() }>(128, |mut p, mut c| {
+        let mut n = 0;
+        while p.send_staged(&[1; 8], 0).is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, 7);
+        // The Full return published them, so the consumer can make room.
+        assert_eq!(c.recv_batch(100, |_, _| {}), Ok(7));
+        assert_eq!(c.recv().err(), Some(Error::Empty));
+        p.send(&[2; 8], 0).unwrap();
+    });
+}
+
+#[test]
+fn peek_does_not_consume() {
+    with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
+        p.send(b"one", 1).unwrap();
+        p.send(b"two", 2).unwrap();
+        assert_eq!(c.peek().unwrap().payload(), b"one");
+        assert_eq!(c.peek().unwrap().type_id(), 1);
+        assert_eq!(c.recv().unwrap().payload(), b"one");
+        assert_eq!(c.peek().unwrap().payload(), b"two");
+        c.recv().unwrap().release();
+        assert_eq!(c.peek().err(), Some(Error::Empty));
+    });
+}
+
+#[test]
+fn close_is_reported_after_delivery() {
+    with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
+        p.send(b"last words", 3).unwrap();
+        p.send_staged(b"staged", 4).unwrap();
+        drop(p);
+        assert!(c.is_producer_closed());
+        assert_eq!(c.recv().unwrap().payload(), b"last words");
+        assert_eq!(c.recv().unwrap().payload(), b"staged"); // drop publishes staged messages
+        assert_eq!(c.recv().err(), Some(Error::Closed));
+        assert_eq!(c.recv_blocking(None).err(), Some(Error::Closed));
+        assert_eq!(c.recv_batch(3, |_, _| {}), Err(Error::Closed));
+    });
+    with_ring::<{ region_size(64).unwrap() }>(64, |mut p, c| {
+        p.send(&[0; 24], 0).unwrap();
+        drop(c);
+        assert!(p.is_consumer_closed());
+        assert_eq!(p.send(&[0; 24], 0), Err(Error::Closed));
+        assert_eq!(p.send_blocking(&[0; 24], 0, None), Err(Error::Closed));
+    });
+}
+
+#[test]
+fn blocking_calls_time_out() {
+    with_ring::<{ region_size(64).unwrap() }>(64, |mut p, mut c| {
+        c.set_spin_budget(10);
+        p.set_spin_budget(10);
+        let t = Some(Duration::from_millis(20));
+        assert_eq!(c.recv_blocking(t).err(), Some(Error::Timeout));
+        p.send(&[0; 24], 0).unwrap();
+        assert_eq!(p.send_blocking(&[0; 24], 0, t), Err(Error::Timeout));
+        assert_eq!(
+            p.reserve_blocking(24, Some(Duration::ZERO)).err(),
+            Some(Error::Timeout)
+        );
+        assert_eq!(
+            p.reserve_blocking(25, None).err(),
+            Some(Error::TooLarge { len: 25, max: 24 })
+        );
+        assert_eq!(p.stats().full_events, 2);
+        assert_eq!(c.recv_blocking(t).unwrap().payload(), &[0; 24]);
+    });
+}
+
+#[test]
+fn blocking_both_directions_across_threads_with_sleep() {
+    for pure_spin in [false, true] {
+        let mut buf: Box<RegionBuf<{ region_size(128).unwrap() }>> = Box::new(RegionBuf::new());
+        let (mut p, mut c) = split(
+            buf.as_mut_slice(),
+            Config::new(128).pure_spin(pure_spin),
+            SpinWait::std(),
+        )
+        .unwrap();
+        // Tiny spin budgets force the sleep path on both sides.
+        p.set_spin_budget(1);
+        c.set_spin_budget(1);
+        c.set_release_threshold(u32::MAX);
+        let n = if cfg!(miri) { 50 } else { 20_000u32 };
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for i in 0..n {
+                    p.send_blocking(&i.to_le_bytes(), i, Some(Duration::from_secs(60)))
+                        .unwrap();
+                }
+            });
+            for i in 0..n {
+                let m = c.recv_blocking(Some(Duration::from_secs(60))).unwrap();
+                assert_eq!((m.type_id(), m.payload()), (i, &i.to_le_bytes()[..]));
+            }
+            assert_eq!(
+                c.recv_blocking(Some(Duration::from_secs(60))).err(),
+                Some(Error::Closed)
+            );
+        });
+    }
+}
+
+#[test]
+fn stats_count_messages_and_bytes() {
+    with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
+        p.send(b"12345", 0).unwrap();
+        p.send(b"678", 0).unwrap();
+        drop(c.recv().unwrap());
+        drop(c.recv().unwrap());
+        assert_eq!(c.recv().err(), Some(Error::Empty));
+        let s = p.stats();
+        assert_eq!((s.messages_committed, s.bytes_committed), (2, 8));
+        assert_eq!((s.messages_released, s.bytes_released), (2, 8));
+        assert_eq!(
+            (s.producer, s.consumer),
+            (RoleState::Attached, RoleState::Attached)
+        );
+    });
+}
+
+#[test]
+fn attach_validates_and_claims_once() {
+    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::new(RegionBuf::new());
+    let len = buf.0.len();
+    let ptr = buf.0.as_mut_ptr();
+    let raw = RawRegion::new(ptr, len);
+    // SAFETY: `buf` outlives every handle below and is only used through them.
+    unsafe {
+        assert_eq!(
+            attach_producer(raw, SpinWait::std()).err(),
+            Some(Error::BadMagic)
+        );
+        assert_eq!(init(raw, Config::new(100)), Err(Error::BadCapacity(100)));
+        assert_eq!(
+            init(RawRegion::new(ptr, len - 1), Config::new(256)),
+            Err(Error::RegionTooSmall {
+                needed: len,
+                len: len - 1
+            })
+        );
+        assert_eq!(
+            init(RawRegion::new(ptr.add(8), len - 8), Config::new(64)),
+            Err(Error::Misaligned)
+        );
+        init(raw, Config::new(256)).unwrap();
+        let p = attach_producer(raw, SpinWait::std()).unwrap();
+        assert_eq!(
+            attach_producer(raw, SpinWait::std()).err(),
+            Some(Error::RoleTaken)
+        );
+        let c = attach_consumer(raw, SpinWait::std()).unwrap();
+        assert_eq!(
+            attach_consumer(raw, SpinWait::std()).err(),
+            Some(Error::RoleTaken)
+        );
+        let m = Monitor::attach(raw).unwrap();
+        assert_eq!(m.capacity(), 256);
+        drop(p);
+        assert_eq!(m.stats().producer, RoleState::Closed);
+        // A closed role cannot be claimed again.
+        assert_eq!(
+            attach_producer(raw, SpinWait::std()).err(),
+            Some(Error::RoleTaken)
+        );
+        drop(c);
+        // Split layout expected but not supplied, and the reverse.
+        let mut cb: Box<RegionBuf<{ CONSUMER_BLOCK_SIZE }>> = Box::new(RegionBuf::new());
+        let split_raw = raw.with_consumer_block(cb.0.as_mut_ptr(), CONSUMER_BLOCK_SIZE);
+        assert_eq!(
+            attach_producer(split_raw, SpinWait::std()).err(),
+            Some(Error::LayoutMismatch)
+        );
+        init(split_raw, Config::new(256)).unwrap();
+        assert_eq!(
+            attach_consumer(raw, SpinWait::std()).err(),
+            Some(Error::LayoutMismatch)
+        );
+        assert_eq!(
+            attach_consumer(
+                raw.with_consumer_block(cb.0.as_mut_ptr(), 100),
+                SpinWait::std()
+            )
+            .err(),
+            Some(Error::RegionTooSmall {
+                needed: CONSUMER_BLOCK_SIZE,
+                len: 100
+            })
+        );
+        let mut p = attach_producer(split_raw, SpinWait::std()).unwrap();
+        let mut c = attach_consumer(split_raw, SpinWait::std()).unwrap();
+        p.send(b"split", 1).unwrap();
+        assert_eq!(c.recv().unwrap().payload(), b"split");
+        // Version mismatch.
+        drop((p, c));
+        init(raw, Config::new(256)).unwrap();
+        ptr.add(8).cast::<u32>().write(VERSION + 1);
+        assert_eq!(
+            attach_consumer(raw, SpinWait::std()).err(),
+            Some(Error::VersionMismatch {
+                found: VERSION + 1,
+                expected: VERSION
+            })
+        );
+    }
+}
+
+#[test]
+fn corruption_poisons_the_handle() {
+    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::new(RegionBuf::new());
+    let ptr = buf.0.as_mut_ptr();
+    let raw = RawRegion::new(ptr, buf.0.len());
+    // SAFETY: `buf` outlives the handles; the test writes into it only between calls, from this thread.
+    unsafe {
+        init(raw, Config::new(256)).unwrap();
+        let mut p = attach_producer(raw, SpinWait::std()).unwrap();
+        let mut c = attach_consumer(raw, SpinWait::std()).unwrap();
+        p.send(b"ok", 1).unwrap();
+        assert_eq!(c.recv().unwrap().payload(), b"ok");
+        // A commit word with a length past the maximum at the consumer's position (offset 16).
+        let word = ptr.add(DATA_OFFSET + 16).cast::<u32>();
+        word.write(raw::COMMITTED | (1000 << raw::LEN_SHIFT));
+        let e = Error::Corrupt(Corruption::BadLength);
+        assert_eq!(c.recv().err(), Some(e));
+        word.write(0);
+        assert_eq!(c.recv().err(), Some(e), "poisoned for good");
+        assert_eq!(c.recv_blocking(None).err(), Some(e));
+        // A released position ahead of the producer.
+        ptr.add(CONSUMER_BLOCK_OFFSET).cast::<u32>().write(5000);
+        while p.send(&[0; 64], 0).is_ok() {}
+        let e = Error::Corrupt(Corruption::BadReleasedPosition);
+        assert_eq!(p.send(&[0; 64], 0), Err(e));
+        assert_eq!(p.send(&[], 0), Err(e));
+        assert_eq!(p.reserve_blocking(1, None).err(), Some(e));
+    }
+}
+
+#[test]
+fn episodes_skip_zero_and_the_wait_word() {
+    use crate::producer::next_episode;
+    assert_eq!(next_episode(0, 0), 1);
+    assert_eq!(next_episode(0, 1), 2);
+    assert_eq!(next_episode(u32::MAX, 0), 1);
+    assert_eq!(next_episode(u32::MAX, 1), 2);
+    assert_eq!(next_episode(u32::MAX - 1, u32::MAX), 1);
+}

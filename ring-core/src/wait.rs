@@ -61,13 +61,19 @@ pub struct SpinWait {
 impl SpinWait {
     /// A spin waiter over the given monotonic clock; it never yields to an OS.
     pub const fn new(clock: fn() -> Duration) -> Self {
-        SpinWait { clock, yield_now: None }
+        SpinWait {
+            clock,
+            yield_now: None,
+        }
     }
 
     /// A spin waiter that calls `yield_now` after every burst of 64 polls
     /// (for example an RTOS's task yield).
     pub const fn with_yield(clock: fn() -> Duration, yield_now: fn()) -> Self {
-        SpinWait { clock, yield_now: Some(yield_now) }
+        SpinWait {
+            clock,
+            yield_now: Some(yield_now),
+        }
     }
 
     /// A spin waiter over `std::time::Instant` that yields with

@@ -1,0 +1,213 @@
+//! Loom models of the ring protocol and of the sleep/wake protocol.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ring-core --lib --release`
+//!
+//! Loom cannot see atomics in raw memory, so under `--cfg loom` the control
+//! block is a heap struct of loom atomics and the data area's commit words are
+//! shadow loom atomics, one per 8-byte slot, with loom cells recording every
+//! payload access (see `data.rs`): loom explores the orderings of every
+//! commit word, released position and sleep flag, and fails on a payload read
+//! not ordered after its write or a payload overwrite not ordered after the
+//! read of the previous lap.
+
+use crate::ring::loom_shared;
+use crate::wait::Wait;
+use crate::{Consumer, Error, Producer};
+use core::time::Duration;
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+use std::vec::Vec;
+
+/// A futex modelled with a mutex and a condition variable: the check of the
+/// word and going to sleep are atomic with respect to `wake`, as in the kernel.
+/// It ignores timeouts, so a lost wake-up is a deadlock, which loom reports.
+#[derive(Clone)]
+struct LoomFutex(Arc<(Mutex<()>, Condvar)>);
+
+impl LoomFutex {
+    fn new() -> Self {
+        LoomFutex(Arc::new((Mutex::new(()), Condvar::new())))
+    }
+}
+
+impl Wait for LoomFutex {
+    fn wait(&self, word: &crate::atomic::AtomicU32, expected: u32, _timeout: Option<Duration>) {
+        let g = self.0 .0.lock().unwrap();
+        if word.load(crate::sync::Ordering::Acquire) == expected {
+            drop(self.0 .1.wait(g).unwrap());
+        }
+    }
+    fn wake(&self, _word: &crate::atomic::AtomicU32) {
+        let _g = self.0 .0.lock().unwrap();
+        self.0 .1.notify_all();
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+fn pair(
+    capacity: u32,
+    pure_spin: bool,
+) -> (Producer<'static, LoomFutex>, Consumer<'static, LoomFutex>) {
+    let (ps, cs) = loom_shared(capacity, pure_spin);
+    let w = LoomFutex::new();
+    let mut p = Producer::new(ps, w.clone());
+    let mut c = Consumer::new(cs, w);
+    p.set_spin_budget(0);
+    c.set_spin_budget(0);
+    (p, c)
+}
+
+fn payload(i: u32, len: usize) -> Vec<u8> {
+    (0..len).map(|k| (i as usize * 31 + k) as u8).collect()
+}
+
+/// Non-blocking sends with a yield on `Full`.
+fn send_spinning(p: &mut Producer<'static, LoomFutex>, i: u32, len: usize) {
+    loop {
+        match p.send(&payload(i, len), i) {
+            Ok(()) => return,
+            Err(Error::Full) => thread::yield_now(),
+            Err(e) => panic!("send {i}: {e}"),
+        }
+    }
+}
+
+/// Non-blocking receives with a yield on `Empty`; checks contents.
+fn recv_spinning(c: &mut Consumer<'static, LoomFutex>, i: u32, len: usize) {
+    loop {
+        match c.recv() {
+            Ok(m) => {
+                assert_eq!(m.type_id(), i);
+                assert_eq!(m.payload(), &payload(i, len)[..]);
+                return;
+            }
+            Err(Error::Empty) => thread::yield_now(),
+            Err(e) => panic!("recv {i}: {e}"),
+        }
+    }
+}
+
+/// Three 16-byte messages (24-byte records) in a 64-byte ring: the third one
+/// does not fit the 16-byte tail, so a padding record precedes it at offset 0,
+/// and each needs the consumer's release of the earlier ones.
+#[test]
+fn wrap_around_with_padding() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(64, true);
+        let t = thread::spawn(move || {
+            for i in 0..3 {
+                send_spinning(&mut p, i, 16);
+            }
+        });
+        for i in 0..3 {
+            recv_spinning(&mut c, i, 16);
+        }
+        t.join().unwrap();
+    });
+}
+
+/// 24-byte payloads (32-byte records) in a 64-byte ring: exactly one fits;
+/// exercises the full and empty edges on every message.
+#[test]
+fn exactly_full_and_empty_edges() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(64, true);
+        let t = thread::spawn(move || {
+            for i in 0..3 {
+                send_spinning(&mut p, i, 24);
+            }
+        });
+        for i in 0..3 {
+            recv_spinning(&mut c, i, 24);
+        }
+        t.join().unwrap();
+    });
+}
+
+/// A staged batch becomes visible with one publication, in order.
+#[test]
+fn staged_batch() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(128, true);
+        let t = thread::spawn(move || {
+            p.send_staged(&payload(0, 8), 0).unwrap();
+            p.send_staged(&payload(1, 0), 1).unwrap();
+            p.publish();
+            p.send(&payload(2, 4), 2).unwrap();
+        });
+        recv_spinning(&mut c, 0, 8);
+        recv_spinning(&mut c, 1, 0);
+        recv_spinning(&mut c, 2, 4);
+        t.join().unwrap();
+    });
+}
+
+/// The consumer sleeps (no spinning) waiting for data; no wake-up is lost.
+#[test]
+fn consumer_sleep_no_lost_wakeup() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(128, false);
+        let t = thread::spawn(move || {
+            for i in 0..2 {
+                p.send(&payload(i, 8), i).unwrap();
+            }
+        });
+        for i in 0..2 {
+            let m = c.recv_blocking(None).unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 8)[..]));
+        }
+        t.join().unwrap();
+    });
+}
+
+/// The producer sleeps waiting for space (each 24-byte message fills the
+/// 64-byte ring) while the consumer sleeps waiting for data: no wake-up is
+/// lost in either direction.
+#[test]
+fn both_sides_sleep_no_lost_wakeup() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(64, false);
+        let t = thread::spawn(move || {
+            for i in 0..2 {
+                p.send_blocking(&payload(i, 24), i, None).unwrap();
+            }
+        });
+        for i in 0..2 {
+            let m = c.recv_blocking(None).unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 24)[..]));
+        }
+        t.join().unwrap();
+    });
+}
+
+/// A sleeping consumer is woken by the producer's close, after delivery.
+#[test]
+fn close_wakes_sleeping_consumer() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(64, false);
+        let t = thread::spawn(move || {
+            p.send(&payload(0, 8), 0).unwrap();
+            drop(p);
+        });
+        assert_eq!(c.recv_blocking(None).unwrap().payload(), &payload(0, 8)[..]);
+        assert_eq!(c.recv_blocking(None).err(), Some(Error::Closed));
+        t.join().unwrap();
+    });
+}
+
+/// A producer sleeping on a full ring is woken by the consumer's close.
+#[test]
+fn close_wakes_sleeping_producer() {
+    loom::model(|| {
+        let (mut p, c) = pair(64, false);
+        p.send(&payload(0, 24), 0).unwrap();
+        let t = thread::spawn(move || drop(c));
+        assert_eq!(
+            p.send_blocking(&payload(1, 24), 1, None),
+            Err(Error::Closed)
+        );
+        t.join().unwrap();
+    });
+}
