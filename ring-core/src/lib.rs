@@ -151,13 +151,19 @@
 //!
 //! # Features
 //!
-//! - `std`: `SpinWait::std()` (std clock, OS yield).
+//! - `std` (default): `SpinWait::std()` and `Default` for it (std clock, OS
+//!   yield). The crate is `#![no_std]` either way; embedded users set
+//!   `default-features = false`.
 //! - `defmt`: `defmt::Format` on the public types.
 //!
-//! 64-bit counters use `portable-atomic`, so targets without native 64-bit
-//! atomics build; there its fallback is a per-process lock, which is sound
-//! within one address space (the usual case on such targets) but not across
-//! processes.
+//! Positions, commit words and wait words are 32-bit atomics, native
+//! everywhere. Only the statistics counters are 64-bit; they come from
+//! `portable-atomic`, so targets without native 64-bit atomics
+//! (`thumbv7em-none-eabihf`, checked in CI) build. There its fallback is a
+//! per-process lock around each counter store: sound within one address space
+//! (the usual case on such targets) but not for a monitor in another process,
+//! and not for a ring driven from an interrupt handler that can preempt the
+//! other side on the same core.
 
 #![no_std]
 // Under `--cfg loom` the raw-region entry points are compiled out.

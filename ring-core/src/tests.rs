@@ -329,7 +329,8 @@ fn attach_validates_and_claims_once() {
         drop(c);
         // Split layout expected but not supplied, and the reverse.
         let mut cb: Box<RegionBuf<{ CONSUMER_BLOCK_SIZE }>> = Box::new(RegionBuf::new());
-        let split_raw = raw.with_consumer_block(cb.0.as_mut_ptr(), CONSUMER_BLOCK_SIZE);
+        let cb_ptr = cb.0.as_mut_ptr();
+        let split_raw = raw.with_consumer_block(cb_ptr, CONSUMER_BLOCK_SIZE);
         assert_eq!(
             attach_producer(split_raw, SpinWait::std()).err(),
             Some(Error::LayoutMismatch)
@@ -341,7 +342,7 @@ fn attach_validates_and_claims_once() {
         );
         assert_eq!(
             attach_consumer(
-                raw.with_consumer_block(cb.0.as_mut_ptr(), 100),
+                raw.with_consumer_block(cb_ptr, 100),
                 SpinWait::std()
             )
             .err(),
