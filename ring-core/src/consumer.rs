@@ -420,7 +420,6 @@ impl<'a, W: Wait> Consumer<'a, W> {
             };
             self.sh.data.track_read(r.off, r.size);
             f(r.type_id, self.payload(&r));
-            self.sh.data.track_read(r.off, r.size);
             self.tail = self.tail.wrapping_add(r.size);
             self.messages += 1;
             self.bytes += r.len as u64;

@@ -39,6 +39,35 @@
 //! });
 //! ```
 //!
+//! Misuse does not compile. Handles are `Send` but not `Sync`:
+//!
+//! ```compile_fail
+//! fn is_sync<T: Sync>() {}
+//! is_sync::<ring_core::Producer<'static, ring_core::SpinWait>>();
+//! ```
+//!
+//! A grant (or a received message) borrows its handle, so there is at most
+//! one at a time, and none outlives the region:
+//!
+//! ```compile_fail
+//! # use ring_core::*;
+//! let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
+//! let (mut tx, _rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
+//! let a = tx.reserve(8).unwrap();
+//! let b = tx.reserve(8).unwrap(); // error: second mutable borrow of `tx`
+//! a.commit(8, 0);
+//! b.commit(8, 0);
+//! ```
+//!
+//! ```compile_fail
+//! # use ring_core::*;
+//! let mut rx = {
+//!     let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
+//!     split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap().1
+//! }; // error: `buf` dropped while borrowed
+//! let _ = rx.recv();
+//! ```
+//!
 //! # Protocol
 //!
 //! - **Publication through the record header.** The producer writes the

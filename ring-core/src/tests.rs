@@ -341,11 +341,7 @@ fn attach_validates_and_claims_once() {
             Some(Error::LayoutMismatch)
         );
         assert_eq!(
-            attach_consumer(
-                raw.with_consumer_block(cb_ptr, 100),
-                SpinWait::std()
-            )
-            .err(),
+            attach_consumer(raw.with_consumer_block(cb_ptr, 100), SpinWait::std()).err(),
             Some(Error::RegionTooSmall {
                 needed: CONSUMER_BLOCK_SIZE,
                 len: 100
