@@ -1,0 +1,713 @@
+//! Model-based tests: random single-threaded sequences of producer and
+//! consumer operations, checked against a `VecDeque` of the messages in
+//! flight.
+//!
+//! The model knows every message's type id and bytes and whether it is
+//! published or still staged, so it checks exactly: each `recv`, `peek` and
+//! `recv_batch` returns the model's front message(s); `Empty` comes only when
+//! nothing is published; `TooLarge` exactly when `len > max_payload`.
+//!
+//! Fullness cannot be predicted exactly (the consumer publishes its released
+//! position lazily), but it can be bounded from the documented placement rule
+//! `(head - released) + padding + record + 8 <= capacity`: the model tracks
+//! the producer's head position, the consumer's position, and a lower bound of
+//! the released position the consumer has certainly published (when it found
+//! the ring empty, at the end of a `recv_batch`, or after each message with a
+//! release threshold of one byte). A reservation that fits under that bound
+//! must succeed; one that does not fit even if everything consumed were
+//! released must be refused.
+
+use proptest::prelude::*;
+use ring_core::{
+    max_payload, region_size, split, split_with_consumer_block, Config, Consumer, Error, Grant,
+    Producer, RegionBuf, SpinWait, CONSUMER_BLOCK_SIZE, DATA_OFFSET,
+};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// The largest capacity exercised; every ring is laid over a buffer this big.
+const BIG_CAP: u32 = 4096;
+const BIG: usize = match region_size(BIG_CAP) {
+    Some(n) => n,
+    None => panic!("invalid capacity"),
+};
+
+type Tx<'a> = Producer<'a, SpinWait>;
+type Rx<'a> = Consumer<'a, SpinWait>;
+
+/// Bytes a record with `len` payload bytes occupies (documented layout).
+fn record_size(len: usize) -> u32 {
+    8 + ((len as u32 + 7) & !7)
+}
+
+/// Deterministic payload bytes.
+fn payload(seed: u8, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| seed.wrapping_add((i as u8).wrapping_mul(31)) ^ (i >> 8) as u8)
+        .collect()
+}
+
+/// A payload length, resolved against the ring's maximum payload at run time.
+#[derive(Clone, Copy, Debug)]
+enum Len {
+    Zero,
+    Max,
+    /// `max + 1 + k`; `Over(255)` is `usize::MAX` where no slice is needed.
+    Over(u8),
+    /// `n % (max + 1)`.
+    Small(u8),
+    /// `f / 65536` of the way from 0 to `max`.
+    Any(u16),
+}
+
+impl Len {
+    fn resolve(self, max: usize, slice_needed: bool) -> usize {
+        match self {
+            Len::Zero => 0,
+            Len::Max => max,
+            Len::Over(255) if !slice_needed => usize::MAX,
+            Len::Over(k) => max + 1 + k as usize,
+            Len::Small(n) => n as usize % (max + 1),
+            Len::Any(f) => f as usize * (max + 1) / 65536,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Threshold {
+    One,
+    Quarter,
+    Capacity,
+    Raw(u32),
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Send {
+        len: Len,
+        ty: u32,
+        seed: u8,
+    },
+    SendStaged {
+        len: Len,
+        ty: u32,
+        seed: u8,
+    },
+    /// `send_blocking` with a zero timeout.
+    SendBlocking {
+        len: Len,
+        ty: u32,
+        seed: u8,
+    },
+    Publish,
+    /// Reserve `len`, commit the first `used / 65536` of it.
+    ReserveCommit {
+        len: Len,
+        used: u16,
+        ty: u32,
+        seed: u8,
+        staged: bool,
+        blocking: bool,
+    },
+    /// Reserve, optionally fill with bytes that look like committed headers, drop.
+    ReserveDrop {
+        len: Len,
+        scribble: bool,
+        blocking: bool,
+    },
+    Recv {
+        explicit_release: bool,
+    },
+    /// `recv_blocking` with a zero timeout.
+    RecvBlocking,
+    Peek,
+    RecvBatch(u8),
+    SetThreshold(Threshold),
+    /// Publish, drain, then check that a `max_payload` message fits.
+    DrainThenMax {
+        commit: bool,
+        ty: u32,
+        seed: u8,
+    },
+}
+
+fn len_strategy() -> impl Strategy<Value = Len> {
+    prop_oneof![
+        2 => Just(Len::Zero),
+        3 => Just(Len::Max),
+        1 => any::<u8>().prop_map(Len::Over),
+        6 => any::<u8>().prop_map(Len::Small),
+        4 => any::<u16>().prop_map(Len::Any),
+    ]
+}
+
+fn threshold_strategy() -> impl Strategy<Value = Threshold> {
+    prop_oneof![
+        Just(Threshold::One),
+        Just(Threshold::Quarter),
+        Just(Threshold::Capacity),
+        any::<u32>().prop_map(Threshold::Raw),
+        (0u32..300).prop_map(Threshold::Raw),
+    ]
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (len_strategy(), any::<u32>(), any::<u8>()).prop_map(|(len, ty, seed)| Op::Send { len, ty, seed }),
+        5 => (len_strategy(), any::<u32>(), any::<u8>()).prop_map(|(len, ty, seed)| Op::SendStaged { len, ty, seed }),
+        2 => (len_strategy(), any::<u32>(), any::<u8>()).prop_map(|(len, ty, seed)| Op::SendBlocking { len, ty, seed }),
+        3 => Just(Op::Publish),
+        5 => (len_strategy(), any::<u16>(), any::<u32>(), any::<u8>(), any::<bool>(), prop::bool::weighted(0.2))
+            .prop_map(|(len, used, ty, seed, staged, blocking)| Op::ReserveCommit { len, used, ty, seed, staged, blocking }),
+        2 => (len_strategy(), any::<bool>(), prop::bool::weighted(0.2))
+            .prop_map(|(len, scribble, blocking)| Op::ReserveDrop { len, scribble, blocking }),
+        8 => any::<bool>().prop_map(|explicit_release| Op::Recv { explicit_release }),
+        2 => Just(Op::RecvBlocking),
+        3 => Just(Op::Peek),
+        4 => (0u8..10).prop_map(Op::RecvBatch),
+        1 => threshold_strategy().prop_map(Op::SetThreshold),
+        1 => (any::<bool>(), any::<u32>(), any::<u8>()).prop_map(|(commit, ty, seed)| Op::DrainThenMax { commit, ty, seed }),
+    ]
+}
+
+#[derive(Debug)]
+struct Msg {
+    ty: u32,
+    data: Vec<u8>,
+    /// Ring bytes the message occupies, padding before it included.
+    span: u32,
+}
+
+/// The model: the messages in flight and the positions that bound fullness.
+struct Model {
+    cap: u32,
+    max: usize,
+    /// Data area bounds, to check that payloads lie inside the region.
+    data_lo: usize,
+    q: VecDeque<Msg>,
+    /// The last `staged` messages of `q` are committed but not published.
+    staged: usize,
+    /// Producer position (bytes since the start, never wrapped here: the
+    /// tests stay far below 2^32 bytes), staged records included.
+    head: u64,
+    /// Consumer position after the last consumed message.
+    tail: u64,
+    /// A released position the consumer has certainly published
+    /// (`released_lb <= released <= tail`).
+    released_lb: u64,
+    threshold: u32,
+    committed: u64,
+    committed_bytes: u64,
+    received: u64,
+    received_bytes: u64,
+}
+
+impl Model {
+    fn new(cap: u32, data_lo: usize) -> Self {
+        Model {
+            cap,
+            max: max_payload(cap) as usize,
+            data_lo,
+            q: VecDeque::new(),
+            staged: 0,
+            head: 0,
+            tail: 0,
+            released_lb: 0,
+            threshold: cap / 4,
+            committed: 0,
+            committed_bytes: 0,
+            received: 0,
+            received_bytes: 0,
+        }
+    }
+
+    fn published(&self) -> usize {
+        self.q.len() - self.staged
+    }
+
+    /// Padding and free bytes needed to place a `len`-byte reservation at `head`.
+    fn plan(&self, len: usize) -> (u32, u32) {
+        let rec = record_size(len);
+        let room = self.cap - (self.head % self.cap as u64) as u32;
+        if rec <= room {
+            (0, rec + 8)
+        } else {
+            (room, room + rec + 8)
+        }
+    }
+
+    /// Check a reservation's outcome (`ok`: granted; otherwise Full or
+    /// Timeout) against the placement rule, before the model changes.
+    fn check_room(&mut self, len: usize, ok: bool) {
+        let (_, need) = self.plan(len);
+        let need = need as u64;
+        let cap = self.cap as u64;
+        assert!(self.released_lb <= self.tail && self.tail <= self.head);
+        let used_max = self.head - self.released_lb;
+        let used_min = self.head - self.tail;
+        if used_max + need <= cap {
+            assert!(
+                ok,
+                "refused a {len}-byte reservation that fits: in flight at most {used_max} of {cap} bytes, need {need}"
+            );
+        }
+        if used_min + need > cap {
+            assert!(
+                !ok,
+                "granted a {len}-byte reservation that cannot fit: in flight at least {used_min} of {cap} bytes, need {need}"
+            );
+        }
+        if ok {
+            // The producer saw a released position that made room.
+            self.released_lb = self.released_lb.max((self.head + need).saturating_sub(cap));
+        } else {
+            // A reservation that finds the ring full publishes staged messages.
+            self.staged = 0;
+        }
+    }
+
+    /// Record a commit of `data` into a reservation of `reserved` bytes.
+    fn commit(&mut self, reserved: usize, data: Vec<u8>, ty: u32, staged: bool) {
+        let (pad, _) = self.plan(reserved);
+        let span = pad + record_size(data.len());
+        self.head += span as u64;
+        self.committed += 1;
+        self.committed_bytes += data.len() as u64;
+        self.q.push_back(Msg { ty, data, span });
+        if staged {
+            self.staged += 1;
+        } else {
+            self.staged = 0;
+        }
+    }
+
+    fn publish(&mut self) {
+        self.staged = 0;
+    }
+
+    fn front(&self) -> &Msg {
+        assert!(self.published() > 0);
+        &self.q[0]
+    }
+
+    /// The front message was consumed (and its space released).
+    fn pop(&mut self) -> Msg {
+        assert!(self.published() > 0);
+        let m = self.q.pop_front().unwrap();
+        self.tail += m.span as u64;
+        self.received += 1;
+        self.received_bytes += m.data.len() as u64;
+        if self.threshold == 1 {
+            // Any consumed record is at least one byte of ring space.
+            self.released_lb = self.tail;
+        }
+        m
+    }
+
+    /// The consumer found nothing published: it publishes its release.
+    fn found_empty(&mut self) {
+        assert_eq!(self.published(), 0);
+        self.released_lb = self.tail;
+    }
+
+    fn check_ptr(&self, ptr: *const u8, len: usize) {
+        let p = ptr as usize;
+        assert_eq!(p % 8, 0, "payload not 8-byte aligned");
+        assert!(
+            p >= self.data_lo && p + len <= self.data_lo + self.cap as usize,
+            "payload outside the data area"
+        );
+    }
+
+    fn check_grant(&self, g: &Grant<'_, '_, SpinWait>, len: usize) {
+        assert_eq!(g.len(), len);
+        self.check_ptr(g.as_ptr(), len);
+    }
+
+    fn check_front(&self, ty: u32, data: &[u8]) {
+        let want = self.front();
+        assert_eq!(ty, want.ty, "type id of the front message");
+        assert_eq!(data, &want.data[..], "payload of the front message");
+    }
+}
+
+fn too_large(n: usize, max: usize) -> Result<(), Error> {
+    Err(Error::TooLarge {
+        len: n,
+        max: max as u32,
+    })
+}
+
+/// Receive one message with `recv` and check it against the model.
+fn recv_one(m: &mut Model, rx: &mut Rx<'_>, explicit_release: bool) {
+    let r = rx.recv();
+    if m.published() == 0 {
+        assert_eq!(r.err(), Some(Error::Empty), "recv with nothing published");
+        m.found_empty();
+        return;
+    }
+    let msg = r.expect("recv with a published message");
+    m.check_front(msg.type_id(), msg.payload());
+    m.check_ptr(msg.as_ptr(), msg.len());
+    assert_eq!(&msg[..], msg.payload());
+    if explicit_release {
+        msg.release();
+    } else {
+        drop(msg);
+    }
+    m.pop();
+}
+
+fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
+    let max = m.max;
+    match *op {
+        Op::Send { len, ty, seed }
+        | Op::SendStaged { len, ty, seed }
+        | Op::SendBlocking { len, ty, seed } => {
+            let n = len.resolve(max, true);
+            let data = payload(seed, n);
+            let staged = matches!(op, Op::SendStaged { .. });
+            let blocking = matches!(op, Op::SendBlocking { .. });
+            let r = match op {
+                Op::Send { .. } => tx.send(&data, ty),
+                Op::SendStaged { .. } => tx.send_staged(&data, ty),
+                _ => tx.send_blocking(&data, ty, Some(Duration::ZERO)),
+            };
+            if n > max {
+                assert_eq!(r, too_large(n, max));
+                return;
+            }
+            match r {
+                Ok(()) => {
+                    m.check_room(n, true);
+                    m.commit(n, data, ty, staged);
+                }
+                Err(Error::Full) if !blocking => m.check_room(n, false),
+                Err(Error::Timeout) if blocking => m.check_room(n, false),
+                Err(e) => panic!("send of {n} bytes: unexpected {e:?}"),
+            }
+        }
+        Op::Publish => {
+            tx.publish();
+            m.publish();
+        }
+        Op::ReserveCommit {
+            len,
+            used,
+            ty,
+            seed,
+            staged,
+            blocking,
+        } => {
+            let n = len.resolve(max, false);
+            let r = if blocking {
+                tx.reserve_blocking(n, Some(Duration::ZERO))
+            } else {
+                tx.reserve(n)
+            };
+            match r {
+                Err(e) if n > max => assert_eq!(Err(e), too_large(n, max)),
+                Ok(mut g) => {
+                    m.check_grant(&g, n);
+                    let used = used as usize * (n + 1) / 65536;
+                    let data = payload(seed, used);
+                    // Bytes past `used` must never be delivered: fill them too.
+                    g.fill(0xA5);
+                    g[..used].copy_from_slice(&data);
+                    if staged {
+                        g.commit_staged(used, ty);
+                    } else {
+                        g.commit(used, ty);
+                    }
+                    m.check_room(n, true);
+                    m.commit(n, data, ty, staged);
+                }
+                Err(Error::Full) if !blocking => m.check_room(n, false),
+                Err(Error::Timeout) if blocking => m.check_room(n, false),
+                Err(e) => panic!("reserve of {n} bytes: unexpected {e:?}"),
+            }
+        }
+        Op::ReserveDrop {
+            len,
+            scribble,
+            blocking,
+        } => {
+            let n = len.resolve(max, false);
+            let r = if blocking {
+                tx.reserve_blocking(n, Some(Duration::ZERO))
+            } else {
+                tx.reserve(n)
+            };
+            match r {
+                Err(e) if n > max => assert_eq!(Err(e), too_large(n, max)),
+                Ok(mut g) => {
+                    m.check_grant(&g, n);
+                    if scribble {
+                        // 0x05050505: committed, not padding, a huge length.
+                        g.fill(0x05);
+                        for w in g.chunks_exact_mut(8) {
+                            // A plausible committed header: 8-byte payload.
+                            w[..4].copy_from_slice(&(1u32 | (8 << 2)).to_ne_bytes());
+                        }
+                    }
+                    drop(g);
+                    m.check_room(n, true);
+                }
+                Err(Error::Full) if !blocking => m.check_room(n, false),
+                Err(Error::Timeout) if blocking => m.check_room(n, false),
+                Err(e) => panic!("reserve of {n} bytes: unexpected {e:?}"),
+            }
+        }
+        Op::Recv { explicit_release } => recv_one(m, rx, explicit_release),
+        Op::RecvBlocking => {
+            let r = rx.recv_blocking(Some(Duration::ZERO));
+            if m.published() == 0 {
+                assert_eq!(
+                    r.err(),
+                    Some(Error::Timeout),
+                    "recv_blocking with nothing published"
+                );
+                m.found_empty();
+            } else {
+                let msg = r.expect("recv_blocking with a published message");
+                m.check_front(msg.type_id(), msg.payload());
+                m.check_ptr(msg.as_ptr(), msg.len());
+                drop(msg);
+                m.pop();
+            }
+        }
+        Op::Peek => {
+            let r = rx.peek();
+            if m.published() == 0 {
+                assert_eq!(r.err(), Some(Error::Empty), "peek with nothing published");
+                m.found_empty();
+            } else {
+                let p = r.expect("peek with a published message");
+                m.check_front(p.type_id(), p.payload());
+                m.check_ptr(p.payload().as_ptr(), p.payload().len());
+            }
+        }
+        Op::RecvBatch(k) => {
+            let k = k as usize;
+            let mut got: Vec<(u32, Vec<u8>, usize)> = Vec::new();
+            let r = rx.recv_batch(k, |ty, p| got.push((ty, p.to_vec(), p.as_ptr() as usize)));
+            let expect = k.min(m.published());
+            if k == 0 {
+                // Delivers nothing and changes nothing. (It returns `Empty`
+                // even when messages are waiting.)
+                assert!(
+                    matches!(r, Ok(0) | Err(Error::Empty)),
+                    "recv_batch(0) = {r:?}"
+                );
+                assert!(got.is_empty());
+            } else if expect == 0 {
+                assert_eq!(r, Err(Error::Empty), "recv_batch with nothing published");
+                assert!(got.is_empty());
+                m.found_empty();
+            } else {
+                assert_eq!(r, Ok(expect));
+                assert_eq!(got.len(), expect);
+                for (ty, data, ptr) in got {
+                    m.check_front(ty, &data);
+                    m.check_ptr(ptr as *const u8, data.len());
+                    m.pop();
+                }
+                // One publication of the release at the end of the batch.
+                m.released_lb = m.tail;
+            }
+        }
+        Op::SetThreshold(t) => {
+            let v = match t {
+                Threshold::One => 1,
+                Threshold::Quarter => m.cap / 4,
+                Threshold::Capacity => m.cap,
+                Threshold::Raw(v) => v,
+            };
+            rx.set_release_threshold(v);
+            m.threshold = v.clamp(1, m.cap);
+        }
+        Op::DrainThenMax { commit, ty, seed } => {
+            tx.publish();
+            m.publish();
+            while m.published() > 0 {
+                recv_one(m, rx, false);
+            }
+            // Finding the ring empty publishes the release...
+            recv_one(m, rx, false);
+            // ... and then an empty ring takes a largest message, wherever the head is.
+            let mut g = tx.reserve(max).unwrap_or_else(|e| {
+                panic!(
+                    "empty drained ring (cap {}, head {}) refused max_payload: {e:?}",
+                    m.cap, m.head
+                )
+            });
+            m.check_grant(&g, max);
+            m.check_room(max, true);
+            if commit {
+                let data = payload(seed, max);
+                g.copy_from_slice(&data);
+                g.commit(max, ty);
+                m.commit(max, data, ty, false);
+            }
+        }
+    }
+}
+
+/// Publish, drain everything, and compare the counters.
+fn finish(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>) {
+    tx.publish();
+    m.publish();
+    while m.published() > 0 {
+        recv_one(m, rx, false);
+    }
+    recv_one(m, rx, false);
+    assert_eq!(
+        rx.recv_batch(5, |_, _| panic!("message after drain")),
+        Err(Error::Empty)
+    );
+    let s = tx.stats();
+    assert_eq!(
+        (s.messages_committed, s.bytes_committed),
+        (m.committed, m.committed_bytes)
+    );
+    assert_eq!(
+        (s.messages_released, s.bytes_released),
+        (m.received, m.received_bytes)
+    );
+    assert_eq!(m.head, m.tail);
+}
+
+fn run_case(cap: u32, split_layout: bool, pure_spin: bool, ops: &[Op]) {
+    let mut buf: Box<RegionBuf<BIG>> = Box::default();
+    let mut cons_block: Box<RegionBuf<CONSUMER_BLOCK_SIZE>> = Box::default();
+    let data_lo = buf.0.as_ptr() as usize + DATA_OFFSET;
+    let config = Config::new(cap).pure_spin(pure_spin);
+    let (mut tx, mut rx) = if split_layout {
+        split_with_consumer_block(
+            buf.as_mut_slice(),
+            cons_block.as_mut_slice(),
+            config,
+            SpinWait::std(),
+        )
+        .unwrap()
+    } else {
+        split(buf.as_mut_slice(), config, SpinWait::std()).unwrap()
+    };
+    tx.set_spin_budget(4);
+    rx.set_spin_budget(4);
+    assert_eq!(tx.max_payload(), max_payload(cap));
+    assert_eq!(rx.max_payload(), max_payload(cap));
+    assert_eq!((tx.capacity(), rx.capacity()), (cap, cap));
+    let mut m = Model::new(cap, data_lo);
+    for op in ops {
+        apply(&mut m, &mut tx, &mut rx, op);
+    }
+    finish(&mut m, &mut tx, &mut rx);
+}
+
+fn cap_strategy() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(64u32), Just(128), Just(256), Just(1024), Just(BIG_CAP)]
+}
+
+/// 256 cases by default (`PROPTEST_CASES` overrides), a handful under Miri;
+/// no regression files.
+fn config() -> ProptestConfig {
+    let mut c = ProptestConfig::default();
+    if cfg!(miri) {
+        c.cases = 4;
+    }
+    c.failure_persistence = None;
+    c
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn random_operations_match_model(
+        cap in cap_strategy(),
+        split_layout in any::<bool>(),
+        pure_spin in any::<bool>(),
+        ops in prop::collection::vec(op_strategy(), 1..if cfg!(miri) { 24 } else { 160 }),
+    ) {
+        run_case(cap, split_layout, pure_spin, &ops);
+    }
+
+    /// Long runs of mostly small messages, so that the small rings wrap many
+    /// times and padding lands at every offset.
+    #[test]
+    fn many_laps_match_model(
+        cap in prop_oneof![Just(64u32), Just(128), Just(256)],
+        ops in prop::collection::vec(
+            prop_oneof![
+                4 => (any::<u8>(), any::<u8>()).prop_map(|(n, seed)| Op::Send { len: Len::Small(n), ty: n as u32, seed }),
+                2 => (any::<u8>(), any::<u8>()).prop_map(|(n, seed)| Op::SendStaged { len: Len::Small(n), ty: 7, seed }),
+                1 => Just(Op::Send { len: Len::Max, ty: 1, seed: 3 }),
+                1 => Just(Op::Publish),
+                5 => any::<bool>().prop_map(|explicit_release| Op::Recv { explicit_release }),
+                1 => (1u8..4).prop_map(Op::RecvBatch),
+                1 => threshold_strategy().prop_map(Op::SetThreshold),
+            ],
+            1..if cfg!(miri) { 40 } else { 600 },
+        ),
+    ) {
+        run_case(cap, false, false, &ops);
+    }
+}
+
+/// After draining, a `max_payload` message fits whatever the write position:
+/// step the head through every 8-byte offset of the data area with
+/// zero-length messages (8 bytes each).
+#[test]
+fn max_payload_fits_at_every_offset() {
+    for cap in [64u32, 128, 256, 1024] {
+        let mut buf: Box<RegionBuf<BIG>> = Box::default();
+        let (mut tx, mut rx) =
+            split(buf.as_mut_slice(), Config::new(cap), SpinWait::std()).unwrap();
+        let max = max_payload(cap) as usize;
+        let big = payload(9, max);
+        for step in 0..cap / 8 + 2 {
+            for _ in 0..step % 3 {
+                tx.send(&[], step).unwrap();
+                assert_eq!(rx.recv().unwrap().type_id(), step);
+            }
+            assert_eq!(rx.recv().err(), Some(Error::Empty));
+            tx.send(&big, step)
+                .unwrap_or_else(|e| panic!("cap {cap}, step {step}: {e:?}"));
+            let msg = rx.recv().unwrap();
+            assert_eq!((msg.type_id(), msg.payload()), (step, &big[..]));
+            drop(msg);
+            tx.send(&[], 0).unwrap();
+            assert!(rx.recv().unwrap().is_empty());
+        }
+    }
+}
+
+/// The smallest ring holds one largest message at a time, and a second is
+/// refused until the first is received.
+#[test]
+fn one_max_message_at_a_time_in_small_rings() {
+    for cap in [64u32, 128] {
+        let mut buf: Box<RegionBuf<BIG>> = Box::default();
+        let (mut tx, mut rx) =
+            split(buf.as_mut_slice(), Config::new(cap), SpinWait::std()).unwrap();
+        let max = max_payload(cap) as usize;
+        for i in 0..3 * cap {
+            let data = payload(i as u8, max);
+            tx.send(&data, i).unwrap();
+            assert_eq!(tx.send(&data, i), Err(Error::Full));
+            assert_eq!(tx.send(&data[..max - 7], i), Err(Error::Full));
+            let m = rx.recv().unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &data[..]));
+            drop(m);
+            // Move the head by a varying amount so the next largest record
+            // sometimes needs padding.
+            for _ in 0..i % 4 {
+                tx.send(&[], i).unwrap();
+                assert!(rx.recv().unwrap().is_empty());
+            }
+            // Finding the ring empty publishes the release.
+            assert_eq!(rx.recv().err(), Some(Error::Empty));
+        }
+    }
+}
