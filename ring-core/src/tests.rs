@@ -12,7 +12,7 @@ fn with_ring<const N: usize>(
     cap: u32,
     f: impl FnOnce(Producer<'_, SpinWait>, Consumer<'_, SpinWait>),
 ) {
-    let mut buf: Box<RegionBuf<N>> = Box::new(RegionBuf::new());
+    let mut buf: Box<RegionBuf<N>> = Box::default();
     let (p, c) = split(buf.as_mut_slice(), Config::new(cap), SpinWait::std()).unwrap();
     f(p, c)
 }
@@ -33,13 +33,14 @@ fn handles_are_send_not_sync() {
     impl<T: Sync> Check<T> {
         const OK: bool = false;
     }
-    assert!(<Check<Producer<'static, SpinWait>>>::OK);
-    assert!(<Check<Consumer<'static, SpinWait>>>::OK);
+    const P: bool = <Check<Producer<'static, SpinWait>>>::OK;
+    const C: bool = <Check<Consumer<'static, SpinWait>>>::OK;
+    const _: () = assert!(P && C);
 }
 
 #[test]
 fn smallest_ring_one_max_message_at_a_time() {
-    let mut buf: Box<Buf> = Box::new(RegionBuf::new());
+    let mut buf: Box<Buf> = Box::default();
     let (mut p, mut c) = split(buf.as_mut_slice(), Config::new(64), SpinWait::std()).unwrap();
     assert_eq!(p.max_payload(), 24);
     let max = [0xAB; 24];
@@ -233,7 +234,7 @@ fn blocking_calls_time_out() {
 #[test]
 fn blocking_both_directions_across_threads_with_sleep() {
     for pure_spin in [false, true] {
-        let mut buf: Box<RegionBuf<{ region_size(128).unwrap() }>> = Box::new(RegionBuf::new());
+        let mut buf: Box<RegionBuf<{ region_size(128).unwrap() }>> = Box::default();
         let (mut p, mut c) = split(
             buf.as_mut_slice(),
             Config::new(128).pure_spin(pure_spin),
@@ -284,7 +285,7 @@ fn stats_count_messages_and_bytes() {
 
 #[test]
 fn attach_validates_and_claims_once() {
-    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::new(RegionBuf::new());
+    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::default();
     let len = buf.0.len();
     let ptr = buf.0.as_mut_ptr();
     let raw = RawRegion::new(ptr, len);
@@ -328,7 +329,7 @@ fn attach_validates_and_claims_once() {
         );
         drop(c);
         // Split layout expected but not supplied, and the reverse.
-        let mut cb: Box<RegionBuf<{ CONSUMER_BLOCK_SIZE }>> = Box::new(RegionBuf::new());
+        let mut cb: Box<RegionBuf<{ CONSUMER_BLOCK_SIZE }>> = Box::default();
         let cb_ptr = cb.0.as_mut_ptr();
         let split_raw = raw.with_consumer_block(cb_ptr, CONSUMER_BLOCK_SIZE);
         assert_eq!(
@@ -367,7 +368,7 @@ fn attach_validates_and_claims_once() {
 
 #[test]
 fn corruption_poisons_the_handle() {
-    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::new(RegionBuf::new());
+    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::default();
     let ptr = buf.0.as_mut_ptr();
     let raw = RawRegion::new(ptr, buf.0.len());
     // SAFETY: `buf` outlives the handles; the test writes into it only between calls, from this thread.
