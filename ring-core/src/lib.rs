@@ -207,6 +207,7 @@ extern crate std;
 mod consumer;
 mod data;
 mod error;
+pub mod handshake;
 mod layout;
 mod producer;
 mod ring;
