@@ -71,11 +71,20 @@ pub use ring_core::*;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-// The one switch of the OS shim. No shim crate exists yet, so every branch
-// is empty; the crate docs above say what each will re-export.
+// The one switch of the OS shim: Linux re-exports platform-linux; the other
+// branches are empty until their shims exist.
 cfg_if::cfg_if! {
     if #[cfg(target_os = "linux")] {
-        // Will re-export platform-linux: listen, connect, the futex Wait.
+        pub use platform_linux::{
+            connect, listen, Addr, Connection, Direction, FutexWait, HandshakeFailure,
+            Listener, Options, PeerCred, PeerState, Receiver, Reply, Sender, UidPolicy,
+            LIVENESS_SLICE,
+        };
+        /// Process IPC errors (`listen`, `connect` and the process handles);
+        /// ring-core's own [`Error`] stays at `memtube::Error`.
+        pub use platform_linux::Error as IpcError;
+        /// The Linux shim in full (regions, handshake messages, ...).
+        pub use platform_linux as linux;
     } else if #[cfg(target_os = "macos")] {
         // Will re-export platform-macos: listen, connect, the __ulock Wait.
     } else {

@@ -1,0 +1,424 @@
+//! A connection and its handles: [`Sender`], [`Receiver`], request/reply.
+
+use crate::error::{Error, Result};
+use crate::liveness::{Link, PeerState};
+use crate::peer::PeerCred;
+use crate::rings::RingMaps;
+use crate::wait::FutexWait;
+use ring_core::{Consumer, Producer};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A reservation in a [`Sender`]'s ring: write in place, then `commit`.
+pub type Grant<'s> = ring_core::Grant<'s, 'static, FutexWait>;
+/// A message in place in a [`Receiver`]'s ring; released when dropped.
+pub type Message<'r> = ring_core::Message<'r, 'static, FutexWait>;
+
+/// Blocking calls wait in slices of at most this long and check the peer's
+/// socket between slices, so a dead peer is noticed within about this long.
+pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
+
+fn slice(deadline: Option<Instant>) -> Duration {
+    match deadline {
+        None => LIVENESS_SLICE,
+        Some(d) => d
+            .saturating_duration_since(Instant::now())
+            .min(LIVENESS_SLICE),
+    }
+}
+
+fn expired(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+fn peer_error(s: PeerState) -> Error {
+    match s {
+        PeerState::Closed => Error::Closed,
+        _ => Error::PeerGone,
+    }
+}
+
+/// The writing end of a ring to the peer. `Send`, not `Sync`.
+///
+/// Owns its mappings: it lives as long as you keep it, independent of the
+/// [`Connection`] it came from. Dropping it publishes staged messages and
+/// closes the ring cleanly (the peer's receiver gets [`Error::Closed`]
+/// after the last message).
+pub struct Sender {
+    // Field order matters: the producer borrows `maps` and drops first.
+    tx: Producer<'static, FutexWait>,
+    link: Arc<Link>,
+    _maps: RingMaps,
+}
+
+impl Sender {
+    pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
+        Ok(Sender {
+            tx: maps.producer()?,
+            link,
+            _maps: maps,
+        })
+    }
+
+    /// Copy `payload` in as one message of type `type_id`, without blocking
+    /// ([`Error::Full`] if there is no room now).
+    #[inline]
+    pub fn send(&mut self, payload: &[u8], type_id: u32) -> Result<()> {
+        self.tx.send(payload, type_id).map_err(Error::from)
+    }
+
+    /// Reserve `len` bytes in place without blocking.
+    #[inline]
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>> {
+        self.tx.reserve(len).map_err(Error::from)
+    }
+
+    /// Reserve `len` bytes, blocking until there is room, the timeout passes
+    /// ([`Error::Timeout`]; `None`: no limit), the consumer closes
+    /// ([`Error::Closed`]) or the peer dies ([`Error::PeerGone`], noticed
+    /// within [`LIVENESS_SLICE`] plus a system call).
+    pub fn reserve_blocking(&mut self, len: usize, timeout: Option<Duration>) -> Result<Grant<'_>> {
+        let deadline = crate::sock::deadline(timeout);
+        let tx: *mut Producer<'static, FutexWait> = &mut self.tx;
+        loop {
+            // SAFETY: `tx` points to `self.tx`, exclusively borrowed through
+            // `&mut self` for the returned grant's lifetime. Each iteration
+            // reborrows it once; a borrow is either returned (and the loop
+            // ends) or dead before the next one (the borrow checker cannot
+            // see this conditional return; NLL problem case 3).
+            match unsafe { &mut *tx }.reserve_blocking(len, Some(slice(deadline))) {
+                Ok(g) => return Ok(g),
+                Err(ring_core::Error::Timeout) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let s = self.link.probe();
+            if s != PeerState::Alive {
+                return Err(peer_error(s));
+            }
+            if expired(deadline) {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
+    /// Blocking [`send`](Self::send); errors as for [`reserve_blocking`](Self::reserve_blocking).
+    pub fn send_blocking(
+        &mut self,
+        payload: &[u8],
+        type_id: u32,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let mut g = self.reserve_blocking(payload.len(), timeout)?;
+        g.copy_from_slice(payload);
+        g.commit(payload.len(), type_id);
+        Ok(())
+    }
+
+    /// Stage a message without publishing it (see [`publish`](Self::publish)).
+    pub fn send_staged(&mut self, payload: &[u8], type_id: u32) -> Result<()> {
+        self.tx.send_staged(payload, type_id).map_err(Error::from)
+    }
+
+    /// Publish staged messages.
+    #[inline]
+    pub fn publish(&mut self) {
+        self.tx.publish()
+    }
+
+    /// The largest payload this ring takes.
+    pub fn max_payload(&self) -> u32 {
+        self.tx.max_payload()
+    }
+
+    /// The ring's data-area bytes.
+    pub fn capacity(&self) -> u32 {
+        self.tx.capacity()
+    }
+
+    /// Whether the peer was alive at the last liveness probe (no system
+    /// call: a cached flag that blocking calls refresh). May be stale.
+    #[inline]
+    pub fn is_peer_alive(&self) -> bool {
+        self.link.state() == PeerState::Alive
+    }
+
+    /// Probe the peer's socket now (one system call) and return its state.
+    pub fn probe_peer(&self) -> PeerState {
+        self.link.probe()
+    }
+
+    /// Ring counters (may be stale).
+    pub fn stats(&self) -> ring_core::Stats {
+        self.tx.stats()
+    }
+}
+
+/// The reading end of a ring from the peer. `Send`, not `Sync`.
+///
+/// Owns its mappings. Delivers every message the peer committed, then
+/// [`Error::Closed`] (clean close) or [`Error::PeerGone`] (the peer died).
+/// A message whose writer died before committing it is never delivered.
+pub struct Receiver {
+    rx: Consumer<'static, FutexWait>,
+    link: Arc<Link>,
+    _maps: RingMaps,
+}
+
+impl Receiver {
+    pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
+        Ok(Receiver {
+            rx: maps.consumer()?,
+            link,
+            _maps: maps,
+        })
+    }
+
+    /// The next message if there is one ([`Error::Empty`] if not; this
+    /// non-blocking call does not check liveness: use
+    /// [`recv_blocking`](Self::recv_blocking) or [`probe_peer`](Self::probe_peer)).
+    #[inline]
+    pub fn recv(&mut self) -> Result<Message<'_>> {
+        self.rx.recv().map_err(Error::from)
+    }
+
+    /// The next message, blocking until one arrives, the timeout passes
+    /// ([`Error::Timeout`]; `None`: no limit), the peer closes after its last
+    /// message ([`Error::Closed`]) or dies ([`Error::PeerGone`], after every
+    /// message it committed was delivered, noticed within [`LIVENESS_SLICE`]
+    /// plus a system call).
+    pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_>> {
+        let deadline = crate::sock::deadline(timeout);
+        let rx: *mut Consumer<'static, FutexWait> = &mut self.rx;
+        loop {
+            // SAFETY: as in `Sender::reserve_blocking`: `rx` is `self.rx`,
+            // exclusively borrowed for the returned message's lifetime, and
+            // each reborrow is returned or dead before the next.
+            match unsafe { &mut *rx }.recv_blocking(Some(slice(deadline))) {
+                Ok(m) => return Ok(m),
+                Err(ring_core::Error::Timeout) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let s = self.link.probe();
+            if s != PeerState::Alive {
+                // Everything the peer committed happened before its socket
+                // closed, which we have now seen: one last look finds it.
+                // SAFETY: as above; the loop's last reborrow is dead.
+                return match unsafe { &mut *rx }.recv() {
+                    Ok(m) => Ok(m),
+                    Err(ring_core::Error::Empty) => Err(peer_error(s)),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            if expired(deadline) {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
+    /// The largest payload this ring carries.
+    pub fn max_payload(&self) -> u32 {
+        self.rx.max_payload()
+    }
+
+    /// Whether the peer was alive at the last probe (no system call). May be stale.
+    #[inline]
+    pub fn is_peer_alive(&self) -> bool {
+        self.link.state() == PeerState::Alive
+    }
+
+    /// Probe the peer's socket now (one system call).
+    pub fn probe_peer(&self) -> PeerState {
+        self.link.probe()
+    }
+
+    /// Ring counters (may be stale).
+    pub fn stats(&self) -> ring_core::Stats {
+        self.rx.stats()
+    }
+}
+
+/// A reply to [`Connection::call`], in place in the ring.
+///
+/// Wire format of `call`/`serve` messages: the first 8 bytes of every
+/// payload are the correlation id (`u64`, little-endian; `call` numbers its
+/// requests 1, 2, 3, ... per connection) and the rest is the body; the
+/// message's type id is the request's (or the reply's) type. A reply carries
+/// its request's id; `call` skips replies to earlier calls that timed out.
+pub struct Reply<'r> {
+    msg: Message<'r>,
+}
+
+impl Reply<'_> {
+    /// The reply's type id (chosen by the server's handler).
+    pub fn type_id(&self) -> u32 {
+        self.msg.type_id()
+    }
+    /// The reply body (after the correlation id).
+    pub fn payload(&self) -> &[u8] {
+        &self.msg.payload()[8..]
+    }
+    /// The correlation id.
+    pub fn id(&self) -> u64 {
+        read_id(self.msg.payload()).unwrap_or(0)
+    }
+}
+
+fn read_id(p: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(p.get(..8)?.try_into().ok()?))
+}
+
+/// A connection: one ring (one-way) or two (duplex), the socket that watches
+/// the peer, and its credentials.
+///
+/// Take the handles out with [`sender`](Self::sender) /
+/// [`receiver`](Self::receiver) (by reference) or
+/// [`into_split`](Self::into_split); use [`call`](Self::call) /
+/// [`serve`](Self::serve) in duplex mode.
+pub struct Connection {
+    sender: Option<Sender>,
+    receiver: Option<Receiver>,
+    link: Arc<Link>,
+    peer: PeerCred,
+    next_id: u64,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("sender", &self.sender.is_some())
+            .field("receiver", &self.receiver.is_some())
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(rings: Vec<(RingMaps, bool)>, link: Link, peer: PeerCred) -> Result<Self> {
+        let link = Arc::new(link);
+        let mut sender = None;
+        let mut receiver = None;
+        for (maps, produce) in rings {
+            if produce {
+                sender = Some(Sender::new(maps, link.clone())?);
+            } else {
+                receiver = Some(Receiver::new(maps, link.clone())?);
+            }
+        }
+        Ok(Connection {
+            sender,
+            receiver,
+            link,
+            peer,
+            next_id: 1,
+            scratch: Vec::new(),
+        })
+    }
+
+    pub(crate) fn link_fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        self.link.fd()
+    }
+
+    /// This side's sender ([`Error::NoSuchHandle`] if this side only receives).
+    pub fn sender(&mut self) -> Result<&mut Sender> {
+        self.sender.as_mut().ok_or(Error::NoSuchHandle)
+    }
+
+    /// This side's receiver ([`Error::NoSuchHandle`] if this side only sends).
+    pub fn receiver(&mut self) -> Result<&mut Receiver> {
+        self.receiver.as_mut().ok_or(Error::NoSuchHandle)
+    }
+
+    /// The handles, to move to other threads. The liveness socket stays open
+    /// until the last of them (and the connection) is dropped.
+    pub fn into_split(self) -> (Option<Sender>, Option<Receiver>) {
+        (self.sender, self.receiver)
+    }
+
+    /// The peer's credentials (`SO_PEERCRED`).
+    pub fn peer_cred(&self) -> PeerCred {
+        self.peer
+    }
+
+    /// Whether the peer was alive at the last probe (no system call).
+    pub fn is_peer_alive(&self) -> bool {
+        self.link.state() == PeerState::Alive
+    }
+
+    /// Probe the peer's socket now (one system call).
+    pub fn probe_peer(&self) -> PeerState {
+        self.link.probe()
+    }
+
+    /// Send a request (duplex mode) and wait for its reply, for at most
+    /// `timeout` overall. See [`Reply`] for the wire format.
+    pub fn call(
+        &mut self,
+        type_id: u32,
+        request: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<Reply<'_>> {
+        let deadline = crate::sock::deadline(timeout);
+        let id = self.next_id;
+        self.next_id += 1;
+        let tx = self.sender.as_mut().ok_or(Error::NoSuchHandle)?;
+        let mut g = tx.reserve_blocking(8 + request.len(), timeout)?;
+        g[..8].copy_from_slice(&id.to_le_bytes());
+        g[8..8 + request.len()].copy_from_slice(request);
+        g.commit(8 + request.len(), type_id);
+        let rx: *mut Receiver = self.receiver.as_mut().ok_or(Error::NoSuchHandle)?;
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            // SAFETY: `rx` is `self.receiver`'s handle, exclusively borrowed
+            // through `&mut self` for the reply's lifetime; each reborrow is
+            // returned or dead before the next (NLL problem case 3).
+            let m = unsafe { &mut *rx }.recv_blocking(left)?;
+            match read_id(m.payload()) {
+                Some(got) if got == id => return Ok(Reply { msg: m }),
+                // A late reply to an earlier call that timed out: skip it.
+                Some(got) if got < id => continue,
+                Some(_) => return Err(Error::Protocol("reply to a request not yet sent")),
+                None => return Err(Error::Protocol("reply shorter than its 8-byte id")),
+            }
+        }
+    }
+
+    /// Serve one request (duplex mode): wait up to `timeout` for it, call
+    /// `handler(type_id, body, reply)` with the body in place and an empty
+    /// `reply` buffer to fill, and send `reply` back with the type id the
+    /// handler returns and the request's correlation id.
+    pub fn serve_one<F>(&mut self, timeout: Option<Duration>, mut handler: F) -> Result<()>
+    where
+        F: FnMut(u32, &[u8], &mut Vec<u8>) -> u32,
+    {
+        let (Some(tx), Some(rx)) = (self.sender.as_mut(), self.receiver.as_mut()) else {
+            return Err(Error::NoSuchHandle);
+        };
+        let m = rx.recv_blocking(timeout)?;
+        let id =
+            read_id(m.payload()).ok_or(Error::Protocol("request shorter than its 8-byte id"))?;
+        self.scratch.clear();
+        let ty = handler(m.type_id(), &m.payload()[8..], &mut self.scratch);
+        let n = 8 + self.scratch.len();
+        let mut g = tx.reserve_blocking(n, timeout)?;
+        g[..8].copy_from_slice(&id.to_le_bytes());
+        g[8..n].copy_from_slice(&self.scratch);
+        g.commit(n, ty);
+        Ok(())
+    }
+
+    /// Serve requests until the peer closes (then `Ok(())`) or an error
+    /// (for example [`Error::PeerGone`]).
+    pub fn serve<F>(&mut self, mut handler: F) -> Result<()>
+    where
+        F: FnMut(u32, &[u8], &mut Vec<u8>) -> u32,
+    {
+        loop {
+            match self.serve_one(None, &mut handler) {
+                Ok(()) => {}
+                Err(Error::Closed) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

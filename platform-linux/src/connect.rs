@@ -1,0 +1,60 @@
+//! `socket` / `connect`: the connecting side, which receives the handshake,
+//! validates it, maps and attaches the rings, and answers.
+//! Reference: unix(7), connect(2).
+
+use crate::conn::Connection;
+use crate::error::{Error, HandshakeFailure, Result};
+use crate::handshake;
+use crate::liveness::Link;
+use crate::options::Options;
+use crate::peer;
+use crate::rings;
+use crate::sock::{self, Addr};
+use rustix::fd::AsFd;
+use rustix::io::Errno;
+use std::time::{Duration, Instant};
+
+/// Connect to a listener at `addr` (a path, or `"@name"`).
+///
+/// Waits up to the connect timeout for room in the listener's backlog and
+/// up to the handshake timeout for its handshake ([`Error::Timeout`]: a
+/// listener that accepts and never answers does not hang the caller). With
+/// no listener: [`Error::Os`] (`ECONNREFUSED` or `ENOENT`). The listener's
+/// uid is checked against `opts`' policy; its handshake is validated in
+/// full ([`Error::Handshake`]).
+///
+/// See [`listen`](crate::listen) for an example.
+pub fn connect(addr: impl Into<Addr>, opts: &Options) -> Result<Connection> {
+    let addr = addr.into();
+    let sa = addr.sockaddr()?;
+    let s = sock::seqpacket()?;
+    let deadline = sock::deadline(Some(opts.connect_timeout));
+    loop {
+        match rustix::net::connect(&s, &sa) {
+            Ok(()) => break,
+            Err(Errno::INTR) => continue,
+            // The listener's backlog is full: retry until the deadline.
+            Err(Errno::AGAIN) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(Error::Timeout);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(Error::Os(e)),
+        }
+    }
+    let cred = peer::check(s.as_fd(), &opts.uid_policy)?;
+    let got = handshake::recv(s.as_fd(), sock::deadline(Some(opts.handshake_timeout)))?;
+    let maps = rings::map_received(&got.hs, &got.fds, opts)?;
+    drop(got.fds);
+    let conn = Connection::new(maps, Link::new(s), cred).map_err(|e| match e {
+        Error::Ring(r) => Error::Handshake(HandshakeFailure::Attach(r)),
+        e => e,
+    })?;
+    handshake::send_ack(conn_fd(&conn))?;
+    Ok(conn)
+}
+
+fn conn_fd(c: &Connection) -> rustix::fd::BorrowedFd<'_> {
+    c.link_fd()
+}

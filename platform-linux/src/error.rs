@@ -1,0 +1,160 @@
+//! The crate's error type.
+
+use ring_core::handshake::HandshakeError;
+use std::fmt;
+
+/// Everything `listen`, `connect` and the handles can fail with.
+///
+/// `Full`, `Empty` and `Timeout` are transient. `Closed` is a clean close by
+/// the peer (it dropped its handle or connection); `PeerGone` is a peer that
+/// died (its socket closed without a clean close) or vanished. The handshake
+/// and permission errors refuse one connection; a [`Listener`](crate::Listener)
+/// keeps accepting after them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed.
+    Os(rustix::io::Errno),
+    /// The peer process died (or closed its socket without a clean close).
+    PeerGone,
+    /// The peer closed cleanly; for a receiver, after every message it sent was delivered.
+    Closed,
+    /// A timeout elapsed (accept, connect, handshake or a blocking call).
+    Timeout,
+    /// No room in the ring now (non-blocking send / reserve).
+    Full,
+    /// No message now (non-blocking receive).
+    Empty,
+    /// The handshake was refused; the string says why.
+    Handshake(HandshakeFailure),
+    /// The ring refused an operation or found the shared region corrupt.
+    Ring(ring_core::Error),
+    /// The peer's uid is not allowed by the [`UidPolicy`](crate::UidPolicy).
+    PermissionDenied {
+        /// The peer's uid (from `SO_PEERCRED`).
+        uid: u32,
+    },
+    /// A live listener already owns the socket path: it is never stolen.
+    AddrInUse,
+    /// Huge pages were requested but the kernel has none to give
+    /// (`/proc/sys/vm/nr_hugepages` is 0 or exhausted). No fallback is made.
+    HugePagesUnavailable(rustix::io::Errno),
+    /// The peer broke the message protocol of `call` / `serve` (the string says how).
+    Protocol(&'static str),
+    /// The handle is not available on this connection (for example the
+    /// sender of a connection whose direction makes this side the receiver).
+    NoSuchHandle,
+}
+
+/// Why a handshake was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeFailure {
+    /// The handshake struct itself is invalid.
+    Format(HandshakeError),
+    /// The control message was truncated (`MSG_CTRUNC`): too many descriptors.
+    ControlTruncated,
+    /// The message was longer than a handshake (`MSG_TRUNC`).
+    MessageTruncated,
+    /// The number of descriptors received differs from the count claimed.
+    FdCount {
+        /// Descriptors the handshake claims.
+        expected: u32,
+        /// Descriptors received.
+        got: usize,
+    },
+    /// A descriptor is not a sealable memfd (`F_GET_SEALS` failed).
+    NotMemfd(rustix::io::Errno),
+    /// A memfd lacks a required seal (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`).
+    MissingSeals,
+    /// A memfd's size differs from the length the handshake claims.
+    Size {
+        /// Length claimed.
+        claimed: u64,
+        /// `fstat` size.
+        actual: u64,
+    },
+    /// The peer's options disagree with ours (direction or duplex).
+    Mismatch(&'static str),
+    /// The ring in the region failed to attach.
+    Attach(ring_core::Error),
+    /// The peer closed the socket during the handshake (or refused ours).
+    PeerClosed,
+    /// An unexpected reply byte.
+    Protocol,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Os(e) => write!(f, "system call failed: {e}"),
+            Error::PeerGone => f.write_str("peer process is gone"),
+            Error::Closed => f.write_str("peer closed the connection"),
+            Error::Timeout => f.write_str("timed out"),
+            Error::Full => f.write_str("ring is full"),
+            Error::Empty => f.write_str("ring is empty"),
+            Error::Handshake(h) => write!(f, "handshake refused: {h}"),
+            Error::Ring(e) => write!(f, "ring error: {e}"),
+            Error::PermissionDenied { uid } => write!(f, "peer uid {uid} is not allowed"),
+            Error::AddrInUse => f.write_str("a live listener owns this address"),
+            Error::HugePagesUnavailable(e) => write!(f, "huge pages unavailable: {e}"),
+            Error::Protocol(what) => write!(f, "protocol violation: {what}"),
+            Error::NoSuchHandle => f.write_str("this connection has no such handle"),
+        }
+    }
+}
+
+impl fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeFailure::Format(e) => write!(f, "{e}"),
+            HandshakeFailure::ControlTruncated => {
+                f.write_str("control message truncated (too many descriptors)")
+            }
+            HandshakeFailure::MessageTruncated => f.write_str("message longer than a handshake"),
+            HandshakeFailure::FdCount { expected, got } => {
+                write!(f, "expected {expected} descriptors, received {got}")
+            }
+            HandshakeFailure::NotMemfd(e) => write!(f, "descriptor is not a sealable memfd: {e}"),
+            HandshakeFailure::MissingSeals => f.write_str("memfd lacks the required seals"),
+            HandshakeFailure::Size { claimed, actual } => {
+                write!(f, "memfd is {actual} bytes, handshake claims {claimed}")
+            }
+            HandshakeFailure::Mismatch(what) => write!(f, "peer's options differ: {what}"),
+            HandshakeFailure::Attach(e) => write!(f, "ring refused to attach: {e}"),
+            HandshakeFailure::PeerClosed => f.write_str("peer closed the socket"),
+            HandshakeFailure::Protocol => f.write_str("unexpected handshake reply"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+impl std::error::Error for HandshakeFailure {}
+
+impl From<rustix::io::Errno> for Error {
+    fn from(e: rustix::io::Errno) -> Self {
+        Error::Os(e)
+    }
+}
+
+impl From<HandshakeFailure> for Error {
+    fn from(h: HandshakeFailure) -> Self {
+        Error::Handshake(h)
+    }
+}
+
+impl From<ring_core::Error> for Error {
+    /// Transient ring errors map to their own variants; the rest to `Ring`.
+    fn from(e: ring_core::Error) -> Self {
+        match e {
+            ring_core::Error::Full => Error::Full,
+            ring_core::Error::Empty => Error::Empty,
+            ring_core::Error::Timeout => Error::Timeout,
+            ring_core::Error::Closed => Error::Closed,
+            other => Error::Ring(other),
+        }
+    }
+}
+
+/// The crate's `Result`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,96 @@
+//! memtube's Linux shim: ready-made process-to-process IPC over ring-core.
+//!
+//! `listen` in one process, `connect` in another, then send and receive
+//! through a lock-free ring in shared memory with no system call while both
+//! sides are busy:
+//!
+//! ```
+//! use platform_linux::{connect, listen, Options};
+//! use std::time::Duration;
+//!
+//! let addr = format!("@memtube-doc-crate-{}", std::process::id());
+//! let opts = Options::new().duplex(true).capacity(4096);
+//! let listener = listen(addr.as_str(), &opts)?;
+//! // The server: here a thread; normally another process.
+//! let server = std::thread::spawn(move || -> Result<(), platform_linux::Error> {
+//!     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
+//!     conn.serve(|_ty, req, reply| {
+//!         reply.extend(req.iter().rev()); // reply: the request reversed
+//!         7 // the reply's type id
+//!     })
+//! });
+//! let mut conn = connect(addr.as_str(), &opts)?;
+//! let reply = conn.call(1, b"abc", Some(Duration::from_secs(10)))?;
+//! assert_eq!((reply.type_id(), reply.payload()), (7, &b"cba"[..]));
+//! drop(reply);
+//! drop(conn); // clean close: the server's `serve` returns Ok(())
+//! server.join().unwrap()?;
+//! # Ok::<(), platform_linux::Error>(())
+//! ```
+//!
+//! # How a connection is made
+//!
+//! 1. The listener accepts on a Unix `SOCK_SEQPACKET` socket (a path created
+//!    mode 0600, or an abstract name) and checks the peer's uid
+//!    (`SO_PEERCRED`, [`UidPolicy`]); the connector checks the listener's.
+//! 2. The listener creates each ring's regions ([`region`]: `memfd_create`,
+//!    sized, sealed against shrink, grow and further sealing; mapped shared
+//!    and pre-faulted), lays the rings with `ring_core::init` and sends one
+//!    message: ring-core's [`Handshake`](ring_core::handshake::Handshake)
+//!    struct plus the descriptors (`SCM_RIGHTS`).
+//! 3. The connector validates all of it ([`handshake`]), maps the regions,
+//!    attaches (ring-core validates the layout) and answers with one byte.
+//!
+//! # Isolation
+//!
+//! By default ([`Options::isolation`]) the rings use ring-core's split
+//! layout: the producer's pages (control block and data) and the consumer's
+//! block are separate memfds. Each side maps writable only the pages it
+//! writes and the peer's pages read-only, and the writer seals its pages
+//! with `F_SEAL_FUTURE_WRITE` before sending them, so the kernel refuses the
+//! peer any writable mapping of them: a write through the peer's mapping
+//! faults (tested). Futex waits work on the read-only mappings.
+//!
+//! # Waiting and liveness
+//!
+//! Blocking calls spin, then sleep on a futex ([`FutexWait`],
+//! process-shared); the wake system call happens only when the other side
+//! announced that it sleeps. They wait in slices of at most
+//! [`LIVENESS_SLICE`] (50 ms) and probe the connection's socket between
+//! slices: when the peer process dies, however it dies, the kernel closes
+//! its socket, so a blocked call returns [`Error::PeerGone`] within about
+//! 50 ms, after every message committed before the death was delivered. A
+//! clean close (handles dropped) sends a close byte first and is reported
+//! as [`Error::Closed`]. `is_peer_alive()` reads a cached flag: no system call.
+//!
+//! Nothing is left behind on disk or in `/dev/shm` when either side dies:
+//! memfds vanish with their last descriptor and mapping. (A path socket file
+//! stays if the listener is killed; the next `listen` replaces it.)
+
+#![cfg(target_os = "linux")]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+mod conn;
+mod connect;
+mod error;
+pub mod handshake;
+mod listen;
+mod liveness;
+mod options;
+mod peer;
+pub mod region;
+mod rings;
+mod sock;
+mod wait;
+
+pub use conn::{Connection, Grant, Message, Receiver, Reply, Sender, LIVENESS_SLICE};
+pub use connect::connect;
+pub use error::{Error, HandshakeFailure, Result};
+pub use listen::{listen, Listener};
+pub use liveness::{PeerState, CLOSE_BYTE};
+pub use options::{Direction, Options};
+pub use peer::{PeerCred, UidPolicy};
+pub use sock::Addr;
+pub use wait::FutexWait;

@@ -1,0 +1,175 @@
+//! `socket` / `bind` / `listen` / `accept`: the listening side, which
+//! creates each connection's rings and sends the handshake.
+//!
+//! A path socket is created mode 0600 (`fchmod` on the socket before `bind`,
+//! which Linux applies to the new file, then `chmod` of the path after it).
+//! If the path exists, a connection attempt decides: a live listener
+//! answers and its socket is left alone ([`Error::AddrInUse`]); a stale
+//! socket file (nobody listening: `ECONNREFUSED`) is removed and replaced.
+//! A file at the path that is not a socket is never removed. The socket file
+//! is removed when the [`Listener`] drops, if it is still ours.
+//! Reference: unix(7), bind(2), listen(2), accept(2).
+
+use crate::conn::Connection;
+use crate::error::{Error, Result};
+use crate::handshake;
+use crate::liveness::Link;
+use crate::options::Options;
+use crate::peer;
+use crate::rings;
+use crate::sock::{self, Addr};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{FileType, Mode};
+use rustix::io::Errno;
+use rustix::net::SocketFlags;
+use std::time::Duration;
+
+/// A listening socket. Accepts connections one after another, each with its
+/// own rings.
+#[derive(Debug)]
+pub struct Listener {
+    sock: OwnedFd,
+    addr: Addr,
+    opts: Options,
+    /// Device and inode of the socket file we created (path addresses).
+    file: Option<(u64, u64)>,
+}
+
+// The field types differ between targets (u64 here, narrower on some 32-bit ones).
+#[allow(clippy::unnecessary_cast)]
+fn dev_ino(st: &rustix::fs::Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
+}
+
+/// Listen on `addr` (a path, or `"@name"` for an abstract name) with `opts`.
+///
+/// Errors: [`Error::AddrInUse`] if a live listener owns the address (or a
+/// non-socket file is at the path), [`Error::Os`] otherwise.
+///
+/// ```
+/// use platform_linux::{connect, listen, Options};
+/// use std::time::Duration;
+///
+/// let addr = format!("@memtube-doc-listen-{}", std::process::id());
+/// let opts = Options::new().capacity(4096);
+/// let listener = listen(addr.as_str(), &opts)?;
+/// let server = std::thread::spawn(move || -> Result<Vec<u8>, platform_linux::Error> {
+///     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
+///     let msg = conn.receiver()?.recv_blocking(Some(Duration::from_secs(10)))?;
+///     Ok(msg.payload().to_vec())
+/// });
+/// let mut conn = connect(addr.as_str(), &opts)?;
+/// conn.sender()?.send_blocking(b"hello", 1, Some(Duration::from_secs(10)))?;
+/// assert_eq!(server.join().unwrap()?, b"hello");
+/// # Ok::<(), platform_linux::Error>(())
+/// ```
+pub fn listen(addr: impl Into<Addr>, opts: &Options) -> Result<Listener> {
+    let addr = addr.into();
+    // Fail early on options that can never work.
+    if ring_core::region_size(opts.capacity).is_none() {
+        return Err(Error::Ring(ring_core::Error::BadCapacity(opts.capacity)));
+    }
+    let sa = addr.sockaddr()?;
+    let s = sock::seqpacket()?;
+    let mut file = None;
+    if let Addr::Path(path) = &addr {
+        // The bound file takes the socket inode's mode (less the umask).
+        let _ = rustix::fs::fchmod(&s, Mode::from_raw_mode(0o600));
+        match rustix::net::bind(&s, &sa) {
+            Ok(()) => {}
+            Err(Errno::ADDRINUSE) => {
+                replace_if_stale(path, &sa)?;
+                rustix::net::bind(&s, &sa).map_err(|e| match e {
+                    Errno::ADDRINUSE => Error::AddrInUse,
+                    e => Error::Os(e),
+                })?;
+            }
+            Err(e) => return Err(Error::Os(e)),
+        }
+        rustix::fs::chmod(path.as_path(), Mode::from_raw_mode(0o600))?;
+        file = Some(dev_ino(&rustix::fs::stat(path.as_path())?));
+    } else {
+        rustix::net::bind(&s, &sa).map_err(|e| match e {
+            Errno::ADDRINUSE => Error::AddrInUse,
+            e => Error::Os(e),
+        })?;
+    }
+    rustix::net::listen(&s, 128)?;
+    Ok(Listener {
+        sock: s,
+        addr,
+        opts: opts.clone(),
+        file,
+    })
+}
+
+fn replace_if_stale(path: &std::path::Path, sa: &rustix::net::SocketAddrUnix) -> Result<()> {
+    let st = rustix::fs::stat(path)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
+        return Err(Error::AddrInUse);
+    }
+    let probe = sock::seqpacket()?;
+    match rustix::net::connect(&probe, sa) {
+        // Someone answers (or its backlog is full): a live listener.
+        Ok(()) | Err(Errno::AGAIN) => Err(Error::AddrInUse),
+        Err(Errno::CONNREFUSED) => {
+            rustix::fs::unlink(path)?;
+            Ok(())
+        }
+        Err(e) => Err(Error::Os(e)),
+    }
+}
+
+impl Listener {
+    /// Accept one connection: wait up to `timeout` (`None`: no limit) for a
+    /// peer, check its uid, create and send its rings, and wait (up to the
+    /// handshake timeout) for it to attach.
+    ///
+    /// An error refuses this one peer ([`Error::PermissionDenied`],
+    /// [`Error::Handshake`], ...); the listener keeps working, so a server
+    /// loops on `accept`.
+    pub fn accept(&self, timeout: Option<Duration>) -> Result<Connection> {
+        let deadline = sock::deadline(timeout);
+        let s = loop {
+            sock::wait_readable(self.sock.as_fd(), deadline)?;
+            match rustix::net::accept_with(&self.sock, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK)
+            {
+                Ok(s) => break s,
+                Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::CONNABORTED) => continue,
+                Err(e) => return Err(Error::Os(e)),
+            }
+        };
+        let cred = peer::check(s.as_fd(), &self.opts.uid_policy)?;
+        let hs_deadline = sock::deadline(Some(self.opts.handshake_timeout));
+        let created = rings::create(&self.opts)?;
+        let fds: Vec<BorrowedFd<'_>> = created.fds.iter().map(|f| f.as_fd()).collect();
+        handshake::send(s.as_fd(), &created.hs, &fds)?;
+        // Our copies of the descriptors are no longer needed: the mappings
+        // keep the memory alive.
+        drop(fds);
+        drop(created.fds);
+        handshake::recv_ack(s.as_fd(), hs_deadline)?;
+        Connection::new(created.ours, Link::new(s), cred)
+    }
+
+    /// The address listened on.
+    pub fn addr(&self) -> &Addr {
+        &self.addr
+    }
+
+    /// The listening socket (to poll it with other descriptors).
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let (Addr::Path(p), Some(ours)) = (&self.addr, self.file) {
+            // Remove the file only if it is still the one we bound.
+            if rustix::fs::stat(p.as_path()).is_ok_and(|st| dev_ino(&st) == ours) {
+                let _ = rustix::fs::unlink(p.as_path());
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Peer liveness through the connection's socket.
+//!
+//! After the handshake the Unix socket stays open and carries at most one
+//! more message per side: [`CLOSE_BYTE`], sent when a side drops its
+//! connection cleanly. The kernel closes a process's sockets when it dies,
+//! however it dies, so the other side then reads end-of-file (or
+//! `ECONNRESET`) without a close byte first: that is a death. A probe is one
+//! `recv(MSG_PEEK | MSG_DONTWAIT)`; it runs only on slow paths (a blocking
+//! call between wait slices, or [`probe`](Link::probe) on demand), and its
+//! result is cached in an atomic that [`state`](Link::state) reads with no
+//! system call. Reference: unix(7), recv(2).
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendFlags};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// The byte a side sends when it drops its connection cleanly.
+pub const CLOSE_BYTE: u8 = 0xC1;
+
+/// What is known about the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerState {
+    /// The socket is open: the peer process is alive (as of the last probe).
+    Alive,
+    /// The peer dropped its connection cleanly.
+    Closed,
+    /// The peer's socket closed without a clean close: it died.
+    Gone,
+}
+
+/// The liveness channel: the connected socket plus the cached state.
+#[derive(Debug)]
+pub(crate) struct Link {
+    sock: OwnedFd,
+    /// 0 alive, 1 closed cleanly, 2 gone. Only moves away from 0.
+    state: AtomicU8,
+}
+
+impl Link {
+    pub(crate) fn new(sock: OwnedFd) -> Self {
+        Link {
+            sock,
+            state: AtomicU8::new(0),
+        }
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    /// The cached state: a relaxed load, no system call. May be stale.
+    #[inline]
+    pub(crate) fn state(&self) -> PeerState {
+        decode(self.state.load(Ordering::Relaxed))
+    }
+
+    /// Ask the kernel (one `recv` with `MSG_PEEK | MSG_DONTWAIT`) and cache the answer.
+    pub(crate) fn probe(&self) -> PeerState {
+        let cached = self.state();
+        if cached != PeerState::Alive {
+            return cached;
+        }
+        let mut b = [0u8; 1];
+        let now = match rustix::net::recv(
+            &self.sock,
+            &mut b[..],
+            RecvFlags::PEEK | RecvFlags::DONTWAIT,
+        ) {
+            Ok((_, 0)) => PeerState::Gone,
+            Ok(_) if b[0] == CLOSE_BYTE => PeerState::Closed,
+            // Any other byte: the peer broke the protocol; treat it as gone.
+            Ok(_) => PeerState::Gone,
+            Err(Errno::AGAIN) | Err(Errno::INTR) => PeerState::Alive,
+            Err(_) => PeerState::Gone,
+        };
+        self.state.store(encode(now), Ordering::Relaxed);
+        now
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // A clean close: tell the peer before the socket closes. Best effort
+        // (the peer may be gone already); never blocks (the socket is non-blocking).
+        let _ = rustix::net::send(
+            &self.sock,
+            &[CLOSE_BYTE],
+            SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+        );
+    }
+}
+
+fn encode(s: PeerState) -> u8 {
+    match s {
+        PeerState::Alive => 0,
+        PeerState::Closed => 1,
+        PeerState::Gone => 2,
+    }
+}
+
+fn decode(v: u8) -> PeerState {
+    match v {
+        0 => PeerState::Alive,
+        1 => PeerState::Closed,
+        _ => PeerState::Gone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+    fn raw_pair() -> (OwnedFd, OwnedFd) {
+        rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn pair() -> (Link, Link) {
+        let (a, b) = raw_pair();
+        (Link::new(a), Link::new(b))
+    }
+
+    #[test]
+    fn clean_close_and_death_differ() {
+        let (a, b) = pair();
+        assert_eq!(a.probe(), PeerState::Alive);
+        assert_eq!(a.state(), PeerState::Alive);
+        drop(b); // sends the close byte
+        assert_eq!(a.state(), PeerState::Alive); // cached until probed
+        assert_eq!(a.probe(), PeerState::Closed);
+
+        let (a, b) = raw_pair();
+        let a = Link::new(a);
+        // Death: the socket closes without the close byte.
+        drop(b);
+        assert_eq!(a.probe(), PeerState::Gone);
+        assert_eq!(a.state(), PeerState::Gone);
+    }
+}

@@ -1,0 +1,141 @@
+//! Connection options: shape of the rings, regions, policy, timeouts.
+
+use crate::peer::UidPolicy;
+use std::time::Duration;
+
+/// Which side writes the ring of a one-way connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The connecting process sends, the listener receives (the default).
+    #[default]
+    ConnectorToListener,
+    /// The listener sends, the connecting process receives.
+    ListenerToConnector,
+}
+
+/// How to connect. Both sides pass their own; the listener's decides the
+/// rings (capacity, pure spin, huge pages, isolation), and the connector
+/// refuses a handshake whose direction or duplex mode differs from its own.
+///
+/// ```
+/// use platform_linux::{Direction, Options, UidPolicy};
+/// use std::time::Duration;
+/// let o = Options::new()
+///     .capacity(1 << 16)
+///     .direction(Direction::ListenerToConnector)
+///     .pure_spin(true)
+///     .uid_policy(UidPolicy::Any)
+///     .handshake_timeout(Duration::from_secs(1));
+/// assert_eq!(o.get_capacity(), 1 << 16);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub(crate) direction: Direction,
+    pub(crate) capacity: u32,
+    pub(crate) duplex: bool,
+    pub(crate) pure_spin: bool,
+    pub(crate) huge_pages: bool,
+    pub(crate) mlock: bool,
+    pub(crate) isolation: bool,
+    pub(crate) uid_policy: UidPolicy,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            direction: Direction::default(),
+            capacity: 1 << 16,
+            duplex: false,
+            pure_spin: false,
+            huge_pages: false,
+            mlock: false,
+            isolation: true,
+            uid_policy: UidPolicy::SameUid,
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: connector sends, 64 KiB rings, spin-then-sleep waiting,
+    /// isolation on, same uid only, 5 s connect and handshake timeouts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Which side sends (ignored in duplex mode, where both do).
+    pub fn direction(mut self, d: Direction) -> Self {
+        self.direction = d;
+        self
+    }
+
+    /// Data-area bytes of each ring: a power of two in
+    /// `ring_core::MIN_CAPACITY..=MAX_CAPACITY`; the largest message is
+    /// `ring_core::max_payload(capacity)` (half, minus 8).
+    pub fn capacity(mut self, bytes: u32) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// The capacity set.
+    pub fn get_capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Two rings, one each way: request/reply with
+    /// [`Connection::call`](crate::Connection::call) and
+    /// [`Connection::serve`](crate::Connection::serve).
+    pub fn duplex(mut self, yes: bool) -> Self {
+        self.duplex = yes;
+        self
+    }
+
+    /// Blocked handles only spin, never sleep (lowest latency, burns a core each).
+    pub fn pure_spin(mut self, yes: bool) -> Self {
+        self.pure_spin = yes;
+        self
+    }
+
+    /// Back the data regions with huge pages (`MFD_HUGETLB`, 2 MiB). Fails
+    /// with [`Error::HugePagesUnavailable`](crate::Error::HugePagesUnavailable)
+    /// when the kernel has none reserved; there is no silent fallback.
+    pub fn huge_pages(mut self, yes: bool) -> Self {
+        self.huge_pages = yes;
+        self
+    }
+
+    /// `mlock` this side's mappings (needs `RLIMIT_MEMLOCK` room).
+    pub fn mlock(mut self, yes: bool) -> Self {
+        self.mlock = yes;
+        self
+    }
+
+    /// Kernel-enforced isolation (the default): ring-core's split layout;
+    /// each side maps writable only the pages it writes, and the peer's pages
+    /// read-only (sealed with `F_SEAL_FUTURE_WRITE` by the side that writes them).
+    pub fn isolation(mut self, yes: bool) -> Self {
+        self.isolation = yes;
+        self
+    }
+
+    /// Who may be at the other end (checked with `SO_PEERCRED`).
+    pub fn uid_policy(mut self, p: UidPolicy) -> Self {
+        self.uid_policy = p;
+        self
+    }
+
+    /// How long `connect` waits for a listener's backlog to have room.
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// How long either side waits for the other's handshake message.
+    pub fn handshake_timeout(mut self, t: Duration) -> Self {
+        self.handshake_timeout = t;
+        self
+    }
+}

@@ -1,0 +1,229 @@
+//! Laying the rings over fresh memfds (the listener) and mapping received
+//! ones (the connector), with the isolation rules: each side maps writable
+//! only the pages it writes.
+
+use crate::error::{Error, HandshakeFailure, Result};
+use crate::options::{Direction, Options};
+use crate::region::{self, Mapping};
+use crate::wait::FutexWait;
+use ring_core::handshake::{
+    Handshake, RingDesc, Side, CONSUMER_REGION_MIN, HS_HUGE_PAGES, HUGE_PAGE_ALIGN, NO_FD,
+};
+use ring_core::{Config, Consumer, Producer, RawRegion};
+use rustix::fd::{AsFd, OwnedFd};
+
+/// The mappings of one ring in this process. The handle that borrows them
+/// is dropped first (it is declared before this in every owner).
+#[derive(Debug)]
+pub(crate) struct RingMaps {
+    pub(crate) main: Mapping,
+    pub(crate) cons: Option<Mapping>,
+}
+
+impl RingMaps {
+    fn raw(&self) -> RawRegion {
+        let r = RawRegion::new(self.main.as_ptr(), self.main.len());
+        match &self.cons {
+            Some(c) => r.with_consumer_block(c.as_ptr(), c.len()),
+            None => r,
+        }
+    }
+
+    fn lock(&self) -> Result<()> {
+        self.main.lock()?;
+        if let Some(c) = &self.cons {
+            c.lock()?;
+        }
+        Ok(())
+    }
+
+    /// Attach as producer, for as long as `self` lives.
+    pub(crate) fn producer(&self) -> Result<Producer<'static, FutexWait>> {
+        // SAFETY: the region was initialized by `ring_core::init` (by us, or
+        // validated by ring-core now if the peer did); the mappings are live
+        // shared memory of the right lengths (main writable, consumer block
+        // readable) and stay mapped until this `RingMaps` drops, which every
+        // owner does only after dropping the returned handle (field order);
+        // this process touches the memory only through ring-core handles.
+        unsafe { ring_core::attach_producer(self.raw(), FutexWait) }.map_err(Error::from)
+    }
+
+    /// Attach as consumer, for as long as `self` lives.
+    pub(crate) fn consumer(&self) -> Result<Consumer<'static, FutexWait>> {
+        // SAFETY: as in `producer`; with the split layout the main region
+        // needs only be readable and the consumer block is mapped writable.
+        unsafe { ring_core::attach_consumer(self.raw(), FutexWait) }.map_err(Error::from)
+    }
+}
+
+/// Which rings a connection has, and which of them this side (the listener
+/// if `listener`) produces: `(ring index, we produce)`.
+pub(crate) fn sides(opts: &Options) -> Vec<Side> {
+    if opts.duplex {
+        vec![Side::Sender, Side::Receiver]
+    } else {
+        match opts.direction {
+            Direction::ListenerToConnector => vec![Side::Sender],
+            Direction::ConnectorToListener => vec![Side::Receiver],
+        }
+    }
+}
+
+fn main_len(cap: u32, huge: bool) -> Result<u64> {
+    let n =
+        ring_core::region_size(cap).ok_or(Error::Ring(ring_core::Error::BadCapacity(cap)))? as u64;
+    Ok(if huge {
+        n.div_ceil(HUGE_PAGE_ALIGN) * HUGE_PAGE_ALIGN
+    } else {
+        n
+    })
+}
+
+/// The listener's side: create, lay out and seal the rings.
+pub(crate) struct Created {
+    pub(crate) hs: Handshake,
+    pub(crate) fds: Vec<OwnedFd>,
+    /// Per ring: its mappings here and whether we (the listener) produce it.
+    pub(crate) ours: Vec<(RingMaps, bool)>,
+}
+
+pub(crate) fn create(opts: &Options) -> Result<Created> {
+    let cap = opts.capacity;
+    let huge = opts.huge_pages;
+    let split = opts.isolation;
+    let len = main_len(cap, huge)?;
+    let mut fds = Vec::new();
+    let mut descs = Vec::new();
+    let mut ours = Vec::new();
+    for side in sides(opts) {
+        let we_produce = side == Side::Sender;
+        let main_fd = region::create(c"memtube-ring", len, huge)?;
+        let main_rw = Mapping::new(main_fd.as_fd(), len as usize, true, huge)?;
+        let cons = if split {
+            let fd = region::create(c"memtube-consumer", CONSUMER_REGION_MIN, false)?;
+            let m = Mapping::new(fd.as_fd(), CONSUMER_REGION_MIN as usize, true, false)?;
+            Some((fd, m))
+        } else {
+            None
+        };
+        let mut raw = RawRegion::new(main_rw.as_ptr(), main_rw.len());
+        if let Some((_, m)) = &cons {
+            raw = raw.with_consumer_block(m.as_ptr(), m.len());
+        }
+        // SAFETY: both mappings are fresh, writable, of the lengths given,
+        // and nothing else in any process can reach them yet.
+        unsafe { ring_core::init(raw, Config::new(cap).pure_spin(opts.pure_spin)) }?;
+        let maps = match cons {
+            None => {
+                region::seal(main_fd.as_fd(), false)?;
+                RingMaps {
+                    main: main_rw,
+                    cons: None,
+                }
+            }
+            Some((cfd, cons_rw)) => {
+                // Seal what we write against the peer ever mapping it
+                // writable; keep for ourselves only read access to the rest.
+                region::seal(main_fd.as_fd(), we_produce)?;
+                region::seal(cfd.as_fd(), !we_produce)?;
+                let maps = if we_produce {
+                    drop(cons_rw);
+                    let ro = Mapping::new(cfd.as_fd(), CONSUMER_REGION_MIN as usize, false, false)?;
+                    RingMaps {
+                        main: main_rw,
+                        cons: Some(ro),
+                    }
+                } else {
+                    drop(main_rw);
+                    let ro = Mapping::new(main_fd.as_fd(), len as usize, false, huge)?;
+                    RingMaps {
+                        main: ro,
+                        cons: Some(cons_rw),
+                    }
+                };
+                let ci = fds.len() as u32 + 1;
+                fds.push(main_fd);
+                fds.push(cfd);
+                descs.push(RingDesc {
+                    capacity: cap,
+                    producer: side,
+                    main_fd: ci - 1,
+                    consumer_fd: ci,
+                    main_len: len,
+                    consumer_len: CONSUMER_REGION_MIN,
+                });
+                if opts.mlock {
+                    maps.lock()?;
+                }
+                ours.push((maps, we_produce));
+                continue;
+            }
+        };
+        descs.push(RingDesc {
+            capacity: cap,
+            producer: side,
+            main_fd: fds.len() as u32,
+            consumer_fd: NO_FD,
+            main_len: len,
+            consumer_len: 0,
+        });
+        fds.push(main_fd);
+        if opts.mlock {
+            maps.lock()?;
+        }
+        ours.push((maps, we_produce));
+    }
+    let mut hs = match descs.as_slice() {
+        [a] => Handshake::simplex(*a, opts.pure_spin),
+        [a, b] => Handshake::duplex(*a, *b, opts.pure_spin),
+        _ => unreachable!("one or two rings"),
+    };
+    if huge {
+        hs.flags |= HS_HUGE_PAGES;
+    }
+    Ok(Created { hs, fds, ours })
+}
+
+/// The connector's side: check the handshake against our options and map
+/// each ring; returns `(mappings, we produce)` per ring.
+pub(crate) fn map_received(
+    hs: &Handshake,
+    fds: &[OwnedFd],
+    opts: &Options,
+) -> Result<Vec<(RingMaps, bool)>> {
+    if hs.is_duplex() != opts.duplex {
+        return Err(HandshakeFailure::Mismatch("duplex").into());
+    }
+    let rings = hs.rings();
+    if !opts.duplex && rings[0].producer != sides(opts)[0] {
+        return Err(HandshakeFailure::Mismatch("direction").into());
+    }
+    let huge = hs.is_huge_pages();
+    let mut out = Vec::new();
+    for r in rings {
+        let we_produce = r.producer == Side::Receiver;
+        let split = r.consumer_fd != NO_FD;
+        let main = Mapping::new(
+            fds[r.main_fd as usize].as_fd(),
+            usize::try_from(r.main_len).map_err(|_| Error::Os(rustix::io::Errno::NOMEM))?,
+            !split || we_produce,
+            huge,
+        )?;
+        let cons = if split {
+            Some(Mapping::new(
+                fds[r.consumer_fd as usize].as_fd(),
+                r.consumer_len as usize,
+                !we_produce,
+                false,
+            )?)
+        } else {
+            None
+        };
+        let maps = RingMaps { main, cons };
+        if opts.mlock {
+            maps.lock()?;
+        }
+        out.push((maps, we_produce));
+    }
+    Ok(out)
+}

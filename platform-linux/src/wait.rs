@@ -1,0 +1,109 @@
+//! `futex(FUTEX_WAIT / FUTEX_WAKE)`: ring-core's [`Wait`] for processes.
+//!
+//! The operations are process-shared (no `FUTEX_PRIVATE_FLAG`): the kernel
+//! keys a shared futex by the page of the file it lives in, so a waiter and a
+//! waker in two processes that map the same memfd meet. Waiting works on a
+//! read-only mapping (the word a side sleeps on is in the peer's pages, which
+//! it maps read-only under isolation).
+//!
+//! References: futex(2), futex(7), clock_gettime(2).
+
+use ring_core::atomic::AtomicU32;
+use ring_core::Wait;
+use rustix::io::Errno;
+use rustix::thread::futex;
+use rustix::time::{ClockId, Timespec};
+use std::time::Duration;
+
+/// The futex [`Wait`]: sleeps in the kernel until the peer wakes the word or
+/// the timeout passes; `now` reads `CLOCK_MONOTONIC` (vDSO, no system call).
+///
+/// ```
+/// use platform_linux::FutexWait;
+/// use ring_core::{atomic::AtomicU32, Wait};
+/// use std::time::Duration;
+///
+/// let w = FutexWait;
+/// let word = AtomicU32::new(0);
+/// let t0 = w.now();
+/// w.wait(&word, 0, Some(Duration::from_millis(5))); // times out
+/// assert!(w.now() - t0 >= Duration::from_millis(4));
+/// w.wait(&word, 1, None); // the word is not 1: returns at once
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FutexWait;
+
+fn std_word(word: &AtomicU32) -> &std::sync::atomic::AtomicU32 {
+    // SAFETY: `word` is a live, 4-byte aligned `u32` for the borrow's
+    // lifetime (portable-atomic's `AtomicU32` has the layout of `u32`), and
+    // every access to it, by either type, is atomic.
+    unsafe { std::sync::atomic::AtomicU32::from_ptr(word.as_ptr()) }
+}
+
+fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    }
+}
+
+impl Wait for FutexWait {
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        let w = std_word(word);
+        let deadline = timeout.map(|t| self.now().saturating_add(t));
+        loop {
+            let ts = match deadline {
+                Some(d) => {
+                    let left = d.saturating_sub(self.now());
+                    if left.is_zero() {
+                        return;
+                    }
+                    Some(timespec(left))
+                }
+                None => None,
+            };
+            match futex::wait(w, futex::Flags::empty(), expected, ts.as_ref()) {
+                // A signal interrupted the sleep: go back to sleep for what is left.
+                Err(Errno::INTR) => continue,
+                // Woken, the word already differed (EAGAIN), or timed out.
+                _ => return,
+            }
+        }
+    }
+
+    fn wake(&self, word: &AtomicU32) {
+        let _ = futex::wake(std_word(word), futex::Flags::empty(), i32::MAX as u32);
+    }
+
+    fn now(&self) -> Duration {
+        let t = rustix::time::clock_gettime(ClockId::Monotonic);
+        Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    #[test]
+    fn wake_releases_a_waiter_in_another_thread() {
+        let word = Arc::new(AtomicU32::new(0));
+        let w2 = word.clone();
+        let t = std::thread::spawn(move || {
+            let t0 = FutexWait.now();
+            while w2.load(Ordering::Acquire) == 0 {
+                FutexWait.wait(&w2, 0, Some(Duration::from_secs(20)));
+            }
+            FutexWait.now() - t0
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        word.store(1, Ordering::Release);
+        FutexWait.wake(&word);
+        assert!(t.join().unwrap() < Duration::from_secs(20));
+    }
+}
