@@ -22,6 +22,10 @@ pub struct Producer<'a, W: Wait> {
     /// stale (behind), never ahead. Invariant: `head - cached_released <= capacity - 8`.
     cached_released: u32,
     mask: u32,
+    /// Every 8-byte slot in `[head, zeroed)` has a zero commit word (cleared by
+    /// us after the consumer released it, or by `init`). Invariant:
+    /// `8 <= zeroed - head <= capacity`, and `zeroed <= cached_released + capacity`.
+    zeroed: u32,
     /// First committed record whose commit word is not yet stored: its
     /// offset and word. Later staged records' words are already stored; the
     /// consumer cannot get past this one, so storing it publishes them all.
@@ -59,6 +63,11 @@ struct Plan {
 }
 
 pub(crate) const DEFAULT_SPIN_BUDGET: u32 = 4096;
+/// `clear_ahead` runs when fewer than this many bytes ahead of `head` are cleared...
+const CLEAR_LOW_WATER: u32 = 64;
+/// ...and clears up to this far ahead (rounded down to a cache line), within free space.
+const CLEAR_AHEAD: u32 = 256;
+const CACHE_LINE: u32 = 64;
 
 impl<'a, W: Wait> Producer<'a, W> {
     pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
@@ -69,6 +78,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             head: 0,
             cached_released: 0,
             mask,
+            zeroed: RECORD_HEADER,
             pending: None,
             spin_budget: DEFAULT_SPIN_BUDGET,
             episode: 0,
@@ -336,10 +346,19 @@ impl<'a, W: Wait> Producer<'a, W> {
         let rec = record_size(used);
         self.sh.data.write_type_id(plan.off, type_id);
         self.sh.data.track_write(plan.off, rec);
-        // Clear the next record's header so stale bytes from an earlier lap
-        // never read as committed. It lies in free space: `plan.need` counted it.
-        let next = (plan.off + rec) & self.mask;
-        self.sh.data.commit_word(next).store(0, Relaxed);
+        // The next record's commit word must be zero before this record is
+        // published, so stale bytes from an earlier lap never read as
+        // committed. Usually `clear_ahead` has cleared it already; otherwise
+        // clear it now. It lies in free space: `plan.need` counted it.
+        let next_pos = self.head.wrapping_add(plan.pad + rec);
+        let next_end = next_pos.wrapping_add(RECORD_HEADER);
+        if next_end.wrapping_sub(self.head) > self.zeroed.wrapping_sub(self.head) {
+            self.sh
+                .data
+                .commit_word(next_pos & self.mask)
+                .store(0, Relaxed);
+            self.zeroed = next_end;
+        }
         if plan.pad != 0 {
             let pad_off = self.head & self.mask;
             self.stage(
@@ -367,6 +386,33 @@ impl<'a, W: Wait> Producer<'a, W> {
             if !self.sh.pure_spin {
                 self.wake_peer();
             }
+            self.clear_ahead();
+        }
+    }
+
+    /// After a publication, off the message's critical path: clear the
+    /// commit words of the next few cache lines of free space, so the next
+    /// commits need not fetch a new line for their successor's header before
+    /// their own Release store (on x86 stores become visible in order, so that
+    /// fetch would delay the publication).
+    #[inline]
+    fn clear_ahead(&mut self) {
+        if self.zeroed.wrapping_sub(self.head) >= CLEAR_LOW_WATER {
+            return;
+        }
+        let free = self
+            .cached_released
+            .wrapping_add(self.sh.capacity)
+            .wrapping_sub(self.head);
+        let want =
+            (self.head.wrapping_add(CLEAR_AHEAD) & !(CACHE_LINE - 1)).wrapping_sub(self.head);
+        let target = want.min(free);
+        while self.zeroed.wrapping_sub(self.head) + RECORD_HEADER <= target {
+            self.sh
+                .data
+                .commit_word(self.zeroed & self.mask)
+                .store(0, Relaxed);
+            self.zeroed = self.zeroed.wrapping_add(RECORD_HEADER);
         }
     }
 
