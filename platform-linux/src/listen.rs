@@ -108,6 +108,11 @@ fn replace_if_stale(path: &std::path::Path, sa: &rustix::net::SocketAddrUnix) ->
     if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
         return Err(Error::AddrInUse);
     }
+    if listening_in_proc(path) {
+        return Err(Error::AddrInUse);
+    }
+    // Not listed (or /proc unavailable): ask the socket itself. A live
+    // listener then sees one connection that closes at once; `accept` skips those.
     let probe = sock::seqpacket()?;
     match rustix::net::connect(&probe, sa) {
         // Someone answers (or its backlog is full): a live listener.
@@ -118,6 +123,37 @@ fn replace_if_stale(path: &std::path::Path, sa: &rustix::net::SocketAddrUnix) ->
         }
         Err(e) => Err(Error::Os(e)),
     }
+}
+
+/// Whether `/proc/net/unix` lists a listening socket bound to `path`
+/// (flag `__SO_ACCEPTCON`, 0x10000), so that liveness is decided without
+/// connecting to it.
+fn listening_in_proc(path: &std::path::Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return false;
+    };
+    let Some(want) = path.to_str() else {
+        return false;
+    };
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 8
+            && f[7] == want
+            && u32::from_str_radix(f[3], 16).is_ok_and(|flags| flags & 0x10000 != 0)
+    })
+}
+
+/// Whether an accepted socket's peer already closed without sending anything.
+fn closed_before_handshake(s: &OwnedFd) -> bool {
+    let mut b = [0u8; 1];
+    matches!(
+        rustix::net::recv(
+            s,
+            &mut b[..],
+            rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT
+        ),
+        Ok((_, 0))
+    )
 }
 
 impl Listener {
@@ -134,6 +170,9 @@ impl Listener {
             sock::wait_readable(self.sock.as_fd(), deadline)?;
             match rustix::net::accept_with(&self.sock, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK)
             {
+                // A peer that left before the handshake (for example another
+                // `listen` probing whether we are alive) is skipped.
+                Ok(s) if closed_before_handshake(&s) => continue,
                 Ok(s) => break s,
                 Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::CONNABORTED) => continue,
                 Err(e) => return Err(Error::Os(e)),

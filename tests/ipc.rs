@@ -1,0 +1,692 @@
+//! Process IPC on Linux, between real processes: the test binary re-executes
+//! itself (`child_entry`, ignored in normal runs) to play the peer.
+//!
+//! Round trips both ways and in duplex mode, several clients in turn,
+//! SIGKILL of either side mid-stream, hostile handshakes, socket-file rules,
+//! timeouts, and the read-only isolation proof.
+
+#![cfg(target_os = "linux")]
+
+use memtube::linux::region;
+use memtube::{
+    connect, listen, Connection, Direction, HandshakeFailure, IpcError as Error, Options, UidPolicy,
+};
+use ring_core::handshake::{Handshake, HandshakeError, RingDesc, Side};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const ROLE: &str = "MEMTUBE_TEST_ROLE";
+const ADDR: &str = "MEMTUBE_TEST_ADDR";
+const T: Option<Duration> = Some(Duration::from_secs(20));
+/// A dead peer must be reported well within this (the design target is
+/// 100 ms; this bound only catches hangs on a loaded machine).
+const GONE_BOUND: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------- helpers
+
+fn unique_addr(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "@memtube-test-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn spawn(role: &str, addr: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE, role)
+        .env(ADDR, addr)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn child")
+}
+
+fn wait_ok(mut c: Child) {
+    let st = c.wait().unwrap();
+    assert!(st.success(), "child failed: {st:?}");
+}
+
+/// Message `i` of a stream: length varies from 8 to 8 + 600; the first 8
+/// bytes are `i`, the rest a pattern of `i`, so a torn or mixed message is seen.
+fn payload(i: u64, buf: &mut Vec<u8>) {
+    let len = 8 + (i.wrapping_mul(37) % 601) as usize;
+    buf.clear();
+    buf.extend_from_slice(&i.to_le_bytes());
+    buf.extend((8..len).map(|k| (i as usize).wrapping_mul(131).wrapping_add(k * 7) as u8));
+}
+
+fn check(i: u64, type_id: u32, p: &[u8]) -> Result<(), String> {
+    let mut want = Vec::new();
+    payload(i, &mut want);
+    if type_id != i as u32 || p != &want[..] {
+        return Err(format!(
+            "message {i} wrong (type {type_id}, len {})",
+            p.len()
+        ));
+    }
+    Ok(())
+}
+
+fn opts(direction: Direction, pure_spin: bool) -> Options {
+    Options::new()
+        .capacity(4096)
+        .direction(direction)
+        .pure_spin(pure_spin)
+}
+
+/// A tiny deterministic generator for kill points.
+fn rand(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+fn send_stream(conn: &mut Connection, n: Option<u64>) -> Result<u64, Error> {
+    let tx = conn.sender()?;
+    let mut buf = Vec::new();
+    let mut i = 0;
+    while n.is_none_or(|n| i < n) {
+        payload(i, &mut buf);
+        // Write in place, byte by byte, so a kill can land mid-message.
+        let mut g = tx.reserve_blocking(buf.len(), T)?;
+        for (d, s) in g.iter_mut().zip(&buf) {
+            *d = *s;
+        }
+        g.commit(buf.len(), i as u32);
+        i += 1;
+    }
+    Ok(i)
+}
+
+fn recv_stream(conn: &mut Connection, n: Option<u64>) -> Result<u64, String> {
+    let rx = conn.receiver().map_err(|e| e.to_string())?;
+    let mut i = 0;
+    while n.is_none_or(|n| i < n) {
+        match rx.recv_blocking(T) {
+            Ok(m) => check(i, m.type_id(), &m)?,
+            Err(e) if n.is_none() => return Err(format!("after {i} messages: {e}")),
+            Err(e) => return Err(e.to_string()),
+        }
+        i += 1;
+    }
+    Ok(i)
+}
+
+// ------------------------------------------------------- the child process
+
+#[test]
+#[ignore = "entry point of the child processes that the other tests start"]
+fn child_entry() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let addr = std::env::var(ADDR).unwrap();
+    let code = match child(&role, &addr) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("child {role}: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn child(role: &str, addr: &str) -> Result<(), String> {
+    let s = |e: Error| e.to_string();
+    match role {
+        "recv-1000" => {
+            let mut c = connect(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
+            recv_stream(&mut c, Some(1000))?;
+            let end = c.receiver().map_err(s)?.recv_blocking(T).map(|_| ());
+            match end {
+                Err(Error::Closed) => Ok(()),
+                other => Err(format!("expected Closed, got {other:?}")),
+            }
+        }
+        "send-1000" => {
+            let mut c = connect(addr, &opts(Direction::ConnectorToListener, false)).map_err(s)?;
+            send_stream(&mut c, Some(1000)).map_err(s)?;
+            Ok(())
+        }
+        "send-forever" | "send-forever-spin" => {
+            let spin = role.ends_with("spin");
+            let mut c = connect(addr, &opts(Direction::ConnectorToListener, spin)).map_err(s)?;
+            send_stream(&mut c, None).map_err(s)?;
+            Err("the stream ended".into())
+        }
+        "recv-forever" => {
+            let mut c = connect(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
+            recv_stream(&mut c, None).map(|_| ())
+        }
+        "call" => {
+            let mut c = connect(addr, &Options::new().duplex(true).capacity(1 << 16)).map_err(s)?;
+            let mut buf = Vec::new();
+            for i in 0..500u64 {
+                payload(i * 61, &mut buf);
+                let r = c.call(i as u32, &buf, T).map_err(s)?;
+                let want: Vec<u8> = buf.iter().map(|b| b ^ 0x5a).collect();
+                if r.type_id() != i as u32 + 1 || r.payload() != &want[..] || r.id() != i + 1 {
+                    return Err(format!("reply {i} wrong"));
+                }
+            }
+            Ok(())
+        }
+        "hello" => {
+            let mut c = connect(addr, &opts(Direction::ConnectorToListener, false)).map_err(s)?;
+            let pid = std::process::id().to_le_bytes();
+            c.sender().map_err(s)?.send_blocking(&pid, 1, T).map_err(s)
+        }
+        // Isolation: write through a read-only mapping of the peer's pages.
+        "scribble-consumer-block" => {
+            let _c = connect(addr, &opts(Direction::ConnectorToListener, false)).map_err(s)?;
+            scribble("memtube-consumer", false)
+        }
+        "scribble-producer-pages" => {
+            let _c = connect(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
+            scribble("memtube-ring", false)
+        }
+        // A hostile producer: garbage into every page it may write.
+        "hostile-producer" => {
+            let mut c = connect(addr, &opts(Direction::ConnectorToListener, false)).map_err(s)?;
+            send_stream(&mut c, Some(20)).map_err(s)?;
+            scribble("memtube-ring", true)?;
+            // Stay alive a while so the reader faces garbage, not a dead peer.
+            std::thread::sleep(Duration::from_millis(500));
+            Ok(())
+        }
+        _ => Err(format!("unknown role {role}")),
+    }
+}
+
+/// Find this process's mapping of the memfd `name` with the given
+/// writability in /proc/self/maps and write garbage through it. Returns
+/// only if the write did not fault.
+fn scribble(name: &str, writable: bool) -> Result<(), String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| e.to_string())?;
+    let want = if writable { "rw-s" } else { "r--s" };
+    let line = maps
+        .lines()
+        .find(|l| l.contains(&format!("/memfd:{name} ")) && l.contains(want))
+        .ok_or(format!("no {want} mapping of {name}:\n{maps}"))?;
+    let range = line.split_whitespace().next().unwrap();
+    let (a, b) = range.split_once('-').unwrap();
+    let start = usize::from_str_radix(a, 16).unwrap();
+    let end = usize::from_str_radix(b, 16).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for off in (0..end - start).step_by(8) {
+        let p = (start + off) as *mut u64;
+        // SAFETY: `p` is 8-aligned inside a mapping of this process that
+        // /proc/self/maps lists; writing a read-only one must fault (the
+        // point of the test), writing a writable one is the hostile peer's
+        // garbage, which ring-core must survive in the other process.
+        unsafe { p.write_volatile(rand(&mut x)) };
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------- round trips
+
+#[test]
+fn round_trips_both_directions() {
+    for (dir, role) in [
+        (Direction::ListenerToConnector, "recv-1000"),
+        (Direction::ConnectorToListener, "send-1000"),
+    ] {
+        let addr = unique_addr("rt");
+        let l = listen(addr.as_str(), &opts(dir, false)).unwrap();
+        let child = spawn(role, &addr);
+        let mut c = l.accept(T).unwrap();
+        assert_eq!(c.peer_cred().pid as u32, child.id());
+        match dir {
+            Direction::ListenerToConnector => {
+                assert_eq!(send_stream(&mut c, Some(1000)), Ok(1000));
+                drop(c); // clean close: the child expects Closed
+            }
+            Direction::ConnectorToListener => {
+                assert_eq!(recv_stream(&mut c, Some(1000)), Ok(1000));
+                // The child dropped its handles cleanly: Closed, not PeerGone.
+                let r = c.receiver().unwrap().recv_blocking(T).map(|_| ());
+                assert_eq!(r, Err(Error::Closed));
+            }
+        }
+        wait_ok(child);
+    }
+}
+
+#[test]
+fn duplex_call_and_serve() {
+    let addr = unique_addr("duplex");
+    let o = Options::new().duplex(true).capacity(1 << 16);
+    let l = listen(addr.as_str(), &o).unwrap();
+    let child = spawn("call", &addr);
+    let mut c = l.accept(T).unwrap();
+    let mut served = 0;
+    let r = c.serve(|ty, req, reply| {
+        served += 1;
+        reply.extend(req.iter().map(|b| b ^ 0x5a));
+        ty + 1
+    });
+    assert_eq!(r, Ok(()));
+    assert_eq!(served, 500);
+    wait_ok(child);
+}
+
+#[test]
+fn listener_serves_several_clients_in_turn() {
+    let addr = unique_addr("many");
+    let l = listen(addr.as_str(), &opts(Direction::ConnectorToListener, false)).unwrap();
+    for _ in 0..3 {
+        let child = spawn("hello", &addr);
+        let mut c = l.accept(T).unwrap();
+        let m = c.receiver().unwrap().recv_blocking(T).unwrap();
+        assert_eq!(&m[..], &child.id().to_le_bytes());
+        drop(m);
+        wait_ok(child);
+    }
+}
+
+// ------------------------------------------------------------------ deaths
+
+#[test]
+fn sigkill_of_the_producer_loses_nothing_committed() {
+    let mut seed = 0x2545_f491_4f6c_dd1d ^ u64::from(std::process::id());
+    for round in 0..6 {
+        let spin = round % 2 == 1;
+        let addr = unique_addr("killp");
+        let l = listen(addr.as_str(), &opts(Direction::ConnectorToListener, spin)).unwrap();
+        let mut child = spawn(
+            if spin {
+                "send-forever-spin"
+            } else {
+                "send-forever"
+            },
+            &addr,
+        );
+        let mut c = l.accept(T).unwrap();
+        let rx = c.receiver().unwrap();
+        let kill_at = 1 + rand(&mut seed) % 3000;
+        let mut i = 0u64;
+        let mut killed = None;
+        let end = loop {
+            if i == kill_at {
+                child.kill().unwrap();
+                killed = Some(Instant::now());
+            }
+            match rx.recv_blocking(T) {
+                Ok(m) => check(i, m.type_id(), &m).unwrap(),
+                Err(e) => break e,
+            }
+            i += 1;
+        };
+        let waited = killed.expect("killed before the stream ended").elapsed();
+        eprintln!(
+            "round {round} (pure spin {spin}): {i} messages, PeerGone {waited:?} after SIGKILL"
+        );
+        assert_eq!(end, Error::PeerGone, "round {round}: after {i} messages");
+        assert!(!rx.is_peer_alive());
+        assert!(waited < GONE_BOUND, "PeerGone after {waited:?}");
+        assert!(i >= kill_at);
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+    }
+}
+
+#[test]
+fn sigkill_of_the_consumer_unblocks_the_producer() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    for _ in 0..4 {
+        let addr = unique_addr("killc");
+        let l = listen(addr.as_str(), &opts(Direction::ListenerToConnector, false)).unwrap();
+        let mut child = spawn("recv-forever", &addr);
+        let mut c = l.accept(T).unwrap();
+        let kill_at = 1 + rand(&mut seed) % 3000;
+        assert_eq!(send_stream(&mut c, Some(kill_at)), Ok(kill_at));
+        child.kill().unwrap();
+        let killed = Instant::now();
+        // Keep sending: the ring fills, then the blocked send notices.
+        let end = send_stream(&mut c, None).unwrap_err();
+        assert_eq!(end, Error::PeerGone);
+        assert!(killed.elapsed() < GONE_BOUND);
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+    }
+}
+
+#[test]
+fn hostile_producer_gives_errors_not_crashes() {
+    let addr = unique_addr("hostile");
+    let l = listen(addr.as_str(), &opts(Direction::ConnectorToListener, false)).unwrap();
+    let child = spawn("hostile-producer", &addr);
+    let mut c = l.accept(T).unwrap();
+    let rx = c.receiver().unwrap();
+    // Read until an error; garbage may pass as well-formed messages, but
+    // every call returns, and the end is an error value.
+    let started = Instant::now();
+    let mut n = 0;
+    let end = loop {
+        match rx.recv_blocking(Some(Duration::from_secs(5))) {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+        assert!(n < 1_000_000, "unbounded stream of garbage");
+    };
+    eprintln!("hostile producer: {n} messages, then {end:?}");
+    assert!(
+        matches!(
+            end,
+            Error::Ring(_) | Error::PeerGone | Error::Closed | Error::Timeout
+        ),
+        "{end:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    wait_ok(child);
+}
+
+// --------------------------------------------------------------- isolation
+
+#[test]
+fn writes_through_the_peers_read_only_pages_fault() {
+    for role in ["scribble-consumer-block", "scribble-producer-pages"] {
+        let addr = unique_addr("iso");
+        let dir = if role == "scribble-consumer-block" {
+            Direction::ConnectorToListener
+        } else {
+            Direction::ListenerToConnector
+        };
+        let l = listen(addr.as_str(), &opts(dir, false)).unwrap();
+        let mut child = spawn(role, &addr);
+        let _c = l.accept(T).unwrap();
+        let st = child.wait().unwrap();
+        assert_eq!(
+            st.signal(),
+            Some(11),
+            "{role}: expected SIGSEGV, got {st:?}"
+        );
+    }
+}
+
+// ------------------------------------------------------ hostile handshakes
+
+/// A fake listener at `addr`: accepts one connection and hands it to `f`,
+/// then holds it until the connector closes.
+fn fake_listener(
+    addr: &str,
+    f: impl FnOnce(BorrowedFd<'_>) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    use rustix::net::*;
+    let s = socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let name = addr.strip_prefix('@').unwrap();
+    bind(
+        &s,
+        &SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    listen(&s, 8).unwrap();
+    std::thread::spawn(move || {
+        let c = accept(&s).unwrap();
+        f(c.as_fd());
+        let mut b = [0u8; 16];
+        let _ = recv(&c, &mut b[..], RecvFlags::empty());
+    })
+}
+
+fn sealed_memfd(len: u64) -> OwnedFd {
+    let fd = region::create(c"fake", len, false).unwrap();
+    region::seal(fd.as_fd(), false).unwrap();
+    fd
+}
+
+fn good_handshake() -> (Handshake, Vec<OwnedFd>) {
+    let d = RingDesc::split(4096, Side::Receiver, 0, 1).unwrap();
+    let fds = vec![sealed_memfd(d.main_len), sealed_memfd(d.consumer_len)];
+    (Handshake::simplex(d, false), fds)
+}
+
+fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[OwnedFd]) {
+    let b: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+    memtube::linux::handshake::send_raw(sock, bytes, &b).unwrap();
+}
+
+fn try_forged(forge: impl FnOnce(BorrowedFd<'_>) + Send + 'static) -> Error {
+    let addr = unique_addr("forged");
+    let t = fake_listener(&addr, forge);
+    let o = opts(Direction::ConnectorToListener, false).handshake_timeout(Duration::from_secs(10));
+    let e = connect(addr.as_str(), &o).unwrap_err();
+    t.join().unwrap();
+    e
+}
+
+fn fmt(e: HandshakeError) -> Error {
+    Error::Handshake(HandshakeFailure::Format(e))
+}
+
+#[test]
+fn bad_handshakes_are_refused() {
+    // Wrong magic, wrong version, truncated.
+    let e = try_forged(|s| {
+        let (hs, fds) = good_handshake();
+        let mut b = hs.encode();
+        b[0] = b'X';
+        send(s, &b, &fds);
+    });
+    assert_eq!(e, fmt(HandshakeError::BadMagic));
+    let e = try_forged(|s| {
+        let (hs, fds) = good_handshake();
+        let mut b = hs.encode();
+        b[8] = 2;
+        send(s, &b, &fds);
+    });
+    assert_eq!(e, fmt(HandshakeError::Version(2)));
+    let e = try_forged(|s| {
+        let (hs, fds) = good_handshake();
+        send(s, &hs.encode()[..40], &fds);
+    });
+    assert_eq!(e, fmt(HandshakeError::Length(40)));
+    // Too few, too many, far too many descriptors.
+    let e = try_forged(|s| {
+        let (hs, fds) = good_handshake();
+        send(s, &hs.encode(), &fds[..1]);
+    });
+    assert_eq!(
+        e,
+        Error::Handshake(HandshakeFailure::FdCount {
+            expected: 2,
+            got: 1
+        })
+    );
+    let e = try_forged(|s| {
+        let (hs, mut fds) = good_handshake();
+        fds.push(sealed_memfd(4096));
+        send(s, &hs.encode(), &fds);
+    });
+    assert_eq!(
+        e,
+        Error::Handshake(HandshakeFailure::FdCount {
+            expected: 2,
+            got: 3
+        })
+    );
+    let e = try_forged(|s| {
+        let (hs, mut fds) = good_handshake();
+        for _ in 0..10 {
+            fds.push(sealed_memfd(4096));
+        }
+        send(s, &hs.encode(), &fds);
+    });
+    assert_eq!(e, Error::Handshake(HandshakeFailure::ControlTruncated));
+    // A descriptor that is not a memfd (a socket).
+    let e = try_forged(|s| {
+        let (hs, mut fds) = good_handshake();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        fds[0] = a.into();
+        send(s, &hs.encode(), &fds);
+    });
+    assert!(
+        matches!(e, Error::Handshake(HandshakeFailure::NotMemfd(_))),
+        "{e:?}"
+    );
+    // A memfd smaller than claimed.
+    let e = try_forged(|s| {
+        let (hs, mut fds) = good_handshake();
+        fds[0] = sealed_memfd(4096);
+        send(s, &hs.encode(), &fds);
+    });
+    assert_eq!(
+        e,
+        Error::Handshake(HandshakeFailure::Size {
+            claimed: 640 + 4096,
+            actual: 4096
+        })
+    );
+    // A memfd without seals.
+    let e = try_forged(|s| {
+        let (hs, mut fds) = good_handshake();
+        let fd = rustix::fs::memfd_create(c"unsealed", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 640 + 4096).unwrap();
+        fds[0] = fd;
+        send(s, &hs.encode(), &fds);
+    });
+    assert_eq!(e, Error::Handshake(HandshakeFailure::MissingSeals));
+    // Everything right but the region was never initialized: ring-core refuses it.
+    let e = try_forged(|s| {
+        let (hs, fds) = good_handshake();
+        send(s, &hs.encode(), &fds);
+    });
+    assert_eq!(
+        e,
+        Error::Handshake(HandshakeFailure::Attach(ring_core::Error::BadMagic))
+    );
+    // The other direction than ours.
+    let e = try_forged(|s| {
+        let (mut hs, fds) = good_handshake();
+        hs.rings[0].producer = Side::Sender;
+        send(s, &hs.encode(), &fds);
+    });
+    assert_eq!(e, Error::Handshake(HandshakeFailure::Mismatch("direction")));
+}
+
+#[test]
+fn uid_policy_refusals() {
+    let me = rustix::process::geteuid().as_raw();
+    let other = UidPolicy::Uids(vec![me.wrapping_add(1)]);
+    // The listener refuses us: its accept says why, our connect sees a refusal.
+    let addr = unique_addr("uid");
+    let l = listen(addr.as_str(), &Options::new().uid_policy(other.clone())).unwrap();
+    let t = std::thread::spawn(move || l.accept(T).map(|_| ()));
+    let e = connect(addr.as_str(), &Options::new()).unwrap_err();
+    assert_eq!(e, Error::Handshake(HandshakeFailure::PeerClosed));
+    assert_eq!(t.join().unwrap(), Err(Error::PermissionDenied { uid: me }));
+    // We refuse the listener.
+    let addr = unique_addr("uid2");
+    let l = listen(addr.as_str(), &Options::new()).unwrap();
+    let t = std::thread::spawn(move || l.accept(Some(Duration::from_secs(10))).map(|_| ()));
+    let e = connect(addr.as_str(), &Options::new().uid_policy(other)).unwrap_err();
+    assert_eq!(e, Error::PermissionDenied { uid: me });
+    assert!(t.join().unwrap().is_err());
+    // A policy naming our uid, and Any, let us in.
+    for p in [UidPolicy::Uids(vec![me]), UidPolicy::Any] {
+        let addr = unique_addr("uid3");
+        let o = Options::new().uid_policy(p);
+        let l = listen(addr.as_str(), &o).unwrap();
+        let t = std::thread::spawn(move || l.accept(T).map(|_| ()));
+        connect(addr.as_str(), &o).unwrap();
+        t.join().unwrap().unwrap();
+    }
+}
+
+// ---------------------------------------------------- addresses, timeouts
+
+fn temp_path(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("memtube-{}-{tag}.sock", std::process::id()))
+}
+
+#[test]
+fn path_sockets_stale_live_and_mode() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let path = temp_path("stale");
+    let _ = std::fs::remove_file(&path);
+    // A stale socket file: bound, then its owner went away without unlinking.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(std::fs::metadata(&path).unwrap().file_type().is_socket());
+    let o = opts(Direction::ConnectorToListener, false);
+    let l = listen(path.as_path(), &o).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // A live listener's socket is never stolen, and keeps working.
+    assert_eq!(listen(path.as_path(), &o).unwrap_err(), Error::AddrInUse);
+    let t = std::thread::spawn(move || {
+        let mut c = l.accept(T)?;
+        let m = c.receiver()?.recv_blocking(T)?;
+        assert_eq!(&m[..], b"still here");
+        Ok::<_, Error>(l)
+    });
+    let mut c = connect(path.as_path(), &o).unwrap();
+    c.sender()
+        .unwrap()
+        .send_blocking(b"still here", 0, T)
+        .unwrap();
+    let l = t.join().unwrap().unwrap();
+    // Dropping the listener removes its socket file.
+    drop(l);
+    assert!(!path.exists());
+    // A file that is not a socket is never removed.
+    std::fs::write(&path, b"keep me").unwrap();
+    assert_eq!(listen(path.as_path(), &o).unwrap_err(), Error::AddrInUse);
+    assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn connect_without_listener_fails_at_once() {
+    let o = Options::new();
+    let e = connect(unique_addr("nobody").as_str(), &o).unwrap_err();
+    assert_eq!(e, Error::Os(rustix::io::Errno::CONNREFUSED));
+    let e = connect(temp_path("missing").as_path(), &o).unwrap_err();
+    assert_eq!(e, Error::Os(rustix::io::Errno::NOENT));
+}
+
+#[test]
+fn silent_listener_times_out_the_connector() {
+    let o = Options::new().handshake_timeout(Duration::from_millis(300));
+    // A listener that holds the connection open and silent: Timeout.
+    let addr = unique_addr("silent2");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let t = fake_listener(&addr, move |_| {
+        let _ = rx.recv();
+    });
+    let started = Instant::now();
+    let e = connect(addr.as_str(), &o).unwrap_err();
+    assert_eq!(e, Error::Timeout);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    tx.send(()).unwrap();
+    t.join().unwrap();
+}
+
+#[test]
+fn accept_times_out_without_clients() {
+    let addr = unique_addr("lonely");
+    let l = listen(addr.as_str(), &Options::new()).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        l.accept(Some(Duration::from_millis(50))).unwrap_err(),
+        Error::Timeout
+    );
+    assert!(started.elapsed() >= Duration::from_millis(50));
+}
