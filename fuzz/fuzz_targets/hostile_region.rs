@@ -132,8 +132,8 @@ struct Check {
 }
 
 impl Check {
-    fn in_data(&self, ptr: *const u8, len: usize) {
-        let p = ptr as usize;
+    fn in_data(&self, addr: usize, len: usize) {
+        let p = addr;
         assert_eq!(p % 8, 0, "not 8-byte aligned");
         assert!(p >= self.data_lo, "before the data area");
         assert!(
@@ -142,10 +142,10 @@ impl Check {
         );
     }
 
-    fn payload(&self, ptr: *const u8, len: usize) {
+    fn payload(&self, addr: usize, len: usize) {
         assert!(self.rx_poison.is_none(), "poisoned consumer delivered");
         assert!(len <= self.max, "payload longer than max_payload");
-        self.in_data(ptr, len);
+        self.in_data(addr, len);
     }
 
     fn tx_ok(&self, len: usize) {
@@ -290,7 +290,7 @@ fn run(data: &[u8]) {
                         Ok(mut g) => {
                             ck.tx_ok(len);
                             assert_eq!(g.len(), len);
-                            ck.in_data(g.as_ptr(), len);
+                            ck.in_data(g.as_ptr() as usize, len);
                             g.fill(mode);
                             let used = inp.u16() as usize % (len + 1);
                             match (mode >> 1) % 3 {
@@ -328,7 +328,7 @@ fn run(data: &[u8]) {
                     let release = inp.u8() & 1 != 0;
                     match rx.recv() {
                         Ok(m) => {
-                            ck.payload(m.as_ptr(), m.len());
+                            ck.payload(m.as_ptr() as usize, m.len());
                             if release {
                                 m.release();
                             }
@@ -339,7 +339,7 @@ fn run(data: &[u8]) {
                 8 => {
                     let Some(rx) = rx.as_mut() else { continue };
                     match rx.peek() {
-                        Ok(p) => ck.payload(p.payload().as_ptr(), p.payload().len()),
+                        Ok(p) => ck.payload(p.payload().as_ptr() as usize, p.payload().len()),
                         Err(e) => ck.rx_err(e, false),
                     }
                 }
@@ -353,7 +353,7 @@ fn run(data: &[u8]) {
                         Ok(n) => {
                             assert!(n >= 1 && n <= k && n == seen.len(), "recv_batch count");
                             for (p, l) in seen {
-                                ck.payload(p as *const u8, l);
+                                ck.payload(p, l);
                             }
                         }
                         Err(e) => {
@@ -365,7 +365,7 @@ fn run(data: &[u8]) {
                 10 => {
                     let Some(rx) = rx.as_mut() else { continue };
                     match rx.recv_blocking(ZERO) {
-                        Ok(m) => ck.payload(m.as_ptr(), m.len()),
+                        Ok(m) => ck.payload(m.as_ptr() as usize, m.len()),
                         Err(e) => ck.rx_err(e, true),
                     }
                 }
@@ -391,7 +391,7 @@ fn run(data: &[u8]) {
                         }
                         if let Some(rx) = rx.as_mut() {
                             match rx.recv() {
-                                Ok(m) => ck.payload(m.as_ptr(), m.len()),
+                                Ok(m) => ck.payload(m.as_ptr() as usize, m.len()),
                                 Err(e) => ck.rx_err(e, false),
                             }
                         }
