@@ -75,6 +75,8 @@ impl Data {
     }
 
     #[inline(always)]
+    pub(crate) fn scribble(&self, _off: u32, _len: u32) {}
+    #[inline(always)]
     pub(crate) fn track_write(&self, _off: u32, _len: u32) {}
     #[inline(always)]
     pub(crate) fn track_read(&self, _off: u32, _len: u32) {}
@@ -139,6 +141,18 @@ impl Data {
         assert!(off as u64 + len as u64 <= self.capacity as u64);
         // SAFETY: in bounds (asserted).
         unsafe { self.bytes.add(off as usize) }
+    }
+
+    /// A grant over `off..off + len` was handed out: the user may write any
+    /// bytes there, so every shadow commit word it covers now reads as a
+    /// committed 8-byte record (the most misleading value).
+    pub(crate) fn scribble(&self, off: u32, len: u32) {
+        use crate::layout::{COMMITTED, LEN_SHIFT};
+        for slot in (off / 8)..((off + len + 7) / 8) {
+            self.cells[slot as usize].with_mut(|_| ());
+            self.words[slot as usize]
+                .store(COMMITTED | (8 << LEN_SHIFT), crate::sync::Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn track_write(&self, off: u32, len: u32) {

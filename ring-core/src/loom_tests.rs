@@ -211,3 +211,35 @@ fn close_wakes_sleeping_producer() {
         t.join().unwrap();
     });
 }
+
+/// Grants that are dropped, or committed with fewer bytes than reserved, hand
+/// out payload bytes that may look like committed headers (the loom data area
+/// models them so): none of them is ever delivered, whatever the interleaving
+/// with the consumer's releases and the producer's clearing ahead.
+#[test]
+fn dropped_and_partial_grants_never_deliver_payload_bytes() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(128, true);
+        let t = thread::spawn(move || {
+            send_spinning(&mut p, 0, 8);
+            drop(p.reserve(40).unwrap());
+            loop {
+                match p.reserve(40) {
+                    Ok(mut g) => {
+                        g[..4].copy_from_slice(&payload(1, 4));
+                        g.commit(4, 1);
+                        break;
+                    }
+                    Err(Error::Full) => thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            send_spinning(&mut p, 2, 8);
+        });
+        recv_spinning(&mut c, 0, 8);
+        recv_spinning(&mut c, 1, 4);
+        recv_spinning(&mut c, 2, 8);
+        t.join().unwrap();
+        assert_eq!(c.recv().err(), Some(Error::Closed));
+    });
+}

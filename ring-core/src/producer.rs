@@ -23,8 +23,9 @@ pub struct Producer<'a, W: Wait> {
     cached_released: u32,
     mask: u32,
     /// Every 8-byte slot in `[head, zeroed)` has a zero commit word (cleared by
-    /// us after the consumer released it, or by `init`). Invariant:
-    /// `8 <= zeroed - head <= capacity`, and `zeroed <= cached_released + capacity`.
+    /// us after the consumer released it, or by `init`) that no grant has
+    /// handed out since. Invariant: `8 <= zeroed - head <= capacity`, and
+    /// `zeroed <= cached_released + capacity`.
     zeroed: u32,
     /// First committed record whose commit word is not yet stored: its
     /// offset and word. Later staged records' words are already stored; the
@@ -229,7 +230,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
-        Ok(Grant { p: self, plan })
+        Ok(self.grant(plan))
     }
 
     /// Reserve room, blocking until there is some, the timeout elapses
@@ -247,20 +248,20 @@ impl<'a, W: Wait> Producer<'a, W> {
     ) -> Result<Grant<'_, 'a, W>, Error> {
         let plan = self.plan(len)?;
         if self.room_for(plan.need)? {
-            return Ok(Grant { p: self, plan });
+            return Ok(self.grant(plan));
         }
         self.note_full();
         self.publish();
         for _ in 0..self.spin_budget {
             spin_hint();
             if self.room_for(plan.need)? {
-                return Ok(Grant { p: self, plan });
+                return Ok(self.grant(plan));
             }
         }
         let start = self.wait.now();
         loop {
             if self.room_for(plan.need)? {
-                return Ok(Grant { p: self, plan });
+                return Ok(self.grant(plan));
             }
             if self.is_consumer_closed() {
                 return Err(Error::Closed);
@@ -270,7 +271,7 @@ impl<'a, W: Wait> Producer<'a, W> {
                 for _ in 0..64 {
                     spin_hint();
                     if self.room_for(plan.need)? {
-                        return Ok(Grant { p: self, plan });
+                        return Ok(self.grant(plan));
                     }
                 }
                 continue;
@@ -287,7 +288,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             if !matches!(room, Ok(false)) || self.is_consumer_closed() {
                 self.sh.prod.wait.sleeping.store(0, Relaxed);
                 if room? {
-                    return Ok(Grant { p: self, plan });
+                    return Ok(self.grant(plan));
                 }
                 continue;
             }
@@ -329,6 +330,23 @@ impl<'a, W: Wait> Producer<'a, W> {
         Ok(())
     }
 
+    #[inline(always)]
+    fn grant(&mut self, plan: Plan) -> Grant<'_, 'a, W> {
+        // Model (under loom) that the user may fill the payload with anything,
+        // including bytes that look like committed headers.
+        self.sh.data.scribble(plan.off + RECORD_HEADER, plan.len);
+        // The payload may be filled with anything: until a commit says how
+        // much of it became a record, only the slots before it stay
+        // known-clear. Dropping the grant leaves it so; no drop hook needed.
+        let cleared = self.zeroed;
+        self.forget_cleared_after(plan.pad + RECORD_HEADER);
+        Grant {
+            p: self,
+            plan,
+            cleared,
+        }
+    }
+
     #[inline]
     fn stage(&mut self, off: u32, word: u32) {
         if self.pending.is_none() {
@@ -341,7 +359,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     #[inline]
-    fn commit_record(&mut self, plan: Plan, used: u32, type_id: u32) {
+    fn commit_record(&mut self, plan: Plan, cleared: u32, used: u32, type_id: u32) {
         debug_assert!(used <= plan.len);
         let rec = record_size(used);
         self.sh.data.write_type_id(plan.off, type_id);
@@ -352,6 +370,13 @@ impl<'a, W: Wait> Producer<'a, W> {
         // clear it now. It lies in free space: `plan.need` counted it.
         let next_pos = self.head.wrapping_add(plan.pad + rec);
         let next_end = next_pos.wrapping_add(RECORD_HEADER);
+        // A commit of the whole reservation (to the same 8-byte slot) leaves
+        // every slot past the record as it was before the grant; past a
+        // partial commit the user may have written anything, so those stay
+        // forgotten (`grant` forgot them).
+        if rec == record_size(plan.len) {
+            self.zeroed = cleared;
+        }
         if next_end.wrapping_sub(self.head) > self.zeroed.wrapping_sub(self.head) {
             self.sh
                 .data
@@ -387,6 +412,15 @@ impl<'a, W: Wait> Producer<'a, W> {
                 self.wake_peer();
             }
             self.clear_ahead();
+        }
+    }
+
+    /// Only the slots in `[head, head + dist)` stay known-clear when a grant's
+    /// payload (which the user may fill with anything) reached beyond `dist`.
+    #[inline]
+    fn forget_cleared_after(&mut self, dist: u32) {
+        if self.zeroed.wrapping_sub(self.head) > dist {
+            self.zeroed = self.head.wrapping_add(dist);
         }
     }
 
@@ -460,6 +494,8 @@ impl<W: Wait> Drop for Producer<'_, W> {
 pub struct Grant<'p, 'a, W: Wait> {
     p: &'p mut Producer<'a, W>,
     plan: Plan,
+    /// The producer's `zeroed` before this grant handed out its payload.
+    cleared: u32,
 }
 
 impl<W: Wait> Grant<'_, '_, W> {
@@ -474,7 +510,8 @@ impl<W: Wait> Grant<'_, '_, W> {
             used <= self.plan.len as usize,
             "commit of more bytes than reserved"
         );
-        self.p.commit_record(self.plan, used as u32, type_id);
+        self.p
+            .commit_record(self.plan, self.cleared, used as u32, type_id);
         self.p.publish();
     }
 
@@ -491,7 +528,8 @@ impl<W: Wait> Grant<'_, '_, W> {
             used <= self.plan.len as usize,
             "commit of more bytes than reserved"
         );
-        self.p.commit_record(self.plan, used as u32, type_id);
+        self.p
+            .commit_record(self.plan, self.cleared, used as u32, type_id);
     }
 }
 
