@@ -1,21 +1,29 @@
-//! Round-trip latency between two threads over two memtube rings, next to
-//! the hardware floor: one cache line ping-ponged between the same two CPUs.
+//! Round-trip latency between two processes over memtube (two rings, one
+//! each way, through `memtube::listen` / `memtube::connect`), next to the
+//! hardware floor: one cache line ping-ponged between the same two CPUs.
 //!
 //! ```text
-//! cargo run --release --example pingpong            # about 10 s
-//! cargo run --release --example pingpong -- --quick # about 1 s
+//! cargo run --release --example pingpong            # about 12 s
+//! cargo run --release --example pingpong -- --quick # about 2 s
 //! ```
 //!
-//! One round trip: the main thread writes a payload (its first 8 bytes are
-//! a sequence number) into the *ping* ring; the echo thread receives it in
-//! place and copies it into the *pong* ring; the main thread receives that
-//! and checks the length and the sequence number. Both rings are laid with
-//! `memtube::split` over boxed `RegionBuf`s of 16 KiB data area each.
+//! The program starts its own peer: it re-executes itself with
+//! `--echo FD` (FD: an inherited memfd holding the floor lines). The main
+//! process listens on an abstract socket and accepts one duplex connection
+//! per case; the echo process connects for each case.
+//!
+//! One round trip: the main process writes a payload (its first 8 bytes are
+//! a sequence number) into the *ping* ring; the echo process receives it in
+//! place and copies it into the *pong* ring; the main process receives that
+//! and checks the length and the sequence number. The rings have a 16 KiB
+//! data area (256 KiB for the 64 KiB payload, whose largest message must
+//! fit in half the ring).
 //!
 //! The floor is the same exchange with no ring at all: one `AtomicU64` in a
-//! 128-byte aligned line; the main thread stores an odd value `2s + 1`, the
-//! echo thread answers `2s + 2`. A ring cannot beat it: one message has to
-//! move at least the line that holds it to the other core and back.
+//! 128-byte line of a page both processes map; the main process stores an
+//! odd value `2s + 1`, the echo process answers `2s + 2`. A ring cannot beat
+//! it: one message has to move at least the line that holds it to the other
+//! core and back.
 //!
 //! Every sample is the time between two `Instant::now()` calls around one
 //! round trip, so it includes one clock read (printed as "timer overhead").
@@ -24,30 +32,29 @@
 //! The latency level of a shared VM can shift every few seconds, so:
 //! - the floor is measured on its own before and after all the cases, and a
 //!   warning is printed if the two medians differ by more than 30 %;
-//! - within each case, the same two threads alternate blocks of 1000 floor
+//! - within each case, the same two processes alternate blocks of 1000 floor
 //!   round trips and 1000 ring round trips, so the case's floor column saw
 //!   the same levels as its ring samples. `p50/floor` divides by that
 //!   interleaved floor; `net` does the same after taking the timer overhead
 //!   out of both. The first round trip of each block (a phase switch) is not
 //!   recorded.
 
-use memtube::{region_size, split, Config, Error as RingError, RegionBuf, SpinWait};
+use memtube::{listen, max_payload, Connection, Options, Receiver, Sender};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fs::MemfdFlags;
 use std::error::Error;
 use std::hint::spin_loop;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Data-area bytes of each ring: fits the 4096-byte payload (max payload 8184).
 const CAP: u32 = 16 * 1024;
-const REGION_SIZE: usize = match region_size(CAP) {
-    Some(n) => n,
-    None => panic!("CAP must be a power of two in MIN_CAPACITY..=MAX_CAPACITY"),
-};
-type Region = RegionBuf<REGION_SIZE>;
+/// For the 64 KiB payload (max payload 131064).
+const BIG_CAP: u32 = 256 * 1024;
 
-/// Payload sizes measured in pure-spin mode.
-const SIZES: [usize; 5] = [8, 32, 256, 1024, 4096];
+/// Payload sizes measured, each in pure-spin and in default mode.
+const SIZES: [usize; 4] = [32, 256, 4096, 65536];
 
 /// Round trips per block when a case alternates floor and ring blocks.
 const BLOCK: usize = 1000;
@@ -58,11 +65,17 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// Differences between the two floors above this fraction are reported.
 const LEVEL_SHIFT: f64 = 0.30;
 
-/// Sent by the main thread to stop a floor echo (odd, like requests).
+/// Sent by the main process to stop a floor echo (odd, like requests).
 const STOP: u64 = u64::MAX;
 
-/// Set when pinning an echo thread failed (reported at the end; the run goes on).
-static ECHO_PIN_FAILED: AtomicBool = AtomicBool::new(false);
+/// The shared floor page: line `i` (128 bytes each) for case `i`; the
+/// separate floor runs use the last two lines.
+const PAGE: usize = 4096;
+const LINES: usize = PAGE / 128 - 1;
+const FLOOR_BEFORE: usize = LINES - 2;
+const FLOOR_AFTER: usize = LINES - 1;
+/// The last line holds the echo process's "pinning failed" flag.
+const PIN_FLAG: usize = LINES;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -100,59 +113,65 @@ impl Plan {
             Plan {
                 timer: b(10_000, 200_000, 100),
                 floor: b(50_000, 2_000_000, 800),
-                case: b(20_000, 2_000_000, 1_800),
+                case: b(20_000, 2_000_000, 1_200),
             }
         }
     }
 }
 
-/// Which CPU each thread runs on, if pinning worked.
-#[derive(Clone, Copy)]
-struct Pins {
-    main: Option<core_affinity::CoreId>,
-    echo: Option<core_affinity::CoreId>,
+/// The page of floor lines that both processes map (an inherited memfd).
+struct FloorPage {
+    ptr: *mut u8,
 }
 
-impl Pins {
-    /// Pin the calling (main) thread to the first allowed CPU and keep the
-    /// second for echo threads. The string says why not, if not.
-    fn setup() -> (Self, String) {
-        let unpinned = Pins {
-            main: None,
-            echo: None,
+impl FloorPage {
+    /// Map `PAGE` bytes of `fd` shared, read-write.
+    fn map(fd: BorrowedFd<'_>) -> Result<Self, BoxError> {
+        // SAFETY: a fresh mapping at an address the kernel picks (no
+        // MAP_FIXED) aliases nothing; it is never unmapped (the process
+        // exits with it), so references into it live for 'static.
+        let p = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED | rustix::mm::MapFlags::POPULATE,
+                fd,
+                0,
+            )?
         };
-        let Some(ids) = core_affinity::get_core_ids() else {
-            return (
-                unpinned,
-                "not pinned: cannot read the CPU affinity mask".into(),
-            );
-        };
-        if ids.len() < 2 {
-            let why = format!(
-                "not pinned: only {} CPU allowed, both threads share it",
-                ids.len()
-            );
-            return (unpinned, why);
-        }
-        if !core_affinity::set_for_current(ids[0]) {
-            let why = format!("not pinned: setting affinity to CPU {} failed", ids[0].id);
-            return (unpinned, why);
-        }
-        let pins = Pins {
-            main: Some(ids[0]),
-            echo: Some(ids[1]),
-        };
-        (pins, String::new())
+        Ok(FloorPage { ptr: p.cast() })
     }
 
-    /// Pin the calling echo thread; a failure is recorded in `ECHO_PIN_FAILED`.
-    fn pin_echo(&self) {
-        if let Some(core) = self.echo {
-            if !core_affinity::set_for_current(core) {
-                ECHO_PIN_FAILED.store(true, Ordering::Relaxed);
-            }
-        }
+    /// Line `i` (< 32): an `AtomicU64` alone in its 128-byte line.
+    fn line(&self, i: usize) -> &'static AtomicU64 {
+        assert!(i <= LINES);
+        // SAFETY: `i * 128` is inside the page-aligned, never-unmapped
+        // `PAGE`-byte mapping and 8-aligned; the memfd starts zeroed and is
+        // only ever accessed atomically, by both processes.
+        unsafe { &*(self.ptr.add(i * 128) as *const AtomicU64) }
     }
+}
+
+/// The two allowed CPUs the processes are pinned to (main, echo), read
+/// before anything is pinned (a child inherits its parent's mask). The
+/// string says why not, if not.
+fn cpus_for_pinning() -> Result<(usize, usize), String> {
+    let Some(ids) = core_affinity::get_core_ids() else {
+        return Err("not pinned: cannot read the CPU affinity mask".into());
+    };
+    if ids.len() < 2 {
+        return Err(format!(
+            "not pinned: only {} CPU allowed, both processes share it",
+            ids.len()
+        ));
+    }
+    Ok((ids[0].id, ids[1].id))
+}
+
+/// Pin the calling process to `cpu`.
+fn pin(cpu: usize) -> bool {
+    core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
 }
 
 /// Sorted round-trip times in nanoseconds.
@@ -224,20 +243,6 @@ where
     Ok(Summary::new(samples))
 }
 
-/// A cache line of its own (128 bytes: adjacent-line prefetch pairs lines).
-#[repr(C, align(128))]
-struct Line(AtomicU64);
-
-/// Stores `STOP` when dropped, so a floor echo ends even if the main side
-/// returns early or panics.
-struct StopOnDrop<'a>(&'a AtomicU64);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(STOP, Ordering::Release);
-    }
-}
-
 /// The main side of one floor round trip: request `2 seq + 1`, await `+ 1`.
 fn floor_round_trip(line: &AtomicU64, seq: u64) -> Result<(), BoxError> {
     let req = 2 * seq + 1;
@@ -248,20 +253,27 @@ fn floor_round_trip(line: &AtomicU64, seq: u64) -> Result<(), BoxError> {
         spin_loop();
         spins = spins.wrapping_add(1);
         if spins % 65_536 == 0 && since.get_or_insert_with(Instant::now).elapsed() > TIMEOUT {
-            return Err("floor: the echo thread did not answer".into());
+            return Err("floor: the echo process did not answer".into());
         }
     }
     Ok(())
 }
 
 /// The echo side of the floor: answer up to `count` requests (`None`: until
-/// `STOP`). `last` is the last answer written. Returns false on `STOP`.
+/// `STOP`). `last` is the last answer written. Returns false on `STOP`, or
+/// when no request came for `TIMEOUT` (the main process is gone).
 fn floor_echo(line: &AtomicU64, last: &mut u64, count: Option<usize>) -> bool {
     let mut answered = 0;
-    while count.map_or(true, |c| answered < c) {
+    let mut spins = 0u32;
+    let mut since: Option<Instant> = None;
+    while count.is_none_or(|c| answered < c) {
         let v = line.load(Ordering::Acquire);
         if v == *last || v & 1 == 0 {
             spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins % 65_536 == 0 && since.get_or_insert_with(Instant::now).elapsed() > TIMEOUT {
+                return false;
+            }
             continue;
         }
         if v == STOP {
@@ -270,106 +282,139 @@ fn floor_echo(line: &AtomicU64, last: &mut u64, count: Option<usize>) -> bool {
         line.store(v + 1, Ordering::Release);
         *last = v + 1;
         answered += 1;
+        since = None;
     }
     true
 }
 
-/// One cache line ping-ponged between the two threads, on its own.
-fn floor(budget: Budget, pins: Pins) -> Result<Summary, BoxError> {
-    let line = Line(AtomicU64::new(0));
-    let line = &line.0;
-    thread::scope(|s| {
-        let echo = s.spawn(move || {
-            pins.pin_echo();
-            floor_echo(line, &mut 0, None);
-        });
-        let stop = StopOnDrop(line);
-        let result = measure(budget, |seq| floor_round_trip(line, seq));
-        drop(stop);
-        echo.join().map_err(|_| "floor echo thread panicked")?;
-        result
-    })
+/// One cache line ping-ponged between the two processes, on its own.
+fn floor(budget: Budget, line: &AtomicU64) -> Result<Summary, BoxError> {
+    let result = measure(budget, |seq| floor_round_trip(line, seq));
+    line.store(STOP, Ordering::Release);
+    result
 }
 
-/// One case: `len`-byte messages over a ping ring and a pong ring, in
-/// blocks alternating with floor blocks. Returns (ring, floor) summaries.
+/// One case on an accepted duplex connection: `len`-byte messages over the
+/// ping ring and back over the pong ring, in blocks alternating with floor
+/// blocks on `line`. Returns (ring, floor) summaries.
 fn case(
-    ping: &mut Region,
-    pong: &mut Region,
-    config: Config,
+    conn: Connection,
+    line: &AtomicU64,
     len: usize,
     budget: Budget,
-    pins: Pins,
 ) -> Result<(Summary, Summary), BoxError> {
-    let (ping_tx, mut ping_rx) = split(ping.as_mut_slice(), config, SpinWait::std())?;
-    let (mut pong_tx, mut pong_rx) = split(pong.as_mut_slice(), config, SpinWait::std())?;
-    let line = Line(AtomicU64::new(0));
-    let line = &line.0;
-    // `move`: if the main side fails or panics, `ping_tx` and `stop` are
-    // dropped before the scope joins, so the echo thread, waiting on the ping
-    // ring or on the line, sees `Closed` or `STOP` and ends.
-    thread::scope(move |s| {
-        let stop = StopOnDrop(line);
-        let mut ping_tx = ping_tx;
-        let echo = s.spawn(move || -> Result<u64, BoxError> {
-            pins.pin_echo();
-            let mut last = 0;
-            let mut echoed = 0u64;
-            // The same schedule as the main side: a floor block, a ring block, ...
-            while floor_echo(line, &mut last, Some(BLOCK)) {
-                for _ in 0..BLOCK {
-                    let m = match ping_rx.recv_blocking(Some(TIMEOUT)) {
-                        Ok(m) => m,
-                        Err(RingError::Closed) => return Ok(echoed),
-                        Err(e) => return Err(e.into()),
-                    };
-                    // Read the payload in place, copy it into the pong ring.
-                    pong_tx.send_blocking(&m, m.type_id(), Some(TIMEOUT))?;
-                    echoed += 1;
+    let (Some(mut ping_tx), Some(mut pong_rx)) = conn.into_split() else {
+        return Err("duplex connection without two rings".into());
+    };
+    let mut payload = vec![0xa5u8; len];
+    let mut ring_rt = |seq: u64| -> Result<(), BoxError> {
+        payload[..8].copy_from_slice(&seq.to_ne_bytes());
+        ping_tx.send_blocking(&payload, 7, Some(TIMEOUT))?;
+        let m = pong_rx.recv_blocking(Some(TIMEOUT))?;
+        if m.len() != len || m[..8] != seq.to_ne_bytes() || m.type_id() != 7 {
+            return Err(format!("echo mismatch at round trip {seq}").into());
+        }
+        Ok(())
+    };
+    let mut floor_rt = |seq: u64| floor_round_trip(line, seq);
+    let mut run = || -> Result<(Vec<u64>, Vec<u64>), BoxError> {
+        let (mut ring_seq, mut floor_seq) = (0, 0);
+        let mut ring = Vec::with_capacity(budget.samples);
+        let mut floor = Vec::with_capacity(budget.samples);
+        for _ in 0..budget.warmup.div_ceil(BLOCK) {
+            timed(BLOCK, 0, &mut floor_seq, None, &mut floor_rt)?;
+            timed(BLOCK, 0, &mut ring_seq, None, &mut ring_rt)?;
+        }
+        let start = Instant::now();
+        while ring.len() + BLOCK <= budget.samples && start.elapsed() < budget.time {
+            timed(BLOCK, 1, &mut floor_seq, Some(&mut floor), &mut floor_rt)?;
+            timed(BLOCK, 1, &mut ring_seq, Some(&mut ring), &mut ring_rt)?;
+        }
+        Ok((ring, floor))
+    };
+    let result = run();
+    // Ends the echo's schedule: STOP on the line (dropping our rings
+    // closes them too, if the echo is in a ring block).
+    line.store(STOP, Ordering::Release);
+    let (ring, floor) = result?;
+    Ok((Summary::new(ring), Summary::new(floor)))
+}
+
+/// The echo process: floor before, one connection per case, floor after.
+fn echo_main(fd: i32, addr: &str, cpu: Option<usize>) -> Result<(), BoxError> {
+    // SAFETY: the main process passed this inherited descriptor's number
+    // on our command line and nothing else in this process owns it.
+    let fd = unsafe { <OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) };
+    let page = FloorPage::map(fd.as_fd())?;
+    if cpu.is_some_and(|c| !pin(c)) {
+        page.line(PIN_FLAG).store(1, Ordering::Relaxed);
+    }
+    floor_echo(page.line(FLOOR_BEFORE), &mut 0, None);
+    for (k, _) in cases().iter().enumerate() {
+        let conn = memtube::connect(addr, &Options::new().duplex(true))?;
+        let (Some(mut pong_tx), Some(mut ping_rx)) = conn.into_split() else {
+            return Err("duplex connection without two rings".into());
+        };
+        let line = page.line(k);
+        let mut last = 0;
+        'case: while floor_echo(line, &mut last, Some(BLOCK)) {
+            for _ in 0..BLOCK {
+                if !echo_one(&mut ping_rx, &mut pong_tx)? {
+                    break 'case;
                 }
             }
-            Ok(echoed)
-        });
-
-        let mut payload = vec![0xa5u8; len];
-        let mut sent = 0u64;
-        let mut ring_rt = |seq: u64| -> Result<(), BoxError> {
-            payload[..8].copy_from_slice(&seq.to_ne_bytes());
-            ping_tx.send_blocking(&payload, 7, Some(TIMEOUT))?;
-            sent += 1;
-            let m = pong_rx.recv_blocking(Some(TIMEOUT))?;
-            if m.len() != len || m[..8] != seq.to_ne_bytes() || m.type_id() != 7 {
-                return Err(format!("echo mismatch at round trip {seq}").into());
-            }
-            Ok(())
-        };
-        let mut floor_rt = |seq: u64| floor_round_trip(line, seq);
-
-        let mut run = || -> Result<(Vec<u64>, Vec<u64>), BoxError> {
-            let (mut ring_seq, mut floor_seq) = (0, 0);
-            let mut ring = Vec::with_capacity(budget.samples);
-            let mut floor = Vec::with_capacity(budget.samples);
-            for _ in 0..budget.warmup.div_ceil(BLOCK) {
-                timed(BLOCK, 0, &mut floor_seq, None, &mut floor_rt)?;
-                timed(BLOCK, 0, &mut ring_seq, None, &mut ring_rt)?;
-            }
-            let start = Instant::now();
-            while ring.len() + BLOCK <= budget.samples && start.elapsed() < budget.time {
-                timed(BLOCK, 1, &mut floor_seq, Some(&mut floor), &mut floor_rt)?;
-                timed(BLOCK, 1, &mut ring_seq, Some(&mut ring), &mut ring_rt)?;
-            }
-            Ok((ring, floor))
-        };
-        let result = run();
-        drop(stop);
-        drop(ping_tx);
-        let echoed = echo.join().map_err(|_| "echo thread panicked")??;
-        let (ring, floor) = result?;
-        if echoed != sent {
-            return Err(format!("the echo thread echoed {echoed} of {sent} messages").into());
         }
-        Ok((Summary::new(ring), Summary::new(floor)))
-    })
+    }
+    floor_echo(page.line(FLOOR_AFTER), &mut 0, None);
+    Ok(())
+}
+
+/// Echo one message: receive it in place, copy it into the pong ring.
+/// Returns false when the main process closed the case.
+fn echo_one(rx: &mut Receiver, tx: &mut Sender) -> Result<bool, BoxError> {
+    let m = match rx.recv_blocking(Some(TIMEOUT)) {
+        Ok(m) => m,
+        Err(memtube::IpcError::Closed) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    match tx.send_blocking(&m, m.type_id(), Some(TIMEOUT)) {
+        Ok(()) => Ok(true),
+        Err(memtube::IpcError::Closed) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The cases: (name, options, payload length).
+fn cases() -> Vec<(String, Options, usize)> {
+    let mut v = Vec::new();
+    for pure_spin in [true, false] {
+        for &len in &SIZES {
+            let cap = if max_payload(CAP) as usize >= len {
+                CAP
+            } else {
+                BIG_CAP
+            };
+            let mode = if pure_spin { "pure-spin" } else { "default  " };
+            let o = Options::new()
+                .duplex(true)
+                .capacity(cap)
+                .pure_spin(pure_spin);
+            v.push((format!("{mode} {len:>5} B"), o, len));
+        }
+    }
+    v
+}
+
+/// Kills the echo process if the main one returns early.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// `p50 / floor`, raw and net of the clock read that both include.
@@ -422,8 +467,14 @@ fn row(name: &str, s: &Summary, floor: Option<u64>, timer: u64) {
 }
 
 fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, fd, addr, cpu] = args.as_slice() {
+        if flag == "--echo" {
+            return echo_main(fd.parse()?, addr, cpu.parse().ok());
+        }
+    }
     let mut quick = false;
-    for arg in std::env::args().skip(1) {
+    for arg in &args {
         match arg.as_str() {
             "--quick" => quick = true,
             "-h" | "--help" => {
@@ -438,23 +489,37 @@ fn main() -> Result<(), BoxError> {
     let plan = Plan::new(quick);
     let run_start = Instant::now();
 
-    println!("memtube pingpong: two-thread round trips over two rings (ping, pong), {CAP}-byte data area each");
+    println!("memtube pingpong: two-process round trips over a duplex connection (ping ring, pong ring), {CAP}-byte data area each ({BIG_CAP} for 64 KiB)");
     if cfg!(debug_assertions) {
         println!("WARNING: debug build; run with --release for meaningful numbers");
     }
-    let cpus = thread::available_parallelism().map_or(0, |n| n.get());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = cpu_model();
     println!(
         "cpu: {} ({cpus} CPUs available)",
         model.as_deref().unwrap_or("model unknown")
     );
-    let (pins, why) = Pins::setup();
-    match (pins.main, pins.echo) {
-        (Some(m), Some(e)) => println!(
-            "pinning: ok, main thread on CPU {}, echo thread on CPU {}",
-            m.id, e.id
-        ),
-        _ => println!("pinning: {why}"),
+
+    // The floor page, inherited by the echo process (no close-on-exec).
+    let memfd = rustix::fs::memfd_create("memtube-floor", MemfdFlags::empty())?;
+    rustix::fs::ftruncate(&memfd, PAGE as u64)?;
+    let page = FloorPage::map(memfd.as_fd())?;
+    let addr = format!("@memtube-pingpong-{}", std::process::id());
+    let listener = listen(addr.as_str(), &Options::new().duplex(true))?;
+    let cpus = cpus_for_pinning();
+    let echo_cpu = cpus.as_ref().map_or("-".to_string(), |c| c.1.to_string());
+    let exe = std::env::current_exe()?;
+    let mut peer = Peer(
+        Command::new(exe)
+            .args(["--echo", &memfd.as_raw_fd().to_string(), &addr, &echo_cpu])
+            .spawn()?,
+    );
+    match cpus {
+        Ok((m, e)) if pin(m) => {
+            println!("pinning: ok, main process on CPU {m}, echo process on CPU {e}")
+        }
+        Ok((m, _)) => println!("pinning: setting the main process's affinity to CPU {m} failed"),
+        Err(why) => println!("pinning: {why}"),
     }
 
     let timer = measure(plan.timer, |_| Ok(()))?.p50();
@@ -469,34 +534,28 @@ fn main() -> Result<(), BoxError> {
     println!();
     println!("{HEADER}");
 
-    let floor_before = floor(plan.floor, pins)?;
+    let floor_before = floor(plan.floor, page.line(FLOOR_BEFORE))?;
     row("floor (before)", &floor_before, None, timer);
 
-    let mut ping = Box::new(Region::new());
-    let mut pong = Box::new(Region::new());
-    let mut cases: Vec<(String, Config, usize)> = SIZES
-        .iter()
-        .map(|&len| {
-            (
-                format!("pure-spin {len:>5} B"),
-                Config::new(CAP).pure_spin(true),
-                len,
-            )
-        })
-        .collect();
-    cases.push((format!("default   {:>5} B", 32), Config::new(CAP), 32));
-
     let mut p50s = Vec::new();
-    for (name, config, len) in &cases {
-        let (ring, interleaved_floor) = case(&mut ping, &mut pong, *config, *len, plan.case, pins)?;
-        row(name, &ring, Some(interleaved_floor.p50()), timer);
-        p50s.push((name.clone(), ring.p50()));
+    for (k, (name, options, len)) in cases().into_iter().enumerate() {
+        // Each case is its own connection with its own rings and options.
+        let conn = listener.accept_with(Some(TIMEOUT), &options)?;
+        let (ring, interleaved_floor) = case(conn, page.line(k), len, plan.case)?;
+        row(&name, &ring, Some(interleaved_floor.p50()), timer);
+        p50s.push((name, ring.p50()));
     }
 
-    let floor_after = floor(plan.floor, pins)?;
+    let floor_after = floor(plan.floor, page.line(FLOOR_AFTER))?;
     row("floor (after)", &floor_after, None, timer);
     println!("floor: p50 of the floor blocks interleaved with the case; p50/floor: raw ratio; net: both less the timer");
     println!();
+
+    let status = peer.0.wait()?;
+    if !status.success() {
+        return Err(format!("the echo process failed: {status}").into());
+    }
+    drop(listener);
 
     let (before, after) = (floor_before.p50(), floor_after.p50());
     let shift = relative_diff(before, after);
@@ -520,8 +579,8 @@ fn main() -> Result<(), BoxError> {
         let (a_raw, a_net) = ratios(*p50, after, timer);
         println!("  {name:<20} {b_raw:>6.2}x {b_net:>6.2}x  {a_raw:>6.2}x {a_net:>6.2}x");
     }
-    if ECHO_PIN_FAILED.load(Ordering::Relaxed) {
-        println!("WARNING: pinning an echo thread failed at least once; those runs were unpinned");
+    if page.line(PIN_FLAG).load(Ordering::Relaxed) != 0 {
+        println!("WARNING: pinning the echo process failed; its runs were unpinned");
     }
     println!("total time {:.1} s", run_start.elapsed().as_secs_f64());
     Ok(())

@@ -18,17 +18,35 @@ pub type Message<'r> = ring_core::Message<'r, 'static, FutexWait>;
 /// socket between slices, so a dead peer is noticed within about this long.
 pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 
-fn slice(deadline: Option<Instant>) -> Duration {
-    match deadline {
-        None => LIVENESS_SLICE,
-        Some(d) => d
-            .saturating_duration_since(Instant::now())
-            .min(LIVENESS_SLICE),
-    }
+/// The time budget of a blocking call, spent in slices of at most
+/// [`LIVENESS_SLICE`]. No clock is read on the fast path: ring-core returns
+/// `Timeout` only after a whole slice has passed, so each timed-out slice is
+/// subtracted from what is left.
+#[derive(Clone, Copy)]
+struct Budget {
+    left: Option<Duration>,
 }
 
-fn expired(deadline: Option<Instant>) -> bool {
-    deadline.is_some_and(|d| Instant::now() >= d)
+impl Budget {
+    fn new(timeout: Option<Duration>) -> Self {
+        Budget { left: timeout }
+    }
+
+    fn slice(&self) -> Duration {
+        self.left.map_or(LIVENESS_SLICE, |l| l.min(LIVENESS_SLICE))
+    }
+
+    /// A slice timed out: charge it; false when nothing is left.
+    fn spend(&mut self) -> bool {
+        match &mut self.left {
+            None => true,
+            Some(l) => {
+                let s = (*l).min(LIVENESS_SLICE);
+                *l -= s;
+                !l.is_zero()
+            }
+        }
+    }
 }
 
 fn peer_error(s: PeerState) -> Error {
@@ -78,7 +96,7 @@ impl Sender {
     /// ([`Error::Closed`]) or the peer dies ([`Error::PeerGone`], noticed
     /// within [`LIVENESS_SLICE`] plus a system call).
     pub fn reserve_blocking(&mut self, len: usize, timeout: Option<Duration>) -> Result<Grant<'_>> {
-        let deadline = crate::sock::deadline(timeout);
+        let mut budget = Budget::new(timeout);
         let tx: *mut Producer<'static, FutexWait> = &mut self.tx;
         loop {
             // SAFETY: `tx` points to `self.tx`, exclusively borrowed through
@@ -86,7 +104,7 @@ impl Sender {
             // reborrows it once; a borrow is either returned (and the loop
             // ends) or dead before the next one (the borrow checker cannot
             // see this conditional return; NLL problem case 3).
-            match unsafe { &mut *tx }.reserve_blocking(len, Some(slice(deadline))) {
+            match unsafe { &mut *tx }.reserve_blocking(len, Some(budget.slice())) {
                 Ok(g) => return Ok(g),
                 Err(ring_core::Error::Timeout) => {}
                 Err(e) => return Err(e.into()),
@@ -95,7 +113,7 @@ impl Sender {
             if s != PeerState::Alive {
                 return Err(peer_error(s));
             }
-            if expired(deadline) {
+            if !budget.spend() {
                 return Err(Error::Timeout);
             }
         }
@@ -187,13 +205,13 @@ impl Receiver {
     /// message it committed was delivered, noticed within [`LIVENESS_SLICE`]
     /// plus a system call).
     pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_>> {
-        let deadline = crate::sock::deadline(timeout);
+        let mut budget = Budget::new(timeout);
         let rx: *mut Consumer<'static, FutexWait> = &mut self.rx;
         loop {
             // SAFETY: as in `Sender::reserve_blocking`: `rx` is `self.rx`,
             // exclusively borrowed for the returned message's lifetime, and
             // each reborrow is returned or dead before the next.
-            match unsafe { &mut *rx }.recv_blocking(Some(slice(deadline))) {
+            match unsafe { &mut *rx }.recv_blocking(Some(budget.slice())) {
                 Ok(m) => return Ok(m),
                 Err(ring_core::Error::Timeout) => {}
                 Err(e) => return Err(e.into()),
@@ -209,7 +227,7 @@ impl Receiver {
                     Err(e) => Err(e.into()),
                 };
             }
-            if expired(deadline) {
+            if !budget.spend() {
                 return Err(Error::Timeout);
             }
         }

@@ -165,6 +165,15 @@ impl Listener {
     /// [`Error::Handshake`], ...); the listener keeps working, so a server
     /// loops on `accept`.
     pub fn accept(&self, timeout: Option<Duration>) -> Result<Connection> {
+        self.accept_with(timeout, &self.opts)
+    }
+
+    /// [`accept`](Self::accept) with other options for this one connection
+    /// (capacity, duplex, pure spin, uid policy, ...) than the listener's.
+    pub fn accept_with(&self, timeout: Option<Duration>, opts: &Options) -> Result<Connection> {
+        if ring_core::region_size(opts.capacity).is_none() {
+            return Err(Error::Ring(ring_core::Error::BadCapacity(opts.capacity)));
+        }
         let deadline = sock::deadline(timeout);
         let s = loop {
             sock::wait_readable(self.sock.as_fd(), deadline)?;
@@ -178,9 +187,9 @@ impl Listener {
                 Err(e) => return Err(Error::Os(e)),
             }
         };
-        let cred = peer::check(s.as_fd(), &self.opts.uid_policy)?;
-        let hs_deadline = sock::deadline(Some(self.opts.handshake_timeout));
-        let created = rings::create(&self.opts)?;
+        let cred = peer::check(s.as_fd(), &opts.uid_policy)?;
+        let hs_deadline = sock::deadline(Some(opts.handshake_timeout));
+        let created = rings::create(opts)?;
         let fds: Vec<BorrowedFd<'_>> = created.fds.iter().map(|f| f.as_fd()).collect();
         handshake::send(s.as_fd(), &created.hs, &fds)?;
         // Our copies of the descriptors are no longer needed: the mappings
