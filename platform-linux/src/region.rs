@@ -199,6 +199,25 @@ mod tests {
     }
 
     #[test]
+    fn huge_pages_work_or_fail_clearly() {
+        let reserved = std::fs::read_to_string("/proc/sys/vm/nr_hugepages")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let len = 2 << 20;
+        let r = create(c"huge", len, true).and_then(|fd| {
+            seal(fd.as_fd(), false)?;
+            Mapping::new(fd.as_fd(), len as usize, true, true)
+        });
+        if reserved == 0 {
+            // No huge pages reserved: a clear error, no silent fallback.
+            assert!(matches!(r, Err(Error::HugePagesUnavailable(_))), "{r:?}");
+        } else if let Ok(m) = r {
+            assert_eq!(m.len(), len as usize);
+        }
+    }
+
+    #[test]
     fn future_write_seal_forbids_new_writable_mappings() {
         let fd = create(c"t", 4096, false).unwrap();
         let mine = Mapping::new(fd.as_fd(), 4096, true, false).unwrap();
