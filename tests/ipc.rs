@@ -79,6 +79,33 @@ fn check(i: u64, type_id: u32, p: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// After a stream: messages of the edge lengths (empty, sub-word, the
+/// ring's largest), type ids 9000 + k.
+fn edge_lengths(max: u32) -> [usize; 4] {
+    [0, 1, 7, max as usize]
+}
+
+fn send_edges(conn: &mut Connection) -> Result<(), Error> {
+    let tx = conn.sender()?;
+    for (k, len) in edge_lengths(tx.max_payload()).into_iter().enumerate() {
+        let body: Vec<u8> = (0..len).map(|b| (b * 3 + k) as u8).collect();
+        tx.send_blocking(&body, 9000 + k as u32, T)?;
+    }
+    Ok(())
+}
+
+fn recv_edges(conn: &mut Connection) -> Result<(), String> {
+    let rx = conn.receiver().map_err(|e| e.to_string())?;
+    for (k, len) in edge_lengths(rx.max_payload()).into_iter().enumerate() {
+        let m = rx.recv_blocking(T).map_err(|e| e.to_string())?;
+        let body: Vec<u8> = (0..len).map(|b| (b * 3 + k) as u8).collect();
+        if m.type_id() != 9000 + k as u32 || m.payload() != &body[..] {
+            return Err(format!("edge message {k} ({len} bytes) wrong"));
+        }
+    }
+    Ok(())
+}
+
 fn opts(direction: Direction, pure_spin: bool) -> Options {
     Options::new()
         .capacity(4096)
@@ -150,6 +177,7 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
         "recv-1000" => {
             let mut c = connect(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
             recv_stream(&mut c, Some(1000))?;
+            recv_edges(&mut c)?;
             let end = c.receiver().map_err(s)?.recv_blocking(T).map(|_| ());
             match end {
                 Err(Error::Closed) => Ok(()),
@@ -159,7 +187,7 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
         "send-1000" => {
             let mut c = connect(addr, &opts(Direction::ConnectorToListener, false)).map_err(s)?;
             send_stream(&mut c, Some(1000)).map_err(s)?;
-            Ok(())
+            send_edges(&mut c).map_err(s)
         }
         "send-forever" | "send-forever-spin" => {
             let spin = role.ends_with("spin");
@@ -253,10 +281,12 @@ fn round_trips_both_directions() {
         match dir {
             Direction::ListenerToConnector => {
                 assert_eq!(send_stream(&mut c, Some(1000)), Ok(1000));
+                send_edges(&mut c).unwrap();
                 drop(c); // clean close: the child expects Closed
             }
             Direction::ConnectorToListener => {
                 assert_eq!(recv_stream(&mut c, Some(1000)), Ok(1000));
+                recv_edges(&mut c).unwrap();
                 // The child dropped its handles cleanly: Closed, not PeerGone.
                 let r = c.receiver().unwrap().recv_blocking(T).map(|_| ());
                 assert_eq!(r, Err(Error::Closed));

@@ -62,6 +62,13 @@ fn peer_error(s: PeerState) -> Error {
 /// [`Connection`] it came from. Dropping it publishes staged messages and
 /// closes the ring cleanly (the peer's receiver gets [`Error::Closed`]
 /// after the last message).
+///
+/// Handles move between threads but are not shared:
+///
+/// ```compile_fail
+/// fn is_sync<T: Sync>() {}
+/// is_sync::<platform_linux::Sender>();
+/// ```
 pub struct Sender {
     // Field order matters: the producer borrows `maps` and drops first.
     tx: Producer<'static, FutexWait>,
@@ -176,6 +183,11 @@ impl Sender {
 /// Owns its mappings. Delivers every message the peer committed, then
 /// [`Error::Closed`] (clean close) or [`Error::PeerGone`] (the peer died).
 /// A message whose writer died before committing it is never delivered.
+///
+/// ```compile_fail
+/// fn is_sync<T: Sync>() {}
+/// is_sync::<platform_linux::Receiver>();
+/// ```
 pub struct Receiver {
     rx: Consumer<'static, FutexWait>,
     link: Arc<Link>,
@@ -254,6 +266,18 @@ impl Receiver {
         self.rx.stats()
     }
 }
+
+// The handles are `Send` (checked at compile time; `Sync` is not, see the
+// compile_fail doc tests).
+const _: () = {
+    fn send<T: Send>() {}
+    fn check() {
+        send::<Sender>();
+        send::<Receiver>();
+        send::<Connection>();
+    }
+    let _ = check;
+};
 
 /// A reply to [`Connection::call`], in place in the ring.
 ///

@@ -91,6 +91,57 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
+    fn waits_on_a_read_only_shared_mapping_and_wakes_across_mappings() {
+        use crate::region::{self, Mapping};
+        use rustix::fd::AsFd;
+        let fd = region::create(c"futex", 4096, false).unwrap();
+        let rw = Mapping::new(fd.as_fd(), 4096, true, false).unwrap();
+        let ro = Mapping::new(fd.as_fd(), 4096, false, false).unwrap();
+        // SAFETY: both mappings are live for the whole test, page-aligned,
+        // 4096 bytes; the word is only accessed atomically.
+        let (w_rw, w_ro) = unsafe {
+            (
+                &*(rw.as_ptr() as *const AtomicU32),
+                &*(ro.as_ptr() as *const AtomicU32),
+            )
+        };
+        // A futex wait on the read-only mapping sleeps (times out) rather
+        // than failing with EFAULT.
+        let r = futex::wait(
+            std_word(w_ro),
+            futex::Flags::empty(),
+            0,
+            Some(&timespec(Duration::from_millis(10))),
+        );
+        assert_eq!(r, Err(Errno::TIMEDOUT));
+        // A wake through the writable mapping (another address of the same
+        // page) reaches a waiter on the read-only one: shared futexes are
+        // keyed by file page, not by address.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                futex::wait(
+                    std_word(w_ro),
+                    futex::Flags::empty(),
+                    0,
+                    Some(&timespec(Duration::from_secs(30))),
+                )
+            });
+            loop {
+                w_rw.store(0, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+                // Wake until the waiter has been woken (it may not sleep yet).
+                if futex::wake(std_word(w_rw), futex::Flags::empty(), 1) == Ok(1) {
+                    break;
+                }
+                if waiter.is_finished() {
+                    break;
+                }
+            }
+            assert_eq!(waiter.join().unwrap(), Ok(()));
+        });
+    }
+
+    #[test]
     fn wake_releases_a_waiter_in_another_thread() {
         let word = Arc::new(AtomicU32::new(0));
         let w2 = word.clone();
