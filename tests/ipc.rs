@@ -235,6 +235,15 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(500));
             Ok(())
         }
+        // A hostile consumer: garbage into its own block (released
+        // position, state, sleep words), the only pages it may write.
+        "hostile-consumer" => {
+            let mut c = connect(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
+            recv_stream(&mut c, Some(20))?;
+            scribble("memtube-consumer", true)?;
+            std::thread::sleep(Duration::from_millis(500));
+            Ok(())
+        }
         _ => Err(format!("unknown role {role}")),
     }
 }
@@ -430,6 +439,25 @@ fn hostile_producer_gives_errors_not_crashes() {
             end,
             Error::Ring(_) | Error::PeerGone | Error::Closed | Error::Timeout
         ),
+        "{end:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    wait_ok(child);
+}
+
+#[test]
+fn hostile_consumer_gives_errors_not_crashes() {
+    let addr = unique_addr("hostile-c");
+    let l = listen(addr.as_str(), &opts(Direction::ListenerToConnector, false)).unwrap();
+    let child = spawn("hostile-consumer", &addr);
+    let mut c = l.accept(T).unwrap();
+    let started = Instant::now();
+    // Send until an error: the garbage released position is refused
+    // (Corrupt), or the peer's close or exit ends the stream.
+    let end = send_stream(&mut c, None).unwrap_err();
+    eprintln!("hostile consumer: {end:?} after {:?}", started.elapsed());
+    assert!(
+        matches!(end, Error::Ring(_) | Error::PeerGone | Error::Closed),
         "{end:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(15));
