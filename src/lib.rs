@@ -1,14 +1,15 @@
 //! memtube: lock-free single-producer single-consumer message rings in
-//! shared memory, for zero-copy messaging between threads and, once the OS
-//! shims land, between processes on one machine.
+//! shared memory, for zero-copy messaging between threads and between
+//! processes on one machine.
 //!
-//! This crate is the facade. Today it re-exports all of [`ring_core`] (the
+//! This crate is the facade. It re-exports all of [`ring_core`] (the
 //! `no_std`, allocation-free ring over a byte region you supply) with its
 //! `std` feature on, so [`SpinWait::std`] and `std::error::Error` are
-//! available. The protocol, the trust model and the byte-level region
-//! layout are documented in [`ring_core`]'s crate docs.
+//! available, and on Linux the process shim `platform-linux`. The protocol,
+//! the trust model and the byte-level region layout are documented in
+//! [`ring_core`]'s crate docs.
 //!
-//! # Threads today
+//! # Threads
 //!
 //! [`split`] lays a ring over memory you own (for example a boxed
 //! [`RegionBuf`]) and returns a `Send` [`Producer`] and [`Consumer`]:
@@ -45,22 +46,56 @@
 //! # Ok::<(), memtube::Error>(())
 //! ```
 //!
-//! # Processes: not yet
+//! # Processes (Linux)
 //!
-//! Process-to-process IPC (`memtube::listen` / `memtube::connect`, a shared
-//! region, a handshake over a Unix socket, futex-style waiting and peer
-//! liveness) arrives with the OS shim crates, which this facade will select
-//! with `cfg-if`:
+//! On Linux the facade re-exports `platform-linux`: [`listen`] in one
+//! process, [`connect`] in another, then a [`Sender`] / [`Receiver`] pair
+//! (one-way) or [`Connection::call`] / [`Connection::serve`] (duplex). The
+//! regions are sealed memfds passed with `SCM_RIGHTS`, waiting is a
+//! process-shared futex ([`FutexWait`]), each side maps the other's pages
+//! read-only, and a blocked call reports a dead peer within about 50 ms.
+//! Process errors are [`IpcError`] (ring-core's [`Error`] keeps its name);
+//! the whole shim is at [`linux`].
 //!
-//! - Linux: `platform-linux` (memfd region, `SCM_RIGHTS` handshake, futex
-//!   [`Wait`]). Not written yet.
+//! ```
+//! # #[cfg(target_os = "linux")] {
+//! use memtube::{connect, listen, Direction, Options};
+//! use std::time::Duration;
+//!
+//! let addr = format!("@memtube-facade-doc-{}", std::process::id());
+//! let opts = Options::new().direction(Direction::ListenerToConnector);
+//! let listener = listen(addr.as_str(), &opts)?;
+//! // The peer would normally be another process.
+//! let peer = std::thread::spawn(move || -> Result<u32, memtube::IpcError> {
+//!     let mut conn = connect(addr.as_str(), &opts)?;
+//!     let rx = conn.receiver()?;
+//!     let mut sum = 0;
+//!     loop {
+//!         match rx.recv_blocking(Some(Duration::from_secs(10))) {
+//!             Ok(m) => sum += u32::from(m[0]),
+//!             Err(memtube::IpcError::Closed) => return Ok(sum), // clean close
+//!             Err(e) => return Err(e),
+//!         }
+//!     }
+//! });
+//! let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
+//! let tx = conn.sender()?;
+//! for i in 1..=10u8 {
+//!     let mut grant = tx.reserve_blocking(1, Some(Duration::from_secs(10)))?;
+//!     grant[0] = i; // zero copy: written in place
+//!     grant.commit(1, 0);
+//! }
+//! drop(conn);
+//! assert_eq!(peer.join().unwrap()?, 55);
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! - macOS: `platform-macos` (`shm_open` region, the same handshake,
-//!   `__ulock` [`Wait`]). Not written yet.
-//! - Other targets: ring-core only.
-//!
-//! Until then, processes that map a region themselves can already use
-//! [`init`], [`attach_producer`] and [`attach_consumer`] with [`SpinWait`]
-//! or their own [`Wait`].
+//!   `__ulock` [`Wait`]): not written yet.
+//! - Other targets: ring-core only. Processes that map a region themselves
+//!   can use [`init`], [`attach_producer`] and [`attach_consumer`] with
+//!   [`SpinWait`] or their own [`Wait`].
 
 #![forbid(unsafe_code)]
 
