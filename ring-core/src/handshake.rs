@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | 0 | 8 | magic = `*b"MTUBEHS1"` ([`HANDSHAKE_MAGIC`]) |
 //! | 8 | 4 | handshake version = 1 ([`HANDSHAKE_VERSION`]) |
-//! | 12 | 4 | ring layout version = [`VERSION`](crate::VERSION) |
+//! | 12 | 4 | ring layout version = [`crate::VERSION`] |
 //! | 16 | 4 | flags: bit 0 duplex, bit 1 split layout, bit 2 pure-spin, bit 3 huge pages; others 0 |
 //! | 20 | 4 | ring count: 1, or 2 with the duplex flag |
 //! | 24 | 4 | descriptor count: exactly the descriptors the rings name |
@@ -32,7 +32,7 @@
 //! | 4 | 4 | producer: 0 = the sender of the handshake, 1 = its receiver |
 //! | 8 | 4 | index of the main region's descriptor |
 //! | 12 | 4 | index of the consumer block's descriptor (split layout), else `u32::MAX` |
-//! | 16 | 8 | main region length: [`region_size`](crate::region_size)`(capacity)`; with huge pages, that rounded up to a multiple of [`HUGE_PAGE_ALIGN`] |
+//! | 16 | 8 | main region length: [`crate::region_size`]`(capacity)`; with huge pages, that rounded up to a multiple of [`HUGE_PAGE_ALIGN`] |
 //! | 24 | 8 | consumer block region length ([`CONSUMER_REGION_MIN`]`..=`[`CONSUMER_REGION_MAX`], a multiple of 4096), 0 without split |
 //!
 //! Descriptor indices count the descriptors in the order they travel; every
