@@ -387,8 +387,8 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// Drain up to `max` messages, calling `f(type_id, payload)` for each,
     /// and release their space with one publication at the end.
     ///
-    /// Returns how many were delivered (at least one), or [`Error::Empty`] /
-    /// [`Error::Closed`] / [`Error::Corrupt`] when none was. Corruption found
+    /// Returns how many were delivered (at least one, unless `max` is 0), or
+    /// [`Error::Empty`] / [`Error::Closed`] / [`Error::Corrupt`] when none was. Corruption found
     /// after some messages were delivered is reported by the next call.
     ///
     /// ```
@@ -406,6 +406,12 @@ impl<'a, W: Wait> Consumer<'a, W> {
         max: usize,
         mut f: F,
     ) -> Result<usize, Error> {
+        if max == 0 {
+            return match self.poison {
+                Some(c) => Err(Error::Corrupt(c)),
+                None => Ok(0),
+            };
+        }
         let mut n = 0;
         while n < max {
             let r = match self.poll() {

@@ -22,6 +22,8 @@ pub struct Producer<'a, W: Wait> {
     /// stale (behind), never ahead. Invariant: `head - cached_released <= capacity - 8`.
     cached_released: u32,
     mask: u32,
+    /// Position just past the last published record: `cached_released <= published <= head`.
+    published: u32,
     /// Every 8-byte slot in `[head, zeroed)` has a zero commit word (cleared by
     /// us after the consumer released it, or by `init`) that no grant has
     /// handed out since. Invariant: `8 <= zeroed - head <= capacity`, and
@@ -78,6 +80,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             wait,
             head: 0,
             cached_released: 0,
+            published: 0,
             mask,
             zeroed: RECORD_HEADER,
             pending: None,
@@ -168,9 +171,9 @@ impl<'a, W: Wait> Producer<'a, W> {
         // happen before we overwrite them.
         let r = self.sh.cons.hot.released.load(Acquire);
         // A released position only moves forward and never passes what we
-        // published (which is at most `head`).
+        // published (staged records are invisible to the consumer).
         let advance = r.wrapping_sub(self.cached_released);
-        let limit = self.head.wrapping_sub(self.cached_released);
+        let limit = self.published.wrapping_sub(self.cached_released);
         if advance > limit {
             return Err(self.poisoned(Corruption::BadReleasedPosition));
         }
@@ -402,6 +405,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     #[inline]
     pub fn publish(&mut self) {
         if let Some((off, word)) = self.pending.take() {
+            self.published = self.head;
             // SYNC POINT: Release; pairs with the consumer's Acquire load of this
             // commit word in `Consumer::poll`. Payloads, type ids, cleared next
             // headers and the later staged commit words all happen before.

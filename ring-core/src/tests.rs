@@ -405,3 +405,48 @@ fn episodes_skip_zero_and_the_wait_word() {
     assert_eq!(next_episode(u32::MAX, 1), 2);
     assert_eq!(next_episode(u32::MAX - 1, u32::MAX), 1);
 }
+
+#[test]
+fn released_position_may_not_pass_what_was_published() {
+    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::default();
+    let ptr = buf.0.as_mut_ptr();
+    let raw = RawRegion::new(ptr, buf.0.len());
+    // SAFETY: `buf` outlives the handles; the test writes into it only between calls, from this thread.
+    unsafe {
+        init(raw, Config::new(256)).unwrap();
+        let mut p = attach_producer(raw, SpinWait::std()).unwrap();
+        let mut c = attach_consumer(raw, SpinWait::std()).unwrap();
+        p.send(&[1; 8], 0).unwrap(); // published up to 16
+        p.send_staged(&[2; 8], 0).unwrap(); // staged up to 32
+                                            // A consumer that claims to have released the staged record it never saw.
+        ptr.add(CONSUMER_BLOCK_OFFSET).cast::<u32>().write(32);
+        while p.send_staged(&[0; 8], 0).is_ok() {}
+        let e = p.send_staged(&[0; 8], 0);
+        assert_eq!(e, Err(Error::Corrupt(Corruption::BadReleasedPosition)));
+        drop(c.recv());
+    }
+}
+
+#[test]
+fn empty_batch_reports_poison() {
+    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::default();
+    let ptr = buf.0.as_mut_ptr();
+    let raw = RawRegion::new(ptr, buf.0.len());
+    // SAFETY: `buf` outlives the handles; the test writes into it only between calls, from this thread.
+    unsafe {
+        init(raw, Config::new(256)).unwrap();
+        let mut p = attach_producer(raw, SpinWait::std()).unwrap();
+        let mut c = attach_consumer(raw, SpinWait::std()).unwrap();
+        p.send(b"x", 0).unwrap();
+        assert_eq!(c.recv_batch(0, |_, _| panic!("max is 0")), Ok(0));
+        ptr.add(DATA_OFFSET)
+            .cast::<u32>()
+            .write(1 << raw::LEN_SHIFT); // committed bit missing
+        let e = Err(Error::Corrupt(Corruption::BadCommitWord));
+        assert_eq!(c.recv().map(|m| m.to_vec()), e.map(|()| std::vec![]));
+        assert_eq!(
+            c.recv_batch(0, |_, _| {}),
+            Err(Error::Corrupt(Corruption::BadCommitWord))
+        );
+    }
+}
