@@ -103,16 +103,17 @@ impl Sender {
     /// ([`Error::Closed`]) or the peer dies ([`Error::PeerGone`], noticed
     /// within [`LIVENESS_SLICE`] plus a system call).
     pub fn reserve_blocking(&mut self, len: usize, timeout: Option<Duration>) -> Result<Grant<'_>> {
+        self.wait_for_room(len, timeout)?;
+        self.tx.reserve(len).map_err(Error::from)
+    }
+
+    /// Block until a [`reserve`](Self::reserve) of `len` bytes would succeed,
+    /// without reserving; errors as for [`reserve_blocking`](Self::reserve_blocking).
+    pub fn wait_for_room(&mut self, len: usize, timeout: Option<Duration>) -> Result<()> {
         let mut budget = Budget::new(timeout);
-        let tx: *mut Producer<'static, FutexWait> = &mut self.tx;
         loop {
-            // SAFETY: `tx` points to `self.tx`, exclusively borrowed through
-            // `&mut self` for the returned grant's lifetime. Each iteration
-            // reborrows it once; a borrow is either returned (and the loop
-            // ends) or dead before the next one (the borrow checker cannot
-            // see this conditional return; NLL problem case 3).
-            match unsafe { &mut *tx }.reserve_blocking(len, Some(budget.slice())) {
-                Ok(g) => return Ok(g),
+            match self.tx.wait_for_room(len, Some(budget.slice())) {
+                Ok(()) => return Ok(()),
                 Err(ring_core::Error::Timeout) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -217,14 +218,17 @@ impl Receiver {
     /// message it committed was delivered, noticed within [`LIVENESS_SLICE`]
     /// plus a system call).
     pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_>> {
+        self.wait_message(timeout)?;
+        self.rx.recv().map_err(Error::from)
+    }
+
+    /// Block until [`recv`](Self::recv) would return a message, without
+    /// receiving it; errors as for [`recv_blocking`](Self::recv_blocking).
+    pub fn wait_message(&mut self, timeout: Option<Duration>) -> Result<()> {
         let mut budget = Budget::new(timeout);
-        let rx: *mut Consumer<'static, FutexWait> = &mut self.rx;
         loop {
-            // SAFETY: as in `Sender::reserve_blocking`: `rx` is `self.rx`,
-            // exclusively borrowed for the returned message's lifetime, and
-            // each reborrow is returned or dead before the next.
-            match unsafe { &mut *rx }.recv_blocking(Some(budget.slice())) {
-                Ok(m) => return Ok(m),
+            match self.rx.wait_message(Some(budget.slice())) {
+                Ok(()) => return Ok(()),
                 Err(ring_core::Error::Timeout) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -232,10 +236,9 @@ impl Receiver {
             if s != PeerState::Alive {
                 // Everything the peer committed happened before its socket
                 // closed, which we have now seen: one last look finds it.
-                // SAFETY: as above; the loop's last reborrow is dead.
-                return match unsafe { &mut *rx }.recv() {
-                    Ok(m) => Ok(m),
-                    Err(ring_core::Error::Empty) => Err(peer_error(s)),
+                return match self.rx.wait_message(Some(Duration::ZERO)) {
+                    Ok(()) => Ok(()),
+                    Err(ring_core::Error::Timeout) => Err(peer_error(s)),
                     Err(e) => Err(e.into()),
                 };
             }
@@ -408,21 +411,20 @@ impl Connection {
         g[..8].copy_from_slice(&id.to_le_bytes());
         g[8..8 + request.len()].copy_from_slice(request);
         g.commit(8 + request.len(), type_id);
-        let rx: *mut Receiver = self.receiver.as_mut().ok_or(Error::NoSuchHandle)?;
+        let rx = self.receiver.as_mut().ok_or(Error::NoSuchHandle)?;
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            // SAFETY: `rx` is `self.receiver`'s handle, exclusively borrowed
-            // through `&mut self` for the reply's lifetime; each reborrow is
-            // returned or dead before the next (NLL problem case 3).
-            let m = unsafe { &mut *rx }.recv_blocking(left)?;
-            match read_id(m.payload()) {
-                Some(got) if got == id => return Ok(Reply { msg: m }),
+            rx.wait_message(left)?;
+            let got = read_id(rx.rx.peek()?.payload());
+            match got {
                 // A late reply to an earlier call that timed out: skip it.
-                Some(got) if got < id => continue,
+                Some(got) if got < id => drop(rx.rx.recv()?),
+                Some(got) if got == id => break,
                 Some(_) => return Err(Error::Protocol("reply to a request not yet sent")),
                 None => return Err(Error::Protocol("reply shorter than its 8-byte id")),
             }
         }
+        Ok(Reply { msg: rx.recv()? })
     }
 
     /// Serve one request (duplex mode): wait up to `timeout` for it, call

@@ -336,6 +336,15 @@ impl<'a, W: Wait> Consumer<'a, W> {
         Ok(self.message(r))
     }
 
+    /// Block until a [`recv`](Self::recv) would return a message, without
+    /// receiving it: the same waiting, timeout and errors as
+    /// [`recv_blocking`](Self::recv_blocking), but nothing is borrowed, so a
+    /// caller can wait in slices (checking other conditions between them) and
+    /// then call `recv` or `peek`, which then return the message.
+    pub fn wait_message(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        self.wait_record(timeout).map(|_| ())
+    }
+
     fn wait_record(&mut self, timeout: Option<Duration>) -> Result<Rec, Error> {
         if let Some(r) = self.poll()? {
             return Ok(r);

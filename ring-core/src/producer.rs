@@ -250,21 +250,36 @@ impl<'a, W: Wait> Producer<'a, W> {
         timeout: Option<Duration>,
     ) -> Result<Grant<'_, 'a, W>, Error> {
         let plan = self.plan(len)?;
+        self.wait_plan(plan, timeout)?;
+        Ok(self.grant(plan))
+    }
+
+    /// Block until a [`reserve`](Self::reserve) of `len` bytes would succeed,
+    /// without reserving: the same waiting, timeout and errors as
+    /// [`reserve_blocking`](Self::reserve_blocking), but nothing is borrowed,
+    /// so a caller can wait in slices (checking other conditions between
+    /// them) and then call `reserve`, which then succeeds.
+    pub fn wait_for_room(&mut self, len: usize, timeout: Option<Duration>) -> Result<(), Error> {
+        let plan = self.plan(len)?;
+        self.wait_plan(plan, timeout)
+    }
+
+    fn wait_plan(&mut self, plan: Plan, timeout: Option<Duration>) -> Result<(), Error> {
         if self.room_for(plan.need)? {
-            return Ok(self.grant(plan));
+            return Ok(());
         }
         self.note_full();
         self.publish();
         for _ in 0..self.spin_budget {
             spin_hint();
             if self.room_for(plan.need)? {
-                return Ok(self.grant(plan));
+                return Ok(());
             }
         }
         let start = self.wait.now();
         loop {
             if self.room_for(plan.need)? {
-                return Ok(self.grant(plan));
+                return Ok(());
             }
             if self.is_consumer_closed() {
                 return Err(Error::Closed);
@@ -274,7 +289,7 @@ impl<'a, W: Wait> Producer<'a, W> {
                 for _ in 0..64 {
                     spin_hint();
                     if self.room_for(plan.need)? {
-                        return Ok(self.grant(plan));
+                        return Ok(());
                     }
                 }
                 continue;
@@ -291,7 +306,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             if !matches!(room, Ok(false)) || self.is_consumer_closed() {
                 self.sh.prod.wait.sleeping.store(0, Relaxed);
                 if room? {
-                    return Ok(self.grant(plan));
+                    return Ok(());
                 }
                 continue;
             }

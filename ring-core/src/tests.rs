@@ -450,3 +450,27 @@ fn empty_batch_reports_poison() {
         );
     }
 }
+
+#[test]
+fn wait_without_borrowing_then_take() {
+    with_ring::<{ region_size(64).unwrap() }>(64, |mut p, mut c| {
+        let t = Some(Duration::from_millis(5));
+        c.set_spin_budget(1);
+        p.set_spin_budget(1);
+        assert_eq!(c.wait_message(t), Err(Error::Timeout));
+        p.wait_for_room(24, t).unwrap();
+        p.send(&[9; 24], 1).unwrap();
+        assert_eq!(p.wait_for_room(24, t), Err(Error::Timeout));
+        assert_eq!(
+            p.wait_for_room(25, t),
+            Err(Error::TooLarge { len: 25, max: 24 })
+        );
+        c.wait_message(t).unwrap();
+        c.wait_message(t).unwrap(); // still there: waiting consumes nothing
+        assert_eq!(c.recv().unwrap().payload(), &[9; 24]);
+        assert_eq!(c.recv().err(), Some(Error::Empty));
+        p.wait_for_room(24, t).unwrap();
+        drop(p);
+        assert_eq!(c.wait_message(t), Err(Error::Closed));
+    });
+}
