@@ -28,6 +28,12 @@
 //! # Ok::<(), platform_linux::Error>(())
 //! ```
 //!
+//! The POSIX parts (regions, handshake, peer identity, liveness, the
+//! handles) live in the internal crate `platform-posix`, shared with
+//! `platform-macos`; this crate fixes their [`Wait`](ring_core::Wait) to the
+//! futex ([`FutexWait`]) and names the types, so that code written against
+//! `memtube` compiles unchanged on both systems.
+//!
 //! # How a connection is made
 //!
 //! 1. The listener accepts on a Unix `SOCK_SEQPACKET` socket (a path created
@@ -72,25 +78,48 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
-mod conn;
-mod connect;
-mod error;
-pub mod handshake;
-mod listen;
-mod liveness;
-mod options;
-mod peer;
-pub mod region;
-mod rings;
-mod sock;
 mod wait;
 
-pub use conn::{Connection, Grant, Message, Receiver, Reply, Sender, LIVENESS_SLICE};
-pub use connect::connect;
-pub use error::{Error, HandshakeFailure, Result};
-pub use listen::{listen, Listener};
-pub use liveness::{PeerState, CLOSE_BYTE};
-pub use options::{Direction, Options};
-pub use peer::{PeerCred, UidPolicy};
-pub use sock::Addr;
+pub use platform_posix::{handshake, region};
+pub use platform_posix::{
+    Addr, Direction, Error, HandshakeFailure, Options, PeerCred, PeerState, Result, UidPolicy,
+    CLOSE_BYTE, LIVENESS_SLICE,
+};
 pub use wait::FutexWait;
+
+/// A listening socket; see [`platform_posix::Listener`].
+pub type Listener = platform_posix::Listener<FutexWait>;
+/// A connection: one ring or two; see [`platform_posix::Connection`].
+pub type Connection = platform_posix::Connection<FutexWait>;
+/// The writing end of a ring; see [`platform_posix::Sender`].
+///
+/// ```compile_fail
+/// fn is_sync<T: Sync>() {}
+/// is_sync::<platform_linux::Sender>();
+/// ```
+pub type Sender = platform_posix::Sender<FutexWait>;
+/// The reading end of a ring; see [`platform_posix::Receiver`].
+///
+/// ```compile_fail
+/// fn is_sync<T: Sync>() {}
+/// is_sync::<platform_linux::Receiver>();
+/// ```
+pub type Receiver = platform_posix::Receiver<FutexWait>;
+/// A reply to [`Connection::call`](platform_posix::Connection::call).
+pub type Reply<'r> = platform_posix::Reply<'r, FutexWait>;
+/// A reservation in a [`Sender`]'s ring.
+pub type Grant<'s> = platform_posix::Grant<'s, FutexWait>;
+/// A message in place in a [`Receiver`]'s ring.
+pub type Message<'r> = platform_posix::Message<'r, FutexWait>;
+
+/// Listen on `addr` (a path, or `"@name"` for an abstract name); see
+/// [`platform_posix::listen`] and the crate example.
+pub fn listen(addr: impl Into<Addr>, opts: &Options) -> Result<Listener> {
+    platform_posix::listen(addr, opts)
+}
+
+/// Connect to a listener at `addr`; see [`platform_posix::connect`] and the
+/// crate example.
+pub fn connect(addr: impl Into<Addr>, opts: &Options) -> Result<Connection> {
+    platform_posix::connect(addr, opts)
+}

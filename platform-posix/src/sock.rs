@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 /// no file, gone with the listener); anything else is a file-system path.
 ///
 /// ```
-/// use platform_linux::Addr;
+/// use platform_posix::Addr;
 /// assert_eq!(Addr::from("@demo"), Addr::Abstract(b"demo".to_vec()));
 /// assert_eq!(Addr::from("/tmp/demo.sock"), Addr::Path("/tmp/demo.sock".into()));
 /// ```

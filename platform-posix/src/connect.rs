@@ -10,6 +10,7 @@ use crate::options::Options;
 use crate::peer;
 use crate::rings;
 use crate::sock::{self, Addr};
+use crate::OsWait;
 use rustix::fd::AsFd;
 use rustix::io::Errno;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 /// full ([`Error::Handshake`]).
 ///
 /// See [`listen`](crate::listen) for an example.
-pub fn connect(addr: impl Into<Addr>, opts: &Options) -> Result<Connection> {
+pub fn connect<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Connection<W>> {
     let addr = addr.into();
     let sa = addr.sockaddr()?;
     let s = sock::seqpacket()?;
@@ -55,6 +56,6 @@ pub fn connect(addr: impl Into<Addr>, opts: &Options) -> Result<Connection> {
     Ok(conn)
 }
 
-fn conn_fd(c: &Connection) -> rustix::fd::BorrowedFd<'_> {
+fn conn_fd<W: OsWait>(c: &Connection<W>) -> rustix::fd::BorrowedFd<'_> {
     c.link_fd()
 }

@@ -18,7 +18,7 @@ pub enum Direction {
 /// refuses a handshake whose direction or duplex mode differs from its own.
 ///
 /// ```
-/// use platform_linux::{Direction, Options, UidPolicy};
+/// use platform_posix::{Direction, Options, UidPolicy};
 /// use std::time::Duration;
 /// let o = Options::new()
 ///     .capacity(1 << 16)

@@ -4,15 +4,15 @@ use crate::error::{Error, Result};
 use crate::liveness::{Link, PeerState};
 use crate::peer::PeerCred;
 use crate::rings::RingMaps;
-use crate::wait::FutexWait;
+use crate::OsWait;
 use ring_core::{Consumer, Producer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A reservation in a [`Sender`]'s ring: write in place, then `commit`.
-pub type Grant<'s> = ring_core::Grant<'s, 'static, FutexWait>;
+pub type Grant<'s, W> = ring_core::Grant<'s, 'static, W>;
 /// A message in place in a [`Receiver`]'s ring; released when dropped.
-pub type Message<'r> = ring_core::Message<'r, 'static, FutexWait>;
+pub type Message<'r, W> = ring_core::Message<'r, 'static, W>;
 
 /// Blocking calls wait in slices of at most this long and check the peer's
 /// socket between slices, so a dead peer is noticed within about this long.
@@ -67,16 +67,16 @@ fn peer_error(s: PeerState) -> Error {
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
-/// is_sync::<platform_linux::Sender>();
+/// is_sync::<platform_posix::Sender<ring_core::SpinWait>>();
 /// ```
-pub struct Sender {
+pub struct Sender<W: OsWait> {
     // Field order matters: the producer borrows `maps` and drops first.
-    tx: Producer<'static, FutexWait>,
+    tx: Producer<'static, W>,
     link: Arc<Link>,
     _maps: RingMaps,
 }
 
-impl Sender {
+impl<W: OsWait> Sender<W> {
     pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
         Ok(Sender {
             tx: maps.producer()?,
@@ -94,7 +94,7 @@ impl Sender {
 
     /// Reserve `len` bytes in place without blocking.
     #[inline]
-    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>> {
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, W>> {
         self.tx.reserve(len).map_err(Error::from)
     }
 
@@ -102,7 +102,11 @@ impl Sender {
     /// ([`Error::Timeout`]; `None`: no limit), the consumer closes
     /// ([`Error::Closed`]) or the peer dies ([`Error::PeerGone`], noticed
     /// within [`LIVENESS_SLICE`] plus a system call).
-    pub fn reserve_blocking(&mut self, len: usize, timeout: Option<Duration>) -> Result<Grant<'_>> {
+    pub fn reserve_blocking(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Grant<'_, W>> {
         self.wait_for_room(len, timeout)?;
         self.tx.reserve(len).map_err(Error::from)
     }
@@ -187,15 +191,15 @@ impl Sender {
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
-/// is_sync::<platform_linux::Receiver>();
+/// is_sync::<platform_posix::Receiver<ring_core::SpinWait>>();
 /// ```
-pub struct Receiver {
-    rx: Consumer<'static, FutexWait>,
+pub struct Receiver<W: OsWait> {
+    rx: Consumer<'static, W>,
     link: Arc<Link>,
     _maps: RingMaps,
 }
 
-impl Receiver {
+impl<W: OsWait> Receiver<W> {
     pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
         Ok(Receiver {
             rx: maps.consumer()?,
@@ -208,7 +212,7 @@ impl Receiver {
     /// non-blocking call does not check liveness: use
     /// [`recv_blocking`](Self::recv_blocking) or [`probe_peer`](Self::probe_peer)).
     #[inline]
-    pub fn recv(&mut self) -> Result<Message<'_>> {
+    pub fn recv(&mut self) -> Result<Message<'_, W>> {
         self.rx.recv().map_err(Error::from)
     }
 
@@ -217,7 +221,7 @@ impl Receiver {
     /// message ([`Error::Closed`]) or dies ([`Error::PeerGone`], after every
     /// message it committed was delivered, noticed within [`LIVENESS_SLICE`]
     /// plus a system call).
-    pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_>> {
+    pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_, W>> {
         self.wait_message(timeout)?;
         self.rx.recv().map_err(Error::from)
     }
@@ -275,9 +279,9 @@ impl Receiver {
 const _: () = {
     fn send<T: Send>() {}
     fn check() {
-        send::<Sender>();
-        send::<Receiver>();
-        send::<Connection>();
+        send::<Sender<ring_core::SpinWait>>();
+        send::<Receiver<ring_core::SpinWait>>();
+        send::<Connection<ring_core::SpinWait>>();
     }
     let _ = check;
 };
@@ -289,11 +293,11 @@ const _: () = {
 /// requests 1, 2, 3, ... per connection) and the rest is the body; the
 /// message's type id is the request's (or the reply's) type. A reply carries
 /// its request's id; `call` skips replies to earlier calls that timed out.
-pub struct Reply<'r> {
-    msg: Message<'r>,
+pub struct Reply<'r, W: OsWait> {
+    msg: Message<'r, W>,
 }
 
-impl Reply<'_> {
+impl<W: OsWait> Reply<'_, W> {
     /// The reply's type id (chosen by the server's handler).
     pub fn type_id(&self) -> u32 {
         self.msg.type_id()
@@ -319,16 +323,16 @@ fn read_id(p: &[u8]) -> Option<u64> {
 /// [`receiver`](Self::receiver) (by reference) or
 /// [`into_split`](Self::into_split); use [`call`](Self::call) /
 /// [`serve`](Self::serve) in duplex mode.
-pub struct Connection {
-    sender: Option<Sender>,
-    receiver: Option<Receiver>,
+pub struct Connection<W: OsWait> {
+    sender: Option<Sender<W>>,
+    receiver: Option<Receiver<W>>,
     link: Arc<Link>,
     peer: PeerCred,
     next_id: u64,
     scratch: Vec<u8>,
 }
 
-impl std::fmt::Debug for Connection {
+impl<W: OsWait> std::fmt::Debug for Connection<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("sender", &self.sender.is_some())
@@ -338,7 +342,7 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-impl Connection {
+impl<W: OsWait> Connection<W> {
     pub(crate) fn new(rings: Vec<(RingMaps, bool)>, link: Link, peer: PeerCred) -> Result<Self> {
         let link = Arc::new(link);
         let mut sender = None;
@@ -365,18 +369,18 @@ impl Connection {
     }
 
     /// This side's sender ([`Error::NoSuchHandle`] if this side only receives).
-    pub fn sender(&mut self) -> Result<&mut Sender> {
+    pub fn sender(&mut self) -> Result<&mut Sender<W>> {
         self.sender.as_mut().ok_or(Error::NoSuchHandle)
     }
 
     /// This side's receiver ([`Error::NoSuchHandle`] if this side only sends).
-    pub fn receiver(&mut self) -> Result<&mut Receiver> {
+    pub fn receiver(&mut self) -> Result<&mut Receiver<W>> {
         self.receiver.as_mut().ok_or(Error::NoSuchHandle)
     }
 
     /// The handles, to move to other threads. The liveness socket stays open
     /// until the last of them (and the connection) is dropped.
-    pub fn into_split(self) -> (Option<Sender>, Option<Receiver>) {
+    pub fn into_split(self) -> (Option<Sender<W>>, Option<Receiver<W>>) {
         (self.sender, self.receiver)
     }
 
@@ -402,7 +406,7 @@ impl Connection {
         type_id: u32,
         request: &[u8],
         timeout: Option<Duration>,
-    ) -> Result<Reply<'_>> {
+    ) -> Result<Reply<'_, W>> {
         let deadline = crate::sock::deadline(timeout);
         let id = self.next_id;
         self.next_id += 1;

@@ -5,7 +5,7 @@
 use crate::error::{Error, HandshakeFailure, Result};
 use crate::options::{Direction, Options};
 use crate::region::{self, Mapping};
-use crate::wait::FutexWait;
+use crate::OsWait;
 use ring_core::handshake::{
     Handshake, RingDesc, Side, CONSUMER_REGION_MIN, HS_HUGE_PAGES, HUGE_PAGE_ALIGN, NO_FD,
 };
@@ -38,21 +38,21 @@ impl RingMaps {
     }
 
     /// Attach as producer, for as long as `self` lives.
-    pub(crate) fn producer(&self) -> Result<Producer<'static, FutexWait>> {
+    pub(crate) fn producer<W: OsWait>(&self) -> Result<Producer<'static, W>> {
         // SAFETY: the region was initialized by `ring_core::init` (by us, or
         // validated by ring-core now if the peer did); the mappings are live
         // shared memory of the right lengths (main writable, consumer block
         // readable) and stay mapped until this `RingMaps` drops, which every
         // owner does only after dropping the returned handle (field order);
         // this process touches the memory only through ring-core handles.
-        unsafe { ring_core::attach_producer(self.raw(), FutexWait) }.map_err(Error::from)
+        unsafe { ring_core::attach_producer(self.raw(), W::default()) }.map_err(Error::from)
     }
 
     /// Attach as consumer, for as long as `self` lives.
-    pub(crate) fn consumer(&self) -> Result<Consumer<'static, FutexWait>> {
+    pub(crate) fn consumer<W: OsWait>(&self) -> Result<Consumer<'static, W>> {
         // SAFETY: as in `producer`; with the split layout the main region
         // needs only be readable and the consumer block is mapped writable.
-        unsafe { ring_core::attach_consumer(self.raw(), FutexWait) }.map_err(Error::from)
+        unsafe { ring_core::attach_consumer(self.raw(), W::default()) }.map_err(Error::from)
     }
 }
 

@@ -18,21 +18,34 @@ use crate::options::Options;
 use crate::peer;
 use crate::rings;
 use crate::sock::{self, Addr};
+use crate::OsWait;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FileType, Mode};
 use rustix::io::Errno;
 use rustix::net::SocketFlags;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 /// A listening socket. Accepts connections one after another, each with its
 /// own rings.
-#[derive(Debug)]
-pub struct Listener {
+pub struct Listener<W: OsWait> {
     sock: OwnedFd,
     addr: Addr,
     opts: Options,
     /// Device and inode of the socket file we created (path addresses).
     file: Option<(u64, u64)>,
+    /// The [`Wait`](ring_core::Wait) of the connections it accepts.
+    wait: PhantomData<fn() -> W>,
+}
+
+impl<W: OsWait> std::fmt::Debug for Listener<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("sock", &self.sock)
+            .field("addr", &self.addr)
+            .field("opts", &self.opts)
+            .finish()
+    }
 }
 
 // The field types differ between targets (u64 here, narrower on some 32-bit ones).
@@ -47,23 +60,24 @@ fn dev_ino(st: &rustix::fs::Stat) -> (u64, u64) {
 /// non-socket file is at the path), [`Error::Os`] otherwise.
 ///
 /// ```
-/// use platform_linux::{connect, listen, Options};
+/// use platform_posix::{connect, listen, Connection, Listener, Options};
+/// use ring_core::SpinWait; // any `Wait`; the OS crates use the futex / __ulock one
 /// use std::time::Duration;
 ///
-/// let addr = format!("@memtube-doc-listen-{}", std::process::id());
+/// let addr = std::env::temp_dir().join(format!("mt-doc-listen-{}", std::process::id()));
 /// let opts = Options::new().capacity(4096);
-/// let listener = listen(addr.as_str(), &opts)?;
-/// let server = std::thread::spawn(move || -> Result<Vec<u8>, platform_linux::Error> {
+/// let listener: Listener<SpinWait> = listen(addr.as_path(), &opts)?;
+/// let server = std::thread::spawn(move || -> Result<Vec<u8>, platform_posix::Error> {
 ///     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
 ///     let msg = conn.receiver()?.recv_blocking(Some(Duration::from_secs(10)))?;
 ///     Ok(msg.payload().to_vec())
 /// });
-/// let mut conn = connect(addr.as_str(), &opts)?;
+/// let mut conn: Connection<SpinWait> = connect(addr.as_path(), &opts)?;
 /// conn.sender()?.send_blocking(b"hello", 1, Some(Duration::from_secs(10)))?;
 /// assert_eq!(server.join().unwrap()?, b"hello");
-/// # Ok::<(), platform_linux::Error>(())
+/// # Ok::<(), platform_posix::Error>(())
 /// ```
-pub fn listen(addr: impl Into<Addr>, opts: &Options) -> Result<Listener> {
+pub fn listen<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Listener<W>> {
     let addr = addr.into();
     // Fail early on options that can never work.
     if ring_core::region_size(opts.capacity).is_none() {
@@ -100,6 +114,7 @@ pub fn listen(addr: impl Into<Addr>, opts: &Options) -> Result<Listener> {
         addr,
         opts: opts.clone(),
         file,
+        wait: PhantomData,
     })
 }
 
@@ -156,7 +171,7 @@ fn closed_before_handshake(s: &OwnedFd) -> bool {
     )
 }
 
-impl Listener {
+impl<W: OsWait> Listener<W> {
     /// Accept one connection: wait up to `timeout` (`None`: no limit) for a
     /// peer, check its uid, create and send its rings, and wait (up to the
     /// handshake timeout) for it to attach.
@@ -164,13 +179,13 @@ impl Listener {
     /// An error refuses this one peer ([`Error::PermissionDenied`],
     /// [`Error::Handshake`], ...); the listener keeps working, so a server
     /// loops on `accept`.
-    pub fn accept(&self, timeout: Option<Duration>) -> Result<Connection> {
+    pub fn accept(&self, timeout: Option<Duration>) -> Result<Connection<W>> {
         self.accept_with(timeout, &self.opts)
     }
 
     /// [`accept`](Self::accept) with other options for this one connection
     /// (capacity, duplex, pure spin, uid policy, ...) than the listener's.
-    pub fn accept_with(&self, timeout: Option<Duration>, opts: &Options) -> Result<Connection> {
+    pub fn accept_with(&self, timeout: Option<Duration>, opts: &Options) -> Result<Connection<W>> {
         if ring_core::region_size(opts.capacity).is_none() {
             return Err(Error::Ring(ring_core::Error::BadCapacity(opts.capacity)));
         }
@@ -211,7 +226,7 @@ impl Listener {
     }
 }
 
-impl Drop for Listener {
+impl<W: OsWait> Drop for Listener<W> {
     fn drop(&mut self) {
         if let (Addr::Path(p), Some(ours)) = (&self.addr, self.file) {
             // Remove the file only if it is still the one we bound.
