@@ -111,7 +111,7 @@ struct ReadmeDoctests;
 cfg_if::cfg_if! {
     if #[cfg(target_os = "linux")] {
         pub use platform_linux::{
-            connect, listen, Addr, Connection, Direction, FutexWait, HandshakeFailure,
+            connect, listen, Addr, Backend, Connection, Direction, FutexWait, HandshakeFailure,
             Listener, Options, PeerCred, PeerState, Receiver, Reply, Sender, UidPolicy,
             LIVENESS_SLICE,
         };

@@ -82,8 +82,8 @@ mod wait;
 
 pub use platform_posix::{handshake, region};
 pub use platform_posix::{
-    Addr, Direction, Error, HandshakeFailure, Options, PeerCred, PeerState, Result, UidPolicy,
-    CLOSE_BYTE, LIVENESS_SLICE,
+    Addr, Backend, Direction, Error, HandshakeFailure, Options, PeerCred, PeerState, Result,
+    UidPolicy, CLOSE_BYTE, LIVENESS_SLICE,
 };
 pub use wait::FutexWait;
 

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 pub fn connect<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Connection<W>> {
     let addr = addr.into();
     let sa = addr.sockaddr()?;
-    let s = sock::seqpacket()?;
+    let s = sock::socket(sock::socket_type(opts.backend))?;
     let deadline = sock::deadline(Some(opts.connect_timeout));
     loop {
         match rustix::net::connect(&s, &sa) {
@@ -45,7 +45,11 @@ pub fn connect<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Conne
         }
     }
     let cred = peer::check(s.as_fd(), &opts.uid_policy)?;
-    let got = handshake::recv(s.as_fd(), sock::deadline(Some(opts.handshake_timeout)))?;
+    let got = handshake::recv(
+        s.as_fd(),
+        sock::deadline(Some(opts.handshake_timeout)),
+        opts.backend,
+    )?;
     let maps = rings::map_received(&got.hs, &got.fds, opts)?;
     drop(got.fds);
     let conn = Connection::new(maps, Link::new(s), cred).map_err(|e| match e {

@@ -31,7 +31,7 @@ pub enum Error {
     Ring(ring_core::Error),
     /// The peer's uid is not allowed by the [`UidPolicy`](crate::UidPolicy).
     PermissionDenied {
-        /// The peer's uid (from `SO_PEERCRED`).
+        /// The peer's uid (from `SO_PEERCRED` / `getpeereid`).
         uid: u32,
     },
     /// A live listener already owns the socket path: it is never stolen.
@@ -44,6 +44,17 @@ pub enum Error {
     /// The handle is not available on this connection (for example the
     /// sender of a connection whose direction makes this side the receiver).
     NoSuchHandle,
+    /// Not available on this system (the string says what: abstract socket
+    /// names or memfds on macOS, huge pages with `shm_open` regions).
+    Unsupported(&'static str),
+    /// A socket path too long for `sockaddr_un` (104 bytes on macOS, 108 on
+    /// Linux, including the terminating NUL).
+    PathTooLong {
+        /// Bytes in the path.
+        len: usize,
+        /// The most this system takes.
+        max: usize,
+    },
 }
 
 /// Why a handshake was refused.
@@ -65,6 +76,10 @@ pub enum HandshakeFailure {
     },
     /// A descriptor is not a sealable memfd (`F_GET_SEALS` failed).
     NotMemfd(rustix::io::Errno),
+    /// A descriptor is not a POSIX shared-memory object (`shm` backend:
+    /// `fstat` failed, or it is a socket, pipe, directory, device, or on
+    /// Linux not a regular file on tmpfs).
+    NotShm(rustix::io::Errno),
     /// A memfd lacks a required seal (`F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`).
     MissingSeals,
     /// A memfd's size differs from the length the handshake claims.
@@ -100,6 +115,13 @@ impl fmt::Display for Error {
             Error::HugePagesUnavailable(e) => write!(f, "huge pages unavailable: {e}"),
             Error::Protocol(what) => write!(f, "protocol violation: {what}"),
             Error::NoSuchHandle => f.write_str("this connection has no such handle"),
+            Error::Unsupported(what) => write!(f, "unsupported on this system: {what}"),
+            Error::PathTooLong { len, max } => {
+                write!(
+                    f,
+                    "socket path is {len} bytes, this system takes at most {max}"
+                )
+            }
         }
     }
 }
@@ -116,6 +138,9 @@ impl fmt::Display for HandshakeFailure {
                 write!(f, "expected {expected} descriptors, received {got}")
             }
             HandshakeFailure::NotMemfd(e) => write!(f, "descriptor is not a sealable memfd: {e}"),
+            HandshakeFailure::NotShm(e) => {
+                write!(f, "descriptor is not a shared-memory object: {e}")
+            }
             HandshakeFailure::MissingSeals => f.write_str("memfd lacks the required seals"),
             HandshakeFailure::Size { claimed, actual } => {
                 write!(f, "memfd is {actual} bytes, handshake claims {claimed}")

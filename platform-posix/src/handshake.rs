@@ -7,19 +7,22 @@
 //! any handshake carries: the kernel closed the ones that did not fit, the
 //! rest are closed here), the struct ([`Handshake::decode`]), the exact
 //! descriptor count (extras are closed), then each descriptor: a memfd with
-//! the required seals whose `fstat` size equals the claimed length. The ring
+//! the required seals, or a shm object (shm backend: no seals exist), whose
+//! `fstat` size equals the claimed length. On a `SOCK_STREAM` (shm backend)
+//! the message is exactly [`Handshake::LEN`] bytes, read in pieces if the
+//! kernel splits it; one byte more is refused. The ring
 //! layout itself is validated by ring-core when attaching.
 //! Reference: unix(7) `SCM_RIGHTS`, sendmsg(2), recvmsg(2).
 
 use crate::error::{Error, HandshakeFailure, Result};
-use crate::region;
+use crate::region::{self, Backend};
 use crate::sock;
 use ring_core::handshake::{Handshake, MAX_FDS, NO_FD};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
+    SendAncillaryMessage, SendFlags, SocketType,
 };
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -40,7 +43,7 @@ pub fn send_raw(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> R
         return Err(Error::Os(Errno::TOOBIG));
     }
     let iov = [IoSlice::new(bytes)];
-    let n = rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL)?;
+    let n = rustix::net::sendmsg(sock, &iov, &mut control, crate::os::SEND_FLAGS)?;
     if n != bytes.len() {
         return Err(Error::Os(Errno::MSGSIZE));
     }
@@ -62,40 +65,59 @@ pub struct Received {
 }
 
 /// Receive and validate one handshake, waiting until `deadline`.
-pub fn recv(sock: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<Received> {
-    sock::wait_readable(sock, deadline)?;
+///
+/// `backend` decides how the descriptors are checked and how the message
+/// is framed: one `SOCK_SEQPACKET` message (memfd), or exactly
+/// [`Handshake::LEN`] bytes of a `SOCK_STREAM` (shm), read in as many
+/// pieces as the kernel delivers, descriptors counted from all of them.
+pub fn recv(sock: BorrowedFd<'_>, deadline: Option<Instant>, backend: Backend) -> Result<Received> {
+    let stream = crate::sock::socket_type(backend) == SocketType::STREAM;
     let mut buf = [0u8; Handshake::LEN + 1];
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(FD_ROOM))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = rustix::net::recvmsg(
-        sock,
-        &mut iov,
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
-    )
-    .map_err(|e| match e {
-        Errno::CONNRESET => Error::Handshake(HandshakeFailure::PeerClosed),
-        e => Error::Os(e),
-    })?;
-    // Take ownership of every descriptor that arrived first, so that each
-    // early return below closes them all.
+    let mut got = 0;
+    // Every descriptor that arrives is owned here first, so that each early
+    // return below closes them all.
     let mut fds: Vec<OwnedFd> = Vec::new();
-    for m in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(it) = m {
-            fds.extend(it);
+    loop {
+        sock::wait_readable(sock, deadline)?;
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(FD_ROOM))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [IoSliceMut::new(&mut buf[got..])];
+        let msg = match rustix::net::recvmsg(
+            sock,
+            &mut iov,
+            &mut control,
+            crate::os::RECV_FLAGS | RecvFlags::DONTWAIT,
+        ) {
+            Ok(m) => m,
+            // Readable but nothing yet (a stream woken early): wait again.
+            Err(Errno::AGAIN) | Err(Errno::INTR) if stream => continue,
+            Err(Errno::CONNRESET) => return Err(HandshakeFailure::PeerClosed.into()),
+            Err(e) => return Err(Error::Os(e)),
+        };
+        let before = fds.len();
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(it) = m {
+                fds.extend(it);
+            }
+        }
+        for fd in &fds[before..] {
+            crate::os::received_fd(fd)?;
+        }
+        if msg.bytes == 0 && fds.len() == before {
+            return Err(HandshakeFailure::PeerClosed.into());
+        }
+        if msg.flags.contains(ReturnFlags::CTRUNC) {
+            return Err(HandshakeFailure::ControlTruncated.into());
+        }
+        got += msg.bytes;
+        if msg.flags.contains(ReturnFlags::TRUNC) || got > Handshake::LEN {
+            return Err(HandshakeFailure::MessageTruncated.into());
+        }
+        if !stream || got == Handshake::LEN {
+            break;
         }
     }
-    if msg.bytes == 0 && fds.is_empty() {
-        return Err(HandshakeFailure::PeerClosed.into());
-    }
-    if msg.flags.contains(ReturnFlags::CTRUNC) {
-        return Err(HandshakeFailure::ControlTruncated.into());
-    }
-    if msg.flags.contains(ReturnFlags::TRUNC) || msg.bytes > Handshake::LEN {
-        return Err(HandshakeFailure::MessageTruncated.into());
-    }
-    let hs = Handshake::decode(&buf[..msg.bytes]).map_err(HandshakeFailure::Format)?;
+    let hs = Handshake::decode(&buf[..got]).map_err(HandshakeFailure::Format)?;
     if fds.len() != hs.fd_count as usize {
         return Err(HandshakeFailure::FdCount {
             expected: hs.fd_count,
@@ -104,9 +126,9 @@ pub fn recv(sock: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<Received>
         .into());
     }
     for r in hs.rings() {
-        region::check(fds[r.main_fd as usize].as_fd(), r.main_len)?;
+        region::check_received(backend, fds[r.main_fd as usize].as_fd(), r.main_len)?;
         if r.consumer_fd != NO_FD {
-            region::check(fds[r.consumer_fd as usize].as_fd(), r.consumer_len)?;
+            region::check_received(backend, fds[r.consumer_fd as usize].as_fd(), r.consumer_len)?;
         }
     }
     Ok(Received { hs, fds })
@@ -128,6 +150,10 @@ pub fn recv_ack(sock: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<()> {
 
 /// Send the one-byte answer.
 pub fn send_ack(sock: BorrowedFd<'_>) -> Result<()> {
-    rustix::net::send(sock, &[ACK_BYTE], SendFlags::NOSIGNAL | SendFlags::DONTWAIT)?;
+    rustix::net::send(
+        sock,
+        &[ACK_BYTE],
+        crate::os::SEND_FLAGS | SendFlags::DONTWAIT,
+    )?;
     Ok(())
 }

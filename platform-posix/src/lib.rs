@@ -33,7 +33,7 @@
 //! # Ok::<(), platform_posix::Error>(())
 //! ```
 
-#![cfg(unix)]
+#![cfg(any(target_os = "linux", target_os = "macos"))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -45,6 +45,7 @@ pub mod handshake;
 mod listen;
 mod liveness;
 mod options;
+mod os;
 mod peer;
 pub mod region;
 mod rings;
@@ -57,6 +58,7 @@ pub use listen::{listen, Listener};
 pub use liveness::{PeerState, CLOSE_BYTE};
 pub use options::{Direction, Options};
 pub use peer::{PeerCred, UidPolicy};
+pub use region::Backend;
 pub use sock::Addr;
 
 /// What the handles need of their [`Wait`](ring_core::Wait): process-shared

@@ -22,7 +22,6 @@ use crate::OsWait;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FileType, Mode};
 use rustix::io::Errno;
-use rustix::net::SocketFlags;
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -84,7 +83,7 @@ pub fn listen<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Listen
         return Err(Error::Ring(ring_core::Error::BadCapacity(opts.capacity)));
     }
     let sa = addr.sockaddr()?;
-    let s = sock::seqpacket()?;
+    let s = sock::socket(sock::socket_type(opts.backend))?;
     let mut file = None;
     if let Addr::Path(path) = &addr {
         // The bound file takes the socket inode's mode (less the umask).
@@ -92,7 +91,7 @@ pub fn listen<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Listen
         match rustix::net::bind(&s, &sa) {
             Ok(()) => {}
             Err(Errno::ADDRINUSE) => {
-                replace_if_stale(path, &sa)?;
+                replace_if_stale(path, &sa, sock::socket_type(opts.backend))?;
                 rustix::net::bind(&s, &sa).map_err(|e| match e {
                     Errno::ADDRINUSE => Error::AddrInUse,
                     e => Error::Os(e),
@@ -118,7 +117,11 @@ pub fn listen<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Listen
     })
 }
 
-fn replace_if_stale(path: &std::path::Path, sa: &rustix::net::SocketAddrUnix) -> Result<()> {
+fn replace_if_stale(
+    path: &std::path::Path,
+    sa: &rustix::net::SocketAddrUnix,
+    ty: rustix::net::SocketType,
+) -> Result<()> {
     let st = rustix::fs::stat(path)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
         return Err(Error::AddrInUse);
@@ -128,7 +131,7 @@ fn replace_if_stale(path: &std::path::Path, sa: &rustix::net::SocketAddrUnix) ->
     }
     // Not listed (or /proc unavailable): ask the socket itself. A live
     // listener then sees one connection that closes at once; `accept` skips those.
-    let probe = sock::seqpacket()?;
+    let probe = sock::socket(ty)?;
     match rustix::net::connect(&probe, sa) {
         // Someone answers (or its backlog is full): a live listener.
         Ok(()) | Err(Errno::AGAIN) => Err(Error::AddrInUse),
@@ -192,8 +195,7 @@ impl<W: OsWait> Listener<W> {
         let deadline = sock::deadline(timeout);
         let s = loop {
             sock::wait_readable(self.sock.as_fd(), deadline)?;
-            match rustix::net::accept_with(&self.sock, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK)
-            {
+            match crate::os::accept(self.sock.as_fd()) {
                 // A peer that left before the handshake (for example another
                 // `listen` probing whether we are alive) is skipped.
                 Ok(s) if closed_before_handshake(&s) => continue,

@@ -86,7 +86,7 @@ impl Drop for Link {
         let _ = rustix::net::send(
             &self.sock,
             &[CLOSE_BYTE],
-            SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+            SendFlags::DONTWAIT | crate::os::SEND_FLAGS,
         );
     }
 }

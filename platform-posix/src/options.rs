@@ -1,6 +1,7 @@
 //! Connection options: shape of the rings, regions, policy, timeouts.
 
 use crate::peer::UidPolicy;
+use crate::region::Backend;
 use std::time::Duration;
 
 /// Which side writes the ring of a one-way connection.
@@ -37,6 +38,7 @@ pub struct Options {
     pub(crate) huge_pages: bool,
     pub(crate) mlock: bool,
     pub(crate) isolation: bool,
+    pub(crate) backend: Backend,
     pub(crate) uid_policy: UidPolicy,
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
@@ -52,6 +54,7 @@ impl Default for Options {
             huge_pages: false,
             mlock: false,
             isolation: true,
+            backend: Backend::default(),
             uid_policy: UidPolicy::SameUid,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
@@ -121,7 +124,25 @@ impl Options {
         self
     }
 
-    /// Who may be at the other end (checked with `SO_PEERCRED`).
+    /// Where the regions come from: [`Backend::Memfd`] (Linux, the default
+    /// there) or [`Backend::PosixShm`] (`shm_open`; the default and only one
+    /// on macOS). Both sides must choose the same. The socket follows it:
+    /// `SOCK_SEQPACKET` with memfds, `SOCK_STREAM` with shm (macOS has no
+    /// Unix `SOCK_SEQPACKET`), so on Linux `PosixShm` runs exactly macOS's
+    /// code path except the wait. The listener's socket type is decided by
+    /// the options given to `listen`.
+    pub fn backend(mut self, b: Backend) -> Self {
+        self.backend = b;
+        self
+    }
+
+    /// The backend set.
+    pub fn get_backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Who may be at the other end (checked with `SO_PEERCRED` on Linux,
+    /// `getpeereid` on macOS).
     pub fn uid_policy(mut self, p: UidPolicy) -> Self {
         self.uid_policy = p;
         self

@@ -1,5 +1,6 @@
-//! `getsockopt(SO_PEERCRED)`: who is at the other end of the socket, and
-//! whether the [`UidPolicy`] lets them in.
+//! `getsockopt(SO_PEERCRED)` (Linux) / `getpeereid` and `LOCAL_PEERPID`
+//! (macOS): who is at the other end of the socket, and whether the
+//! [`UidPolicy`] lets them in.
 //!
 //! The kernel records the credentials when the connection is made (connect
 //! side) or when the socket started listening (listen side); neither side
@@ -19,7 +20,7 @@ pub struct PeerCred {
     pub gid: u32,
 }
 
-/// Which peers may connect (checked on both sides with `SO_PEERCRED`).
+/// Which peers may connect (checked on both sides with the peer's credentials).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UidPolicy {
@@ -45,12 +46,7 @@ impl UidPolicy {
 
 /// Read the peer's credentials and apply `policy`.
 pub fn check(sock: BorrowedFd<'_>, policy: &UidPolicy) -> Result<PeerCred> {
-    let c = rustix::net::sockopt::socket_peercred(sock)?;
-    let cred = PeerCred {
-        pid: c.pid.as_raw_nonzero().get(),
-        uid: c.uid.as_raw(),
-        gid: c.gid.as_raw(),
-    };
+    let cred = crate::os::peer_cred(sock)?;
     if policy.allows(cred.uid) {
         Ok(cred)
     } else {

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, HandshakeFailure, Result};
 use crate::options::{Direction, Options};
-use crate::region::{self, Mapping};
+use crate::region::{Mapping, NewRegion};
 use crate::OsWait;
 use ring_core::handshake::{
     Handshake, RingDesc, Side, CONSUMER_REGION_MIN, HS_HUGE_PAGES, HUGE_PAGE_ALIGN, NO_FD,
@@ -97,12 +97,17 @@ pub(crate) fn create(opts: &Options) -> Result<Created> {
     let mut ours = Vec::new();
     for side in sides(opts) {
         let we_produce = side == Side::Sender;
-        let main_fd = region::create(c"memtube-ring", len, huge)?;
-        let main_rw = Mapping::new(main_fd.as_fd(), len as usize, true, huge)?;
+        let main = NewRegion::create(opts.backend, c"memtube-ring", len, huge)?;
+        let main_rw = Mapping::new(main.rw.as_fd(), len as usize, true, huge)?;
         let cons = if split {
-            let fd = region::create(c"memtube-consumer", CONSUMER_REGION_MIN, false)?;
-            let m = Mapping::new(fd.as_fd(), CONSUMER_REGION_MIN as usize, true, false)?;
-            Some((fd, m))
+            let r = NewRegion::create(
+                opts.backend,
+                c"memtube-consumer",
+                CONSUMER_REGION_MIN,
+                false,
+            )?;
+            let m = Mapping::new(r.rw.as_fd(), CONSUMER_REGION_MIN as usize, true, false)?;
+            Some((r, m))
         } else {
             None
         };
@@ -113,19 +118,22 @@ pub(crate) fn create(opts: &Options) -> Result<Created> {
         // SAFETY: both mappings are fresh, writable, of the lengths given,
         // and nothing else in any process can reach them yet.
         unsafe { ring_core::init(raw, Config::new(cap).pure_spin(opts.pure_spin)) }?;
+        let main_fd;
         let maps = match cons {
             None => {
-                region::seal(main_fd.as_fd(), false)?;
+                // Single region: both sides write it.
+                main_fd = main.finish(true)?;
                 RingMaps {
                     main: main_rw,
                     cons: None,
                 }
             }
-            Some((cfd, cons_rw)) => {
-                // Seal what we write against the peer ever mapping it
-                // writable; keep for ourselves only read access to the rest.
-                region::seal(main_fd.as_fd(), we_produce)?;
-                region::seal(cfd.as_fd(), !we_produce)?;
+            Some((cons, cons_rw)) => {
+                // The peer gets write access only to what it writes (memfd:
+                // sealed, enforced; shm: a read-only descriptor); we keep
+                // only read access to the rest.
+                let main_fd = main.finish(!we_produce)?;
+                let cfd = cons.finish(we_produce)?;
                 let maps = if we_produce {
                     drop(cons_rw);
                     let ro = Mapping::new(cfd.as_fd(), CONSUMER_REGION_MIN as usize, false, false)?;

@@ -1,22 +1,27 @@
-//! Unix `SOCK_SEQPACKET` sockets: addresses, creation, waiting with a deadline.
+//! Unix sockets: addresses, creation, waiting with a deadline.
 //!
-//! Sequenced packets keep message boundaries (a handshake is one message,
-//! so a truncated or oversized one is detected) and report end-of-file when
-//! the peer closes. Every socket is `SOCK_CLOEXEC | SOCK_NONBLOCK`; blocking
+//! `SOCK_SEQPACKET` (memfd backend) keeps message boundaries (a handshake
+//! is one message, so a truncated or oversized one is detected);
+//! `SOCK_STREAM` (shm backend; macOS has no Unix seqpacket) is read to the
+//! handshake's fixed length, and one byte more is refused. Both report
+//! end-of-file when the peer closes. Every socket is `SOCK_CLOEXEC | SOCK_NONBLOCK`; blocking
 //! is done with `poll` against a deadline. Reference: unix(7), poll(2).
 
 use crate::error::{Error, Result};
+use crate::region::Backend;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{SocketAddrUnix, SocketType};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Where a listener listens.
 ///
 /// From a string: a leading `@` names a Linux abstract socket (`"@memtube-demo"`:
-/// no file, gone with the listener); anything else is a file-system path.
+/// no file, gone with the listener; [`Error::Unsupported`] on macOS); anything
+/// else is a file-system path (at most 103 bytes on macOS, 107 on Linux:
+/// [`Error::PathTooLong`] otherwise).
 ///
 /// ```
 /// use platform_posix::Addr;
@@ -32,11 +37,21 @@ pub enum Addr {
 }
 
 impl Addr {
+    /// The socket address; [`Error::PathTooLong`] for a path that does not
+    /// fit `sun_path` with its NUL, [`Error::Unsupported`] for an abstract
+    /// name on macOS.
     pub(crate) fn sockaddr(&self) -> Result<SocketAddrUnix> {
-        Ok(match self {
-            Addr::Path(p) => SocketAddrUnix::new(p.as_path())?,
-            Addr::Abstract(n) => SocketAddrUnix::new_abstract_name(n)?,
-        })
+        match self {
+            Addr::Path(p) => {
+                let len = p.as_os_str().len();
+                let max = crate::os::SUN_PATH_LEN - 1;
+                if len > max {
+                    return Err(Error::PathTooLong { len, max });
+                }
+                Ok(SocketAddrUnix::new(p.as_path())?)
+            }
+            Addr::Abstract(n) => crate::os::abstract_addr(n),
+        }
     }
 }
 
@@ -73,14 +88,18 @@ impl From<&Addr> for Addr {
     }
 }
 
-/// A new non-blocking, close-on-exec `AF_UNIX` `SOCK_SEQPACKET` socket.
-pub(crate) fn seqpacket() -> Result<OwnedFd> {
-    Ok(rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-        None,
-    )?)
+/// The socket type of a backend: `SOCK_SEQPACKET` with memfds,
+/// `SOCK_STREAM` with shm (macOS has no Unix `SOCK_SEQPACKET`).
+pub(crate) fn socket_type(b: Backend) -> SocketType {
+    match b {
+        Backend::Memfd => SocketType::SEQPACKET,
+        _ => SocketType::STREAM,
+    }
+}
+
+/// A new non-blocking, close-on-exec `AF_UNIX` socket of `ty`.
+pub(crate) fn socket(ty: SocketType) -> Result<OwnedFd> {
+    crate::os::socket(ty)
 }
 
 /// `deadline` for a timeout counted from now (`None`: never).

@@ -1,4 +1,4 @@
-//! `memfd_create`, `ftruncate`, `F_ADD_SEALS`, `mmap`: shared regions that
+//! Linux: `memfd_create`, `ftruncate`, `F_ADD_SEALS`: shared regions that
 //! live only as long as a descriptor or a mapping of them does.
 //!
 //! A region is an anonymous memory file (nothing in the file system or in
@@ -10,13 +10,11 @@
 //!
 //! References: memfd_create(2), fcntl(2) "File Sealing", mmap(2), mlock(2).
 
-use crate::error::{Error, HandshakeFailure, Result};
+use crate::error::{HandshakeFailure, Result};
+use crate::region::huge_err;
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{MemfdFlags, SealFlags};
-use rustix::io::Errno;
-use rustix::mm::{MapFlags, ProtFlags};
 use std::ffi::CStr;
-use std::ptr::NonNull;
 
 /// Seals every region carries before it is sent.
 pub const REQUIRED_SEALS: SealFlags = SealFlags::SHRINK
@@ -69,99 +67,13 @@ pub fn check(fd: BorrowedFd<'_>, claimed: u64) -> std::result::Result<(), Handsh
     Ok(())
 }
 
-fn huge_err(huge: bool, e: Errno) -> Error {
-    if huge && matches!(e, Errno::NOMEM | Errno::INVAL | Errno::NOSPC) {
-        Error::HugePagesUnavailable(e)
-    } else {
-        Error::Os(e)
-    }
-}
-
-/// An owned shared mapping of a region; unmapped on drop.
-///
-/// Invariant: `ptr..ptr + len` is a live `MAP_SHARED` mapping made by
-/// [`Mapping::new`] and unmapped only by `Drop`.
-#[derive(Debug)]
-pub struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-    writable: bool,
-}
-
-// SAFETY: a mapping is plain memory owned by this value; the ring handles
-// that use it synchronize through atomics. Moving or sharing the owner
-// across threads does not touch the memory.
-unsafe impl Send for Mapping {}
-// SAFETY: as above; `&Mapping` only exposes the address and length.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// `mmap(NULL, len, PROT_READ [| PROT_WRITE], MAP_SHARED | MAP_POPULATE, fd, 0)`:
-    /// map `len` bytes of `fd`, pre-faulted so the first messages take no page faults.
-    pub fn new(fd: BorrowedFd<'_>, len: usize, writable: bool, huge: bool) -> Result<Mapping> {
-        let prot = if writable {
-            ProtFlags::READ | ProtFlags::WRITE
-        } else {
-            ProtFlags::READ
-        };
-        // SAFETY: a fresh mapping at an address the kernel chooses
-        // (`ptr` null, no MAP_FIXED) cannot alias any Rust object.
-        let p = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                MapFlags::SHARED | MapFlags::POPULATE,
-                fd,
-                0,
-            )
-        }
-        .map_err(|e| huge_err(huge, e))?;
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::Os(Errno::NOMEM))?;
-        Ok(Mapping { ptr, len, writable })
-    }
-
-    /// `mlock`: keep the pages resident (needs `RLIMIT_MEMLOCK` or `CAP_IPC_LOCK`).
-    pub fn lock(&self) -> Result<()> {
-        // SAFETY: the range is this live mapping (type invariant); mlock
-        // does not change its contents.
-        unsafe { rustix::mm::mlock(self.ptr.as_ptr().cast(), self.len) }?;
-        Ok(())
-    }
-
-    /// The start of the mapping (page-aligned).
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
-    }
-
-    /// Bytes mapped.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the mapping is empty (never, for a ring).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Whether this side mapped it writable.
-    pub fn is_writable(&self) -> bool {
-        self.writable
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: the range is this live mapping (type invariant), and every
-        // handle borrowing it was dropped before its owner drops it.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
+    use crate::region::Mapping;
     use rustix::fd::AsFd;
+    use rustix::io::Errno;
 
     #[test]
     fn created_region_passes_check_and_is_zeroed() {

@@ -1,0 +1,209 @@
+//! Shared regions: where a ring's pages come from, how the peer's copy of
+//! them is restricted, how a received one is checked, and [`Mapping`].
+//!
+//! Two backends ([`Backend`]):
+//! - [`memfd`] (Linux, the default there): anonymous sealed memory files;
+//!   the kernel enforces size and the peer's read-only access (seals).
+//! - [`shm`] (any POSIX system, the only one on macOS; on Linux selectable
+//!   with [`Options::backend`](crate::Options::backend), which is how its
+//!   code runs in the Linux test suite): `shm_open` objects, unlinked at once.
+//!
+//! References: mmap(2), mlock(2), shm_open(3).
+
+use crate::error::{Error, HandshakeFailure, Result};
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+use rustix::mm::ProtFlags;
+use std::ptr::NonNull;
+
+#[cfg(target_os = "linux")]
+pub mod memfd;
+#[cfg(target_os = "linux")]
+pub use memfd::{check, create, seal, REQUIRED_SEALS};
+#[cfg(not(target_os = "linux"))]
+mod memfd {
+    //! memfds are Linux-only: every call is a clear [`Error::Unsupported`].
+    use super::*;
+    const WHY: &str = "memfd regions are Linux-only; use Backend::PosixShm";
+    pub fn create(_name: &std::ffi::CStr, _len: u64, _huge: bool) -> Result<OwnedFd> {
+        Err(Error::Unsupported(WHY))
+    }
+    pub fn seal(_fd: BorrowedFd<'_>, _future_write: bool) -> Result<()> {
+        Err(Error::Unsupported(WHY))
+    }
+    pub fn check(_fd: BorrowedFd<'_>, _claimed: u64) -> std::result::Result<(), HandshakeFailure> {
+        Err(HandshakeFailure::NotMemfd(Errno::NOSYS))
+    }
+}
+pub mod shm;
+
+/// Where a connection's regions come from. Both sides must use the same
+/// one (the connector validates what it receives as its own backend's
+/// objects); on Linux the socket type follows it too (see
+/// [`Options::backend`](crate::Options::backend)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Sealed memfds (Linux only; the default there).
+    Memfd,
+    /// `shm_open` objects (any POSIX system; the default and only one on macOS).
+    PosixShm,
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        crate::os::DEFAULT_BACKEND
+    }
+}
+
+/// A new region of `len` bytes, before the peer's access is decided.
+#[derive(Debug)]
+pub(crate) struct NewRegion {
+    /// Read-write descriptor (mapped by its creator).
+    pub(crate) rw: OwnedFd,
+    /// `shm` only: a read-only descriptor of the same object.
+    pub(crate) ro: Option<OwnedFd>,
+    backend: Backend,
+}
+
+impl NewRegion {
+    /// Create one with `backend` (huge pages: memfd only; `name` names a
+    /// memfd in `/proc/<pid>/maps`, shm names are random).
+    pub(crate) fn create(
+        backend: Backend,
+        name: &std::ffi::CStr,
+        len: u64,
+        huge: bool,
+    ) -> Result<NewRegion> {
+        match backend {
+            Backend::Memfd => Ok(NewRegion {
+                rw: memfd::create(name, len, huge)?,
+                ro: None,
+                backend,
+            }),
+            Backend::PosixShm if huge => {
+                Err(Error::Unsupported("huge pages need memfd regions (Linux)"))
+            }
+            Backend::PosixShm => {
+                let (rw, ro) = shm::create(len)?;
+                Ok(NewRegion {
+                    rw,
+                    ro: Some(ro),
+                    backend,
+                })
+            }
+        }
+    }
+
+    /// Finish it and return the descriptor for the peer: writable only if
+    /// `peer_writes`. memfd: seals (`F_SEAL_FUTURE_WRITE` when the peer
+    /// must not write; enforced). shm: the read-only descriptor when the
+    /// peer must not write.
+    pub(crate) fn finish(self, peer_writes: bool) -> Result<OwnedFd> {
+        match self.backend {
+            Backend::Memfd => {
+                memfd::seal(rustix::fd::AsFd::as_fd(&self.rw), !peer_writes)?;
+                Ok(self.rw)
+            }
+            _ => match (peer_writes, self.ro) {
+                (false, Some(ro)) => Ok(ro),
+                _ => Ok(self.rw),
+            },
+        }
+    }
+}
+
+/// Check a received descriptor against `backend`'s rules and the claimed size.
+pub(crate) fn check_received(
+    backend: Backend,
+    fd: BorrowedFd<'_>,
+    claimed: u64,
+) -> std::result::Result<(), HandshakeFailure> {
+    match backend {
+        Backend::Memfd => memfd::check(fd, claimed),
+        _ => shm::check(fd, claimed),
+    }
+}
+
+pub(crate) fn huge_err(huge: bool, e: Errno) -> Error {
+    if huge && matches!(e, Errno::NOMEM | Errno::INVAL | Errno::NOSPC) {
+        Error::HugePagesUnavailable(e)
+    } else {
+        Error::Os(e)
+    }
+}
+
+/// An owned shared mapping of a region; unmapped on drop.
+///
+/// Invariant: `ptr..ptr + len` is a live `MAP_SHARED` mapping made by
+/// [`Mapping::new`] and unmapped only by `Drop`.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    writable: bool,
+}
+
+// SAFETY: a mapping is plain memory owned by this value; the ring handles
+// that use it synchronize through atomics. Moving or sharing the owner
+// across threads does not touch the memory.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` only exposes the address and length.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// `mmap(NULL, len, PROT_READ [| PROT_WRITE], MAP_SHARED, fd, 0)`: map
+    /// `len` bytes of `fd` (with `MAP_POPULATE` on Linux, so the first
+    /// messages take no page faults).
+    pub fn new(fd: BorrowedFd<'_>, len: usize, writable: bool, huge: bool) -> Result<Mapping> {
+        let prot = if writable {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        // SAFETY: a fresh mapping at an address the kernel chooses
+        // (`ptr` null, no MAP_FIXED) cannot alias any Rust object.
+        let p = unsafe {
+            rustix::mm::mmap(std::ptr::null_mut(), len, prot, crate::os::MAP_FLAGS, fd, 0)
+        }
+        .map_err(|e| huge_err(huge, e))?;
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::Os(Errno::NOMEM))?;
+        Ok(Mapping { ptr, len, writable })
+    }
+
+    /// `mlock`: keep the pages resident (needs `RLIMIT_MEMLOCK` or `CAP_IPC_LOCK`).
+    pub fn lock(&self) -> Result<()> {
+        // SAFETY: the range is this live mapping (type invariant); mlock
+        // does not change its contents.
+        unsafe { rustix::mm::mlock(self.ptr.as_ptr().cast(), self.len) }?;
+        Ok(())
+    }
+
+    /// The start of the mapping (page-aligned).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Bytes mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never, for a ring).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether this side mapped it writable.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the range is this live mapping (type invariant), and every
+        // handle borrowing it was dropped before its owner drops it.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}

@@ -1,0 +1,166 @@
+//! One conformance suite, run against both region backends on Linux: the
+//! Linux shim's memfds (`Backend::Memfd`, `SOCK_SEQPACKET`) and the POSIX
+//! path that macOS uses (`Backend::PosixShm`: `shm_open` regions, the
+//! `SOCK_STREAM` handshake), both with the futex wait. Whatever passes
+//! here for `PosixShm` is the macOS shim's code except its `Wait`.
+
+#![cfg(target_os = "linux")]
+
+use memtube::{
+    connect, listen, Backend, Connection, Direction, IpcError as Error, Options, UidPolicy,
+};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+const T: Option<Duration> = Some(Duration::from_secs(20));
+
+fn addr(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "mt-conf-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Run `server` on an accepted connection in a thread and `client` on a
+/// connected one here.
+fn pair<R: Send + 'static>(
+    tag: &str,
+    opts: &Options,
+    server: impl FnOnce(Connection) -> R + Send + 'static,
+    client: impl FnOnce(Connection),
+) -> R {
+    let a = addr(tag);
+    let l = listen(a.as_path(), opts).expect("listen");
+    let s = std::thread::spawn(move || server(l.accept(T).expect("accept")));
+    client(connect(a.as_path(), opts).expect("connect"));
+    s.join().unwrap()
+}
+
+fn payload(i: u32, max: u32) -> Vec<u8> {
+    let len = match i % 4 {
+        0 => 0,
+        1 => 3,
+        2 => 64,
+        _ => max as usize,
+    };
+    (0..len).map(|k| (i as usize + k) as u8).collect()
+}
+
+fn simplex(b: Backend, isolation: bool, dir: Direction) {
+    let opts = Options::new()
+        .backend(b)
+        .capacity(4096)
+        .isolation(isolation)
+        .direction(dir);
+    let n = 2000;
+    let recv_all = move |mut c: Connection| {
+        let rx = c.receiver().unwrap();
+        let max = rx.max_payload();
+        for i in 0..n {
+            let m = rx.recv_blocking(T).unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &payload(i, max)[..]));
+        }
+        // The peer dropped its handle: a clean close after the last message.
+        assert_eq!(rx.recv_blocking(T).err(), Some(Error::Closed));
+    };
+    let send_all = move |mut c: Connection| {
+        let tx = c.sender().unwrap();
+        let max = tx.max_payload();
+        for i in 0..n {
+            tx.send_blocking(&payload(i, max), i, T).unwrap();
+        }
+    };
+    match dir {
+        Direction::ConnectorToListener => pair("simplex", &opts, recv_all, send_all),
+        _ => pair("simplex", &opts, send_all, recv_all),
+    }
+}
+
+fn duplex(b: Backend) {
+    let opts = Options::new().backend(b).duplex(true).capacity(4096);
+    pair(
+        "duplex",
+        &opts,
+        |mut c| {
+            assert_eq!(c.peer_cred().pid as u32, std::process::id());
+            c.serve(|ty, req, reply| {
+                reply.extend(req.iter().rev());
+                ty + 1
+            })
+            .unwrap()
+        },
+        |mut c| {
+            for i in 0..500u32 {
+                let req = i.to_le_bytes();
+                let r = c.call(i, &req, T).unwrap();
+                let mut want = req;
+                want.reverse();
+                assert_eq!((r.type_id(), r.payload()), (i + 1, &want[..]));
+            }
+        },
+    );
+}
+
+fn uid_refused(b: Backend) {
+    let me = rustix::process::geteuid().as_raw();
+    let a = addr("uid");
+    let strict = Options::new()
+        .backend(b)
+        .uid_policy(UidPolicy::Uids(vec![me.wrapping_add(1)]));
+    let l = listen(a.as_path(), &strict).unwrap();
+    let s = std::thread::spawn(move || l.accept(T).err());
+    let c = connect(a.as_path(), &Options::new().backend(b));
+    assert_eq!(s.join().unwrap(), Some(Error::PermissionDenied { uid: me }));
+    assert!(c.is_err());
+}
+
+fn suite(b: Backend) {
+    for dir in [
+        Direction::ConnectorToListener,
+        Direction::ListenerToConnector,
+    ] {
+        simplex(b, true, dir);
+        simplex(b, false, dir);
+    }
+    duplex(b);
+    uid_refused(b);
+}
+
+#[test]
+fn memfd_backend_conforms() {
+    suite(Backend::Memfd);
+}
+
+#[test]
+fn posix_shm_backend_conforms() {
+    suite(Backend::PosixShm);
+}
+
+#[test]
+fn the_sides_must_agree_on_the_backend() {
+    let a = addr("mismatch");
+    let l = listen(a.as_path(), &Options::new().backend(Backend::PosixShm)).unwrap();
+    // A seqpacket connector cannot reach a stream listener.
+    let e = connect(a.as_path(), &Options::new().backend(Backend::Memfd)).err();
+    assert!(matches!(e, Some(Error::Os(_))), "{e:?}");
+    drop(l);
+}
+
+#[test]
+fn long_paths_and_huge_shm_fail_clearly() {
+    let long = std::env::temp_dir().join("x".repeat(120));
+    let e = listen(long.as_path(), &Options::new()).err();
+    assert!(
+        matches!(e, Some(Error::PathTooLong { max: 107, .. })),
+        "{e:?}"
+    );
+    let opts = Options::new().backend(Backend::PosixShm).huge_pages(true);
+    let a = addr("huge");
+    let l = listen(a.as_path(), &opts).unwrap();
+    let s = std::thread::spawn(move || l.accept(T).err());
+    let _ = connect(a.as_path(), &Options::new().backend(Backend::PosixShm));
+    assert!(matches!(s.join().unwrap(), Some(Error::Unsupported(_))));
+}
