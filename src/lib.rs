@@ -91,8 +91,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! - macOS: `platform-macos` (`shm_open` region, the same handshake,
-//!   `__ulock` [`Wait`]): not written yet.
+//! - macOS: `platform-macos`, re-exported with the same names (`listen`,
+//!   `connect`, `Options`, `IpcError`, ...): `shm_open` regions, the same
+//!   handshake over `SOCK_STREAM`, `os_sync` / `__ulock` waiting
+//!   (`UlockWait`). Type-checked from Linux, not yet run on a Mac: see the
+//!   README's table. On Linux the same POSIX code runs with
+//!   `Options::new().backend(Backend::PosixShm)`.
 //! - Other targets: ring-core only. Processes that map a region themselves
 //!   can use [`init`], [`attach_producer`] and [`attach_consumer`] with
 //!   [`SpinWait`] or their own [`Wait`].
@@ -106,8 +110,9 @@ pub use ring_core::*;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-// The one switch of the OS shim: Linux re-exports platform-linux; the other
-// branches are empty until their shims exist.
+// The one switch of the OS shim: Linux re-exports platform-linux, macOS
+// platform-macos, with the same names (both name platform-posix's types).
+// Only the Wait differs: `FutexWait` on Linux, `UlockWait` on macOS.
 cfg_if::cfg_if! {
     if #[cfg(target_os = "linux")] {
         pub use platform_linux::{
@@ -121,7 +126,16 @@ cfg_if::cfg_if! {
         /// The Linux shim in full (regions, handshake messages, ...).
         pub use platform_linux as linux;
     } else if #[cfg(target_os = "macos")] {
-        // Will re-export platform-macos: listen, connect, the __ulock Wait.
+        pub use platform_macos::{
+            connect, listen, Addr, Backend, Connection, Direction, HandshakeFailure, Listener,
+            Options, PeerCred, PeerState, Receiver, Reply, Sender, UidPolicy, UlockWait,
+            LIVENESS_SLICE,
+        };
+        /// Process IPC errors (`listen`, `connect` and the process handles);
+        /// ring-core's own [`Error`] stays at `memtube::Error`.
+        pub use platform_macos::Error as IpcError;
+        /// The macOS shim in full (regions, handshake messages, ...).
+        pub use platform_macos as macos;
     } else {
         // No shim: ring-core over memory the caller maps, with its own Wait.
     }
