@@ -164,3 +164,86 @@ fn long_paths_and_huge_shm_fail_clearly() {
     let _ = connect(a.as_path(), &Options::new().backend(Backend::PosixShm));
     assert!(matches!(s.join().unwrap(), Some(Error::Unsupported(_))));
 }
+
+// ------------------------------------------------- peer death, two processes
+
+const ROLE: &str = "MEMTUBE_CONF_ROLE";
+const ADDR: &str = "MEMTUBE_CONF_ADDR";
+
+/// The peer process: re-executed test binary (ignored in normal runs).
+#[test]
+#[ignore]
+fn conf_child_entry() {
+    let (Ok(role), Ok(a)) = (std::env::var(ROLE), std::env::var(ADDR)) else {
+        return;
+    };
+    let b = if role == "shm" {
+        Backend::PosixShm
+    } else {
+        Backend::Memfd
+    };
+    let mut c = connect(a.as_str(), &Options::new().backend(b).capacity(4096)).unwrap();
+    let tx = c.sender().unwrap();
+    for i in 0u32.. {
+        tx.send_blocking(&i.to_le_bytes(), i, T).unwrap();
+    }
+}
+
+/// SIGKILL of the producing process: every committed message is delivered,
+/// in order, then `PeerGone` (not `Closed`), well within the bound.
+fn sigkill_of_the_producer(b: Backend, role: &str) {
+    use std::process::{Command, Stdio};
+    let a = addr("kill");
+    let l = listen(a.as_path(), &Options::new().backend(b).capacity(4096)).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "conf_child_entry",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE, role)
+        .env(ADDR, &a)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut conn = l.accept(T).unwrap();
+    let rx = conn.receiver().unwrap();
+    let mut next = 0u32;
+    while next < 3000 {
+        let m = rx.recv_blocking(T).unwrap();
+        assert_eq!(m.type_id(), next);
+        next += 1;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    loop {
+        match rx.recv_blocking(T) {
+            Ok(m) => {
+                assert_eq!(m.type_id(), next);
+                next += 1;
+            }
+            Err(e) => {
+                assert_eq!(e, Error::PeerGone);
+                break;
+            }
+        }
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        killed.elapsed()
+    );
+}
+
+#[test]
+fn sigkill_of_the_producer_memfd() {
+    sigkill_of_the_producer(Backend::Memfd, "memfd");
+}
+
+#[test]
+fn sigkill_of_the_producer_posix_shm() {
+    sigkill_of_the_producer(Backend::PosixShm, "shm");
+}
