@@ -716,14 +716,59 @@ fn path_sockets_stale_live_and_mode() {
         .send_blocking(b"still here", 0, T)
         .unwrap();
     let l = t.join().unwrap().unwrap();
-    // Dropping the listener removes its socket file.
+    // Its lock file exists while it lives; dropping the listener removes
+    // both files.
+    let lock = path.with_extension("sock.lock");
+    assert!(lock.exists());
     drop(l);
     assert!(!path.exists());
+    assert!(!lock.exists());
     // A file that is not a socket is never removed.
     std::fs::write(&path, b"keep me").unwrap();
     assert_eq!(listen(path.as_path(), &o).unwrap_err(), Error::AddrInUse);
     assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
     std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn racing_listeners_on_one_path_never_steal_each_others_socket() {
+    let path = temp_path("race");
+    let o = opts(Direction::ConnectorToListener, false);
+    for round in 0..30 {
+        let _ = std::fs::remove_file(&path);
+        // Every other round starts from a stale socket file.
+        if round % 2 == 1 {
+            drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        }
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (b, p, o) = (barrier.clone(), path.clone(), o.clone());
+                std::thread::spawn(move || {
+                    b.wait();
+                    listen(p.as_path(), &o)
+                })
+            })
+            .collect();
+        let winners: Vec<_> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter_map(|r| match r {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    assert_eq!(e, Error::AddrInUse, "round {round}");
+                    None
+                }
+            })
+            .collect();
+        // Exactly one listener, and it is reachable at the path.
+        assert_eq!(winners.len(), 1, "round {round}");
+        let l = winners.into_iter().next().unwrap();
+        let t = std::thread::spawn(move || l.accept(T).map(|_| l));
+        connect(path.as_path(), &o).unwrap();
+        drop(t.join().unwrap().unwrap());
+        assert!(!path.exists());
+    }
 }
 
 #[test]

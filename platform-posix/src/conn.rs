@@ -304,7 +304,9 @@ impl<W: OsWait> Reply<'_, W> {
     }
     /// The reply body (after the correlation id).
     pub fn payload(&self) -> &[u8] {
-        &self.msg.payload()[8..]
+        // `call` checked the length, but the bytes are in shared memory a
+        // hostile peer may still rewrite: never panic on them.
+        self.msg.payload().get(8..).unwrap_or(&[])
     }
     /// The correlation id.
     pub fn id(&self) -> u64 {
@@ -428,7 +430,13 @@ impl<W: OsWait> Connection<W> {
                 None => return Err(Error::Protocol("reply shorter than its 8-byte id")),
             }
         }
-        Ok(Reply { msg: rx.recv()? })
+        // The peek above was a hint: a hostile peer may rewrite the record
+        // between two reads, so check the message actually taken.
+        let msg = rx.recv()?;
+        match read_id(msg.payload()) {
+            Some(got) if got == id => Ok(Reply { msg }),
+            _ => Err(Error::Protocol("reply changed while it was read")),
+        }
     }
 
     /// Serve one request (duplex mode): wait up to `timeout` for it, call

@@ -3,7 +3,12 @@
 //!
 //! A path socket is created mode 0600 (`fchmod` on the socket before `bind`,
 //! which Linux applies to the new file, then `chmod` of the path after it).
-//! If the path exists, a connection attempt decides: a live listener
+//! Listeners on a path serialize through a lock file beside it
+//! (`<path>.lock`, `flock`ed for the listener's whole life): a second memtube
+//! listener gets [`Error::AddrInUse`] without touching the socket, so a
+//! socket that is bound but not yet listening is never taken for stale. With
+//! the lock held, if the path exists, `/proc/net/unix` and then a connection
+//! attempt decide (for listeners of other programs): a live listener
 //! answers and its socket is left alone ([`Error::AddrInUse`]); a stale
 //! socket file (nobody listening: `ECONNREFUSED`) is removed and replaced.
 //! A file at the path that is not a socket is never removed. The socket file
@@ -33,6 +38,8 @@ pub struct Listener<W: OsWait> {
     opts: Options,
     /// Device and inode of the socket file we created (path addresses).
     file: Option<(u64, u64)>,
+    /// The `flock`ed `<path>.lock` (path addresses), held while we live.
+    lock: Option<PathLock>,
     /// The [`Wait`](ring_core::Wait) of the connections it accepts.
     wait: PhantomData<fn() -> W>,
 }
@@ -85,7 +92,9 @@ pub fn listen<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Listen
     let sa = addr.sockaddr()?;
     let s = sock::socket(sock::socket_type(opts.backend))?;
     let mut file = None;
+    let mut lock = None;
     if let Addr::Path(path) = &addr {
+        lock = Some(PathLock::acquire(path)?);
         // The bound file takes the socket inode's mode (less the umask).
         let _ = rustix::fs::fchmod(&s, Mode::from_raw_mode(0o600));
         match rustix::net::bind(&s, &sa) {
@@ -113,6 +122,7 @@ pub fn listen<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Listen
         addr,
         opts: opts.clone(),
         file,
+        lock,
         wait: PhantomData,
     })
 }
@@ -235,6 +245,64 @@ impl<W: OsWait> Drop for Listener<W> {
             if rustix::fs::stat(p.as_path()).is_ok_and(|st| dev_ino(&st) == ours) {
                 let _ = rustix::fs::unlink(p.as_path());
             }
+        }
+        // Then the lock (removed while still held; see `PathLock`).
+        self.lock.take();
+    }
+}
+
+/// An exclusive `flock` on `<path>.lock`, so that at most one memtube
+/// listener at a time owns a socket path.
+///
+/// The lock file is removed while the lock is held, when the listener drops.
+/// A process that opened it just before waits, then finds after locking that
+/// the path no longer names the inode it locked, and starts over; so two
+/// holders never coexist. Reference: flock(2).
+#[derive(Debug)]
+struct PathLock {
+    fd: OwnedFd,
+    path: std::path::PathBuf,
+}
+
+impl PathLock {
+    fn acquire(socket_path: &std::path::Path) -> Result<Self> {
+        use rustix::fs::{FlockOperation, OFlags};
+        let mut name = socket_path.as_os_str().to_owned();
+        name.push(".lock");
+        let path = std::path::PathBuf::from(name);
+        // A few rounds at most: each retry means a holder just removed it.
+        for _ in 0..16 {
+            let fd = rustix::fs::open(
+                &path,
+                OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(0o600),
+            )?;
+            match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(Errno::WOULDBLOCK) => return Err(Error::AddrInUse),
+                Err(e) => return Err(Error::Os(e)),
+            }
+            let locked = dev_ino(&rustix::fs::fstat(&fd)?);
+            match rustix::fs::lstat(&path) {
+                Ok(st) if dev_ino(&st) == locked => return Ok(PathLock { fd, path }),
+                Ok(_) | Err(Errno::NOENT) => continue,
+                Err(e) => return Err(Error::Os(e)),
+            }
+        }
+        Err(Error::AddrInUse)
+    }
+}
+
+impl Drop for PathLock {
+    fn drop(&mut self) {
+        // Still ours: nobody else can have replaced it while we hold the lock
+        // (a replacement would itself have had to lock the file we hold).
+        if rustix::fs::fstat(&self.fd)
+            .ok()
+            .zip(rustix::fs::lstat(&self.path).ok())
+            .is_some_and(|(a, b)| dev_ino(&a) == dev_ino(&b))
+        {
+            let _ = rustix::fs::unlink(&self.path);
         }
     }
 }

@@ -118,7 +118,13 @@ impl Options {
 
     /// Kernel-enforced isolation (the default): ring-core's split layout;
     /// each side maps writable only the pages it writes, and the peer's pages
-    /// read-only (sealed with `F_SEAL_FUTURE_WRITE` by the side that writes them).
+    /// read-only, so a stray write by either side into the other's pages
+    /// faults. Against a *hostile* peer the protection is one-way: the
+    /// listener creates every memfd, seals the pages it writes with
+    /// `F_SEAL_FUTURE_WRITE` (the connector cannot map them writable), but
+    /// cannot seal the pages the connector writes (the connector must map
+    /// those writable), so a hostile listener could still map them writable.
+    /// ring-core validates whatever a peer writes either way.
     pub fn isolation(mut self, yes: bool) -> Self {
         self.isolation = yes;
         self
