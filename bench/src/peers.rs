@@ -1,0 +1,428 @@
+//! The other libraries, each behind its cargo feature: iceoryx2
+//! (publish-subscribe over `[u8]` slices, busy polling) and Tachyon
+//! (`tachyon-ipc`, pure-spin polling). Both run the same exchanges as
+//! memtube: round trips (the peer copies each ping into a pong) and one-way
+//! streams (the peer sends, this process reads every byte).
+
+use crate::systems::{Ctx, Measured, Run};
+use crate::BoxError;
+
+/// Wait until the word at `off` holds `want` (set by the other process).
+#[cfg(any(feature = "iceoryx2", feature = "tachyon"))]
+fn await_word(ctx: &Ctx, off: usize, want: u64) -> Result<(), BoxError> {
+    let w = ctx.shm.u64(off);
+    crate::systems::spin_until("setup handshake", || {
+        w.load(std::sync::atomic::Ordering::Acquire) == want
+    })
+}
+
+#[cfg(any(feature = "iceoryx2", feature = "tachyon"))]
+fn set_word(ctx: &Ctx, off: usize, v: u64) {
+    ctx.shm
+        .u64(off)
+        .store(v, std::sync::atomic::Ordering::Release);
+}
+
+/// The main side's "all received" mark: the peer keeps its ports until then.
+#[cfg(any(feature = "iceoryx2", feature = "tachyon"))]
+const DONE: u64 = 1 << 62;
+
+#[cfg(feature = "iceoryx2")]
+pub mod ice {
+    //! iceoryx2 over `[u8]` slices.
+    use super::{await_word, set_word, DONE};
+    use crate::shm;
+    use crate::systems::{check_stream, time_round_trips, Ctx, Measured, Run, Sys};
+    use crate::BoxError;
+    use iceoryx2::port::publisher::Publisher;
+    use iceoryx2::port::subscriber::Subscriber;
+    use iceoryx2::prelude::*;
+    use std::hint::{black_box, spin_loop};
+    use std::time::Instant;
+
+    /// This process's iceoryx2 node.
+    pub struct IceNode(pub Node<ipc::Service>);
+
+    type Pub = Publisher<ipc::Service, [u8], ()>;
+    type Sub = Subscriber<ipc::Service, [u8], ()>;
+
+    fn node(ctx: &mut Ctx) -> Result<&Node<ipc::Service>, BoxError> {
+        if ctx.ice.is_none() {
+            set_log_level(LogLevel::Error);
+            ctx.ice = Some(IceNode(NodeBuilder::new().create::<ipc::Service>()?));
+        }
+        Ok(&ctx.ice.as_ref().ok_or("no node")?.0)
+    }
+
+    fn name(ctx: &Ctx, run: Run, which: &str) -> String {
+        format!("memtube-bench/{}/{}/{which}", ctx.main_pid, run.id)
+    }
+
+    /// A publisher (`publish`) or subscriber on the service `which`.
+    fn ports(
+        ctx: &mut Ctx,
+        run: Run,
+        which: &str,
+        publish: bool,
+    ) -> Result<(Option<Pub>, Option<Sub>), BoxError> {
+        let stream = run.sys == Sys::Iceoryx2Stream;
+        let sname: ServiceName = name(ctx, run, which).as_str().try_into()?;
+        let node = node(ctx)?;
+        let svc = node
+            .service_builder(&sname)
+            .publish_subscribe::<[u8]>()
+            .enable_safe_overflow(!stream)
+            .subscriber_max_buffer_size(if stream { 256 } else { 4 })
+            .history_size(0)
+            .max_publishers(1)
+            .max_subscribers(1)
+            .open_or_create()?;
+        if publish {
+            let p = svc
+                .publisher_builder()
+                .initial_max_slice_len(run.len)
+                .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+                .create()?;
+            Ok((Some(p), None))
+        } else {
+            let s = svc
+                .subscriber_builder()
+                .buffer_size(if stream { 256 } else { 4 })
+                .create()?;
+            Ok((None, Some(s)))
+        }
+    }
+
+    fn send(p: &Pub, data: &[u8]) -> Result<(), BoxError> {
+        let s = p.loan_slice_uninit(data.len())?;
+        let s = s.write_from_slice(data);
+        s.send()?;
+        Ok(())
+    }
+
+    pub fn main(ctx: &mut Ctx, run: Run) -> Result<Measured, BoxError> {
+        if run.sys == Sys::Iceoryx2Stream {
+            let (_, sub) = ports(ctx, run, "stream", false)?;
+            let sub = sub.ok_or("no subscriber")?;
+            set_word(ctx, shm::MAIN_READY, run.id);
+            await_word(ctx, shm::PEER_READY, run.id)?;
+            let mut start = None;
+            let mut sum = 0u64;
+            let mut n = 0;
+            let mut spin = crate::Spin::new();
+            while n < run.count {
+                match sub.receive()? {
+                    Some(s) => {
+                        start.get_or_insert_with(Instant::now);
+                        sum = sum.wrapping_add(check_stream(s.payload(), n, run.len)?);
+                        n += 1;
+                    }
+                    None => {
+                        spin_loop();
+                        if spin.expired() {
+                            return Err("iceoryx2 stream: no message".into());
+                        }
+                    }
+                }
+            }
+            black_box(sum);
+            let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            set_word(ctx, shm::MAIN_READY, run.id | DONE);
+            return Ok(Measured::Stream {
+                messages: run.count - 1,
+                seconds,
+            });
+        }
+        let (ping, _) = ports(ctx, run, "ping", true)?;
+        let (_, pong) = ports(ctx, run, "pong", false)?;
+        let (ping, pong) = (ping.ok_or("no publisher")?, pong.ok_or("no subscriber")?);
+        set_word(ctx, shm::MAIN_READY, run.id);
+        await_word(ctx, shm::PEER_READY, run.id)?;
+        let mut payload = vec![0xa5u8; run.len];
+        let h = time_round_trips(run.count, |s| {
+            payload[..8].copy_from_slice(&s.to_ne_bytes());
+            send(&ping, &payload)?;
+            let mut spin = crate::Spin::new();
+            loop {
+                if let Some(m) = pong.receive()? {
+                    if m.payload()[..8] != s.to_ne_bytes() {
+                        return Err("iceoryx2 echo mismatch".into());
+                    }
+                    return Ok(());
+                }
+                spin_loop();
+                if spin.expired() {
+                    return Err("iceoryx2: no pong".into());
+                }
+            }
+        });
+        set_word(ctx, shm::MAIN_READY, run.id | DONE);
+        Ok(Measured::Latency(h?))
+    }
+
+    pub fn peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        await_word(ctx, shm::MAIN_READY, run.id)?;
+        if run.sys == Sys::Iceoryx2Stream {
+            let (p, _) = ports(ctx, run, "stream", true)?;
+            let p = p.ok_or("no publisher")?;
+            set_word(ctx, shm::PEER_READY, run.id);
+            let mut payload = vec![0x5au8; run.len];
+            for n in 0..run.count {
+                payload[..8].copy_from_slice(&n.to_ne_bytes());
+                send(&p, &payload)?;
+            }
+        } else {
+            let (_, ping) = ports(ctx, run, "ping", false)?;
+            let (pong, _) = ports(ctx, run, "pong", true)?;
+            let (ping, pong) = (ping.ok_or("no subscriber")?, pong.ok_or("no publisher")?);
+            set_word(ctx, shm::PEER_READY, run.id);
+            for _ in 0..run.count {
+                let mut spin = crate::Spin::new();
+                loop {
+                    if let Some(m) = ping.receive()? {
+                        send(&pong, m.payload())?;
+                        break;
+                    }
+                    spin_loop();
+                    if spin.expired() {
+                        return Err("iceoryx2: no ping".into());
+                    }
+                }
+            }
+        }
+        await_word(ctx, shm::MAIN_READY, run.id | DONE)
+    }
+}
+
+#[cfg(feature = "tachyon")]
+pub mod tach {
+    //! Tachyon through `tachyon-ipc`.
+    use super::{await_word, set_word, DONE};
+    use crate::shm;
+    use crate::systems::{check_stream, time_round_trips, Ctx, Measured, Run, Sys};
+    use crate::BoxError;
+    use std::hint::{black_box, spin_loop};
+    use std::time::{Duration, Instant};
+    use tachyon_ipc::{Bus, TachyonError};
+
+    /// Create a bus and wait for its producer to connect (the listener consumes).
+    fn listen(p: &str, cap: usize) -> Result<Bus, BoxError> {
+        let _ = std::fs::remove_file(p);
+        let b = Bus::listen(p, cap)?;
+        let _ = std::fs::remove_file(p);
+        b.set_polling_mode(1);
+        Ok(b)
+    }
+
+    fn connect(p: &str) -> Result<Bus, BoxError> {
+        let start = Instant::now();
+        loop {
+            match Bus::connect(p) {
+                Ok(b) => {
+                    b.set_polling_mode(1);
+                    return Ok(b);
+                }
+                Err(e) if start.elapsed() > crate::TIMEOUT => return Err(e.into()),
+                Err(_) => std::thread::sleep(Duration::from_micros(200)),
+            }
+        }
+    }
+
+    fn send(bus: &Bus, data: &[u8]) -> Result<(), BoxError> {
+        let mut spin = crate::Spin::new();
+        loop {
+            match bus.send(data, 1) {
+                Ok(()) => return Ok(()),
+                Err(TachyonError::BufferFull) => {
+                    spin_loop();
+                    if spin.expired() {
+                        return Err("tachyon: ring stayed full".into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The buses of one run. In our two-process runs Tachyon's producer
+    /// never saw the consumer's released tail (the ring reported
+    /// `BufferFull` once a run had written `capacity` bytes, whatever the
+    /// polling mode), so each run gets fresh buses big enough never to wrap.
+    pub struct Buses {
+        ping: Option<Bus>,
+        pong: Option<Bus>,
+        stream: Option<Bus>,
+    }
+
+    fn name(ctx: &Ctx, run: Run, which: &str) -> String {
+        format!(
+            "/tmp/memtube-bench-{}-{}-{which}.sock",
+            ctx.main_pid, run.id
+        )
+    }
+
+    /// Ring bytes for every message of `run` (64-byte slots), a power of two.
+    fn capacity(run: Run) -> usize {
+        let slot = (run.len + 64).div_ceil(64) * 64;
+        (run.count as usize * slot + (1 << 16))
+            .next_power_of_two()
+            .max(1 << 20)
+    }
+
+    fn main_buses(ctx: &Ctx, run: Run) -> Result<Buses, BoxError> {
+        let cap = capacity(run);
+        // Tachyon's listener is the consumer.
+        if run.sys == Sys::TachyonStream {
+            let stream = Some(listen(&name(ctx, run, "stream"), cap)?);
+            return Ok(Buses {
+                ping: None,
+                pong: None,
+                stream,
+            });
+        }
+        let ping = Some(connect(&name(ctx, run, "ping"))?);
+        let pong = Some(listen(&name(ctx, run, "pong"), cap)?);
+        Ok(Buses {
+            ping,
+            pong,
+            stream: None,
+        })
+    }
+
+    fn peer_buses(ctx: &Ctx, run: Run) -> Result<Buses, BoxError> {
+        let cap = capacity(run);
+        if run.sys == Sys::TachyonStream {
+            let stream = Some(connect(&name(ctx, run, "stream"))?);
+            return Ok(Buses {
+                ping: None,
+                pong: None,
+                stream,
+            });
+        }
+        let ping = Some(listen(&name(ctx, run, "ping"), cap)?);
+        let pong = Some(connect(&name(ctx, run, "pong"))?);
+        Ok(Buses {
+            ping,
+            pong,
+            stream: None,
+        })
+    }
+
+    pub fn main(ctx: &mut Ctx, run: Run) -> Result<Measured, BoxError> {
+        set_word(ctx, shm::MAIN_READY, run.id);
+        let b = main_buses(ctx, run)?;
+        if let Some(stream) = &b.stream {
+            let mut start = None;
+            let mut sum = 0u64;
+            for n in 0..run.count {
+                let g = stream.acquire_rx(u32::MAX)?;
+                start.get_or_insert_with(Instant::now);
+                sum = sum.wrapping_add(check_stream(g.data(), n, run.len)?);
+                g.commit()?;
+            }
+            black_box(sum);
+            let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            set_word(ctx, shm::MAIN_READY, run.id | DONE);
+            return Ok(Measured::Stream {
+                messages: run.count - 1,
+                seconds,
+            });
+        }
+        let (ping, pong) = (
+            b.ping.as_ref().ok_or("no bus")?,
+            b.pong.as_ref().ok_or("no bus")?,
+        );
+        let mut payload = vec![0xa5u8; run.len];
+        let h = time_round_trips(run.count, |s| {
+            payload[..8].copy_from_slice(&s.to_ne_bytes());
+            send(ping, &payload)?;
+            let g = pong.acquire_rx(u32::MAX)?;
+            if g.data()[..8] != s.to_ne_bytes() {
+                return Err("tachyon echo mismatch".into());
+            }
+            g.commit()?;
+            Ok(())
+        });
+        set_word(ctx, shm::MAIN_READY, run.id | DONE);
+        Ok(Measured::Latency(h?))
+    }
+
+    pub fn peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        await_word(ctx, shm::MAIN_READY, run.id)?;
+        let b = peer_buses(ctx, run)?;
+        if let Some(stream) = &b.stream {
+            let mut payload = vec![0x5au8; run.len];
+            for n in 0..run.count {
+                payload[..8].copy_from_slice(&n.to_ne_bytes());
+                send(stream, &payload)?;
+            }
+            // Keep the bus until the main process has read everything.
+            return await_word(ctx, shm::MAIN_READY, run.id | DONE);
+        }
+        let (ping, pong) = (
+            b.ping.as_ref().ok_or("no bus")?,
+            b.pong.as_ref().ok_or("no bus")?,
+        );
+        for _ in 0..run.count {
+            let g = ping.acquire_rx(u32::MAX)?;
+            let len = g.actual_size;
+            let mut spin = crate::Spin::new();
+            let tx = loop {
+                match pong.acquire_tx(len) {
+                    Ok(tx) => break tx,
+                    Err(TachyonError::BufferFull) if !spin.expired() => spin_loop(),
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            tx.write(g.data());
+            let ty = g.type_id;
+            g.commit()?;
+            tx.commit(len, ty)?;
+        }
+        await_word(ctx, shm::MAIN_READY, run.id | DONE)
+    }
+}
+
+/// iceoryx2's main side.
+pub fn ice_main(ctx: &mut Ctx, run: Run) -> Result<Measured, BoxError> {
+    #[cfg(feature = "iceoryx2")]
+    return ice::main(ctx, run);
+    #[cfg(not(feature = "iceoryx2"))]
+    {
+        let _ = (ctx, run);
+        Err("built without the `iceoryx2` feature".into())
+    }
+}
+
+/// iceoryx2's peer side.
+pub fn ice_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+    #[cfg(feature = "iceoryx2")]
+    return ice::peer(ctx, run);
+    #[cfg(not(feature = "iceoryx2"))]
+    {
+        let _ = (ctx, run);
+        Err("built without the `iceoryx2` feature".into())
+    }
+}
+
+/// Tachyon's main side.
+pub fn tachyon_main(ctx: &mut Ctx, run: Run) -> Result<Measured, BoxError> {
+    #[cfg(feature = "tachyon")]
+    return tach::main(ctx, run);
+    #[cfg(not(feature = "tachyon"))]
+    {
+        let _ = (ctx, run);
+        Err("built without the `tachyon` feature".into())
+    }
+}
+
+/// Tachyon's peer side.
+pub fn tachyon_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+    #[cfg(feature = "tachyon")]
+    return tach::peer(ctx, run);
+    #[cfg(not(feature = "tachyon"))]
+    {
+        let _ = (ctx, run);
+        Err("built without the `tachyon` feature".into())
+    }
+}

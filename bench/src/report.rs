@@ -1,0 +1,710 @@
+//! Summaries over the kept rounds, and the outputs: a markdown table
+//! (stdout and `results.md`), `results.json` with every raw figure, and two
+//! SVG plots.
+
+use crate::systems::{Kind, Measured, Sys};
+use crate::{BoxError, Mode, Record, LEVEL_TOLERANCE};
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+/// The machine the figures come from.
+#[derive(Serialize)]
+pub struct Machine {
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// CPUs available to the process.
+    pub cpus: usize,
+    /// /proc/sys/kernel/osrelease.
+    pub kernel: String,
+    /// Where the two processes ran.
+    pub pinning: String,
+    /// Both processes' scheduler policies.
+    pub scheduler: String,
+    /// "release" or "debug".
+    pub build: String,
+    /// Optional baselines compiled in.
+    pub features: Vec<String>,
+}
+
+/// The CPU model from /proc/cpuinfo.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A run that failed (recorded, not measured; its round goes on).
+#[derive(Serialize)]
+pub struct Failure {
+    /// Round number.
+    pub round: usize,
+    /// The system.
+    pub system: &'static str,
+    /// Payload bytes.
+    pub payload_bytes: usize,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// Percentiles of one histogram (ns).
+#[derive(Serialize, Clone, Copy, Default)]
+pub struct Pcts {
+    count: u64,
+    min: u64,
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    p999: u64,
+    p9999: u64,
+    max: u64,
+}
+
+fn pcts(h: &Histogram<u64>) -> Pcts {
+    Pcts {
+        count: h.len(),
+        min: h.min(),
+        p50: h.value_at_quantile(0.5),
+        p90: h.value_at_quantile(0.9),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        p9999: h.value_at_quantile(0.9999),
+        max: h.max(),
+    }
+}
+
+/// The median and the spread of a figure over rounds.
+#[derive(Serialize, Clone, Copy)]
+pub struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+    rounds: usize,
+}
+
+fn spread(mut v: Vec<f64>) -> Option<Spread> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Spread {
+        median,
+        min: v[0],
+        max: v[n - 1],
+        rounds: n,
+    })
+}
+
+/// One raw run in the JSON.
+#[derive(Serialize)]
+struct RunJson {
+    round: usize,
+    run: u64,
+    system: &'static str,
+    kind: &'static str,
+    payload_bytes: usize,
+    count: u64,
+    floor_before_p50_ns: u64,
+    floor_after_p50_ns: u64,
+    kept: bool,
+    latency_ns: Option<Pcts>,
+    messages: Option<u64>,
+    seconds: Option<f64>,
+    messages_per_s: Option<f64>,
+    gb_per_s: Option<f64>,
+}
+
+/// One system and size over all rounds.
+#[derive(Serialize)]
+struct Summary {
+    system: &'static str,
+    kind: &'static str,
+    payload_bytes: usize,
+    rounds_kept: usize,
+    rounds_dropped: usize,
+    /// Latency: p50 / the run's own floor; stream: ns per message / floor.
+    over_floor: Option<Spread>,
+    /// Latency only: p50 / the ring floor (64 KiB) of the same round.
+    over_ring_floor: Option<Spread>,
+    /// p50 (latency) or messages/s (stream) / iceoryx2's, same round and size.
+    over_iceoryx2: Option<Spread>,
+    /// The same against Tachyon.
+    over_tachyon: Option<Spread>,
+    /// Stream: GB/s / memcpy's GB/s (64 KiB), same round.
+    over_memcpy: Option<Spread>,
+    /// Wake-up: p50 / the futex wake-up's, same round.
+    over_futex_wake: Option<Spread>,
+    /// Latency: p50 over kept rounds (ns).
+    p50_ns: Option<Spread>,
+    /// Latency: percentiles of all kept rounds' samples merged.
+    merged_ns: Option<Pcts>,
+    /// Stream: messages/s over kept rounds.
+    messages_per_s: Option<Spread>,
+    /// Stream: GB/s over kept rounds.
+    gb_per_s: Option<Spread>,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    tool: &'static str,
+    mode: Mode,
+    level_tolerance: f64,
+    machine: &'a Machine,
+    elapsed_s: f64,
+    runs_total: usize,
+    runs_kept: usize,
+    runs_dropped: usize,
+    kept_per_round: Vec<usize>,
+    dropped_per_round: Vec<usize>,
+    summaries: Vec<Summary>,
+    failed_runs: &'a [Failure],
+    runs: Vec<RunJson>,
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::RoundTrip => "round_trip",
+        Kind::Stream => "stream",
+        Kind::Wake => "wake_up",
+    }
+}
+
+fn floor_of(r: &Record) -> f64 {
+    (r.floor.0 + r.floor.1) as f64 / 2.0
+}
+
+fn p50(r: &Record) -> Option<f64> {
+    match &r.measured {
+        Measured::Latency(h) => Some(h.value_at_quantile(0.5) as f64),
+        Measured::Stream { .. } => None,
+    }
+}
+
+fn rate(r: &Record) -> Option<f64> {
+    match r.measured {
+        Measured::Stream { messages, seconds } if seconds > 0.0 => Some(messages as f64 / seconds),
+        _ => None,
+    }
+}
+
+/// Everything about the runs, indexed by (system, size) and round.
+struct Index<'a> {
+    by: BTreeMap<(Sys, usize), BTreeMap<usize, &'a Record>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(records: &'a [Record]) -> Self {
+        let mut by: BTreeMap<(Sys, usize), BTreeMap<usize, &Record>> = BTreeMap::new();
+        for r in records {
+            by.entry((r.run.sys, r.run.len))
+                .or_default()
+                .insert(r.round, r);
+        }
+        Index { by }
+    }
+
+    fn kept(&self, sys: Sys, len: usize, round: usize) -> Option<&'a Record> {
+        self.by
+            .get(&(sys, len))
+            .and_then(|m| m.get(&round))
+            .copied()
+            .filter(|r| r.kept)
+    }
+
+    /// Per-round ratios f(this) / f(other), over rounds where both were kept.
+    fn ratio(
+        &self,
+        this: &[&Record],
+        other: (Sys, usize),
+        f: impl Fn(&Record) -> Option<f64>,
+    ) -> Option<Spread> {
+        let v = this
+            .iter()
+            .filter_map(|r| {
+                let o = self.kept(other.0, other.1, r.round)?;
+                Some(f(r)? / f(o)?)
+            })
+            .collect();
+        spread(v)
+    }
+}
+
+/// Each (system, size)'s histograms of its kept rounds, merged.
+type Merged = BTreeMap<(Sys, usize), Histogram<u64>>;
+
+fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merged) {
+    let index = Index::new(records);
+    let mut merged_all = BTreeMap::new();
+    let mut out = Vec::new();
+    for &(sys, len) in order {
+        let Some(runs) = index.by.get(&(sys, len)) else {
+            continue;
+        };
+        let kept: Vec<&Record> = runs.values().copied().filter(|r| r.kept).collect();
+        let dropped = runs.len() - kept.len();
+        let mut s = Summary {
+            system: sys.name(),
+            kind: kind_name(sys.kind()),
+            payload_bytes: len,
+            rounds_kept: kept.len(),
+            rounds_dropped: dropped,
+            over_floor: None,
+            over_ring_floor: None,
+            over_iceoryx2: None,
+            over_tachyon: None,
+            over_memcpy: None,
+            over_futex_wake: None,
+            p50_ns: None,
+            merged_ns: None,
+            messages_per_s: None,
+            gb_per_s: None,
+        };
+        match sys.kind() {
+            Kind::RoundTrip | Kind::Wake => {
+                s.over_floor = spread(
+                    kept.iter()
+                        .filter_map(|r| Some(p50(r)? / floor_of(r)))
+                        .collect(),
+                );
+                s.p50_ns = spread(kept.iter().filter_map(|r| p50(r)).collect());
+                let mut merged: Option<Histogram<u64>> = None;
+                for r in &kept {
+                    if let Measured::Latency(h) = &r.measured {
+                        match merged.as_mut() {
+                            Some(m) => {
+                                let _ = m.add(h);
+                            }
+                            None => merged = Some(h.clone()),
+                        }
+                    }
+                }
+                s.merged_ns = merged.as_ref().map(pcts);
+                if let Some(m) = merged {
+                    merged_all.insert((sys, len), m);
+                }
+                if sys.kind() == Kind::RoundTrip {
+                    s.over_ring_floor = index.ratio(&kept, (Sys::RingFloor64K, 8), p50);
+                    if sys != Sys::Iceoryx2 {
+                        s.over_iceoryx2 = index.ratio(&kept, (Sys::Iceoryx2, len), p50);
+                    }
+                    if sys != Sys::Tachyon {
+                        s.over_tachyon = index.ratio(&kept, (Sys::Tachyon, len), p50);
+                    }
+                } else if sys != Sys::WakeFutex {
+                    s.over_futex_wake = index.ratio(&kept, (Sys::WakeFutex, 8), p50);
+                }
+            }
+            Kind::Stream => {
+                s.messages_per_s = spread(kept.iter().filter_map(|r| rate(r)).collect());
+                s.gb_per_s = spread(
+                    kept.iter()
+                        .filter_map(|r| Some(rate(r)? * len as f64 / 1e9))
+                        .collect(),
+                );
+                s.over_floor = spread(
+                    kept.iter()
+                        .filter_map(|r| Some(1e9 / rate(r)? / floor_of(r)))
+                        .collect(),
+                );
+                if sys != Sys::Iceoryx2Stream && sys != Sys::Memcpy {
+                    s.over_iceoryx2 = index.ratio(&kept, (Sys::Iceoryx2Stream, len), rate);
+                }
+                if sys != Sys::TachyonStream && sys != Sys::Memcpy {
+                    s.over_tachyon = index.ratio(&kept, (Sys::TachyonStream, len), rate);
+                }
+                if sys != Sys::Memcpy && len == 65536 {
+                    // Bytes per second against memcpy's of 64 KiB blocks.
+                    s.over_memcpy = index.ratio(&kept, (Sys::Memcpy, 65536), |r| {
+                        Some(rate(r)? * r.run.len as f64)
+                    });
+                }
+            }
+        }
+        out.push(s);
+    }
+    (out, merged_all)
+}
+
+fn fmt_spread(s: &Option<Spread>) -> String {
+    match s {
+        Some(s) => format!("{:.2} ({:.2}–{:.2})", s.median, s.min, s.max),
+        None => "–".into(),
+    }
+}
+
+fn size_name(len: usize) -> String {
+    if len >= 1024 {
+        format!("{} KiB", len / 1024)
+    } else {
+        format!("{len} B")
+    }
+}
+
+fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'_>) -> String {
+    let mut m = String::new();
+    let _ = writeln!(
+        m,
+        "memtube-bench --{}: {} rounds, {} runs, {} kept, {} dropped (floor probes before and after a run more than {LEVEL_TOLERANCE}× apart); {:.0} s",
+        mode.name, mode.rounds, out.runs_total, out.runs_kept, out.runs_dropped, out.elapsed_s
+    );
+    let _ = writeln!(
+        m,
+        "machine: {} ({} CPUs), kernel {}; {}; scheduler: {}; {} build{}",
+        machine.cpu_model,
+        machine.cpus,
+        machine.kernel,
+        machine.pinning,
+        machine.scheduler,
+        machine.build,
+        if machine.features.is_empty() {
+            String::new()
+        } else {
+            format!(", baselines: {}", machine.features.join(", "))
+        }
+    );
+    if !out.failed_runs.is_empty() {
+        let _ = writeln!(m, "failed runs ({}, not counted):", out.failed_runs.len());
+        for f in out.failed_runs {
+            let _ = writeln!(m, "- round {}: {}", f.round, f.error);
+        }
+    }
+    let _ = writeln!(m, "ratios: median over kept rounds (min–max); ×floor divides by the same run's one-line floor probe (mean of before and after)");
+    let _ = writeln!(m);
+    let _ = writeln!(
+        m,
+        "### Round trip (two processes; ns; one clock read per sample included)"
+    );
+    let _ = writeln!(m);
+    let _ = writeln!(m, "| transport | size | rounds | p50 | ×floor | ×ring floor 64 KiB | ×iceoryx2 | ×Tachyon | min | p90 | p99 | p99.9 | p99.99 | max | p99.9/p50 |");
+    let _ = writeln!(
+        m,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for s in summaries.iter().filter(|s| s.kind == "round_trip") {
+        let p = s.merged_ns.unwrap_or_default();
+        let _ = writeln!(
+            m,
+            "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            s.system,
+            size_name(s.payload_bytes),
+            s.rounds_kept,
+            s.rounds_kept + s.rounds_dropped,
+            s.p50_ns.map_or("–".into(), |x| format!("{:.0}", x.median)),
+            fmt_spread(&s.over_floor),
+            fmt_spread(&s.over_ring_floor),
+            fmt_spread(&s.over_iceoryx2),
+            fmt_spread(&s.over_tachyon),
+            p.min,
+            p.p90,
+            p.p99,
+            p.p999,
+            p.p9999,
+            p.max,
+            p.p999 as f64 / p.p50.max(1) as f64,
+        );
+    }
+    let _ = writeln!(m);
+    let _ = writeln!(
+        m,
+        "### One-way streaming (the receiver reads every byte in place)"
+    );
+    let _ = writeln!(m);
+    let _ = writeln!(m, "| transport | size | rounds | messages/s | GB/s | ns per message ×floor | ×iceoryx2 | ×Tachyon | ×memcpy 64 KiB |");
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|");
+    for s in summaries.iter().filter(|s| s.kind == "stream") {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |",
+            s.system,
+            size_name(s.payload_bytes),
+            s.rounds_kept,
+            s.rounds_kept + s.rounds_dropped,
+            s.messages_per_s
+                .map_or("–".into(), |x| format!("{:.0}", x.median)),
+            s.gb_per_s
+                .map_or("–".into(), |x| format!("{:.2}", x.median)),
+            fmt_spread(&s.over_floor),
+            fmt_spread(&s.over_iceoryx2),
+            fmt_spread(&s.over_tachyon),
+            fmt_spread(&s.over_memcpy),
+        );
+    }
+    let _ = writeln!(m);
+    let _ = writeln!(
+        m,
+        "### Wake-up of a sleeping receiver (send at random 1–4 ms intervals; send to receipt, ns)"
+    );
+    let _ = writeln!(m);
+    let _ = writeln!(
+        m,
+        "| transport | rounds | p50 | ×futex wake-up | ×floor | p90 | p99 | max |"
+    );
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|");
+    for s in summaries.iter().filter(|s| s.kind == "wake_up") {
+        let p = s.merged_ns.unwrap_or_default();
+        let _ = writeln!(
+            m,
+            "| {} | {}/{} | {} | {} | {} | {} | {} | {} |",
+            s.system,
+            s.rounds_kept,
+            s.rounds_kept + s.rounds_dropped,
+            s.p50_ns.map_or("–".into(), |x| format!("{:.0}", x.median)),
+            fmt_spread(&s.over_futex_wake),
+            fmt_spread(&s.over_floor),
+            p.p90,
+            p.p99,
+            p.max,
+        );
+    }
+    m
+}
+
+const QUANTILES: [f64; 11] = [
+    0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99995, 0.99999,
+];
+
+fn nines(q: f64) -> f64 {
+    -(1.0 - q).log10()
+}
+
+/// Latency percentile curves, one line per transport (32-byte payloads and
+/// the word-sized floors and kernel paths), log latency axis.
+fn latency_svg(path: &Path, merged: &Merged) -> Result<(), BoxError> {
+    let series: Vec<(String, Vec<(f64, f64)>)> = merged
+        .iter()
+        .filter(|((sys, len), _)| {
+            sys.kind() == Kind::RoundTrip
+                && (*len == 32 || crate::systems::fixed_len(*sys).is_some())
+        })
+        .map(|((sys, len), h)| {
+            let pts = QUANTILES
+                .iter()
+                .map(|&q| (nines(q), h.value_at_quantile(q).max(1) as f64))
+                .collect();
+            (format!("{} ({} B)", sys.name(), len), pts)
+        })
+        .collect();
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(_, y)| y))
+        .fold((f64::MAX, 1.0f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    let lo = if lo == f64::MAX { 1.0 } else { lo };
+    let root = SVGBackend::new(path, (1000, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Round-trip latency percentiles, two processes (32 B payloads; floors and eventfd/futex move one word)", ("sans-serif", 17))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(nines(0.5)..nines(0.99999), ((lo * 0.8)..(hi * 1.3)).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("round trip (ns, log)")
+        .x_labels(6)
+        .x_label_formatter(&|x| {
+            let q = 100.0 * (1.0 - 10f64.powf(-x));
+            format!("p{}", (q * 1000.0).round() / 1000.0)
+        })
+        .draw()?;
+    for (i, (name, pts)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Streaming throughput (GB/s, log axis) by payload size, one bar per transport.
+fn throughput_svg(path: &Path, summaries: &[Summary]) -> Result<(), BoxError> {
+    let streams: Vec<&Summary> = summaries
+        .iter()
+        .filter(|s| s.kind == "stream" && s.system != Sys::Memcpy.name())
+        .collect();
+    let mut systems: Vec<&'static str> = Vec::new();
+    let mut sizes: Vec<usize> = Vec::new();
+    for s in &streams {
+        if !systems.contains(&s.system) {
+            systems.push(s.system);
+        }
+        if !sizes.contains(&s.payload_bytes) {
+            sizes.push(s.payload_bytes);
+        }
+    }
+    let values: Vec<f64> = streams
+        .iter()
+        .filter_map(|s| s.gb_per_s.map(|g| g.median))
+        .collect();
+    let hi = values.iter().copied().fold(0.01f64, f64::max);
+    let lo = values.iter().copied().fold(hi, f64::min).max(1e-4);
+    let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = sizes.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "One-way streaming throughput between two processes",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..n, ((lo * 0.5)..(hi * 2.0)).log_scale())?;
+    let size_labels = sizes.clone();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("payload size")
+        .y_desc("GB/s (log)")
+        .x_labels(sizes.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < size_labels.len() {
+                size_name(size_labels[i])
+            } else {
+                String::new()
+            }
+        })
+        .draw()?;
+    let width = 0.8 / systems.len().max(1) as f64;
+    for (j, sys) in systems.iter().enumerate() {
+        let color = Palette99::pick(j).to_rgba();
+        let bars: Vec<Rectangle<(f64, f64)>> = streams
+            .iter()
+            .filter(|s| s.system == *sys)
+            .filter_map(|s| {
+                let i = sizes.iter().position(|&z| z == s.payload_bytes)? as f64;
+                let x0 = i + 0.1 + j as f64 * width;
+                Some(Rectangle::new(
+                    [(x0, lo * 0.5), (x0 + width * 0.9, s.gb_per_s?.median)],
+                    color.filled(),
+                ))
+            })
+            .collect();
+        chart
+            .draw_series(bars)?
+            .label(*sys)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Summarise and write everything into `dir`; print the markdown.
+pub fn write_all(
+    dir: &Path,
+    mode: Mode,
+    machine: &Machine,
+    records: &[Record],
+    failures: &[Failure],
+    elapsed: Duration,
+) -> Result<(), BoxError> {
+    std::fs::create_dir_all(dir)?;
+    let mut order: Vec<(Sys, usize)> = Vec::new();
+    for r in records {
+        if !order.contains(&(r.run.sys, r.run.len)) {
+            order.push((r.run.sys, r.run.len));
+        }
+    }
+    let (summaries, merged) = summarize(&order, records);
+    let rounds = records.iter().map(|r| r.round + 1).max().unwrap_or(0);
+    let mut kept_per_round = vec![0; rounds];
+    let mut dropped_per_round = vec![0; rounds];
+    for r in records {
+        if r.kept {
+            kept_per_round[r.round] += 1;
+        } else {
+            dropped_per_round[r.round] += 1;
+        }
+    }
+    let runs: Vec<RunJson> = records
+        .iter()
+        .map(|r| {
+            let (latency, messages, seconds) = match &r.measured {
+                Measured::Latency(h) => (Some(pcts(h)), None, None),
+                Measured::Stream { messages, seconds } => (None, Some(*messages), Some(*seconds)),
+            };
+            let mps = rate(r);
+            RunJson {
+                round: r.round,
+                run: r.run.id,
+                system: r.run.sys.name(),
+                kind: kind_name(r.run.sys.kind()),
+                payload_bytes: r.run.len,
+                count: r.run.count,
+                floor_before_p50_ns: r.floor.0,
+                floor_after_p50_ns: r.floor.1,
+                kept: r.kept,
+                latency_ns: latency,
+                messages,
+                seconds,
+                messages_per_s: mps,
+                gb_per_s: mps.map(|x| x * r.run.len as f64 / 1e9),
+            }
+        })
+        .collect();
+    let kept = records.iter().filter(|r| r.kept).count();
+    let out = Output {
+        tool: "memtube-bench",
+        mode,
+        level_tolerance: LEVEL_TOLERANCE,
+        machine,
+        elapsed_s: elapsed.as_secs_f64(),
+        runs_total: records.len(),
+        runs_kept: kept,
+        runs_dropped: records.len() - kept,
+        kept_per_round,
+        dropped_per_round,
+        summaries: Vec::new(),
+        failed_runs: failures,
+        runs,
+    };
+    let md = markdown(mode, machine, &summaries, &out);
+    let out = Output { summaries, ..out };
+    print!("{md}");
+    std::fs::write(dir.join("results.md"), &md)?;
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&out)?,
+    )?;
+    latency_svg(&dir.join("latency.svg"), &merged)?;
+    throughput_svg(&dir.join("throughput.svg"), &out.summaries)?;
+    println!();
+    println!(
+        "wrote {}/results.md, results.json, latency.svg, throughput.svg",
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! The page both processes map: the command mailbox, the floor lines, the
+//! futex words of the kernel baselines and the two ring-floor areas.
+//!
+//! It is a memfd created by the main process before it starts the peer, which
+//! inherits the descriptor (no close-on-exec) and maps it too.
+
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::MemfdFlags;
+use rustix::mm::{MapFlags, ProtFlags};
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use crate::BoxError;
+
+/// Bytes of the shared memfd.
+pub const SIZE: usize = 256 * 1024;
+
+// The mailbox: one command at a time, written by the main process.
+/// `u32` futex word: the number of the last command posted.
+pub const CMD_SEQ: usize = 0;
+/// `u32` futex word: the number of the last command the peer finished.
+pub const DONE_SEQ: usize = 128;
+/// `u64`: the system code of the command.
+pub const CMD_SYS: usize = 256;
+/// `u64`: the payload length.
+pub const CMD_LEN: usize = 264;
+/// `u64`: how many messages or round trips.
+pub const CMD_COUNT: usize = 272;
+/// `u64`: the run number (names services, seeds random intervals).
+pub const CMD_RUN: usize = 280;
+/// `u64`: nonzero once the peer failed to pin itself.
+pub const PEER_PIN_FAILED: usize = 384;
+/// `u64`: the peer's status of its last command: 0 ok, 1 failed.
+pub const PEER_FAILED: usize = 400;
+/// `u64` each: readiness handshakes of the setups that need one (run number).
+#[cfg_attr(not(any(feature = "iceoryx2", feature = "tachyon")), allow(dead_code))]
+pub const MAIN_READY: usize = 1024;
+/// See [`MAIN_READY`].
+#[cfg_attr(not(any(feature = "iceoryx2", feature = "tachyon")), allow(dead_code))]
+pub const PEER_READY: usize = 1152;
+
+// The floor lines, each in a 128-byte block of its own.
+/// The line of the level probe before and after each run.
+pub const PROBE_LINE: usize = 4096;
+/// The one-line floor.
+pub const ONE_LINE: usize = 4096 + 128;
+/// The two-line floor: the ping line (the pong line is 128 bytes further).
+pub const TWO_PING: usize = 4096 + 256;
+/// The two-line floor's pong line.
+pub const TWO_PONG: usize = 4096 + 384;
+/// Raw futex ping-pong: `u32` ping word.
+pub const FUTEX_PING: usize = 4096 + 512;
+/// Raw futex ping-pong: `u32` pong word.
+pub const FUTEX_PONG: usize = 4096 + 640;
+/// Futex wake-up: `u32` sequence word.
+pub const WAKE_WORD: usize = 4096 + 768;
+/// Futex wake-up: `u64` send time (CLOCK_MONOTONIC ns).
+pub const WAKE_TIME: usize = 4096 + 896;
+/// The 64 KiB ring-floor area (1024 lines of 64 bytes).
+pub const RING64: usize = 64 * 1024;
+/// The 1 KiB ring-floor area (16 lines).
+pub const RING1K: usize = 192 * 1024;
+
+/// A mapping of the shared memfd, never unmapped (it lives as long as the process).
+pub struct Shm {
+    base: *mut u8,
+}
+
+impl Shm {
+    /// Create the memfd (inheritable) and map it.
+    pub fn create() -> Result<(OwnedFd, Shm), BoxError> {
+        let fd = rustix::fs::memfd_create("memtube-bench", MemfdFlags::empty())?;
+        rustix::fs::ftruncate(&fd, SIZE as u64)?;
+        let shm = Shm::map(fd.as_fd())?;
+        Ok((fd, shm))
+    }
+
+    /// Map `SIZE` bytes of `fd`, shared and read-write.
+    pub fn map(fd: rustix::fd::BorrowedFd<'_>) -> Result<Shm, BoxError> {
+        // SAFETY: a fresh mapping at an address the kernel picks (no
+        // MAP_FIXED) aliases nothing in this process; it is never unmapped.
+        let p = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                SIZE,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED | MapFlags::POPULATE,
+                fd,
+                0,
+            )?
+        };
+        Ok(Shm { base: p.cast() })
+    }
+
+    /// The `AtomicU64` at byte offset `off`.
+    pub fn u64(&self, off: usize) -> &AtomicU64 {
+        assert!(off % 8 == 0 && off + 8 <= SIZE);
+        // SAFETY: in bounds and 8-aligned (checked above) inside a mapping
+        // that is never unmapped; both processes only access it atomically.
+        unsafe { &*(self.base.add(off) as *const AtomicU64) }
+    }
+
+    /// The `AtomicU32` at byte offset `off`.
+    pub fn u32(&self, off: usize) -> &AtomicU32 {
+        assert!(off % 4 == 0 && off + 4 <= SIZE);
+        // SAFETY: as for `u64`, 4-aligned.
+        unsafe { &*(self.base.add(off) as *const AtomicU32) }
+    }
+}

@@ -1,0 +1,823 @@
+//! The systems measured: each has a main side (which times) and a peer side
+//! (which echoes, or sends). Both sides know the run's parameters from the
+//! mailbox, so they agree on every count without talking.
+
+use crate::shm::{self, Shm};
+use crate::{mono_ns, BoxError, Spin, TIMEOUT};
+use hdrhistogram::Histogram;
+use memtube::{Direction, Options};
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::thread::futex;
+use std::hint::{black_box, spin_loop};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What a run measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Round trips, timed one by one (HDR histogram).
+    RoundTrip,
+    /// One-way streaming: messages per second.
+    Stream,
+    /// A sleeping receiver's wake-up: send-to-receipt times.
+    Wake,
+}
+
+/// Every system, in the order of a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Sys {
+    /// The level probe (one line, short), run before and after each run.
+    Probe,
+    /// One cache line ping-ponged.
+    FloorOne,
+    /// Ping in one line, pong in another 128 bytes away.
+    FloorTwo,
+    /// One word per message, each message (ping, then pong) on the next line of 64 KiB.
+    RingFloor64K,
+    /// The same over 1 KiB (16 lines).
+    RingFloor1K,
+    /// memtube listen/connect, duplex, pure spin.
+    MemtubeSpin,
+    /// memtube listen/connect, duplex, default (spin, then sleep).
+    MemtubeDefault,
+    /// memtube pure spin with isolation off (one shared region per ring).
+    MemtubeSpinNoIso,
+    /// ring-core `split` between two threads of the main process (pure spin).
+    MemtubeThreads,
+    /// Unix stream socket pair.
+    Uds,
+    /// Two pipes.
+    Pipe,
+    /// Two eventfds.
+    Eventfd,
+    /// Two futex words.
+    Futex,
+    /// iceoryx2 publish-subscribe, busy polling.
+    Iceoryx2,
+    /// Tachyon (`tachyon-ipc`), pure spin.
+    Tachyon,
+    /// memtube one way: reserve, produce the payload in place (fill), commit.
+    StreamZeroCopy,
+    /// memtube one way: `send_blocking` copies the payload in.
+    StreamCopy,
+    /// memtube one way: `send_staged`, `publish` every 16 messages.
+    StreamBatch,
+    /// iceoryx2 one way: loan, copy in, send.
+    Iceoryx2Stream,
+    /// Tachyon one way: `send` (copy in).
+    TachyonStream,
+    /// memcpy of the payload on one core (no peer).
+    Memcpy,
+    /// memtube default mode: the receiver sleeps, the sender sends at random intervals.
+    WakeMemtube,
+    /// The same over one futex word.
+    WakeFutex,
+}
+
+/// Every system with its code (index).
+pub const ALL: [Sys; 23] = [
+    Sys::Probe,
+    Sys::FloorOne,
+    Sys::FloorTwo,
+    Sys::RingFloor64K,
+    Sys::RingFloor1K,
+    Sys::MemtubeSpin,
+    Sys::MemtubeDefault,
+    Sys::MemtubeSpinNoIso,
+    Sys::MemtubeThreads,
+    Sys::Uds,
+    Sys::Pipe,
+    Sys::Eventfd,
+    Sys::Futex,
+    Sys::Iceoryx2,
+    Sys::Tachyon,
+    Sys::StreamZeroCopy,
+    Sys::StreamCopy,
+    Sys::StreamBatch,
+    Sys::Iceoryx2Stream,
+    Sys::TachyonStream,
+    Sys::Memcpy,
+    Sys::WakeMemtube,
+    Sys::WakeFutex,
+];
+
+impl Sys {
+    /// The code sent through the mailbox.
+    pub fn code(self) -> u64 {
+        ALL.iter().position(|&s| s == self).unwrap_or(0) as u64
+    }
+
+    /// The system of a code.
+    pub fn from_code(c: u64) -> Option<Sys> {
+        ALL.get(c as usize).copied()
+    }
+
+    /// The name in tables, JSON and plots.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sys::Probe => "floor probe",
+            Sys::FloorOne => "floor: one line",
+            Sys::FloorTwo => "floor: two lines",
+            Sys::RingFloor64K => "ring floor: 64 KiB",
+            Sys::RingFloor1K => "ring floor: 1 KiB",
+            Sys::MemtubeSpin => "memtube pure-spin",
+            Sys::MemtubeDefault => "memtube default",
+            Sys::MemtubeSpinNoIso => "memtube pure-spin, isolation off",
+            Sys::MemtubeThreads => "memtube (ring-core) two threads",
+            Sys::Uds => "unix socket",
+            Sys::Pipe => "pipe",
+            Sys::Eventfd => "eventfd",
+            Sys::Futex => "futex",
+            Sys::Iceoryx2 => "iceoryx2",
+            Sys::Tachyon => "tachyon",
+            Sys::StreamZeroCopy => "memtube zero-copy",
+            Sys::StreamCopy => "memtube copy",
+            Sys::StreamBatch => "memtube batched",
+            Sys::Iceoryx2Stream => "iceoryx2",
+            Sys::TachyonStream => "tachyon",
+            Sys::Memcpy => "memcpy (one core)",
+            Sys::WakeMemtube => "memtube default",
+            Sys::WakeFutex => "futex",
+        }
+    }
+
+    /// What the system's runs measure.
+    pub fn kind(self) -> Kind {
+        match self {
+            Sys::StreamZeroCopy
+            | Sys::StreamCopy
+            | Sys::StreamBatch
+            | Sys::Iceoryx2Stream
+            | Sys::TachyonStream
+            | Sys::Memcpy => Kind::Stream,
+            Sys::WakeMemtube | Sys::WakeFutex => Kind::Wake,
+            _ => Kind::RoundTrip,
+        }
+    }
+
+    /// Whether the peer process takes part (else it stays asleep).
+    pub fn needs_peer(self) -> bool {
+        !matches!(self, Sys::MemtubeThreads | Sys::Memcpy)
+    }
+}
+
+/// Fixed payload of the systems that move a word, not a payload.
+pub fn fixed_len(sys: Sys) -> Option<usize> {
+    match sys {
+        Sys::Probe
+        | Sys::FloorOne
+        | Sys::FloorTwo
+        | Sys::RingFloor64K
+        | Sys::RingFloor1K
+        | Sys::Eventfd
+        | Sys::Futex => Some(8),
+        _ => None,
+    }
+}
+
+/// The descriptors both processes hold: created by the main process before
+/// the peer starts, inherited by it.
+pub struct Fds {
+    /// Unix stream socket: this process's end.
+    pub uds: rustix::fd::OwnedFd,
+    /// Pipe this process reads.
+    pub pipe_r: rustix::fd::OwnedFd,
+    /// Pipe this process writes.
+    pub pipe_w: rustix::fd::OwnedFd,
+    /// Eventfd this process reads (the other writes).
+    pub ev_r: rustix::fd::OwnedFd,
+    /// Eventfd this process writes.
+    pub ev_w: rustix::fd::OwnedFd,
+}
+
+/// What both sides need: the shared page, the descriptors, the listener
+/// address, and the peers' long-lived state.
+pub struct Ctx {
+    /// The shared page.
+    pub shm: Shm,
+    /// The kernel-path descriptors.
+    pub fds: Fds,
+    /// memtube's listener address (abstract socket).
+    pub addr: String,
+    /// The main process's listener (None in the peer).
+    pub listener: Option<memtube::linux::Listener>,
+    /// The main process's id (names sockets and services).
+    #[cfg_attr(not(any(feature = "iceoryx2", feature = "tachyon")), allow(dead_code))]
+    pub main_pid: u32,
+    /// iceoryx2's node, created on first use.
+    #[cfg(feature = "iceoryx2")]
+    pub ice: Option<crate::peers::ice::IceNode>,
+}
+
+/// One run's parameters, as posted in the mailbox.
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    /// The system.
+    pub sys: Sys,
+    /// Payload bytes.
+    pub len: usize,
+    /// Round trips or messages (warm-up included).
+    pub count: u64,
+    /// The run number.
+    pub id: u64,
+}
+
+/// What a run's main side measured.
+pub enum Measured {
+    /// Times in ns.
+    Latency(Histogram<u64>),
+    /// Messages and the seconds they took.
+    Stream {
+        /// Messages counted.
+        messages: u64,
+        /// Seconds from the first to the last.
+        seconds: f64,
+    },
+}
+
+/// The data-area bytes of the memtube rings for `len`-byte payloads.
+pub fn ring_capacity(len: usize) -> u32 {
+    if len <= 4096 {
+        16 * 1024
+    } else {
+        256 * 1024
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Time `count` round trips (one clock read per sample: the time between
+/// consecutive reads), recording all but the first `count / 10`.
+pub fn time_round_trips<F>(count: u64, mut rt: F) -> Result<Histogram<u64>, BoxError>
+where
+    F: FnMut(u64) -> Result<(), BoxError>,
+{
+    let warm = count / 10;
+    let mut h = histogram();
+    let mut prev = Instant::now();
+    for s in 0..count {
+        rt(s)?;
+        let now = Instant::now();
+        if s >= warm {
+            h.saturating_record((now - prev).as_nanos() as u64);
+        }
+        prev = now;
+    }
+    Ok(h)
+}
+
+/// Wait until `cond` holds, spinning; error after [`TIMEOUT`].
+#[inline]
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) -> Result<(), BoxError> {
+    let mut spin = Spin::new();
+    while !cond() {
+        spin_loop();
+        if spin.expired() {
+            return Err(format!("{what}: no answer within {TIMEOUT:?}").into());
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- floors
+
+/// The line of message `m` of a ring floor over `lines` 64-byte lines at
+/// `off`: every message (ping `2s`, pong `2s + 1`) moves on to the next line,
+/// as in a ring that advances per message. A line's previous value is from
+/// an earlier lap (smaller), never the awaited one.
+fn ring_line(shm: &Shm, off: usize, lines: usize, s: u64) -> &AtomicU64 {
+    shm.u64(off + (s as usize % lines) * 64)
+}
+
+/// The floors' main side: one exchange of one word, request `2s+1`, answer `2s+2`.
+fn floor_main(shm: &Shm, sys: Sys, count: u64) -> Result<Histogram<u64>, BoxError> {
+    match sys {
+        Sys::Probe | Sys::FloorOne => {
+            let line = shm.u64(if sys == Sys::Probe {
+                shm::PROBE_LINE
+            } else {
+                shm::ONE_LINE
+            });
+            time_round_trips(count, |s| {
+                line.store(2 * s + 1, Ordering::Release);
+                wait_for("floor", || line.load(Ordering::Acquire) == 2 * s + 2)
+            })
+        }
+        Sys::FloorTwo => {
+            let (ping, pong) = (shm.u64(shm::TWO_PING), shm.u64(shm::TWO_PONG));
+            time_round_trips(count, |s| {
+                ping.store(s + 1, Ordering::Release);
+                wait_for("two-line floor", || pong.load(Ordering::Acquire) == s + 1)
+            })
+        }
+        _ => {
+            let (off, lines) = ring_area(sys);
+            time_round_trips(count, |s| {
+                let (ping, pong) = (
+                    ring_line(shm, off, lines, 2 * s),
+                    ring_line(shm, off, lines, 2 * s + 1),
+                );
+                ping.store(s + 1, Ordering::Release);
+                wait_for("ring floor", || pong.load(Ordering::Acquire) == s + 1)
+            })
+        }
+    }
+}
+
+fn ring_area(sys: Sys) -> (usize, usize) {
+    if sys == Sys::RingFloor64K {
+        (shm::RING64, 1024)
+    } else {
+        (shm::RING1K, 16)
+    }
+}
+
+/// Zero the words of a floor before its run (the peer has not started).
+fn floor_reset(shm: &Shm, sys: Sys) {
+    match sys {
+        Sys::Probe => shm.u64(shm::PROBE_LINE).store(0, Ordering::Relaxed),
+        Sys::FloorOne => shm.u64(shm::ONE_LINE).store(0, Ordering::Relaxed),
+        Sys::FloorTwo => {
+            shm.u64(shm::TWO_PING).store(0, Ordering::Relaxed);
+            shm.u64(shm::TWO_PONG).store(0, Ordering::Relaxed);
+        }
+        _ => {
+            let (off, lines) = ring_area(sys);
+            for i in 0..lines as u64 {
+                ring_line(shm, off, lines, i).store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn floor_peer(shm: &Shm, sys: Sys, count: u64) -> Result<(), BoxError> {
+    match sys {
+        Sys::Probe | Sys::FloorOne => {
+            let line = shm.u64(if sys == Sys::Probe {
+                shm::PROBE_LINE
+            } else {
+                shm::ONE_LINE
+            });
+            for s in 0..count {
+                wait_for("floor echo", || line.load(Ordering::Acquire) == 2 * s + 1)?;
+                line.store(2 * s + 2, Ordering::Release);
+            }
+        }
+        Sys::FloorTwo => {
+            let (ping, pong) = (shm.u64(shm::TWO_PING), shm.u64(shm::TWO_PONG));
+            for s in 0..count {
+                wait_for("two-line echo", || ping.load(Ordering::Acquire) == s + 1)?;
+                pong.store(s + 1, Ordering::Release);
+            }
+        }
+        _ => {
+            let (off, lines) = ring_area(sys);
+            for s in 0..count {
+                let (ping, pong) = (
+                    ring_line(shm, off, lines, 2 * s),
+                    ring_line(shm, off, lines, 2 * s + 1),
+                );
+                wait_for("ring floor echo", || ping.load(Ordering::Acquire) == s + 1)?;
+                pong.store(s + 1, Ordering::Release);
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- memtube
+
+/// The options of a memtube run (both sides pass the same).
+fn memtube_options(sys: Sys, len: usize) -> Options {
+    let o = Options::new().capacity(ring_capacity(len));
+    match sys {
+        Sys::MemtubeSpin => o.duplex(true).pure_spin(true),
+        Sys::MemtubeDefault => o.duplex(true),
+        Sys::MemtubeSpinNoIso => o.duplex(true).pure_spin(true).isolation(false),
+        Sys::WakeMemtube => o
+            .capacity(16 * 1024)
+            .direction(Direction::ConnectorToListener),
+        _ => o
+            .capacity(256 * 1024)
+            .direction(Direction::ConnectorToListener),
+    }
+}
+
+fn memtube_rt_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
+    let listener = ctx.listener.as_ref().ok_or("no listener")?;
+    let conn = listener.accept_with(Some(TIMEOUT), &memtube_options(run.sys, run.len))?;
+    let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
+        return Err("duplex connection without two rings".into());
+    };
+    let mut payload = vec![0xa5u8; run.len];
+    time_round_trips(run.count, |s| {
+        payload[..8].copy_from_slice(&s.to_ne_bytes());
+        tx.send_blocking(&payload, 7, Some(TIMEOUT))?;
+        let m = rx.recv_blocking(Some(TIMEOUT))?;
+        if m.len() != run.len || m[..8] != s.to_ne_bytes() {
+            return Err(format!("memtube echo mismatch at {s}").into());
+        }
+        Ok(())
+    })
+}
+
+fn memtube_rt_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
+    let conn = memtube::connect(ctx.addr.as_str(), &memtube_options(run.sys, run.len))?;
+    let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
+        return Err("duplex connection without two rings".into());
+    };
+    for _ in 0..run.count {
+        let m = rx.recv_blocking(Some(TIMEOUT))?;
+        tx.send_blocking(&m, m.type_id(), Some(TIMEOUT))?;
+    }
+    Ok(())
+}
+
+/// ring-core between two threads of this process (the peer process sleeps):
+/// what the process version adds is the difference.
+fn memtube_threads(run: Run, echo_cpu: Option<usize>) -> Result<Histogram<u64>, BoxError> {
+    use memtube::{region_size, split, Config, RegionBuf, SpinWait};
+    const CAP: u32 = 16 * 1024;
+    const SIZE: usize = match region_size(CAP) {
+        Some(n) => n,
+        None => panic!("capacity"),
+    };
+    let mut a = Box::new(RegionBuf::<SIZE>::new());
+    let mut b = Box::new(RegionBuf::<SIZE>::new());
+    let cfg = Config::new(CAP).pure_spin(true);
+    let (mut ping_tx, mut ping_rx) = split(a.as_mut_slice(), cfg, SpinWait::std())?;
+    let (mut pong_tx, mut pong_rx) = split(b.as_mut_slice(), cfg, SpinWait::std())?;
+    let count = run.count;
+    std::thread::scope(|sc| {
+        let echo = sc.spawn(move || -> Result<(), memtube::Error> {
+            if let Some(c) = echo_cpu {
+                core_affinity::set_for_current(core_affinity::CoreId { id: c });
+            }
+            for _ in 0..count {
+                let m = ping_rx.recv_blocking(Some(TIMEOUT))?;
+                pong_tx.send_blocking(&m, m.type_id(), Some(TIMEOUT))?;
+            }
+            Ok(())
+        });
+        let mut payload = vec![0xa5u8; run.len];
+        let h = time_round_trips(count, |s| {
+            payload[..8].copy_from_slice(&s.to_ne_bytes());
+            ping_tx.send_blocking(&payload, 7, Some(TIMEOUT))?;
+            let m = pong_rx.recv_blocking(Some(TIMEOUT))?;
+            if m[..8] != s.to_ne_bytes() {
+                return Err("thread echo mismatch".into());
+            }
+            Ok(())
+        });
+        let e = echo.join().map_err(|_| "echo thread panicked")?;
+        e?;
+        h
+    })
+}
+
+fn memtube_stream_main(ctx: &Ctx, run: Run) -> Result<Measured, BoxError> {
+    let listener = ctx.listener.as_ref().ok_or("no listener")?;
+    let mut conn = listener.accept_with(Some(TIMEOUT), &memtube_options(run.sys, run.len))?;
+    let rx = conn.receiver()?;
+    let mut start = None;
+    let mut sum = 0u64;
+    for n in 0..run.count {
+        let m = rx.recv_blocking(Some(TIMEOUT))?;
+        start.get_or_insert_with(Instant::now);
+        sum = sum.wrapping_add(read_all(&m, n, run.len)?);
+    }
+    black_box(sum);
+    let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    Ok(Measured::Stream {
+        messages: run.count - 1,
+        seconds,
+    })
+}
+
+/// Read every byte of a streamed payload in place (a wrapping sum) and
+/// check its sequence number.
+#[inline]
+fn read_all(m: &[u8], n: u64, len: usize) -> Result<u64, BoxError> {
+    if m.len() != len || m[..8] != n.to_ne_bytes() {
+        let got = m
+            .get(..8)
+            .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])));
+        return Err(format!(
+            "stream: message {n}: {} bytes (want {len}), sequence {got:?}",
+            m.len()
+        )
+        .into());
+    }
+    let mut sum = 0u64;
+    for w in m.chunks_exact(8) {
+        sum = sum.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])));
+    }
+    Ok(sum)
+}
+
+fn memtube_stream_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
+    let mut conn = memtube::connect(ctx.addr.as_str(), &memtube_options(run.sys, run.len))?;
+    let tx = conn.sender()?;
+    let mut payload = vec![0x5au8; run.len];
+    match run.sys {
+        Sys::StreamZeroCopy => {
+            for n in 0..run.count {
+                let mut g = tx.reserve_blocking(run.len, Some(TIMEOUT))?;
+                g[..8].copy_from_slice(&n.to_ne_bytes());
+                g[8..run.len].fill(n as u8); // the payload, produced in place
+                g.commit(run.len, 1);
+            }
+        }
+        Sys::StreamCopy => {
+            for n in 0..run.count {
+                payload[..8].copy_from_slice(&n.to_ne_bytes());
+                tx.send_blocking(&payload, 1, Some(TIMEOUT))?;
+            }
+        }
+        _ => {
+            for n in 0..run.count {
+                payload[..8].copy_from_slice(&n.to_ne_bytes());
+                loop {
+                    match tx.send_staged(&payload, 1) {
+                        Ok(()) => break,
+                        Err(memtube::IpcError::Full) => {
+                            tx.publish();
+                            tx.wait_for_room(run.len, Some(TIMEOUT))?;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                if n % 16 == 15 {
+                    tx.publish();
+                }
+            }
+            tx.publish();
+        }
+    }
+    // Dropping the sender closes the ring; the receiver still gets every message.
+    Ok(())
+}
+
+// ---------------------------------------------------------------- kernel paths
+
+fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<(), BoxError> {
+    while !buf.is_empty() {
+        match rustix::io::write(fd, buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> Result<(), BoxError> {
+    while !buf.is_empty() {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok(0) => return Err("kernel path: end of file".into()),
+            Ok(n) => buf = &mut buf[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The (read, write) descriptors of a byte-stream kernel path.
+fn stream_fds(fds: &Fds, sys: Sys) -> (BorrowedFd<'_>, BorrowedFd<'_>) {
+    match sys {
+        Sys::Uds => (fds.uds.as_fd(), fds.uds.as_fd()),
+        Sys::Pipe => (fds.pipe_r.as_fd(), fds.pipe_w.as_fd()),
+        _ => (fds.ev_r.as_fd(), fds.ev_w.as_fd()),
+    }
+}
+
+fn futex_wait_change(word: &AtomicU32, want: u32) -> Result<(), BoxError> {
+    futex_wait_until(word, |v| v == want)
+}
+
+fn futex_wait_at_least(word: &AtomicU32, want: u32) -> Result<(), BoxError> {
+    futex_wait_until(word, |v| v >= want)
+}
+
+/// Sleep on `word` (10 ms slices) until its value satisfies `ok`.
+fn futex_wait_until(word: &AtomicU32, ok: impl Fn(u32) -> bool) -> Result<(), BoxError> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let v = word.load(Ordering::Acquire);
+        if ok(v) {
+            return Ok(());
+        }
+        let t = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000_000,
+        };
+        match futex::wait(word, futex::Flags::empty(), v, Some(&t)) {
+            Ok(()) | Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::TIMEDOUT) => {
+                if Instant::now() > deadline {
+                    return Err("futex: no answer".into());
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn kernel_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
+    if run.sys == Sys::Futex {
+        let (ping, pong) = (ctx.shm.u32(shm::FUTEX_PING), ctx.shm.u32(shm::FUTEX_PONG));
+        return time_round_trips(run.count, |s| {
+            let v = s as u32 + 1;
+            ping.store(v, Ordering::Release);
+            futex::wake(ping, futex::Flags::empty(), 1)?;
+            futex_wait_change(pong, v)
+        });
+    }
+    let (r, w) = stream_fds(&ctx.fds, run.sys);
+    let mut buf = vec![0x33u8; run.len];
+    time_round_trips(run.count, |_| {
+        if run.sys == Sys::Eventfd {
+            write_all(w, &1u64.to_ne_bytes())?;
+            read_exact(r, &mut buf[..8])
+        } else {
+            write_all(w, &buf)?;
+            read_exact(r, &mut buf)
+        }
+    })
+}
+
+fn kernel_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
+    if run.sys == Sys::Futex {
+        let (ping, pong) = (ctx.shm.u32(shm::FUTEX_PING), ctx.shm.u32(shm::FUTEX_PONG));
+        for s in 0..run.count {
+            let v = s as u32 + 1;
+            futex_wait_change(ping, v)?;
+            pong.store(v, Ordering::Release);
+            futex::wake(pong, futex::Flags::empty(), 1)?;
+        }
+        return Ok(());
+    }
+    let (r, w) = stream_fds(&ctx.fds, run.sys);
+    let mut buf = vec![0u8; run.len];
+    for _ in 0..run.count {
+        read_exact(r, &mut buf)?;
+        write_all(w, &buf)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- wake-up
+
+/// A small xorshift generator: the random send intervals.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+/// Send intervals: uniform in 1..4 ms.
+fn interval(rng: &mut Rng) -> Duration {
+    Duration::from_micros(1000 + rng.next() % 3000)
+}
+
+fn wake_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
+    let mut h = histogram();
+    if run.sys == Sys::WakeFutex {
+        let (word, time) = (ctx.shm.u32(shm::WAKE_WORD), ctx.shm.u64(shm::WAKE_TIME));
+        for i in 0..run.count {
+            // At least message i (the receiver may have slept through one).
+            futex_wait_at_least(word, i as u32 + 1)?;
+            let now = mono_ns();
+            h.saturating_record(now.saturating_sub(time.load(Ordering::Acquire)));
+        }
+        return Ok(h);
+    }
+    let listener = ctx.listener.as_ref().ok_or("no listener")?;
+    let mut conn = listener.accept_with(Some(TIMEOUT), &memtube_options(run.sys, run.len))?;
+    let rx = conn.receiver()?;
+    for _ in 0..run.count {
+        let m = rx.recv_blocking(Some(TIMEOUT))?;
+        let now = mono_ns();
+        let sent = u64::from_ne_bytes(m[..8].try_into()?);
+        h.saturating_record(now.saturating_sub(sent));
+    }
+    Ok(h)
+}
+
+fn wake_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ run.id.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    if run.sys == Sys::WakeFutex {
+        let (word, time) = (ctx.shm.u32(shm::WAKE_WORD), ctx.shm.u64(shm::WAKE_TIME));
+        for i in 0..run.count {
+            std::thread::sleep(interval(&mut rng));
+            time.store(mono_ns(), Ordering::Relaxed);
+            word.store(i as u32 + 1, Ordering::Release);
+            futex::wake(word, futex::Flags::empty(), 1)?;
+        }
+        return Ok(());
+    }
+    let mut conn = memtube::connect(ctx.addr.as_str(), &memtube_options(run.sys, run.len))?;
+    let tx = conn.sender()?;
+    let mut payload = vec![0u8; run.len.max(8)];
+    for _ in 0..run.count {
+        std::thread::sleep(interval(&mut rng));
+        payload[..8].copy_from_slice(&mono_ns().to_ne_bytes());
+        tx.send_blocking(&payload, 1, Some(TIMEOUT))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- memcpy
+
+/// Copy `len`-byte blocks from a source into a destination that rotates
+/// through 256 KiB (like a ring), `count` times, on this core alone.
+fn memcpy(run: Run) -> Measured {
+    let src = vec![0x11u8; run.len];
+    let mut dst = vec![0u8; (256 * 1024).max(run.len)];
+    let slots = dst.len() / run.len;
+    let start = Instant::now();
+    for i in 0..run.count as usize {
+        let at = (i % slots) * run.len;
+        dst[at..at + run.len].copy_from_slice(black_box(&src));
+        black_box(&mut dst);
+    }
+    Measured::Stream {
+        messages: run.count,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+// ---------------------------------------------------------------- dispatch
+
+/// Prepare a run before it is posted (the peer has not started it).
+pub fn prepare(ctx: &Ctx, run: Run) {
+    match run.sys {
+        Sys::Probe | Sys::FloorOne | Sys::FloorTwo | Sys::RingFloor64K | Sys::RingFloor1K => {
+            floor_reset(&ctx.shm, run.sys)
+        }
+        Sys::Futex => {
+            ctx.shm.u32(shm::FUTEX_PING).store(0, Ordering::Relaxed);
+            ctx.shm.u32(shm::FUTEX_PONG).store(0, Ordering::Relaxed);
+        }
+        Sys::WakeFutex => ctx.shm.u32(shm::WAKE_WORD).store(0, Ordering::Relaxed),
+        _ => {}
+    }
+}
+
+/// The main side of a run.
+pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Measured, BoxError> {
+    let lat = |h: Result<Histogram<u64>, BoxError>| h.map(Measured::Latency);
+    match run.sys {
+        Sys::Probe | Sys::FloorOne | Sys::FloorTwo | Sys::RingFloor64K | Sys::RingFloor1K => {
+            lat(floor_main(&ctx.shm, run.sys, run.count))
+        }
+        Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => {
+            lat(memtube_rt_main(ctx, run))
+        }
+        Sys::MemtubeThreads => lat(memtube_threads(run, echo_cpu)),
+        Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => lat(kernel_main(ctx, run)),
+        Sys::StreamZeroCopy | Sys::StreamCopy | Sys::StreamBatch => memtube_stream_main(ctx, run),
+        Sys::Memcpy => Ok(memcpy(run)),
+        Sys::WakeMemtube | Sys::WakeFutex => lat(wake_main(ctx, run)),
+        Sys::Iceoryx2 | Sys::Iceoryx2Stream => crate::peers::ice_main(ctx, run),
+        Sys::Tachyon | Sys::TachyonStream => crate::peers::tachyon_main(ctx, run),
+    }
+}
+
+/// The peer side of a run.
+pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+    match run.sys {
+        Sys::Probe | Sys::FloorOne | Sys::FloorTwo | Sys::RingFloor64K | Sys::RingFloor1K => {
+            floor_peer(&ctx.shm, run.sys, run.count)
+        }
+        Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => memtube_rt_peer(ctx, run),
+        Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),
+        Sys::StreamZeroCopy | Sys::StreamCopy | Sys::StreamBatch => memtube_stream_peer(ctx, run),
+        Sys::WakeMemtube | Sys::WakeFutex => wake_peer(ctx, run),
+        Sys::Iceoryx2 | Sys::Iceoryx2Stream => crate::peers::ice_peer(ctx, run),
+        Sys::Tachyon | Sys::TachyonStream => crate::peers::tachyon_peer(ctx, run),
+        Sys::MemtubeThreads | Sys::Memcpy => Ok(()),
+    }
+}
+
+/// Read one streamed message's bytes (for the peers' receivers).
+#[cfg_attr(not(any(feature = "iceoryx2", feature = "tachyon")), allow(dead_code))]
+pub fn check_stream(m: &[u8], n: u64, len: usize) -> Result<u64, BoxError> {
+    read_all(m, n, len)
+}
+
+/// Spin until `cond` (for the peers), erroring after [`TIMEOUT`].
+#[cfg_attr(not(any(feature = "iceoryx2", feature = "tachyon")), allow(dead_code))]
+pub fn spin_until(what: &str, cond: impl FnMut() -> bool) -> Result<(), BoxError> {
+    wait_for(what, cond)
+}
