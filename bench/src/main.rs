@@ -134,6 +134,7 @@ fn plan() -> Vec<(Sys, usize)> {
         (Sys::FloorTwo, 8),
         (Sys::RingFloor64K, 8),
         (Sys::RingFloor1K, 8),
+        (Sys::RingFloorClear64K, 8),
     ];
     for len in SIZES {
         v.push((Sys::MemtubeSpin, len));
@@ -148,6 +149,7 @@ fn plan() -> Vec<(Sys, usize)> {
     v.extend([
         (Sys::MemtubeSpinNoIso, 32),
         (Sys::MemtubeThreads, 32),
+        (Sys::RingCoreProcesses, 32),
         (Sys::Uds, 32),
         (Sys::Pipe, 32),
         (Sys::Eventfd, 8),
@@ -208,7 +210,7 @@ fn execute(
     run: Run,
     echo_cpu: Option<usize>,
 ) -> Result<Result<Measured, String>, BoxError> {
-    systems::prepare(ctx, run);
+    systems::prepare(ctx, run)?;
     if run.sys.needs_peer() {
         let m = &ctx.shm;
         m.u64(shm::CMD_SYS).store(run.sys.code(), Ordering::Relaxed);
@@ -270,6 +272,8 @@ fn peer_main(args: &[String]) -> Result<(), BoxError> {
     if cpu.is_some_and(|c| !core_affinity::set_for_current(core_affinity::CoreId { id: c })) {
         shm.u64(shm::PEER_PIN_FAILED).store(1, Ordering::Relaxed);
     }
+    // Die with the main process, even in the middle of a run.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
     let mut ctx = Ctx {
         shm,
         fds,
@@ -373,7 +377,7 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
             "--out" => out = PathBuf::from(it.next().ok_or("--out DIR")?),
             "--only" => only = Some(it.next().ok_or("--only WORD")?.to_lowercase()),
             "-h" | "--help" => return Err(
-                "usage: memtube-bench [--quick | --full] [--rounds N] [--out DIR] [--only WORD]"
+                "usage: memtube-bench [--quick | --full] [--rounds N] [--out DIR] [--only WORD]\n       memtube-bench --selfloop raw|memtube|memtube-noiso N   (for callgrind)"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
@@ -392,6 +396,24 @@ fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--peer") {
         return peer_main(&args[1..]);
+    }
+    if let [flag, kind, n] = args.as_slice() {
+        if flag == "--selfloop" {
+            // Instruction counts per message (run under callgrind, N and 0).
+            let n: u64 = n.parse()?;
+            let sum = match kind.as_str() {
+                "raw" => systems::selfloop_raw(n)?,
+                "memtube" => systems::selfloop_memtube(n, true)?,
+                "memtube-noiso" => systems::selfloop_memtube(n, false)?,
+                other => {
+                    return Err(
+                        format!("--selfloop raw|memtube|memtube-noiso N, not {other:?}").into(),
+                    )
+                }
+            };
+            println!("{kind}: {n} messages sent and received on one thread (checksum {sum})");
+            return Ok(());
+        }
     }
     let Args { mode, out, only } = parse_args(&args)?;
     let started = Instant::now();

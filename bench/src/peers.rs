@@ -101,6 +101,13 @@ pub mod ice {
     }
 
     pub fn main(ctx: &mut Ctx, run: Run) -> Result<Measured, BoxError> {
+        let result = main_inner(ctx, run);
+        // Release the peer (it keeps its ports until this mark), also on error.
+        set_word(ctx, shm::MAIN_READY, run.id | DONE);
+        result
+    }
+
+    fn main_inner(ctx: &mut Ctx, run: Run) -> Result<Measured, BoxError> {
         if run.sys == Sys::Iceoryx2Stream {
             let (_, sub) = ports(ctx, run, "stream", false)?;
             let sub = sub.ok_or("no subscriber")?;
@@ -108,14 +115,20 @@ pub mod ice {
             await_word(ctx, shm::PEER_READY, run.id)?;
             let mut start = None;
             let mut sum = 0u64;
-            let mut n = 0;
+            let (mut received, mut expect) = (0u64, 0u64);
             let mut spin = crate::Spin::new();
-            while n < run.count {
+            // Until the last message: a gap is counted (and fails the run
+            // below) rather than stopping here, so the peer is never left
+            // blocked on a full buffer.
+            while expect < run.count {
                 match sub.receive()? {
                     Some(s) => {
                         start.get_or_insert_with(Instant::now);
-                        sum = sum.wrapping_add(check_stream(s.payload(), n, run.len)?);
-                        n += 1;
+                        let p = s.payload();
+                        let seq = u64::from_ne_bytes(p[..8].try_into()?);
+                        sum = sum.wrapping_add(check_stream(p, seq, run.len)?);
+                        received += 1;
+                        expect = seq + 1;
                     }
                     None => {
                         spin_loop();
@@ -124,6 +137,14 @@ pub mod ice {
                         }
                     }
                 }
+            }
+            if received != run.count {
+                return Err(format!(
+                    "iceoryx2 stream lost {} of {} messages (RetryUntilDelivered, safe overflow off)",
+                    run.count - received,
+                    run.count
+                )
+                .into());
             }
             black_box(sum);
             let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());

@@ -152,6 +152,8 @@ struct Summary {
     over_futex_wake: Option<Spread>,
     /// Latency: p50 over kept rounds (ns).
     p50_ns: Option<Spread>,
+    /// Latency: each kept run's p99.9 / its own p50 (same level by construction).
+    p999_over_p50: Option<Spread>,
     /// Latency: percentiles of all kept rounds' samples merged.
     merged_ns: Option<Pcts>,
     /// Stream: messages/s over kept rounds.
@@ -271,6 +273,7 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
             over_memcpy: None,
             over_futex_wake: None,
             p50_ns: None,
+            p999_over_p50: None,
             merged_ns: None,
             messages_per_s: None,
             gb_per_s: None,
@@ -283,6 +286,17 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
                         .collect(),
                 );
                 s.p50_ns = spread(kept.iter().filter_map(|r| p50(r)).collect());
+                s.p999_over_p50 = spread(
+                    kept.iter()
+                        .filter_map(|r| match &r.measured {
+                            Measured::Latency(h) => Some(
+                                h.value_at_quantile(0.999) as f64
+                                    / h.value_at_quantile(0.5).max(1) as f64,
+                            ),
+                            Measured::Stream { .. } => None,
+                        })
+                        .collect(),
+                );
                 let mut merged: Option<Histogram<u64>> = None;
                 for r in &kept {
                     if let Measured::Latency(h) = &r.measured {
@@ -391,7 +405,12 @@ fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'
         "### Round trip (two processes; ns; one clock read per sample included)"
     );
     let _ = writeln!(m);
-    let _ = writeln!(m, "| transport | size | rounds | p50 | ×floor | ×ring floor 64 KiB | ×iceoryx2 | ×Tachyon | min | p90 | p99 | p99.9 | p99.99 | max | p99.9/p50 |");
+    let _ = writeln!(
+        m,
+        "p50: median of the kept runs' p50s; min to max: the kept runs' histograms merged (runs at different latency levels mix there); p99.9/p50 per run: each run's p99.9 over its own p50."
+    );
+    let _ = writeln!(m);
+    let _ = writeln!(m, "| transport | size | rounds | p50 | ×floor | ×ring floor 64 KiB | ×iceoryx2 | ×Tachyon | min | p90 | p99 | p99.9 | p99.99 | max | p99.9/p50 per run |");
     let _ = writeln!(
         m,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -400,7 +419,7 @@ fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'
         let p = s.merged_ns.unwrap_or_default();
         let _ = writeln!(
             m,
-            "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.system,
             size_name(s.payload_bytes),
             s.rounds_kept,
@@ -416,7 +435,7 @@ fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'
             p.p999,
             p.p9999,
             p.max,
-            p.p999 as f64 / p.p50.max(1) as f64,
+            fmt_spread(&s.p999_over_p50),
         );
     }
     let _ = writeln!(m);

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 use crate::BoxError;
 
 /// Bytes of the shared memfd.
-pub const SIZE: usize = 256 * 1024;
+pub const SIZE: usize = 512 * 1024;
 
 // The mailbox: one command at a time, written by the main process.
 /// `u32` futex word: the number of the last command posted.
@@ -60,6 +60,13 @@ pub const RING64: usize = 64 * 1024;
 /// The 1 KiB ring-floor area (16 lines).
 pub const RING1K: usize = 192 * 1024;
 
+/// ring-core's raw region for the ping ring (16 KiB data area), between processes.
+pub const RAW_PING: usize = 256 * 1024;
+/// The same for the pong ring.
+pub const RAW_PONG: usize = 320 * 1024;
+/// Bytes of each raw region (control block and 16 KiB data area).
+pub const RAW_LEN: usize = 64 * 1024;
+
 /// A mapping of the shared memfd, never unmapped (it lives as long as the process).
 pub struct Shm {
     base: *mut u8,
@@ -89,6 +96,13 @@ impl Shm {
             )?
         };
         Ok(Shm { base: p.cast() })
+    }
+
+    /// The raw region at byte offset `off` (`RAW_LEN` bytes, 128-aligned).
+    pub fn raw(&self, off: usize) -> memtube::RawRegion {
+        assert!(off % 128 == 0 && off + RAW_LEN <= SIZE);
+        // SAFETY: in bounds (checked above) of a mapping never unmapped.
+        memtube::RawRegion::new(unsafe { self.base.add(off) }, RAW_LEN)
     }
 
     /// The `AtomicU64` at byte offset `off`.

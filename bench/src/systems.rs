@@ -36,6 +36,10 @@ pub enum Sys {
     RingFloor64K,
     /// The same over 1 KiB (16 lines).
     RingFloor1K,
+    /// The 64 KiB ring floor where each side, before publishing a message,
+    /// also clears the word its next message will use (memtube's
+    /// "clear the next header" write): two lines written per message.
+    RingFloorClear64K,
     /// memtube listen/connect, duplex, pure spin.
     MemtubeSpin,
     /// memtube listen/connect, duplex, default (spin, then sleep).
@@ -44,6 +48,9 @@ pub enum Sys {
     MemtubeSpinNoIso,
     /// ring-core `split` between two threads of the main process (pure spin).
     MemtubeThreads,
+    /// ring-core `init`/`attach` over the shared memfd between the two
+    /// processes (pure spin, one region per ring, no platform wrapper).
+    RingCoreProcesses,
     /// Unix stream socket pair.
     Uds,
     /// Two pipes.
@@ -75,16 +82,18 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 23] = [
+pub const ALL: [Sys; 25] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
     Sys::RingFloor64K,
     Sys::RingFloor1K,
+    Sys::RingFloorClear64K,
     Sys::MemtubeSpin,
     Sys::MemtubeDefault,
     Sys::MemtubeSpinNoIso,
     Sys::MemtubeThreads,
+    Sys::RingCoreProcesses,
     Sys::Uds,
     Sys::Pipe,
     Sys::Eventfd,
@@ -120,10 +129,12 @@ impl Sys {
             Sys::FloorTwo => "floor: two lines",
             Sys::RingFloor64K => "ring floor: 64 KiB",
             Sys::RingFloor1K => "ring floor: 1 KiB",
+            Sys::RingFloorClear64K => "ring floor + clear-ahead: 64 KiB",
             Sys::MemtubeSpin => "memtube pure-spin",
             Sys::MemtubeDefault => "memtube default",
             Sys::MemtubeSpinNoIso => "memtube pure-spin, isolation off",
             Sys::MemtubeThreads => "memtube (ring-core) two threads",
+            Sys::RingCoreProcesses => "memtube (ring-core) two processes, raw",
             Sys::Uds => "unix socket",
             Sys::Pipe => "pipe",
             Sys::Eventfd => "eventfd",
@@ -169,6 +180,7 @@ pub fn fixed_len(sys: Sys) -> Option<usize> {
         | Sys::FloorTwo
         | Sys::RingFloor64K
         | Sys::RingFloor1K
+        | Sys::RingFloorClear64K
         | Sys::Eventfd
         | Sys::Futex => Some(8),
         _ => None,
@@ -314,11 +326,15 @@ fn floor_main(shm: &Shm, sys: Sys, count: u64) -> Result<Histogram<u64>, BoxErro
         }
         _ => {
             let (off, lines) = ring_area(sys);
+            let clear = sys == Sys::RingFloorClear64K;
             time_round_trips(count, |s| {
                 let (ping, pong) = (
                     ring_line(shm, off, lines, 2 * s),
                     ring_line(shm, off, lines, 2 * s + 1),
                 );
+                if clear {
+                    ring_line(shm, off, lines, 2 * s + 2).store(0, Ordering::Relaxed);
+                }
                 ping.store(s + 1, Ordering::Release);
                 wait_for("ring floor", || pong.load(Ordering::Acquire) == s + 1)
             })
@@ -327,7 +343,7 @@ fn floor_main(shm: &Shm, sys: Sys, count: u64) -> Result<Histogram<u64>, BoxErro
 }
 
 fn ring_area(sys: Sys) -> (usize, usize) {
-    if sys == Sys::RingFloor64K {
+    if sys != Sys::RingFloor1K {
         (shm::RING64, 1024)
     } else {
         (shm::RING1K, 16)
@@ -374,12 +390,16 @@ fn floor_peer(shm: &Shm, sys: Sys, count: u64) -> Result<(), BoxError> {
         }
         _ => {
             let (off, lines) = ring_area(sys);
+            let clear = sys == Sys::RingFloorClear64K;
             for s in 0..count {
                 let (ping, pong) = (
                     ring_line(shm, off, lines, 2 * s),
                     ring_line(shm, off, lines, 2 * s + 1),
                 );
                 wait_for("ring floor echo", || ping.load(Ordering::Acquire) == s + 1)?;
+                if clear {
+                    ring_line(shm, off, lines, 2 * s + 3).store(0, Ordering::Relaxed);
+                }
                 pong.store(s + 1, Ordering::Release);
             }
         }
@@ -557,6 +577,60 @@ fn memtube_stream_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
         }
     }
     // Dropping the sender closes the ring; the receiver still gets every message.
+    Ok(())
+}
+
+/// The raw rings' configuration (the same as [`memtube_threads`]').
+fn raw_config() -> memtube::Config {
+    memtube::Config::new(16 * 1024).pure_spin(true)
+}
+
+/// Lay out both raw rings (before the peer attaches).
+fn raw_init(shm: &Shm) -> Result<(), BoxError> {
+    for off in [shm::RAW_PING, shm::RAW_PONG] {
+        // SAFETY: the region lies inside the shared mapping (checked by
+        // `Shm::raw`), 128-aligned; no one is attached to it now (the last
+        // run's handles are dropped, the peer has not started this run).
+        unsafe { memtube::init(shm.raw(off), raw_config())? };
+    }
+    Ok(())
+}
+
+fn ring_core_processes_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxError> {
+    let w = memtube::SpinWait::std();
+    // SAFETY: the regions lie in the never-unmapped shared mapping and were
+    // laid out by `raw_init`; ring-core validates them and claims each role once.
+    let (mut tx, mut rx) = unsafe {
+        (
+            memtube::attach_producer(shm.raw(shm::RAW_PING), w)?,
+            memtube::attach_consumer(shm.raw(shm::RAW_PONG), w)?,
+        )
+    };
+    let mut payload = vec![0xa5u8; run.len];
+    time_round_trips(run.count, |s| {
+        payload[..8].copy_from_slice(&s.to_ne_bytes());
+        tx.send_blocking(&payload, 7, Some(TIMEOUT))?;
+        let m = rx.recv_blocking(Some(TIMEOUT))?;
+        if m[..8] != s.to_ne_bytes() {
+            return Err("raw echo mismatch".into());
+        }
+        Ok(())
+    })
+}
+
+fn ring_core_processes_peer(shm: &Shm, run: Run) -> Result<(), BoxError> {
+    let w = memtube::SpinWait::std();
+    // SAFETY: as in `ring_core_processes_main`, the other role of each ring.
+    let (mut rx, mut tx) = unsafe {
+        (
+            memtube::attach_consumer(shm.raw(shm::RAW_PING), w)?,
+            memtube::attach_producer(shm.raw(shm::RAW_PONG), w)?,
+        )
+    };
+    for _ in 0..run.count {
+        let m = rx.recv_blocking(Some(TIMEOUT))?;
+        tx.send_blocking(&m, m.type_id(), Some(TIMEOUT))?;
+    }
     Ok(())
 }
 
@@ -760,11 +834,15 @@ fn memcpy(run: Run) -> Measured {
 // ---------------------------------------------------------------- dispatch
 
 /// Prepare a run before it is posted (the peer has not started it).
-pub fn prepare(ctx: &Ctx, run: Run) {
+pub fn prepare(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
     match run.sys {
-        Sys::Probe | Sys::FloorOne | Sys::FloorTwo | Sys::RingFloor64K | Sys::RingFloor1K => {
-            floor_reset(&ctx.shm, run.sys)
-        }
+        Sys::RingCoreProcesses => raw_init(&ctx.shm)?,
+        Sys::Probe
+        | Sys::FloorOne
+        | Sys::FloorTwo
+        | Sys::RingFloor64K
+        | Sys::RingFloor1K
+        | Sys::RingFloorClear64K => floor_reset(&ctx.shm, run.sys),
         Sys::Futex => {
             ctx.shm.u32(shm::FUTEX_PING).store(0, Ordering::Relaxed);
             ctx.shm.u32(shm::FUTEX_PONG).store(0, Ordering::Relaxed);
@@ -772,19 +850,24 @@ pub fn prepare(ctx: &Ctx, run: Run) {
         Sys::WakeFutex => ctx.shm.u32(shm::WAKE_WORD).store(0, Ordering::Relaxed),
         _ => {}
     }
+    Ok(())
 }
 
 /// The main side of a run.
 pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Measured, BoxError> {
     let lat = |h: Result<Histogram<u64>, BoxError>| h.map(Measured::Latency);
     match run.sys {
-        Sys::Probe | Sys::FloorOne | Sys::FloorTwo | Sys::RingFloor64K | Sys::RingFloor1K => {
-            lat(floor_main(&ctx.shm, run.sys, run.count))
-        }
+        Sys::Probe
+        | Sys::FloorOne
+        | Sys::FloorTwo
+        | Sys::RingFloor64K
+        | Sys::RingFloor1K
+        | Sys::RingFloorClear64K => lat(floor_main(&ctx.shm, run.sys, run.count)),
         Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => {
             lat(memtube_rt_main(ctx, run))
         }
         Sys::MemtubeThreads => lat(memtube_threads(run, echo_cpu)),
+        Sys::RingCoreProcesses => lat(ring_core_processes_main(&ctx.shm, run)),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => lat(kernel_main(ctx, run)),
         Sys::StreamZeroCopy | Sys::StreamCopy | Sys::StreamBatch => memtube_stream_main(ctx, run),
         Sys::Memcpy => Ok(memcpy(run)),
@@ -797,10 +880,14 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
 /// The peer side of a run.
 pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
     match run.sys {
-        Sys::Probe | Sys::FloorOne | Sys::FloorTwo | Sys::RingFloor64K | Sys::RingFloor1K => {
-            floor_peer(&ctx.shm, run.sys, run.count)
-        }
+        Sys::Probe
+        | Sys::FloorOne
+        | Sys::FloorTwo
+        | Sys::RingFloor64K
+        | Sys::RingFloor1K
+        | Sys::RingFloorClear64K => floor_peer(&ctx.shm, run.sys, run.count),
         Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => memtube_rt_peer(ctx, run),
+        Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),
         Sys::StreamZeroCopy | Sys::StreamCopy | Sys::StreamBatch => memtube_stream_peer(ctx, run),
         Sys::WakeMemtube | Sys::WakeFutex => wake_peer(ctx, run),
@@ -820,4 +907,57 @@ pub fn check_stream(m: &[u8], n: u64, len: usize) -> Result<u64, BoxError> {
 #[cfg_attr(not(any(feature = "iceoryx2", feature = "tachyon")), allow(dead_code))]
 pub fn spin_until(what: &str, cond: impl FnMut() -> bool) -> Result<(), BoxError> {
     wait_for(what, cond)
+}
+
+// ---------------------------------------------------------------- instruction counts
+
+/// One thread sends a 32-byte message and receives it, `n` times, through
+/// ring-core's `split` (pure spin): the per-message cost without any waiting.
+/// For instruction counts under callgrind (`--selfloop raw N`).
+#[inline(never)]
+pub fn selfloop_raw(n: u64) -> Result<u64, BoxError> {
+    use memtube::{region_size, split, Config, RegionBuf, SpinWait};
+    const CAP: u32 = 16 * 1024;
+    const SIZE: usize = match region_size(CAP) {
+        Some(n) => n,
+        None => panic!("capacity"),
+    };
+    let mut a = Box::new(RegionBuf::<SIZE>::new());
+    let (mut tx, mut rx) = split(
+        a.as_mut_slice(),
+        Config::new(CAP).pure_spin(true),
+        SpinWait::std(),
+    )?;
+    let payload = [0xa5u8; 32];
+    let mut sum = 0u64;
+    for _ in 0..n {
+        tx.send_blocking(&payload, 7, Some(TIMEOUT))?;
+        let m = rx.recv_blocking(Some(TIMEOUT))?;
+        sum = sum.wrapping_add(u64::from(m[0]));
+    }
+    Ok(sum)
+}
+
+/// The same through `memtube::listen` / `connect` (one process, both ends),
+/// pure spin, isolation on or off (`--selfloop memtube|memtube-noiso N`).
+#[inline(never)]
+pub fn selfloop_memtube(n: u64, isolation: bool) -> Result<u64, BoxError> {
+    let opts = Options::new()
+        .capacity(16 * 1024)
+        .pure_spin(true)
+        .isolation(isolation);
+    let addr = format!("@memtube-bench-selfloop-{}", std::process::id());
+    let listener = memtube::listen(addr.as_str(), &opts)?;
+    let accept = std::thread::spawn(move || listener.accept(Some(TIMEOUT)));
+    let mut out = memtube::connect(addr.as_str(), &opts)?;
+    let mut inc = accept.join().map_err(|_| "accept panicked")??;
+    let (tx, rx) = (out.sender()?, inc.receiver()?);
+    let payload = [0xa5u8; 32];
+    let mut sum = 0u64;
+    for _ in 0..n {
+        tx.send_blocking(&payload, 7, Some(TIMEOUT))?;
+        let m = rx.recv_blocking(Some(TIMEOUT))?;
+        sum = sum.wrapping_add(u64::from(m[0]));
+    }
+    Ok(sum)
 }
