@@ -107,7 +107,10 @@ impl<W: OsWait> Sender<W> {
         len: usize,
         timeout: Option<Duration>,
     ) -> Result<Grant<'_, W>> {
-        self.wait_for_room(len, timeout)?;
+        // Fast path: room now, no deadline, no slicing.
+        if !self.tx.has_room(len)? {
+            self.wait_for_room(len, timeout)?;
+        }
         self.tx.reserve(len).map_err(Error::from)
     }
 
@@ -222,7 +225,10 @@ impl<W: OsWait> Receiver<W> {
     /// message it committed was delivered, noticed within [`LIVENESS_SLICE`]
     /// plus a system call).
     pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_, W>> {
-        self.wait_message(timeout)?;
+        // Fast path: a message now (its validated header is kept for `recv`).
+        if !self.rx.has_message()? {
+            self.wait_message(timeout)?;
+        }
         self.rx.recv().map_err(Error::from)
     }
 

@@ -20,6 +20,10 @@ pub struct Consumer<'a, W: Wait> {
     tail: u32,
     /// The released position last stored in the consumer block. `published <= tail`.
     published: u32,
+    /// The record at `tail`, once validated (copied out of its header once):
+    /// `poll` returns it without reading the header again. Cleared whenever
+    /// `tail` moves.
+    ready: Option<Rec>,
     mask: u32,
     release_threshold: u32,
     spin_budget: u32,
@@ -57,6 +61,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
             wait,
             tail: 0,
             published: 0,
+            ready: None,
             mask,
             release_threshold,
             spin_budget: DEFAULT_SPIN_BUDGET,
@@ -117,6 +122,9 @@ impl<'a, W: Wait> Consumer<'a, W> {
         if let Some(c) = self.poison {
             return Err(Error::Corrupt(c));
         }
+        if self.ready.is_some() {
+            return Ok(self.ready);
+        }
         let off = self.tail & self.mask;
         // SYNC POINT: Acquire; pairs with the producer's Release store in
         // `Producer::publish` (directly, or through the first record of a
@@ -125,10 +133,22 @@ impl<'a, W: Wait> Consumer<'a, W> {
         if word == 0 {
             return Ok(None);
         }
-        if word & PADDING != 0 {
-            return self.skip_padding(off, word);
-        }
-        self.check(off, word)
+        let r = if word & PADDING != 0 {
+            self.skip_padding(off, word)?
+        } else {
+            self.check(off, word)?
+        };
+        self.ready = r;
+        Ok(r)
+    }
+
+    /// Whether [`recv`](Self::recv) would return a message now: one load of
+    /// the next header when nothing changed, and the validated header is kept
+    /// so that the `recv` or `peek` that follows does not read it again.
+    /// Never blocks, never publishes.
+    #[inline]
+    pub fn has_message(&mut self) -> Result<bool, Error> {
+        Ok(self.poll()?.is_some())
     }
 
     #[cold]
@@ -204,6 +224,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     #[inline]
     fn consume(&mut self, r: Rec) {
         self.sh.data.track_read(r.off, r.size);
+        self.ready = None;
         self.tail = self.tail.wrapping_add(r.size);
         self.messages += 1;
         self.bytes += r.len as u64;
@@ -435,6 +456,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
             };
             self.sh.data.track_read(r.off, r.size);
             f(r.type_id, self.payload(&r));
+            self.ready = None;
             self.tail = self.tail.wrapping_add(r.size);
             self.messages += 1;
             self.bytes += r.len as u64;

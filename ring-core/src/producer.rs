@@ -254,6 +254,16 @@ impl<'a, W: Wait> Producer<'a, W> {
         Ok(self.grant(plan))
     }
 
+    /// Whether a [`reserve`](Self::reserve) of `len` bytes would succeed now,
+    /// without reserving or blocking (reads the consumer's line only when the
+    /// cached released position says the ring is full). Errors:
+    /// [`Error::TooLarge`], [`Error::Corrupt`].
+    #[inline]
+    pub fn has_room(&mut self, len: usize) -> Result<bool, Error> {
+        let plan = self.plan(len)?;
+        self.room_for(plan.need)
+    }
+
     /// Block until a [`reserve`](Self::reserve) of `len` bytes would succeed,
     /// without reserving: the same waiting, timeout and errors as
     /// [`reserve_blocking`](Self::reserve_blocking), but nothing is borrowed,
