@@ -74,6 +74,19 @@ impl Data {
         unsafe { self.base.as_ptr().add(off as usize) }
     }
 
+    /// Zero `len` bytes at `off` (free space only the producer touches).
+    #[inline(always)]
+    pub(crate) fn clear(&self, off: u32, len: u32) {
+        debug_assert!(
+            off % 8 == 0 && len % 8 == 0 && off as u64 + len as u64 <= self.capacity as u64
+        );
+        // SAFETY: `off + len <= capacity` (the caller splits at the end of the
+        // data area), so the bytes are inside it; they are free space, which
+        // only the producer writes and nobody reads until a later publication
+        // (Release) orders these writes before the reads.
+        unsafe { core::ptr::write_bytes(self.base.as_ptr().add(off as usize), 0, len as usize) }
+    }
+
     #[inline(always)]
     pub(crate) fn scribble(&self, _off: u32, _len: u32) {}
     #[inline(always)]
@@ -141,6 +154,14 @@ impl Data {
         assert!(off as u64 + len as u64 <= self.capacity as u64);
         // SAFETY: in bounds (asserted).
         unsafe { self.bytes.add(off as usize) }
+    }
+
+    /// Zero the commit words of the slots in `off..off + len`.
+    pub(crate) fn clear(&self, off: u32, len: u32) {
+        for slot in (off / 8)..((off + len) / 8) {
+            self.cells[slot as usize].with_mut(|_| ());
+            self.words[slot as usize].store(0, crate::sync::Ordering::Relaxed);
+        }
     }
 
     /// A grant over `off..off + len` was handed out: the user may write any

@@ -24,6 +24,9 @@ pub struct Producer<'a, W: Wait> {
     mask: u32,
     /// Position just past the last published record: `cached_released <= published <= head`.
     published: u32,
+    /// The plan `has_room` found room for, keyed by `(len, head)`: the
+    /// `reserve` that follows reuses it (room only grows while `head` stays).
+    ready: Option<(usize, u32, Plan)>,
     /// Every 8-byte slot in `[head, zeroed)` has a zero commit word (cleared by
     /// us after the consumer released it, or by `init`) that no grant has
     /// handed out since. Invariant: `8 <= zeroed - head <= capacity`, and
@@ -81,6 +84,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             head: 0,
             cached_released: 0,
             published: 0,
+            ready: None,
             mask,
             zeroed: RECORD_HEADER,
             pending: None,
@@ -123,6 +127,7 @@ impl<'a, W: Wait> Producer<'a, W> {
 
     fn poisoned(&mut self, c: Corruption) -> Error {
         self.poison = Some(c);
+        self.ready = None;
         Error::Corrupt(c)
     }
 
@@ -229,6 +234,11 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// ```
     #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, 'a, W>, Error> {
+        if let Some((l, h, plan)) = self.ready.take() {
+            if l == len && h == self.head {
+                return Ok(self.grant(plan));
+            }
+        }
         let plan = self.plan(len)?;
         if !self.room_for(plan.need)? {
             return Err(self.full());
@@ -261,7 +271,11 @@ impl<'a, W: Wait> Producer<'a, W> {
     #[inline]
     pub fn has_room(&mut self, len: usize) -> Result<bool, Error> {
         let plan = self.plan(len)?;
-        self.room_for(plan.need)
+        let room = self.room_for(plan.need)?;
+        if room {
+            self.ready = Some((len, self.head, plan));
+        }
+        Ok(room)
     }
 
     /// Block until a [`reserve`](Self::reserve) of `len` bytes would succeed,
@@ -470,13 +484,19 @@ impl<'a, W: Wait> Producer<'a, W> {
         let want =
             (self.head.wrapping_add(CLEAR_AHEAD) & !(CACHE_LINE - 1)).wrapping_sub(self.head);
         let target = want.min(free);
-        while self.zeroed.wrapping_sub(self.head) + RECORD_HEADER <= target {
-            self.sh
-                .data
-                .commit_word(self.zeroed & self.mask)
-                .store(0, Relaxed);
-            self.zeroed = self.zeroed.wrapping_add(RECORD_HEADER);
+        let start = self.zeroed.wrapping_sub(self.head);
+        if target <= start {
+            return;
         }
+        // Clear `[zeroed, head + target)`, in at most two pieces (it may wrap).
+        let n = target - start;
+        let off = self.zeroed & self.mask;
+        let first = n.min(self.sh.capacity - off);
+        self.sh.data.clear(off, first);
+        if n > first {
+            self.sh.data.clear(0, n - first);
+        }
+        self.zeroed = self.head.wrapping_add(target);
     }
 
     #[inline]

@@ -474,3 +474,24 @@ fn wait_without_borrowing_then_take() {
         assert_eq!(c.wait_message(t), Err(Error::Closed));
     });
 }
+
+#[test]
+fn has_room_then_reserve_reuses_the_plan_only_when_valid() {
+    with_ring::<{ region_size(64).unwrap() }>(64, |mut p, mut c| {
+        assert_eq!(p.has_room(8), Ok(true));
+        // A different length after the probe is planned afresh.
+        assert_eq!(p.has_room(24), Ok(true));
+        p.reserve(24).unwrap().commit(24, 1);
+        assert_eq!(p.has_room(24), Ok(false));
+        assert_eq!(p.reserve(24).err(), Some(Error::Full));
+        assert!(c.has_message().unwrap());
+        assert_eq!(c.recv().unwrap().type_id(), 1);
+        assert_eq!(c.recv().err(), Some(Error::Empty)); // publishes the release
+        assert_eq!(p.has_room(24), Ok(true));
+        let mut g = p.reserve(24).unwrap();
+        g.fill(7);
+        g.commit(24, 2);
+        let m = c.recv().unwrap();
+        assert_eq!((m.type_id(), m.payload()), (2, &[7u8; 24][..]));
+    });
+}
