@@ -49,6 +49,38 @@ impl Budget {
     }
 }
 
+/// Wait through `wait` (ring-core's own blocking wait, given a slice of at
+/// most [`LIVENESS_SLICE`]), probing the peer's socket between slices.
+/// When the peer is gone and `last_look` is set, one more zero-length wait
+/// decides, so a receiver gets every message committed before the death
+/// (which happened before its socket closed, which we have now seen).
+fn wait_sliced(
+    link: &Link,
+    timeout: Option<Duration>,
+    last_look: bool,
+    mut wait: impl FnMut(Duration) -> std::result::Result<(), ring_core::Error>,
+) -> Result<()> {
+    let mut budget = Budget::new(timeout);
+    loop {
+        match wait(budget.slice()) {
+            Ok(()) => return Ok(()),
+            Err(ring_core::Error::Timeout) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let s = link.probe();
+        if s != PeerState::Alive {
+            return match last_look.then(|| wait(Duration::ZERO)) {
+                Some(Ok(())) => Ok(()),
+                None | Some(Err(ring_core::Error::Timeout)) => Err(peer_error(s)),
+                Some(Err(e)) => Err(e.into()),
+            };
+        }
+        if !budget.spend() {
+            return Err(Error::Timeout);
+        }
+    }
+}
+
 fn peer_error(s: PeerState) -> Error {
     match s {
         PeerState::Closed => Error::Closed,
@@ -117,21 +149,10 @@ impl<W: OsWait> Sender<W> {
     /// Block until a [`reserve`](Self::reserve) of `len` bytes would succeed,
     /// without reserving; errors as for [`reserve_blocking`](Self::reserve_blocking).
     pub fn wait_for_room(&mut self, len: usize, timeout: Option<Duration>) -> Result<()> {
-        let mut budget = Budget::new(timeout);
-        loop {
-            match self.tx.wait_for_room(len, Some(budget.slice())) {
-                Ok(()) => return Ok(()),
-                Err(ring_core::Error::Timeout) => {}
-                Err(e) => return Err(e.into()),
-            }
-            let s = self.link.probe();
-            if s != PeerState::Alive {
-                return Err(peer_error(s));
-            }
-            if !budget.spend() {
-                return Err(Error::Timeout);
-            }
-        }
+        let tx = &mut self.tx;
+        wait_sliced(&self.link, timeout, false, |t| {
+            tx.wait_for_room(len, Some(t))
+        })
     }
 
     /// Blocking [`send`](Self::send); errors as for [`reserve_blocking`](Self::reserve_blocking).
@@ -235,27 +256,8 @@ impl<W: OsWait> Receiver<W> {
     /// Block until [`recv`](Self::recv) would return a message, without
     /// receiving it; errors as for [`recv_blocking`](Self::recv_blocking).
     pub fn wait_message(&mut self, timeout: Option<Duration>) -> Result<()> {
-        let mut budget = Budget::new(timeout);
-        loop {
-            match self.rx.wait_message(Some(budget.slice())) {
-                Ok(()) => return Ok(()),
-                Err(ring_core::Error::Timeout) => {}
-                Err(e) => return Err(e.into()),
-            }
-            let s = self.link.probe();
-            if s != PeerState::Alive {
-                // Everything the peer committed happened before its socket
-                // closed, which we have now seen: one last look finds it.
-                return match self.rx.wait_message(Some(Duration::ZERO)) {
-                    Ok(()) => Ok(()),
-                    Err(ring_core::Error::Timeout) => Err(peer_error(s)),
-                    Err(e) => Err(e.into()),
-                };
-            }
-            if !budget.spend() {
-                return Err(Error::Timeout);
-            }
-        }
+        let rx = &mut self.rx;
+        wait_sliced(&self.link, timeout, true, |t| rx.wait_message(Some(t)))
     }
 
     /// The largest payload this ring carries.

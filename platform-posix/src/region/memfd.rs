@@ -60,11 +60,7 @@ pub fn check(fd: BorrowedFd<'_>, claimed: u64) -> std::result::Result<(), Handsh
         return Err(HandshakeFailure::MissingSeals);
     }
     let st = rustix::fs::fstat(fd).map_err(HandshakeFailure::NotMemfd)?;
-    let actual = u64::try_from(st.st_size).unwrap_or(0);
-    if actual != claimed {
-        return Err(HandshakeFailure::Size { claimed, actual });
-    }
-    Ok(())
+    super::check_size(&st, claimed)
 }
 
 #[cfg(test)]

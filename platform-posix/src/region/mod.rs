@@ -35,6 +35,16 @@ mod memfd {
         Err(HandshakeFailure::NotMemfd(Errno::NOSYS))
     }
 }
+/// The descriptor's `fstat` size must be exactly what the handshake claims
+/// (a smaller file would SIGBUS later, a larger one hides data).
+fn check_size(st: &rustix::fs::Stat, claimed: u64) -> std::result::Result<(), HandshakeFailure> {
+    let actual = u64::try_from(st.st_size).unwrap_or(0);
+    if actual != claimed {
+        return Err(HandshakeFailure::Size { claimed, actual });
+    }
+    Ok(())
+}
+
 pub mod shm;
 
 /// Where a connection's regions come from. Both sides must use the same

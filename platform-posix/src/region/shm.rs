@@ -84,11 +84,7 @@ pub fn check(fd: BorrowedFd<'_>, claimed: u64) -> std::result::Result<(), Handsh
     if !crate::os::is_shm_object(fd, &st).map_err(HandshakeFailure::NotShm)? {
         return Err(HandshakeFailure::NotShm(rustix::io::Errno::INVAL));
     }
-    let actual = u64::try_from(st.st_size).unwrap_or(0);
-    if actual != claimed {
-        return Err(HandshakeFailure::Size { claimed, actual });
-    }
-    Ok(())
+    super::check_size(&st, claimed)
 }
 
 #[cfg(test)]
