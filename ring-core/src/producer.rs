@@ -406,10 +406,6 @@ impl<'a, W: Wait> Producer<'a, W> {
         let rec = record_size(used);
         self.sh.data.write_type_id(plan.off, type_id);
         self.sh.data.track_write(plan.off, rec);
-        // The next record's commit word must be zero before this record is
-        // published, so stale bytes from an earlier lap never read as
-        // committed. Usually `clear_ahead` has cleared it already; otherwise
-        // clear it now. It lies in free space: `plan.need` counted it.
         let next_pos = self.head.wrapping_add(plan.pad + rec);
         let next_end = next_pos.wrapping_add(RECORD_HEADER);
         // A commit of the whole reservation (to the same 8-byte slot) leaves
@@ -419,6 +415,10 @@ impl<'a, W: Wait> Producer<'a, W> {
         if rec == record_size(plan.len) {
             self.zeroed = cleared;
         }
+        // The next record's commit word must be zero before this record is
+        // published, so stale bytes from an earlier lap never read as
+        // committed. Usually `clear_ahead` has cleared it already; otherwise
+        // clear it now. It lies in free space: `plan.need` counted it.
         if next_end.wrapping_sub(self.head) > self.zeroed.wrapping_sub(self.head) {
             self.sh
                 .data
@@ -434,7 +434,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             );
         }
         self.stage(plan.off, COMMITTED | (used << LEN_SHIFT));
-        self.head = self.head.wrapping_add(plan.pad + rec);
+        self.head = next_pos;
         self.messages += 1;
         self.bytes += used as u64;
     }

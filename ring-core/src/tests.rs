@@ -17,6 +17,38 @@ fn with_ring<const N: usize>(
     f(p, c)
 }
 
+/// Writes into a ring's region behind the handles' backs, as a hostile peer would.
+struct Poke(*mut u8);
+
+impl Poke {
+    /// Store `v` at byte `off` of the region.
+    fn u32(&self, off: usize, v: u32) {
+        assert!(off % 4 == 0 && off + 4 <= region_size(256).unwrap());
+        // SAFETY: in bounds and aligned (asserted; the region is 128-aligned);
+        // the region outlives every use (see `with_raw_ring`), and tests poke
+        // only between calls, from the thread that holds both handles.
+        unsafe { self.0.add(off).cast::<u32>().write(v) }
+    }
+}
+
+/// A 256-byte ring laid with `init` / `attach_*` over a raw region, with a
+/// [`Poke`] into that region.
+fn with_raw_ring(f: impl for<'a> FnOnce(Poke, Producer<'a, SpinWait>, Consumer<'a, SpinWait>)) {
+    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::default();
+    let ptr = buf.0.as_mut_ptr();
+    let raw = RawRegion::new(ptr, buf.0.len());
+    // SAFETY: `buf` is valid, aligned and long enough, and outlives the
+    // handles, which `f` consumes before it returns; nothing else touches it.
+    let (p, c) = unsafe {
+        init(raw, Config::new(256)).unwrap();
+        (
+            attach_producer(raw, SpinWait::std()).unwrap(),
+            attach_consumer(raw, SpinWait::std()).unwrap(),
+        )
+    };
+    f(Poke(ptr), p, c);
+}
+
 #[test]
 fn handles_are_send_not_sync() {
     fn is_send<T: Send>() {}
@@ -368,32 +400,24 @@ fn attach_validates_and_claims_once() {
 
 #[test]
 fn corruption_poisons_the_handle() {
-    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::default();
-    let ptr = buf.0.as_mut_ptr();
-    let raw = RawRegion::new(ptr, buf.0.len());
-    // SAFETY: `buf` outlives the handles; the test writes into it only between calls, from this thread.
-    unsafe {
-        init(raw, Config::new(256)).unwrap();
-        let mut p = attach_producer(raw, SpinWait::std()).unwrap();
-        let mut c = attach_consumer(raw, SpinWait::std()).unwrap();
+    with_raw_ring(|poke, mut p, mut c| {
         p.send(b"ok", 1).unwrap();
         assert_eq!(c.recv().unwrap().payload(), b"ok");
         // A commit word with a length past the maximum at the consumer's position (offset 16).
-        let word = ptr.add(DATA_OFFSET + 16).cast::<u32>();
-        word.write(raw::COMMITTED | (1000 << raw::LEN_SHIFT));
+        poke.u32(DATA_OFFSET + 16, raw::COMMITTED | (1000 << raw::LEN_SHIFT));
         let e = Error::Corrupt(Corruption::BadLength);
         assert_eq!(c.recv().err(), Some(e));
-        word.write(0);
+        poke.u32(DATA_OFFSET + 16, 0);
         assert_eq!(c.recv().err(), Some(e), "poisoned for good");
         assert_eq!(c.recv_blocking(None).err(), Some(e));
         // A released position ahead of the producer.
-        ptr.add(CONSUMER_BLOCK_OFFSET).cast::<u32>().write(5000);
+        poke.u32(CONSUMER_BLOCK_OFFSET, 5000);
         while p.send(&[0; 64], 0).is_ok() {}
         let e = Error::Corrupt(Corruption::BadReleasedPosition);
         assert_eq!(p.send(&[0; 64], 0), Err(e));
         assert_eq!(p.send(&[], 0), Err(e));
         assert_eq!(p.reserve_blocking(1, None).err(), Some(e));
-    }
+    });
 }
 
 #[test]
@@ -408,47 +432,31 @@ fn episodes_skip_zero_and_the_wait_word() {
 
 #[test]
 fn released_position_may_not_pass_what_was_published() {
-    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::default();
-    let ptr = buf.0.as_mut_ptr();
-    let raw = RawRegion::new(ptr, buf.0.len());
-    // SAFETY: `buf` outlives the handles; the test writes into it only between calls, from this thread.
-    unsafe {
-        init(raw, Config::new(256)).unwrap();
-        let mut p = attach_producer(raw, SpinWait::std()).unwrap();
-        let mut c = attach_consumer(raw, SpinWait::std()).unwrap();
+    with_raw_ring(|poke, mut p, mut c| {
         p.send(&[1; 8], 0).unwrap(); // published up to 16
         p.send_staged(&[2; 8], 0).unwrap(); // staged up to 32
                                             // A consumer that claims to have released the staged record it never saw.
-        ptr.add(CONSUMER_BLOCK_OFFSET).cast::<u32>().write(32);
+        poke.u32(CONSUMER_BLOCK_OFFSET, 32);
         while p.send_staged(&[0; 8], 0).is_ok() {}
         let e = p.send_staged(&[0; 8], 0);
         assert_eq!(e, Err(Error::Corrupt(Corruption::BadReleasedPosition)));
         drop(c.recv());
-    }
+    });
 }
 
 #[test]
 fn empty_batch_reports_poison() {
-    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::default();
-    let ptr = buf.0.as_mut_ptr();
-    let raw = RawRegion::new(ptr, buf.0.len());
-    // SAFETY: `buf` outlives the handles; the test writes into it only between calls, from this thread.
-    unsafe {
-        init(raw, Config::new(256)).unwrap();
-        let mut p = attach_producer(raw, SpinWait::std()).unwrap();
-        let mut c = attach_consumer(raw, SpinWait::std()).unwrap();
+    with_raw_ring(|poke, mut p, mut c| {
         p.send(b"x", 0).unwrap();
         assert_eq!(c.recv_batch(0, |_, _| panic!("max is 0")), Ok(0));
-        ptr.add(DATA_OFFSET)
-            .cast::<u32>()
-            .write(1 << raw::LEN_SHIFT); // committed bit missing
+        poke.u32(DATA_OFFSET, 1 << raw::LEN_SHIFT); // committed bit missing
         let e = Err(Error::Corrupt(Corruption::BadCommitWord));
         assert_eq!(c.recv().map(|m| m.to_vec()), e.map(|()| std::vec![]));
         assert_eq!(
             c.recv_batch(0, |_, _| {}),
             Err(Error::Corrupt(Corruption::BadCommitWord))
         );
-    }
+    });
 }
 
 #[test]

@@ -19,9 +19,9 @@
 
 use ring_core::raw::{COMMITTED, FLAG_PURE_SPIN, FLAG_SPLIT, LEN_SHIFT, PADDING, STATE_CLOSED};
 use ring_core::{
-    attach_consumer, attach_producer, init, max_payload, region_size, Config, Consumer, Corruption,
-    Error, Producer, RawRegion, RegionBuf, SpinWait, CONSUMER_BLOCK_OFFSET, CONSUMER_BLOCK_SIZE,
-    CONTROL_SIZE, DATA_OFFSET, MAGIC, VERSION,
+    attach_consumer, attach_producer, init, max_payload, region_size, Config, Corruption, Error,
+    RawRegion, RegionBuf, SpinWait, CONSUMER_BLOCK_OFFSET, CONSUMER_BLOCK_SIZE, CONTROL_SIZE,
+    DATA_OFFSET, MAGIC, VERSION,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -36,31 +36,8 @@ const SHORT: Option<Duration> = Some(Duration::from_millis(1));
 /// A blocking call with a short timeout that takes longer than this hangs.
 const HANG: Duration = Duration::from_secs(20);
 
-type Tx<'a> = Producer<'a, SpinWait>;
-type Rx<'a> = Consumer<'a, SpinWait>;
-
-/// xorshift64: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+mod common;
+use common::{Rng, Rx, Tx};
 
 /// Heap memory for a ring that the test reaches only through raw pointers,
 /// so it may write into it while handles borrow it.

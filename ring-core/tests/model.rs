@@ -19,8 +19,8 @@
 
 use proptest::prelude::*;
 use ring_core::{
-    max_payload, region_size, split, split_with_consumer_block, Config, Consumer, Error, Grant,
-    Producer, RegionBuf, SpinWait, CONSUMER_BLOCK_SIZE, DATA_OFFSET,
+    max_payload, region_size, split, split_with_consumer_block, Config, Error, Grant, RegionBuf,
+    SpinWait, CONSUMER_BLOCK_SIZE, DATA_OFFSET,
 };
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -32,8 +32,8 @@ const BIG: usize = match region_size(BIG_CAP) {
     None => panic!("invalid capacity"),
 };
 
-type Tx<'a> = Producer<'a, SpinWait>;
-type Rx<'a> = Consumer<'a, SpinWait>;
+mod common;
+use common::{Rx, Tx};
 
 /// Bytes a record with `len` payload bytes occupies (documented layout).
 fn record_size(len: usize) -> u32 {

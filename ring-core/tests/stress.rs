@@ -17,8 +17,8 @@
 //! release builds (`cargo test --release -p ring-core --features std --test stress -- --nocapture`).
 
 use ring_core::{
-    max_payload, region_size, split, split_with_consumer_block, Config, Consumer, Error, Producer,
-    RegionBuf, SpinWait, CONSUMER_BLOCK_SIZE,
+    max_payload, region_size, split, split_with_consumer_block, Config, Error, RegionBuf, SpinWait,
+    CONSUMER_BLOCK_SIZE,
 };
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -40,28 +40,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-type Tx<'a> = Producer<'a, SpinWait>;
-type Rx<'a> = Consumer<'a, SpinWait>;
-
-/// xorshift64: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::{Rng, Rx, Tx};
 
 /// splitmix64 finalizer: a hash of the sequence number.
 fn mix(seq: u64) -> u64 {
