@@ -690,13 +690,28 @@ fn temp_path(tag: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("memtube-{}-{tag}.sock", std::process::id()))
 }
 
+/// Leave a stale socket file at `path`: bound, never listening, closed.
+/// (A socket that once listened can stay alive for a moment in a child
+/// that another test is forking, so it would still look live.)
+fn make_stale_socket(path: &std::path::Path) {
+    use rustix::net::{bind, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let s = socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(&s, &SocketAddrUnix::new(path).unwrap()).unwrap();
+}
+
 #[test]
 fn path_sockets_stale_live_and_mode() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let path = temp_path("stale");
     let _ = std::fs::remove_file(&path);
     // A stale socket file: bound, then its owner went away without unlinking.
-    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    make_stale_socket(&path);
     assert!(std::fs::metadata(&path).unwrap().file_type().is_socket());
     let o = opts(Direction::ConnectorToListener, false);
     let l = listen(path.as_path(), &o).unwrap();
@@ -738,7 +753,7 @@ fn racing_listeners_on_one_path_never_steal_each_others_socket() {
         let _ = std::fs::remove_file(&path);
         // Every other round starts from a stale socket file.
         if round % 2 == 1 {
-            drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+            make_stale_socket(&path);
         }
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
         let threads: Vec<_> = (0..4)
