@@ -482,8 +482,9 @@ fn main() -> Result<(), BoxError> {
 
     let mut plan = plan();
     if let Some(word) = &only {
-        // Debugging aid: only the systems whose name contains WORD.
-        plan.retain(|(sys, _)| sys.name().contains(word.as_str()));
+        // Debugging aid: only the systems whose name contains WORD (or one
+        // of several words separated by `|`).
+        plan.retain(|(sys, _)| word.split('|').any(|w| sys.name().contains(w)));
     }
     println!(
         "memtube-bench --{}: {} rounds of {} runs each (A B C ... A B C); every run framed by a {}-round-trip one-line floor probe",

@@ -134,6 +134,7 @@ impl<W: OsWait> Sender<W> {
     /// ([`Error::Timeout`]; `None`: no limit), the consumer closes
     /// ([`Error::Closed`]) or the peer dies ([`Error::PeerGone`], noticed
     /// within [`LIVENESS_SLICE`] plus a system call).
+    #[inline]
     pub fn reserve_blocking(
         &mut self,
         len: usize,
@@ -156,16 +157,23 @@ impl<W: OsWait> Sender<W> {
     }
 
     /// Blocking [`send`](Self::send); errors as for [`reserve_blocking`](Self::reserve_blocking).
+    #[inline]
     pub fn send_blocking(
         &mut self,
         payload: &[u8],
         type_id: u32,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let mut g = self.reserve_blocking(payload.len(), timeout)?;
-        g.copy_from_slice(payload);
-        g.commit(payload.len(), type_id);
-        Ok(())
+        // Fast path: room now, then one inlined ring-core `send`, so the grant
+        // never travels through memory. Returning it through a non-inlined
+        // `reserve_blocking` compiled to wide copies of narrower stores,
+        // which x86 cannot forward: each waited for the store buffer to
+        // drain, including the last message's stores to lines the peer was
+        // reading (measured: +40 ns per round trip between processes).
+        if !self.tx.has_room(payload.len())? {
+            self.wait_for_room(payload.len(), timeout)?;
+        }
+        self.tx.send(payload, type_id).map_err(Error::from)
     }
 
     /// Stage a message without publishing it (see [`publish`](Self::publish)).
@@ -245,6 +253,7 @@ impl<W: OsWait> Receiver<W> {
     /// message ([`Error::Closed`]) or dies ([`Error::PeerGone`], after every
     /// message it committed was delivered, noticed within [`LIVENESS_SLICE`]
     /// plus a system call).
+    #[inline]
     pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_, W>> {
         // Fast path: a message now (its validated header is kept for `recv`).
         if !self.rx.has_message()? {
