@@ -256,7 +256,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     fn wake_peer(&mut self) {
         // SYNC POINT (Dekker): orders the release (or the closed state) before
         // the load of the producer's sleep flag; pairs with the fence in
-        // `Producer::reserve_blocking` between its announcement and re-check.
+        // `Producer::wait_plan` between its announcement and re-check.
         fence(SeqCst);
         let ep = self.sh.prod.wait.sleeping.load(Relaxed);
         if ep != 0 && ep != self.woken_episode {

@@ -382,6 +382,8 @@ impl<'a, W: Wait> Producer<'a, W> {
         timeout: Option<Duration>,
     ) -> Result<(), Error> {
         let plan = self.plan(payload.len())?;
+        // Room now: no call. Otherwise `wait_plan` checks once more before
+        // it counts the ring full, publishes staged messages and waits.
         if !self.room_for(plan.need)? {
             self.wait_plan(plan, timeout)?;
         }

@@ -484,10 +484,9 @@ fn wait_without_borrowing_then_take() {
 }
 
 #[test]
-fn has_room_then_reserve_reuses_the_plan_only_when_valid() {
+fn has_room_agrees_with_reserve() {
     with_ring::<{ region_size(64).unwrap() }>(64, |mut p, mut c| {
         assert_eq!(p.has_room(8), Ok(true));
-        // A different length after the probe is planned afresh.
         assert_eq!(p.has_room(24), Ok(true));
         p.reserve(24).unwrap().commit(24, 1);
         assert_eq!(p.has_room(24), Ok(false));
