@@ -234,6 +234,14 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// first), [`Error::TooLarge`] (`len > max_payload()`, never fits),
     /// [`Error::Closed`] (full and the consumer is gone), [`Error::Corrupt`].
     ///
+    /// Performance: fill and commit the grant in the function that reserved
+    /// it. A `Grant` (or the `Result` holding it) passed through functions
+    /// that are not inlined may be stored piecewise and reloaded by wider
+    /// loads, which x86 cannot forward from the store buffer; such a reload
+    /// waits for the previous publication's stores to reach the consumer's
+    /// core (measured: tens of ns per message across processes). To copy a
+    /// ready payload, [`send`](Self::send) needs no grant at all.
+    ///
     /// ```
     /// # use ring_core::*;
     /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
