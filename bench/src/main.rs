@@ -135,6 +135,8 @@ fn plan() -> Vec<(Sys, usize)> {
         (Sys::RingFloor64K, 8),
         (Sys::RingFloor1K, 8),
         (Sys::RingFloorClear64K, 8),
+        (Sys::RingFloorSplit64K, 8),
+        (Sys::RingFloorSplitRo64K, 8),
     ];
     for len in SIZES {
         v.push((Sys::MemtubeSpin, len));
@@ -258,7 +260,7 @@ fn peer_main(args: &[String]) -> Result<(), BoxError> {
     // on our command line; nothing else in this process owns them.
     let own = |fd: i32| unsafe { OwnedFd::from_raw_fd(fd) };
     let shm_fd = own(num(0)?);
-    let shm = shm::Shm::map(shm_fd.as_fd())?;
+    let shm = shm::Shm::map(shm_fd.as_fd(), false)?;
     let fds = Fds {
         uds: own(num(1)?),
         pipe_r: own(num(2)?),

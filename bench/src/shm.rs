@@ -67,35 +67,88 @@ pub const RAW_PONG: usize = 320 * 1024;
 /// Bytes of each raw region (control block and 16 KiB data area).
 pub const RAW_LEN: usize = 64 * 1024;
 
-/// A mapping of the shared memfd, never unmapped (it lives as long as the process).
+/// The two-area ring floor, mapped read-write by both processes: the main
+/// process writes area A (its pings), the peer area B (its pongs).
+pub const SPLIT_A: usize = 384 * 1024;
+/// See [`SPLIT_A`].
+pub const SPLIT_B: usize = 448 * 1024;
+/// Bytes of each ring-floor area of 1024 lines.
+pub const AREA: usize = 64 * 1024;
+/// The read-only variant's areas lie past `SIZE`, outside the read-write
+/// mapping: each process maps the area it writes read-write and the area it
+/// reads read-only, and has no other mapping of them (as a memtube consumer
+/// with isolation on). Area A (written by the main process) at `SIZE`, B at
+/// `SIZE + AREA`.
+pub const TOTAL: usize = SIZE + 2 * AREA;
+
+/// The mappings of the shared memfd, never unmapped (they live as long as
+/// the process): `SIZE` bytes read-write, plus this process's two
+/// read-only-variant areas (its own read-write, the peer's read-only).
 pub struct Shm {
     base: *mut u8,
+    own: *mut u8,
+    other: *const u8,
 }
 
 impl Shm {
     /// Create the memfd (inheritable) and map it.
     pub fn create() -> Result<(OwnedFd, Shm), BoxError> {
         let fd = rustix::fs::memfd_create("memtube-bench", MemfdFlags::empty())?;
-        rustix::fs::ftruncate(&fd, SIZE as u64)?;
-        let shm = Shm::map(fd.as_fd())?;
+        rustix::fs::ftruncate(&fd, TOTAL as u64)?;
+        let shm = Shm::map(fd.as_fd(), true)?;
         Ok((fd, shm))
     }
 
-    /// Map `SIZE` bytes of `fd`, shared and read-write.
-    pub fn map(fd: rustix::fd::BorrowedFd<'_>) -> Result<Shm, BoxError> {
-        // SAFETY: a fresh mapping at an address the kernel picks (no
-        // MAP_FIXED) aliases nothing in this process; it is never unmapped.
-        let p = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                SIZE,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED | MapFlags::POPULATE,
-                fd,
-                0,
-            )?
+    /// Map `fd`: `SIZE` bytes read-write; of the read-only variant's areas,
+    /// the one this process writes (A for the main process, B for the peer)
+    /// read-write and the other read-only.
+    pub fn map(fd: rustix::fd::BorrowedFd<'_>, main: bool) -> Result<Shm, BoxError> {
+        let map = |len: usize, off: usize, prot| {
+            // SAFETY: a fresh mapping at an address the kernel picks (no
+            // MAP_FIXED) aliases nothing in this process; it is never unmapped.
+            unsafe {
+                rustix::mm::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    prot,
+                    MapFlags::SHARED | MapFlags::POPULATE,
+                    fd,
+                    off as u64,
+                )
+            }
         };
-        Ok(Shm { base: p.cast() })
+        let rw = ProtFlags::READ | ProtFlags::WRITE;
+        let base = map(SIZE, 0, rw)?;
+        let (own_off, other_off) = if main {
+            (SIZE, SIZE + AREA)
+        } else {
+            (SIZE + AREA, SIZE)
+        };
+        let own = map(AREA, own_off, rw)?;
+        let other = map(AREA, other_off, ProtFlags::READ)?;
+        Ok(Shm {
+            base: base.cast(),
+            own: own.cast(),
+            other: other.cast_const().cast(),
+        })
+    }
+
+    /// The `AtomicU64` at byte offset `off` of the read-only variant's area
+    /// this process writes (read-write).
+    pub fn own_u64(&self, off: usize) -> &AtomicU64 {
+        assert!(off % 8 == 0 && off + 8 <= AREA);
+        // SAFETY: in bounds and aligned (checked above) of a mapping never
+        // unmapped; both processes only access it atomically.
+        unsafe { &*(self.own.add(off) as *const AtomicU64) }
+    }
+
+    /// The `AtomicU64` at byte offset `off` of the area the peer writes,
+    /// through this process's only (read-only) mapping of it: load it only.
+    pub fn other_u64(&self, off: usize) -> &AtomicU64 {
+        assert!(off % 8 == 0 && off + 8 <= AREA);
+        // SAFETY: as for `own_u64`; the mapping is readable, and callers
+        // only load (a store would fault, not corrupt).
+        unsafe { &*(self.other.add(off) as *const AtomicU64) }
     }
 
     /// The raw region at byte offset `off` (`RAW_LEN` bytes, 128-aligned).

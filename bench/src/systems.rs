@@ -40,6 +40,13 @@ pub enum Sys {
     /// also clears the word its next message will use (memtube's
     /// "clear the next header" write): two lines written per message.
     RingFloorClear64K,
+    /// The ring floor over two areas of 64 KiB, one per direction (as
+    /// memtube's two rings): pings move through one, pongs through the other.
+    RingFloorSplit64K,
+    /// The same where each process's only mapping of the area it reads is
+    /// read-only (as a memtube consumer's view of the producer's pages with
+    /// isolation on).
+    RingFloorSplitRo64K,
     /// memtube listen/connect, duplex, pure spin.
     MemtubeSpin,
     /// memtube listen/connect, duplex, default (spin, then sleep).
@@ -82,13 +89,15 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 25] = [
+pub const ALL: [Sys; 27] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
     Sys::RingFloor64K,
     Sys::RingFloor1K,
     Sys::RingFloorClear64K,
+    Sys::RingFloorSplit64K,
+    Sys::RingFloorSplitRo64K,
     Sys::MemtubeSpin,
     Sys::MemtubeDefault,
     Sys::MemtubeSpinNoIso,
@@ -130,6 +139,8 @@ impl Sys {
             Sys::RingFloor64K => "ring floor: 64 KiB",
             Sys::RingFloor1K => "ring floor: 1 KiB",
             Sys::RingFloorClear64K => "ring floor + clear-ahead: 64 KiB",
+            Sys::RingFloorSplit64K => "ring floor, two areas: 64 KiB each",
+            Sys::RingFloorSplitRo64K => "ring floor, two areas, read-only reader: 64 KiB each",
             Sys::MemtubeSpin => "memtube pure-spin",
             Sys::MemtubeDefault => "memtube default",
             Sys::MemtubeSpinNoIso => "memtube pure-spin, isolation off",
@@ -181,6 +192,8 @@ pub fn fixed_len(sys: Sys) -> Option<usize> {
         | Sys::RingFloor64K
         | Sys::RingFloor1K
         | Sys::RingFloorClear64K
+        | Sys::RingFloorSplit64K
+        | Sys::RingFloorSplitRo64K
         | Sys::Eventfd
         | Sys::Futex => Some(8),
         _ => None,
@@ -301,6 +314,48 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) -> Result<(), BoxError> 
 /// an earlier lap (smaller), never the awaited one.
 fn ring_line(shm: &Shm, off: usize, lines: usize, s: u64) -> &AtomicU64 {
     shm.u64(off + (s as usize % lines) * 64)
+}
+
+/// The two-area ring floor's lines for exchange `s`: (the line this process
+/// writes, the line it reads), in the read-write areas or, for the
+/// read-only variant, in its own area and through its read-only mapping of
+/// the peer's. `main` says which process asks.
+fn split_lines(shm: &Shm, sys: Sys, s: u64, main: bool) -> (&AtomicU64, &AtomicU64) {
+    let at = (s as usize % (shm::AREA / 64)) * 64;
+    if sys == Sys::RingFloorSplitRo64K {
+        (shm.own_u64(at), shm.other_u64(at))
+    } else if main {
+        (shm.u64(shm::SPLIT_A + at), shm.u64(shm::SPLIT_B + at))
+    } else {
+        (shm.u64(shm::SPLIT_B + at), shm.u64(shm::SPLIT_A + at))
+    }
+}
+
+/// The value of exchange `s` of run `id`: never a value of an earlier run,
+/// so the areas need no reset (the read-only variant's reader could not).
+fn split_value(id: u64, s: u64) -> u64 {
+    (id << 32) | (s + 1)
+}
+
+fn split_floor_main(shm: &Shm, sys: Sys, count: u64, id: u64) -> Result<Histogram<u64>, BoxError> {
+    time_round_trips(count, |s| {
+        let (ping, pong) = split_lines(shm, sys, s, true);
+        ping.store(split_value(id, s), Ordering::Release);
+        wait_for("two-area ring floor", || {
+            pong.load(Ordering::Acquire) == split_value(id, s)
+        })
+    })
+}
+
+fn split_floor_peer(shm: &Shm, sys: Sys, count: u64, id: u64) -> Result<(), BoxError> {
+    for s in 0..count {
+        let (pong, ping) = split_lines(shm, sys, s, false);
+        wait_for("two-area ring floor echo", || {
+            ping.load(Ordering::Acquire) == split_value(id, s)
+        })?;
+        pong.store(split_value(id, s), Ordering::Release);
+    }
+    Ok(())
 }
 
 /// The floors' main side: one exchange of one word, request `2s+1`, answer `2s+2`.
@@ -843,6 +898,7 @@ pub fn prepare(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
         | Sys::RingFloor64K
         | Sys::RingFloor1K
         | Sys::RingFloorClear64K => floor_reset(&ctx.shm, run.sys),
+        Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {}
         Sys::Futex => {
             ctx.shm.u32(shm::FUTEX_PING).store(0, Ordering::Relaxed);
             ctx.shm.u32(shm::FUTEX_PONG).store(0, Ordering::Relaxed);
@@ -863,6 +919,9 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
         | Sys::RingFloor64K
         | Sys::RingFloor1K
         | Sys::RingFloorClear64K => lat(floor_main(&ctx.shm, run.sys, run.count)),
+        Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {
+            lat(split_floor_main(&ctx.shm, run.sys, run.count, run.id))
+        }
         Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => {
             lat(memtube_rt_main(ctx, run))
         }
@@ -886,6 +945,9 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         | Sys::RingFloor64K
         | Sys::RingFloor1K
         | Sys::RingFloorClear64K => floor_peer(&ctx.shm, run.sys, run.count),
+        Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {
+            split_floor_peer(&ctx.shm, run.sys, run.count, run.id)
+        }
         Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => memtube_rt_peer(ctx, run),
         Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),
