@@ -140,11 +140,17 @@ impl<W: OsWait> Sender<W> {
         len: usize,
         timeout: Option<Duration>,
     ) -> Result<Grant<'_, W>> {
-        // Fast path: room now, no deadline, no slicing.
+        self.make_room(len, timeout)?;
+        self.tx.reserve(len).map_err(Error::from)
+    }
+
+    /// Fast path: room now (no deadline, no slicing); else the sliced wait.
+    #[inline]
+    fn make_room(&mut self, len: usize, timeout: Option<Duration>) -> Result<()> {
         if !self.tx.has_room(len)? {
             self.wait_for_room(len, timeout)?;
         }
-        self.tx.reserve(len).map_err(Error::from)
+        Ok(())
     }
 
     /// Block until a [`reserve`](Self::reserve) of `len` bytes would succeed,
@@ -164,15 +170,10 @@ impl<W: OsWait> Sender<W> {
         type_id: u32,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        // Fast path: room now, then one inlined ring-core `send`, so the grant
-        // never travels through memory. Returning it through a non-inlined
-        // `reserve_blocking` compiled to wide copies of narrower stores,
-        // which x86 cannot forward: each waited for the store buffer to
-        // drain, including the last message's stores to lines the peer was
-        // reading (measured: +40 ns per round trip between processes).
-        if !self.tx.has_room(payload.len())? {
-            self.wait_for_room(payload.len(), timeout)?;
-        }
+        // ring-core's `send` copies without a `Grant` value (see its
+        // `write_message`: a grant returned through `reserve_blocking` cost
+        // store-forwarding stalls, about 40 ns per round trip).
+        self.make_room(payload.len(), timeout)?;
         self.tx.send(payload, type_id).map_err(Error::from)
     }
 
