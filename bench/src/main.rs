@@ -137,6 +137,7 @@ fn plan() -> Vec<(Sys, usize)> {
         (Sys::RingFloorClear64K, 8),
         (Sys::RingFloorSplit64K, 8),
         (Sys::RingFloorSplitRo64K, 8),
+        (Sys::RecordFloor, 32),
     ];
     for len in SIZES {
         v.push((Sys::MemtubeSpin, len));

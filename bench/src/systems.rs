@@ -47,6 +47,14 @@ pub enum Sys {
     /// read-only (as a memtube consumer's view of the producer's pages with
     /// isolation on).
     RingFloorSplitRo64K,
+    /// ring-core's protocol and nothing else, for 32-byte messages: each
+    /// message is a 40-byte record (header word, payload) at the next
+    /// position of a 16 KiB area per direction; the writer stores the
+    /// payload, then the header (Release), then clears ahead as ring-core
+    /// does; the reader waits for a nonzero header and reads the payload;
+    /// the echo copies it into its own area. No bookkeeping, no validation,
+    /// no API: what ring-core's code adds is the difference.
+    RecordFloor,
     /// memtube listen/connect, duplex, pure spin.
     MemtubeSpin,
     /// memtube listen/connect, duplex, default (spin, then sleep).
@@ -89,7 +97,7 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 27] = [
+pub const ALL: [Sys; 28] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
@@ -98,6 +106,7 @@ pub const ALL: [Sys; 27] = [
     Sys::RingFloorClear64K,
     Sys::RingFloorSplit64K,
     Sys::RingFloorSplitRo64K,
+    Sys::RecordFloor,
     Sys::MemtubeSpin,
     Sys::MemtubeDefault,
     Sys::MemtubeSpinNoIso,
@@ -141,6 +150,7 @@ impl Sys {
             Sys::RingFloorClear64K => "ring floor + clear-ahead: 64 KiB",
             Sys::RingFloorSplit64K => "ring floor, two areas: 64 KiB each",
             Sys::RingFloorSplitRo64K => "ring floor, two areas, read-only reader: 64 KiB each",
+            Sys::RecordFloor => "record floor: ring-core protocol, minimal code",
             Sys::MemtubeSpin => "memtube pure-spin",
             Sys::MemtubeDefault => "memtube default",
             Sys::MemtubeSpinNoIso => "memtube pure-spin, isolation off",
@@ -354,6 +364,105 @@ fn split_floor_peer(shm: &Shm, sys: Sys, count: u64, id: u64) -> Result<(), BoxE
             ping.load(Ordering::Acquire) == split_value(id, s)
         })?;
         pong.store(split_value(id, s), Ordering::Release);
+    }
+    Ok(())
+}
+
+/// Bytes of the record floor's area per direction (as ring-core's raw rings).
+const RECORD_AREA: usize = 16 * 1024;
+/// A record floor record: an 8-byte header word, then a 32-byte payload.
+const RECORD: usize = 40;
+/// Records per lap of a record floor area (the last 24 bytes stay unused).
+const RECORDS_PER_LAP: u64 = (RECORD_AREA / RECORD) as u64;
+/// Bytes of a lap.
+const RECORD_LAP: u64 = RECORDS_PER_LAP * RECORD as u64;
+
+/// The header word and the payload words of record `s` of the area at `area`.
+fn record_words(shm: &Shm, area: usize, s: u64) -> (&AtomicU64, [&AtomicU64; 4]) {
+    let at = area + (s % RECORDS_PER_LAP) as usize * RECORD;
+    (
+        shm.u64(at),
+        [
+            shm.u64(at + 8),
+            shm.u64(at + 16),
+            shm.u64(at + 24),
+            shm.u64(at + 32),
+        ],
+    )
+}
+
+/// The writer of a record floor area: ring-core's protocol with nothing
+/// else. A record's header is zero until its writer stores it (Release)
+/// after the payload; after each publication, when fewer than 64 bytes
+/// past the record are known zero, the writer zeroes up to the cache line
+/// boundary 256 bytes ahead (ring-core's clear-ahead, which also takes
+/// ownership of the next lines before they are needed).
+struct RecordWriter<'s> {
+    shm: &'s Shm,
+    area: usize,
+    /// Position (bytes, counting laps) up to which the area is zero ahead.
+    zeroed: u64,
+}
+
+impl<'s> RecordWriter<'s> {
+    fn new(shm: &'s Shm, area: usize) -> Self {
+        // The whole area was zeroed by `prepare`.
+        RecordWriter {
+            shm,
+            area,
+            zeroed: RECORD_LAP,
+        }
+    }
+
+    fn send(&mut self, s: u64, payload: [u64; 4], header: u64) {
+        let (h, p) = record_words(self.shm, self.area, s);
+        for (w, v) in p.iter().zip(payload) {
+            w.store(v, Ordering::Relaxed);
+        }
+        h.store(header, Ordering::Release);
+        // Records fill each lap exactly: record `s` ends at `(s + 1) * RECORD`.
+        let head = (s + 1) * RECORD as u64;
+        if self.zeroed.saturating_sub(head) >= 64 {
+            return;
+        }
+        let target = (head + 256) & !63;
+        while self.zeroed < target {
+            let off = (self.zeroed % RECORD_LAP) as usize;
+            self.shm.u64(self.area + off).store(0, Ordering::Relaxed);
+            self.zeroed += 8;
+        }
+    }
+}
+
+/// Wait for record `s` of the area at `area` and return its header and payload.
+fn record_wait(shm: &Shm, area: usize, s: u64) -> Result<(u64, [u64; 4]), BoxError> {
+    let (h, p) = record_words(shm, area, s);
+    let mut header = 0;
+    wait_for("record floor", || {
+        header = h.load(Ordering::Acquire);
+        header != 0
+    })?;
+    Ok((header, p.map(|w| w.load(Ordering::Relaxed))))
+}
+
+fn record_floor_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxError> {
+    let mut w = RecordWriter::new(shm, shm::SPLIT_A);
+    time_round_trips(run.count, |s| {
+        let tag = split_value(run.id, s);
+        w.send(s, [tag; 4], tag);
+        let (header, payload) = record_wait(shm, shm::SPLIT_B, s)?;
+        if header != tag || payload[0] != tag {
+            return Err("record floor: echo mismatch".into());
+        }
+        Ok(())
+    })
+}
+
+fn record_floor_peer(shm: &Shm, run: Run) -> Result<(), BoxError> {
+    let mut w = RecordWriter::new(shm, shm::SPLIT_B);
+    for s in 0..run.count {
+        let (header, payload) = record_wait(shm, shm::SPLIT_A, s)?;
+        w.send(s, payload, header);
     }
     Ok(())
 }
@@ -651,6 +760,8 @@ fn raw_init(shm: &Shm) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Not inlined, so its hot loop can be read in the disassembly.
+#[inline(never)]
 fn ring_core_processes_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxError> {
     let w = memtube::SpinWait::std();
     // SAFETY: the regions lie in the never-unmapped shared mapping and were
@@ -673,6 +784,8 @@ fn ring_core_processes_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxEr
     })
 }
 
+/// Not inlined, so its hot loop can be read in the disassembly.
+#[inline(never)]
 fn ring_core_processes_peer(shm: &Shm, run: Run) -> Result<(), BoxError> {
     let w = memtube::SpinWait::std();
     // SAFETY: as in `ring_core_processes_main`, the other role of each ring.
@@ -899,6 +1012,12 @@ pub fn prepare(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
         | Sys::RingFloor1K
         | Sys::RingFloorClear64K => floor_reset(&ctx.shm, run.sys),
         Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {}
+        Sys::RecordFloor => {
+            for at in (0..RECORD_AREA).step_by(8) {
+                ctx.shm.u64(shm::SPLIT_A + at).store(0, Ordering::Relaxed);
+                ctx.shm.u64(shm::SPLIT_B + at).store(0, Ordering::Relaxed);
+            }
+        }
         Sys::Futex => {
             ctx.shm.u32(shm::FUTEX_PING).store(0, Ordering::Relaxed);
             ctx.shm.u32(shm::FUTEX_PONG).store(0, Ordering::Relaxed);
@@ -922,6 +1041,7 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
         Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {
             lat(split_floor_main(&ctx.shm, run.sys, run.count, run.id))
         }
+        Sys::RecordFloor => lat(record_floor_main(&ctx.shm, run)),
         Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => {
             lat(memtube_rt_main(ctx, run))
         }
@@ -948,6 +1068,7 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {
             split_floor_peer(&ctx.shm, run.sys, run.count, run.id)
         }
+        Sys::RecordFloor => record_floor_peer(&ctx.shm, run),
         Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => memtube_rt_peer(ctx, run),
         Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),

@@ -43,13 +43,37 @@ pub struct Consumer<'a, W: Wait> {
 // the protocol hands to one side at a time. Moving the handle moves the role.
 unsafe impl<W: Wait + Send> Send for Consumer<'_, W> {}
 
-/// A validated record, copied out of its header once.
+/// A validated record: its offset in the data area and its payload length,
+/// packed in one word.
+///
+/// One word because every copy of it is then one 8-byte move. As a struct
+/// of four `u32`s, the inlined receive paths stored it field by field and
+/// LLVM reloaded pairs of fields with one 8-byte load, which x86 cannot
+/// forward from two 4-byte stores: the load waited until every older store
+/// had drained, including stores waiting for cache lines the peer holds
+/// (measured: tens of ns per round trip across processes). The type id is
+/// read from the header when asked for (the record is ours until released).
 #[derive(Clone, Copy, Debug)]
-struct Rec {
-    off: u32,
-    len: u32,
-    size: u32,
-    type_id: u32,
+struct Rec(u64);
+
+impl Rec {
+    #[inline(always)]
+    fn new(off: u32, len: u32) -> Rec {
+        Rec(off as u64 | (len as u64) << 32)
+    }
+    #[inline(always)]
+    fn off(self) -> u32 {
+        self.0 as u32
+    }
+    #[inline(always)]
+    fn len(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    /// Header, payload and padding to 8 bytes.
+    #[inline(always)]
+    fn size(self) -> u32 {
+        record_size(self.len())
+    }
 }
 
 impl<'a, W: Wait> Consumer<'a, W> {
@@ -201,33 +225,33 @@ impl<'a, W: Wait> Consumer<'a, W> {
         if self.span(size) > self.sh.capacity as u64 {
             return Err(self.poisoned(Corruption::RecordOverrun));
         }
-        let type_id = self.sh.data.read_type_id(off);
-        Ok(Some(Rec {
-            off,
-            len,
-            size,
-            type_id,
-        }))
+        Ok(Some(Rec::new(off, len)))
     }
 
     #[inline(always)]
-    fn payload(&self, r: &Rec) -> &[u8] {
-        let ptr = self.sh.data.bytes(r.off + RECORD_HEADER, r.len);
+    fn payload(&self, r: Rec) -> &[u8] {
+        let ptr = self.sh.data.bytes(r.off() + RECORD_HEADER, r.len());
         // SAFETY: `check` proved `off + size <= capacity`, so the `len` bytes
         // after the header are in the data area; the record is published
         // (Acquire above) and not released, so the producer does not write it.
         // (A hostile peer may still write it: the bytes may change, but stay
         // in bounds.)
-        unsafe { core::slice::from_raw_parts(ptr, r.len as usize) }
+        unsafe { core::slice::from_raw_parts(ptr, r.len() as usize) }
+    }
+
+    /// The type id in the header of a record we hold (not yet released).
+    #[inline(always)]
+    fn type_id(&self, r: Rec) -> u32 {
+        self.sh.data.read_type_id(r.off())
     }
 
     #[inline]
     fn consume(&mut self, r: Rec) {
-        self.sh.data.track_read(r.off, r.size);
+        self.sh.data.track_read(r.off(), r.size());
         self.ready = None;
-        self.tail = self.tail.wrapping_add(r.size);
+        self.tail = self.tail.wrapping_add(r.size());
         self.messages += 1;
-        self.bytes += r.len as u64;
+        self.bytes += r.len() as u64;
         if self.tail.wrapping_sub(self.published) >= self.release_threshold {
             self.publish_release();
         }
@@ -290,7 +314,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
 
     #[inline]
     fn message(&mut self, r: Rec) -> Message<'_, 'a, W> {
-        self.sh.data.track_read(r.off, r.size);
+        self.sh.data.track_read(r.off(), r.size());
         Message { c: self, r }
     }
 
@@ -334,10 +358,10 @@ impl<'a, W: Wait> Consumer<'a, W> {
             Some(r) => r,
             None => self.on_empty()?.ok_or(Error::Empty)?,
         };
-        self.sh.data.track_read(r.off, r.size);
+        self.sh.data.track_read(r.off(), r.size());
         Ok(Peek {
-            type_id: r.type_id,
-            payload: self.payload(&r),
+            type_id: self.type_id(r),
+            payload: self.payload(r),
         })
     }
 
@@ -349,6 +373,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// sleep on its own line, re-checks, and sleeps through [`Wait::wait`]
     /// until the producer publishes (unless the ring is in pure-spin mode,
     /// where it keeps spinning and checking the clock).
+    #[inline]
     pub fn recv_blocking(
         &mut self,
         timeout: Option<Duration>,
@@ -362,10 +387,21 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// [`recv_blocking`](Self::recv_blocking), but nothing is borrowed, so a
     /// caller can wait in slices (checking other conditions between them) and
     /// then call `recv` or `peek`, which then return the message.
+    #[inline]
     pub fn wait_message(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         self.wait_record(timeout).map(|_| ())
     }
 
+    /// The spin phase runs inline, in the caller; the rest out of line.
+    ///
+    /// The out-of-line part returns no record: it leaves it cached in
+    /// `ready`, where the final `poll` finds it (the same 4-byte fields it
+    /// was stored as). Returning `Result<Rec, Error>` through memory made
+    /// the inline paths build their record in the same stack slot with
+    /// 4-byte stores that an 8-byte load then read back, which x86 cannot
+    /// forward from the store buffer: the load waited for every older store
+    /// to drain, including stores still waiting for lines the peer holds.
+    #[inline(always)]
     fn wait_record(&mut self, timeout: Option<Duration>) -> Result<Rec, Error> {
         if let Some(r) = self.poll()? {
             return Ok(r);
@@ -376,20 +412,31 @@ impl<'a, W: Wait> Consumer<'a, W> {
                 return Ok(r);
             }
         }
+        self.wait_record_slow(timeout)?;
+        match self.poll()? {
+            Some(r) => Ok(r),
+            // `wait_record_slow` returns Ok only with `ready` set.
+            None => Err(Error::Empty),
+        }
+    }
+
+    /// Wait until `poll` finds a record (left in `ready`), the timeout, or an error.
+    #[inline(never)]
+    fn wait_record_slow(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         let start = self.wait.now();
         loop {
-            if let Some(r) = self.poll()? {
-                return Ok(r);
+            if self.poll()?.is_some() {
+                return Ok(());
             }
-            if let Some(r) = self.on_empty()? {
-                return Ok(r);
+            if self.on_empty()?.is_some() {
+                return Ok(());
             }
             let remaining = remaining(self.wait.now(), start, timeout)?;
             if self.sh.pure_spin {
                 for _ in 0..64 {
                     spin_hint();
-                    if let Some(r) = self.poll()? {
-                        return Ok(r);
+                    if self.poll()?.is_some() {
+                        return Ok(());
                     }
                 }
                 continue;
@@ -404,8 +451,8 @@ impl<'a, W: Wait> Consumer<'a, W> {
             let polled = self.poll();
             if !matches!(polled, Ok(None)) || self.is_producer_closed() {
                 self.sh.cons.wait.sleeping.store(0, Relaxed);
-                if let Some(r) = polled? {
-                    return Ok(r);
+                if polled?.is_some() {
+                    return Ok(());
                 }
                 continue;
             }
@@ -454,12 +501,12 @@ impl<'a, W: Wait> Consumer<'a, W> {
                 Err(e) if n == 0 => return Err(e),
                 Err(_) => break,
             };
-            self.sh.data.track_read(r.off, r.size);
-            f(r.type_id, self.payload(&r));
+            self.sh.data.track_read(r.off(), r.size());
+            f(self.type_id(r), self.payload(r));
             self.ready = None;
-            self.tail = self.tail.wrapping_add(r.size);
+            self.tail = self.tail.wrapping_add(r.size());
             self.messages += 1;
-            self.bytes += r.len as u64;
+            self.bytes += r.len() as u64;
             n += 1;
         }
         if n == 0 {
@@ -492,13 +539,13 @@ impl<W: Wait> Message<'_, '_, W> {
     /// The type id the producer committed with it.
     #[inline]
     pub fn type_id(&self) -> u32 {
-        self.r.type_id
+        self.c.type_id(self.r)
     }
 
     /// The payload: 8-byte aligned, in shared memory.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        self.c.payload(&self.r)
+        self.c.payload(self.r)
     }
 
     /// Release the message's space now (the same as dropping it).
@@ -525,8 +572,8 @@ impl<W: Wait> Drop for Message<'_, '_, W> {
 impl<W: Wait> core::fmt::Debug for Message<'_, '_, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Message")
-            .field("type_id", &self.r.type_id)
-            .field("len", &self.r.len)
+            .field("type_id", &self.type_id())
+            .field("len", &self.r.len())
             .finish()
     }
 }

@@ -197,11 +197,16 @@ impl<'a, W: Wait> Producer<'a, W> {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn room_for(&mut self, need: u32) -> Result<bool, Error> {
         if self.fits(need) {
             return Ok(true);
         }
+        self.room_after_refresh(need)
+    }
+
+    #[inline(never)]
+    fn room_after_refresh(&mut self, need: u32) -> Result<bool, Error> {
         self.refresh_released()?;
         Ok(self.fits(need))
     }
@@ -527,11 +532,15 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// commits need not fetch a new line for their successor's header before
     /// their own Release store (on x86 stores become visible in order, so that
     /// fetch would delay the publication).
-    #[inline]
+    #[inline(always)]
     fn clear_ahead(&mut self) {
-        if self.zeroed.wrapping_sub(self.head) >= CLEAR_LOW_WATER {
-            return;
+        if self.zeroed.wrapping_sub(self.head) < CLEAR_LOW_WATER {
+            self.clear_ahead_now();
         }
+    }
+
+    #[inline(never)]
+    fn clear_ahead_now(&mut self) {
         let free = self
             .cached_released
             .wrapping_add(self.sh.capacity)
