@@ -589,6 +589,8 @@ fn memtube_options(sys: Sys, len: usize) -> Options {
     }
 }
 
+/// Not inlined, so its hot loop can be read in the disassembly.
+#[inline(never)]
 fn memtube_rt_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
     let listener = ctx.listener.as_ref().ok_or("no listener")?;
     let conn = listener.accept_with(Some(TIMEOUT), &memtube_options(run.sys, run.len))?;
@@ -607,6 +609,8 @@ fn memtube_rt_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
     })
 }
 
+/// Not inlined, so its hot loop can be read in the disassembly.
+#[inline(never)]
 fn memtube_rt_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
     let conn = memtube::connect(ctx.addr.as_str(), &memtube_options(run.sys, run.len))?;
     let (Some(mut tx), Some(mut rx)) = conn.into_split() else {

@@ -60,13 +60,28 @@ fn wait_sliced(
     last_look: bool,
     mut wait: impl FnMut(Duration) -> std::result::Result<(), ring_core::Error>,
 ) -> Result<()> {
-    let mut budget = Budget::new(timeout);
+    let budget = Budget::new(timeout);
+    match wait(budget.slice()) {
+        Ok(()) => Ok(()),
+        Err(ring_core::Error::Timeout) => wait_sliced_rest(link, budget, last_look, wait),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The rest of [`wait_sliced`] after a first slice (of `budget.slice()`)
+/// timed out. The blocking calls run their first slice inline, through
+/// ring-core's blocking call, so that a message or room that comes while
+/// they spin goes straight on (the sliced wait around a closure cost
+/// 10-15 ns per round trip); only a slice that times out comes here.
+#[cold]
+#[inline(never)]
+fn wait_sliced_rest(
+    link: &Link,
+    mut budget: Budget,
+    last_look: bool,
+    mut wait: impl FnMut(Duration) -> std::result::Result<(), ring_core::Error>,
+) -> Result<()> {
     loop {
-        match wait(budget.slice()) {
-            Ok(()) => return Ok(()),
-            Err(ring_core::Error::Timeout) => {}
-            Err(e) => return Err(e.into()),
-        }
         let s = link.probe();
         if s != PeerState::Alive {
             return match last_look.then(|| wait(Duration::ZERO)) {
@@ -77,6 +92,11 @@ fn wait_sliced(
         }
         if !budget.spend() {
             return Err(Error::Timeout);
+        }
+        match wait(budget.slice()) {
+            Ok(()) => return Ok(()),
+            Err(ring_core::Error::Timeout) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -170,11 +190,26 @@ impl<W: OsWait> Sender<W> {
         type_id: u32,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        // ring-core's `send` copies without a `Grant` value (see its
-        // `write_message`: a grant returned through `reserve_blocking` cost
-        // store-forwarding stalls, about 40 ns per round trip).
-        self.make_room(payload.len(), timeout)?;
-        self.tx.send(payload, type_id).map_err(Error::from)
+        // The first liveness slice through ring-core's own blocking send,
+        // inline (it copies without a `Grant` value: a grant returned
+        // through `reserve_blocking` cost store-forwarding stalls, about
+        // 40 ns per round trip). Only when that slice times out (the ring
+        // stayed full) does the sliced wait take over.
+        let budget = Budget::new(timeout);
+        match self
+            .tx
+            .send_blocking(payload, type_id, Some(budget.slice()))
+        {
+            Ok(()) => Ok(()),
+            Err(ring_core::Error::Timeout) => {
+                let (tx, len) = (&mut self.tx, payload.len());
+                wait_sliced_rest(&self.link, budget, false, |t| {
+                    tx.wait_for_room(len, Some(t))
+                })?;
+                self.tx.send(payload, type_id).map_err(Error::from)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Stage a message without publishing it (see [`publish`](Self::publish)).
@@ -256,9 +291,16 @@ impl<W: OsWait> Receiver<W> {
     /// plus a system call).
     #[inline]
     pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_, W>> {
-        // Fast path: a message now (its validated header is kept for `recv`).
-        if !self.rx.has_message()? {
-            self.wait_message(timeout)?;
+        // The first liveness slice through ring-core's own wait, inline: its
+        // spin runs here, and the record it finds stays validated for `recv`.
+        let budget = Budget::new(timeout);
+        match self.rx.wait_message(Some(budget.slice())) {
+            Ok(()) => {}
+            Err(ring_core::Error::Timeout) => {
+                let rx = &mut self.rx;
+                wait_sliced_rest(&self.link, budget, true, |t| rx.wait_message(Some(t)))?;
+            }
+            Err(e) => return Err(e.into()),
         }
         self.rx.recv().map_err(Error::from)
     }
