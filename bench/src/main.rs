@@ -138,6 +138,7 @@ fn plan() -> Vec<(Sys, usize)> {
         (Sys::RingFloorSplit64K, 8),
         (Sys::RingFloorSplitRo64K, 8),
         (Sys::RecordFloor, 32),
+        (Sys::RecordFloorRo, 32),
     ];
     for len in SIZES {
         v.push((Sys::MemtubeSpin, len));

@@ -55,6 +55,9 @@ pub enum Sys {
     /// the echo copies it into its own area. No bookkeeping, no validation,
     /// no API: what ring-core's code adds is the difference.
     RecordFloor,
+    /// The same where each process's only mapping of the records it reads
+    /// is read-only (as a memtube consumer's with isolation on).
+    RecordFloorRo,
     /// memtube listen/connect, duplex, pure spin.
     MemtubeSpin,
     /// memtube listen/connect, duplex, default (spin, then sleep).
@@ -97,7 +100,7 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 28] = [
+pub const ALL: [Sys; 29] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
@@ -107,6 +110,7 @@ pub const ALL: [Sys; 28] = [
     Sys::RingFloorSplit64K,
     Sys::RingFloorSplitRo64K,
     Sys::RecordFloor,
+    Sys::RecordFloorRo,
     Sys::MemtubeSpin,
     Sys::MemtubeDefault,
     Sys::MemtubeSpinNoIso,
@@ -151,6 +155,7 @@ impl Sys {
             Sys::RingFloorSplit64K => "ring floor, two areas: 64 KiB each",
             Sys::RingFloorSplitRo64K => "ring floor, two areas, read-only reader: 64 KiB each",
             Sys::RecordFloor => "record floor: ring-core protocol, minimal code",
+            Sys::RecordFloorRo => "record floor, read-only reader",
             Sys::MemtubeSpin => "memtube pure-spin",
             Sys::MemtubeDefault => "memtube default",
             Sys::MemtubeSpinNoIso => "memtube pure-spin, isolation off",
@@ -377,45 +382,71 @@ const RECORDS_PER_LAP: u64 = (RECORD_AREA / RECORD) as u64;
 /// Bytes of a lap.
 const RECORD_LAP: u64 = RECORDS_PER_LAP * RECORD as u64;
 
-/// The header word and the payload words of record `s` of the area at `area`.
-fn record_words(shm: &Shm, area: usize, s: u64) -> (&AtomicU64, [&AtomicU64; 4]) {
-    let at = area + (s % RECORDS_PER_LAP) as usize * RECORD;
-    (
-        shm.u64(at),
-        [
-            shm.u64(at + 8),
-            shm.u64(at + 16),
-            shm.u64(at + 24),
-            shm.u64(at + 32),
-        ],
-    )
+/// Where a record floor's records go.
+#[derive(Clone, Copy)]
+enum RecordArea {
+    /// At this offset of the read-write mapping.
+    Rw(usize),
+    /// This process's area of the read-only variant (read-write here).
+    Own,
+    /// The peer's area of the read-only variant, through this process's
+    /// only (read-only) mapping of it: loads only.
+    Other,
+}
+
+impl RecordArea {
+    fn word(self, shm: &Shm, off: usize) -> &AtomicU64 {
+        match self {
+            RecordArea::Rw(area) => shm.u64(area + off),
+            RecordArea::Own => shm.own_u64(off),
+            RecordArea::Other => shm.other_u64(off),
+        }
+    }
+
+    /// The header word and the payload words of record `s`.
+    fn record(self, shm: &Shm, s: u64) -> (&AtomicU64, [&AtomicU64; 4]) {
+        let at = (s % RECORDS_PER_LAP) as usize * RECORD;
+        (
+            self.word(shm, at),
+            [8, 16, 24, 32].map(|o| self.word(shm, at + o)),
+        )
+    }
+}
+
+/// The areas a record floor process writes and reads.
+fn record_areas(sys: Sys, main: bool) -> (RecordArea, RecordArea) {
+    match (sys, main) {
+        (Sys::RecordFloorRo, _) => (RecordArea::Own, RecordArea::Other),
+        (_, true) => (RecordArea::Rw(shm::SPLIT_A), RecordArea::Rw(shm::SPLIT_B)),
+        (_, false) => (RecordArea::Rw(shm::SPLIT_B), RecordArea::Rw(shm::SPLIT_A)),
+    }
 }
 
 /// The writer of a record floor area: ring-core's protocol with nothing
-/// else. A record's header is zero until its writer stores it (Release)
-/// after the payload; after each publication, when fewer than 64 bytes
-/// past the record are known zero, the writer zeroes up to the cache line
-/// boundary 256 bytes ahead (ring-core's clear-ahead, which also takes
-/// ownership of the next lines before they are needed).
+/// else. A record's header word is stored (Release) after its payload;
+/// after each publication, when fewer than 64 bytes past the record are
+/// known zero, the writer zeroes up to the cache line boundary 256 bytes
+/// ahead (ring-core's clear-ahead, which takes ownership of the next lines
+/// before they are needed). Header words are tagged with the run and the
+/// message (unique), so no area needs a reset before a run.
 struct RecordWriter<'s> {
     shm: &'s Shm,
-    area: usize,
+    area: RecordArea,
     /// Position (bytes, counting laps) up to which the area is zero ahead.
     zeroed: u64,
 }
 
 impl<'s> RecordWriter<'s> {
-    fn new(shm: &'s Shm, area: usize) -> Self {
-        // The whole area was zeroed by `prepare`.
+    fn new(shm: &'s Shm, area: RecordArea) -> Self {
         RecordWriter {
             shm,
             area,
-            zeroed: RECORD_LAP,
+            zeroed: 0,
         }
     }
 
     fn send(&mut self, s: u64, payload: [u64; 4], header: u64) {
-        let (h, p) = record_words(self.shm, self.area, s);
+        let (h, p) = self.area.record(self.shm, s);
         for (w, v) in p.iter().zip(payload) {
             w.store(v, Ordering::Relaxed);
         }
@@ -426,32 +457,29 @@ impl<'s> RecordWriter<'s> {
             return;
         }
         let target = (head + 256) & !63;
+        self.zeroed = self.zeroed.max(head);
         while self.zeroed < target {
             let off = (self.zeroed % RECORD_LAP) as usize;
-            self.shm.u64(self.area + off).store(0, Ordering::Relaxed);
+            self.area.word(self.shm, off).store(0, Ordering::Relaxed);
             self.zeroed += 8;
         }
     }
 }
 
-/// Wait for record `s` of the area at `area` and return its header and payload.
-fn record_wait(shm: &Shm, area: usize, s: u64) -> Result<(u64, [u64; 4]), BoxError> {
-    let (h, p) = record_words(shm, area, s);
-    let mut header = 0;
-    wait_for("record floor", || {
-        header = h.load(Ordering::Acquire);
-        header != 0
-    })?;
-    Ok((header, p.map(|w| w.load(Ordering::Relaxed))))
+/// Wait for record `s` (header `tag`) in `area` and return its payload.
+fn record_wait(shm: &Shm, area: RecordArea, s: u64, tag: u64) -> Result<[u64; 4], BoxError> {
+    let (h, p) = area.record(shm, s);
+    wait_for("record floor", || h.load(Ordering::Acquire) == tag)?;
+    Ok(p.map(|w| w.load(Ordering::Relaxed)))
 }
 
 fn record_floor_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxError> {
-    let mut w = RecordWriter::new(shm, shm::SPLIT_A);
+    let (out, inc) = record_areas(run.sys, true);
+    let mut w = RecordWriter::new(shm, out);
     time_round_trips(run.count, |s| {
         let tag = split_value(run.id, s);
         w.send(s, [tag; 4], tag);
-        let (header, payload) = record_wait(shm, shm::SPLIT_B, s)?;
-        if header != tag || payload[0] != tag {
+        if record_wait(shm, inc, s, tag)?[0] != tag {
             return Err("record floor: echo mismatch".into());
         }
         Ok(())
@@ -459,10 +487,12 @@ fn record_floor_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxError> {
 }
 
 fn record_floor_peer(shm: &Shm, run: Run) -> Result<(), BoxError> {
-    let mut w = RecordWriter::new(shm, shm::SPLIT_B);
+    let (out, inc) = record_areas(run.sys, false);
+    let mut w = RecordWriter::new(shm, out);
     for s in 0..run.count {
-        let (header, payload) = record_wait(shm, shm::SPLIT_A, s)?;
-        w.send(s, payload, header);
+        let tag = split_value(run.id, s);
+        let payload = record_wait(shm, inc, s, tag)?;
+        w.send(s, payload, tag);
     }
     Ok(())
 }
@@ -1015,13 +1045,10 @@ pub fn prepare(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
         | Sys::RingFloor64K
         | Sys::RingFloor1K
         | Sys::RingFloorClear64K => floor_reset(&ctx.shm, run.sys),
-        Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {}
-        Sys::RecordFloor => {
-            for at in (0..RECORD_AREA).step_by(8) {
-                ctx.shm.u64(shm::SPLIT_A + at).store(0, Ordering::Relaxed);
-                ctx.shm.u64(shm::SPLIT_B + at).store(0, Ordering::Relaxed);
-            }
-        }
+        Sys::RingFloorSplit64K
+        | Sys::RingFloorSplitRo64K
+        | Sys::RecordFloor
+        | Sys::RecordFloorRo => {}
         Sys::Futex => {
             ctx.shm.u32(shm::FUTEX_PING).store(0, Ordering::Relaxed);
             ctx.shm.u32(shm::FUTEX_PONG).store(0, Ordering::Relaxed);
@@ -1045,7 +1072,7 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
         Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {
             lat(split_floor_main(&ctx.shm, run.sys, run.count, run.id))
         }
-        Sys::RecordFloor => lat(record_floor_main(&ctx.shm, run)),
+        Sys::RecordFloor | Sys::RecordFloorRo => lat(record_floor_main(&ctx.shm, run)),
         Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => {
             lat(memtube_rt_main(ctx, run))
         }
@@ -1072,7 +1099,7 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {
             split_floor_peer(&ctx.shm, run.sys, run.count, run.id)
         }
-        Sys::RecordFloor => record_floor_peer(&ctx.shm, run),
+        Sys::RecordFloor | Sys::RecordFloorRo => record_floor_peer(&ctx.shm, run),
         Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => memtube_rt_peer(ctx, run),
         Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),
