@@ -29,6 +29,9 @@ pub struct Producer<'a, W: Wait> {
     /// handed out since. Invariant: `8 <= zeroed - head <= capacity`, and
     /// `zeroed <= cached_released + capacity`.
     zeroed: u32,
+    /// The last committed record was smaller than a cache line (see
+    /// `clear_ahead`).
+    small_last: bool,
     /// First committed record whose commit word is not yet stored: its
     /// offset and word. Later staged records' words are already stored; the
     /// consumer cannot get past this one, so storing it publishes them all.
@@ -83,6 +86,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             published: 0,
             mask,
             zeroed: RECORD_HEADER,
+            small_last: true,
             pending: None,
             spin_budget: DEFAULT_SPIN_BUDGET,
             episode: 0,
@@ -383,6 +387,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             return Err(self.full());
         }
         self.write_message(plan, payload, type_id);
+        self.clear_ahead();
         Ok(())
     }
 
@@ -495,6 +500,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         }
         self.stage(plan.off, COMMITTED | (used << LEN_SHIFT));
         self.head = next_pos;
+        self.small_last = rec < CACHE_LINE;
         self.messages += 1;
         self.bytes += used as u64;
     }
@@ -527,14 +533,24 @@ impl<'a, W: Wait> Producer<'a, W> {
         }
     }
 
-    /// After a publication, off the message's critical path: clear the
-    /// commit words of the next few cache lines of free space, so the next
-    /// commits need not fetch a new line for their successor's header before
-    /// their own Release store (on x86 stores become visible in order, so that
-    /// fetch would delay the publication).
+    /// After a publication or a staged commit of a record smaller than a
+    /// cache line, off the message's critical path: clear the commit words
+    /// of the next few cache lines of free space, so the next commits need
+    /// not fetch a new line for their successor's header before their own
+    /// Release store (on x86 stores become visible in order, so that fetch
+    /// would delay the publication). The stores also take ownership of
+    /// those lines early, which is what makes small records fast: several
+    /// share a line, and without it each line's first store waits for the
+    /// consumer's copy to be invalidated (measured with 32 B messages:
+    /// batched streaming +20-40%, and the round trip of the record floor).
+    ///
+    /// Larger records skip it: the next record overwrites the cleared lines
+    /// whole, so clearing them only doubles the stores (measured with 256 B
+    /// messages: streaming +30-60% without it, round trips unchanged within
+    /// the noise). Their successor's header is cleared by `commit_record`.
     #[inline(always)]
     fn clear_ahead(&mut self) {
-        if self.zeroed.wrapping_sub(self.head) < CLEAR_LOW_WATER {
+        if self.small_last && self.zeroed.wrapping_sub(self.head) < CLEAR_LOW_WATER {
             self.clear_ahead_now();
         }
     }
@@ -643,6 +659,7 @@ impl<W: Wait> Grant<'_, '_, W> {
         );
         self.p
             .commit_record(self.plan, self.cleared, used as u32, type_id);
+        self.p.clear_ahead();
     }
 }
 
