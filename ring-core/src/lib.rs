@@ -82,12 +82,18 @@
 //!   space: a reservation needs room for its record *and* the next header.
 //!   To keep that store off the critical path, the producer clears the
 //!   commit words of the next few cache lines of free space right after a
-//!   publication (`clear_ahead`), so a commit normally finds its successor's
-//!   word already zero; it forgets those slots whenever a grant hands their
-//!   bytes to the user (a dropped grant, the unused tail of a partial
-//!   commit). On this machine that took a 32-byte two-thread round trip from
-//!   1.79x to 1.36x the one-line floor (`examples/pingpong.rs`, before it
-//!   became two-process).
+//!   publication or a staged commit (`clear_ahead`), so a commit normally
+//!   finds its successor's word already zero; it forgets those slots
+//!   whenever a grant hands their bytes to the user (a dropped grant, the
+//!   unused tail of a partial commit). On this machine that took a 32-byte
+//!   two-thread round trip from 1.79x to 1.36x the one-line floor
+//!   (`examples/pingpong.rs`, before it became two-process). The stores
+//!   also take ownership of the next lines before they are needed: the
+//!   protocol written out with nothing else (the benchmark's *record
+//!   floor*) runs at 0.94-0.95x a ring that advances one line per message.
+//!   Only records smaller than a cache line do it: a larger record's
+//!   successor overwrites the cleared lines whole, and clearing them only
+//!   doubled the stores (256-byte streams ran 30-60% faster without).
 //! - **Padding.** A record never straddles the end of the data area: if it
 //!   does not fit in the tail, a padding record fills the tail and the record
 //!   goes at offset 0.
