@@ -20,9 +20,9 @@ pub struct Consumer<'a, W: Wait> {
     tail: u32,
     /// The released position last stored in the consumer block. `published <= tail`.
     published: u32,
-    /// The record at `tail`, once validated (copied out of its header once):
-    /// `poll` returns it without reading the header again. Cleared whenever
-    /// `tail` moves.
+    /// The record at `tail`, once validated (its offset and length, copied
+    /// out of the commit word once): `poll` returns it without reading the
+    /// commit word again. Cleared whenever `tail` moves.
     ready: Option<Rec>,
     mask: u32,
     release_threshold: u32,
@@ -233,7 +233,8 @@ impl<'a, W: Wait> Consumer<'a, W> {
         let ptr = self.sh.data.bytes(r.off() + RECORD_HEADER, r.len());
         // SAFETY: `check` proved `off + size <= capacity`, so the `len` bytes
         // after the header are in the data area; the record is published
-        // (Acquire above) and not released, so the producer does not write it.
+        // (the Acquire load of its commit word in `poll`) and not released,
+        // so the producer does not write it.
         // (A hostile peer may still write it: the bytes may change, but stay
         // in bounds.)
         unsafe { core::slice::from_raw_parts(ptr, r.len() as usize) }
@@ -395,8 +396,8 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// The spin phase runs inline, in the caller; the rest out of line.
     ///
     /// The out-of-line part returns no record: it leaves it cached in
-    /// `ready`, where the final `poll` finds it (the same 4-byte fields it
-    /// was stored as). Returning `Result<Rec, Error>` through memory made
+    /// `ready`, where the final `poll` finds it (one word, stored and
+    /// loaded whole). Returning `Result<Rec, Error>` through memory made
     /// the inline paths build their record in the same stack slot with
     /// 4-byte stores that an 8-byte load then read back, which x86 cannot
     /// forward from the store buffer: the load waited for every older store
@@ -416,7 +417,10 @@ impl<'a, W: Wait> Consumer<'a, W> {
         match self.poll()? {
             Some(r) => Ok(r),
             // `wait_record_slow` returns Ok only with `ready` set.
-            None => Err(Error::Empty),
+            None => {
+                debug_assert!(false, "wait_record_slow returned without a record");
+                Err(Error::Empty)
+            }
         }
     }
 

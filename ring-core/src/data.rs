@@ -56,7 +56,8 @@ impl Data {
     pub(crate) fn read_type_id(&self, off: u32) -> u32 {
         debug_assert!(off % 8 == 0 && off + 8 <= self.capacity);
         // SAFETY: in bounds and aligned as in `write_type_id`; the consumer
-        // reads it after the Acquire load of the record's commit word.
+        // reads it after the Acquire load of the record's commit word and
+        // before it releases the record.
         unsafe {
             self.base
                 .as_ptr()

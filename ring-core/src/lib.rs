@@ -123,8 +123,9 @@
 //! # Trust
 //!
 //! The peer may be buggy, crash at any instruction, or write anything into
-//! the region at any time. Every value read from shared memory is copied out
-//! once and validated: header fields at attach, each commit word (committed
+//! the region at any time. Every value that decides where ring-core reads or
+//! writes is copied out of shared memory once and validated: header fields
+//! at attach, each commit word (committed
 //! bit, length against the maximum payload, the end of the data area, and
 //! the space the producer may have written), padding (must end exactly at
 //! the end of the data area), and the consumer's released position (only
@@ -133,7 +134,8 @@
 //! without bound; a broken invariant returns [`Error::Corrupt`] and poisons
 //! the handle. A reservation that was never committed is never delivered.
 //! What a hostile peer *can* do is send well-formed garbage, or change a
-//! payload's bytes while the consumer reads it.
+//! payload's bytes or a record's type id (read from the header each time it
+//! is asked for) while the consumer holds the record.
 //!
 //! # Region layout (version 1)
 //!

@@ -69,7 +69,8 @@ struct Plan {
 }
 
 pub(crate) const DEFAULT_SPIN_BUDGET: u32 = 4096;
-/// `clear_ahead` runs when fewer than this many bytes ahead of `head` are cleared...
+/// `clear_ahead` runs (after records smaller than a cache line) when fewer
+/// than this many bytes ahead of `head` are cleared...
 const CLEAR_LOW_WATER: u32 = 64;
 /// ...and clears up to this far ahead (rounded down to a cache line), within free space.
 const CLEAR_AHEAD: u32 = 256;
@@ -533,16 +534,18 @@ impl<'a, W: Wait> Producer<'a, W> {
         }
     }
 
-    /// After a publication or a staged commit of a record smaller than a
-    /// cache line, off the message's critical path: clear the commit words
-    /// of the next few cache lines of free space, so the next commits need
-    /// not fetch a new line for their successor's header before their own
-    /// Release store (on x86 stores become visible in order, so that fetch
+    /// After a publication or a staged commit whose last record was smaller
+    /// than a cache line: clear the commit words of the next few cache lines
+    /// of free space, so the next commits need not fetch a new line for
+    /// their successor's header before their own Release store (on x86 stores become visible in order, so that fetch
     /// would delay the publication). The stores also take ownership of
     /// those lines early, which is what makes small records fast: several
     /// share a line, and without it each line's first store waits for the
     /// consumer's copy to be invalidated (measured with 32 B messages:
     /// batched streaming +20-40%, and the round trip of the record floor).
+    /// After a publication this is off the message's critical path; after a
+    /// staged commit the stores precede the batch's Release store (x86 makes
+    /// stores visible in order), which delays the batch, not a message.
     ///
     /// Larger records skip it: the next record overwrites the cleared lines
     /// whole, so clearing them only doubles the stores (measured with 256 B
