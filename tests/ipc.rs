@@ -796,6 +796,51 @@ fn connect_without_listener_fails_at_once() {
 }
 
 #[test]
+fn blocking_calls_time_out_with_a_live_peer() {
+    // Timeouts shorter than one liveness slice, zero, and spanning several
+    // slices: each blocking call returns Timeout, never before its time,
+    // while the peer (here: the other end, in this process) stays alive.
+    let waits = [0u64, 20, 120].map(Duration::from_millis);
+    for pure_spin in [false, true] {
+        let addr = unique_addr("timeouts");
+        let o = opts(Direction::ConnectorToListener, pure_spin);
+        let l = listen(addr.as_str(), &o).unwrap();
+        let acceptor = std::thread::spawn(move || l.accept(T));
+        let mut out = connect(addr.as_str(), &o).unwrap();
+        let mut inc = acceptor.join().unwrap().unwrap();
+        let (tx, rx) = (out.sender().unwrap(), inc.receiver().unwrap());
+        for &w in &waits {
+            let start = Instant::now();
+            assert_eq!(rx.recv_blocking(Some(w)).map(|_| ()), Err(Error::Timeout));
+            let took = start.elapsed();
+            assert!(took >= w, "recv: Timeout after {took:?} < {w:?}");
+            assert!(took < w + GONE_BOUND, "recv: Timeout after {took:?}");
+        }
+        let body = [7u8; 100];
+        let mut sent = 0u32;
+        while tx.send(&body, sent).is_ok() {
+            sent += 1;
+        }
+        assert!(sent > 0);
+        for &w in &waits {
+            let start = Instant::now();
+            assert_eq!(tx.send_blocking(&body, sent, Some(w)), Err(Error::Timeout));
+            let took = start.elapsed();
+            assert!(took >= w, "send: Timeout after {took:?} < {w:?}");
+            assert!(took < w + GONE_BOUND, "send: Timeout after {took:?}");
+        }
+        // Nothing was lost or duplicated by the timed-out calls, and room
+        // made by the receiver lets the blocked send through.
+        for i in 0..sent {
+            let m = rx.recv_blocking(T).unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &body[..]));
+        }
+        tx.send_blocking(&body, sent, T).unwrap();
+        assert_eq!(rx.recv_blocking(T).unwrap().type_id(), sent);
+    }
+}
+
+#[test]
 fn silent_listener_times_out_the_connector() {
     let o = Options::new().handshake_timeout(Duration::from_millis(300));
     // A listener that holds the connection open and silent: Timeout.
