@@ -134,6 +134,8 @@ impl<'a, W: Wait> Consumer<'a, W> {
         read_stats(self.sh.prod, self.sh.cons)
     }
 
+    #[cold]
+    #[inline(never)]
     fn poisoned(&mut self, c: Corruption) -> Error {
         self.poison = Some(c);
         Error::Corrupt(c)

@@ -126,6 +126,8 @@ impl<'a, W: Wait> Producer<'a, W> {
         read_stats(self.sh.prod, self.sh.cons)
     }
 
+    #[cold]
+    #[inline(never)]
     fn poisoned(&mut self, c: Corruption) -> Error {
         self.poison = Some(c);
         Error::Corrupt(c)
