@@ -143,7 +143,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
 
     /// Look at the header at `tail`: a validated record, or `None` if nothing
     /// is committed there. Skips a padding record.
-    #[inline]
+    #[inline(always)]
     fn poll(&mut self) -> Result<Option<Rec>, Error> {
         if let Some(c) = self.poison {
             return Err(Error::Corrupt(c));
@@ -211,7 +211,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
         self.tail.wrapping_sub(self.published) as u64 + size as u64 + RECORD_HEADER as u64
     }
 
-    #[inline]
+    #[inline(always)]
     fn check(&mut self, off: u32, word: u32) -> Result<Option<Rec>, Error> {
         if word & COMMITTED == 0 {
             return Err(self.poisoned(Corruption::BadCommitWord));
