@@ -539,8 +539,9 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// After a publication or a staged commit whose last record was smaller
     /// than a cache line: clear the commit words of the next few cache lines
     /// of free space, so the next commits need not fetch a new line for
-    /// their successor's header before their own Release store (on x86 stores become visible in order, so that fetch
-    /// would delay the publication). The stores also take ownership of
+    /// their successor's header before their own Release store (on x86
+    /// stores become visible in order, so that fetch would delay the
+    /// publication). The stores also take ownership of
     /// those lines early, which is what makes small records fast: several
     /// share a line, and without it each line's first store waits for the
     /// consumer's copy to be invalidated (measured with 32 B messages:
