@@ -47,8 +47,12 @@ pub const STATE_CLOSED: u32 = 2;
 
 /// Commit-word bit: the record is committed.
 pub const COMMITTED: u32 = 1 << 0;
-/// Commit-word bit: the record is padding up to the end of the data area.
+/// Commit-word bit: the record is padding, up to the end of the data area
+/// or (from inside a cache line) up to the end of that line.
 pub const PADDING: u32 = 1 << 1;
+/// The cache line size of the wire format: data areas are aligned to it and
+/// line padding runs to a multiple of it.
+pub const CACHE_LINE: u32 = 64;
 /// The payload length is stored in the commit word shifted left by this.
 pub const LEN_SHIFT: u32 = 2;
 

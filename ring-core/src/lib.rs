@@ -257,7 +257,7 @@ pub mod atomic {
 /// that forge regions: flags, role states and commit-word bits.
 pub mod raw {
     pub use crate::layout::{
-        COMMITTED, FLAG_PURE_SPIN, FLAG_SPLIT, LEN_SHIFT, PADDING, STATE_ATTACHED, STATE_CLOSED,
-        STATE_FREE,
+        CACHE_LINE, COMMITTED, FLAG_PURE_SPIN, FLAG_SPLIT, LEN_SHIFT, PADDING, STATE_ATTACHED,
+        STATE_CLOSED, STATE_FREE,
     };
 }

@@ -32,6 +32,10 @@ pub struct Producer<'a, W: Wait> {
     /// The last committed record was smaller than a cache line (see
     /// `clear_ahead`).
     small_last: bool,
+    /// Records smaller than this get line padding (`line_pad`): a cache
+    /// line, or 0 (none) in rings under two lines, where the rest of a line
+    /// would not always fit beside the largest payload.
+    pad_below: u32,
     /// First committed record whose commit word is not yet stored: its
     /// offset and word. Later staged records' words are already stored; the
     /// consumer cannot get past this one, so storing it publishes them all.
@@ -74,11 +78,15 @@ pub(crate) const DEFAULT_SPIN_BUDGET: u32 = 4096;
 const CLEAR_LOW_WATER: u32 = 64;
 /// ...and clears up to this far ahead (rounded down to a cache line), within free space.
 const CLEAR_AHEAD: u32 = 256;
-const CACHE_LINE: u32 = 64;
 
 impl<'a, W: Wait> Producer<'a, W> {
     pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
         let mask = sh.capacity - 1;
+        let pad_below = if sh.capacity >= 2 * CACHE_LINE {
+            CACHE_LINE
+        } else {
+            0
+        };
         Producer {
             sh,
             wait,
@@ -88,6 +96,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             mask,
             zeroed: RECORD_HEADER,
             small_last: true,
+            pad_below,
             pending: None,
             spin_budget: DEFAULT_SPIN_BUDGET,
             episode: 0,
@@ -159,25 +168,20 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     /// The placement of a record with a `len`-byte payload at `head`.
+    /// The plan of a record that a publishing commit would line-pad also
+    /// counts the padding (see [`line_pad`](Self::line_pad)).
     #[inline(always)]
     fn place(&self, len: u32) -> Plan {
         let rec = record_size(len);
         let off = self.head & self.mask;
         let room = self.sh.capacity - off;
-        if rec <= room {
-            Plan {
-                off,
-                pad: 0,
-                len,
-                need: rec + RECORD_HEADER,
-            }
-        } else {
-            Plan {
-                off: 0,
-                pad: room,
-                len,
-                need: room + rec + RECORD_HEADER,
-            }
+        let (off, pad) = if rec <= room { (off, 0) } else { (0, room) };
+        let slack = self.line_pad(off.wrapping_add(rec), rec);
+        Plan {
+            off,
+            pad,
+            len,
+            need: pad + rec + slack + RECORD_HEADER,
         }
     }
 
@@ -376,7 +380,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
-        self.write_message(plan, payload, type_id);
+        self.write_message(plan, payload, type_id, true);
         self.publish();
         Ok(())
     }
@@ -389,7 +393,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
-        self.write_message(plan, payload, type_id);
+        self.write_message(plan, payload, type_id, false);
         self.clear_ahead();
         Ok(())
     }
@@ -408,7 +412,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         if !self.room_for(plan.need)? {
             self.wait_plan(plan, timeout)?;
         }
-        self.write_message(plan, payload, type_id);
+        self.write_message(plan, payload, type_id, true);
         self.publish();
         Ok(())
     }
@@ -420,7 +424,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// forward from the store buffer: measured +20-40 ns per message across
     /// processes.)
     #[inline(always)]
-    fn write_message(&mut self, plan: Plan, payload: &[u8], type_id: u32) {
+    fn write_message(&mut self, plan: Plan, payload: &[u8], type_id: u32, publishing: bool) {
         debug_assert_eq!(plan.len as usize, payload.len());
         let cleared = self.open(plan);
         let dst = self.sh.data.bytes(plan.off + RECORD_HEADER, plan.len);
@@ -429,7 +433,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         // producer touches until it publishes; `payload` is caller memory,
         // so the ranges do not overlap.
         unsafe { core::ptr::copy_nonoverlapping(payload.as_ptr(), dst, payload.len()) };
-        self.commit_record(plan, cleared, plan.len, type_id);
+        self.commit_record(plan, cleared, plan.len, type_id, publishing);
     }
 
     /// Hand out the payload bytes of `plan`; returns the `zeroed` frontier
@@ -469,12 +473,26 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     #[inline(always)]
-    fn commit_record(&mut self, plan: Plan, cleared: u32, used: u32, type_id: u32) {
+    fn commit_record(
+        &mut self,
+        plan: Plan,
+        cleared: u32,
+        used: u32,
+        type_id: u32,
+        publishing: bool,
+    ) {
         debug_assert!(used <= plan.len);
         let rec = record_size(used);
         self.sh.data.write_type_id(plan.off, type_id);
         self.sh.data.track_write(plan.off, rec);
-        let next_pos = self.head.wrapping_add(plan.pad + rec);
+        let after = self.head.wrapping_add(plan.pad + rec);
+        // Line padding only within the reservation: after a partial commit
+        // of a larger reservation it may not fit.
+        let line_pad = match self.line_pad(after, rec) {
+            lp if publishing && plan.pad + rec + lp + RECORD_HEADER <= plan.need => lp,
+            _ => 0,
+        };
+        let next_pos = after.wrapping_add(line_pad);
         let next_end = next_pos.wrapping_add(RECORD_HEADER);
         // A commit of the whole reservation (to the same 8-byte slot) leaves
         // every slot past the record as it was before the grant; past a
@@ -502,10 +520,35 @@ impl<'a, W: Wait> Producer<'a, W> {
             );
         }
         self.stage(plan.off, COMMITTED | (used << LEN_SHIFT));
+        if line_pad != 0 {
+            self.stage(
+                after & self.mask,
+                COMMITTED | PADDING | ((line_pad - RECORD_HEADER) << LEN_SHIFT),
+            );
+        }
         self.head = next_pos;
         self.small_last = rec < CACHE_LINE;
         self.messages += 1;
         self.bytes += used as u64;
+    }
+
+    /// The bytes of line padding a publishing commit puts after a record of
+    /// `rec` bytes that ends at `after` (if its reservation has room for
+    /// them): up to the end of its cache line when the record is small and
+    /// the rest of the line is too short for another record of the same
+    /// size, else 0. The next message, if it is alike, then starts a line
+    /// instead of straddling two, so the consumer of a round trip reads one
+    /// line per message, not two (measured: 15-30 ns less per round trip of
+    /// 32-byte messages with a read-only consumer on this VM). Staged commits
+    /// pack records: a batch is read in one go.
+    #[inline(always)]
+    fn line_pad(&self, after: u32, rec: u32) -> u32 {
+        let room = CACHE_LINE - (after & (CACHE_LINE - 1));
+        if rec < self.pad_below && room < rec {
+            room
+        } else {
+            0
+        }
     }
 
     /// Make every staged message visible to the consumer (one Release store),
@@ -646,7 +689,7 @@ impl<W: Wait> Grant<'_, '_, W> {
             "commit of more bytes than reserved"
         );
         self.p
-            .commit_record(self.plan, self.cleared, used as u32, type_id);
+            .commit_record(self.plan, self.cleared, used as u32, type_id, true);
         self.p.publish();
     }
 
@@ -664,7 +707,7 @@ impl<W: Wait> Grant<'_, '_, W> {
             "commit of more bytes than reserved"
         );
         self.p
-            .commit_record(self.plan, self.cleared, used as u32, type_id);
+            .commit_record(self.plan, self.cleared, used as u32, type_id, false);
         self.p.clear_ahead();
     }
 }

@@ -802,14 +802,15 @@ fn forward_released_position_is_accepted() {
     let mem = Mem::new();
     {
         let (mut tx, _rx) = ring(&mem, 256, false, false);
+        // 16-byte records: four per cache line, so no line padding.
         let mut head = 0;
-        while tx.send(&[0; 16], 0).is_ok() {
-            head += 24;
+        while tx.send(&[0; 8], 0).is_ok() {
+            head += 16;
         }
         mem.poke_cons(false, 0, head);
         for _ in 0..100 {
-            tx.send(&[0; 16], 0).unwrap();
-            head += 24;
+            tx.send(&[0; 8], 0).unwrap();
+            head += 16;
             mem.poke_cons(false, 0, head);
         }
     }

@@ -9,7 +9,10 @@
 //!
 //! Fullness cannot be predicted exactly (the consumer publishes its released
 //! position lazily), but it can be bounded from the documented placement rule
-//! `(head - released) + padding + record + 8 <= capacity`: the model tracks
+//! `(head - released) + padding + record + line padding + 8 <= capacity`
+//! (line padding: to the end of its cache line, after a record smaller
+//! than a line when the rest of the line is shorter than the record, in
+//! rings of two lines or more; publishing commits write it): the model tracks
 //! the producer's head position, the consumer's position, and a lower bound of
 //! the released position the consumer has certainly published (when it found
 //! the ring empty, at the end of a `recv_batch`, or after each message with a
@@ -176,6 +179,8 @@ struct Msg {
     data: Vec<u8>,
     /// Ring bytes the message occupies, padding before it included.
     span: u32,
+    /// Line padding after it (which the consumer skips at its next look).
+    line_pad: u32,
 }
 
 /// The model: the messages in flight and the positions that bound fullness.
@@ -190,10 +195,14 @@ struct Model {
     /// Producer position (bytes since the start, never wrapped here: the
     /// tests stay far below 2^32 bytes), staged records included.
     head: u64,
-    /// Consumer position after the last consumed message.
+    /// Consumer position after the last consumed message (its line
+    /// padding excluded).
     tail: u64,
+    /// The line padding after the last consumed message: the consumer's
+    /// position is `tail` or, once it looked further, `tail + pending_pad`.
+    pending_pad: u64,
     /// A released position the consumer has certainly published
-    /// (`released_lb <= released <= tail`).
+    /// (`released_lb <= released <= tail + pending_pad`).
     released_lb: u64,
     threshold: u32,
     committed: u64,
@@ -212,6 +221,7 @@ impl Model {
             staged: 0,
             head: 0,
             tail: 0,
+            pending_pad: 0,
             released_lb: 0,
             threshold: cap / 4,
             committed: 0,
@@ -225,14 +235,36 @@ impl Model {
         self.q.len() - self.staged
     }
 
-    /// Padding and free bytes needed to place a `len`-byte reservation at `head`.
+    /// Records smaller than this get line padding after a publishing
+    /// commit (documented: a cache line, in rings of two lines or more).
+    fn pad_below(&self) -> u32 {
+        if self.cap >= 128 {
+            64
+        } else {
+            0
+        }
+    }
+
+    /// Padding and free bytes needed to place a `len`-byte reservation at
+    /// `head`, line padding after it included.
     fn plan(&self, len: usize) -> (u32, u32) {
         let rec = record_size(len);
-        let room = self.cap - (self.head % self.cap as u64) as u32;
-        if rec <= room {
-            (0, rec + 8)
+        let off = (self.head % self.cap as u64) as u32;
+        let room = self.cap - off;
+        let (off, pad) = if rec <= room { (off, 0) } else { (0, room) };
+        let slack = self.line_pad((off + rec) as u64, rec);
+        (pad, pad + rec + slack + 8)
+    }
+
+    /// The line padding a publishing commit puts after a `rec`-byte record
+    /// that ends at `after`: to the end of the line when the rest of it is
+    /// shorter than the record (and the record is small).
+    fn line_pad(&self, after: u64, rec: u32) -> u32 {
+        let room = 64 - (after % 64) as u32;
+        if rec < self.pad_below() && room < rec {
+            room
         } else {
-            (room, room + rec + 8)
+            0
         }
     }
 
@@ -242,9 +274,10 @@ impl Model {
         let (_, need) = self.plan(len);
         let need = need as u64;
         let cap = self.cap as u64;
-        assert!(self.released_lb <= self.tail && self.tail <= self.head);
+        assert!(self.released_lb <= self.tail + self.pending_pad);
+        assert!(self.tail + self.pending_pad <= self.head);
         let used_max = self.head - self.released_lb;
-        let used_min = self.head - self.tail;
+        let used_min = self.head - self.tail - self.pending_pad;
         if used_max + need <= cap {
             assert!(
                 ok,
@@ -268,12 +301,23 @@ impl Model {
 
     /// Record a commit of `data` into a reservation of `reserved` bytes.
     fn commit(&mut self, reserved: usize, data: Vec<u8>, ty: u32, staged: bool) {
-        let (pad, _) = self.plan(reserved);
-        let span = pad + record_size(data.len());
-        self.head += span as u64;
+        let (pad, need) = self.plan(reserved);
+        let rec = record_size(data.len());
+        let span = pad + rec;
+        let mut line_pad = self.line_pad(self.head + span as u64, rec);
+        // Line padding follows publishing commits, within the reservation.
+        if staged || span + line_pad + 8 > need {
+            line_pad = 0;
+        }
+        self.head += (span + line_pad) as u64;
         self.committed += 1;
         self.committed_bytes += data.len() as u64;
-        self.q.push_back(Msg { ty, data, span });
+        self.q.push_back(Msg {
+            ty,
+            data,
+            span,
+            line_pad,
+        });
         if staged {
             self.staged += 1;
         } else {
@@ -294,12 +338,14 @@ impl Model {
     fn pop(&mut self) -> Msg {
         assert!(self.published() > 0);
         let m = self.q.pop_front().unwrap();
-        self.tail += m.span as u64;
+        // Reaching this message, the consumer skipped the padding before it.
+        self.tail += self.pending_pad + m.span as u64;
+        self.pending_pad = m.line_pad as u64;
         self.received += 1;
         self.received_bytes += m.data.len() as u64;
         if self.threshold == 1 {
             // Any consumed record is at least one byte of ring space.
-            self.released_lb = self.tail;
+            self.released_lb = self.released_lb.max(self.tail);
         }
         m
     }
@@ -307,6 +353,9 @@ impl Model {
     /// The consumer found nothing published: it publishes its release.
     fn found_empty(&mut self) {
         assert_eq!(self.published(), 0);
+        // Its look skipped the published line padding.
+        self.tail += self.pending_pad;
+        self.pending_pad = 0;
         self.released_lb = self.tail;
     }
 
@@ -513,7 +562,7 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
                     m.pop();
                 }
                 // One publication of the release at the end of the batch.
-                m.released_lb = m.tail;
+                m.released_lb = m.released_lb.max(m.tail);
             }
         }
         Op::SetThreshold(t) => {
@@ -574,7 +623,7 @@ fn finish(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>) {
         (s.messages_released, s.bytes_released),
         (m.received, m.received_bytes)
     );
-    assert_eq!(m.head, m.tail);
+    assert_eq!(m.head, m.tail + m.pending_pad);
 }
 
 fn run_case(cap: u32, split_layout: bool, pure_spin: bool, ops: &[Op]) {
