@@ -151,11 +151,23 @@ impl<'a, W: Wait> Consumer<'a, W> {
         if self.ready.is_some() {
             return Ok(self.ready);
         }
-        let off = self.tail & self.mask;
+        let mut off = self.tail & self.mask;
         // SYNC POINT: Acquire; pairs with the producer's Release store in
         // `Producer::publish` (directly, or through the first record of a
         // staged batch, which we read before this one).
-        let word = self.sh.data.commit_word(off).load(Acquire);
+        let mut word = self.sh.data.commit_word(off).load(Acquire);
+        // Line padding (after most small messages): skipped here, inline.
+        let in_line = off & (CACHE_LINE - 1);
+        if word == line_pad_word(in_line) && in_line != 0 {
+            let pad = CACHE_LINE - in_line;
+            if self.span(pad) > self.sh.capacity as u64 {
+                return Err(self.poisoned(Corruption::RecordOverrun));
+            }
+            self.tail = self.tail.wrapping_add(pad);
+            off = self.tail & self.mask;
+            // SYNC POINT: Acquire, as above.
+            word = self.sh.data.commit_word(off).load(Acquire);
+        }
         if word == 0 {
             return Ok(None);
         }
@@ -183,6 +195,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// lap) or, from inside a cache line, exactly to the line's end. So a
     /// line pad may be followed by an end pad, and nothing else can follow
     /// a pad: at most two iterations, whatever the peer wrote.
+    #[cold]
     #[inline(never)]
     fn skip_padding(&mut self, mut off: u32, mut word: u32) -> Result<Option<Rec>, Error> {
         loop {
@@ -610,4 +623,11 @@ impl<'c> Peek<'c> {
     pub fn payload(&self) -> &'c [u8] {
         self.payload
     }
+}
+
+/// The commit word of line padding from `in_line` bytes into a cache line
+/// (not 0) to the line's end.
+#[inline(always)]
+const fn line_pad_word(in_line: u32) -> u32 {
+    COMMITTED | PADDING | ((CACHE_LINE - RECORD_HEADER - in_line) << LEN_SHIFT)
 }

@@ -56,6 +56,7 @@ fn pair(
     let mut c = Consumer::new(cs, w);
     p.set_spin_budget(0);
     c.set_spin_budget(0);
+    p.set_line_padding(true);
     (p, c)
 }
 
@@ -103,6 +104,29 @@ fn wrap_around_with_padding() {
         });
         for i in 0..3 {
             recv_spinning(&mut c, i, 16);
+        }
+        t.join().unwrap();
+    });
+}
+
+/// Line padding in a 256-byte ring (four cache lines): a 32-byte payload
+/// (40-byte record) is padded to its line's end; a 64-byte payload (72 bytes,
+/// too big to pad) follows; the next small one is padded again, and the
+/// large one after it does not fit the last line, so a line pad is followed
+/// by an end pad and the record wraps to offset 0. The consumer skips both
+/// pads whatever the interleaving, and the producer waits for releases.
+#[test]
+fn line_padding_then_end_padding() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(256, true);
+        let lens = [32, 64, 32, 64];
+        let t = thread::spawn(move || {
+            for (i, &len) in lens.iter().enumerate() {
+                send_spinning(&mut p, i as u32, len);
+            }
+        });
+        for (i, &len) in lens.iter().enumerate() {
+            recv_spinning(&mut c, i as u32, len);
         }
         t.join().unwrap();
     });

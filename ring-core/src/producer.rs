@@ -33,8 +33,7 @@ pub struct Producer<'a, W: Wait> {
     /// `clear_ahead`).
     small_last: bool,
     /// Records smaller than this get line padding (`line_pad`): a cache
-    /// line, or 0 (none) in rings under two lines, where the rest of a line
-    /// would not always fit beside the largest payload.
+    /// line, or 0 (none).
     pad_below: u32,
     /// First committed record whose commit word is not yet stored: its
     /// offset and word. Later staged records' words are already stored; the
@@ -68,7 +67,11 @@ struct Plan {
     pad: u32,
     /// Payload bytes reserved.
     len: u32,
-    /// Free bytes needed: padding + record + the next record's header.
+    /// Line padding a publishing commit of the whole reservation puts
+    /// after the record (see [`Producer::line_pad`]), or 0.
+    line_pad: u32,
+    /// Free bytes needed: padding + record + line padding + the next
+    /// record's header.
     need: u32,
 }
 
@@ -82,11 +85,7 @@ const CLEAR_AHEAD: u32 = 256;
 impl<'a, W: Wait> Producer<'a, W> {
     pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
         let mask = sh.capacity - 1;
-        let pad_below = if sh.capacity >= 2 * CACHE_LINE {
-            CACHE_LINE
-        } else {
-            0
-        };
+        let pad_below = pad_below(sh.split, sh.capacity);
         Producer {
             sh,
             wait,
@@ -123,6 +122,35 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// (default 4096). Ignored in pure-spin mode, which always spins.
     pub fn set_spin_budget(&mut self, spins: u32) {
         self.spin_budget = spins;
+    }
+
+    /// Whether publishing commits of messages smaller than a cache line
+    /// put padding after them to the end of the line when the rest of the
+    /// line is too short for another message of the same size, so that the
+    /// next message, if it is alike, starts a line instead of straddling
+    /// two. On by default in the split layout, where the consumer may map
+    /// the data area read-only: with a read-only mapping, a message across
+    /// two lines costs the round trip more than the second line's transfer
+    /// (measured on an AMD EPYC KVM guest: 32-byte round trips 10-25 ns
+    /// faster with padding). Off by default otherwise: there the padding
+    /// measured 5-10 ns slower. Its price is space: a stream of unbatched
+    /// small messages moves more cache lines per message (32-byte messages:
+    /// about 20% fewer per second); staged commits never pad. Ignored in
+    /// rings under two cache lines, where the rest of a line would not
+    /// always fit beside the largest payload.
+    ///
+    /// ```
+    /// # use ring_core::*;
+    /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
+    /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
+    /// tx.set_line_padding(true);
+    /// tx.send(&[7; 32], 1).unwrap(); // 40 bytes, then 24 bytes of padding
+    /// tx.send(&[8; 32], 2).unwrap(); // starts the next cache line
+    /// assert_eq!(rx.recv().unwrap().payload(), &[7; 32]);
+    /// assert_eq!(rx.recv().unwrap().payload(), &[8; 32]);
+    /// ```
+    pub fn set_line_padding(&mut self, on: bool) {
+        self.pad_below = pad_below(on, self.sh.capacity);
     }
 
     /// Whether the consumer has dropped its handle. May be stale.
@@ -168,20 +196,19 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     /// The placement of a record with a `len`-byte payload at `head`.
-    /// The plan of a record that a publishing commit would line-pad also
-    /// counts the padding (see [`line_pad`](Self::line_pad)).
     #[inline(always)]
     fn place(&self, len: u32) -> Plan {
         let rec = record_size(len);
         let off = self.head & self.mask;
         let room = self.sh.capacity - off;
         let (off, pad) = if rec <= room { (off, 0) } else { (0, room) };
-        let slack = self.line_pad(off.wrapping_add(rec), rec);
+        let line_pad = self.line_pad(off + rec, rec);
         Plan {
             off,
             pad,
             len,
-            need: pad + rec + slack + RECORD_HEADER,
+            line_pad,
+            need: pad + rec + line_pad + RECORD_HEADER,
         }
     }
 
@@ -485,12 +512,14 @@ impl<'a, W: Wait> Producer<'a, W> {
         let rec = record_size(used);
         self.sh.data.write_type_id(plan.off, type_id);
         self.sh.data.track_write(plan.off, rec);
+        let whole = rec == record_size(plan.len);
         let after = self.head.wrapping_add(plan.pad + rec);
-        // Line padding only within the reservation: after a partial commit
-        // of a larger reservation it may not fit.
-        let line_pad = match self.line_pad(after, rec) {
-            lp if publishing && plan.pad + rec + lp + RECORD_HEADER <= plan.need => lp,
-            _ => 0,
+        // Line padding after a publishing commit of the whole reservation
+        // (the plan placed it; a partial commit ends elsewhere).
+        let line_pad = if publishing && whole {
+            plan.line_pad
+        } else {
+            0
         };
         let next_pos = after.wrapping_add(line_pad);
         let next_end = next_pos.wrapping_add(RECORD_HEADER);
@@ -498,7 +527,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         // every slot past the record as it was before the grant; past a
         // partial commit the user may have written anything, so those stay
         // forgotten (`grant` forgot them).
-        if rec == record_size(plan.len) {
+        if whole {
             self.zeroed = cleared;
         }
         // The next record's commit word must be zero before this record is
@@ -521,9 +550,12 @@ impl<'a, W: Wait> Producer<'a, W> {
         }
         self.stage(plan.off, COMMITTED | (used << LEN_SHIFT));
         if line_pad != 0 {
-            self.stage(
-                after & self.mask,
+            // A record is pending now (this one or an earlier one), so the
+            // consumer cannot reach this word before that record's Release
+            // store, which orders it.
+            self.sh.data.commit_word(after & self.mask).store(
                 COMMITTED | PADDING | ((line_pad - RECORD_HEADER) << LEN_SHIFT),
+                Relaxed,
             );
         }
         self.head = next_pos;
@@ -533,8 +565,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     /// The bytes of line padding a publishing commit puts after a record of
-    /// `rec` bytes that ends at `after` (if its reservation has room for
-    /// them): up to the end of its cache line when the record is small and
+    /// `rec` bytes that ends at `after` (`place` counts them in the plan):
+    /// up to the end of its cache line when the record is small and
     /// the rest of the line is too short for another record of the same
     /// size, else 0. The next message, if it is alike, then starts a line
     /// instead of straddling two, so the consumer of a round trip reads one
@@ -738,6 +770,17 @@ impl<W: Wait> DerefMut for Grant<'_, '_, W> {
             .bytes(self.plan.off + RECORD_HEADER, self.plan.len);
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.
         unsafe { core::slice::from_raw_parts_mut(ptr, self.plan.len as usize) }
+    }
+}
+
+/// Records smaller than this get line padding: a cache line when `on` and
+/// the ring has at least two lines, else 0 (none).
+#[inline]
+fn pad_below(on: bool, capacity: u32) -> u32 {
+    if on && capacity >= 2 * CACHE_LINE {
+        CACHE_LINE
+    } else {
+        0
     }
 }
 

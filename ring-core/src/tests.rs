@@ -121,6 +121,54 @@ fn exactly_full_and_wrap_with_padding() {
     });
 }
 
+/// With line padding on, a small message is followed by padding to its
+/// line's end when the rest of the line is shorter than it: the next one
+/// starts a line. Larger records and staged ones are packed; a line pad
+/// may be followed by an end pad.
+#[test]
+fn line_padding_places_small_messages_at_line_starts() {
+    with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
+        p.set_line_padding(true);
+        let base = {
+            p.send(&[], 0).unwrap();
+            let m = c.recv().unwrap();
+            m.as_ptr() as usize - 8
+        };
+        // Offset 8: a 40-byte record to 48, then padding to 64.
+        let at = |c: &mut Consumer<'_, _>, len: usize| {
+            let m = c.recv().unwrap();
+            assert_eq!(m.len(), len);
+            m.as_ptr() as usize - 8 - base
+        };
+        p.send(&[1; 32], 1).unwrap();
+        p.send(&[2; 64], 2).unwrap(); // 72 bytes at 64: to 136, no padding
+        p.send(&[3; 32], 3).unwrap(); // 40 bytes at 136: to 176, padding to 192
+        assert_eq!(at(&mut c, 32), 8);
+        assert_eq!(at(&mut c, 64), 64);
+        assert_eq!(at(&mut c, 32), 136);
+        // 72 bytes do not fit at 192: an end pad follows the line pad.
+        p.send(&[4; 64], 4).unwrap();
+        assert_eq!(at(&mut c, 64), 0);
+        // Offset 72: 16-byte records fit the rest of the line: no padding.
+        p.send(&[5; 8], 5).unwrap();
+        p.send(&[6; 8], 6).unwrap();
+        assert_eq!(at(&mut c, 8), 72);
+        assert_eq!(at(&mut c, 8), 88);
+        // Staged 40-byte records are packed: 104, 144.
+        p.send_staged(&[7; 32], 7).unwrap();
+        p.send_staged(&[8; 32], 8).unwrap();
+        p.publish();
+        assert_eq!(at(&mut c, 32), 104);
+        assert_eq!(at(&mut c, 32), 144);
+        // Off: packed (184 to 224), then wrapped.
+        p.set_line_padding(false);
+        p.send(&[9; 32], 9).unwrap();
+        p.send(&[9; 32], 9).unwrap();
+        assert_eq!(at(&mut c, 32), 184);
+        assert_eq!(at(&mut c, 32), 0); // 32 bytes left at 224: an end pad
+    });
+}
+
 #[test]
 fn zero_length_messages() {
     with_ring::<{ region_size(64).unwrap() }>(64, |mut p, mut c| {

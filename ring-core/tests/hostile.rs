@@ -407,7 +407,8 @@ fn consumer_op(rng: &mut Rng, ck: &mut Check, rx: &mut Rx<'_>) {
 /// A commit word chosen to break some check (or, sometimes, to pass them).
 fn hostile_word(rng: &mut Rng, cap: u32, max: u32, off: u32) -> u32 {
     let len = |l: u32| COMMITTED | (l << LEN_SHIFT);
-    match rng.below(14) {
+    let line_pad = |k: u32| COMMITTED | PADDING | ((56u32.wrapping_sub(off % 64) + k) << LEN_SHIFT);
+    match rng.below(16) {
         0 => 0,
         1 => rng.next() as u32,
         2 => u32::MAX,
@@ -433,6 +434,10 @@ fn hostile_word(rng: &mut Rng, cap: u32, max: u32, off: u32) -> u32 {
                     << LEN_SHIFT)
         }
         12 => COMMITTED | PADDING | (rng.below(cap as u64) as u32) << LEN_SHIFT,
+        // Line padding: exact for this offset (valid unless it is a line
+        // start), or 8 bytes off.
+        13 => line_pad(0),
+        14 => line_pad(8 * rng.below(3) as u32).wrapping_sub(8 << LEN_SHIFT),
         _ => COMMITTED | PADDING,
     }
 }
@@ -603,7 +608,7 @@ fn each_corruption_is_reported_and_sticks() {
     let cap = 256u32;
     let max = max_payload(cap);
     type Forge = fn(&Mem, &mut Tx<'_>, &mut Rx<'_>);
-    let cases: [(&str, Corruption, Forge); 8] = [
+    let cases: [(&str, Corruption, Forge); 11] = [
         (
             "committed bit missing",
             Corruption::BadCommitWord,
@@ -659,6 +664,37 @@ fn each_corruption_is_reported_and_sticks() {
                     COMMITTED | PADDING | ((256 - 16 - 8) << LEN_SHIFT),
                 );
                 m.poke(DATA_OFFSET, COMMITTED | PADDING | ((256 - 8) << LEN_SHIFT));
+            },
+        ),
+        (
+            "line padding short of the line's end",
+            Corruption::BadPadding,
+            |m, tx, rx| {
+                tx.send(&[1; 8], 0).unwrap();
+                rx.recv().unwrap();
+                m.poke(DATA_OFFSET + 16, COMMITTED | PADDING | (8 << LEN_SHIFT));
+            },
+        ),
+        (
+            "line padding of a whole line",
+            Corruption::BadPadding,
+            |m, tx, rx| {
+                for _ in 0..8 {
+                    tx.send(&[], 0).unwrap();
+                    rx.recv().unwrap();
+                }
+                m.poke(DATA_OFFSET + 64, COMMITTED | PADDING | (56 << LEN_SHIFT));
+            },
+        ),
+        (
+            "line padding followed by line padding",
+            Corruption::BadPadding,
+            |m, tx, rx| {
+                tx.send(&[1; 8], 0).unwrap();
+                rx.recv().unwrap();
+                assert_eq!(rx.recv().err(), Some(Error::Empty));
+                m.poke(DATA_OFFSET + 64, COMMITTED | PADDING | (56 << LEN_SHIFT));
+                m.poke(DATA_OFFSET + 16, COMMITTED | PADDING | (40 << LEN_SHIFT));
             },
         ),
         (

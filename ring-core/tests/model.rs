@@ -126,6 +126,7 @@ enum Op {
     Peek,
     RecvBatch(u8),
     SetThreshold(Threshold),
+    SetLinePadding(bool),
     /// Publish, drain, then check that a `max_payload` message fits.
     DrainThenMax {
         commit: bool,
@@ -169,6 +170,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => Just(Op::Peek),
         4 => (0u8..10).prop_map(Op::RecvBatch),
         1 => threshold_strategy().prop_map(Op::SetThreshold),
+        1 => any::<bool>().prop_map(Op::SetLinePadding),
         1 => (any::<bool>(), any::<u32>(), any::<u8>()).prop_map(|(commit, ty, seed)| Op::DrainThenMax { commit, ty, seed }),
     ]
 }
@@ -205,6 +207,8 @@ struct Model {
     /// (`released_lb <= released <= tail + pending_pad`).
     released_lb: u64,
     threshold: u32,
+    /// Line padding is on (the default in the split layout).
+    padding: bool,
     committed: u64,
     committed_bytes: u64,
     received: u64,
@@ -212,7 +216,7 @@ struct Model {
 }
 
 impl Model {
-    fn new(cap: u32, data_lo: usize) -> Self {
+    fn new(cap: u32, data_lo: usize, padding: bool) -> Self {
         Model {
             cap,
             max: max_payload(cap) as usize,
@@ -224,6 +228,7 @@ impl Model {
             pending_pad: 0,
             released_lb: 0,
             threshold: cap / 4,
+            padding,
             committed: 0,
             committed_bytes: 0,
             received: 0,
@@ -236,9 +241,10 @@ impl Model {
     }
 
     /// Records smaller than this get line padding after a publishing
-    /// commit (documented: a cache line, in rings of two lines or more).
+    /// commit (documented: a cache line when it is on, in rings of two
+    /// lines or more).
     fn pad_below(&self) -> u32 {
-        if self.cap >= 128 {
+        if self.padding && self.cap >= 128 {
             64
         } else {
             0
@@ -304,11 +310,10 @@ impl Model {
         let (pad, need) = self.plan(reserved);
         let rec = record_size(data.len());
         let span = pad + rec;
-        let mut line_pad = self.line_pad(self.head + span as u64, rec);
-        // Line padding follows publishing commits, within the reservation.
-        if staged || span + line_pad + 8 > need {
-            line_pad = 0;
-        }
+        // Line padding follows publishing commits of the whole reservation
+        // (the same record size), as planned.
+        let whole = rec == record_size(reserved);
+        let line_pad = if !staged && whole { need - span - 8 } else { 0 };
         self.head += (span + line_pad) as u64;
         self.committed += 1;
         self.committed_bytes += data.len() as u64;
@@ -575,6 +580,10 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             rx.set_release_threshold(v);
             m.threshold = v.clamp(1, m.cap);
         }
+        Op::SetLinePadding(on) => {
+            tx.set_line_padding(on);
+            m.padding = on;
+        }
         Op::DrainThenMax { commit, ty, seed } => {
             tx.publish();
             m.publish();
@@ -647,7 +656,7 @@ fn run_case(cap: u32, split_layout: bool, pure_spin: bool, ops: &[Op]) {
     assert_eq!(tx.max_payload(), max_payload(cap));
     assert_eq!(rx.max_payload(), max_payload(cap));
     assert_eq!((tx.capacity(), rx.capacity()), (cap, cap));
-    let mut m = Model::new(cap, data_lo);
+    let mut m = Model::new(cap, data_lo, split_layout);
     for op in ops {
         apply(&mut m, &mut tx, &mut rx, op);
     }
@@ -696,6 +705,7 @@ proptest! {
                 5 => any::<bool>().prop_map(|explicit_release| Op::Recv { explicit_release }),
                 1 => (1u8..4).prop_map(Op::RecvBatch),
                 1 => threshold_strategy().prop_map(Op::SetThreshold),
+                1 => any::<bool>().prop_map(Op::SetLinePadding),
             ],
             1..if cfg!(miri) { 40 } else { 600 },
         ),
