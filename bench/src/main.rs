@@ -162,6 +162,10 @@ fn plan() -> Vec<(Sys, usize)> {
     for len in SIZES {
         v.push((Sys::StreamZeroCopy, len));
         v.push((Sys::StreamCopy, len));
+        if len < 64 {
+            // Line padding applies to messages under a cache line only.
+            v.push((Sys::StreamCopyNoPad, len));
+        }
         v.push((Sys::StreamBatch, len));
         if cfg!(feature = "iceoryx2") {
             v.push((Sys::Iceoryx2Stream, len));

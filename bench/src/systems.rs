@@ -56,7 +56,8 @@ pub enum Sys {
     /// no API: what ring-core's code adds is the difference.
     RecordFloor,
     /// The same where each process's only mapping of the records it reads
-    /// is read-only (as a memtube consumer's with isolation on).
+    /// is read-only, and records are line-padded (each starts a cache line),
+    /// as a memtube consumer's view and producer's default with isolation on.
     RecordFloorRo,
     /// memtube listen/connect, duplex, pure spin.
     MemtubeSpin,
@@ -85,6 +86,8 @@ pub enum Sys {
     StreamZeroCopy,
     /// memtube one way: `send_blocking` copies the payload in.
     StreamCopy,
+    /// The same with line padding off (on by default with isolation).
+    StreamCopyNoPad,
     /// memtube one way: `send_staged`, `publish` every 16 messages.
     StreamBatch,
     /// iceoryx2 one way: loan, copy in, send.
@@ -100,7 +103,7 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 29] = [
+pub const ALL: [Sys; 30] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
@@ -124,6 +127,7 @@ pub const ALL: [Sys; 29] = [
     Sys::Tachyon,
     Sys::StreamZeroCopy,
     Sys::StreamCopy,
+    Sys::StreamCopyNoPad,
     Sys::StreamBatch,
     Sys::Iceoryx2Stream,
     Sys::TachyonStream,
@@ -155,7 +159,7 @@ impl Sys {
             Sys::RingFloorSplit64K => "ring floor, two areas: 64 KiB each",
             Sys::RingFloorSplitRo64K => "ring floor, two areas, read-only reader: 64 KiB each",
             Sys::RecordFloor => "record floor: ring-core protocol, minimal code",
-            Sys::RecordFloorRo => "record floor, read-only reader",
+            Sys::RecordFloorRo => "record floor, read-only reader, line padding",
             Sys::MemtubeSpin => "memtube pure-spin",
             Sys::MemtubeDefault => "memtube default",
             Sys::MemtubeSpinNoIso => "memtube pure-spin, isolation off",
@@ -169,6 +173,7 @@ impl Sys {
             Sys::Tachyon => "tachyon",
             Sys::StreamZeroCopy => "memtube zero-copy",
             Sys::StreamCopy => "memtube copy",
+            Sys::StreamCopyNoPad => "memtube copy, line padding off",
             Sys::StreamBatch => "memtube batched",
             Sys::Iceoryx2Stream => "iceoryx2",
             Sys::TachyonStream => "tachyon",
@@ -183,6 +188,7 @@ impl Sys {
         match self {
             Sys::StreamZeroCopy
             | Sys::StreamCopy
+            | Sys::StreamCopyNoPad
             | Sys::StreamBatch
             | Sys::Iceoryx2Stream
             | Sys::TachyonStream
@@ -377,10 +383,6 @@ fn split_floor_peer(shm: &Shm, sys: Sys, count: u64, id: u64) -> Result<(), BoxE
 const RECORD_AREA: usize = 16 * 1024;
 /// A record floor record: an 8-byte header word, then a 32-byte payload.
 const RECORD: usize = 40;
-/// Records per lap of a record floor area (the last 24 bytes stay unused).
-const RECORDS_PER_LAP: u64 = (RECORD_AREA / RECORD) as u64;
-/// Bytes of a lap.
-const RECORD_LAP: u64 = RECORDS_PER_LAP * RECORD as u64;
 
 /// Where a record floor's records go.
 #[derive(Clone, Copy)]
@@ -395,6 +397,27 @@ enum RecordArea {
 }
 
 impl RecordArea {
+    /// Bytes from one record to the next: packed in the read-write
+    /// variant; with line padding (each record starts a cache line, a
+    /// padding word follows it) in the read-only one, as ring-core's
+    /// producer does by default in the split layout of isolation.
+    fn stride(self) -> usize {
+        match self {
+            RecordArea::Rw(_) => RECORD,
+            RecordArea::Own | RecordArea::Other => 64,
+        }
+    }
+
+    /// Records per lap (the rest of the area stays unused).
+    fn per_lap(self) -> u64 {
+        (RECORD_AREA / self.stride()) as u64
+    }
+
+    /// Bytes of a lap.
+    fn lap(self) -> u64 {
+        self.per_lap() * self.stride() as u64
+    }
+
     fn word(self, shm: &Shm, off: usize) -> &AtomicU64 {
         match self {
             RecordArea::Rw(area) => shm.u64(area + off),
@@ -405,7 +428,7 @@ impl RecordArea {
 
     /// The header word and the payload words of record `s`.
     fn record(self, shm: &Shm, s: u64) -> (&AtomicU64, [&AtomicU64; 4]) {
-        let at = (s % RECORDS_PER_LAP) as usize * RECORD;
+        let at = (s % self.per_lap()) as usize * self.stride();
         (
             self.word(shm, at),
             [8, 16, 24, 32].map(|o| self.word(shm, at + o)),
@@ -450,16 +473,23 @@ impl<'s> RecordWriter<'s> {
         for (w, v) in p.iter().zip(payload) {
             w.store(v, Ordering::Relaxed);
         }
+        let stride = self.area.stride();
+        if stride > RECORD {
+            // The line padding word after the record (ring-core's reader
+            // reads it from the line it already holds; this one skips it).
+            let at = (s % self.area.per_lap()) as usize * stride + RECORD;
+            self.area.word(self.shm, at).store(1, Ordering::Relaxed);
+        }
         h.store(header, Ordering::Release);
-        // Records fill each lap exactly: record `s` ends at `(s + 1) * RECORD`.
-        let head = (s + 1) * RECORD as u64;
+        // Records fill each lap exactly: record `s` ends at `(s + 1) * stride`.
+        let head = (s + 1) * stride as u64;
         if self.zeroed.saturating_sub(head) >= 64 {
             return;
         }
         let target = (head + 256) & !63;
         self.zeroed = self.zeroed.max(head);
         while self.zeroed < target {
-            let off = (self.zeroed % RECORD_LAP) as usize;
+            let off = (self.zeroed % self.area.lap()) as usize;
             self.area.word(self.shm, off).store(0, Ordering::Relaxed);
             self.zeroed += 8;
         }
@@ -748,7 +778,10 @@ fn memtube_stream_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
                 g.commit(run.len, 1);
             }
         }
-        Sys::StreamCopy => {
+        Sys::StreamCopy | Sys::StreamCopyNoPad => {
+            if run.sys == Sys::StreamCopyNoPad {
+                tx.set_line_padding(false);
+            }
             for n in 0..run.count {
                 payload[..8].copy_from_slice(&n.to_ne_bytes());
                 tx.send_blocking(&payload, 1, Some(TIMEOUT))?;
@@ -1079,7 +1112,9 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
         Sys::MemtubeThreads => lat(memtube_threads(run, echo_cpu)),
         Sys::RingCoreProcesses => lat(ring_core_processes_main(&ctx.shm, run)),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => lat(kernel_main(ctx, run)),
-        Sys::StreamZeroCopy | Sys::StreamCopy | Sys::StreamBatch => memtube_stream_main(ctx, run),
+        Sys::StreamZeroCopy | Sys::StreamCopy | Sys::StreamCopyNoPad | Sys::StreamBatch => {
+            memtube_stream_main(ctx, run)
+        }
         Sys::Memcpy => Ok(memcpy(run)),
         Sys::WakeMemtube | Sys::WakeFutex => lat(wake_main(ctx, run)),
         Sys::Iceoryx2 | Sys::Iceoryx2Stream => crate::peers::ice_main(ctx, run),
@@ -1103,7 +1138,9 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => memtube_rt_peer(ctx, run),
         Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),
-        Sys::StreamZeroCopy | Sys::StreamCopy | Sys::StreamBatch => memtube_stream_peer(ctx, run),
+        Sys::StreamZeroCopy | Sys::StreamCopy | Sys::StreamCopyNoPad | Sys::StreamBatch => {
+            memtube_stream_peer(ctx, run)
+        }
         Sys::WakeMemtube | Sys::WakeFutex => wake_peer(ctx, run),
         Sys::Iceoryx2 | Sys::Iceoryx2Stream => crate::peers::ice_peer(ctx, run),
         Sys::Tachyon | Sys::TachyonStream => crate::peers::tachyon_peer(ctx, run),

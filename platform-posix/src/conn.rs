@@ -223,6 +223,20 @@ impl<W: OsWait> Sender<W> {
         self.tx.publish()
     }
 
+    /// Whether a message under 64 bytes published on its own is followed by
+    /// padding to the end of its cache line when the rest of the line is
+    /// too short for another like it, so that the next one starts a line
+    /// instead of straddling two ([`ring_core::Producer::set_line_padding`]).
+    /// On by default with isolation, where the peer reads the ring through a
+    /// read-only mapping (measured: 32-byte round trips 10-25 ns faster);
+    /// off without isolation, where it measured no faster. Turn it off to
+    /// stream small messages sent one by one (each then takes a cache line:
+    /// measured 30-45% fewer 32-byte messages per second), or stage them and
+    /// [`publish`](Self::publish) in batches, which are never padded.
+    pub fn set_line_padding(&mut self, on: bool) {
+        self.tx.set_line_padding(on)
+    }
+
     /// The largest payload this ring takes.
     pub fn max_payload(&self) -> u32 {
         self.tx.max_payload()

@@ -9,7 +9,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// `"MEMTUBE1"` read as a native-endian `u64` on a little-endian machine.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MEMTUBE1");
 /// Layout version. Changes on every change of the layout or the protocol.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Required alignment of a region (and of a separate consumer block).
 pub const REGION_ALIGN: usize = 128;

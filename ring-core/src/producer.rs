@@ -133,9 +133,10 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// two lines costs the round trip more than the second line's transfer
     /// (measured on an AMD EPYC KVM guest: 32-byte round trips 10-25 ns
     /// faster with padding). Off by default otherwise: there the padding
-    /// measured 5-10 ns slower. Its price is space: a stream of unbatched
-    /// small messages moves more cache lines per message (32-byte messages:
-    /// about 20% fewer per second); staged commits never pad. Ignored in
+    /// measured 5-10 ns slower. Its price is space: a stream of small
+    /// messages published one by one moves more cache lines per message
+    /// (32-byte messages: 30-45% fewer per second); staged commits never
+    /// pad, so batched streams keep their rate. Ignored in
     /// rings under two cache lines, where the rest of a line would not
     /// always fit beside the largest payload.
     ///
