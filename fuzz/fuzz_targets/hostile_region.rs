@@ -209,7 +209,7 @@ fn forged_word(inp: &mut Input<'_>, cap: u32, max: u32, off: u32) -> u32 {
     let kind = inp.u8();
     let arg = inp.u32();
     let len = |l: u32| COMMITTED | (l << LEN_SHIFT);
-    match kind % 10 {
+    match kind % 11 {
         0 => arg,
         1 => len(arg % (max + 1)),
         2 => len(max + 1 + arg % 64),
@@ -219,6 +219,16 @@ fn forged_word(inp: &mut Input<'_>, cap: u32, max: u32, off: u32) -> u32 {
         6 => COMMITTED | PADDING | (arg << LEN_SHIFT),
         7 => 0,
         8 => len(arg >> LEN_SHIFT),
+        // Line padding to the end of this slot's cache line (invalid at a
+        // line start), or a few slots off.
+        9 => {
+            COMMITTED
+                | PADDING
+                | ((56u32.wrapping_sub(off % 64))
+                    .wrapping_add(8 * (arg % 3))
+                    .wrapping_sub(8)
+                    << LEN_SHIFT)
+        }
         _ => u32::MAX,
     }
 }

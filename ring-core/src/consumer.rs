@@ -142,7 +142,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     }
 
     /// Look at the header at `tail`: a validated record, or `None` if nothing
-    /// is committed there. Skips a padding record.
+    /// is committed there. Skips padding: line padding, then end padding.
     #[inline(always)]
     fn poll(&mut self) -> Result<Option<Rec>, Error> {
         if let Some(c) = self.poison {
@@ -189,41 +189,34 @@ impl<'a, W: Wait> Consumer<'a, W> {
         Ok(self.poll()?.is_some())
     }
 
-    /// Skip the padding record at `off` (header `word`) and any padding right
-    /// after it, then look at the header that follows. Padding runs either
-    /// to the end of the data area (never from offset 0: it never fills a
-    /// lap) or, from inside a cache line, exactly to the line's end. So a
-    /// line pad may be followed by an end pad, and nothing else can follow
-    /// a pad: at most two iterations, whatever the peer wrote.
+    /// Skip the end padding at `off` (header `word`) and look at the header
+    /// at offset 0. (Line padding is skipped in `poll`; whatever else has
+    /// the padding bit is corrupt.)
     #[cold]
     #[inline(never)]
-    fn skip_padding(&mut self, mut off: u32, mut word: u32) -> Result<Option<Rec>, Error> {
-        loop {
-            if word & COMMITTED == 0 {
-                return Err(self.poisoned(Corruption::BadCommitWord));
-            }
-            let end = off as u64 + RECORD_HEADER as u64 + (word >> LEN_SHIFT) as u64;
-            let line_end = (off as u64 | (CACHE_LINE as u64 - 1)) + 1;
-            let to_line_end = off % CACHE_LINE != 0 && end == line_end;
-            let to_area_end = off != 0 && end == self.sh.capacity as u64;
-            if !(to_line_end || to_area_end) {
-                return Err(self.poisoned(Corruption::BadPadding));
-            }
-            let pad = (end - off as u64) as u32;
-            if self.span(pad) > self.sh.capacity as u64 {
-                return Err(self.poisoned(Corruption::RecordOverrun));
-            }
-            self.tail = self.tail.wrapping_add(pad);
-            off = self.tail & self.mask;
-            // SYNC POINT: Acquire, as in `poll`.
-            word = self.sh.data.commit_word(off).load(Acquire);
-            if word == 0 {
-                return Ok(None);
-            }
-            if word & PADDING == 0 {
-                return self.check(off, word);
-            }
+    fn skip_padding(&mut self, off: u32, word: u32) -> Result<Option<Rec>, Error> {
+        if word & COMMITTED == 0 {
+            return Err(self.poisoned(Corruption::BadCommitWord));
         }
+        let len = word >> LEN_SHIFT;
+        // End padding runs exactly to the end, and never fills a whole lap.
+        if off == 0 || off as u64 + RECORD_HEADER as u64 + len as u64 != self.sh.capacity as u64 {
+            return Err(self.poisoned(Corruption::BadPadding));
+        }
+        let pad = self.sh.capacity - off;
+        if self.span(pad) > self.sh.capacity as u64 {
+            return Err(self.poisoned(Corruption::RecordOverrun));
+        }
+        self.tail = self.tail.wrapping_add(pad);
+        // SYNC POINT: Acquire, as in `poll`.
+        let word = self.sh.data.commit_word(0).load(Acquire);
+        if word == 0 {
+            return Ok(None);
+        }
+        if word & PADDING != 0 {
+            return Err(self.poisoned(Corruption::BadPadding));
+        }
+        self.check(0, word)
     }
 
     /// Bytes from the last published release to the end of a `size`-byte

@@ -66,8 +66,9 @@ pub enum Error {
 pub enum Corruption {
     /// A record header's commit word has no committed bit but is not zero.
     BadCommitWord,
-    /// A padding record does not end exactly at the end of the data area, or
-    /// starts at offset 0.
+    /// A padding record ends neither exactly at the end of the data area
+    /// (from a nonzero offset) nor at the end of the cache line it starts
+    /// inside, or follows a padding record it may not follow.
     BadPadding,
     /// A record's length exceeds the maximum payload or runs past the end of the data area.
     BadLength,

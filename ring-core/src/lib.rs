@@ -98,17 +98,19 @@
 //!   does not fit in the tail, a padding record fills the tail and the record
 //!   goes at offset 0.
 //! - **Line padding.** With [`Producer::set_line_padding`] (on by default in
-//!   the split layout), a publishing commit of a record smaller than a
-//!   cache line that leaves less than the record's size in its line puts a
-//!   padding record after it up to the line's end, written before the
-//!   record's Release store. The next message, if alike, starts a line
-//!   instead of straddling two, and the consumer, which skips the padding
-//!   in the line it already holds, spins on that line's first word. With a
-//!   read-only consumer mapping (isolation) this took the 32-byte round trip
-//!   from 1.45x to 1.30x the one-line floor here (the read-only record floor:
-//!   1.43x to 1.21x); with a read-write one it measured no faster, and
-//!   unbatched streams of small messages lose up to half their rate, so it
-//!   is a setting. The reservation counts the padding it may need.
+//!   the split layout), a publishing commit of a whole reservation whose
+//!   record is smaller than a cache line, leaving less than the record's
+//!   size in its line, puts a padding record after it up to the line's end,
+//!   stored before the publication's Release store. The next message, if
+//!   alike, starts a line instead of straddling two; the consumer skips the
+//!   padding in the line it already holds and then polls the next line's
+//!   first word. The plan of a reservation that may publish counts that
+//!   padding. With a read-only consumer mapping (isolation) this took the
+//!   32-byte round trip from 1.24x to 1.07x the ring floor in the
+//!   benchmark's full runs (the read-only record floor: about 1.15x to
+//!   1.06x); with a read-write mapping it measured no faster, and streams
+//!   of small messages published one by one lose about 37% of their rate
+//!   at 32 bytes, so it is a setting.
 //! - **Lazy release.** The consumer stores its released position on its own
 //!   line only after [`Consumer::set_release_threshold`] bytes (default: a
 //!   quarter of the capacity), when it finds the ring empty, and before it
@@ -140,8 +142,9 @@
 //! at attach, each commit word (committed
 //! bit, length against the maximum payload, the end of the data area, and
 //! the space the producer may have written), padding (must end exactly at
-//! the end of the data area, or at the end of the cache line it starts
-//! inside), and the consumer's released position (only
+//! the end of the data area from a nonzero offset, or at the end of the
+//! cache line it starts inside, not at a line start; only end padding may
+//! follow padding), and the consumer's released position (only
 //! forward, never past what was published). Whatever the bytes, ring-core
 //! reads and writes only inside the region, never panics and never loops
 //! without bound; a broken invariant returns [`Error::Corrupt`] and poisons

@@ -109,12 +109,36 @@ fn wrap_around_with_padding() {
     });
 }
 
-/// Line padding in a 256-byte ring (four cache lines): a 32-byte payload
-/// (40-byte record) is padded to its line's end; a 64-byte payload (72 bytes,
-/// too big to pad) follows; the next small one is padded again, and the
-/// large one after it does not fit the last line, so a line pad is followed
-/// by an end pad and the record wraps to offset 0. The consumer skips both
-/// pads whatever the interleaving, and the producer waits for releases.
+/// Line padding in a 256-byte ring (four cache lines), over slots whose
+/// bytes look committed: a 120-byte payload fills offsets 8..128 with what
+/// the loom data area models as committed headers. Then 32-byte payloads
+/// (40-byte records), each padded to its line's end: at 128 (padding at 168),
+/// at 192 (padding at 232 to the end of the data area), at 0 (padding at 40,
+/// inside the first message's bytes; the next header at 64 must be cleared)
+/// and at 64 (padding at 104). A line pad stored after its record's
+/// publication, or a next header left stale, would deliver those bytes.
+#[test]
+fn line_padding_over_stale_bytes() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(256, true);
+        let lens = [120, 32, 32, 32, 32];
+        let t = thread::spawn(move || {
+            for (i, &len) in lens.iter().enumerate() {
+                send_spinning(&mut p, i as u32, len);
+            }
+        });
+        for (i, &len) in lens.iter().enumerate() {
+            recv_spinning(&mut c, i as u32, len);
+        }
+        t.join().unwrap();
+        assert_eq!(c.recv().err(), Some(Error::Closed));
+    });
+}
+
+/// A line pad followed by an end pad: a 32-byte payload (padded from 40 to
+/// 64), a 64-byte one (72 bytes, too big to pad, to 136), a 32-byte one
+/// (padded from 176 to 192) and a 64-byte one that does not fit the last
+/// line, so an end pad follows the line pad and the record wraps to 0.
 #[test]
 fn line_padding_then_end_padding() {
     loom::model(|| {

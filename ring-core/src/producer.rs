@@ -22,7 +22,8 @@ pub struct Producer<'a, W: Wait> {
     /// stale (behind), never ahead. Invariant: `head - cached_released <= capacity - 8`.
     cached_released: u32,
     mask: u32,
-    /// Position just past the last published record: `cached_released <= published <= head`.
+    /// Position just past the last published record (and its line padding):
+    /// `cached_released <= published <= head`.
     published: u32,
     /// Every 8-byte slot in `[head, zeroed)` has a zero commit word (cleared by
     /// us after the consumer released it, or by `init`) that no grant has
@@ -33,7 +34,7 @@ pub struct Producer<'a, W: Wait> {
     /// `clear_ahead`).
     small_last: bool,
     /// Records smaller than this get line padding (`line_pad`): a cache
-    /// line, or 0 (none).
+    /// line when it is on, else 0.
     pad_below: u32,
     /// First committed record whose commit word is not yet stored: its
     /// offset and word. Later staged records' words are already stored; the
@@ -85,7 +86,7 @@ const CLEAR_AHEAD: u32 = 256;
 impl<'a, W: Wait> Producer<'a, W> {
     pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
         let mask = sh.capacity - 1;
-        let pad_below = pad_below(sh.split, sh.capacity);
+        let pad_below = if sh.split { CACHE_LINE } else { 0 };
         Producer {
             sh,
             wait,
@@ -124,21 +125,26 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.spin_budget = spins;
     }
 
-    /// Whether publishing commits of messages smaller than a cache line
-    /// put padding after them to the end of the line when the rest of the
-    /// line is too short for another message of the same size, so that the
-    /// next message, if it is alike, starts a line instead of straddling
-    /// two. On by default in the split layout, where the consumer may map
-    /// the data area read-only: with a read-only mapping, a message across
-    /// two lines costs the round trip more than the second line's transfer
-    /// (measured on an AMD EPYC KVM guest: 32-byte round trips 10-25 ns
-    /// faster with padding). Off by default otherwise: there the padding
-    /// measured 5-10 ns slower. Its price is space: a stream of small
-    /// messages published one by one moves more cache lines per message
-    /// (32-byte messages: 30-45% fewer per second); staged commits never
-    /// pad, so batched streams keep their rate. Ignored in
-    /// rings under two cache lines, where the rest of a line would not
-    /// always fit beside the largest payload.
+    /// Whether a publishing commit (`send`, `send_blocking`,
+    /// [`Grant::commit`]) of a whole reservation whose record is smaller
+    /// than a cache line (payloads up to 48 bytes) puts padding after it up
+    /// to the end of its line when the rest of the line is shorter than the
+    /// record, so that the next message, if it is alike, starts a line
+    /// instead of straddling two. Payloads of 25 to 48 bytes then take a
+    /// line each; smaller ones still share lines.
+    ///
+    /// On by default in the split layout, where the consumer may map the
+    /// data area read-only: with a read-only mapping, a message across two
+    /// lines costs the round trip more than the second line's transfer
+    /// (measured on an AMD EPYC KVM guest: the 32-byte round trip went from
+    /// 1.24x to 1.07x a ring that advances one cache line per message, about
+    /// 20 ns). Off by default otherwise: with a read-write mapping it
+    /// measured no faster. Its price is space: a stream of small messages
+    /// published one by one moves more cache lines per message (32-byte
+    /// messages: about 37% fewer per second). Staged commits
+    /// ([`send_staged`](Self::send_staged), [`Grant::commit_staged`]) never
+    /// pad, so batches ending in [`publish`](Self::publish) keep their
+    /// rate.
     ///
     /// ```
     /// # use ring_core::*;
@@ -151,7 +157,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// assert_eq!(rx.recv().unwrap().payload(), &[8; 32]);
     /// ```
     pub fn set_line_padding(&mut self, on: bool) {
-        self.pad_below = pad_below(on, self.sh.capacity);
+        self.pad_below = if on { CACHE_LINE } else { 0 };
     }
 
     /// Whether the consumer has dropped its handle. May be stale.
@@ -177,12 +183,14 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// of the plan, reloaded by wider loads that x86 cannot forward from the
     /// store buffer (each such reload waits for every older store to drain,
     /// including stores to lines the consumer is reading).
+    ///
+    /// `padded`: the commit may publish, so the plan counts line padding.
     #[inline(always)]
-    fn plan(&self, len: usize) -> Result<Plan, Error> {
+    fn plan(&self, len: usize, padded: bool) -> Result<Plan, Error> {
         if self.poison.is_some() || len > self.sh.max_payload as usize {
             return Err(self.plan_error(len));
         }
-        Ok(self.place(len as u32))
+        Ok(self.place(len as u32, padded))
     }
 
     #[cold]
@@ -197,13 +205,25 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     /// The placement of a record with a `len`-byte payload at `head`.
+    ///
+    /// An empty ring always has room for the plan of any payload up to
+    /// `max_payload` (a record of at most `capacity / 2`): with line padding,
+    /// `rec < 64` and the padding is shorter than the record, so without an
+    /// end pad `rec + line_pad + 8 <= 2 * rec <= capacity`; after an end pad
+    /// (shorter than the record) the record starts at offset 0, where it is
+    /// padded only if `rec > 32`, to offset 64: `need <= (rec - 8) + 64 + 8
+    /// <= 120` in a ring of at least 128 bytes (a ring of 64 has `rec <= 32`).
     #[inline(always)]
-    fn place(&self, len: u32) -> Plan {
+    fn place(&self, len: u32, padded: bool) -> Plan {
         let rec = record_size(len);
         let off = self.head & self.mask;
         let room = self.sh.capacity - off;
         let (off, pad) = if rec <= room { (off, 0) } else { (0, room) };
-        let line_pad = self.line_pad(off + rec, rec);
+        let line_pad = if padded {
+            self.line_pad(off + rec, rec)
+        } else {
+            0
+        };
         Plan {
             off,
             pad,
@@ -297,7 +317,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// ```
     #[inline(always)]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, 'a, W>, Error> {
-        let plan = self.plan(len)?;
+        let plan = self.plan(len, true)?;
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
@@ -317,7 +337,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         len: usize,
         timeout: Option<Duration>,
     ) -> Result<Grant<'_, 'a, W>, Error> {
-        let plan = self.plan(len)?;
+        let plan = self.plan(len, true)?;
         self.wait_plan(plan, timeout)?;
         Ok(self.grant(plan))
     }
@@ -335,7 +355,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// lines the consumer holds. That cost ~60 ns per message across processes.
     #[inline]
     pub fn has_room(&mut self, len: usize) -> Result<bool, Error> {
-        let plan = self.plan(len)?;
+        let plan = self.plan(len, true)?;
         self.room_for(plan.need)
     }
 
@@ -345,7 +365,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// so a caller can wait in slices (checking other conditions between
     /// them) and then call `reserve`, which then succeeds.
     pub fn wait_for_room(&mut self, len: usize, timeout: Option<Duration>) -> Result<(), Error> {
-        let plan = self.plan(len)?;
+        let plan = self.plan(len, true)?;
         self.wait_plan(plan, timeout)
     }
 
@@ -404,7 +424,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// publish it, without blocking. Errors as for [`reserve`](Self::reserve).
     #[inline]
     pub fn send(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
-        let plan = self.plan(payload.len())?;
+        let plan = self.plan(payload.len(), true)?;
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
@@ -417,7 +437,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// [`publish`](Self::publish) (or any publishing commit).
     #[inline]
     pub fn send_staged(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
-        let plan = self.plan(payload.len())?;
+        let plan = self.plan(payload.len(), false)?;
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
@@ -434,7 +454,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         type_id: u32,
         timeout: Option<Duration>,
     ) -> Result<(), Error> {
-        let plan = self.plan(payload.len())?;
+        let plan = self.plan(payload.len(), true)?;
         // Room now: no call. Otherwise `wait_plan` checks once more before
         // it counts the ring full, publishes staged messages and waits.
         if !self.room_for(plan.need)? {
@@ -567,13 +587,9 @@ impl<'a, W: Wait> Producer<'a, W> {
 
     /// The bytes of line padding a publishing commit puts after a record of
     /// `rec` bytes that ends at `after` (`place` counts them in the plan):
-    /// up to the end of its cache line when the record is small and
-    /// the rest of the line is too short for another record of the same
-    /// size, else 0. The next message, if it is alike, then starts a line
-    /// instead of straddling two, so the consumer of a round trip reads one
-    /// line per message, not two (measured: 15-30 ns less per round trip of
-    /// 32-byte messages with a read-only consumer on this VM). Staged commits
-    /// pack records: a batch is read in one go.
+    /// up to the end of its cache line when line padding is on, the record
+    /// is smaller than a line and the rest of the line is shorter than the
+    /// record; else 0. See [`set_line_padding`](Self::set_line_padding).
     #[inline(always)]
     fn line_pad(&self, after: u32, rec: u32) -> u32 {
         let room = CACHE_LINE - (after & (CACHE_LINE - 1));
@@ -771,17 +787,6 @@ impl<W: Wait> DerefMut for Grant<'_, '_, W> {
             .bytes(self.plan.off + RECORD_HEADER, self.plan.len);
         // SAFETY: as in `deref`; `&mut self` makes this the only reference.
         unsafe { core::slice::from_raw_parts_mut(ptr, self.plan.len as usize) }
-    }
-}
-
-/// Records smaller than this get line padding: a cache line when `on` and
-/// the ring has at least two lines, else 0 (none).
-#[inline]
-fn pad_below(on: bool, capacity: u32) -> u32 {
-    if on && capacity >= 2 * CACHE_LINE {
-        CACHE_LINE
-    } else {
-        0
     }
 }
 

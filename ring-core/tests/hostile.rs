@@ -608,7 +608,7 @@ fn each_corruption_is_reported_and_sticks() {
     let cap = 256u32;
     let max = max_payload(cap);
     type Forge = fn(&Mem, &mut Tx<'_>, &mut Rx<'_>);
-    let cases: [(&str, Corruption, Forge); 11] = [
+    let cases: [(&str, Corruption, Forge); 12] = [
         (
             "committed bit missing",
             Corruption::BadCommitWord,
@@ -728,6 +728,23 @@ fn each_corruption_is_reported_and_sticks() {
                 m.poke(DATA_OFFSET + 240, COMMITTED | PADDING | (8 << LEN_SHIFT));
             },
         ),
+        (
+            "line padding beyond the producer's space, nothing after it",
+            Corruption::RecordOverrun,
+            |m, tx, rx| {
+                rx.set_release_threshold(256);
+                for _ in 0..25 {
+                    tx.send(&[], 0).unwrap();
+                    rx.recv().unwrap();
+                }
+                // At offset 200 with 200 bytes unreleased: an exact line pad
+                // (56 bytes) plus the next header exceeds the capacity. The
+                // word after it (offset 0) reads empty, so only the check of
+                // the padding itself can catch it.
+                m.poke(DATA_OFFSET + 200, COMMITTED | PADDING | (48 << LEN_SHIFT));
+                m.poke(DATA_OFFSET, 0);
+            },
+        ),
     ];
     for split in [false, true] {
         for (name, want, forge) in cases {
@@ -838,15 +855,14 @@ fn forward_released_position_is_accepted() {
     let mem = Mem::new();
     {
         let (mut tx, _rx) = ring(&mem, 256, false, false);
-        // 16-byte records: four per cache line, so no line padding.
         let mut head = 0;
-        while tx.send(&[0; 8], 0).is_ok() {
-            head += 16;
+        while tx.send(&[0; 16], 0).is_ok() {
+            head += 24;
         }
         mem.poke_cons(false, 0, head);
         for _ in 0..100 {
-            tx.send(&[0; 8], 0).unwrap();
-            head += 16;
+            tx.send(&[0; 16], 0).unwrap();
+            head += 24;
             mem.poke_cons(false, 0, head);
         }
     }
@@ -869,6 +885,38 @@ fn well_formed_garbage_is_delivered_in_bounds() {
         drop(m);
         // The next header was never cleared by a producer: zero here.
         assert_eq!(rx.recv().err(), Some(Error::Empty));
+    }
+}
+
+/// Forged but well-formed padding is skipped: a line pad to the end of its
+/// line, then an end pad, then a message at offset 0.
+#[test]
+fn line_padding_then_end_padding_is_skipped() {
+    for split in [false, true] {
+        let mem = Mem::new();
+        {
+            let (mut tx, mut rx) = ring(&mem, 256, split, false);
+            tx.send(&[1; 8], 1).unwrap();
+            assert_eq!(rx.recv().unwrap().payload(), &[1; 8]);
+            // Finding the ring empty publishes the release (position 16).
+            assert_eq!(rx.recv().err(), Some(Error::Empty));
+            mem.poke(DATA_OFFSET + 16, COMMITTED | PADDING | (40 << LEN_SHIFT));
+            mem.poke(
+                DATA_OFFSET + 64,
+                COMMITTED | PADDING | ((256 - 64 - 8) << LEN_SHIFT),
+            );
+            // A zero-length message at 0: with the next header it ends at
+            // position 264, exactly a capacity past the release.
+            mem.poke(DATA_OFFSET, COMMITTED);
+            mem.poke(DATA_OFFSET + 4, 77);
+            mem.poke(DATA_OFFSET + 8, 0);
+            let m = rx.recv().unwrap();
+            assert_eq!((m.type_id(), m.len()), (77, 0), "split {split}");
+            assert_eq!(
+                m.as_ptr() as usize,
+                mem.main_ptr() as usize + DATA_OFFSET + 8
+            );
+        }
     }
 }
 

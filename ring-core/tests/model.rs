@@ -183,6 +183,8 @@ struct Msg {
     span: u32,
     /// Line padding after it (which the consumer skips at its next look).
     line_pad: u32,
+    /// Offset of its record in the data area.
+    off: u32,
 }
 
 /// The model: the messages in flight and the positions that bound fullness.
@@ -241,10 +243,9 @@ impl Model {
     }
 
     /// Records smaller than this get line padding after a publishing
-    /// commit (documented: a cache line when it is on, in rings of two
-    /// lines or more).
+    /// commit (documented: a cache line when it is on).
     fn pad_below(&self) -> u32 {
-        if self.padding && self.cap >= 128 {
+        if self.padding {
             64
         } else {
             0
@@ -253,12 +254,18 @@ impl Model {
 
     /// Padding and free bytes needed to place a `len`-byte reservation at
     /// `head`, line padding after it included.
-    fn plan(&self, len: usize) -> (u32, u32) {
+    /// `padded`: the call may publish (all but `send_staged`), so the plan
+    /// counts line padding.
+    fn plan(&self, len: usize, padded: bool) -> (u32, u32) {
         let rec = record_size(len);
         let off = (self.head % self.cap as u64) as u32;
         let room = self.cap - off;
         let (off, pad) = if rec <= room { (off, 0) } else { (0, room) };
-        let slack = self.line_pad((off + rec) as u64, rec);
+        let slack = if padded {
+            self.line_pad((off + rec) as u64, rec)
+        } else {
+            0
+        };
         (pad, pad + rec + slack + 8)
     }
 
@@ -276,8 +283,8 @@ impl Model {
 
     /// Check a reservation's outcome (`ok`: granted; otherwise Full or
     /// Timeout) against the placement rule, before the model changes.
-    fn check_room(&mut self, len: usize, ok: bool) {
-        let (_, need) = self.plan(len);
+    fn check_room(&mut self, len: usize, ok: bool, padded: bool) {
+        let (_, need) = self.plan(len, padded);
         let need = need as u64;
         let cap = self.cap as u64;
         assert!(self.released_lb <= self.tail + self.pending_pad);
@@ -306,14 +313,15 @@ impl Model {
     }
 
     /// Record a commit of `data` into a reservation of `reserved` bytes.
-    fn commit(&mut self, reserved: usize, data: Vec<u8>, ty: u32, staged: bool) {
-        let (pad, need) = self.plan(reserved);
+    fn commit(&mut self, reserved: usize, data: Vec<u8>, ty: u32, staged: bool, padded: bool) {
+        let (pad, need) = self.plan(reserved, padded);
         let rec = record_size(data.len());
         let span = pad + rec;
         // Line padding follows publishing commits of the whole reservation
         // (the same record size), as planned.
         let whole = rec == record_size(reserved);
         let line_pad = if !staged && whole { need - span - 8 } else { 0 };
+        let off = ((self.head + pad as u64) % self.cap as u64) as u32;
         self.head += (span + line_pad) as u64;
         self.committed += 1;
         self.committed_bytes += data.len() as u64;
@@ -322,6 +330,7 @@ impl Model {
             data,
             span,
             line_pad,
+            off,
         });
         if staged {
             self.staged += 1;
@@ -373,9 +382,27 @@ impl Model {
         );
     }
 
+    /// A grant of `len` bytes: where the placement rule puts it.
     fn check_grant(&self, g: &Grant<'_, '_, SpinWait>, len: usize) {
         assert_eq!(g.len(), len);
         self.check_ptr(g.as_ptr() as usize, len);
+        let (pad, _) = self.plan(len, true);
+        let off = (self.head + pad as u64) % self.cap as u64;
+        assert_eq!(
+            g.as_ptr() as usize,
+            self.data_lo + off as usize + 8,
+            "grant not where the placement rule puts it"
+        );
+    }
+
+    /// The front message's payload at `addr`: where it was committed.
+    fn check_at(&self, addr: usize, len: usize) {
+        self.check_ptr(addr, len);
+        assert_eq!(
+            addr,
+            self.data_lo + self.front().off as usize + 8,
+            "message not where its record was placed"
+        );
     }
 
     fn check_front(&self, ty: u32, data: &[u8]) {
@@ -402,7 +429,7 @@ fn recv_one(m: &mut Model, rx: &mut Rx<'_>, explicit_release: bool) {
     }
     let msg = r.expect("recv with a published message");
     m.check_front(msg.type_id(), msg.payload());
-    m.check_ptr(msg.as_ptr() as usize, msg.len());
+    m.check_at(msg.as_ptr() as usize, msg.len());
     assert_eq!(&msg[..], msg.payload());
     if explicit_release {
         msg.release();
@@ -433,11 +460,11 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             }
             match r {
                 Ok(()) => {
-                    m.check_room(n, true);
-                    m.commit(n, data, ty, staged);
+                    m.check_room(n, true, !staged);
+                    m.commit(n, data, ty, staged, !staged);
                 }
-                Err(Error::Full) if !blocking => m.check_room(n, false),
-                Err(Error::Timeout) if blocking => m.check_room(n, false),
+                Err(Error::Full) if !blocking => m.check_room(n, false, !staged),
+                Err(Error::Timeout) if blocking => m.check_room(n, false, !staged),
                 Err(e) => panic!("send of {n} bytes: unexpected {e:?}"),
             }
         }
@@ -473,11 +500,11 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
                     } else {
                         g.commit(used, ty);
                     }
-                    m.check_room(n, true);
-                    m.commit(n, data, ty, staged);
+                    m.check_room(n, true, true);
+                    m.commit(n, data, ty, staged, true);
                 }
-                Err(Error::Full) if !blocking => m.check_room(n, false),
-                Err(Error::Timeout) if blocking => m.check_room(n, false),
+                Err(Error::Full) if !blocking => m.check_room(n, false, true),
+                Err(Error::Timeout) if blocking => m.check_room(n, false, true),
                 Err(e) => panic!("reserve of {n} bytes: unexpected {e:?}"),
             }
         }
@@ -505,10 +532,10 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
                         }
                     }
                     drop(g);
-                    m.check_room(n, true);
+                    m.check_room(n, true, true);
                 }
-                Err(Error::Full) if !blocking => m.check_room(n, false),
-                Err(Error::Timeout) if blocking => m.check_room(n, false),
+                Err(Error::Full) if !blocking => m.check_room(n, false, true),
+                Err(Error::Timeout) if blocking => m.check_room(n, false, true),
                 Err(e) => panic!("reserve of {n} bytes: unexpected {e:?}"),
             }
         }
@@ -525,7 +552,7 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             } else {
                 let msg = r.expect("recv_blocking with a published message");
                 m.check_front(msg.type_id(), msg.payload());
-                m.check_ptr(msg.as_ptr() as usize, msg.len());
+                m.check_at(msg.as_ptr() as usize, msg.len());
                 drop(msg);
                 m.pop();
             }
@@ -538,7 +565,7 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             } else {
                 let p = r.expect("peek with a published message");
                 m.check_front(p.type_id(), p.payload());
-                m.check_ptr(p.payload().as_ptr() as usize, p.payload().len());
+                m.check_at(p.payload().as_ptr() as usize, p.payload().len());
             }
         }
         Op::RecvBatch(k) => {
@@ -563,7 +590,7 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
                 assert_eq!(got.len(), expect);
                 for (ty, data, ptr) in got {
                     m.check_front(ty, &data);
-                    m.check_ptr(ptr, data.len());
+                    m.check_at(ptr, data.len());
                     m.pop();
                 }
                 // One publication of the release at the end of the batch.
@@ -600,12 +627,12 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
                 )
             });
             m.check_grant(&g, max);
-            m.check_room(max, true);
+            m.check_room(max, true, true);
             if commit {
                 let data = payload(seed, max);
                 g.copy_from_slice(&data);
                 g.commit(max, ty);
-                m.commit(max, data, ty, false);
+                m.commit(max, data, ty, false, true);
             }
         }
     }

@@ -26,7 +26,7 @@ pub const REQUIRED_SEALS: SealFlags = SealFlags::SHRINK
 /// sealing stays allowed until [`seal`].
 ///
 /// With `huge`, `len` must be a multiple of the huge page size; a kernel
-/// without huge pages gives [`Error::HugePagesUnavailable`] (here or when
+/// without huge pages gives [`Error::HugePagesUnavailable`](crate::Error::HugePagesUnavailable) (here or when
 /// mapping), never a silent fallback.
 pub fn create(name: &CStr, len: u64, huge: bool) -> Result<OwnedFd> {
     let mut flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
