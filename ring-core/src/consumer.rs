@@ -156,9 +156,10 @@ impl<'a, W: Wait> Consumer<'a, W> {
         // `Producer::publish` (directly, or through the first record of a
         // staged batch, which we read before this one).
         let mut word = self.sh.data.commit_word(off).load(Acquire);
-        // Line padding (after most small messages): skipped here, inline.
+        // Line padding (after most small messages when it is on): skipped
+        // here, inline.
         let in_line = off & (CACHE_LINE - 1);
-        if word == line_pad_word(in_line) && in_line != 0 {
+        if word & PADDING != 0 && word == line_pad_word(in_line) && in_line != 0 {
             let pad = CACHE_LINE - in_line;
             if self.span(pad) > self.sh.capacity as u64 {
                 return Err(self.poisoned(Corruption::RecordOverrun));

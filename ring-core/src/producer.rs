@@ -592,8 +592,11 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// record; else 0. See [`set_line_padding`](Self::set_line_padding).
     #[inline(always)]
     fn line_pad(&self, after: u32, rec: u32) -> u32 {
+        if rec >= self.pad_below {
+            return 0; // off, or a record of a line or more
+        }
         let room = CACHE_LINE - (after & (CACHE_LINE - 1));
-        if rec < self.pad_below && room < rec {
+        if room < rec {
             room
         } else {
             0
