@@ -74,7 +74,8 @@ pub enum Corruption {
     BadLength,
     /// A record extends beyond the space the producer may have written.
     RecordOverrun,
-    /// The consumer's released position is behind its last value or ahead of the producer.
+    /// The consumer's released position is behind its last value, ahead of
+    /// the producer, or not 8-aligned (not a record boundary).
     BadReleasedPosition,
 }
 

@@ -144,7 +144,7 @@
 //! the space the producer may have written), padding (must end exactly at
 //! the end of the data area from a nonzero offset, or at the end of the
 //! cache line it starts inside, not at a line start; only end padding may
-//! follow padding), and the consumer's released position (only
+//! follow padding), and the consumer's released position (8-aligned, only
 //! forward, never past what was published). Whatever the bytes, ring-core
 //! reads and writes only inside the region, never panics and never loops
 //! without bound; a broken invariant returns [`Error::Corrupt`] and poisons

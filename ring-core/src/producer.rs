@@ -245,11 +245,13 @@ impl<'a, W: Wait> Producer<'a, W> {
         // `Consumer::publish_release`, so its reads of the released records
         // happen before we overwrite them.
         let r = self.sh.cons.hot.released.load(Acquire);
-        // A released position only moves forward and never passes what we
-        // published (staged records are invisible to the consumer).
+        // A released position only moves forward, never passes what we
+        // published (staged records are invisible to the consumer), and is
+        // a record boundary, so 8-aligned (free space is counted in 8-byte
+        // slots: `clear_ahead` and the `zeroed` frontier rely on it).
         let advance = r.wrapping_sub(self.cached_released);
         let limit = self.published.wrapping_sub(self.cached_released);
-        if advance > limit {
+        if advance > limit || r % RECORD_ALIGN != 0 {
             return Err(self.poisoned(Corruption::BadReleasedPosition));
         }
         self.cached_released = r;

@@ -791,6 +791,7 @@ fn bad_released_position_poisons_the_producer() {
             ("ahead of the head", 0u32),
             ("backward", 1),
             ("far away", 2),
+            ("not 8-aligned (found by fuzzing)", 3),
         ] {
             let mem = Mem::new();
             {
@@ -811,7 +812,8 @@ fn bad_released_position_poisons_the_producer() {
                 let forged = match how {
                     0 => head + 8,
                     1 => released - 8,
-                    _ => released.wrapping_add(1 << 31),
+                    2 => released.wrapping_add(1 << 31),
+                    _ => released + 13,
                 };
                 mem.poke_cons(split, 0, forged);
                 let c = Error::Corrupt(Corruption::BadReleasedPosition);
