@@ -139,6 +139,10 @@ fn plan() -> Vec<(Sys, usize)> {
         (Sys::RingFloorSplitRo64K, 8),
         (Sys::RecordFloor, 32),
         (Sys::RecordFloorRo, 32),
+        (Sys::RecordFloor, 256),
+        (Sys::RecordFloorRo, 256),
+        (Sys::RecordFloor, 1024),
+        (Sys::RecordFloorRo, 1024),
     ];
     for len in SIZES {
         v.push((Sys::MemtubeSpin, len));
@@ -152,6 +156,8 @@ fn plan() -> Vec<(Sys, usize)> {
     }
     v.extend([
         (Sys::MemtubeSpinNoIso, 32),
+        (Sys::MemtubeSpinNoIso, 256),
+        (Sys::MemtubeSpinNoIso, 1024),
         (Sys::MemtubeThreads, 32),
         (Sys::RingCoreProcesses, 32),
         (Sys::Uds, 32),

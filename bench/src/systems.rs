@@ -47,11 +47,12 @@ pub enum Sys {
     /// read-only (as a memtube consumer's view of the producer's pages with
     /// isolation on).
     RingFloorSplitRo64K,
-    /// ring-core's protocol and nothing else, for 32-byte messages: each
-    /// message is a 40-byte record (header word, payload) at the next
-    /// position of a 16 KiB area per direction; the writer stores the
-    /// payload, then the header (Release), then clears ahead as ring-core
-    /// does; the reader waits for a nonzero header and reads the payload;
+    /// ring-core's protocol and nothing else (32-byte, 256-byte and 1 KiB
+    /// messages): each message is a record (header word, payload) at the
+    /// next position of a 16 KiB area per direction; the writer stores the
+    /// payload, then the header (Release), and clears ahead (small records)
+    /// or clears the next header first (larger ones) as ring-core does; the
+    /// reader waits for the header and reads the payload a word at a time;
     /// the echo copies it into its own area. No bookkeeping, no validation,
     /// no API: what ring-core's code adds is the difference.
     RecordFloor,
@@ -381,8 +382,8 @@ fn split_floor_peer(shm: &Shm, sys: Sys, count: u64, id: u64) -> Result<(), BoxE
 
 /// Bytes of the record floor's area per direction (as ring-core's raw rings).
 const RECORD_AREA: usize = 16 * 1024;
-/// A record floor record: an 8-byte header word, then a 32-byte payload.
-const RECORD: usize = 40;
+/// The largest record floor payload (bytes).
+const RECORD_MAX: usize = 1024;
 
 /// Where a record floor's records go.
 #[derive(Clone, Copy)]
@@ -397,25 +398,28 @@ enum RecordArea {
 }
 
 impl RecordArea {
-    /// Bytes from one record to the next: packed in the read-write
-    /// variant; with line padding (each record starts a cache line, a
-    /// padding word follows it) in the read-only one, as ring-core's
-    /// producer does by default in the split layout of isolation.
-    fn stride(self) -> usize {
+    /// Bytes from one record of a `len`-byte payload to the next: the
+    /// record (an 8-byte header word, then the payload), packed in the
+    /// read-write variant; in the read-only one, a record smaller than a
+    /// line is line-padded (it starts a cache line, a padding word follows
+    /// it), as ring-core's producer does by default in the split layout of
+    /// isolation.
+    fn stride(self, len: usize) -> usize {
+        let rec = 8 + len;
         match self {
-            RecordArea::Rw(_) => RECORD,
-            RecordArea::Own | RecordArea::Other => 64,
+            RecordArea::Own | RecordArea::Other if rec < 64 => 64,
+            _ => rec,
         }
     }
 
     /// Records per lap (the rest of the area stays unused).
-    fn per_lap(self) -> u64 {
-        (RECORD_AREA / self.stride()) as u64
+    fn per_lap(self, len: usize) -> u64 {
+        (RECORD_AREA / self.stride(len)) as u64
     }
 
     /// Bytes of a lap.
-    fn lap(self) -> u64 {
-        self.per_lap() * self.stride() as u64
+    fn lap(self, len: usize) -> u64 {
+        self.per_lap(len) * self.stride(len) as u64
     }
 
     fn word(self, shm: &Shm, off: usize) -> &AtomicU64 {
@@ -426,13 +430,15 @@ impl RecordArea {
         }
     }
 
-    /// The header word and the payload words of record `s`.
-    fn record(self, shm: &Shm, s: u64) -> (&AtomicU64, [&AtomicU64; 4]) {
-        let at = (s % self.per_lap()) as usize * self.stride();
-        (
-            self.word(shm, at),
-            [8, 16, 24, 32].map(|o| self.word(shm, at + o)),
-        )
+    /// A pointer to byte `off` of the area (8-aligned; read-only for the
+    /// peer's area of the read-only variant: a source of copies only).
+    fn ptr(self, shm: &Shm, off: usize) -> *mut u8 {
+        self.word(shm, off).as_ptr().cast()
+    }
+
+    /// The offset of record `s` (its header word; the payload follows).
+    fn record(self, s: u64, len: usize) -> usize {
+        (s % self.per_lap(len)) as usize * self.stride(len)
     }
 }
 
@@ -446,83 +452,122 @@ fn record_areas(sys: Sys, main: bool) -> (RecordArea, RecordArea) {
 }
 
 /// The writer of a record floor area: ring-core's protocol with nothing
-/// else. A record's header word is stored (Release) after its payload;
-/// after each publication, when fewer than 64 bytes past the record are
-/// known zero, the writer zeroes up to the cache line boundary 256 bytes
-/// ahead (ring-core's clear-ahead, which takes ownership of the next lines
-/// before they are needed). Header words are tagged with the run and the
+/// else. A record's header word is stored (Release) after its payload. After
+/// a record smaller than a line, when fewer than 64 bytes past it are known
+/// zero, the writer zeroes up to the cache line boundary 256 bytes ahead
+/// (ring-core's clear-ahead, which takes ownership of the next lines before
+/// they are needed); a larger record only gets its successor's header word
+/// zeroed before its own header is stored (as ring-core's commit does when
+/// nothing is cleared ahead). Header words are tagged with the run and the
 /// message (unique), so no area needs a reset before a run.
 struct RecordWriter<'s> {
     shm: &'s Shm,
     area: RecordArea,
+    /// Payload bytes of every record (a multiple of 8, at most `RECORD_MAX`).
+    len: usize,
     /// Position (bytes, counting laps) up to which the area is zero ahead.
     zeroed: u64,
 }
 
 impl<'s> RecordWriter<'s> {
-    fn new(shm: &'s Shm, area: RecordArea) -> Self {
+    fn new(shm: &'s Shm, area: RecordArea, len: usize) -> Self {
+        assert!(len % 8 == 0 && (8..=RECORD_MAX).contains(&len));
         RecordWriter {
             shm,
             area,
+            len,
             zeroed: 0,
         }
     }
 
-    fn send(&mut self, s: u64, payload: [u64; 4], header: u64) {
-        let (h, p) = self.area.record(self.shm, s);
-        for (w, v) in p.iter().zip(payload) {
-            w.store(v, Ordering::Relaxed);
-        }
-        let stride = self.area.stride();
-        if stride > RECORD {
+    /// Copy `len` payload bytes from `src` into record `s` and publish it
+    /// with `header`, as ring-core's `send` (one memcpy).
+    ///
+    /// # Safety
+    /// `src` is valid for `len` bytes, outside this writer's area.
+    unsafe fn send(&mut self, s: u64, src: *const u8, header: u64) {
+        let (len, area) = (self.len, self.area);
+        let at = area.record(s, len);
+        // SAFETY: the record lies inside the area (`per_lap` records of
+        // `stride` bytes fit), which only this writer writes, and the peer
+        // reads a record only after its header's Release store below;
+        // `src` is valid and elsewhere (the caller).
+        unsafe { std::ptr::copy_nonoverlapping(src, area.ptr(self.shm, at + 8), len) };
+        let rec = 8 + len;
+        let stride = area.stride(len);
+        if stride > rec {
             // The line padding word after the record (ring-core's reader
             // reads it from the line it already holds; this one skips it).
-            let at = (s % self.area.per_lap()) as usize * stride + RECORD;
-            self.area.word(self.shm, at).store(1, Ordering::Relaxed);
+            area.word(self.shm, at + rec).store(1, Ordering::Relaxed);
         }
-        h.store(header, Ordering::Release);
         // Records fill each lap exactly: record `s` ends at `(s + 1) * stride`.
         let head = (s + 1) * stride as u64;
+        if rec >= 64 {
+            let next = (head % area.lap(len)) as usize;
+            area.word(self.shm, next).store(0, Ordering::Relaxed);
+            area.word(self.shm, at).store(header, Ordering::Release);
+            return;
+        }
+        area.word(self.shm, at).store(header, Ordering::Release);
         if self.zeroed.saturating_sub(head) >= 64 {
             return;
         }
         let target = (head + 256) & !63;
         self.zeroed = self.zeroed.max(head);
         while self.zeroed < target {
-            let off = (self.zeroed % self.area.lap()) as usize;
-            self.area.word(self.shm, off).store(0, Ordering::Relaxed);
+            let off = (self.zeroed % area.lap(len)) as usize;
+            area.word(self.shm, off).store(0, Ordering::Relaxed);
             self.zeroed += 8;
         }
     }
 }
 
-/// Wait for record `s` (header `tag`) in `area` and return its payload.
-fn record_wait(shm: &Shm, area: RecordArea, s: u64, tag: u64) -> Result<[u64; 4], BoxError> {
-    let (h, p) = area.record(shm, s);
+/// Wait for record `s` (header `tag`) of `len` payload bytes in `area`;
+/// returns the offset of its payload.
+fn record_wait(
+    shm: &Shm,
+    area: RecordArea,
+    s: u64,
+    len: usize,
+    tag: u64,
+) -> Result<usize, BoxError> {
+    let at = area.record(s, len);
+    let h = area.word(shm, at);
     wait_for("record floor", || h.load(Ordering::Acquire) == tag)?;
-    Ok(p.map(|w| w.load(Ordering::Relaxed)))
+    Ok(at + 8)
 }
 
+/// The main side, as the memtube round trip's: it copies a payload (its
+/// first word the tag) in, and checks the first word of the echo in place.
 fn record_floor_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxError> {
     let (out, inc) = record_areas(run.sys, true);
-    let mut w = RecordWriter::new(shm, out);
+    let mut w = RecordWriter::new(shm, out, run.len);
+    let mut payload = vec![0xa5u8; run.len];
     time_round_trips(run.count, |s| {
         let tag = split_value(run.id, s);
-        w.send(s, [tag; 4], tag);
-        if record_wait(shm, inc, s, tag)?[0] != tag {
+        payload[..8].copy_from_slice(&tag.to_ne_bytes());
+        // SAFETY: `payload` holds `run.len` bytes, in this process's heap.
+        unsafe { w.send(s, payload.as_ptr(), tag) };
+        let at = record_wait(shm, inc, s, run.len, tag)?;
+        if inc.word(shm, at).load(Ordering::Relaxed) != tag {
             return Err("record floor: echo mismatch".into());
         }
         Ok(())
     })
 }
 
+/// The echo, as the memtube round trip's: one copy from the incoming record
+/// into the outgoing one.
 fn record_floor_peer(shm: &Shm, run: Run) -> Result<(), BoxError> {
     let (out, inc) = record_areas(run.sys, false);
-    let mut w = RecordWriter::new(shm, out);
+    let mut w = RecordWriter::new(shm, out, run.len);
     for s in 0..run.count {
         let tag = split_value(run.id, s);
-        let payload = record_wait(shm, inc, s, tag)?;
-        w.send(s, payload, tag);
+        let at = record_wait(shm, inc, s, run.len, tag)?;
+        // SAFETY: the incoming record's `run.len` payload bytes lie in the
+        // other area, published (the Acquire load of its header) and not
+        // written until the main side's next lap.
+        unsafe { w.send(s, inc.ptr(shm, at), tag) };
     }
     Ok(())
 }
