@@ -231,7 +231,7 @@ impl<W: OsWait> Sender<W> {
     /// straddling two ([`ring_core::Producer::set_line_padding`]). On by
     /// default with isolation, where the peer reads the ring through a
     /// read-only mapping (measured: the 32-byte round trip went from 1.24x
-    /// to 1.07x the ring floor); off without isolation, where it measured no
+    /// to 1.06-1.12x the ring floor); off without isolation, where it measured no
     /// faster. Payloads of 25 to 48 bytes then take a cache line each: to
     /// stream them one by one at full rate, turn it off (measured at 32
     /// bytes: 37% more messages per second), or stage them with

@@ -106,9 +106,9 @@
 //!   padding in the line it already holds and then polls the next line's
 //!   first word. The plan of a reservation that may publish counts that
 //!   padding. With a read-only consumer mapping (isolation) this took the
-//!   32-byte round trip from 1.24x to 1.07x the ring floor in the
-//!   benchmark's full runs (the read-only record floor: about 1.15x to
-//!   1.06x); with a read-write mapping it measured no faster, and streams
+//!   32-byte round trip from 1.24x to 1.06-1.12x the ring floor in the
+//!   benchmark's full runs (the read-only record floor: from 1.15x to
+//!   0.99-1.06x); with a read-write mapping it measured no faster, and streams
 //!   of small messages published one by one lose about 37% of their rate
 //!   at 32 bytes, so it is a setting.
 //! - **Lazy release.** The consumer stores its released position on its own

@@ -137,8 +137,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// data area read-only: with a read-only mapping, a message across two
     /// lines costs the round trip more than the second line's transfer
     /// (measured on an AMD EPYC KVM guest: the 32-byte round trip went from
-    /// 1.24x to 1.07x a ring that advances one cache line per message, about
-    /// 20 ns). Off by default otherwise: with a read-write mapping it
+    /// 1.24x to 1.06-1.12x a ring that advances one cache line per message,
+    /// about 20 ns). Off by default otherwise: with a read-write mapping it
     /// measured no faster. Its price is space: a stream of small messages
     /// published one by one moves more cache lines per message (32-byte
     /// messages: about 37% fewer per second). Staged commits
