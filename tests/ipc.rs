@@ -489,6 +489,19 @@ fn writes_through_the_peers_read_only_pages_fault() {
 
 // ------------------------------------------------------ hostile handshakes
 
+/// A new close-on-exec Unix `SOCK_SEQPACKET` socket (memtube's socket type
+/// on Linux), for the tests that play a listener's part by hand.
+fn seqpacket_socket() -> OwnedFd {
+    use rustix::net::{socket_with, AddressFamily, SocketFlags, SocketType};
+    socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap()
+}
+
 /// A fake listener at `addr`: accepts one connection and hands it to `f`,
 /// then holds it until the connector closes.
 fn fake_listener(
@@ -496,13 +509,7 @@ fn fake_listener(
     f: impl FnOnce(BorrowedFd<'_>) + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     use rustix::net::*;
-    let s = socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
+    let s = seqpacket_socket();
     let name = addr.strip_prefix('@').unwrap();
     bind(
         &s,
@@ -694,14 +701,8 @@ fn temp_path(tag: &str) -> std::path::PathBuf {
 /// (A socket that once listened can stay alive for a moment in a child
 /// that another test is forking, so it would still look live.)
 fn make_stale_socket(path: &std::path::Path) {
-    use rustix::net::{bind, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-    let s = socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
+    use rustix::net::{bind, SocketAddrUnix};
+    let s = seqpacket_socket();
     bind(&s, &SocketAddrUnix::new(path).unwrap()).unwrap();
 }
 

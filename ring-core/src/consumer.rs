@@ -157,7 +157,8 @@ impl<'a, W: Wait> Consumer<'a, W> {
         // staged batch, which we read before this one).
         let mut word = self.sh.data.commit_word(off).load(Acquire);
         // Line padding (after most small messages when it is on): skipped
-        // here, inline.
+        // here, inline. The bit test comes first, so a record's word costs
+        // one test; only the exact pad for this offset is taken here.
         let in_line = off & (CACHE_LINE - 1);
         if word & PADDING != 0 && word == line_pad_word(in_line) && in_line != 0 {
             let pad = CACHE_LINE - in_line;

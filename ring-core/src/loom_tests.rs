@@ -90,22 +90,31 @@ fn recv_spinning(c: &mut Consumer<'static, LoomFutex>, i: u32, len: usize) {
     }
 }
 
+/// In a pure-spin `capacity`-byte ring, a producer thread sends one message
+/// of each payload length in `lens` (type id = index, non-blocking sends)
+/// and drops its handle; the consumer receives and checks them in order.
+/// Returns the consumer after the producer thread ended.
+fn exchange(capacity: u32, lens: &'static [usize]) -> Consumer<'static, LoomFutex> {
+    let (mut p, mut c) = pair(capacity, true);
+    let t = thread::spawn(move || {
+        for (i, &len) in lens.iter().enumerate() {
+            send_spinning(&mut p, i as u32, len);
+        }
+    });
+    for (i, &len) in lens.iter().enumerate() {
+        recv_spinning(&mut c, i as u32, len);
+    }
+    t.join().unwrap();
+    c
+}
+
 /// Three 16-byte messages (24-byte records) in a 64-byte ring: the third one
 /// does not fit the 16-byte tail, so a padding record precedes it at offset 0,
 /// and each needs the consumer's release of the earlier ones.
 #[test]
 fn wrap_around_with_padding() {
     loom::model(|| {
-        let (mut p, mut c) = pair(64, true);
-        let t = thread::spawn(move || {
-            for i in 0..3 {
-                send_spinning(&mut p, i, 16);
-            }
-        });
-        for i in 0..3 {
-            recv_spinning(&mut c, i, 16);
-        }
-        t.join().unwrap();
+        exchange(64, &[16; 3]);
     });
 }
 
@@ -120,17 +129,7 @@ fn wrap_around_with_padding() {
 #[test]
 fn line_padding_over_stale_bytes() {
     loom::model(|| {
-        let (mut p, mut c) = pair(256, true);
-        let lens = [120, 32, 32, 32, 32];
-        let t = thread::spawn(move || {
-            for (i, &len) in lens.iter().enumerate() {
-                send_spinning(&mut p, i as u32, len);
-            }
-        });
-        for (i, &len) in lens.iter().enumerate() {
-            recv_spinning(&mut c, i as u32, len);
-        }
-        t.join().unwrap();
+        let mut c = exchange(256, &[120, 32, 32, 32, 32]);
         assert_eq!(c.recv().err(), Some(Error::Closed));
     });
 }
@@ -142,17 +141,7 @@ fn line_padding_over_stale_bytes() {
 #[test]
 fn line_padding_then_end_padding() {
     loom::model(|| {
-        let (mut p, mut c) = pair(256, true);
-        let lens = [32, 64, 32, 64];
-        let t = thread::spawn(move || {
-            for (i, &len) in lens.iter().enumerate() {
-                send_spinning(&mut p, i as u32, len);
-            }
-        });
-        for (i, &len) in lens.iter().enumerate() {
-            recv_spinning(&mut c, i as u32, len);
-        }
-        t.join().unwrap();
+        exchange(256, &[32, 64, 32, 64]);
     });
 }
 
@@ -161,16 +150,7 @@ fn line_padding_then_end_padding() {
 #[test]
 fn exactly_full_and_empty_edges() {
     loom::model(|| {
-        let (mut p, mut c) = pair(64, true);
-        let t = thread::spawn(move || {
-            for i in 0..3 {
-                send_spinning(&mut p, i, 24);
-            }
-        });
-        for i in 0..3 {
-            recv_spinning(&mut c, i, 24);
-        }
-        t.join().unwrap();
+        exchange(64, &[24; 3]);
     });
 }
 
