@@ -155,6 +155,7 @@ fn plan() -> Vec<(Sys, usize)> {
         }
     }
     v.extend([
+        (Sys::MemtubeSpinCached, 65536),
         (Sys::MemtubeSpinNoIso, 32),
         (Sys::MemtubeSpinNoIso, 256),
         (Sys::MemtubeSpinNoIso, 1024),
@@ -171,6 +172,10 @@ fn plan() -> Vec<(Sys, usize)> {
         if len < 64 {
             // Line padding applies to messages under a cache line only.
             v.push((Sys::StreamCopyNoPad, len));
+        }
+        if len >= 16 * 1024 {
+            // Non-temporal copies apply from 16 KiB by default.
+            v.push((Sys::StreamCopyCached, len));
         }
         v.push((Sys::StreamBatch, len));
         if cfg!(feature = "iceoryx2") {

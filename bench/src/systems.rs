@@ -66,6 +66,8 @@ pub enum Sys {
     MemtubeDefault,
     /// memtube pure spin with isolation off (one shared region per ring).
     MemtubeSpinNoIso,
+    /// As `MemtubeSpin`, with non-temporal copies off.
+    MemtubeSpinCached,
     /// ring-core `split` between two threads of the main process (pure spin).
     MemtubeThreads,
     /// ring-core `init`/`attach` over the shared memfd between the two
@@ -89,6 +91,8 @@ pub enum Sys {
     StreamCopy,
     /// The same with line padding off (on by default with isolation).
     StreamCopyNoPad,
+    /// The same with non-temporal copies off (on from 16 KiB by default).
+    StreamCopyCached,
     /// memtube one way: `send_staged`, `publish` every 16 messages.
     StreamBatch,
     /// iceoryx2 one way: loan, copy in, send.
@@ -104,7 +108,7 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 30] = [
+pub const ALL: [Sys; 32] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
@@ -118,6 +122,7 @@ pub const ALL: [Sys; 30] = [
     Sys::MemtubeSpin,
     Sys::MemtubeDefault,
     Sys::MemtubeSpinNoIso,
+    Sys::MemtubeSpinCached,
     Sys::MemtubeThreads,
     Sys::RingCoreProcesses,
     Sys::Uds,
@@ -129,6 +134,7 @@ pub const ALL: [Sys; 30] = [
     Sys::StreamZeroCopy,
     Sys::StreamCopy,
     Sys::StreamCopyNoPad,
+    Sys::StreamCopyCached,
     Sys::StreamBatch,
     Sys::Iceoryx2Stream,
     Sys::TachyonStream,
@@ -164,6 +170,7 @@ impl Sys {
             Sys::MemtubeSpin => "memtube pure-spin",
             Sys::MemtubeDefault => "memtube default",
             Sys::MemtubeSpinNoIso => "memtube pure-spin, isolation off",
+            Sys::MemtubeSpinCached => "memtube pure-spin, non-temporal copy off",
             Sys::MemtubeThreads => "memtube (ring-core) two threads",
             Sys::RingCoreProcesses => "memtube (ring-core) two processes, raw",
             Sys::Uds => "unix socket",
@@ -175,6 +182,7 @@ impl Sys {
             Sys::StreamZeroCopy => "memtube zero-copy",
             Sys::StreamCopy => "memtube copy",
             Sys::StreamCopyNoPad => "memtube copy, line padding off",
+            Sys::StreamCopyCached => "memtube copy, non-temporal copy off",
             Sys::StreamBatch => "memtube batched",
             Sys::Iceoryx2Stream => "iceoryx2",
             Sys::TachyonStream => "tachyon",
@@ -190,6 +198,7 @@ impl Sys {
             Sys::StreamZeroCopy
             | Sys::StreamCopy
             | Sys::StreamCopyNoPad
+            | Sys::StreamCopyCached
             | Sys::StreamBatch
             | Sys::Iceoryx2Stream
             | Sys::TachyonStream
@@ -685,6 +694,7 @@ fn memtube_options(sys: Sys, len: usize) -> Options {
         Sys::MemtubeSpin => o.duplex(true).pure_spin(true),
         Sys::MemtubeDefault => o.duplex(true),
         Sys::MemtubeSpinNoIso => o.duplex(true).pure_spin(true).isolation(false),
+        Sys::MemtubeSpinCached => o.duplex(true).pure_spin(true),
         Sys::WakeMemtube => o
             .capacity(16 * 1024)
             .direction(Direction::ConnectorToListener),
@@ -702,6 +712,9 @@ fn memtube_rt_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
     let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
         return Err("duplex connection without two rings".into());
     };
+    if run.sys == Sys::MemtubeSpinCached {
+        tx.set_nontemporal_threshold(u32::MAX);
+    }
     let mut payload = vec![0xa5u8; run.len];
     time_round_trips(run.count, |s| {
         payload[..8].copy_from_slice(&s.to_ne_bytes());
@@ -721,6 +734,9 @@ fn memtube_rt_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
     let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
         return Err("duplex connection without two rings".into());
     };
+    if run.sys == Sys::MemtubeSpinCached {
+        tx.set_nontemporal_threshold(u32::MAX);
+    }
     for _ in 0..run.count {
         let m = rx.recv_blocking(Some(TIMEOUT))?;
         tx.send_blocking(&m, m.type_id(), Some(TIMEOUT))?;
@@ -823,9 +839,12 @@ fn memtube_stream_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
                 g.commit(run.len, 1);
             }
         }
-        Sys::StreamCopy | Sys::StreamCopyNoPad => {
+        Sys::StreamCopy | Sys::StreamCopyNoPad | Sys::StreamCopyCached => {
             if run.sys == Sys::StreamCopyNoPad {
                 tx.set_line_padding(false);
+            }
+            if run.sys == Sys::StreamCopyCached {
+                tx.set_nontemporal_threshold(u32::MAX);
             }
             for n in 0..run.count {
                 payload[..8].copy_from_slice(&n.to_ne_bytes());
@@ -1151,15 +1170,17 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
             lat(split_floor_main(&ctx.shm, run.sys, run.count, run.id))
         }
         Sys::RecordFloor | Sys::RecordFloorRo => lat(record_floor_main(&ctx.shm, run)),
-        Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => {
+        Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso | Sys::MemtubeSpinCached => {
             lat(memtube_rt_main(ctx, run))
         }
         Sys::MemtubeThreads => lat(memtube_threads(run, echo_cpu)),
         Sys::RingCoreProcesses => lat(ring_core_processes_main(&ctx.shm, run)),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => lat(kernel_main(ctx, run)),
-        Sys::StreamZeroCopy | Sys::StreamCopy | Sys::StreamCopyNoPad | Sys::StreamBatch => {
-            memtube_stream_main(ctx, run)
-        }
+        Sys::StreamZeroCopy
+        | Sys::StreamCopy
+        | Sys::StreamCopyNoPad
+        | Sys::StreamCopyCached
+        | Sys::StreamBatch => memtube_stream_main(ctx, run),
         Sys::Memcpy => Ok(memcpy(run)),
         Sys::WakeMemtube | Sys::WakeFutex => lat(wake_main(ctx, run)),
         Sys::Iceoryx2 | Sys::Iceoryx2Stream => crate::peers::ice_main(ctx, run),
@@ -1180,12 +1201,16 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
             split_floor_peer(&ctx.shm, run.sys, run.count, run.id)
         }
         Sys::RecordFloor | Sys::RecordFloorRo => record_floor_peer(&ctx.shm, run),
-        Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso => memtube_rt_peer(ctx, run),
+        Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso | Sys::MemtubeSpinCached => {
+            memtube_rt_peer(ctx, run)
+        }
         Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),
-        Sys::StreamZeroCopy | Sys::StreamCopy | Sys::StreamCopyNoPad | Sys::StreamBatch => {
-            memtube_stream_peer(ctx, run)
-        }
+        Sys::StreamZeroCopy
+        | Sys::StreamCopy
+        | Sys::StreamCopyNoPad
+        | Sys::StreamCopyCached
+        | Sys::StreamBatch => memtube_stream_peer(ctx, run),
         Sys::WakeMemtube | Sys::WakeFutex => wake_peer(ctx, run),
         Sys::Iceoryx2 | Sys::Iceoryx2Stream => crate::peers::ice_peer(ctx, run),
         Sys::Tachyon | Sys::TachyonStream => crate::peers::tachyon_peer(ctx, run),

@@ -241,6 +241,15 @@ impl<W: OsWait> Sender<W> {
         self.tx.set_line_padding(on)
     }
 
+    /// Copying sends of payloads of at least `bytes` bytes bypass the cache
+    /// with non-temporal stores (x86-64; default 16 KiB, `u32::MAX` turns
+    /// it off). Measured: 64 KiB streams 2.7x and round trips 1.4x faster;
+    /// 4-8 KiB streams gain from 4096, their round trips lose (see
+    /// [`ring_core::Producer::set_nontemporal_threshold`]).
+    pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
+        self.tx.set_nontemporal_threshold(bytes)
+    }
+
     /// The largest payload this ring takes.
     pub fn max_payload(&self) -> u32 {
         self.tx.max_payload()

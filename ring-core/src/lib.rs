@@ -240,6 +240,7 @@
 extern crate std;
 
 mod consumer;
+mod copy;
 mod data;
 mod error;
 pub mod handshake;
