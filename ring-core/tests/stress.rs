@@ -9,6 +9,9 @@
 //! their index. The consumer knows which `seq` comes next, so any loss,
 //! duplication, reordering or corruption fails the test.
 //!
+//! Copying sends switch between ordinary and non-temporal stores (every
+//! threshold from 0 to off).
+//!
 //! Blocking calls use a generous timeout so a lost wake-up fails instead of
 //! hanging. The tests assert correctness only; the printed rates are
 //! informative.
@@ -119,10 +122,20 @@ fn produce(mut tx: Tx<'_>, n: u64, seed: u64) {
     let mut rng = Rng::new(seed);
     let mut scratch = vec![0u8; max];
     let mut seq = 0;
+    // Copying sends of payloads from this length use non-temporal stores
+    // (the default, 16 KiB, is above most payloads here): sometimes every
+    // one, at every alignment, so the publication's ordering after them is
+    // tested too.
+    let thresholds = [0, 1, 64, 100, 16 * 1024, u32::MAX];
+    let pick = |rng: &mut Rng| thresholds[rng.below(thresholds.len() as u64) as usize];
+    tx.set_nontemporal_threshold(pick(&mut rng));
     while seq < n {
         match rng.below(16) {
             // Copying blocking send.
             0..=4 => {
+                if rng.below(64) == 0 {
+                    tx.set_nontemporal_threshold(pick(&mut rng));
+                }
                 let len = msg_len(seq, max);
                 fill(seq, &mut scratch[..len]);
                 tx.send_blocking(&scratch[..len], seq as u32, TIMEOUT)
@@ -547,6 +560,45 @@ fn producer_drop_unblocks_consumer() {
                 drop(tx);
             });
             assert_eq!(rx.recv_blocking(TIMEOUT).err(), Some(Error::Closed));
+        });
+    }
+}
+
+/// Payloads copied with non-temporal stores (weakly ordered on x86) are
+/// whole when the consumer sees their publication. The consumer must be
+/// waiting when each message is published, so the producer does more work
+/// per message (it fills every word) than the consumer checks (the first
+/// and last word of each 64-byte line). Without the fence before the
+/// publication this fails within a few thousand messages in release builds
+/// (`.ci/run` runs it so); debug builds are too slow to hit the window.
+#[test]
+fn nontemporal_copies_land_before_their_publication() {
+    let _serial = serial();
+    let n: u64 = if cfg!(miri) { 50 } else { 20_000 };
+    for (pure_spin, len) in [(true, 4096usize), (true, 1000), (false, 20_000)] {
+        let mut buf: Box<RegionBuf<BIG>> = Box::default();
+        let (mut tx, mut rx) = ring_of(65536, pure_spin, &mut buf);
+        tx.set_nontemporal_threshold(0);
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut scratch = vec![0u8; len];
+                for seq in 0..n {
+                    for w in scratch.chunks_exact_mut(8) {
+                        w.copy_from_slice(&std::hint::black_box(seq).to_le_bytes());
+                    }
+                    tx.send_blocking(&scratch, seq as u32, TIMEOUT).unwrap();
+                }
+            });
+            for seq in 0..n {
+                let m = rx.recv_blocking(TIMEOUT).unwrap();
+                assert_eq!((m.type_id(), m.len()), (seq as u32, len));
+                let p = m.payload();
+                for at in (0..len.div_ceil(64)).flat_map(|l| [l * 64, l * 64 + 56]) {
+                    let Some(w) = p.get(at..at + 8) else { continue };
+                    let got = u64::from_le_bytes(w.try_into().unwrap());
+                    assert_eq!(got, seq, "message {seq} ({len} bytes): bytes {at}..");
+                }
+            }
         });
     }
 }
