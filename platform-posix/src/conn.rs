@@ -243,9 +243,10 @@ impl<W: OsWait> Sender<W> {
 
     /// Copying sends of payloads of at least `bytes` bytes bypass the cache
     /// with non-temporal stores (x86-64; default 16 KiB, `u32::MAX` turns
-    /// it off). Measured: 64 KiB streams 2.7x and round trips 1.4x faster;
-    /// 4-8 KiB streams gain from 4096, their round trips lose (see
-    /// [`ring_core::Producer::set_nontemporal_threshold`]).
+    /// it off). Measured on a VM whose cores' distance changes: 64 KiB
+    /// streams 2.5-10x and round trips 1.4-3x faster, except where the two
+    /// cores share a cache closely, where they are 2-3x slower (there, turn
+    /// it off); see [`ring_core::Producer::set_nontemporal_threshold`].
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
         self.tx.set_nontemporal_threshold(bytes)
     }

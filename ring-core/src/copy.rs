@@ -3,12 +3,10 @@
 //!
 //! A large message's lines are written by one core and read once by
 //! another. With ordinary stores they sit modified in the producer's cache,
-//! and the consumer fetches each from there: on the benchmark machine (a
-//! 2-vCPU AMD EPYC KVM guest) a one-way stream of 64 KiB messages moved
-//! 6.8 GB/s that way, and 17-18 GB/s when the producer wrote them with
-//! non-temporal stores (which go to memory, where the consumer's reads and
-//! prefetches find them); at the VM's slow cross-core level, 1.8 against
-//! 18-20 GB/s.
+//! and the consumer fetches each from there, as fast as the two cores are
+//! close; non-temporal stores put them in memory, where the consumer's
+//! reads and prefetches find them at the same speed wherever the cores are.
+//! Measurements: [`crate::Producer::set_nontemporal_threshold`].
 
 /// Copy `src` to `dst`: the whole 64-byte lines of `dst` with non-temporal
 /// stores when `nontemporal` and the target supports them, everything else

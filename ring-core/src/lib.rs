@@ -116,10 +116,14 @@
 //!   16 KiB) write their whole cache lines with non-temporal stores on
 //!   x86-64, then a store fence, so the Release store that publishes them
 //!   cannot pass them. The consumer then reads them from memory instead of
-//!   fetching every line from the producer's cache: 64 KiB one-way streams
-//!   went from 6.5 to 17-19 GB/s and 64 KiB round trips from 9.4-11.8 to
-//!   6.5-7.2 us; below 16 KiB round trips were slower with it (4 KiB: 0.83
-//!   to 1.4-1.6 us), hence the default.
+//!   fetching every line from the producer's cache, at about the same speed
+//!   wherever the two cores are. On the benchmark VM, at its usual
+//!   cross-core level, 64 KiB one-way streams went from 6-8 to 17-19 GB/s
+//!   and 64 KiB round trips from 9.4-11.8 to 6.5-7.2 us (at its slow level
+//!   tenfold and threefold); where the cores share a cache closely (its
+//!   rare fast level) the cached path is 2-3x faster, and below 16 KiB
+//!   round trips were slower with it (4 KiB: 0.83 to 1.4-1.6 us): hence the
+//!   default and the setting.
 //! - **Lazy release.** The consumer stores its released position on its own
 //!   line only after [`Consumer::set_release_threshold`] bytes (default: a
 //!   quarter of the capacity), when it finds the ring empty, and before it

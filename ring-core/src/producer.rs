@@ -174,21 +174,30 @@ impl<'a, W: Wait> Producer<'a, W> {
     ///
     /// A large message is read once, by another core. With ordinary stores
     /// its lines stay modified in the producer's cache and the consumer
-    /// fetches each from there; non-temporal stores put them in memory,
-    /// where the consumer's prefetches find them. Measured on a 2-vCPU AMD
-    /// EPYC KVM guest (Zen 4), A/B at the same cross-core level:
-    /// - one-way streams: 64 KiB messages 6.5 -> 17-19 GB/s, 4 KiB 6-7 ->
-    ///   12-13 GB/s;
-    /// - round trips: 64 KiB 9.4-11.8 -> 6.5-7.2 us, 32 KiB 4.7 -> 3.8-3.9
-    ///   us, 16 KiB 2.46-2.48 -> 2.28-2.32 us; but 8 KiB 1.30 -> 1.49-1.66
-    ///   us and 4 KiB 0.83-1.03 -> 1.37-1.57 us, where the consumer waits
-    ///   longer for memory than for the producer's cache.
+    /// fetches each from there, at a speed that depends on where the two
+    /// cores are; non-temporal stores put them in memory, where the
+    /// consumer's prefetches find them at about the same speed wherever the
+    /// cores are. Measured on a 2-vCPU AMD EPYC (Zen 4) KVM guest whose
+    /// cross-core latency switches between levels (one-line round trip
+    /// about 70, 140 or 370 ns; 3%, 88% and 10% of one full benchmark
+    /// run), A/B at the same level:
     ///
-    /// Hence the default: no round trip got slower. A stream of 4-8 KiB
-    /// messages, where throughput matters more than each message's latency,
-    /// gains from 4096. Grants are filled by the caller: one who writes a
-    /// payload with non-temporal stores must issue a store fence
-    /// (`_mm_sfence`) before [`Grant::commit`].
+    /// | at level | 64 KiB stream | 64 KiB round trip | 16 KiB round trip |
+    /// |---|---|---|---|
+    /// | 140 ns | 6-8 -> 17-19 GB/s | 9.4-11.8 -> 6.5-7.2 us | 2.46 -> 2.3 us |
+    /// | 270-370 ns | 2.1 -> 19 GB/s | 22 -> 6.9 us | 6.0 -> 2.3 us |
+    /// | 70 ns | 36 -> 17 GB/s | 2.5 -> 7.2 us | 0.92 -> 2.4 us |
+    ///
+    /// At 140 ns, 4 and 8 KiB round trips were slower with it (4 KiB: 0.83
+    /// -> 1.4-1.6 us) while 4 KiB streams were 1.85x faster. So the default
+    /// trades the fast placement (cores that share a cache closely: there
+    /// it costs 2-3x from 16 KiB up; set `u32::MAX`) for the others (up to
+    /// 10x), and no round trip below 16 KiB changes. Streams of 4-8 KiB
+    /// messages between distant cores gain from 4096.
+    ///
+    /// Grants are filled by the caller: one who writes a payload with
+    /// non-temporal stores must issue a store fence (`_mm_sfence`) before
+    /// [`Grant::commit`].
     ///
     /// ```
     /// # use ring_core::*;
