@@ -10,7 +10,9 @@ this output.
 import json
 import sys
 
-# (label, system, payload bytes, summary field, comparison, bound)
+# (label, system, payload bytes, summary field, comparison, bound); payload
+# 0 means the wake-up summary (kind "wake_up"), any other a round trip or
+# stream of that size.
 TARGETS = []
 for sys_name, mode in [
     ("memtube pure-spin", "pure-spin"),
@@ -47,8 +49,10 @@ TARGETS.append(("wake-up p50 ≤ 1.1× futex wake-up", "memtube default", 0, "ov
 
 def find(summaries, system, size, field):
     for s in summaries:
-        # size 0: any size (the wake-up rows, found by their field).
-        if s["system"] == system and size in (0, s["payload_bytes"]) and s.get(field):
+        if s["system"] != system or not s.get(field):
+            continue
+        wake = s["kind"] == "wake_up"
+        if (size == 0 and wake) or (size != 0 and not wake and s["payload_bytes"] == size):
             return s[field]
     return None
 

@@ -241,12 +241,15 @@ impl<W: OsWait> Sender<W> {
         self.tx.set_line_padding(on)
     }
 
-    /// Copying sends of payloads of at least `bytes` bytes bypass the cache
-    /// with non-temporal stores (x86-64; default 16 KiB, `u32::MAX` turns
-    /// it off). Measured on a VM whose cores' distance changes: 64 KiB
-    /// streams 2.5-10x and round trips 1.4-3x faster, except where the two
-    /// cores share a cache closely, where they are 2-3x slower (there, turn
-    /// it off); see [`ring_core::Producer::set_nontemporal_threshold`].
+    /// Copying sends ([`send`](Self::send), [`send_blocking`](Self::send_blocking),
+    /// [`send_staged`](Self::send_staged); not grants, nor a duplex
+    /// connection's `call` and `serve_one`, which fill grants) of payloads of
+    /// at least `bytes` bytes bypass the cache with non-temporal stores
+    /// (x86-64; default 16 KiB, `u32::MAX` turns it off). Measured on a VM
+    /// whose cores' distance changes: 64 KiB streams 2-9x and round trips
+    /// 1.3-3x faster, except where the two cores share a cache closely,
+    /// where they are 2-3x slower (there, turn it off); see
+    /// [`ring_core::Producer::set_nontemporal_threshold`].
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
         self.tx.set_nontemporal_threshold(bytes)
     }

@@ -9,16 +9,16 @@
 //! Measurements: [`crate::Producer::set_nontemporal_threshold`].
 
 /// Copy `src` to `dst`: the whole 64-byte lines of `dst` with non-temporal
-/// stores when `nontemporal` and the target supports them, everything else
-/// with ordinary stores. On return every store is ordered before the
-/// caller's later stores (an `sfence` after non-temporal ones), so a later
-/// Release store publishes them.
+/// stores when `nontemporal` and the target has them (x86-64 with SSE2),
+/// everything else with ordinary stores. Either way a later Release store
+/// publishes every byte written: after non-temporal stores, which x86
+/// orders weakly, an `sfence` makes that hold.
 ///
 /// # Safety
 /// `dst` must be valid for writes of `src.len()` bytes and not overlap `src`.
 #[inline(always)]
 pub(crate) unsafe fn copy_in(dst: *mut u8, src: &[u8], nontemporal: bool) {
-    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri)))]
     if nontemporal {
         // SAFETY: the caller's contract.
         unsafe { copy_nontemporal(dst, src) };
@@ -31,7 +31,7 @@ pub(crate) unsafe fn copy_in(dst: *mut u8, src: &[u8], nontemporal: bool) {
 
 /// # Safety
 /// As [`copy_in`].
-#[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri)))]
 #[inline(never)]
 unsafe fn copy_nontemporal(dst: *mut u8, src: &[u8]) {
     use core::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
@@ -47,9 +47,10 @@ unsafe fn copy_nontemporal(dst: *mut u8, src: &[u8]) {
     let mut i = head;
     while i < body_end {
         // SAFETY: `i + 64 <= body_end <= len`, so the 64 bytes at `i` are in
-        // both buffers; `dst + i` is 64-aligned (`dst + head` is, and `i -
-        // head` is a multiple of 64), as `_mm_stream_si128` needs 16;
-        // `_mm_loadu_si128` takes any alignment. SSE2 is part of x86-64.
+        // both buffers; `dst + i` is 64-aligned (the loop runs only when
+        // `head` reached `dst`'s first line boundary, and `i - head` is a
+        // multiple of 64), as `_mm_stream_si128` needs 16; `_mm_loadu_si128`
+        // takes any alignment; the cfg requires SSE2.
         unsafe {
             let from = s.add(i).cast::<__m128i>();
             let to = dst.add(i).cast::<__m128i>();
@@ -66,31 +67,47 @@ unsafe fn copy_nontemporal(dst: *mut u8, src: &[u8]) {
     unsafe { core::ptr::copy_nonoverlapping(s.add(body_end), dst.add(body_end), len - body_end) };
     // Non-temporal stores are weakly ordered: without this fence a later
     // Release store (the commit word) could become visible before them.
-    // SAFETY: SSE is part of x86-64.
+    // SAFETY: the cfg requires SSE2 (which includes SSE).
     unsafe { _mm_sfence() };
 }
 
 #[cfg(test)]
 mod tests {
     use super::copy_in;
+    use std::vec;
     use std::vec::Vec;
 
-    /// Every length and alignment around the line boundaries, both ways.
+    #[repr(C, align(64))]
+    struct Buf([u8; 64 + 700 + 64]);
+
+    /// Every destination offset within a line, lengths around one to four
+    /// lines and a few large ones, both ways; the bytes around the copy stay
+    /// untouched.
     #[test]
     fn copies_exactly() {
         let src: Vec<u8> = (0..700u32).map(|i| (i * 7 + 3) as u8).collect();
+        let lens = (0..=260).chain([300, 511, 512, 513, 600, 640]);
+        let dst_offs = if cfg!(miri) {
+            vec![0, 8, 56, 63]
+        } else {
+            (0..64).collect()
+        };
         for nt in [false, true] {
-            for dst_off in [0usize, 8, 16, 56, 64] {
-                for len in [0usize, 1, 8, 63, 64, 65, 127, 128, 200, 575, 600] {
-                    for src_off in [0usize, 1, 8] {
-                        let mut buf = [0xeeu8; 768];
-                        let s = &src[src_off..src_off + len];
-                        // SAFETY: `dst_off + len <= 664 < 768`; distinct buffers.
-                        unsafe { copy_in(buf.as_mut_ptr().add(dst_off), s, nt) };
-                        assert_eq!(&buf[dst_off..dst_off + len], s, "nt {nt} len {len}");
-                        assert!(buf[..dst_off].iter().all(|&b| b == 0xee));
-                        assert!(buf[dst_off + len..].iter().all(|&b| b == 0xee));
-                    }
+            for len in lens.clone() {
+                for &dst_off in &dst_offs {
+                    let src_off = len % 3;
+                    let mut buf = Buf([0xee; 64 + 700 + 64]);
+                    let s = &src[src_off..src_off + len.min(700 - src_off)];
+                    let len = s.len();
+                    // SAFETY: `dst_off + len <= 63 + 700 < 828`; distinct buffers.
+                    unsafe { copy_in(buf.0.as_mut_ptr().add(dst_off), s, nt) };
+                    assert_eq!(
+                        &buf.0[dst_off..dst_off + len],
+                        s,
+                        "nt {nt} off {dst_off} len {len}"
+                    );
+                    assert!(buf.0[..dst_off].iter().all(|&b| b == 0xee));
+                    assert!(buf.0[dst_off + len..].iter().all(|&b| b == 0xee));
                 }
             }
         }

@@ -169,8 +169,9 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// Copying sends ([`send`](Self::send), [`send_blocking`](Self::send_blocking),
     /// [`send_staged`](Self::send_staged)) of payloads of at least `bytes`
     /// bytes write their whole cache lines with non-temporal stores, which
-    /// bypass the producer's cache (x86-64 only; elsewhere, and under Miri,
-    /// it changes nothing). Default 16 KiB; `u32::MAX` turns it off.
+    /// bypass the producer's cache (x86-64 with SSE2 only; elsewhere, and
+    /// under Miri, it changes nothing). Default 16 KiB; `u32::MAX` turns it
+    /// off. Grants are not copies: see the end of this text.
     ///
     /// A large message is read once, by another core. With ordinary stores
     /// its lines stay modified in the producer's cache and the consumer
@@ -197,7 +198,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     ///
     /// Grants are filled by the caller: one who writes a payload with
     /// non-temporal stores must issue a store fence (`_mm_sfence`) before
-    /// [`Grant::commit`].
+    /// the publishing Release store, that is before [`Grant::commit`], or
+    /// before the [`publish`](Self::publish) after [`Grant::commit_staged`].
     ///
     /// ```
     /// # use ring_core::*;

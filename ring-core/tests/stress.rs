@@ -568,14 +568,23 @@ fn producer_drop_unblocks_consumer() {
 /// whole when the consumer sees their publication. The consumer must be
 /// waiting when each message is published, so the producer does more work
 /// per message (it fills every word) than the consumer checks (the first
-/// and last word of each 64-byte line). Without the fence before the
-/// publication this fails within a few thousand messages in release builds
-/// (`.ci/run` runs it so); debug builds are too slow to hit the window.
+/// and last word of each 64-byte line). Word `k` of message `seq` is
+/// `seq ^ k << 40`, so a stale word and a misplaced one both fail. Without
+/// the fence before the publication this failed within 2000 messages in
+/// each of five release runs (`.ci/run` runs it so); debug builds are too
+/// slow to hit the window. One configuration stages each message and
+/// publishes every fourth.
 #[test]
 fn nontemporal_copies_land_before_their_publication() {
     let _serial = serial();
     let n: u64 = if cfg!(miri) { 50 } else { 20_000 };
-    for (pure_spin, len) in [(true, 4096usize), (true, 1000), (false, 20_000)] {
+    let word = |seq: u64, k: usize| seq ^ ((k as u64) << 40);
+    for (pure_spin, len, staged) in [
+        (true, 4096usize, false),
+        (true, 1000, false),
+        (false, 20_000, false),
+        (true, 4096, true),
+    ] {
         let mut buf: Box<RegionBuf<BIG>> = Box::default();
         let (mut tx, mut rx) = ring_of(65536, pure_spin, &mut buf);
         tx.set_nontemporal_threshold(0);
@@ -583,20 +592,33 @@ fn nontemporal_copies_land_before_their_publication() {
             s.spawn(move || {
                 let mut scratch = vec![0u8; len];
                 for seq in 0..n {
-                    for w in scratch.chunks_exact_mut(8) {
-                        w.copy_from_slice(&std::hint::black_box(seq).to_le_bytes());
+                    for (k, w) in scratch.chunks_exact_mut(8).enumerate() {
+                        w.copy_from_slice(&std::hint::black_box(word(seq, k)).to_le_bytes());
                     }
-                    tx.send_blocking(&scratch, seq as u32, TIMEOUT).unwrap();
+                    if !staged {
+                        tx.send_blocking(&scratch, seq as u32, TIMEOUT).unwrap();
+                        continue;
+                    }
+                    while let Err(e) = tx.send_staged(&scratch, seq as u32) {
+                        // Full published the staged ones: wait for room.
+                        assert_eq!(e, Error::Full);
+                        tx.wait_for_room(len, TIMEOUT).unwrap();
+                    }
+                    if seq % 4 == 3 {
+                        tx.publish();
+                    }
                 }
             });
             for seq in 0..n {
                 let m = rx.recv_blocking(TIMEOUT).unwrap();
                 assert_eq!((m.type_id(), m.len()), (seq as u32, len));
                 let p = m.payload();
-                for at in (0..len.div_ceil(64)).flat_map(|l| [l * 64, l * 64 + 56]) {
-                    let Some(w) = p.get(at..at + 8) else { continue };
+                for k in (0..len.div_ceil(64)).flat_map(|l| [l * 8, l * 8 + 7]) {
+                    let Some(w) = p.get(k * 8..k * 8 + 8) else {
+                        continue;
+                    };
                     let got = u64::from_le_bytes(w.try_into().unwrap());
-                    assert_eq!(got, seq, "message {seq} ({len} bytes): bytes {at}..");
+                    assert_eq!(got, word(seq, k), "message {seq} ({len} bytes): word {k}");
                 }
             }
         });
