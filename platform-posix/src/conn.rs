@@ -242,9 +242,9 @@ impl<W: OsWait> Sender<W> {
     }
 
     /// Copying sends ([`send`](Self::send), [`send_blocking`](Self::send_blocking),
-    /// [`send_staged`](Self::send_staged); not grants, nor a duplex
-    /// connection's `call` and `serve_one`, which fill grants) of payloads of
-    /// at least `bytes` bytes bypass the cache with non-temporal stores
+    /// [`send_staged`](Self::send_staged), [`ring_core::Grant::copy_from`],
+    /// which a duplex connection's `call` and `serve_one` use) of payloads
+    /// of at least `bytes` bytes bypass the cache with non-temporal stores
     /// (x86-64; default 16 KiB, `u32::MAX` turns it off). Measured on a VM
     /// whose cores' distance changes: 64 KiB streams 2-9x and round trips
     /// 1.3-3x faster, except where the two cores share a cache closely,
@@ -506,7 +506,7 @@ impl<W: OsWait> Connection<W> {
         let tx = self.sender.as_mut().ok_or(Error::NoSuchHandle)?;
         let mut g = tx.reserve_blocking(8 + request.len(), timeout)?;
         g[..8].copy_from_slice(&id.to_le_bytes());
-        g[8..8 + request.len()].copy_from_slice(request);
+        g.copy_from(8, request);
         g.commit(8 + request.len(), type_id);
         let rx = self.receiver.as_mut().ok_or(Error::NoSuchHandle)?;
         loop {
@@ -549,7 +549,7 @@ impl<W: OsWait> Connection<W> {
         let n = 8 + self.scratch.len();
         let mut g = tx.reserve_blocking(n, timeout)?;
         g[..8].copy_from_slice(&id.to_le_bytes());
-        g[8..n].copy_from_slice(&self.scratch);
+        g.copy_from(8, &self.scratch);
         g.commit(n, ty);
         Ok(())
     }

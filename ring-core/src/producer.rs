@@ -170,8 +170,9 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// [`send_staged`](Self::send_staged)) of payloads of at least `bytes`
     /// bytes write their whole cache lines with non-temporal stores, which
     /// bypass the producer's cache (x86-64 with SSE2 only; elsewhere, and
-    /// under Miri, it changes nothing). Default 16 KiB; `u32::MAX` turns it
-    /// off. Grants are not copies: see the end of this text.
+    /// under Miri, it changes nothing); so does [`Grant::copy_from`] for
+    /// what it copies. Default 16 KiB; `u32::MAX` turns it off. Grants the
+    /// caller fills itself: see the end of this text.
     ///
     /// A large message is read once, by another core. With ordinary stores
     /// its lines stay modified in the producer's cache and the consumer
@@ -785,6 +786,37 @@ pub struct Grant<'p, 'a, W: Wait> {
 }
 
 impl<W: Wait> Grant<'_, '_, W> {
+    /// Copy `src` into the grant from byte `at`, as the copying sends copy a
+    /// payload: with non-temporal stores when `src` is at least
+    /// [`Producer::set_nontemporal_threshold`] long (x86-64), then a store
+    /// fence, so a later commit publishes it whole. For a message put
+    /// together from a header and a large body that already exists
+    /// elsewhere.
+    ///
+    /// # Panics
+    /// If `at + src.len()` exceeds the reserved length.
+    ///
+    /// ```
+    /// # use ring_core::*;
+    /// # let mut buf = RegionBuf::<{ region_size(1 << 16).unwrap() }>::new();
+    /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
+    /// let body = vec![9u8; 20_000]; // above the default threshold, 16 KiB
+    /// let mut g = tx.reserve(8 + body.len()).unwrap();
+    /// g[..8].copy_from_slice(&42u64.to_le_bytes());
+    /// g.copy_from(8, &body);
+    /// g.commit(8 + body.len(), 1);
+    /// assert_eq!(&rx.recv().unwrap().payload()[8..], &body[..]);
+    /// ```
+    #[inline]
+    pub fn copy_from(&mut self, at: usize, src: &[u8]) {
+        let nontemporal = src.len() >= self.p.nontemporal_from as usize;
+        let dst = &mut self[at..at + src.len()];
+        // SAFETY: `dst` is `src.len()` bytes of the grant, valid for writes
+        // (the grant borrows the producer mutably); `src` is a shared borrow,
+        // so it cannot alias the grant's unique one.
+        unsafe { copy_in(dst.as_mut_ptr(), src, nontemporal) };
+    }
+
     /// Commit the first `used` bytes as one message of type `type_id` and
     /// publish it (with any staged messages before it).
     ///

@@ -150,7 +150,13 @@ fn produce(mut tx: Tx<'_>, n: u64, seed: u64) {
                     .reserve_blocking((len + extra).min(max), TIMEOUT)
                     .unwrap_or_else(|e| panic!("reserve_blocking of message {seq}: {e:?}"));
                 assert_eq!(g.as_ptr() as usize % 8, 0);
-                fill(seq, &mut g[..len]);
+                if rng.below(2) == 0 {
+                    fill(seq, &mut g[..len]);
+                } else {
+                    // Copied in by the grant (non-temporal past the threshold).
+                    fill(seq, &mut scratch[..len]);
+                    g.copy_from(0, &scratch[..len]);
+                }
                 g.commit(len, seq as u32);
                 seq += 1;
             }
