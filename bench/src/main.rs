@@ -159,6 +159,8 @@ fn plan() -> Vec<(Sys, usize)> {
         (Sys::MemtubeSpinNoIso, 32),
         (Sys::MemtubeSpinNoIso, 256),
         (Sys::MemtubeSpinNoIso, 1024),
+        (Sys::MemtubeSpinNoIsoSmall, 256),
+        (Sys::MemtubeSpinNoIsoSmall, 1024),
         (Sys::MemtubeThreads, 32),
         (Sys::RingCoreProcesses, 32),
         (Sys::Uds, 32),

@@ -66,6 +66,8 @@ pub enum Sys {
     MemtubeDefault,
     /// memtube pure spin with isolation off (one shared region per ring).
     MemtubeSpinNoIso,
+    /// As `MemtubeSpinNoIso` with a ring of about four payloads.
+    MemtubeSpinNoIsoSmall,
     /// As `MemtubeSpin`, with non-temporal copies off.
     MemtubeSpinCached,
     /// ring-core `split` between two threads of the main process (pure spin).
@@ -108,7 +110,7 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 32] = [
+pub const ALL: [Sys; 33] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
@@ -122,6 +124,7 @@ pub const ALL: [Sys; 32] = [
     Sys::MemtubeSpin,
     Sys::MemtubeDefault,
     Sys::MemtubeSpinNoIso,
+    Sys::MemtubeSpinNoIsoSmall,
     Sys::MemtubeSpinCached,
     Sys::MemtubeThreads,
     Sys::RingCoreProcesses,
@@ -170,6 +173,7 @@ impl Sys {
             Sys::MemtubeSpin => "memtube pure-spin",
             Sys::MemtubeDefault => "memtube default",
             Sys::MemtubeSpinNoIso => "memtube pure-spin, isolation off",
+            Sys::MemtubeSpinNoIsoSmall => "memtube pure-spin, isolation off, ring of 4 payloads",
             Sys::MemtubeSpinCached => "memtube pure-spin, non-temporal copy off",
             Sys::MemtubeThreads => "memtube (ring-core) two threads",
             Sys::RingCoreProcesses => "memtube (ring-core) two processes, raw",
@@ -694,6 +698,12 @@ fn memtube_options(sys: Sys, len: usize) -> Options {
         Sys::MemtubeSpin => o.duplex(true).pure_spin(true),
         Sys::MemtubeDefault => o.duplex(true),
         Sys::MemtubeSpinNoIso => o.duplex(true).pure_spin(true).isolation(false),
+        // The same lines come back every few messages (see the README).
+        Sys::MemtubeSpinNoIsoSmall => o
+            .capacity((4 * len as u32).next_power_of_two())
+            .duplex(true)
+            .pure_spin(true)
+            .isolation(false),
         Sys::MemtubeSpinCached => o.duplex(true).pure_spin(true),
         Sys::WakeMemtube => o
             .capacity(16 * 1024)
@@ -1170,9 +1180,11 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
             lat(split_floor_main(&ctx.shm, run.sys, run.count, run.id))
         }
         Sys::RecordFloor | Sys::RecordFloorRo => lat(record_floor_main(&ctx.shm, run)),
-        Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso | Sys::MemtubeSpinCached => {
-            lat(memtube_rt_main(ctx, run))
-        }
+        Sys::MemtubeSpin
+        | Sys::MemtubeDefault
+        | Sys::MemtubeSpinNoIso
+        | Sys::MemtubeSpinNoIsoSmall
+        | Sys::MemtubeSpinCached => lat(memtube_rt_main(ctx, run)),
         Sys::MemtubeThreads => lat(memtube_threads(run, echo_cpu)),
         Sys::RingCoreProcesses => lat(ring_core_processes_main(&ctx.shm, run)),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => lat(kernel_main(ctx, run)),
@@ -1201,9 +1213,11 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
             split_floor_peer(&ctx.shm, run.sys, run.count, run.id)
         }
         Sys::RecordFloor | Sys::RecordFloorRo => record_floor_peer(&ctx.shm, run),
-        Sys::MemtubeSpin | Sys::MemtubeDefault | Sys::MemtubeSpinNoIso | Sys::MemtubeSpinCached => {
-            memtube_rt_peer(ctx, run)
-        }
+        Sys::MemtubeSpin
+        | Sys::MemtubeDefault
+        | Sys::MemtubeSpinNoIso
+        | Sys::MemtubeSpinNoIsoSmall
+        | Sys::MemtubeSpinCached => memtube_rt_peer(ctx, run),
         Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),
         Sys::StreamZeroCopy
