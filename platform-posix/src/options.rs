@@ -82,9 +82,9 @@ impl Options {
     /// Smaller is faster for request-response with isolation off, where the
     /// same cache lines then come back every few messages: with a ring of
     /// about four payloads (1 KiB for 256-byte messages, 4 KiB for 1 KiB)
-    /// the round trip measured 35-45% faster at 256 bytes and 15-40% at
-    /// 1 KiB than with 16 KiB (a 2-vCPU AMD EPYC VM; the README's
-    /// benchmarks). Not with isolation on, where it measured slower. The
+    /// the round trip measured about 35% faster at 256 bytes and 30% at
+    /// 1 KiB than with 16 KiB (full benchmark runs on a 2-vCPU AMD EPYC VM;
+    /// see the README). Not with isolation on, where it measured slower. The
     /// price is a ring that holds only a few messages when a burst comes.
     pub fn capacity(mut self, bytes: u32) -> Self {
         self.capacity = bytes;
