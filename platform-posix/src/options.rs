@@ -135,7 +135,7 @@ impl Options {
     /// ring-core validates whatever a peer writes either way.
     ///
     /// Its cost is the read-only mapping (measured on a 2-vCPU AMD EPYC VM):
-    /// 0.05-0.1x of a 32-byte round trip and about 90 ns at 1 KiB; off, a
+    /// 0.03-0.11x of a 32-byte round trip and 60-110 ns at 1 KiB; off, a
     /// small ring ([`capacity`](Self::capacity)) also speeds up round trips
     /// of a few hundred bytes.
     pub fn isolation(mut self, yes: bool) -> Self {
