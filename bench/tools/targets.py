@@ -14,6 +14,12 @@ import sys
 # 0 means the wake-up summary (kind "wake_up"), any other a round trip or
 # stream of that size.
 TARGETS = []
+
+
+def size_name(size):
+    return f"{size} B" if size < 1024 else "1 KiB"
+
+
 for sys_name, mode in [
     ("memtube pure-spin", "pure-spin"),
     ("memtube default", "default"),
@@ -23,11 +29,11 @@ for sys_name, mode in [
 ]:
     TARGETS.append((f"32 B round trip p50 ≤ 1.05× ring floor ({mode})", sys_name, 32, "over_ring_floor", "le", 1.05))
 for size in [8, 32, 256, 1024]:
-    name = f"{size} B" if size < 1024 else "1 KiB"
+    name = size_name(size)
     TARGETS.append((f"{name} round trip p50 ≤ 0.8× Tachyon (pure-spin)", "memtube pure-spin", size, "over_tachyon", "le", 0.8))
     TARGETS.append((f"{name} round trip p50 ≤ 0.25× iceoryx2 (pure-spin)", "memtube pure-spin", size, "over_iceoryx2", "le", 0.25))
 for size in [256, 1024]:
-    name = f"{size} B" if size < 1024 else "1 KiB"
+    name = size_name(size)
     for sys_name, how in [
         ("memtube pure-spin, isolation off", "pure-spin, isolation off"),
         ("memtube pure-spin, isolation off, ring of 4 payloads", "isolation off, ring of 4 payloads"),
@@ -35,21 +41,12 @@ for size in [256, 1024]:
         TARGETS.append((f"{name} round trip p50 ≤ 0.25× iceoryx2 ({how})", sys_name, size, "over_iceoryx2", "le", 0.25))
 for mode, sys_name in [("pure-spin", "memtube pure-spin"), ("default", "memtube default")]:
     for size in [8, 32, 256, 1024]:
-        name = f"{size} B" if size < 1024 else "1 KiB"
+        name = size_name(size)
         TARGETS.append((f"{name} p99.9 ≤ 3× p50 ({mode}, per run)", sys_name, size, "p999_over_p50", "le", 3.0))
-for how, sys_name in [
-    ("zero-copy", "memtube zero-copy"),
-    ("copy", "memtube copy"),
-    ("copy, line padding off", "memtube copy, line padding off"),
-    ("batched", "memtube batched"),
-]:
+STREAMS = [("zero-copy", "memtube zero-copy"), ("copy", "memtube copy"), ("batched", "memtube batched")]
+for how, sys_name in STREAMS[:2] + [("copy, line padding off", "memtube copy, line padding off")] + STREAMS[2:]:
     TARGETS.append((f"32 B streaming ≥ 2× Tachyon messages/s ({how})", sys_name, 32, "over_tachyon", "ge", 2.0))
-for how, sys_name in [
-    ("zero-copy", "memtube zero-copy"),
-    ("copy", "memtube copy"),
-    ("copy, non-temporal off", "memtube copy, non-temporal copy off"),
-    ("batched", "memtube batched"),
-]:
+for how, sys_name in STREAMS[:2] + [("copy, non-temporal off", "memtube copy, non-temporal copy off")] + STREAMS[2:]:
     TARGETS.append((f"64 KiB streaming ≥ 0.7× one-core memcpy ({how})", sys_name, 65536, "over_memcpy", "ge", 0.7))
 TARGETS.append(("wake-up p50 ≤ 1.1× futex wake-up", "memtube default", 0, "over_futex_wake", "le", 1.1))
 
