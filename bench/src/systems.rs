@@ -64,10 +64,13 @@ pub enum Sys {
     MemtubeSpin,
     /// memtube listen/connect, duplex, default (spin, then sleep).
     MemtubeDefault,
-    /// memtube pure spin with isolation off (one shared region per ring).
+    /// memtube pure spin with isolation off (one shared region per ring;
+    /// early wrap on, its default there).
     MemtubeSpinNoIso,
-    /// As `MemtubeSpinNoIso` with a ring of about four payloads.
-    MemtubeSpinNoIsoSmall,
+    /// As `MemtubeSpinNoIso` with early wrap off.
+    MemtubeSpinNoIsoNoWrap,
+    /// As `MemtubeSpin` (isolation on) with early wrap from 4 KiB.
+    MemtubeSpinWrap,
     /// As `MemtubeSpin`, with non-temporal copies off.
     MemtubeSpinCached,
     /// ring-core `split` between two threads of the main process (pure spin).
@@ -110,7 +113,7 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 33] = [
+pub const ALL: [Sys; 34] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
@@ -124,7 +127,8 @@ pub const ALL: [Sys; 33] = [
     Sys::MemtubeSpin,
     Sys::MemtubeDefault,
     Sys::MemtubeSpinNoIso,
-    Sys::MemtubeSpinNoIsoSmall,
+    Sys::MemtubeSpinNoIsoNoWrap,
+    Sys::MemtubeSpinWrap,
     Sys::MemtubeSpinCached,
     Sys::MemtubeThreads,
     Sys::RingCoreProcesses,
@@ -173,7 +177,8 @@ impl Sys {
             Sys::MemtubeSpin => "memtube pure-spin",
             Sys::MemtubeDefault => "memtube default",
             Sys::MemtubeSpinNoIso => "memtube pure-spin, isolation off",
-            Sys::MemtubeSpinNoIsoSmall => "memtube pure-spin, isolation off, ring of 4 payloads",
+            Sys::MemtubeSpinNoIsoNoWrap => "memtube pure-spin, isolation off, early wrap off",
+            Sys::MemtubeSpinWrap => "memtube pure-spin, early wrap 4 KiB",
             Sys::MemtubeSpinCached => "memtube pure-spin, non-temporal copy off",
             Sys::MemtubeThreads => "memtube (ring-core) two threads",
             Sys::RingCoreProcesses => "memtube (ring-core) two processes, raw",
@@ -698,12 +703,8 @@ fn memtube_options(sys: Sys, len: usize) -> Options {
         Sys::MemtubeSpin => o.duplex(true).pure_spin(true),
         Sys::MemtubeDefault => o.duplex(true),
         Sys::MemtubeSpinNoIso => o.duplex(true).pure_spin(true).isolation(false),
-        // The same lines come back every few messages (see the README).
-        Sys::MemtubeSpinNoIsoSmall => o
-            .capacity((4 * len as u32).next_power_of_two())
-            .duplex(true)
-            .pure_spin(true)
-            .isolation(false),
+        Sys::MemtubeSpinNoIsoNoWrap => o.duplex(true).pure_spin(true).isolation(false),
+        Sys::MemtubeSpinWrap => o.duplex(true).pure_spin(true),
         Sys::MemtubeSpinCached => o.duplex(true).pure_spin(true),
         Sys::WakeMemtube => o
             .capacity(16 * 1024)
@@ -722,8 +723,11 @@ fn memtube_rt_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
     let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
         return Err("duplex connection without two rings".into());
     };
-    if run.sys == Sys::MemtubeSpinCached {
-        tx.set_nontemporal_threshold(u32::MAX);
+    match run.sys {
+        Sys::MemtubeSpinCached => tx.set_nontemporal_threshold(u32::MAX),
+        Sys::MemtubeSpinNoIsoNoWrap => tx.set_early_wrap(u32::MAX),
+        Sys::MemtubeSpinWrap => tx.set_early_wrap(4096),
+        _ => {}
     }
     let mut payload = vec![0xa5u8; run.len];
     time_round_trips(run.count, |s| {
@@ -744,8 +748,11 @@ fn memtube_rt_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
     let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
         return Err("duplex connection without two rings".into());
     };
-    if run.sys == Sys::MemtubeSpinCached {
-        tx.set_nontemporal_threshold(u32::MAX);
+    match run.sys {
+        Sys::MemtubeSpinCached => tx.set_nontemporal_threshold(u32::MAX),
+        Sys::MemtubeSpinNoIsoNoWrap => tx.set_early_wrap(u32::MAX),
+        Sys::MemtubeSpinWrap => tx.set_early_wrap(4096),
+        _ => {}
     }
     for _ in 0..run.count {
         let m = rx.recv_blocking(Some(TIMEOUT))?;
@@ -1183,7 +1190,8 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
         Sys::MemtubeSpin
         | Sys::MemtubeDefault
         | Sys::MemtubeSpinNoIso
-        | Sys::MemtubeSpinNoIsoSmall
+        | Sys::MemtubeSpinNoIsoNoWrap
+        | Sys::MemtubeSpinWrap
         | Sys::MemtubeSpinCached => lat(memtube_rt_main(ctx, run)),
         Sys::MemtubeThreads => lat(memtube_threads(run, echo_cpu)),
         Sys::RingCoreProcesses => lat(ring_core_processes_main(&ctx.shm, run)),
@@ -1216,7 +1224,8 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         Sys::MemtubeSpin
         | Sys::MemtubeDefault
         | Sys::MemtubeSpinNoIso
-        | Sys::MemtubeSpinNoIsoSmall
+        | Sys::MemtubeSpinNoIsoNoWrap
+        | Sys::MemtubeSpinWrap
         | Sys::MemtubeSpinCached => memtube_rt_peer(ctx, run),
         Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),

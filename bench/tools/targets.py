@@ -35,8 +35,9 @@ for size in [8, 32, 256, 1024]:
 for size in [256, 1024]:
     name = size_name(size)
     for sys_name, how in [
-        ("memtube pure-spin, isolation off", "pure-spin, isolation off"),
-        ("memtube pure-spin, isolation off, ring of 4 payloads", "isolation off, ring of 4 payloads"),
+        ("memtube pure-spin, isolation off", "pure-spin, isolation off, early wrap on"),
+        ("memtube pure-spin, isolation off, early wrap off", "pure-spin, isolation off, early wrap off"),
+        ("memtube pure-spin, early wrap 4 KiB", "pure-spin, isolation on, early wrap 4 KiB"),
     ]:
         TARGETS.append((f"{name} round trip p50 ≤ 0.25× iceoryx2 ({how})", sys_name, size, "over_iceoryx2", "le", 0.25))
 for mode, sys_name in [("pure-spin", "memtube pure-spin"), ("default", "memtube default")]:

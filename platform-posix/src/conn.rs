@@ -128,6 +128,9 @@ pub struct Sender<W: OsWait> {
     _maps: RingMaps,
 }
 
+/// See [`Sender::set_early_wrap`].
+const DEFAULT_EARLY_WRAP: u32 = 4096;
+
 impl<W: OsWait> Sender<W> {
     pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
         Ok(Sender {
@@ -252,6 +255,23 @@ impl<W: OsWait> Sender<W> {
     /// [`ring_core::Producer::set_nontemporal_threshold`].
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
         self.tx.set_nontemporal_threshold(bytes)
+    }
+
+    /// Early wrap ([`ring_core::Producer::set_early_wrap`]): while the ring
+    /// is nearly empty, go back to its start once the next message would
+    /// start at offset `bytes` or later, so that request-response traffic
+    /// keeps reusing the same cache lines instead of moving through the
+    /// whole ring. `u32::MAX` turns it off.
+    ///
+    /// On (4096) by default in duplex connections without isolation, where
+    /// it measured (2-vCPU AMD EPYC VM, 64 KiB rings, pure spin) round
+    /// trips of 256 bytes 250 -> 200 ns and of 1 KiB 300 -> 190-210 ns, the
+    /// same as a ring of four payloads, with no change at 32 bytes; the
+    /// price is about 10% of the rate of one-way streams of 8-byte messages
+    /// on such a ring. Off otherwise: with isolation it measured mixed (1 KiB
+    /// 411 -> 380-390 ns, 8 bytes 180 -> 190 ns).
+    pub fn set_early_wrap(&mut self, bytes: u32) {
+        self.tx.set_early_wrap(bytes)
     }
 
     /// The largest payload this ring takes.
@@ -438,11 +458,17 @@ impl<W: OsWait> std::fmt::Debug for Connection<W> {
 impl<W: OsWait> Connection<W> {
     pub(crate) fn new(rings: Vec<(RingMaps, bool)>, link: Link, peer: PeerCred) -> Result<Self> {
         let link = Arc::new(link);
+        let duplex = rings.len() == 2;
         let mut sender = None;
         let mut receiver = None;
         for (maps, produce) in rings {
             if produce {
-                sender = Some(Sender::new(maps, link.clone())?);
+                let isolated = maps.cons.is_some();
+                let mut tx = Sender::new(maps, link.clone())?;
+                if duplex && !isolated {
+                    tx.set_early_wrap(DEFAULT_EARLY_WRAP);
+                }
+                sender = Some(tx);
             } else {
                 receiver = Some(Receiver::new(maps, link.clone())?);
             }

@@ -39,6 +39,14 @@ pub struct Producer<'a, W: Wait> {
     pad_below: u32,
     /// Copying sends of payloads at least this long use non-temporal stores.
     nontemporal_from: u32,
+    /// A record that would start at this data-area offset or later goes to
+    /// offset 0 instead when the ring is nearly empty (`place`);
+    /// `u32::MAX`: never early.
+    wrap_from: u32,
+    /// `publish` refreshes the released position when the head's offset
+    /// is at least this (once per `wrap_from` bytes of a lap), so that
+    /// `place` can see that the start of the lap is free.
+    refresh_from: u32,
     /// First committed record whose commit word is not yet stored: its
     /// offset and word. Later staged records' words are already stored; the
     /// consumer cannot get past this one, so storing it publishes them all.
@@ -103,6 +111,8 @@ impl<'a, W: Wait> Producer<'a, W> {
             small_last: true,
             pad_below,
             nontemporal_from: DEFAULT_NONTEMPORAL_FROM,
+            wrap_from: u32::MAX,
+            refresh_from: u32::MAX,
             pending: None,
             spin_budget: DEFAULT_SPIN_BUDGET,
             episode: 0,
@@ -215,6 +225,41 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.nontemporal_from = bytes;
     }
 
+    /// Early wrap: a record that would start at data-area offset `bytes` or
+    /// later goes back to offset 0 instead (after an end padding record,
+    /// which the consumer skips) when the ring is nearly empty, so that a
+    /// request-response exchange keeps reusing the first `bytes` or so of
+    /// the ring, whose lines are still in both cores' caches, instead of
+    /// moving through the whole ring. `u32::MAX` (the default) turns it off;
+    /// values below 64 count as 64.
+    ///
+    /// "Nearly empty" is what the producer knows without waiting: the
+    /// consumer's released position, read once per `bytes` of a lap after a
+    /// publication (off the message's path), shows that at most half of
+    /// the bytes before the record's offset are unreleased, and the new
+    /// record fits at offset 0. Otherwise the record goes where it would
+    /// have gone. Right after an early wrap the producer can only fill the
+    /// part of the lap the consumer has released, until the consumer
+    /// passes the padding (which it does with its next look): a burst
+    /// then meets [`Error::Full`] after at least `bytes / 2` bytes.
+    ///
+    /// ```
+    /// # use ring_core::*;
+    /// # let mut buf = RegionBuf::<{ region_size(1 << 16).unwrap() }>::new();
+    /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
+    /// tx.set_early_wrap(4096);
+    /// rx.set_release_threshold(1); // release each message (as an empty ring does)
+    /// for i in 0..100u32 {
+    ///     tx.send(&[i as u8; 1000], i).unwrap();
+    ///     let m = rx.recv().unwrap();
+    ///     assert_eq!((m.type_id(), m.payload()), (i, &[i as u8; 1000][..]));
+    /// }
+    /// ```
+    pub fn set_early_wrap(&mut self, bytes: u32) {
+        self.wrap_from = bytes.max(CACHE_LINE);
+        self.refresh_from = self.wrap_from;
+    }
+
     /// Whether the consumer has dropped its handle. May be stale.
     pub fn is_consumer_closed(&self) -> bool {
         self.sh.cons.wait.state.load(Acquire) == STATE_CLOSED
@@ -273,7 +318,11 @@ impl<'a, W: Wait> Producer<'a, W> {
         let rec = record_size(len);
         let off = self.head & self.mask;
         let room = self.sh.capacity - off;
-        let (off, pad) = if rec <= room { (off, 0) } else { (0, room) };
+        let (off, pad) = if rec <= room && !(off >= self.wrap_from && self.wraps_early(off, rec)) {
+            (off, 0)
+        } else {
+            (0, room)
+        };
         let line_pad = if padded {
             self.line_pad(off + rec, rec)
         } else {
@@ -286,6 +335,17 @@ impl<'a, W: Wait> Producer<'a, W> {
             line_pad,
             need: pad + rec + line_pad + RECORD_HEADER,
         }
+    }
+
+    /// Whether a `rec`-byte record that would go at `off` (nonzero, at least
+    /// `wrap_from`) goes to offset 0 early: by the cached released position,
+    /// at most half the lap before `off` is unreleased and the record
+    /// (with its line padding and the next header) fits after the end pad.
+    #[inline(never)]
+    fn wraps_early(&self, off: u32, rec: u32) -> bool {
+        let used = self.head.wrapping_sub(self.cached_released);
+        let need = (self.sh.capacity - off) + rec + self.line_pad(rec, rec) + RECORD_HEADER;
+        used <= off / 2 && self.fits(need)
     }
 
     #[inline(always)]
@@ -620,6 +680,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             self.zeroed = next_end;
         }
         if plan.pad != 0 {
+            self.refresh_from = self.wrap_from;
             let pad_off = self.head & self.mask;
             self.stage(
                 pad_off,
@@ -676,7 +737,19 @@ impl<'a, W: Wait> Producer<'a, W> {
                 self.wake_peer();
             }
             self.clear_ahead();
+            if self.head & self.mask >= self.refresh_from {
+                self.refresh_for_wrap();
+            }
         }
+    }
+
+    /// See `refresh_from`. A corrupt released position poisons the handle
+    /// (the next call reports it).
+    #[cold]
+    #[inline(never)]
+    fn refresh_for_wrap(&mut self) {
+        let _ = self.refresh_released();
+        self.refresh_from = (self.head & self.mask).saturating_add(self.wrap_from);
     }
 
     /// Only the slots in `[head, head + dist)` stay known-clear when a grant's

@@ -4,6 +4,7 @@
 use crate::*;
 use std::boxed::Box;
 use std::time::Duration;
+use std::vec;
 use std::vec::Vec;
 
 type Buf = RegionBuf<{ region_size(64).unwrap() }>;
@@ -166,6 +167,92 @@ fn line_padding_places_small_messages_at_line_starts() {
         p.send(&[9; 32], 9).unwrap();
         assert_eq!(at(&mut c, 32), 184);
         assert_eq!(at(&mut c, 32), 0); // 32 bytes left at 224: an end pad
+    });
+}
+
+/// Offsets of the messages of a ring exchanged one at a time, relative to
+/// the data area (the first message of the lap is at 0).
+fn offsets_one_at_a_time(
+    p: &mut Producer<'_, SpinWait>,
+    c: &mut Consumer<'_, SpinWait>,
+    len: usize,
+    n: usize,
+) -> Vec<usize> {
+    let mut base = None;
+    (0..n)
+        .map(|i| {
+            p.send(&vec![i as u8; len], i as u32).unwrap();
+            let m = c.recv().unwrap();
+            assert_eq!(
+                (m.type_id(), m.payload()),
+                (i as u32, &vec![i as u8; len][..])
+            );
+            let at = m.as_ptr() as usize - 8;
+            at - *base.get_or_insert(at)
+        })
+        .collect()
+}
+
+#[test]
+fn early_wrap_reuses_the_start_of_a_nearly_empty_ring() {
+    with_ring::<{ region_size(1 << 14).unwrap() }>(1 << 14, |mut p, mut c| {
+        // Off: 1000-byte payloads (1008-byte records) move through the ring.
+        c.set_release_threshold(1);
+        let off = offsets_one_at_a_time(&mut p, &mut c, 1000, 20);
+        assert_eq!(off[15], 15 * 1008);
+        assert_eq!(off[16], 0); // 16 * 1008 + 1008 > 16384: the usual wrap
+    });
+    with_ring::<{ region_size(1 << 14).unwrap() }>(1 << 14, |mut p, mut c| {
+        p.set_early_wrap(3000);
+        c.set_release_threshold(1); // as a consumer that finds the ring empty
+        let off = offsets_one_at_a_time(&mut p, &mut c, 1000, 40);
+        // After the publication that ends at 3024 the producer reads the
+        // released position: 2016 (the record at 2016 is not read yet).
+        // One record unreleased is within half of 3024, and the next one
+        // fits at 0 after an end pad from 3024, so it goes there.
+        for lap in off.chunks(3) {
+            assert_eq!(lap, &[0, 1008, 2016][..lap.len()], "{off:?}");
+        }
+    });
+}
+
+#[test]
+fn early_wrap_waits_while_the_consumer_holds_messages() {
+    with_ring::<{ region_size(1 << 14).unwrap() }>(1 << 14, |mut p, mut c| {
+        p.set_early_wrap(1024);
+        c.set_release_threshold(1);
+        // Eight 1008-byte records queued: the producer's reads of the
+        // released position (after the publications ending at 2016, 4032,
+        // 6048 and 8064) find nothing released, so none goes back to 0.
+        for i in 0..8u32 {
+            p.send(&[i as u8; 1000], i).unwrap();
+        }
+        let first = c.recv().unwrap().as_ptr() as usize;
+        let at = |c: &mut Consumer<'_, SpinWait>, i: u32| {
+            let m = c.recv().unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &[i as u8; 1000][..]));
+            m.as_ptr() as usize - first
+        };
+        for i in 1..8u32 {
+            assert_eq!(at(&mut c, i), i as usize * 1008);
+        }
+        // All released now, but the producer reads that only 1024 bytes
+        // after its last read (at 8064): after the record ending at 10080.
+        p.send(&[8; 1000], 8).unwrap();
+        assert_eq!(at(&mut c, 8), 8 * 1008);
+        p.send(&[9; 1000], 9).unwrap();
+        assert_eq!(at(&mut c, 9), 9 * 1008);
+        p.send(&[10; 1000], 10).unwrap();
+        assert_eq!(at(&mut c, 10), 0);
+        // Once the consumer passed the end pad, the whole ring is usable
+        // again: fifteen more records fit (the producer reads the released
+        // position when its cached one says the ring is full).
+        for i in 11..26u32 {
+            p.send(&[i as u8; 1000], i).unwrap();
+        }
+        for i in 11..26u32 {
+            at(&mut c, i);
+        }
     });
 }
 

@@ -119,6 +119,7 @@ fn verify(seq: u64, max: usize, type_id: u32, payload: &[u8]) {
 /// Send messages `0..n`, mixing the ways of sending; then drop the producer.
 fn produce(mut tx: Tx<'_>, n: u64, seed: u64) {
     let max = tx.max_payload() as usize;
+    let tx_cap = tx.capacity();
     let mut rng = Rng::new(seed);
     let mut scratch = vec![0u8; max];
     let mut seq = 0;
@@ -129,12 +130,21 @@ fn produce(mut tx: Tx<'_>, n: u64, seed: u64) {
     let thresholds = [0, 1, 64, 100, 16 * 1024, u32::MAX];
     let pick = |rng: &mut Rng| thresholds[rng.below(thresholds.len() as u64) as usize];
     tx.set_nontemporal_threshold(pick(&mut rng));
+    // Early wrap: off, or from an offset anywhere in the ring.
+    let wraps = |rng: &mut Rng| match rng.below(3) {
+        0 => u32::MAX,
+        _ => rng.below(tx_cap as u64) as u32,
+    };
+    tx.set_early_wrap(wraps(&mut rng));
     while seq < n {
         match rng.below(16) {
             // Copying blocking send.
             0..=4 => {
                 if rng.below(64) == 0 {
                     tx.set_nontemporal_threshold(pick(&mut rng));
+                }
+                if rng.below(64) == 0 {
+                    tx.set_early_wrap(wraps(&mut rng));
                 }
                 let len = msg_len(seq, max);
                 fill(seq, &mut scratch[..len]);
