@@ -265,7 +265,7 @@ impl<W: OsWait> Sender<W> {
     ///
     /// On (4096) by default in duplex connections without isolation, where
     /// it measured (2-vCPU AMD EPYC VM, 64 KiB rings, pure spin) round
-    /// trips of 256 bytes 250 -> 200 ns and of 1 KiB 300 -> 190-210 ns, the
+    /// trips of 256 bytes 250 -> 200 ns and of 1 KiB 300-330 -> 190-230 ns, the
     /// same as a ring of four payloads, with no change at 32 bytes; the
     /// price is about 10% of the rate of one-way streams of 8-byte messages
     /// on such a ring. Off otherwise: with isolation it measured mixed (1 KiB

@@ -79,13 +79,11 @@ impl Options {
     /// `ring_core::MIN_CAPACITY..=MAX_CAPACITY`; the largest message is
     /// `ring_core::max_payload(capacity)` (half, minus 8).
     ///
-    /// Smaller is faster for request-response with isolation off, where the
-    /// same cache lines then come back every few messages: with a ring of
-    /// about four payloads (1 KiB for 256-byte messages, 4 KiB for 1 KiB)
-    /// the round trip measured about 35% faster at 256 bytes and 30% at
-    /// 1 KiB than with 16 KiB (full benchmark runs on a 2-vCPU AMD EPYC VM;
-    /// see the README). Not with isolation on, where it measured slower. The
-    /// price is a ring that holds only a few messages when a burst comes.
+    /// Round trips do not need a small ring to reuse cache lines: duplex
+    /// connections without isolation wrap early while the ring is nearly
+    /// empty ([`Sender::set_early_wrap`](crate::Sender::set_early_wrap)),
+    /// which measured as fast as a ring of four payloads and keeps the whole
+    /// capacity for bursts.
     pub fn capacity(mut self, bytes: u32) -> Self {
         self.capacity = bytes;
         self
@@ -135,9 +133,11 @@ impl Options {
     /// ring-core validates whatever a peer writes either way.
     ///
     /// Its cost is the read-only mapping (measured on a 2-vCPU AMD EPYC VM):
-    /// 0.03-0.11x of a 32-byte round trip and 60-110 ns at 1 KiB; off, a
-    /// small ring ([`capacity`](Self::capacity)) also speeds up round trips
-    /// of a few hundred bytes.
+    /// 0.03-0.11x of a 32-byte round trip and 60-110 ns at 1 KiB. Off, a
+    /// duplex connection's senders also wrap early
+    /// ([`Sender::set_early_wrap`](crate::Sender::set_early_wrap)): 256-byte
+    /// round trips measured 250 -> 200 ns and 1 KiB ones 300-330 -> 190-230
+    /// ns, where with isolation they run 210-240 and 400-410 ns.
     pub fn isolation(mut self, yes: bool) -> Self {
         self.isolation = yes;
         self

@@ -239,9 +239,14 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// the bytes before the record's offset are unreleased, and the new
     /// record fits at offset 0. Otherwise the record goes where it would
     /// have gone. Right after an early wrap the producer can only fill the
-    /// part of the lap the consumer has released, until the consumer
-    /// passes the padding (which it does with its next look): a burst
-    /// then meets [`Error::Full`] after at least `bytes / 2` bytes.
+    /// part of the lap the consumer has released, until the consumer has
+    /// passed the padding (which it does with its next look) and released
+    /// it (at its release threshold, when it finds the ring empty, or
+    /// before it sleeps): a burst then meets [`Error::Full`] after at least
+    /// `bytes / 2 - 8` bytes of records.
+    ///
+    /// The consumer needs no setting: it skips end padding wherever it
+    /// starts (the wire format is unchanged).
     ///
     /// ```
     /// # use ring_core::*;
@@ -679,8 +684,11 @@ impl<'a, W: Wait> Producer<'a, W> {
                 .store(0, Relaxed);
             self.zeroed = next_end;
         }
-        if plan.pad != 0 {
+        if plan.pad != 0 || next_pos & self.mask == 0 {
+            // A new lap: read the released position again from `wrap_from`.
             self.refresh_from = self.wrap_from;
+        }
+        if plan.pad != 0 {
             let pad_off = self.head & self.mask;
             self.stage(
                 pad_off,

@@ -245,14 +245,83 @@ fn early_wrap_waits_while_the_consumer_holds_messages() {
         p.send(&[10; 1000], 10).unwrap();
         assert_eq!(at(&mut c, 10), 0);
         // Once the consumer passed the end pad, the whole ring is usable
-        // again: fifteen more records fit (the producer reads the released
-        // position when its cached one says the ring is full).
+        // again: fifteen more records fit (the producer's read after the
+        // publication ending at 2016 finds everything before it released).
         for i in 11..26u32 {
             p.send(&[i as u8; 1000], i).unwrap();
         }
         for i in 11..26u32 {
             at(&mut c, i);
         }
+    });
+}
+
+#[test]
+fn early_wrap_needs_a_nearly_empty_ring() {
+    with_ring::<{ region_size(1 << 14).unwrap() }>(1 << 14, |mut p, mut c| {
+        p.set_early_wrap(3000);
+        c.set_release_threshold(1);
+        let first = {
+            p.send(&[0; 1000], 0).unwrap();
+            c.recv().unwrap().as_ptr() as usize
+        };
+        let at = |c: &mut Consumer<'_, SpinWait>, i: u32| {
+            let m = c.recv().unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &[i as u8; 1000][..]));
+            (m.as_ptr() as usize - first) / 1008
+        };
+        for i in 1..5u32 {
+            p.send(&[i as u8; 1000], i).unwrap();
+        }
+        assert_eq!(at(&mut c, 1), 1);
+        // The read after the publication ending at 6048 finds 2016
+        // released: 4032 bytes unreleased, more than half of 6048, so the
+        // next record goes on (it would fit at 0).
+        p.send(&[5; 1000], 5).unwrap();
+        p.send(&[6; 1000], 6).unwrap();
+        for i in 2..7u32 {
+            assert_eq!(at(&mut c, i), i as usize);
+        }
+        // Caught up: after the next read (past 9048) the ring starts over.
+        let mut slots = vec![];
+        for i in 7..10u32 {
+            p.send(&[i as u8; 1000], i).unwrap();
+            slots.push(at(&mut c, i));
+        }
+        assert_eq!(slots, [7, 8, 0]);
+    });
+}
+
+#[test]
+fn early_wrap_after_a_lap_that_ends_exactly_at_the_end() {
+    with_ring::<{ region_size(1 << 14).unwrap() }>(1 << 14, |mut p, mut c| {
+        p.set_early_wrap(4096);
+        c.set_release_threshold(1);
+        // 1024-byte records, sixteen per lap. A burst of thirteen: the
+        // producer's reads find nothing released, and its last one (after
+        // 12288) leaves no further read in this lap.
+        let mut first = None;
+        for i in 0..13u32 {
+            p.send(&[i as u8; 1016], i).unwrap();
+        }
+        let mut at = |c: &mut Consumer<'_, SpinWait>, i: u32| {
+            let m = c.recv().unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &[i as u8; 1016][..]));
+            let a = m.as_ptr() as usize;
+            (a - *first.get_or_insert(a)) / 1024
+        };
+        for i in 0..13u32 {
+            assert_eq!(at(&mut c, i), i as usize);
+        }
+        // One at a time now. The lap ends exactly at the end of the data
+        // area (no end pad); the next lap reads the released position
+        // again after 4096 and starts over after four records.
+        let mut slots = vec![];
+        for i in 13..24u32 {
+            p.send(&[i as u8; 1016], i).unwrap();
+            slots.push(at(&mut c, i));
+        }
+        assert_eq!(slots, [13, 14, 15, 0, 1, 2, 3, 0, 1, 2, 3]);
     });
 }
 
