@@ -162,6 +162,7 @@ fn plan() -> Vec<(Sys, usize)> {
         (Sys::MemtubeSpinNoIsoNoWrap, 256),
         (Sys::MemtubeSpinNoIsoNoWrap, 1024),
         (Sys::MemtubeSpinWrap, 8),
+        (Sys::MemtubeSpinWrap, 32),
         (Sys::MemtubeSpinWrap, 256),
         (Sys::MemtubeSpinWrap, 1024),
         (Sys::MemtubeThreads, 32),
