@@ -264,12 +264,14 @@ impl<W: OsWait> Sender<W> {
     /// whole ring. `u32::MAX` turns it off.
     ///
     /// On (4096) by default in duplex connections without isolation, where
-    /// it measured (2-vCPU AMD EPYC VM, 64 KiB rings, pure spin) round
-    /// trips of 256 bytes 250 -> 200 ns and of 1 KiB 300-330 -> 190-230 ns, the
-    /// same as a ring of four payloads, with no change at 32 bytes; the
-    /// price is about 10% of the rate of one-way streams of 8-byte messages
-    /// on such a ring. Off otherwise: with isolation it measured mixed (1 KiB
-    /// 411 -> 380-390 ns, 8 bytes 180 -> 190 ns).
+    /// it measured (2-vCPU AMD EPYC VM, 16 KiB rings, pure spin, three full
+    /// benchmark runs) round trips of 256 bytes 250 -> 200 ns and of 1 KiB
+    /// 300-330 -> 200-226 ns (as fast as a ring of four payloads at 1 KiB;
+    /// at 256 B that ring measured 160 ns), with no measurable change at
+    /// 32 bytes; the price is 13-14% of the rate of one-way streams of
+    /// 8-byte copied messages on such a ring. Off otherwise: with isolation
+    /// it measured mixed (256 B and 1 KiB 0-30 ns faster, 8 and 32 bytes
+    /// 171 -> 180 ns).
     pub fn set_early_wrap(&mut self, bytes: u32) {
         self.tx.set_early_wrap(bytes)
     }

@@ -79,11 +79,12 @@ impl Options {
     /// `ring_core::MIN_CAPACITY..=MAX_CAPACITY`; the largest message is
     /// `ring_core::max_payload(capacity)` (half, minus 8).
     ///
-    /// Round trips do not need a small ring to reuse cache lines: duplex
+    /// Round trips need no small ring to reuse cache lines: duplex
     /// connections without isolation wrap early while the ring is nearly
     /// empty ([`Sender::set_early_wrap`](crate::Sender::set_early_wrap)),
-    /// which measured as fast as a ring of four payloads and keeps the whole
-    /// capacity for bursts.
+    /// which measured as fast as a ring of four payloads at 1 KiB (at
+    /// 256 bytes 200 against 160 ns) and keeps the whole capacity for
+    /// bursts.
     pub fn capacity(mut self, bytes: u32) -> Self {
         self.capacity = bytes;
         self
@@ -133,11 +134,11 @@ impl Options {
     /// ring-core validates whatever a peer writes either way.
     ///
     /// Its cost is the read-only mapping (measured on a 2-vCPU AMD EPYC VM):
-    /// 0.03-0.11x of a 32-byte round trip and 60-110 ns at 1 KiB. Off, a
+    /// 0.03-0.11x of a 32-byte round trip and 80-110 ns at 1 KiB. Off, a
     /// duplex connection's senders also wrap early
     /// ([`Sender::set_early_wrap`](crate::Sender::set_early_wrap)): 256-byte
-    /// round trips measured 250 -> 200 ns and 1 KiB ones 300-330 -> 190-230
-    /// ns, where with isolation they run 210-240 and 400-410 ns.
+    /// round trips measured 250 -> 200 ns and 1 KiB ones 300-330 -> 200-226
+    /// ns, where with isolation they run 230-240 and 401-411 ns.
     pub fn isolation(mut self, yes: bool) -> Self {
         self.isolation = yes;
         self

@@ -108,7 +108,7 @@
 //!   then keep reusing the first few KiB of the ring, whose lines both
 //!   cores still hold, instead of moving through all of it: 256-byte and
 //!   1 KiB round trips with read-write mappings went from 250 to 200 ns
-//!   and from 300-330 to 190-230 ns on the benchmark VM. The consumer is
+//!   and from 300-330 to 200-226 ns on the benchmark VM. The consumer is
 //!   unchanged: end padding from any nonzero offset was always valid.
 //! - **Line padding.** With [`Producer::set_line_padding`] (on by default in
 //!   the split layout), a publishing commit of a whole reservation whose
