@@ -104,6 +104,53 @@ fn duplex(b: Backend) {
     );
 }
 
+/// The defaults a duplex connection's senders get, seen in the receiver's
+/// mapping: line padding (each 32-byte message starts a cache line), and,
+/// without isolation only, early wrap (1000-byte messages exchanged one at
+/// a time come back to the start of the ring instead of moving through it).
+fn duplex_defaults(b: Backend, isolation: bool) {
+    let opts = Options::new()
+        .backend(b)
+        .duplex(true)
+        .capacity(1 << 16)
+        .isolation(isolation);
+    let addrs = pair(
+        "defaults",
+        &opts,
+        |c| {
+            let (Some(mut tx), Some(mut rx)) = c.into_split() else {
+                panic!("duplex without two rings")
+            };
+            let mut addrs = vec![];
+            for _ in 0..80 {
+                let m = rx.recv_blocking(T).unwrap();
+                addrs.push(m.as_ptr() as usize);
+                drop(m);
+                tx.send_blocking(&[1], 0, T).unwrap();
+            }
+            addrs
+        },
+        |c| {
+            let (Some(mut tx), Some(mut rx)) = c.into_split() else {
+                panic!("duplex without two rings")
+            };
+            for i in 0..80usize {
+                let len = if i < 40 { 32 } else { 1000 };
+                tx.send_blocking(&vec![i as u8; len], 0, T).unwrap();
+                rx.recv_blocking(T).unwrap();
+            }
+        },
+    );
+    for w in addrs[..40].windows(2) {
+        assert_eq!(w[1] - w[0], 64, "32-byte messages one per line");
+    }
+    let big = &addrs[40..];
+    let wrapped = big.windows(2).any(|w| w[1] < w[0]);
+    // 40 records of 1008 bytes after 2560 fit the 64 KiB ring: only an
+    // early wrap goes back.
+    assert_eq!(wrapped, !isolation, "{big:x?}");
+}
+
 fn uid_refused(b: Backend) {
     let me = rustix::process::geteuid().as_raw();
     let a = addr("uid");
@@ -126,6 +173,8 @@ fn suite(b: Backend) {
         simplex(b, false, dir);
     }
     duplex(b);
+    duplex_defaults(b, true);
+    duplex_defaults(b, false);
     uid_refused(b);
 }
 

@@ -159,6 +159,7 @@ fn plan() -> Vec<(Sys, usize)> {
         (Sys::MemtubeSpinNoIso, 32),
         (Sys::MemtubeSpinNoIso, 256),
         (Sys::MemtubeSpinNoIso, 1024),
+        (Sys::MemtubeSpinNoIsoNoPad, 32),
         (Sys::MemtubeSpinNoIsoNoWrap, 256),
         (Sys::MemtubeSpinNoIsoNoWrap, 1024),
         (Sys::MemtubeSpinWrap, 8),

@@ -65,10 +65,12 @@ pub enum Sys {
     /// memtube listen/connect, duplex, default (spin, then sleep).
     MemtubeDefault,
     /// memtube pure spin with isolation off (one shared region per ring;
-    /// early wrap on, its default there).
+    /// line padding and early wrap on, their defaults in duplex connections).
     MemtubeSpinNoIso,
     /// As `MemtubeSpinNoIso` with early wrap off.
     MemtubeSpinNoIsoNoWrap,
+    /// As `MemtubeSpinNoIso` with line padding off.
+    MemtubeSpinNoIsoNoPad,
     /// As `MemtubeSpin` (isolation on) with early wrap from 4 KiB.
     MemtubeSpinWrap,
     /// As `MemtubeSpin`, with non-temporal copies off.
@@ -113,7 +115,7 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 34] = [
+pub const ALL: [Sys; 35] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
@@ -128,6 +130,7 @@ pub const ALL: [Sys; 34] = [
     Sys::MemtubeDefault,
     Sys::MemtubeSpinNoIso,
     Sys::MemtubeSpinNoIsoNoWrap,
+    Sys::MemtubeSpinNoIsoNoPad,
     Sys::MemtubeSpinWrap,
     Sys::MemtubeSpinCached,
     Sys::MemtubeThreads,
@@ -178,6 +181,7 @@ impl Sys {
             Sys::MemtubeDefault => "memtube default",
             Sys::MemtubeSpinNoIso => "memtube pure-spin, isolation off",
             Sys::MemtubeSpinNoIsoNoWrap => "memtube pure-spin, isolation off, early wrap off",
+            Sys::MemtubeSpinNoIsoNoPad => "memtube pure-spin, isolation off, line padding off",
             Sys::MemtubeSpinWrap => "memtube pure-spin, early wrap 4 KiB",
             Sys::MemtubeSpinCached => "memtube pure-spin, non-temporal copy off",
             Sys::MemtubeThreads => "memtube (ring-core) two threads",
@@ -703,7 +707,9 @@ fn memtube_options(sys: Sys, len: usize) -> Options {
         Sys::MemtubeSpin => o.duplex(true).pure_spin(true),
         Sys::MemtubeDefault => o.duplex(true),
         Sys::MemtubeSpinNoIso => o.duplex(true).pure_spin(true).isolation(false),
-        Sys::MemtubeSpinNoIsoNoWrap => o.duplex(true).pure_spin(true).isolation(false),
+        Sys::MemtubeSpinNoIsoNoWrap | Sys::MemtubeSpinNoIsoNoPad => {
+            o.duplex(true).pure_spin(true).isolation(false)
+        }
         Sys::MemtubeSpinWrap => o.duplex(true).pure_spin(true),
         Sys::MemtubeSpinCached => o.duplex(true).pure_spin(true),
         Sys::WakeMemtube => o
@@ -726,6 +732,7 @@ fn memtube_rt_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
     match run.sys {
         Sys::MemtubeSpinCached => tx.set_nontemporal_threshold(u32::MAX),
         Sys::MemtubeSpinNoIsoNoWrap => tx.set_early_wrap(u32::MAX),
+        Sys::MemtubeSpinNoIsoNoPad => tx.set_line_padding(false),
         Sys::MemtubeSpinWrap => tx.set_early_wrap(4096),
         _ => {}
     }
@@ -751,6 +758,7 @@ fn memtube_rt_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
     match run.sys {
         Sys::MemtubeSpinCached => tx.set_nontemporal_threshold(u32::MAX),
         Sys::MemtubeSpinNoIsoNoWrap => tx.set_early_wrap(u32::MAX),
+        Sys::MemtubeSpinNoIsoNoPad => tx.set_line_padding(false),
         Sys::MemtubeSpinWrap => tx.set_early_wrap(4096),
         _ => {}
     }
@@ -1191,6 +1199,7 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
         | Sys::MemtubeDefault
         | Sys::MemtubeSpinNoIso
         | Sys::MemtubeSpinNoIsoNoWrap
+        | Sys::MemtubeSpinNoIsoNoPad
         | Sys::MemtubeSpinWrap
         | Sys::MemtubeSpinCached => lat(memtube_rt_main(ctx, run)),
         Sys::MemtubeThreads => lat(memtube_threads(run, echo_cpu)),
@@ -1225,6 +1234,7 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         | Sys::MemtubeDefault
         | Sys::MemtubeSpinNoIso
         | Sys::MemtubeSpinNoIsoNoWrap
+        | Sys::MemtubeSpinNoIsoNoPad
         | Sys::MemtubeSpinWrap
         | Sys::MemtubeSpinCached => memtube_rt_peer(ctx, run),
         Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),

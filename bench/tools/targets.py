@@ -24,6 +24,7 @@ for sys_name, mode in [
     ("memtube pure-spin", "pure-spin"),
     ("memtube default", "default"),
     ("memtube pure-spin, isolation off", "pure-spin, isolation off"),
+    ("memtube pure-spin, isolation off, line padding off", "pure-spin, isolation off, line padding off"),
     ("memtube (ring-core) two processes, raw", "ring-core alone, two processes"),
     ("memtube (ring-core) two threads", "ring-core alone, two threads"),
 ]:

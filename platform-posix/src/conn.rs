@@ -467,7 +467,10 @@ impl<W: OsWait> Connection<W> {
             if produce {
                 let isolated = maps.cons.is_some();
                 let mut tx = Sender::new(maps, link.clone())?;
+                // Request-response defaults (see the setters' docs);
+                // ring-core pads already in the split layout (isolation).
                 if duplex && !isolated {
+                    tx.set_line_padding(true);
                     tx.set_early_wrap(DEFAULT_EARLY_WRAP);
                 }
                 sender = Some(tx);
