@@ -121,9 +121,11 @@
 //!   padding. With a read-only consumer mapping (isolation) this took the
 //!   32-byte round trip from 1.24x to 1.06-1.12x the ring floor in the
 //!   benchmark's full runs (the read-only record floor: from 1.15x to
-//!   0.99-1.06x); with a read-write mapping it measured no faster, and streams
-//!   of small messages published one by one lose about 37% of their rate
-//!   at 32 bytes, so it is a setting.
+//!   0.99-1.06x); with a read-write mapping an earlier measurement found
+//!   it no faster, a later one 160-170 -> 150 ns for memtube's duplex
+//!   connections without isolation (which now turn it on). Streams of
+//!   small messages published one by one lose about 37% of their rate at
+//!   32 bytes, so it is a setting.
 //! - **Non-temporal copies of large payloads.** Copying sends of payloads
 //!   of at least [`Producer::set_nontemporal_threshold`] bytes (default
 //!   16 KiB) write their whole cache lines with non-temporal stores on

@@ -154,8 +154,11 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// lines costs the round trip more than the second line's transfer
     /// (measured on an AMD EPYC KVM guest: the 32-byte round trip went from
     /// 1.24x to 1.06-1.12x a ring that advances one cache line per message,
-    /// about 20 ns). Off by default otherwise: with a read-write mapping it
-    /// measured no faster. Its price is space: a stream of small messages
+    /// about 20 ns). Off by default otherwise. With a read-write mapping it
+    /// measured no faster at first, and later faster in round trips
+    /// between processes (memtube, 32 bytes: 160-170 -> 150 ns, which is
+    /// why memtube's duplex connections turn it on without isolation too).
+    /// Its price is space: a stream of small messages
     /// published one by one moves more cache lines per message (32-byte
     /// messages: about 37% fewer per second). Staged commits
     /// ([`send_staged`](Self::send_staged), [`Grant::commit_staged`]) never
