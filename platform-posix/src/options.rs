@@ -133,12 +133,12 @@ impl Options {
     /// those writable), so a hostile listener could still map them writable.
     /// ring-core validates whatever a peer writes either way.
     ///
-    /// Its cost is the read-only mapping (measured on a 2-vCPU AMD EPYC VM):
-    /// 0.03-0.11x of a 32-byte round trip and 80-110 ns at 1 KiB. Off, a
-    /// duplex connection's senders also wrap early
-    /// ([`Sender::set_early_wrap`](crate::Sender::set_early_wrap)): 256-byte
-    /// round trips measured 250 -> 200 ns and 1 KiB ones 300-330 -> 200-226
-    /// ns, where with isolation they run 230-240 and 401-411 ns.
+    /// Its cost is the read-only mapping (measured on a 2-vCPU AMD EPYC VM,
+    /// duplex, pure spin): 32-byte round trips 176-180 ns with it against
+    /// 150-151 without (duplex senders pad small messages to their line
+    /// either way), 256-byte ones 230-240 against 200, 1 KiB ones 401-411
+    /// against 200-225 (without isolation, duplex senders also wrap early:
+    /// [`Sender::set_early_wrap`](crate::Sender::set_early_wrap)).
     pub fn isolation(mut self, yes: bool) -> Self {
         self.isolation = yes;
         self
