@@ -235,8 +235,8 @@ impl<W: OsWait> Sender<W> {
     /// default with isolation, where the peer reads the ring through a
     /// read-only mapping (measured: the 32-byte round trip went from 1.24x
     /// to 1.06-1.12x the ring floor), and in duplex connections without
-    /// isolation (32-byte round trips 160-170 -> 150 ns, 1.21x -> 1.07x the
-    /// one-line floor); off in one-way connections without isolation, where
+    /// isolation (32-byte round trips 160-170 -> 150 ns; in full benchmark
+    /// runs 1.01-1.06x -> 0.94x the ring floor); off in one-way connections without isolation, where
     /// streams are the likely use. Payloads of 25 to 48 bytes then take a cache line each: to
     /// stream them one by one at full rate, turn it off (measured at 32
     /// bytes: 37% more messages per second), or stage them with

@@ -136,7 +136,7 @@ impl Options {
     /// Its cost is the read-only mapping (measured on a 2-vCPU AMD EPYC VM,
     /// duplex, pure spin): 32-byte round trips 176-180 ns with it against
     /// 150-151 without (duplex senders pad small messages to their line
-    /// either way), 256-byte ones 230-240 against 200, 1 KiB ones 401-411
+    /// either way), 256-byte ones 231-240 against 200, 1 KiB ones 401-411
     /// against 200-225 (without isolation, duplex senders also wrap early:
     /// [`Sender::set_early_wrap`](crate::Sender::set_early_wrap)).
     pub fn isolation(mut self, yes: bool) -> Self {
