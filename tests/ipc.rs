@@ -311,7 +311,8 @@ fn round_trips_both_directions() {
 
 /// Calls the "call" roles make, of 8 to 608 bytes (`payload`): about 14
 /// laps of a 64 KiB ring, or, without isolation (line padding and early
-/// wrap on by default), over 200 early wraps between two processes.
+/// wrap on by default), by estimate some 200 early wraps between two
+/// processes.
 const CALLS: u64 = 3000;
 
 fn duplex_call_and_serve(isolation: bool) {
