@@ -3,7 +3,7 @@
 //! hardware floor: one cache line ping-ponged between the same two CPUs.
 //!
 //! ```text
-//! cargo run --release --example pingpong            # about 12 s
+//! cargo run --release --example pingpong            # about 11-15 s
 //! cargo run --release --example pingpong -- --quick # about 2 s
 //! ```
 //!
