@@ -19,6 +19,16 @@
 //! release threshold of one byte). A reservation that fits under that bound
 //! must succeed; one that does not fit even if everything consumed were
 //! released must be refused.
+//!
+//! Early wrap (`set_early_wrap`) places a record at offset 0 when the
+//! producer's copy of the released position allows it, which the model only
+//! bounds. So where the model's bounds allow both placements, it learns which
+//! one the producer took from the grant's address (a send whose placement
+//! is ambiguous is made through `reserve` and `commit` or `commit_staged`
+//! instead, which place it by the same rule),
+//! and checks that an early placement was allowed: the record would start at
+//! or past the wrap point, at most half of the bytes before it can be
+//! unreleased, and the record with the end pad fits.
 
 use proptest::prelude::*;
 use ring_core::{
@@ -127,6 +137,9 @@ enum Op {
     RecvBatch(u8),
     SetThreshold(Threshold),
     SetLinePadding(bool),
+    /// `set_early_wrap`: `None` off, else the wrap point (any value; the
+    /// producer takes at least 64).
+    SetEarlyWrap(Option<u32>),
     /// Publish, drain, then check that a `max_payload` message fits.
     DrainThenMax {
         commit: bool,
@@ -155,6 +168,11 @@ fn threshold_strategy() -> impl Strategy<Value = Threshold> {
     ]
 }
 
+/// Early wrap off, or from a point below `max` (64 or more takes effect).
+fn early_wrap_strategy(max: u32) -> impl Strategy<Value = Option<u32>> {
+    prop_oneof![Just(None), Just(Some(64)), (0..max).prop_map(Some)]
+}
+
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (len_strategy(), any::<u32>(), any::<u8>()).prop_map(|(len, ty, seed)| Op::Send { len, ty, seed }),
@@ -171,6 +189,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         4 => (0u8..10).prop_map(Op::RecvBatch),
         1 => threshold_strategy().prop_map(Op::SetThreshold),
         1 => any::<bool>().prop_map(Op::SetLinePadding),
+        1 => early_wrap_strategy(2048).prop_map(Op::SetEarlyWrap),
         1 => (any::<bool>(), any::<u32>(), any::<u8>()).prop_map(|(commit, ty, seed)| Op::DrainThenMax { commit, ty, seed }),
     ]
 }
@@ -211,6 +230,8 @@ struct Model {
     threshold: u32,
     /// Line padding is on (the default in the split layout).
     padding: bool,
+    /// Early wrap point (`u32::MAX`: off).
+    wrap_from: u32,
     committed: u64,
     committed_bytes: u64,
     received: u64,
@@ -231,6 +252,7 @@ impl Model {
             released_lb: 0,
             threshold: cap / 4,
             padding,
+            wrap_from: u32::MAX,
             committed: 0,
             committed_bytes: 0,
             received: 0,
@@ -257,16 +279,43 @@ impl Model {
     /// `padded`: the call may publish (all but `send_staged`), so the plan
     /// counts line padding.
     fn plan(&self, len: usize, padded: bool) -> (u32, u32) {
+        self.plan_at(len, padded, false)
+    }
+
+    /// As `plan`, or (`early`) the early-wrap placement: an end pad from
+    /// the head to the end of the data area, the record at 0.
+    fn plan_at(&self, len: usize, padded: bool, early: bool) -> (u32, u32) {
         let rec = record_size(len);
         let off = (self.head % self.cap as u64) as u32;
         let room = self.cap - off;
-        let (off, pad) = if rec <= room { (off, 0) } else { (0, room) };
+        let (off, pad) = if rec <= room && !early {
+            (off, 0)
+        } else {
+            (0, room)
+        };
         let slack = if padded {
             self.line_pad((off + rec) as u64, rec)
         } else {
             0
         };
         (pad, pad + rec + slack + 8)
+    }
+
+    /// Whether the producer may place a `len`-byte reservation at offset 0
+    /// early (documented rule), as far as the model knows: the record fits
+    /// at the head (else it wraps anyway), the head's offset is at least
+    /// the wrap point, and with the released position at its highest
+    /// possible value at most half of the bytes before the head are
+    /// unreleased and the early plan fits.
+    fn may_wrap_early(&self, len: usize, padded: bool) -> bool {
+        let rec = record_size(len);
+        let off = (self.head % self.cap as u64) as u32;
+        if off < self.wrap_from.max(64) || rec > self.cap - off {
+            return false;
+        }
+        let (_, need) = self.plan_at(len, padded, true);
+        let used_min = self.head - self.tail - self.pending_pad;
+        used_min <= (off / 2) as u64 && used_min + need as u64 <= self.cap as u64
     }
 
     /// The line padding a publishing commit puts after a `rec`-byte record
@@ -284,7 +333,14 @@ impl Model {
     /// Check a reservation's outcome (`ok`: granted; otherwise Full or
     /// Timeout) against the placement rule, before the model changes.
     fn check_room(&mut self, len: usize, ok: bool, padded: bool) {
-        let (_, need) = self.plan(len, padded);
+        self.check_room_at(len, ok, padded, false)
+    }
+
+    /// As `check_room`, for the placement taken (`early`: at offset 0 by
+    /// early wrap, which only a granted reservation takes).
+    fn check_room_at(&mut self, len: usize, ok: bool, padded: bool, early: bool) {
+        assert!(ok || !early);
+        let (_, need) = self.plan_at(len, padded, early);
         let need = need as u64;
         let cap = self.cap as u64;
         assert!(self.released_lb <= self.tail + self.pending_pad);
@@ -314,7 +370,19 @@ impl Model {
 
     /// Record a commit of `data` into a reservation of `reserved` bytes.
     fn commit(&mut self, reserved: usize, data: Vec<u8>, ty: u32, staged: bool, padded: bool) {
-        let (pad, need) = self.plan(reserved, padded);
+        self.commit_at(reserved, data, ty, staged, padded, false)
+    }
+
+    fn commit_at(
+        &mut self,
+        reserved: usize,
+        data: Vec<u8>,
+        ty: u32,
+        staged: bool,
+        padded: bool,
+        early: bool,
+    ) {
+        let (pad, need) = self.plan_at(reserved, padded, early);
         let rec = record_size(data.len());
         let span = pad + rec;
         // Line padding follows publishing commits of the whole reservation
@@ -382,17 +450,25 @@ impl Model {
         );
     }
 
-    /// A grant of `len` bytes: where the placement rule puts it.
-    fn check_grant(&self, g: &Grant<'_, '_, SpinWait>, len: usize) {
+    /// A grant of `len` bytes: where the placement rule puts it. Returns
+    /// whether it was placed early (at offset 0 by early wrap, which the
+    /// rule allowed).
+    fn check_grant(&self, g: &Grant<'_, '_, SpinWait>, len: usize) -> bool {
         assert_eq!(g.len(), len);
         self.check_ptr(g.as_ptr() as usize, len);
         let (pad, _) = self.plan(len, true);
         let off = (self.head + pad as u64) % self.cap as u64;
-        assert_eq!(
-            g.as_ptr() as usize,
-            self.data_lo + off as usize + 8,
-            "grant not where the placement rule puts it"
+        let at = g.as_ptr() as usize;
+        if at == self.data_lo + off as usize + 8 {
+            return false;
+        }
+        assert!(
+            at == self.data_lo + 8 && self.may_wrap_early(len, true),
+            "grant not where the placement rule puts it (head {}, wrap point {})",
+            self.head,
+            self.wrap_from
         );
+        true
     }
 
     /// The front message's payload at `addr`: where it was committed.
@@ -439,6 +515,45 @@ fn recv_one(m: &mut Model, rx: &mut Rx<'_>, explicit_release: bool) {
     m.pop();
 }
 
+/// Reserve `n` bytes, fill the first `used` with `data`, commit (or
+/// stage); check the grant's placement and the outcome against the model.
+fn reserve_commit(
+    m: &mut Model,
+    tx: &mut Tx<'_>,
+    n: usize,
+    data: Vec<u8>,
+    ty: u32,
+    staged: bool,
+    blocking: bool,
+) {
+    let max = m.max;
+    let r = if blocking {
+        tx.reserve_blocking(n, Some(Duration::ZERO))
+    } else {
+        tx.reserve(n)
+    };
+    match r {
+        Err(e) if n > max => assert_eq!(Err(e), too_large(n, max)),
+        Ok(mut g) => {
+            let early = m.check_grant(&g, n);
+            let used = data.len();
+            // Bytes past `used` must never be delivered: fill them too.
+            g.fill(0xA5);
+            g[..used].copy_from_slice(&data);
+            if staged {
+                g.commit_staged(used, ty);
+            } else {
+                g.commit(used, ty);
+            }
+            m.check_room_at(n, true, true, early);
+            m.commit_at(n, data, ty, staged, true, early);
+        }
+        Err(Error::Full) if !blocking => m.check_room(n, false, true),
+        Err(Error::Timeout) if blocking => m.check_room(n, false, true),
+        Err(e) => panic!("reserve of {n} bytes: unexpected {e:?}"),
+    }
+}
+
 fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
     let max = m.max;
     match *op {
@@ -449,6 +564,12 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             let data = payload(seed, n);
             let staged = matches!(op, Op::SendStaged { .. });
             let blocking = matches!(op, Op::SendBlocking { .. });
+            if n <= max && m.may_wrap_early(n, true) {
+                // Either placement may be taken: the same placement through
+                // a grant, whose address tells which.
+                reserve_commit(m, tx, n, data, ty, staged, blocking);
+                return;
+            }
             let r = match op {
                 Op::Send { .. } => tx.send(&data, ty),
                 Op::SendStaged { .. } => tx.send_staged(&data, ty),
@@ -481,32 +602,12 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             blocking,
         } => {
             let n = len.resolve(max, false);
-            let r = if blocking {
-                tx.reserve_blocking(n, Some(Duration::ZERO))
+            let used = if n > max {
+                0
             } else {
-                tx.reserve(n)
+                used as usize * (n + 1) / 65536
             };
-            match r {
-                Err(e) if n > max => assert_eq!(Err(e), too_large(n, max)),
-                Ok(mut g) => {
-                    m.check_grant(&g, n);
-                    let used = used as usize * (n + 1) / 65536;
-                    let data = payload(seed, used);
-                    // Bytes past `used` must never be delivered: fill them too.
-                    g.fill(0xA5);
-                    g[..used].copy_from_slice(&data);
-                    if staged {
-                        g.commit_staged(used, ty);
-                    } else {
-                        g.commit(used, ty);
-                    }
-                    m.check_room(n, true, true);
-                    m.commit(n, data, ty, staged, true);
-                }
-                Err(Error::Full) if !blocking => m.check_room(n, false, true),
-                Err(Error::Timeout) if blocking => m.check_room(n, false, true),
-                Err(e) => panic!("reserve of {n} bytes: unexpected {e:?}"),
-            }
+            reserve_commit(m, tx, n, payload(seed, used), ty, staged, blocking);
         }
         Op::ReserveDrop {
             len,
@@ -522,7 +623,7 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             match r {
                 Err(e) if n > max => assert_eq!(Err(e), too_large(n, max)),
                 Ok(mut g) => {
-                    m.check_grant(&g, n);
+                    let early = m.check_grant(&g, n);
                     if scribble {
                         // 0x05050505: committed, not padding, a huge length.
                         g.fill(0x05);
@@ -532,7 +633,7 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
                         }
                     }
                     drop(g);
-                    m.check_room(n, true, true);
+                    m.check_room_at(n, true, true, early);
                 }
                 Err(Error::Full) if !blocking => m.check_room(n, false, true),
                 Err(Error::Timeout) if blocking => m.check_room(n, false, true),
@@ -611,6 +712,10 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             tx.set_line_padding(on);
             m.padding = on;
         }
+        Op::SetEarlyWrap(v) => {
+            tx.set_early_wrap(v.unwrap_or(u32::MAX));
+            m.wrap_from = v.map_or(u32::MAX, |b| b.max(64));
+        }
         Op::DrainThenMax { commit, ty, seed } => {
             tx.publish();
             m.publish();
@@ -626,13 +731,13 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
                     m.cap, m.head
                 )
             });
-            m.check_grant(&g, max);
-            m.check_room(max, true, true);
+            let early = m.check_grant(&g, max);
+            m.check_room_at(max, true, true, early);
             if commit {
                 let data = payload(seed, max);
                 g.copy_from_slice(&data);
                 g.commit(max, ty);
-                m.commit(max, data, ty, false, true);
+                m.commit_at(max, data, ty, false, true, early);
             }
         }
     }
@@ -733,6 +838,7 @@ proptest! {
                 1 => (1u8..4).prop_map(Op::RecvBatch),
                 1 => threshold_strategy().prop_map(Op::SetThreshold),
                 1 => any::<bool>().prop_map(Op::SetLinePadding),
+                1 => early_wrap_strategy(256).prop_map(Op::SetEarlyWrap),
             ],
             1..if cfg!(miri) { 40 } else { 600 },
         ),
