@@ -136,6 +136,7 @@ fn plan() -> Vec<(Sys, usize)> {
         (Sys::RingFloor1K, 8),
         (Sys::RingFloorClear64K, 8),
         (Sys::RingFloorSplit64K, 8),
+        (Sys::RingFloorSplit1K, 8),
         (Sys::RingFloorSplitRo64K, 8),
         (Sys::RecordFloor, 32),
         (Sys::RecordFloorRo, 32),

@@ -43,6 +43,10 @@ pub enum Sys {
     /// The ring floor over two areas of 64 KiB, one per direction (as
     /// memtube's two rings): pings move through one, pongs through the other.
     RingFloorSplit64K,
+    /// The ring floor over two areas of 1 KiB (16 lines each), one per
+    /// direction: whether the 16-line ring floor's speed survives
+    /// separate areas (as memtube's rings with early wrap have).
+    RingFloorSplit1K,
     /// The same where each process's only mapping of the area it reads is
     /// read-only (as a memtube consumer's view of the producer's pages with
     /// isolation on).
@@ -115,7 +119,7 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 35] = [
+pub const ALL: [Sys; 36] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
@@ -123,6 +127,7 @@ pub const ALL: [Sys; 35] = [
     Sys::RingFloor1K,
     Sys::RingFloorClear64K,
     Sys::RingFloorSplit64K,
+    Sys::RingFloorSplit1K,
     Sys::RingFloorSplitRo64K,
     Sys::RecordFloor,
     Sys::RecordFloorRo,
@@ -174,6 +179,7 @@ impl Sys {
             Sys::RingFloor1K => "ring floor: 1 KiB",
             Sys::RingFloorClear64K => "ring floor + clear-ahead: 64 KiB",
             Sys::RingFloorSplit64K => "ring floor, two areas: 64 KiB each",
+            Sys::RingFloorSplit1K => "ring floor, two areas: 1 KiB each",
             Sys::RingFloorSplitRo64K => "ring floor, two areas, read-only reader: 64 KiB each",
             Sys::RecordFloor => "record floor: ring-core protocol, minimal code",
             Sys::RecordFloorRo => "record floor, read-only reader, line padding",
@@ -237,6 +243,7 @@ pub fn fixed_len(sys: Sys) -> Option<usize> {
         | Sys::RingFloor1K
         | Sys::RingFloorClear64K
         | Sys::RingFloorSplit64K
+        | Sys::RingFloorSplit1K
         | Sys::RingFloorSplitRo64K
         | Sys::Eventfd
         | Sys::Futex => Some(8),
@@ -365,7 +372,12 @@ fn ring_line(shm: &Shm, off: usize, lines: usize, s: u64) -> &AtomicU64 {
 /// read-only variant, in its own area and through its read-only mapping of
 /// the peer's. `main` says which process asks.
 fn split_lines(shm: &Shm, sys: Sys, s: u64, main: bool) -> (&AtomicU64, &AtomicU64) {
-    let at = (s as usize % (shm::AREA / 64)) * 64;
+    let lines = if sys == Sys::RingFloorSplit1K {
+        16
+    } else {
+        shm::AREA / 64
+    };
+    let at = (s as usize % lines) * 64;
     if sys == Sys::RingFloorSplitRo64K {
         (shm.own_u64(at), shm.other_u64(at))
     } else if main {
@@ -1168,6 +1180,7 @@ pub fn prepare(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
         | Sys::RingFloor1K
         | Sys::RingFloorClear64K => floor_reset(&ctx.shm, run.sys),
         Sys::RingFloorSplit64K
+        | Sys::RingFloorSplit1K
         | Sys::RingFloorSplitRo64K
         | Sys::RecordFloor
         | Sys::RecordFloorRo => {}
@@ -1191,7 +1204,7 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
         | Sys::RingFloor64K
         | Sys::RingFloor1K
         | Sys::RingFloorClear64K => lat(floor_main(&ctx.shm, run.sys, run.count)),
-        Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {
+        Sys::RingFloorSplit64K | Sys::RingFloorSplit1K | Sys::RingFloorSplitRo64K => {
             lat(split_floor_main(&ctx.shm, run.sys, run.count, run.id))
         }
         Sys::RecordFloor | Sys::RecordFloorRo => lat(record_floor_main(&ctx.shm, run)),
@@ -1226,7 +1239,7 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         | Sys::RingFloor64K
         | Sys::RingFloor1K
         | Sys::RingFloorClear64K => floor_peer(&ctx.shm, run.sys, run.count),
-        Sys::RingFloorSplit64K | Sys::RingFloorSplitRo64K => {
+        Sys::RingFloorSplit64K | Sys::RingFloorSplit1K | Sys::RingFloorSplitRo64K => {
             split_floor_peer(&ctx.shm, run.sys, run.count, run.id)
         }
         Sys::RecordFloor | Sys::RecordFloorRo => record_floor_peer(&ctx.shm, run),
