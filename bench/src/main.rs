@@ -137,6 +137,8 @@ fn plan() -> Vec<(Sys, usize)> {
         (Sys::RingFloorClear64K, 8),
         (Sys::RingFloorSplit64K, 8),
         (Sys::RingFloorSplit1K, 8),
+        (Sys::PairFloorShared, 32),
+        (Sys::PairFloorSplit, 32),
         (Sys::RingFloorSplitRo64K, 8),
         (Sys::RecordFloor, 32),
         (Sys::RecordFloorRo, 32),

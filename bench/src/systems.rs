@@ -47,6 +47,14 @@ pub enum Sys {
     /// direction: whether the 16-line ring floor's speed survives
     /// separate areas (as memtube's rings with early wrap have).
     RingFloorSplit1K,
+    /// A 32-byte record per message (header word stored last, payload
+    /// copied by the echo) over 16 lines, both directions interleaved in
+    /// one area (ping in the first line of a 128-byte pair, pong in the
+    /// second): what a duplex layout sharing one area could reach.
+    PairFloorShared,
+    /// The same over two areas of 8 lines, one per direction (as memtube's
+    /// two rings).
+    PairFloorSplit,
     /// The same where each process's only mapping of the area it reads is
     /// read-only (as a memtube consumer's view of the producer's pages with
     /// isolation on).
@@ -119,7 +127,7 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 36] = [
+pub const ALL: [Sys; 38] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
@@ -128,6 +136,8 @@ pub const ALL: [Sys; 36] = [
     Sys::RingFloorClear64K,
     Sys::RingFloorSplit64K,
     Sys::RingFloorSplit1K,
+    Sys::PairFloorShared,
+    Sys::PairFloorSplit,
     Sys::RingFloorSplitRo64K,
     Sys::RecordFloor,
     Sys::RecordFloorRo,
@@ -180,6 +190,8 @@ impl Sys {
             Sys::RingFloorClear64K => "ring floor + clear-ahead: 64 KiB",
             Sys::RingFloorSplit64K => "ring floor, two areas: 64 KiB each",
             Sys::RingFloorSplit1K => "ring floor, two areas: 1 KiB each",
+            Sys::PairFloorShared => "record pair floor: both directions in one area",
+            Sys::PairFloorSplit => "record pair floor: one area per direction",
             Sys::RingFloorSplitRo64K => "ring floor, two areas, read-only reader: 64 KiB each",
             Sys::RecordFloor => "record floor: ring-core protocol, minimal code",
             Sys::RecordFloorRo => "record floor, read-only reader, line padding",
@@ -410,6 +422,61 @@ fn split_floor_peer(shm: &Shm, sys: Sys, count: u64, id: u64) -> Result<(), BoxE
             ping.load(Ordering::Acquire) == split_value(id, s)
         })?;
         pong.store(split_value(id, s), Ordering::Release);
+    }
+    Ok(())
+}
+
+/// The record pair floor's lines for exchange `s` (32-byte records, eight
+/// per direction): (the line this process writes, the line it reads).
+fn pair_lines(sys: Sys, s: u64, main: bool) -> (usize, usize) {
+    let k = (s % 8) as usize;
+    let (mine, theirs) = if sys == Sys::PairFloorShared {
+        // One area: ping at 128k, pong at 128k + 64.
+        let ping = shm::SPLIT_A + 128 * k;
+        (ping, ping + 64)
+    } else {
+        (shm::SPLIT_A + 64 * k, shm::SPLIT_B + 64 * k)
+    };
+    if main {
+        (mine, theirs)
+    } else {
+        (theirs, mine)
+    }
+}
+
+/// Words of a record pair floor record after its header word (32 bytes).
+const PAIR_WORDS: usize = 4;
+
+fn pair_floor_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxError> {
+    time_round_trips(run.count, |s| {
+        let (out, inc) = pair_lines(run.sys, s, true);
+        let tag = split_value(run.id, s);
+        for w in 1..=PAIR_WORDS {
+            shm.u64(out + 8 * w).store(tag, Ordering::Relaxed);
+        }
+        shm.u64(out).store(tag, Ordering::Release);
+        wait_for("record pair floor", || {
+            shm.u64(inc).load(Ordering::Acquire) == tag
+        })?;
+        if shm.u64(inc + 8).load(Ordering::Relaxed) != tag {
+            return Err("record pair floor: echo mismatch".into());
+        }
+        Ok(())
+    })
+}
+
+fn pair_floor_peer(shm: &Shm, run: Run) -> Result<(), BoxError> {
+    for s in 0..run.count {
+        let (out, inc) = pair_lines(run.sys, s, false);
+        let tag = split_value(run.id, s);
+        wait_for("record pair floor echo", || {
+            shm.u64(inc).load(Ordering::Acquire) == tag
+        })?;
+        for w in 1..=PAIR_WORDS {
+            let v = shm.u64(inc + 8 * w).load(Ordering::Relaxed);
+            shm.u64(out + 8 * w).store(v, Ordering::Relaxed);
+        }
+        shm.u64(out).store(tag, Ordering::Release);
     }
     Ok(())
 }
@@ -1181,6 +1248,8 @@ pub fn prepare(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
         | Sys::RingFloorClear64K => floor_reset(&ctx.shm, run.sys),
         Sys::RingFloorSplit64K
         | Sys::RingFloorSplit1K
+        | Sys::PairFloorShared
+        | Sys::PairFloorSplit
         | Sys::RingFloorSplitRo64K
         | Sys::RecordFloor
         | Sys::RecordFloorRo => {}
@@ -1207,6 +1276,7 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
         Sys::RingFloorSplit64K | Sys::RingFloorSplit1K | Sys::RingFloorSplitRo64K => {
             lat(split_floor_main(&ctx.shm, run.sys, run.count, run.id))
         }
+        Sys::PairFloorShared | Sys::PairFloorSplit => lat(pair_floor_main(&ctx.shm, run)),
         Sys::RecordFloor | Sys::RecordFloorRo => lat(record_floor_main(&ctx.shm, run)),
         Sys::MemtubeSpin
         | Sys::MemtubeDefault
@@ -1242,6 +1312,7 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         Sys::RingFloorSplit64K | Sys::RingFloorSplit1K | Sys::RingFloorSplitRo64K => {
             split_floor_peer(&ctx.shm, run.sys, run.count, run.id)
         }
+        Sys::PairFloorShared | Sys::PairFloorSplit => pair_floor_peer(&ctx.shm, run),
         Sys::RecordFloor | Sys::RecordFloorRo => record_floor_peer(&ctx.shm, run),
         Sys::MemtubeSpin
         | Sys::MemtubeDefault
