@@ -800,6 +800,17 @@ fn memtube_options(sys: Sys, len: usize) -> Options {
     }
 }
 
+/// The sender settings of a round-trip variant (both sides apply them).
+fn configure_sender(sys: Sys, tx: &mut memtube::Sender) {
+    match sys {
+        Sys::MemtubeSpinCached => tx.set_nontemporal_threshold(u32::MAX),
+        Sys::MemtubeSpinNoIsoNoWrap => tx.set_early_wrap(u32::MAX),
+        Sys::MemtubeSpinNoIsoNoPad => tx.set_line_padding(false),
+        Sys::MemtubeSpinWrap => tx.set_early_wrap(4096),
+        _ => {}
+    }
+}
+
 /// Not inlined, so its hot loop can be read in the disassembly.
 #[inline(never)]
 fn memtube_rt_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
@@ -808,13 +819,7 @@ fn memtube_rt_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
     let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
         return Err("duplex connection without two rings".into());
     };
-    match run.sys {
-        Sys::MemtubeSpinCached => tx.set_nontemporal_threshold(u32::MAX),
-        Sys::MemtubeSpinNoIsoNoWrap => tx.set_early_wrap(u32::MAX),
-        Sys::MemtubeSpinNoIsoNoPad => tx.set_line_padding(false),
-        Sys::MemtubeSpinWrap => tx.set_early_wrap(4096),
-        _ => {}
-    }
+    configure_sender(run.sys, &mut tx);
     let mut payload = vec![0xa5u8; run.len];
     time_round_trips(run.count, |s| {
         payload[..8].copy_from_slice(&s.to_ne_bytes());
@@ -834,13 +839,7 @@ fn memtube_rt_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
     let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
         return Err("duplex connection without two rings".into());
     };
-    match run.sys {
-        Sys::MemtubeSpinCached => tx.set_nontemporal_threshold(u32::MAX),
-        Sys::MemtubeSpinNoIsoNoWrap => tx.set_early_wrap(u32::MAX),
-        Sys::MemtubeSpinNoIsoNoPad => tx.set_line_padding(false),
-        Sys::MemtubeSpinWrap => tx.set_early_wrap(4096),
-        _ => {}
-    }
+    configure_sender(run.sys, &mut tx);
     for _ in 0..run.count {
         let m = rx.recv_blocking(Some(TIMEOUT))?;
         tx.send_blocking(&m, m.type_id(), Some(TIMEOUT))?;

@@ -515,6 +515,19 @@ fn recv_one(m: &mut Model, rx: &mut Rx<'_>, explicit_release: bool) {
     m.pop();
 }
 
+/// `reserve`, or `reserve_blocking` with a zero timeout.
+fn reserve<'t, 'a>(
+    tx: &'t mut Tx<'a>,
+    n: usize,
+    blocking: bool,
+) -> Result<Grant<'t, 'a, SpinWait>, Error> {
+    if blocking {
+        tx.reserve_blocking(n, Some(Duration::ZERO))
+    } else {
+        tx.reserve(n)
+    }
+}
+
 /// Reserve `n` bytes, fill the first `used` with `data`, commit (or
 /// stage); check the grant's placement and the outcome against the model.
 fn reserve_commit(
@@ -527,12 +540,7 @@ fn reserve_commit(
     blocking: bool,
 ) {
     let max = m.max;
-    let r = if blocking {
-        tx.reserve_blocking(n, Some(Duration::ZERO))
-    } else {
-        tx.reserve(n)
-    };
-    match r {
+    match reserve(tx, n, blocking) {
         Err(e) if n > max => assert_eq!(Err(e), too_large(n, max)),
         Ok(mut g) => {
             let early = m.check_grant(&g, n);
@@ -615,12 +623,7 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             blocking,
         } => {
             let n = len.resolve(max, false);
-            let r = if blocking {
-                tx.reserve_blocking(n, Some(Duration::ZERO))
-            } else {
-                tx.reserve(n)
-            };
-            match r {
+            match reserve(tx, n, blocking) {
                 Err(e) if n > max => assert_eq!(Err(e), too_large(n, max)),
                 Ok(mut g) => {
                     let early = m.check_grant(&g, n);
