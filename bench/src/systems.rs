@@ -87,6 +87,11 @@ pub enum Sys {
     MemtubeSpinWrap,
     /// As `MemtubeSpin`, with non-temporal copies off.
     MemtubeSpinCached,
+    /// As `MemtubeSpin` over rings of 64 KiB, the default capacity (the
+    /// other round-trip rows use 16 KiB rings up to 4 KiB payloads).
+    MemtubeSpin64K,
+    /// As `MemtubeSpinNoIso` over rings of 64 KiB.
+    MemtubeSpinNoIso64K,
     /// ring-core `split` between two threads of the main process (pure spin).
     MemtubeThreads,
     /// ring-core `init`/`attach` over the shared memfd between the two
@@ -127,7 +132,7 @@ pub enum Sys {
 }
 
 /// Every system with its code (index).
-pub const ALL: [Sys; 38] = [
+pub const ALL: [Sys; 40] = [
     Sys::Probe,
     Sys::FloorOne,
     Sys::FloorTwo,
@@ -148,6 +153,8 @@ pub const ALL: [Sys; 38] = [
     Sys::MemtubeSpinNoIsoNoPad,
     Sys::MemtubeSpinWrap,
     Sys::MemtubeSpinCached,
+    Sys::MemtubeSpin64K,
+    Sys::MemtubeSpinNoIso64K,
     Sys::MemtubeThreads,
     Sys::RingCoreProcesses,
     Sys::Uds,
@@ -202,6 +209,8 @@ impl Sys {
             Sys::MemtubeSpinNoIsoNoPad => "memtube pure-spin, isolation off, line padding off",
             Sys::MemtubeSpinWrap => "memtube pure-spin, early wrap 4 KiB",
             Sys::MemtubeSpinCached => "memtube pure-spin, non-temporal copy off",
+            Sys::MemtubeSpin64K => "memtube pure-spin, 64 KiB rings",
+            Sys::MemtubeSpinNoIso64K => "memtube pure-spin, isolation off, 64 KiB rings",
             Sys::MemtubeThreads => "memtube (ring-core) two threads",
             Sys::RingCoreProcesses => "memtube (ring-core) two processes, raw",
             Sys::Uds => "unix socket",
@@ -791,6 +800,12 @@ fn memtube_options(sys: Sys, len: usize) -> Options {
         }
         Sys::MemtubeSpinWrap => o.duplex(true).pure_spin(true),
         Sys::MemtubeSpinCached => o.duplex(true).pure_spin(true),
+        Sys::MemtubeSpin64K => o.capacity(64 * 1024).duplex(true).pure_spin(true),
+        Sys::MemtubeSpinNoIso64K => o
+            .capacity(64 * 1024)
+            .duplex(true)
+            .pure_spin(true)
+            .isolation(false),
         Sys::WakeMemtube => o
             .capacity(16 * 1024)
             .direction(Direction::ConnectorToListener),
@@ -1283,7 +1298,9 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
         | Sys::MemtubeSpinNoIsoNoWrap
         | Sys::MemtubeSpinNoIsoNoPad
         | Sys::MemtubeSpinWrap
-        | Sys::MemtubeSpinCached => lat(memtube_rt_main(ctx, run)),
+        | Sys::MemtubeSpinCached
+        | Sys::MemtubeSpin64K
+        | Sys::MemtubeSpinNoIso64K => lat(memtube_rt_main(ctx, run)),
         Sys::MemtubeThreads => lat(memtube_threads(run, echo_cpu)),
         Sys::RingCoreProcesses => lat(ring_core_processes_main(&ctx.shm, run)),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => lat(kernel_main(ctx, run)),
@@ -1319,7 +1336,9 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         | Sys::MemtubeSpinNoIsoNoWrap
         | Sys::MemtubeSpinNoIsoNoPad
         | Sys::MemtubeSpinWrap
-        | Sys::MemtubeSpinCached => memtube_rt_peer(ctx, run),
+        | Sys::MemtubeSpinCached
+        | Sys::MemtubeSpin64K
+        | Sys::MemtubeSpinNoIso64K => memtube_rt_peer(ctx, run),
         Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),
         Sys::StreamZeroCopy

@@ -25,6 +25,8 @@ for sys_name, mode in [
     ("memtube default", "default"),
     ("memtube pure-spin, isolation off", "pure-spin, isolation off"),
     ("memtube pure-spin, isolation off, line padding off", "pure-spin, isolation off, line padding off"),
+    ("memtube pure-spin, 64 KiB rings", "pure-spin, 64 KiB rings"),
+    ("memtube pure-spin, isolation off, 64 KiB rings", "pure-spin, isolation off, 64 KiB rings"),
     ("memtube (ring-core) two processes, raw", "ring-core alone, two processes"),
     ("memtube (ring-core) two threads", "ring-core alone, two threads"),
 ]:
@@ -39,6 +41,8 @@ for size in [256, 1024]:
         ("memtube pure-spin, isolation off", "pure-spin, isolation off, early wrap on"),
         ("memtube pure-spin, isolation off, early wrap off", "pure-spin, isolation off, early wrap off"),
         ("memtube pure-spin, early wrap 4 KiB", "pure-spin, isolation on, early wrap 4 KiB"),
+        ("memtube pure-spin, 64 KiB rings", "pure-spin, 64 KiB rings"),
+        ("memtube pure-spin, isolation off, 64 KiB rings", "pure-spin, isolation off, early wrap on, 64 KiB rings"),
     ]:
         TARGETS.append((f"{name} round trip p50 ≤ 0.25× iceoryx2 ({how})", sys_name, size, "over_iceoryx2", "le", 0.25))
 for mode, sys_name in [("pure-spin", "memtube pure-spin"), ("default", "memtube default")]:

@@ -271,9 +271,12 @@ impl<W: OsWait> Sender<W> {
     /// 300-330 -> 200-226 ns (as fast as a ring of four payloads at 1 KiB;
     /// at 256 B that ring measured 160 ns), with no measurable change at
     /// 32 bytes; the price is 13-14% of the rate of one-way streams of
-    /// 8-byte copied messages on such a ring. Off otherwise: with isolation
-    /// it measured mixed (256 B and 1 KiB 0-30 ns faster, 8 and 32 bytes
-    /// 171 -> 180 ns).
+    /// 8-byte copied messages on such a ring. It works at any capacity
+    /// because the receiver publishes its released position whenever it
+    /// finds the ring empty (on the default 64 KiB rings it was lost until
+    /// it did: 1 KiB round trips 2.25 -> 1.25x the ring floor). Off
+    /// otherwise: with isolation it measured mixed (256 B and 1 KiB 0-30 ns
+    /// faster, 8 and 32 bytes 171 -> 180 ns).
     pub fn set_early_wrap(&mut self, bytes: u32) {
         self.tx.set_early_wrap(bytes)
     }

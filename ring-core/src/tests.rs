@@ -501,6 +501,49 @@ fn blocking_both_directions_across_threads_with_sleep() {
     }
 }
 
+/// A blocking receive that finds the ring empty publishes the released
+/// position at once, while it spins, not only at the release threshold or
+/// when its spin budget runs out: a producer that reads it (early wrap, a
+/// full ring) sees every message the consumer is done with.
+#[test]
+fn blocking_receive_publishes_release_when_it_finds_the_ring_empty() {
+    for pure_spin in [false, true] {
+        let mut buf: Box<RegionBuf<{ region_size(1024).unwrap() }>> = Box::default();
+        let (mut p, mut c) = split(
+            buf.as_mut_slice(),
+            Config::new(1024).pure_spin(pure_spin),
+            SpinWait::std(),
+        )
+        .unwrap();
+        // Neither the threshold nor the end of the spin budget publishes.
+        c.set_spin_budget(u32::MAX);
+        c.set_release_threshold(u32::MAX);
+        let t = Some(Duration::from_secs(60));
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for i in 0..2u32 {
+                    let m = c.recv_blocking(t).unwrap();
+                    assert_eq!(m.type_id(), i);
+                }
+            });
+            p.send(&[1; 24], 0).unwrap();
+            // The receiver takes message 0 and spins for message 1.
+            let start = std::time::Instant::now();
+            while p.stats().messages_released != 1 && start.elapsed() < Duration::from_secs(20) {
+                std::thread::yield_now();
+            }
+            let s = p.stats();
+            // Let the receiver finish before asserting (the scope joins it).
+            p.send(&[2; 24], 1).unwrap();
+            assert_eq!(
+                (s.messages_released, s.bytes_released),
+                (1, 24),
+                "release not published while spinning (pure spin: {pure_spin})"
+            );
+        });
+    }
+}
+
 #[test]
 fn stats_count_messages_and_bytes() {
     with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
