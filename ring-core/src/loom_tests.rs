@@ -254,6 +254,29 @@ fn both_sides_sleep_no_lost_wakeup() {
     });
 }
 
+/// As above with the release threshold out of reach: the consumer releases
+/// only when it finds the ring empty, first with a plain store while it
+/// spins (no wake-up check there), then in its slow path, which owes the
+/// check even though nothing new is released: the producer asleep for room
+/// is woken.
+#[test]
+fn release_on_empty_still_wakes_sleeping_producer() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(64, false);
+        c.set_release_threshold(u32::MAX);
+        let t = thread::spawn(move || {
+            for i in 0..2 {
+                p.send_blocking(&payload(i, 24), i, None).unwrap();
+            }
+        });
+        for i in 0..2 {
+            let m = c.recv_blocking(None).unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 24)[..]));
+        }
+        t.join().unwrap();
+    });
+}
+
 /// A sleeping consumer is woken by the producer's close, after delivery.
 #[test]
 fn close_wakes_sleeping_consumer() {
