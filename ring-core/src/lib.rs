@@ -141,9 +141,10 @@
 //!   default and the setting.
 //! - **Lazy release.** The consumer stores its released position on its own
 //!   line only after [`Consumer::set_release_threshold`] bytes (default: a
-//!   quarter of the capacity), when it finds the ring empty, and before it
-//!   sleeps. The producer reads that line only when its cached copy says the
-//!   ring is full.
+//!   quarter of the capacity), when it finds the ring empty (a blocking
+//!   receive too, as soon as it starts to wait), and before it sleeps. The
+//!   producer reads that line only when its cached copy says the ring is
+//!   full, and with early wrap once per wrap distance of a lap.
 //! - **Batching.** [`Grant::commit_staged`] writes a record's commit word
 //!   except for the first staged record's; [`Producer::publish`] stores that
 //!   one with Release, making the whole batch visible at once.
