@@ -20,10 +20,12 @@ pub struct Consumer<'a, W: Wait> {
     tail: u32,
     /// The released position last stored in the consumer block. `published <= tail`.
     published: u32,
-    /// A release was stored without the wake-up check (`store_release`
-    /// while spinning): the next `publish_release` makes it even if
-    /// nothing new is released.
-    wake_owed: bool,
+    /// The released position last stored *and* followed by the wake-up
+    /// check (`publish_release`); `checked <= published`. A release stored
+    /// while spinning (`store_release` alone) leaves it behind: the next
+    /// `publish_release` owes the check, and the release threshold counts
+    /// from here, so the producer is woken where it was before such stores.
+    checked: u32,
     /// The record at `tail`, once validated (its offset and length, copied
     /// out of the commit word once): `poll` returns it without reading the
     /// commit word again. Cleared whenever `tail` moves.
@@ -89,7 +91,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
             wait,
             tail: 0,
             published: 0,
-            wake_owed: false,
+            checked: 0,
             ready: None,
             mask,
             release_threshold,
@@ -119,11 +121,15 @@ impl<'a, W: Wait> Consumer<'a, W> {
         self.spin_budget = spins;
     }
 
-    /// Publish the released position once this many bytes have been consumed
-    /// since the last publication (default: a quarter of the capacity;
-    /// clamped to `1..=capacity`). Released space is also published whenever
-    /// the ring is found empty and before sleeping, so a waiting producer
-    /// never stalls.
+    /// Publish the released position, and wake the producer if it sleeps
+    /// for room, once this many bytes have been consumed since the last
+    /// such publication (default: a quarter of the capacity; clamped to
+    /// `1..=capacity`). Released space is also published so whenever the
+    /// ring is found empty by [`recv`](Self::recv) or [`peek`](Self::peek),
+    /// before sleeping, and on drop, so a waiting producer never stalls; a
+    /// blocking receive that finds the ring empty stores it at once (so a
+    /// producer that reads it sees it) and leaves the wake-up check to one
+    /// of those points.
     pub fn set_release_threshold(&mut self, bytes: u32) {
         self.release_threshold = bytes.clamp(1, self.sh.capacity);
     }
@@ -278,29 +284,31 @@ impl<'a, W: Wait> Consumer<'a, W> {
         self.tail = self.tail.wrapping_add(r.size());
         self.messages += 1;
         self.bytes += r.len() as u64;
-        if self.tail.wrapping_sub(self.published) >= self.release_threshold {
+        if self.tail.wrapping_sub(self.checked) >= self.release_threshold {
             self.publish_release();
         }
     }
 
-    /// Store the released position if it moved, then wake the producer if it
-    /// announced sleep (also after a `store_release` that did not check).
+    /// Store the released position if it moved, then, if anything was
+    /// released since the last check (by this call or by a `store_release`
+    /// alone), wake the producer if it announced sleep.
     #[inline]
     fn publish_release(&mut self) {
-        if self.store_release() || self.wake_owed {
-            self.wake_owed = false;
+        self.store_release();
+        if self.checked != self.published {
+            self.checked = self.published;
             if !self.sh.pure_spin {
                 self.wake_peer();
             }
         }
     }
 
-    /// Store the released position if it moved (true), without the wake-up
-    /// check: a caller that skips `publish_release` owes that check.
+    /// Store the released position if it moved, without the wake-up check
+    /// (`checked` stays behind; the next `publish_release` makes it).
     #[inline]
-    fn store_release(&mut self) -> bool {
+    fn store_release(&mut self) {
         if self.tail == self.published {
-            return false;
+            return;
         }
         self.published = self.tail;
         // SYNC POINT: Release; pairs with the producer's Acquire load in
@@ -309,7 +317,6 @@ impl<'a, W: Wait> Consumer<'a, W> {
         self.sh.cons.hot.released.store(self.tail, Release);
         self.sh.cons.hot.messages.store(self.messages, Relaxed);
         self.sh.cons.hot.bytes.store(self.bytes, Relaxed);
-        true
     }
 
     #[inline]
@@ -450,13 +457,13 @@ impl<'a, W: Wait> Consumer<'a, W> {
         // published only at its release threshold (a quarter of the
         // capacity), and early wrap from 4 KiB on 64 KiB rings was lost
         // (measured: 1 KiB round trips 2.25 -> 1.25x the ring floor with
-        // this). The wake-up check (a SeqCst fence) waits for the slow
-        // path, which owes it: a producer asleep for room is woken no later
-        // than before, and streams whose consumer often catches up do not
-        // pay a fence each time (256-byte copying streams lost 8% with it).
-        if self.store_release() {
-            self.wake_owed = true;
-        }
+        // this). The wake-up check (a SeqCst fence) is left to the next
+        // `publish_release` (the slow path, the release threshold, which
+        // counts from the last check, or drop), so a producer asleep for
+        // room is woken where it was before, and streams whose consumer
+        // often catches up do not pay a fence each time (256-byte copying
+        // streams lost 8% with it).
+        self.store_release();
         for _ in 0..self.spin_budget {
             spin_hint();
             if let Some(r) = self.poll()? {

@@ -149,7 +149,7 @@
 //!   except for the first staged record's; [`Producer::publish`] stores that
 //!   one with Release, making the whole batch visible at once.
 //! - **No read-modify-write on the hot path.** Only loads, stores and (in the
-//!   default sleeping mode) one SeqCst fence per publication or release. The
+//!   default sleeping mode) one SeqCst fence per publication or checked release. The
 //!   role claim at attach is the only compare-exchange.
 //! - **Waiting.** A blocked side polls `spin_budget` times, then announces
 //!   sleep by storing a nonzero episode number in its own `sleeping` word,
@@ -159,7 +159,11 @@
 //!   episode not yet woken, stores that episode into its own `seq` and wakes
 //!   it. The two fences make a Dekker pair: either the sleeper's re-check sees
 //!   the publication or the publisher sees the announcement, so no wake-up is
-//!   lost. Pure-spin mode ([`Config::pure_spin`]) skips the fence and the load.
+//!   lost. (A blocking receive that finds the ring empty stores its released
+//!   position at once without this check; the consumer's next release with
+//!   the check, which the release threshold, the slow path before sleeping
+//!   and the drop all reach, covers it.) Pure-spin mode
+//!   ([`Config::pure_spin`]) skips the fence and the load.
 //!
 //! The protocol is model-checked with loom (`src/loom_tests.rs`).
 //!

@@ -255,10 +255,11 @@ fn both_sides_sleep_no_lost_wakeup() {
 }
 
 /// As above with the release threshold out of reach: the consumer releases
-/// only when it finds the ring empty, first with a plain store while it
-/// spins (no wake-up check there), then in its slow path, which owes the
-/// check even though nothing new is released: the producer asleep for room
-/// is woken.
+/// only when it finds the ring empty, first with a plain store as its
+/// blocking receive starts to wait (no wake-up check there; with a spin
+/// budget of 0 it then goes straight to its slow path), then in its slow
+/// path, which owes the check even though nothing new is released: the
+/// producer asleep for room is woken.
 #[test]
 fn release_on_empty_still_wakes_sleeping_producer() {
     loom::model(|| {
@@ -274,6 +275,39 @@ fn release_on_empty_still_wakes_sleeping_producer() {
             assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 24)[..]));
         }
         t.join().unwrap();
+    });
+}
+
+/// The release threshold counts from the last release that checked for a
+/// sleeping producer, not from a plain store made when a blocking receive
+/// found the ring empty: the consumer takes two 24-byte messages (32-byte
+/// records; the 128-byte ring holds three, as each send also needs the
+/// next header's slot) with a threshold of 64 bytes and then only waits
+/// for the producer, whose fourth message needs the space of both. If the
+/// plain store at 32 restarted the count, the release at 64 would not be
+/// published with a check, and the producer, asleep for room, would never
+/// be woken (a deadlock, which loom reports).
+#[test]
+fn release_threshold_counts_from_the_last_checked_release() {
+    loom::model(|| {
+        let (mut p, mut c) = pair(128, false);
+        c.set_release_threshold(64);
+        let t = thread::spawn(move || {
+            for i in 0..4 {
+                p.send_blocking(&payload(i, 24), i, None).unwrap();
+            }
+            p
+        });
+        for i in 0..2 {
+            let m = c.recv_blocking(None).unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 24)[..]));
+        }
+        let p = t.join().unwrap();
+        for i in 2..4 {
+            let m = c.recv_blocking(None).unwrap();
+            assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 24)[..]));
+        }
+        drop(p);
     });
 }
 

@@ -365,7 +365,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// Read and validate the consumer's released position.
     fn refresh_released(&mut self) -> Result<(), Error> {
         // SYNC POINT: Acquire; pairs with the consumer's Release store in
-        // `Consumer::publish_release`, so its reads of the released records
+        // `Consumer::store_release`, so its reads of the released records
         // happen before we overwrite them.
         let r = self.sh.cons.hot.released.load(Acquire);
         // A released position only moves forward, never passes what we
@@ -825,7 +825,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     fn wake_peer(&mut self) {
         // SYNC POINT (Dekker): orders the publication (or the closed state)
         // before the load of the consumer's sleep flag; pairs with the fence in
-        // `Consumer::recv_blocking` between its announcement and its re-check.
+        // `Consumer::wait_record_slow` between its announcement and its re-check.
         fence(SeqCst);
         let ep = self.sh.cons.wait.sleeping.load(Relaxed);
         if ep != 0 && ep != self.woken_episode {
