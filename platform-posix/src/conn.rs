@@ -274,7 +274,7 @@ impl<W: OsWait> Sender<W> {
     /// 8-byte copied messages on such a ring. It works at any capacity
     /// because the receiver publishes its released position whenever it
     /// finds the ring empty (on the default 64 KiB rings it was lost until
-    /// it did: 1 KiB round trips 2.25 -> 1.25x the ring floor). Off
+    /// it did: 1 KiB round trips 2.25 -> 1.28x the ring floor). Off
     /// otherwise: with isolation it measured mixed (256 B and 1 KiB 0-30 ns
     /// faster, 8 and 32 bytes 171 -> 180 ns).
     pub fn set_early_wrap(&mut self, bytes: u32) {

@@ -412,7 +412,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// ([`Error::Timeout`]; `None` waits without limit) or the producer closes
     /// ([`Error::Closed`], after every published message was delivered).
     ///
-    /// When the ring is empty it publishes released space at once, spins
+    /// When the ring is empty it stores its released position at once, spins
     /// `spin_budget` polls, then announces sleep on its own line, re-checks,
     /// and sleeps through [`Wait::wait`] until the producer publishes
     /// (unless the ring is in pure-spin mode, where it keeps spinning and
@@ -456,7 +456,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
         // back, off the message's path. Without it a spinning receiver
         // published only at its release threshold (a quarter of the
         // capacity), and early wrap from 4 KiB on 64 KiB rings was lost
-        // (measured: 1 KiB round trips 2.25 -> 1.25x the ring floor with
+        // (measured: 1 KiB round trips 2.25 -> 1.28x the ring floor with
         // this). The wake-up check (a SeqCst fence) is left to the next
         // `publish_release` (the slow path, the release threshold, which
         // counts from the last check, or drop), so a producer asleep for

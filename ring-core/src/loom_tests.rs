@@ -234,13 +234,14 @@ fn consumer_sleep_no_lost_wakeup() {
     });
 }
 
-/// The producer sleeps waiting for space (each 24-byte message fills the
-/// 64-byte ring) while the consumer sleeps waiting for data: no wake-up is
-/// lost in either direction.
-#[test]
-fn both_sides_sleep_no_lost_wakeup() {
-    loom::model(|| {
+/// Two 24-byte messages, each filling the 64-byte ring, sent and received
+/// with blocking calls, the consumer releasing at `threshold` bytes: the
+/// producer sleeps waiting for space while the consumer sleeps waiting for
+/// data, and no wake-up may be lost in either direction.
+fn both_sides_sleep(threshold: u32) {
+    loom::model(move || {
         let (mut p, mut c) = pair(64, false);
+        c.set_release_threshold(threshold);
         let t = thread::spawn(move || {
             for i in 0..2 {
                 p.send_blocking(&payload(i, 24), i, None).unwrap();
@@ -254,28 +255,22 @@ fn both_sides_sleep_no_lost_wakeup() {
     });
 }
 
-/// As above with the release threshold out of reach: the consumer releases
-/// only when it finds the ring empty, first with a plain store as its
-/// blocking receive starts to wait (no wake-up check there; with a spin
-/// budget of 0 it then goes straight to its slow path), then in its slow
-/// path, which owes the check even though nothing new is released: the
-/// producer asleep for room is woken.
+/// With the default threshold (a quarter of the capacity, 16 bytes), each
+/// consumed message is released with the wake-up check.
+#[test]
+fn both_sides_sleep_no_lost_wakeup() {
+    both_sides_sleep(16);
+}
+
+/// With the release threshold out of reach, the consumer releases only
+/// when it finds the ring empty: first with a plain store as its blocking
+/// receive starts to wait (no wake-up check there; with a spin budget of 0
+/// it then goes straight to its slow path), then in its slow path, which
+/// owes the check even though nothing new is released: the producer asleep
+/// for room is woken.
 #[test]
 fn release_on_empty_still_wakes_sleeping_producer() {
-    loom::model(|| {
-        let (mut p, mut c) = pair(64, false);
-        c.set_release_threshold(u32::MAX);
-        let t = thread::spawn(move || {
-            for i in 0..2 {
-                p.send_blocking(&payload(i, 24), i, None).unwrap();
-            }
-        });
-        for i in 0..2 {
-            let m = c.recv_blocking(None).unwrap();
-            assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 24)[..]));
-        }
-        t.join().unwrap();
-    });
+    both_sides_sleep(u32::MAX);
 }
 
 /// The release threshold counts from the last release that checked for a
