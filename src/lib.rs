@@ -2,12 +2,12 @@
 //! shared memory, for zero-copy messaging between threads and between
 //! processes on one machine.
 //!
-//! This crate is the facade. It re-exports all of [`ring_core`] (the
+//! This crate is the facade. It re-exports all of [`memtube_ring`] (the
 //! `no_std`, allocation-free ring over a byte region you supply) with its
 //! `std` feature on, so [`SpinWait::std`] and `std::error::Error` are
 //! available, and on Linux the process shim `platform-linux`. The protocol,
 //! the trust model and the byte-level region layout are documented in
-//! [`ring_core`]'s crate docs.
+//! [`memtube_ring`]'s crate docs.
 //!
 //! # Threads
 //!
@@ -103,7 +103,7 @@
 
 #![forbid(unsafe_code)]
 
-pub use ring_core::*;
+pub use memtube_ring::*;
 
 // The README's Rust example runs as a doc test, so it stays true.
 #[cfg(doctest)]
@@ -115,27 +115,27 @@ struct ReadmeDoctests;
 // Only the Wait differs: `FutexWait` on Linux, `UlockWait` on macOS.
 cfg_if::cfg_if! {
     if #[cfg(target_os = "linux")] {
-        pub use platform_linux::{
+        pub use memtube_linux::{
             connect, listen, Addr, Backend, Connection, Direction, FutexWait, HandshakeFailure,
             Listener, Options, PeerCred, PeerState, Receiver, Reply, Sender, UidPolicy,
             LIVENESS_SLICE,
         };
         /// Process IPC errors (`listen`, `connect` and the process handles);
         /// ring-core's own [`Error`] stays at `memtube::Error`.
-        pub use platform_linux::Error as IpcError;
+        pub use memtube_linux::Error as IpcError;
         /// The Linux shim in full (regions, handshake messages, ...).
-        pub use platform_linux as linux;
+        pub use memtube_linux as linux;
     } else if #[cfg(target_os = "macos")] {
-        pub use platform_macos::{
+        pub use memtube_macos::{
             connect, listen, Addr, Backend, Connection, Direction, HandshakeFailure, Listener,
             Options, PeerCred, PeerState, Receiver, Reply, Sender, UidPolicy, UlockWait,
             LIVENESS_SLICE,
         };
         /// Process IPC errors (`listen`, `connect` and the process handles);
         /// ring-core's own [`Error`] stays at `memtube::Error`.
-        pub use platform_macos::Error as IpcError;
+        pub use memtube_macos::Error as IpcError;
         /// The macOS shim in full (regions, handshake messages, ...).
-        pub use platform_macos as macos;
+        pub use memtube_macos as macos;
     } else {
         // No shim: ring-core over memory the caller maps, with its own Wait.
     }

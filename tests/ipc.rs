@@ -11,7 +11,7 @@ use memtube::linux::region;
 use memtube::{
     connect, listen, Connection, Direction, HandshakeFailure, IpcError as Error, Options, UidPolicy,
 };
-use ring_core::handshake::{Handshake, HandshakeError, RingDesc, Side};
+use memtube_ring::handshake::{Handshake, HandshakeError, RingDesc, Side};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
@@ -676,7 +676,7 @@ fn bad_handshakes_are_refused() {
     });
     assert_eq!(
         e,
-        Error::Handshake(HandshakeFailure::Attach(ring_core::Error::BadMagic))
+        Error::Handshake(HandshakeFailure::Attach(memtube_ring::Error::BadMagic))
     );
     // The other direction than ours.
     let e = try_forged(|s| {

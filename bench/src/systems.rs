@@ -1011,7 +1011,7 @@ fn raw_init(shm: &Shm) -> Result<(), BoxError> {
 
 /// Not inlined, so its hot loop can be read in the disassembly.
 #[inline(never)]
-fn ring_core_processes_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxError> {
+fn memtube_ring_processes_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxError> {
     let w = memtube::SpinWait::std();
     // SAFETY: the regions lie in the never-unmapped shared mapping and were
     // laid out by `raw_init`; ring-core validates them and claims each role once.
@@ -1035,9 +1035,9 @@ fn ring_core_processes_main(shm: &Shm, run: Run) -> Result<Histogram<u64>, BoxEr
 
 /// Not inlined, so its hot loop can be read in the disassembly.
 #[inline(never)]
-fn ring_core_processes_peer(shm: &Shm, run: Run) -> Result<(), BoxError> {
+fn memtube_ring_processes_peer(shm: &Shm, run: Run) -> Result<(), BoxError> {
     let w = memtube::SpinWait::std();
-    // SAFETY: as in `ring_core_processes_main`, the other role of each ring.
+    // SAFETY: as in `memtube_ring_processes_main`, the other role of each ring.
     let (mut rx, mut tx) = unsafe {
         (
             memtube::attach_consumer(shm.raw(shm::RAW_PING), w)?,
@@ -1302,7 +1302,7 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
         | Sys::MemtubeSpin64K
         | Sys::MemtubeSpinNoIso64K => lat(memtube_rt_main(ctx, run)),
         Sys::MemtubeThreads => lat(memtube_threads(run, echo_cpu)),
-        Sys::RingCoreProcesses => lat(ring_core_processes_main(&ctx.shm, run)),
+        Sys::RingCoreProcesses => lat(memtube_ring_processes_main(&ctx.shm, run)),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => lat(kernel_main(ctx, run)),
         Sys::StreamZeroCopy
         | Sys::StreamCopy
@@ -1339,7 +1339,7 @@ pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         | Sys::MemtubeSpinCached
         | Sys::MemtubeSpin64K
         | Sys::MemtubeSpinNoIso64K => memtube_rt_peer(ctx, run),
-        Sys::RingCoreProcesses => ring_core_processes_peer(&ctx.shm, run),
+        Sys::RingCoreProcesses => memtube_ring_processes_peer(&ctx.shm, run),
         Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => kernel_peer(ctx, run),
         Sys::StreamZeroCopy
         | Sys::StreamCopy

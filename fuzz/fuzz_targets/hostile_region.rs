@@ -16,8 +16,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ring_core::raw::{COMMITTED, LEN_SHIFT, PADDING};
-use ring_core::{
+use memtube_ring::raw::{COMMITTED, LEN_SHIFT, PADDING};
+use memtube_ring::{
     attach_consumer, attach_producer, init, max_payload, Config, Consumer, Corruption, Error,
     Producer, RawRegion, RegionBuf, SpinWait, CONSUMER_BLOCK_OFFSET, CONSUMER_BLOCK_SIZE,
     DATA_OFFSET,

@@ -5,14 +5,14 @@
 //! sides are busy:
 //!
 //! ```
-//! use platform_linux::{connect, listen, Options};
+//! use memtube_linux::{connect, listen, Options};
 //! use std::time::Duration;
 //!
 //! let addr = format!("@memtube-doc-crate-{}", std::process::id());
 //! let opts = Options::new().duplex(true).capacity(4096);
 //! let listener = listen(addr.as_str(), &opts)?;
 //! // The server: here a thread; normally another process.
-//! let server = std::thread::spawn(move || -> Result<(), platform_linux::Error> {
+//! let server = std::thread::spawn(move || -> Result<(), memtube_linux::Error> {
 //!     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
 //!     conn.serve(|_ty, req, reply| {
 //!         reply.extend(req.iter().rev()); // reply: the request reversed
@@ -25,12 +25,12 @@
 //! drop(reply);
 //! drop(conn); // clean close: the server's `serve` returns Ok(())
 //! server.join().unwrap()?;
-//! # Ok::<(), platform_linux::Error>(())
+//! # Ok::<(), memtube_linux::Error>(())
 //! ```
 //!
 //! The POSIX parts (regions, handshake, peer identity, liveness, the
 //! handles) live in the internal crate `platform-posix`, shared with
-//! `platform-macos`; this crate fixes their [`Wait`](ring_core::Wait) to the
+//! `platform-macos`; this crate fixes their [`Wait`](memtube_ring::Wait) to the
 //! futex ([`FutexWait`]) and names the types, so that code written against
 //! `memtube` compiles unchanged on both systems.
 //!
@@ -41,8 +41,8 @@
 //!    (`SO_PEERCRED`, [`UidPolicy`]); the connector checks the listener's.
 //! 2. The listener creates each ring's regions ([`region`]: `memfd_create`,
 //!    sized, sealed against shrink, grow and further sealing; mapped shared
-//!    and pre-faulted), lays the rings with `ring_core::init` and sends one
-//!    message: ring-core's [`Handshake`](ring_core::handshake::Handshake)
+//!    and pre-faulted), lays the rings with `memtube_ring::init` and sends one
+//!    message: ring-core's [`Handshake`](memtube_ring::handshake::Handshake)
 //!    struct plus the descriptors (`SCM_RIGHTS`).
 //! 3. The connector validates all of it ([`handshake`]), maps the regions,
 //!    attaches (ring-core validates the layout) and answers with one byte.
@@ -80,46 +80,46 @@
 
 mod wait;
 
-pub use platform_posix::{handshake, region};
-pub use platform_posix::{
+pub use memtube_posix::{handshake, region};
+pub use memtube_posix::{
     Addr, Backend, Direction, Error, HandshakeFailure, Options, PeerCred, PeerState, Result,
     UidPolicy, CLOSE_BYTE, LIVENESS_SLICE,
 };
 pub use wait::FutexWait;
 
-/// A listening socket; see [`platform_posix::Listener`].
-pub type Listener = platform_posix::Listener<FutexWait>;
-/// A connection: one ring or two; see [`platform_posix::Connection`].
-pub type Connection = platform_posix::Connection<FutexWait>;
-/// The writing end of a ring; see [`platform_posix::Sender`].
+/// A listening socket; see [`memtube_posix::Listener`].
+pub type Listener = memtube_posix::Listener<FutexWait>;
+/// A connection: one ring or two; see [`memtube_posix::Connection`].
+pub type Connection = memtube_posix::Connection<FutexWait>;
+/// The writing end of a ring; see [`memtube_posix::Sender`].
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
-/// is_sync::<platform_linux::Sender>();
+/// is_sync::<memtube_linux::Sender>();
 /// ```
-pub type Sender = platform_posix::Sender<FutexWait>;
-/// The reading end of a ring; see [`platform_posix::Receiver`].
+pub type Sender = memtube_posix::Sender<FutexWait>;
+/// The reading end of a ring; see [`memtube_posix::Receiver`].
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
-/// is_sync::<platform_linux::Receiver>();
+/// is_sync::<memtube_linux::Receiver>();
 /// ```
-pub type Receiver = platform_posix::Receiver<FutexWait>;
-/// A reply to [`Connection::call`](platform_posix::Connection::call).
-pub type Reply<'r> = platform_posix::Reply<'r, FutexWait>;
+pub type Receiver = memtube_posix::Receiver<FutexWait>;
+/// A reply to [`Connection::call`](memtube_posix::Connection::call).
+pub type Reply<'r> = memtube_posix::Reply<'r, FutexWait>;
 /// A reservation in a [`Sender`]'s ring.
-pub type Grant<'s> = platform_posix::Grant<'s, FutexWait>;
+pub type Grant<'s> = memtube_posix::Grant<'s, FutexWait>;
 /// A message in place in a [`Receiver`]'s ring.
-pub type Message<'r> = platform_posix::Message<'r, FutexWait>;
+pub type Message<'r> = memtube_posix::Message<'r, FutexWait>;
 
 /// Listen on `addr` (a path, or `"@name"` for an abstract name); see
-/// [`platform_posix::listen`] and the crate example.
+/// [`memtube_posix::listen`] and the crate example.
 pub fn listen(addr: impl Into<Addr>, opts: &Options) -> Result<Listener> {
-    platform_posix::listen(addr, opts)
+    memtube_posix::listen(addr, opts)
 }
 
-/// Connect to a listener at `addr`; see [`platform_posix::connect`] and the
+/// Connect to a listener at `addr`; see [`memtube_posix::connect`] and the
 /// crate example.
 pub fn connect(addr: impl Into<Addr>, opts: &Options) -> Result<Connection> {
-    platform_posix::connect(addr, opts)
+    memtube_posix::connect(addr, opts)
 }

@@ -8,8 +8,8 @@
 //!
 //! References: futex(2), futex(7), clock_gettime(2).
 
-use ring_core::atomic::AtomicU32;
-use ring_core::Wait;
+use memtube_ring::atomic::AtomicU32;
+use memtube_ring::Wait;
 use rustix::io::Errno;
 use rustix::thread::futex;
 use rustix::time::{ClockId, Timespec};
@@ -19,8 +19,8 @@ use std::time::Duration;
 /// the timeout passes; `now` reads `CLOCK_MONOTONIC` (vDSO, no system call).
 ///
 /// ```
-/// use platform_linux::FutexWait;
-/// use ring_core::{atomic::AtomicU32, Wait};
+/// use memtube_linux::FutexWait;
+/// use memtube_ring::{atomic::AtomicU32, Wait};
 /// use std::time::Duration;
 ///
 /// let w = FutexWait;

@@ -6,13 +6,13 @@
 //! ```no_run
 //! // Compiled (not run) on macOS; compiled to nothing elsewhere.
 //! # #[cfg(target_os = "macos")] {
-//! use platform_macos::{connect, listen, Options};
+//! use memtube_macos::{connect, listen, Options};
 //! use std::time::Duration;
 //!
 //! let addr = std::env::temp_dir().join("memtube-doc.sock"); // at most 103 bytes
 //! let opts = Options::new().duplex(true).capacity(4096);
 //! let listener = listen(addr.as_path(), &opts)?;
-//! let server = std::thread::spawn(move || -> Result<(), platform_macos::Error> {
+//! let server = std::thread::spawn(move || -> Result<(), memtube_macos::Error> {
 //!     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
 //!     conn.serve(|_ty, req, reply| {
 //!         reply.extend(req.iter().rev());
@@ -61,34 +61,34 @@
 mod ulock;
 mod wait;
 
-pub use platform_posix::{handshake, region};
-pub use platform_posix::{
+pub use memtube_posix::{handshake, region};
+pub use memtube_posix::{
     Addr, Backend, Direction, Error, HandshakeFailure, Options, PeerCred, PeerState, Result,
     UidPolicy, CLOSE_BYTE, LIVENESS_SLICE,
 };
 pub use wait::UlockWait;
 
-/// A listening socket; see [`platform_posix::Listener`].
-pub type Listener = platform_posix::Listener<UlockWait>;
-/// A connection: one ring or two; see [`platform_posix::Connection`].
-pub type Connection = platform_posix::Connection<UlockWait>;
-/// The writing end of a ring; see [`platform_posix::Sender`].
-pub type Sender = platform_posix::Sender<UlockWait>;
-/// The reading end of a ring; see [`platform_posix::Receiver`].
-pub type Receiver = platform_posix::Receiver<UlockWait>;
-/// A reply to [`Connection::call`](platform_posix::Connection::call).
-pub type Reply<'r> = platform_posix::Reply<'r, UlockWait>;
+/// A listening socket; see [`memtube_posix::Listener`].
+pub type Listener = memtube_posix::Listener<UlockWait>;
+/// A connection: one ring or two; see [`memtube_posix::Connection`].
+pub type Connection = memtube_posix::Connection<UlockWait>;
+/// The writing end of a ring; see [`memtube_posix::Sender`].
+pub type Sender = memtube_posix::Sender<UlockWait>;
+/// The reading end of a ring; see [`memtube_posix::Receiver`].
+pub type Receiver = memtube_posix::Receiver<UlockWait>;
+/// A reply to [`Connection::call`](memtube_posix::Connection::call).
+pub type Reply<'r> = memtube_posix::Reply<'r, UlockWait>;
 /// A reservation in a [`Sender`]'s ring.
-pub type Grant<'s> = platform_posix::Grant<'s, UlockWait>;
+pub type Grant<'s> = memtube_posix::Grant<'s, UlockWait>;
 /// A message in place in a [`Receiver`]'s ring.
-pub type Message<'r> = platform_posix::Message<'r, UlockWait>;
+pub type Message<'r> = memtube_posix::Message<'r, UlockWait>;
 
-/// Listen on the socket path `addr`; see [`platform_posix::listen`].
+/// Listen on the socket path `addr`; see [`memtube_posix::listen`].
 pub fn listen(addr: impl Into<Addr>, opts: &Options) -> Result<Listener> {
-    platform_posix::listen(addr, opts)
+    memtube_posix::listen(addr, opts)
 }
 
-/// Connect to a listener at the socket path `addr`; see [`platform_posix::connect`].
+/// Connect to a listener at the socket path `addr`; see [`memtube_posix::connect`].
 pub fn connect(addr: impl Into<Addr>, opts: &Options) -> Result<Connection> {
-    platform_posix::connect(addr, opts)
+    memtube_posix::connect(addr, opts)
 }

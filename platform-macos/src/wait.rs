@@ -23,8 +23,8 @@
 use crate::ulock::{
     __ulock_wait, __ulock_wake, ULF_NO_ERRNO, ULF_WAKE_ALL, UL_COMPARE_AND_WAIT_SHARED,
 };
-use ring_core::atomic::AtomicU32;
-use ring_core::Wait;
+use memtube_ring::atomic::AtomicU32;
+use memtube_ring::Wait;
 use std::ffi::{c_int, c_void};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -5,14 +5,14 @@ use crate::liveness::{Link, PeerState};
 use crate::peer::PeerCred;
 use crate::rings::RingMaps;
 use crate::OsWait;
-use ring_core::{Consumer, Producer};
+use memtube_ring::{Consumer, Producer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A reservation in a [`Sender`]'s ring: write in place, then `commit`.
-pub type Grant<'s, W> = ring_core::Grant<'s, 'static, W>;
+pub type Grant<'s, W> = memtube_ring::Grant<'s, 'static, W>;
 /// A message in place in a [`Receiver`]'s ring; released when dropped.
-pub type Message<'r, W> = ring_core::Message<'r, 'static, W>;
+pub type Message<'r, W> = memtube_ring::Message<'r, 'static, W>;
 
 /// Blocking calls wait in slices of at most this long and check the peer's
 /// socket between slices, so a dead peer is noticed within about this long.
@@ -58,12 +58,12 @@ fn wait_sliced(
     link: &Link,
     timeout: Option<Duration>,
     last_look: bool,
-    mut wait: impl FnMut(Duration) -> std::result::Result<(), ring_core::Error>,
+    mut wait: impl FnMut(Duration) -> std::result::Result<(), memtube_ring::Error>,
 ) -> Result<()> {
     let budget = Budget::new(timeout);
     match wait(budget.slice()) {
         Ok(()) => Ok(()),
-        Err(ring_core::Error::Timeout) => wait_sliced_rest(link, budget, last_look, wait),
+        Err(memtube_ring::Error::Timeout) => wait_sliced_rest(link, budget, last_look, wait),
         Err(e) => Err(e.into()),
     }
 }
@@ -79,14 +79,14 @@ fn wait_sliced_rest(
     link: &Link,
     mut budget: Budget,
     last_look: bool,
-    mut wait: impl FnMut(Duration) -> std::result::Result<(), ring_core::Error>,
+    mut wait: impl FnMut(Duration) -> std::result::Result<(), memtube_ring::Error>,
 ) -> Result<()> {
     loop {
         let s = link.probe();
         if s != PeerState::Alive {
             return match last_look.then(|| wait(Duration::ZERO)) {
                 Some(Ok(())) => Ok(()),
-                None | Some(Err(ring_core::Error::Timeout)) => Err(peer_error(s)),
+                None | Some(Err(memtube_ring::Error::Timeout)) => Err(peer_error(s)),
                 Some(Err(e)) => Err(e.into()),
             };
         }
@@ -95,7 +95,7 @@ fn wait_sliced_rest(
         }
         match wait(budget.slice()) {
             Ok(()) => return Ok(()),
-            Err(ring_core::Error::Timeout) => {}
+            Err(memtube_ring::Error::Timeout) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -119,7 +119,7 @@ fn peer_error(s: PeerState) -> Error {
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
-/// is_sync::<platform_posix::Sender<ring_core::SpinWait>>();
+/// is_sync::<memtube_posix::Sender<memtube_ring::SpinWait>>();
 /// ```
 pub struct Sender<W: OsWait> {
     // Field order matters: the producer borrows `maps` and drops first.
@@ -204,7 +204,7 @@ impl<W: OsWait> Sender<W> {
             .send_blocking(payload, type_id, Some(budget.slice()))
         {
             Ok(()) => Ok(()),
-            Err(ring_core::Error::Timeout) => {
+            Err(memtube_ring::Error::Timeout) => {
                 let (tx, len) = (&mut self.tx, payload.len());
                 wait_sliced_rest(&self.link, budget, false, |t| {
                     tx.wait_for_room(len, Some(t))
@@ -228,10 +228,10 @@ impl<W: OsWait> Sender<W> {
 
     /// Whether a message of at most 48 bytes sent with a publishing call
     /// ([`send`](Self::send), [`send_blocking`](Self::send_blocking),
-    /// [`Grant::commit`](ring_core::Grant::commit)) is followed by padding to
+    /// [`Grant::commit`](memtube_ring::Grant::commit)) is followed by padding to
     /// the end of its cache line when the rest of the line is shorter than
     /// its record, so that the next one, if alike, starts a line instead of
-    /// straddling two ([`ring_core::Producer::set_line_padding`]). On by
+    /// straddling two ([`memtube_ring::Producer::set_line_padding`]). On by
     /// default with isolation, where the peer reads the ring through a
     /// read-only mapping (measured: the 32-byte round trip went from 1.24x
     /// to 1.06-1.12x the ring floor), and in duplex connections without
@@ -247,19 +247,19 @@ impl<W: OsWait> Sender<W> {
     }
 
     /// Copying sends ([`send`](Self::send), [`send_blocking`](Self::send_blocking),
-    /// [`send_staged`](Self::send_staged), [`ring_core::Grant::copy_from`],
+    /// [`send_staged`](Self::send_staged), [`memtube_ring::Grant::copy_from`],
     /// which a duplex connection's `call` and `serve_one` use) of payloads
     /// of at least `bytes` bytes bypass the cache with non-temporal stores
     /// (x86-64; default 16 KiB, `u32::MAX` turns it off). Measured on a VM
     /// whose cores' distance changes: 64 KiB streams 2-9x and round trips
     /// 1.3-3x faster, except where the two cores share a cache closely,
     /// where they are 2-3x slower (there, turn it off); see
-    /// [`ring_core::Producer::set_nontemporal_threshold`].
+    /// [`memtube_ring::Producer::set_nontemporal_threshold`].
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
         self.tx.set_nontemporal_threshold(bytes)
     }
 
-    /// Early wrap ([`ring_core::Producer::set_early_wrap`]): while the ring
+    /// Early wrap ([`memtube_ring::Producer::set_early_wrap`]): while the ring
     /// is nearly empty, go back to its start once the next message would
     /// start at offset `bytes` or later, so that request-response traffic
     /// keeps reusing the same cache lines instead of moving through the
@@ -304,7 +304,7 @@ impl<W: OsWait> Sender<W> {
     }
 
     /// Ring counters (may be stale).
-    pub fn stats(&self) -> ring_core::Stats {
+    pub fn stats(&self) -> memtube_ring::Stats {
         self.tx.stats()
     }
 }
@@ -317,7 +317,7 @@ impl<W: OsWait> Sender<W> {
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
-/// is_sync::<platform_posix::Receiver<ring_core::SpinWait>>();
+/// is_sync::<memtube_posix::Receiver<memtube_ring::SpinWait>>();
 /// ```
 pub struct Receiver<W: OsWait> {
     rx: Consumer<'static, W>,
@@ -354,7 +354,7 @@ impl<W: OsWait> Receiver<W> {
         let budget = Budget::new(timeout);
         match self.rx.wait_message(Some(budget.slice())) {
             Ok(()) => {}
-            Err(ring_core::Error::Timeout) => {
+            Err(memtube_ring::Error::Timeout) => {
                 let rx = &mut self.rx;
                 wait_sliced_rest(&self.link, budget, true, |t| rx.wait_message(Some(t)))?;
             }
@@ -387,7 +387,7 @@ impl<W: OsWait> Receiver<W> {
     }
 
     /// Ring counters (may be stale).
-    pub fn stats(&self) -> ring_core::Stats {
+    pub fn stats(&self) -> memtube_ring::Stats {
         self.rx.stats()
     }
 }
@@ -397,9 +397,9 @@ impl<W: OsWait> Receiver<W> {
 const _: () = {
     fn send<T: Send>() {}
     fn check() {
-        send::<Sender<ring_core::SpinWait>>();
-        send::<Receiver<ring_core::SpinWait>>();
-        send::<Connection<ring_core::SpinWait>>();
+        send::<Sender<memtube_ring::SpinWait>>();
+        send::<Receiver<memtube_ring::SpinWait>>();
+        send::<Connection<memtube_ring::SpinWait>>();
     }
     let _ = check;
 };

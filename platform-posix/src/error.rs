@@ -1,6 +1,6 @@
 //! The crate's error type.
 
-use ring_core::handshake::HandshakeError;
+use memtube_ring::handshake::HandshakeError;
 use std::fmt;
 
 /// Everything `listen`, `connect` and the handles can fail with.
@@ -28,7 +28,7 @@ pub enum Error {
     /// The handshake was refused; the string says why.
     Handshake(HandshakeFailure),
     /// The ring refused an operation or found the shared region corrupt.
-    Ring(ring_core::Error),
+    Ring(memtube_ring::Error),
     /// The peer's uid is not allowed by the [`UidPolicy`](crate::UidPolicy).
     PermissionDenied {
         /// The peer's uid (from `SO_PEERCRED` / `getpeereid`).
@@ -92,7 +92,7 @@ pub enum HandshakeFailure {
     /// The peer's options disagree with ours (direction or duplex).
     Mismatch(&'static str),
     /// The ring in the region failed to attach.
-    Attach(ring_core::Error),
+    Attach(memtube_ring::Error),
     /// The peer closed the socket during the handshake (or refused ours).
     PeerClosed,
     /// An unexpected reply byte.
@@ -168,14 +168,14 @@ impl From<HandshakeFailure> for Error {
     }
 }
 
-impl From<ring_core::Error> for Error {
+impl From<memtube_ring::Error> for Error {
     /// Transient ring errors map to their own variants; the rest to `Ring`.
-    fn from(e: ring_core::Error) -> Self {
+    fn from(e: memtube_ring::Error) -> Self {
         match e {
-            ring_core::Error::Full => Error::Full,
-            ring_core::Error::Empty => Error::Empty,
-            ring_core::Error::Timeout => Error::Timeout,
-            ring_core::Error::Closed => Error::Closed,
+            memtube_ring::Error::Full => Error::Full,
+            memtube_ring::Error::Empty => Error::Empty,
+            memtube_ring::Error::Timeout => Error::Timeout,
+            memtube_ring::Error::Closed => Error::Closed,
             other => Error::Ring(other),
         }
     }

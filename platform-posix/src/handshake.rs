@@ -17,7 +17,7 @@
 use crate::error::{Error, HandshakeFailure, Result};
 use crate::region::{self, Backend};
 use crate::sock;
-use ring_core::handshake::{Handshake, MAX_FDS, NO_FD};
+use memtube_ring::handshake::{Handshake, MAX_FDS, NO_FD};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::{

@@ -4,20 +4,20 @@
 //! Everything of a process connection that POSIX defines lives here, once:
 //! the regions, the `SCM_RIGHTS` handshake and its validation, peer identity
 //! and the uid policy, the liveness channel, `listen` / `connect` and the
-//! handles. The types are generic over the [`Wait`](ring_core::Wait) the
+//! handles. The types are generic over the [`Wait`](memtube_ring::Wait) the
 //! handles block with ([`OsWait`]); each OS crate fixes it (the futex on
 //! Linux, `__ulock` / `os_sync` on macOS) with type aliases, so the public
 //! API is the same on both.
 //!
 //! ```
-//! use platform_posix::{connect, listen, Connection, Listener, Options};
-//! use ring_core::SpinWait; // portable: polls, never sleeps in the kernel
+//! use memtube_posix::{connect, listen, Connection, Listener, Options};
+//! use memtube_ring::SpinWait; // portable: polls, never sleeps in the kernel
 //! use std::time::Duration;
 //!
 //! let addr = std::env::temp_dir().join(format!("mt-doc-posix-{}", std::process::id()));
 //! let opts = Options::new().duplex(true).capacity(4096);
 //! let listener: Listener<SpinWait> = listen(addr.as_path(), &opts)?;
-//! let server = std::thread::spawn(move || -> Result<(), platform_posix::Error> {
+//! let server = std::thread::spawn(move || -> Result<(), memtube_posix::Error> {
 //!     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
 //!     conn.serve(|_ty, req, reply| {
 //!         reply.extend(req.iter().rev());
@@ -30,7 +30,7 @@
 //! drop(reply);
 //! drop(conn);
 //! server.join().unwrap()?;
-//! # Ok::<(), platform_posix::Error>(())
+//! # Ok::<(), memtube_posix::Error>(())
 //! ```
 
 #![cfg(any(target_os = "linux", target_os = "macos"))]
@@ -61,9 +61,9 @@ pub use peer::{PeerCred, UidPolicy};
 pub use region::Backend;
 pub use sock::Addr;
 
-/// What the handles need of their [`Wait`](ring_core::Wait): process-shared
+/// What the handles need of their [`Wait`](memtube_ring::Wait): process-shared
 /// waiting (the word is in shared memory, possibly mapped read-only), a
 /// fresh value per handle (`Default`), and `Send` handles.
-pub trait OsWait: ring_core::Wait + Default + Send + Sync + 'static {}
+pub trait OsWait: memtube_ring::Wait + Default + Send + Sync + 'static {}
 
-impl<W: ring_core::Wait + Default + Send + Sync + 'static> OsWait for W {}
+impl<W: memtube_ring::Wait + Default + Send + Sync + 'static> OsWait for W {}

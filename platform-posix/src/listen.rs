@@ -40,7 +40,7 @@ pub struct Listener<W: OsWait> {
     file: Option<(u64, u64)>,
     /// The `flock`ed `<path>.lock` (path addresses), held while we live.
     lock: Option<PathLock>,
-    /// The [`Wait`](ring_core::Wait) of the connections it accepts.
+    /// The [`Wait`](memtube_ring::Wait) of the connections it accepts.
     wait: PhantomData<fn() -> W>,
 }
 
@@ -66,14 +66,14 @@ fn dev_ino(st: &rustix::fs::Stat) -> (u64, u64) {
 /// non-socket file is at the path), [`Error::Os`] otherwise.
 ///
 /// ```
-/// use platform_posix::{connect, listen, Connection, Listener, Options};
-/// use ring_core::SpinWait; // any `Wait`; the OS crates use the futex / __ulock one
+/// use memtube_posix::{connect, listen, Connection, Listener, Options};
+/// use memtube_ring::SpinWait; // any `Wait`; the OS crates use the futex / __ulock one
 /// use std::time::Duration;
 ///
 /// let addr = std::env::temp_dir().join(format!("mt-doc-listen-{}", std::process::id()));
 /// let opts = Options::new().capacity(4096);
 /// let listener: Listener<SpinWait> = listen(addr.as_path(), &opts)?;
-/// let server = std::thread::spawn(move || -> Result<Vec<u8>, platform_posix::Error> {
+/// let server = std::thread::spawn(move || -> Result<Vec<u8>, memtube_posix::Error> {
 ///     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
 ///     let msg = conn.receiver()?.recv_blocking(Some(Duration::from_secs(10)))?;
 ///     Ok(msg.payload().to_vec())
@@ -81,13 +81,13 @@ fn dev_ino(st: &rustix::fs::Stat) -> (u64, u64) {
 /// let mut conn: Connection<SpinWait> = connect(addr.as_path(), &opts)?;
 /// conn.sender()?.send_blocking(b"hello", 1, Some(Duration::from_secs(10)))?;
 /// assert_eq!(server.join().unwrap()?, b"hello");
-/// # Ok::<(), platform_posix::Error>(())
+/// # Ok::<(), memtube_posix::Error>(())
 /// ```
 pub fn listen<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Listener<W>> {
     let addr = addr.into();
     // Fail early on options that can never work.
-    if ring_core::region_size(opts.capacity).is_none() {
-        return Err(Error::Ring(ring_core::Error::BadCapacity(opts.capacity)));
+    if memtube_ring::region_size(opts.capacity).is_none() {
+        return Err(Error::Ring(memtube_ring::Error::BadCapacity(opts.capacity)));
     }
     let sa = addr.sockaddr()?;
     let s = sock::socket(sock::socket_type(opts.backend))?;
@@ -199,8 +199,8 @@ impl<W: OsWait> Listener<W> {
     /// [`accept`](Self::accept) with other options for this one connection
     /// (capacity, duplex, pure spin, uid policy, ...) than the listener's.
     pub fn accept_with(&self, timeout: Option<Duration>, opts: &Options) -> Result<Connection<W>> {
-        if ring_core::region_size(opts.capacity).is_none() {
-            return Err(Error::Ring(ring_core::Error::BadCapacity(opts.capacity)));
+        if memtube_ring::region_size(opts.capacity).is_none() {
+            return Err(Error::Ring(memtube_ring::Error::BadCapacity(opts.capacity)));
         }
         let deadline = sock::deadline(timeout);
         let s = loop {

@@ -19,7 +19,7 @@ pub enum Direction {
 /// refuses a handshake whose direction or duplex mode differs from its own.
 ///
 /// ```
-/// use platform_posix::{Direction, Options, UidPolicy};
+/// use memtube_posix::{Direction, Options, UidPolicy};
 /// use std::time::Duration;
 /// let o = Options::new()
 ///     .capacity(1 << 16)
@@ -76,8 +76,8 @@ impl Options {
     }
 
     /// Data-area bytes of each ring: a power of two in
-    /// `ring_core::MIN_CAPACITY..=MAX_CAPACITY`; the largest message is
-    /// `ring_core::max_payload(capacity)` (half, minus 8).
+    /// `memtube_ring::MIN_CAPACITY..=MAX_CAPACITY`; the largest message is
+    /// `memtube_ring::max_payload(capacity)` (half, minus 8).
     ///
     /// Round trips need no small ring to reuse cache lines: duplex
     /// connections without isolation wrap early while the ring is nearly

@@ -6,10 +6,10 @@ use crate::error::{Error, HandshakeFailure, Result};
 use crate::options::{Direction, Options};
 use crate::region::{Mapping, NewRegion};
 use crate::OsWait;
-use ring_core::handshake::{
+use memtube_ring::handshake::{
     Handshake, RingDesc, Side, CONSUMER_REGION_MIN, HS_HUGE_PAGES, HUGE_PAGE_ALIGN, NO_FD,
 };
-use ring_core::{Config, Consumer, Producer, RawRegion};
+use memtube_ring::{Config, Consumer, Producer, RawRegion};
 use rustix::fd::{AsFd, OwnedFd};
 
 /// The mappings of one ring in this process. The handle that borrows them
@@ -39,20 +39,20 @@ impl RingMaps {
 
     /// Attach as producer, for as long as `self` lives.
     pub(crate) fn producer<W: OsWait>(&self) -> Result<Producer<'static, W>> {
-        // SAFETY: the region was initialized by `ring_core::init` (by us, or
+        // SAFETY: the region was initialized by `memtube_ring::init` (by us, or
         // validated by ring-core now if the peer did); the mappings are live
         // shared memory of the right lengths (main writable, consumer block
         // readable) and stay mapped until this `RingMaps` drops, which every
         // owner does only after dropping the returned handle (field order);
         // this process touches the memory only through ring-core handles.
-        unsafe { ring_core::attach_producer(self.raw(), W::default()) }.map_err(Error::from)
+        unsafe { memtube_ring::attach_producer(self.raw(), W::default()) }.map_err(Error::from)
     }
 
     /// Attach as consumer, for as long as `self` lives.
     pub(crate) fn consumer<W: OsWait>(&self) -> Result<Consumer<'static, W>> {
         // SAFETY: as in `producer`; with the split layout the main region
         // needs only be readable and the consumer block is mapped writable.
-        unsafe { ring_core::attach_consumer(self.raw(), W::default()) }.map_err(Error::from)
+        unsafe { memtube_ring::attach_consumer(self.raw(), W::default()) }.map_err(Error::from)
     }
 }
 
@@ -70,8 +70,8 @@ pub(crate) fn sides(opts: &Options) -> Vec<Side> {
 }
 
 fn main_len(cap: u32, huge: bool) -> Result<u64> {
-    let n =
-        ring_core::region_size(cap).ok_or(Error::Ring(ring_core::Error::BadCapacity(cap)))? as u64;
+    let n = memtube_ring::region_size(cap)
+        .ok_or(Error::Ring(memtube_ring::Error::BadCapacity(cap)))? as u64;
     Ok(if huge {
         n.div_ceil(HUGE_PAGE_ALIGN) * HUGE_PAGE_ALIGN
     } else {
@@ -117,7 +117,7 @@ pub(crate) fn create(opts: &Options) -> Result<Created> {
         }
         // SAFETY: both mappings are fresh, writable, of the lengths given,
         // and nothing else in any process can reach them yet.
-        unsafe { ring_core::init(raw, Config::new(cap).pure_spin(opts.pure_spin)) }?;
+        unsafe { memtube_ring::init(raw, Config::new(cap).pure_spin(opts.pure_spin)) }?;
         let main_fd;
         let maps = match cons {
             None => {

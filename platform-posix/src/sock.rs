@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// [`Error::PathTooLong`] otherwise).
 ///
 /// ```
-/// use platform_posix::Addr;
+/// use memtube_posix::Addr;
 /// assert_eq!(Addr::from("@demo"), Addr::Abstract(b"demo".to_vec()));
 /// assert_eq!(Addr::from("/tmp/demo.sock"), Addr::Path("/tmp/demo.sock".into()));
 /// ```

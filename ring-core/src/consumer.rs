@@ -369,7 +369,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// [`Error::Corrupt`].
     ///
     /// ```
-    /// # use ring_core::*;
+    /// # use memtube_ring::*;
     /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
     /// assert_eq!(rx.recv().err(), Some(Error::Empty));
@@ -530,7 +530,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// after some messages were delivered is reported by the next call.
     ///
     /// ```
-    /// # use ring_core::*;
+    /// # use memtube_ring::*;
     /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
     /// for i in 0..5u8 { tx.send_staged(&[i], 0).unwrap(); }

@@ -40,7 +40,7 @@
 //! descriptor is named. With two rings, one is produced by each side.
 //!
 //! ```
-//! use ring_core::handshake::{Handshake, RingDesc, Side, HandshakeError};
+//! use memtube_ring::handshake::{Handshake, RingDesc, Side, HandshakeError};
 //!
 //! let cap = 4096;
 //! let hs = Handshake::simplex(

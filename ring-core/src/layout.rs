@@ -69,9 +69,9 @@ pub const fn capacity_is_valid(capacity: u32) -> bool {
 /// main region stay unused).
 ///
 /// ```
-/// const N: usize = ring_core::region_size(4096).unwrap();
+/// const N: usize = memtube_ring::region_size(4096).unwrap();
 /// assert_eq!(N, 640 + 4096);
-/// assert_eq!(ring_core::region_size(1000), None);
+/// assert_eq!(memtube_ring::region_size(1000), None);
 /// ```
 pub const fn region_size(capacity: u32) -> Option<usize> {
     if capacity_is_valid(capacity) {
@@ -89,7 +89,7 @@ pub const fn region_size(capacity: u32) -> Option<usize> {
 /// the most that is always placeable whatever the write position.
 ///
 /// ```
-/// assert_eq!(ring_core::max_payload(4096), 2040);
+/// assert_eq!(memtube_ring::max_payload(4096), 2040);
 /// ```
 pub const fn max_payload(capacity: u32) -> u32 {
     capacity / 2 - RECORD_HEADER

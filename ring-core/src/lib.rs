@@ -20,7 +20,7 @@
 //!   map each side's pages read-only for the other.
 //!
 //! ```
-//! use ring_core::{split, Config, RegionBuf, SpinWait, region_size, Error};
+//! use memtube_ring::{split, Config, RegionBuf, SpinWait, region_size, Error};
 //! use std::time::Duration;
 //!
 //! let mut buf = RegionBuf::<{ region_size(4096).unwrap() }>::new();
@@ -43,14 +43,14 @@
 //!
 //! ```compile_fail
 //! fn is_sync<T: Sync>() {}
-//! is_sync::<ring_core::Producer<'static, ring_core::SpinWait>>();
+//! is_sync::<memtube_ring::Producer<'static, memtube_ring::SpinWait>>();
 //! ```
 //!
 //! A grant (or a received message) borrows its handle, so there is at most
 //! one at a time, and none outlives the region:
 //!
 //! ```compile_fail
-//! # use ring_core::*;
+//! # use memtube_ring::*;
 //! let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
 //! let (mut tx, _rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
 //! let a = tx.reserve(8).unwrap();
@@ -60,7 +60,7 @@
 //! ```
 //!
 //! ```compile_fail
-//! # use ring_core::*;
+//! # use memtube_ring::*;
 //! let mut rx = {
 //!     let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
 //!     split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap().1

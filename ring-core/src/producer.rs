@@ -166,7 +166,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// rate.
     ///
     /// ```
-    /// # use ring_core::*;
+    /// # use memtube_ring::*;
     /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
     /// tx.set_line_padding(true);
@@ -216,7 +216,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// before the [`publish`](Self::publish) after [`Grant::commit_staged`].
     ///
     /// ```
-    /// # use ring_core::*;
+    /// # use memtube_ring::*;
     /// # let mut buf = RegionBuf::<{ region_size(1 << 16).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
     /// tx.set_nontemporal_threshold(1024);
@@ -252,7 +252,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// starts (the wire format is unchanged).
     ///
     /// ```
-    /// # use ring_core::*;
+    /// # use memtube_ring::*;
     /// # let mut buf = RegionBuf::<{ region_size(1 << 16).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
     /// tx.set_early_wrap(4096);
@@ -432,7 +432,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// ready payload, [`send`](Self::send) needs no grant at all.
     ///
     /// ```
-    /// # use ring_core::*;
+    /// # use memtube_ring::*;
     /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
     /// let mut grant = tx.reserve(16).unwrap();
@@ -881,7 +881,7 @@ impl<W: Wait> Grant<'_, '_, W> {
     /// If `at + src.len()` exceeds the reserved length.
     ///
     /// ```
-    /// # use ring_core::*;
+    /// # use memtube_ring::*;
     /// # let mut buf = RegionBuf::<{ region_size(1 << 16).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
     /// let body = vec![9u8; 20_000]; // above the default threshold, 16 KiB

@@ -11,7 +11,7 @@ use core::marker::PhantomData;
 /// How to lay out a new ring.
 ///
 /// ```
-/// let c = ring_core::Config::new(4096).pure_spin(true);
+/// let c = memtube_ring::Config::new(4096).pure_spin(true);
 /// assert_eq!(c.capacity(), 4096);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +87,7 @@ impl RawRegion {
 /// An aligned buffer for a ring in a `static` or on the stack.
 ///
 /// ```
-/// use ring_core::{RegionBuf, region_size};
+/// use memtube_ring::{RegionBuf, region_size};
 /// static mut BUF: RegionBuf<{ region_size(1024).unwrap() }> = RegionBuf::new();
 /// ```
 #[repr(C, align(128))]
@@ -352,7 +352,7 @@ pub unsafe fn attach_consumer<'a, W: Wait>(
 /// [`region_size`]`(capacity)` bytes; [`RegionBuf`] provides such memory.
 ///
 /// ```
-/// use ring_core::{split, Config, RegionBuf, SpinWait, region_size};
+/// use memtube_ring::{split, Config, RegionBuf, SpinWait, region_size};
 /// let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
 /// let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
 /// tx.send(b"hello", 7).unwrap();
@@ -381,9 +381,9 @@ pub fn split<W: Wait + Clone>(
 /// layout a shim uses to isolate the two sides' pages).
 ///
 /// ```
-/// use ring_core::{split_with_consumer_block, Config, RegionBuf, SpinWait, region_size};
+/// use memtube_ring::{split_with_consumer_block, Config, RegionBuf, SpinWait, region_size};
 /// let mut main = RegionBuf::<{ region_size(256).unwrap() }>::new();
-/// let mut cons = RegionBuf::<{ ring_core::CONSUMER_BLOCK_SIZE }>::new();
+/// let mut cons = RegionBuf::<{ memtube_ring::CONSUMER_BLOCK_SIZE }>::new();
 /// let (mut tx, mut rx) = split_with_consumer_block(
 ///     main.as_mut_slice(), cons.as_mut_slice(), Config::new(256), SpinWait::std()).unwrap();
 /// tx.send(&[1, 2, 3], 0).unwrap();

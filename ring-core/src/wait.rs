@@ -49,7 +49,7 @@ impl<W: Wait + ?Sized> Wait for &W {
 /// use core::time::Duration;
 /// // A no_std user supplies a monotonic clock (here a fake one).
 /// fn clock() -> Duration { Duration::ZERO }
-/// let w = ring_core::SpinWait::new(clock);
+/// let w = memtube_ring::SpinWait::new(clock);
 /// # let _ = w;
 /// ```
 #[derive(Clone, Copy, Debug)]

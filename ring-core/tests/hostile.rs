@@ -17,8 +17,8 @@
 //!
 //! Also: attach validation, each refusal with its own error.
 
-use ring_core::raw::{COMMITTED, FLAG_PURE_SPIN, FLAG_SPLIT, LEN_SHIFT, PADDING, STATE_CLOSED};
-use ring_core::{
+use memtube_ring::raw::{COMMITTED, FLAG_PURE_SPIN, FLAG_SPLIT, LEN_SHIFT, PADDING, STATE_CLOSED};
+use memtube_ring::{
     attach_consumer, attach_producer, init, max_payload, region_size, Config, Corruption, Error,
     RawRegion, RegionBuf, SpinWait, CONSUMER_BLOCK_OFFSET, CONSUMER_BLOCK_SIZE, CONTROL_SIZE,
     DATA_OFFSET, MAGIC, VERSION,

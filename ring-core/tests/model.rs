@@ -30,11 +30,11 @@
 //! or past the wrap point, at most half of the bytes before it can be
 //! unreleased, and the record with the end pad fits.
 
-use proptest::prelude::*;
-use ring_core::{
+use memtube_ring::{
     max_payload, region_size, split, split_with_consumer_block, Config, Error, Grant, RegionBuf,
     SpinWait, CONSUMER_BLOCK_SIZE, DATA_OFFSET,
 };
+use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::time::Duration;
 

@@ -19,7 +19,7 @@
 //! Sizes: a few seconds in debug builds; over a million messages in total in
 //! release builds (`cargo test --release -p ring-core --features std --test stress -- --nocapture`).
 
-use ring_core::{
+use memtube_ring::{
     max_payload, region_size, split, split_with_consumer_block, Config, Error, RegionBuf, SpinWait,
     CONSUMER_BLOCK_SIZE,
 };

@@ -1,7 +1,7 @@
 //! Pieces shared by ring-core's integration tests.
 #![allow(dead_code)] // each test crate uses part of it
 
-use ring_core::{Consumer, Producer, SpinWait};
+use memtube_ring::{Consumer, Producer, SpinWait};
 
 pub type Tx<'a> = Producer<'a, SpinWait>;
 pub type Rx<'a> = Consumer<'a, SpinWait>;
