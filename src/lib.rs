@@ -101,42 +101,38 @@
 //!   can use [`init`], [`attach_producer`] and [`attach_consumer`] with
 //!   [`SpinWait`] or their own [`Wait`].
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
-pub use memtube_ring::*;
+pub mod ring;
 
-// The README's Rust example runs as a doc test, so it stays true.
+// The README's Rust examples run as doc tests, so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-// The one switch of the OS shim: Linux re-exports platform-linux, macOS
-// platform-macos, with the same names (both name platform-posix's types).
-// Only the Wait differs: `FutexWait` on Linux, `UlockWait` on macOS.
+// The one switch of the OS shim: Linux re-exports memtube-linux, macOS
+// memtube-macos, with the same names (both name memtube-posix's types).
 cfg_if::cfg_if! {
     if #[cfg(target_os = "linux")] {
         pub use memtube_linux::{
-            connect, listen, Addr, Backend, Connection, Direction, FutexWait, HandshakeFailure,
-            Listener, Options, PeerCred, PeerState, Receiver, Reply, Sender, UidPolicy,
-            LIVENESS_SLICE,
+            connect, listen, Addr, Backend, Connection, Direction, Error, FutexWait,
+            HandshakeFailure, Listener, Options, PeerCred, PeerState, Receiver, Reply, Result,
+            Sender, UidPolicy, LIVENESS_SLICE,
         };
-        /// Process IPC errors (`listen`, `connect` and the process handles);
-        /// ring-core's own [`Error`] stays at `memtube::Error`.
-        pub use memtube_linux::Error as IpcError;
         /// The Linux shim in full (regions, handshake messages, ...).
         pub use memtube_linux as linux;
+        pub(crate) type NativeWait = memtube_linux::FutexWait;
     } else if #[cfg(target_os = "macos")] {
         pub use memtube_macos::{
-            connect, listen, Addr, Backend, Connection, Direction, HandshakeFailure, Listener,
-            Options, PeerCred, PeerState, Receiver, Reply, Sender, UidPolicy, UlockWait,
-            LIVENESS_SLICE,
+            connect, listen, Addr, Backend, Connection, Direction, Error, HandshakeFailure,
+            Listener, Options, PeerCred, PeerState, Receiver, Reply, Result, Sender, UidPolicy,
+            UlockWait, LIVENESS_SLICE,
         };
-        /// Process IPC errors (`listen`, `connect` and the process handles);
-        /// ring-core's own [`Error`] stays at `memtube::Error`.
-        pub use memtube_macos::Error as IpcError;
         /// The macOS shim in full (regions, handshake messages, ...).
         pub use memtube_macos as macos;
+        pub(crate) type NativeWait = memtube_macos::UlockWait;
     } else {
-        // No shim: ring-core over memory the caller maps, with its own Wait.
+        // No shim: the ring over memory the caller maps, with its own Wait.
+        pub(crate) type NativeWait = memtube_ring::SpinWait;
     }
 }

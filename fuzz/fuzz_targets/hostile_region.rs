@@ -26,7 +26,7 @@ use std::time::Duration;
 
 const CAPS: [u32; 4] = [64, 128, 256, 1024];
 const BIG: usize = DATA_OFFSET + 1024;
-const ZERO: Option<Duration> = Some(Duration::ZERO);
+const ZERO: Duration = Duration::ZERO;
 
 type Tx<'a> = Producer<'a, SpinWait>;
 type Rx<'a> = Consumer<'a, SpinWait>;
@@ -292,9 +292,9 @@ fn run(data: &[u8]) {
                     let mode = inp.u8();
                     let blocking = mode & 1 != 0;
                     let r = if blocking {
-                        tx.reserve_blocking(len, ZERO)
+                        tx.reserve_timeout(len, ZERO)
                     } else {
-                        tx.reserve(len)
+                        tx.try_reserve(len)
                     };
                     match r {
                         Ok(mut g) => {
@@ -318,9 +318,9 @@ fn run(data: &[u8]) {
                     let mode = inp.u8();
                     let payload = vec![mode; len];
                     let (r, blocking) = match mode % 3 {
-                        0 => (tx.send(&payload, 1), false),
+                        0 => (tx.try_send(&payload, 1), false),
                         1 => (tx.send_staged(&payload, 2), false),
-                        _ => (tx.send_blocking(&payload, 3, ZERO), true),
+                        _ => (tx.send_timeout(&payload, 3, ZERO), true),
                     };
                     match r {
                         Ok(()) => ck.tx_ok(len),
@@ -336,7 +336,7 @@ fn run(data: &[u8]) {
                 7 => {
                     let Some(rx) = rx.as_mut() else { continue };
                     let release = inp.u8() & 1 != 0;
-                    match rx.recv() {
+                    match rx.try_recv() {
                         Ok(m) => {
                             ck.payload(m.as_ptr() as usize, m.len());
                             if release {
@@ -374,7 +374,7 @@ fn run(data: &[u8]) {
                 }
                 10 => {
                     let Some(rx) = rx.as_mut() else { continue };
-                    match rx.recv_blocking(ZERO) {
+                    match rx.recv_timeout(ZERO) {
                         Ok(m) => ck.payload(m.as_ptr() as usize, m.len()),
                         Err(e) => ck.rx_err(e, true),
                     }
@@ -394,13 +394,13 @@ fn run(data: &[u8]) {
                     let len = inp.u8() as usize % (max + 1);
                     for _ in 0..n {
                         if let Some(tx) = tx.as_mut() {
-                            match tx.send(&vec![7; len], 4) {
+                            match tx.try_send(&vec![7; len], 4) {
                                 Ok(()) => ck.tx_ok(len),
                                 Err(e) => ck.tx_err(e, len, false),
                             }
                         }
                         if let Some(rx) = rx.as_mut() {
-                            match rx.recv() {
+                            match rx.try_recv() {
                                 Ok(m) => ck.payload(m.as_ptr() as usize, m.len()),
                                 Err(e) => ck.rx_err(e, false),
                             }

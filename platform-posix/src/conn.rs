@@ -144,13 +144,13 @@ impl<W: OsWait> Sender<W> {
     /// ([`Error::Full`] if there is no room now).
     #[inline]
     pub fn send(&mut self, payload: &[u8], type_id: u32) -> Result<()> {
-        self.tx.send(payload, type_id).map_err(Error::from)
+        self.tx.try_send(payload, type_id).map_err(Error::from)
     }
 
     /// Reserve `len` bytes in place without blocking.
     #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, W>> {
-        self.tx.reserve(len).map_err(Error::from)
+        self.tx.try_reserve(len).map_err(Error::from)
     }
 
     /// Reserve `len` bytes, blocking until there is room, the timeout passes
@@ -164,7 +164,7 @@ impl<W: OsWait> Sender<W> {
         timeout: Option<Duration>,
     ) -> Result<Grant<'_, W>> {
         self.make_room(len, timeout)?;
-        self.tx.reserve(len).map_err(Error::from)
+        self.tx.try_reserve(len).map_err(Error::from)
     }
 
     /// Fast path: room now (no deadline, no slicing); else the sliced wait.
@@ -199,17 +199,14 @@ impl<W: OsWait> Sender<W> {
         // 40 ns per round trip). Only when that slice times out (the ring
         // stayed full) does the sliced wait take over.
         let budget = Budget::new(timeout);
-        match self
-            .tx
-            .send_blocking(payload, type_id, Some(budget.slice()))
-        {
+        match self.tx.send_timeout(payload, type_id, budget.slice()) {
             Ok(()) => Ok(()),
             Err(memtube_ring::Error::Timeout) => {
                 let (tx, len) = (&mut self.tx, payload.len());
                 wait_sliced_rest(&self.link, budget, false, |t| {
                     tx.wait_for_room(len, Some(t))
                 })?;
-                self.tx.send(payload, type_id).map_err(Error::from)
+                self.tx.try_send(payload, type_id).map_err(Error::from)
             }
             Err(e) => Err(e.into()),
         }
@@ -339,7 +336,7 @@ impl<W: OsWait> Receiver<W> {
     /// [`recv_blocking`](Self::recv_blocking) or [`probe_peer`](Self::probe_peer)).
     #[inline]
     pub fn recv(&mut self) -> Result<Message<'_, W>> {
-        self.rx.recv().map_err(Error::from)
+        self.rx.try_recv().map_err(Error::from)
     }
 
     /// The next message, blocking until one arrives, the timeout passes
@@ -360,7 +357,7 @@ impl<W: OsWait> Receiver<W> {
             }
             Err(e) => return Err(e.into()),
         }
-        self.rx.recv().map_err(Error::from)
+        self.rx.try_recv().map_err(Error::from)
     }
 
     /// Block until [`recv`](Self::recv) would return a message, without
@@ -551,7 +548,7 @@ impl<W: OsWait> Connection<W> {
             let got = read_id(rx.rx.peek()?.payload());
             match got {
                 // A late reply to an earlier call that timed out: skip it.
-                Some(got) if got < id => drop(rx.rx.recv()?),
+                Some(got) if got < id => drop(rx.rx.try_recv()?),
                 Some(got) if got == id => break,
                 Some(_) => return Err(Error::Protocol("reply to a request not yet sent")),
                 None => return Err(Error::Protocol("reply shorter than its 8-byte id")),

@@ -125,7 +125,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// for room, once this many bytes have been consumed since the last
     /// such publication (default: a quarter of the capacity; clamped to
     /// `1..=capacity`). Released space is also published so whenever the
-    /// ring is found empty by [`recv`](Self::recv) or [`peek`](Self::peek),
+    /// ring is found empty by [`try_recv`](Self::try_recv) or [`peek`](Self::peek),
     /// before sleeping, and on drop, so a waiting producer never stalls; a
     /// blocking receive that finds the ring empty stores it at once (so a
     /// producer that reads it sees it) and leaves the wake-up check to one
@@ -193,7 +193,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
         Ok(r)
     }
 
-    /// Whether [`recv`](Self::recv) would return a message now: one load of
+    /// Whether [`try_recv`](Self::try_recv) would return a message now: one load of
     /// the next header when nothing changed, and the validated header is kept
     /// so that the `recv` or `peek` that follows does not read it again.
     /// Never blocks, never publishes.
@@ -372,18 +372,18 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// # use memtube_ring::*;
     /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
-    /// assert_eq!(rx.recv().err(), Some(Error::Empty));
-    /// tx.send(&3.5f64.to_ne_bytes(), 9).unwrap();
-    /// let m = rx.recv().unwrap();
+    /// assert_eq!(rx.try_recv().err(), Some(Error::Empty));
+    /// tx.try_send(&3.5f64.to_ne_bytes(), 9).unwrap();
+    /// let m = rx.try_recv().unwrap();
     /// // Payloads are 8-byte aligned: read a value in place.
     /// assert_eq!(m.payload().as_ptr() as usize % 8, 0);
     /// assert_eq!(f64::from_ne_bytes(m.payload().try_into().unwrap()), 3.5);
     /// drop(m);
     /// drop(tx);
-    /// assert_eq!(rx.recv().err(), Some(Error::Closed));
+    /// assert_eq!(rx.try_recv().err(), Some(Error::Closed));
     /// ```
     #[inline]
-    pub fn recv(&mut self) -> Result<Message<'_, 'a, W>, Error> {
+    pub fn try_recv(&mut self) -> Result<Message<'_, 'a, W>, Error> {
         if let Some(r) = self.poll()? {
             return Ok(self.message(r));
         }
@@ -408,29 +408,33 @@ impl<'a, W: Wait> Consumer<'a, W> {
         })
     }
 
-    /// Receive, blocking until a message arrives, the timeout elapses
-    /// ([`Error::Timeout`]; `None` waits without limit) or the producer closes
+    /// Receive, blocking until a message arrives or the producer closes
     /// ([`Error::Closed`], after every published message was delivered).
     ///
     /// When the ring is empty it stores its released position at once, spins
     /// `spin_budget` polls, then announces sleep on its own line, re-checks,
     /// and sleeps through [`Wait::wait`] until the producer publishes
-    /// (unless the ring is in pure-spin mode, where it keeps spinning and
-    /// checking the clock).
+    /// (unless the ring is in pure-spin mode, where it keeps spinning).
     #[inline]
-    pub fn recv_blocking(
-        &mut self,
-        timeout: Option<Duration>,
-    ) -> Result<Message<'_, 'a, W>, Error> {
-        let r = self.wait_record(timeout)?;
+    pub fn recv(&mut self) -> Result<Message<'_, 'a, W>, Error> {
+        let r = self.wait_record(None)?;
         Ok(self.message(r))
     }
 
-    /// Block until a [`recv`](Self::recv) would return a message, without
-    /// receiving it: the same waiting, timeout and errors as
-    /// [`recv_blocking`](Self::recv_blocking), but nothing is borrowed, so a
-    /// caller can wait in slices (checking other conditions between them) and
-    /// then call `recv` or `peek`, which then return the message.
+    /// [`recv`](Self::recv) with a time limit: [`Error::Timeout`] when no
+    /// message arrived within `timeout`.
+    #[inline]
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_, 'a, W>, Error> {
+        let r = self.wait_record(Some(timeout))?;
+        Ok(self.message(r))
+    }
+
+    /// Block until a [`try_recv`](Self::try_recv) would return a message,
+    /// without receiving it: the same waiting and errors as
+    /// [`recv_timeout`](Self::recv_timeout) (`None` waits without limit), but
+    /// nothing is borrowed, so a caller can wait in slices (checking other
+    /// conditions between them) and then call `try_recv` or `peek`, which
+    /// then return the message.
     #[inline]
     pub fn wait_message(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         self.wait_record(timeout).map(|_| ())
@@ -575,6 +579,15 @@ impl<'a, W: Wait> Consumer<'a, W> {
         }
         self.publish_release();
         Ok(n)
+    }
+}
+
+impl<W: Wait> core::fmt::Debug for Consumer<'_, W> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.capacity())
+            .field("producer_closed", &self.is_producer_closed())
+            .finish_non_exhaustive()
     }
 }
 

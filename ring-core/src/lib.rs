@@ -28,14 +28,14 @@
 //! std::thread::scope(|s| {
 //!     s.spawn(move || {
 //!         for i in 0u32..1000 {
-//!             tx.send_blocking(&i.to_le_bytes(), 1, None).unwrap();
+//!             tx.send(&i.to_le_bytes(), 1).unwrap();
 //!         }
 //!     });
 //!     for i in 0u32..1000 {
-//!         let m = rx.recv_blocking(Some(Duration::from_secs(10))).unwrap();
+//!         let m = rx.recv_timeout(Duration::from_secs(10)).unwrap();
 //!         assert_eq!(m.payload(), &i.to_le_bytes());
 //!     }
-//!     assert_eq!(rx.recv_blocking(None).err(), Some(Error::Closed));
+//!     assert_eq!(rx.recv().err(), Some(Error::Closed));
 //! });
 //! ```
 //!
@@ -53,8 +53,8 @@
 //! # use memtube_ring::*;
 //! let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
 //! let (mut tx, _rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
-//! let a = tx.reserve(8).unwrap();
-//! let b = tx.reserve(8).unwrap(); // error: second mutable borrow of `tx`
+//! let a = tx.try_reserve(8).unwrap();
+//! let b = tx.try_reserve(8).unwrap(); // error: second mutable borrow of `tx`
 //! a.commit(8, 0);
 //! b.commit(8, 0);
 //! ```
@@ -65,7 +65,7 @@
 //!     let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
 //!     split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap().1
 //! }; // error: `buf` dropped while borrowed
-//! let _ = rx.recv();
+//! let _ = rx.try_recv();
 //! ```
 //!
 //! # Protocol

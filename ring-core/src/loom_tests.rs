@@ -67,7 +67,7 @@ fn payload(i: u32, len: usize) -> Vec<u8> {
 /// Non-blocking sends with a yield on `Full`.
 fn send_spinning(p: &mut Producer<'static, LoomFutex>, i: u32, len: usize) {
     loop {
-        match p.send(&payload(i, len), i) {
+        match p.try_send(&payload(i, len), i) {
             Ok(()) => return,
             Err(Error::Full) => thread::yield_now(),
             Err(e) => panic!("send {i}: {e}"),
@@ -78,7 +78,7 @@ fn send_spinning(p: &mut Producer<'static, LoomFutex>, i: u32, len: usize) {
 /// Non-blocking receives with a yield on `Empty`; checks contents.
 fn recv_spinning(c: &mut Consumer<'static, LoomFutex>, i: u32, len: usize) {
     loop {
-        match c.recv() {
+        match c.try_recv() {
             Ok(m) => {
                 assert_eq!(m.type_id(), i);
                 assert_eq!(m.payload(), &payload(i, len)[..]);
@@ -130,7 +130,7 @@ fn wrap_around_with_padding() {
 fn line_padding_over_stale_bytes() {
     loom::model(|| {
         let mut c = exchange(256, &[120, 32, 32, 32, 32]);
-        assert_eq!(c.recv().err(), Some(Error::Closed));
+        assert_eq!(c.try_recv().err(), Some(Error::Closed));
     });
 }
 
@@ -170,7 +170,7 @@ fn early_wrap() {
         let mut first = None;
         for i in 0..4 {
             let at = loop {
-                match c.recv() {
+                match c.try_recv() {
                     Ok(m) => {
                         assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 40)[..]));
                         break m.as_ptr() as usize;
@@ -184,7 +184,7 @@ fn early_wrap() {
             }
         }
         t.join().unwrap();
-        assert_eq!(c.recv().err(), Some(Error::Closed));
+        assert_eq!(c.try_recv().err(), Some(Error::Closed));
     });
     assert!(WRAPPED_EARLY.load(Relaxed), "no execution wrapped early");
 }
@@ -207,7 +207,7 @@ fn staged_batch() {
             p.send_staged(&payload(0, 8), 0).unwrap();
             p.send_staged(&payload(1, 0), 1).unwrap();
             p.publish();
-            p.send(&payload(2, 4), 2).unwrap();
+            p.try_send(&payload(2, 4), 2).unwrap();
         });
         recv_spinning(&mut c, 0, 8);
         recv_spinning(&mut c, 1, 0);
@@ -223,11 +223,11 @@ fn consumer_sleep_no_lost_wakeup() {
         let (mut p, mut c) = pair(128, false);
         let t = thread::spawn(move || {
             for i in 0..2 {
-                p.send(&payload(i, 8), i).unwrap();
+                p.try_send(&payload(i, 8), i).unwrap();
             }
         });
         for i in 0..2 {
-            let m = c.recv_blocking(None).unwrap();
+            let m = c.recv().unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 8)[..]));
         }
         t.join().unwrap();
@@ -244,11 +244,11 @@ fn both_sides_sleep(threshold: u32) {
         c.set_release_threshold(threshold);
         let t = thread::spawn(move || {
             for i in 0..2 {
-                p.send_blocking(&payload(i, 24), i, None).unwrap();
+                p.send_timeout(&payload(i, 24), i, None).unwrap();
             }
         });
         for i in 0..2 {
-            let m = c.recv_blocking(None).unwrap();
+            let m = c.recv().unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 24)[..]));
         }
         t.join().unwrap();
@@ -289,17 +289,17 @@ fn release_threshold_counts_from_the_last_checked_release() {
         c.set_release_threshold(64);
         let t = thread::spawn(move || {
             for i in 0..4 {
-                p.send_blocking(&payload(i, 24), i, None).unwrap();
+                p.send_timeout(&payload(i, 24), i, None).unwrap();
             }
             p
         });
         for i in 0..2 {
-            let m = c.recv_blocking(None).unwrap();
+            let m = c.recv().unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 24)[..]));
         }
         let p = t.join().unwrap();
         for i in 2..4 {
-            let m = c.recv_blocking(None).unwrap();
+            let m = c.recv().unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 24)[..]));
         }
         drop(p);
@@ -312,11 +312,11 @@ fn close_wakes_sleeping_consumer() {
     loom::model(|| {
         let (mut p, mut c) = pair(64, false);
         let t = thread::spawn(move || {
-            p.send(&payload(0, 8), 0).unwrap();
+            p.try_send(&payload(0, 8), 0).unwrap();
             drop(p);
         });
-        assert_eq!(c.recv_blocking(None).unwrap().payload(), &payload(0, 8)[..]);
-        assert_eq!(c.recv_blocking(None).err(), Some(Error::Closed));
+        assert_eq!(c.recv().unwrap().payload(), &payload(0, 8)[..]);
+        assert_eq!(c.recv().err(), Some(Error::Closed));
         t.join().unwrap();
     });
 }
@@ -326,12 +326,9 @@ fn close_wakes_sleeping_consumer() {
 fn close_wakes_sleeping_producer() {
     loom::model(|| {
         let (mut p, c) = pair(64, false);
-        p.send(&payload(0, 24), 0).unwrap();
+        p.try_send(&payload(0, 24), 0).unwrap();
         let t = thread::spawn(move || drop(c));
-        assert_eq!(
-            p.send_blocking(&payload(1, 24), 1, None),
-            Err(Error::Closed)
-        );
+        assert_eq!(p.send_timeout(&payload(1, 24), 1, None), Err(Error::Closed));
         t.join().unwrap();
     });
 }
@@ -346,9 +343,9 @@ fn dropped_and_partial_grants_never_deliver_payload_bytes() {
         let (mut p, mut c) = pair(128, true);
         let t = thread::spawn(move || {
             send_spinning(&mut p, 0, 8);
-            drop(p.reserve(40).unwrap());
+            drop(p.try_reserve(40).unwrap());
             loop {
-                match p.reserve(40) {
+                match p.try_reserve(40) {
                     Ok(mut g) => {
                         g[..4].copy_from_slice(&payload(1, 4));
                         g.commit(4, 1);
@@ -364,6 +361,6 @@ fn dropped_and_partial_grants_never_deliver_payload_bytes() {
         recv_spinning(&mut c, 1, 4);
         recv_spinning(&mut c, 2, 8);
         t.join().unwrap();
-        assert_eq!(c.recv().err(), Some(Error::Closed));
+        assert_eq!(c.try_recv().err(), Some(Error::Closed));
     });
 }

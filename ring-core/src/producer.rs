@@ -141,7 +141,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.spin_budget = spins;
     }
 
-    /// Whether a publishing commit (`send`, `send_blocking`,
+    /// Whether a publishing commit (`try_send`, `send`, `send_timeout`,
     /// [`Grant::commit`]) of a whole reservation whose record is smaller
     /// than a cache line (payloads up to 48 bytes) puts padding after it up
     /// to the end of its line when the rest of the line is shorter than the
@@ -170,16 +170,16 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
     /// tx.set_line_padding(true);
-    /// tx.send(&[7; 32], 1).unwrap(); // 40 bytes, then 24 bytes of padding
-    /// tx.send(&[8; 32], 2).unwrap(); // starts the next cache line
-    /// assert_eq!(rx.recv().unwrap().payload(), &[7; 32]);
-    /// assert_eq!(rx.recv().unwrap().payload(), &[8; 32]);
+    /// tx.try_send(&[7; 32], 1).unwrap(); // 40 bytes, then 24 bytes of padding
+    /// tx.try_send(&[8; 32], 2).unwrap(); // starts the next cache line
+    /// assert_eq!(rx.try_recv().unwrap().payload(), &[7; 32]);
+    /// assert_eq!(rx.try_recv().unwrap().payload(), &[8; 32]);
     /// ```
     pub fn set_line_padding(&mut self, on: bool) {
         self.pad_below = if on { CACHE_LINE } else { 0 };
     }
 
-    /// Copying sends ([`send`](Self::send), [`send_blocking`](Self::send_blocking),
+    /// Copying sends ([`try_send`](Self::try_send), [`send`](Self::send),
     /// [`send_staged`](Self::send_staged)) of payloads of at least `bytes`
     /// bytes write their whole cache lines with non-temporal stores, which
     /// bypass the producer's cache (x86-64 with SSE2 only; elsewhere, and
@@ -221,8 +221,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
     /// tx.set_nontemporal_threshold(1024);
     /// let frame = vec![7u8; 20_000];
-    /// tx.send(&frame, 1).unwrap(); // its whole lines bypass the cache
-    /// assert_eq!(rx.recv().unwrap().payload(), &frame[..]);
+    /// tx.try_send(&frame, 1).unwrap(); // its whole lines bypass the cache
+    /// assert_eq!(rx.try_recv().unwrap().payload(), &frame[..]);
     /// ```
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
         self.nontemporal_from = bytes;
@@ -258,8 +258,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// tx.set_early_wrap(4096);
     /// rx.set_release_threshold(1); // release each message (as an empty ring does)
     /// for i in 0..100u32 {
-    ///     tx.send(&[i as u8; 1000], i).unwrap();
-    ///     let m = rx.recv().unwrap();
+    ///     tx.try_send(&[i as u8; 1000], i).unwrap();
+    ///     let m = rx.try_recv().unwrap();
     ///     assert_eq!((m.type_id(), m.payload()), (i, &[i as u8; 1000][..]));
     /// }
     /// ```
@@ -429,19 +429,19 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// loads, which x86 cannot forward from the store buffer; such a reload
     /// waits for the previous publication's stores to reach the consumer's
     /// core (measured: tens of ns per message across processes). To copy a
-    /// ready payload, [`send`](Self::send) needs no grant at all.
+    /// ready payload, [`try_send`](Self::try_send) needs no grant at all.
     ///
     /// ```
     /// # use memtube_ring::*;
     /// # let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
-    /// let mut grant = tx.reserve(16).unwrap();
+    /// let mut grant = tx.try_reserve(16).unwrap();
     /// grant[..8].copy_from_slice(&42u64.to_ne_bytes());
     /// grant.commit(8, 1); // publish 8 of the 16 reserved bytes as type 1
-    /// assert_eq!(rx.recv().unwrap().payload(), &42u64.to_ne_bytes());
+    /// assert_eq!(rx.try_recv().unwrap().payload(), &42u64.to_ne_bytes());
     /// ```
     #[inline(always)]
-    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, 'a, W>, Error> {
+    pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_, 'a, W>, Error> {
         let plan = self.plan(len, true)?;
         if !self.room_for(plan.need)? {
             return Err(self.full());
@@ -449,25 +449,32 @@ impl<'a, W: Wait> Producer<'a, W> {
         Ok(self.grant(plan))
     }
 
-    /// Reserve room, blocking until there is some, the timeout elapses
-    /// ([`Error::Timeout`]; `None` waits without limit) or the consumer closes
+    /// Reserve room, blocking until there is some or the consumer closes
     /// ([`Error::Closed`]).
     ///
     /// Spins `spin_budget` polls, then (unless the ring is in pure-spin mode)
     /// announces sleep on its own line, re-checks, and sleeps through
     /// [`Wait::wait`] until the consumer releases space. Staged messages are
     /// published before waiting.
-    pub fn reserve_blocking(
-        &mut self,
-        len: usize,
-        timeout: Option<Duration>,
-    ) -> Result<Grant<'_, 'a, W>, Error> {
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, 'a, W>, Error> {
         let plan = self.plan(len, true)?;
-        self.wait_plan(plan, timeout)?;
+        self.wait_plan(plan, None)?;
         Ok(self.grant(plan))
     }
 
-    /// Whether a [`reserve`](Self::reserve) of `len` bytes would succeed now,
+    /// [`reserve`](Self::reserve) with a time limit: [`Error::Timeout`] when
+    /// no room was released within `timeout`.
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Grant<'_, 'a, W>, Error> {
+        let plan = self.plan(len, true)?;
+        self.wait_plan(plan, Some(timeout))?;
+        Ok(self.grant(plan))
+    }
+
+    /// Whether a [`try_reserve`](Self::try_reserve) of `len` bytes would succeed now,
     /// without reserving or blocking (reads the consumer's line only when the
     /// cached released position says the ring is full). Errors:
     /// [`Error::TooLarge`], [`Error::Corrupt`].
@@ -484,11 +491,11 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.room_for(plan.need)
     }
 
-    /// Block until a [`reserve`](Self::reserve) of `len` bytes would succeed,
+    /// Block until a [`try_reserve`](Self::try_reserve) of `len` bytes would succeed,
     /// without reserving: the same waiting, timeout and errors as
-    /// [`reserve_blocking`](Self::reserve_blocking), but nothing is borrowed,
+    /// [`reserve_timeout`](Self::reserve_timeout) (`None` waits without limit), but nothing is borrowed,
     /// so a caller can wait in slices (checking other conditions between
-    /// them) and then call `reserve`, which then succeeds.
+    /// them) and then call `try_reserve`, which then succeeds.
     pub fn wait_for_room(&mut self, len: usize, timeout: Option<Duration>) -> Result<(), Error> {
         let plan = self.plan(len, true)?;
         self.wait_plan(plan, timeout)
@@ -546,9 +553,9 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     /// Copy `payload` into the ring as one message of type `type_id` and
-    /// publish it, without blocking. Errors as for [`reserve`](Self::reserve).
+    /// publish it, without blocking. Errors as for [`try_reserve`](Self::try_reserve).
     #[inline]
-    pub fn send(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
+    pub fn try_send(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
         let plan = self.plan(payload.len(), true)?;
         if !self.room_for(plan.need)? {
             return Err(self.full());
@@ -558,7 +565,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         Ok(())
     }
 
-    /// Like [`send`](Self::send), but leaves the message staged until the next
+    /// Like [`try_send`](Self::try_send), but leaves the message staged until the next
     /// [`publish`](Self::publish) (or any publishing commit).
     #[inline]
     pub fn send_staged(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
@@ -571,9 +578,27 @@ impl<'a, W: Wait> Producer<'a, W> {
         Ok(())
     }
 
-    /// Blocking [`send`](Self::send); errors as for [`reserve_blocking`](Self::reserve_blocking).
+    /// Copy `payload` in as one message of type `type_id` and publish it,
+    /// blocking while the ring is full; errors as for [`reserve`](Self::reserve).
     #[inline]
-    pub fn send_blocking(
+    pub fn send(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
+        self.send_within(payload, type_id, None)
+    }
+
+    /// [`send`](Self::send) with a time limit: [`Error::Timeout`] when no
+    /// room was released within `timeout` (nothing was sent).
+    #[inline]
+    pub fn send_timeout(
+        &mut self,
+        payload: &[u8],
+        type_id: u32,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        self.send_within(payload, type_id, Some(timeout))
+    }
+
+    #[inline(always)]
+    fn send_within(
         &mut self,
         payload: &[u8],
         type_id: u32,
@@ -845,6 +870,15 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 }
 
+impl<W: Wait> core::fmt::Debug for Producer<'_, W> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.capacity())
+            .field("consumer_closed", &self.is_consumer_closed())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<W: Wait> Drop for Producer<'_, W> {
     fn drop(&mut self) {
         self.publish();
@@ -885,11 +919,11 @@ impl<W: Wait> Grant<'_, '_, W> {
     /// # let mut buf = RegionBuf::<{ region_size(1 << 16).unwrap() }>::new();
     /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
     /// let body = vec![9u8; 20_000]; // above the default threshold, 16 KiB
-    /// let mut g = tx.reserve(8 + body.len()).unwrap();
+    /// let mut g = tx.try_reserve(8 + body.len()).unwrap();
     /// g[..8].copy_from_slice(&42u64.to_le_bytes());
     /// g.copy_from(8, &body);
     /// g.commit(8 + body.len(), 1);
-    /// assert_eq!(&rx.recv().unwrap().payload()[8..], &body[..]);
+    /// assert_eq!(&rx.try_recv().unwrap().payload()[8..], &body[..]);
     /// ```
     #[inline]
     pub fn copy_from(&mut self, at: usize, src: &[u8]) {

@@ -355,8 +355,8 @@ pub unsafe fn attach_consumer<'a, W: Wait>(
 /// use memtube_ring::{split, Config, RegionBuf, SpinWait, region_size};
 /// let mut buf = RegionBuf::<{ region_size(1024).unwrap() }>::new();
 /// let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1024), SpinWait::std()).unwrap();
-/// tx.send(b"hello", 7).unwrap();
-/// let msg = rx.recv().unwrap();
+/// tx.try_send(b"hello", 7).unwrap();
+/// let msg = rx.try_recv().unwrap();
 /// assert_eq!((msg.type_id(), msg.payload()), (7, &b"hello"[..]));
 /// ```
 pub fn split<W: Wait + Clone>(
@@ -386,8 +386,8 @@ pub fn split<W: Wait + Clone>(
 /// let mut cons = RegionBuf::<{ memtube_ring::CONSUMER_BLOCK_SIZE }>::new();
 /// let (mut tx, mut rx) = split_with_consumer_block(
 ///     main.as_mut_slice(), cons.as_mut_slice(), Config::new(256), SpinWait::std()).unwrap();
-/// tx.send(&[1, 2, 3], 0).unwrap();
-/// assert_eq!(rx.recv().unwrap().payload(), &[1, 2, 3]);
+/// tx.try_send(&[1, 2, 3], 0).unwrap();
+/// assert_eq!(rx.try_recv().unwrap().payload(), &[1, 2, 3]);
 /// ```
 pub fn split_with_consumer_block<'a, W: Wait + Clone>(
     region: &'a mut [u8],

@@ -78,16 +78,16 @@ fn smallest_ring_one_max_message_at_a_time() {
     assert_eq!(p.max_payload(), 24);
     let max = [0xAB; 24];
     for round in 0..50u32 {
-        p.send(&max, round).unwrap();
+        p.try_send(&max, round).unwrap();
         // 64-byte ring: one 32-byte record + next header leaves 24 bytes: a second max record cannot fit.
-        assert_eq!(p.send(&max, 0), Err(Error::Full));
-        let m = c.recv().unwrap();
+        assert_eq!(p.try_send(&max, 0), Err(Error::Full));
+        let m = c.try_recv().unwrap();
         assert_eq!((m.type_id(), m.payload()), (round, &max[..]));
         drop(m);
-        assert_eq!(c.recv().err(), Some(Error::Empty)); // publishes the release
+        assert_eq!(c.try_recv().err(), Some(Error::Empty)); // publishes the release
     }
     assert_eq!(
-        p.send(&[0; 25], 0),
+        p.try_send(&[0; 25], 0),
         Err(Error::TooLarge { len: 25, max: 24 })
     );
 }
@@ -97,26 +97,26 @@ fn exactly_full_and_wrap_with_padding() {
     with_ring::<{ region_size(128).unwrap() }>(128, |mut p, mut c| {
         // 8-byte payloads: 16-byte records. 128 bytes hold 7 records + the next header.
         let mut sent = 0u32;
-        while p.send(&sent.to_le_bytes(), sent).is_ok() {
+        while p.try_send(&sent.to_le_bytes(), sent).is_ok() {
             sent += 1;
         }
         assert_eq!(sent, 7);
         for i in 0..sent {
-            assert_eq!(c.recv().unwrap().payload(), &i.to_le_bytes());
+            assert_eq!(c.try_recv().unwrap().payload(), &i.to_le_bytes());
         }
-        assert_eq!(c.recv().err(), Some(Error::Empty));
+        assert_eq!(c.try_recv().err(), Some(Error::Empty));
         // Now at offset 112: a 24-byte record (16-byte payload) does not fit the
         // 16-byte tail, so a padding record fills it and the record goes to 0.
-        p.send(&[7; 16], 99).unwrap();
-        let m = c.recv().unwrap();
+        p.try_send(&[7; 16], 99).unwrap();
+        let m = c.try_recv().unwrap();
         assert_eq!((m.type_id(), m.payload()), (99, &[7u8; 16][..]));
         drop(m);
         // Many laps with sizes that force padding at varying offsets.
         for i in 0..1000u32 {
             let len = (i as usize * 7) % 41;
             let payload: Vec<u8> = (0..len).map(|k| (k as u32 ^ i) as u8).collect();
-            p.send(&payload, i).unwrap();
-            let m = c.recv().unwrap();
+            p.try_send(&payload, i).unwrap();
+            let m = c.try_recv().unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &payload[..]));
         }
     });
@@ -131,28 +131,28 @@ fn line_padding_places_small_messages_at_line_starts() {
     with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
         p.set_line_padding(true);
         let base = {
-            p.send(&[], 0).unwrap();
-            let m = c.recv().unwrap();
+            p.try_send(&[], 0).unwrap();
+            let m = c.try_recv().unwrap();
             m.as_ptr() as usize - 8
         };
         // Offset 8: a 40-byte record to 48, then padding to 64.
         let at = |c: &mut Consumer<'_, _>, len: usize| {
-            let m = c.recv().unwrap();
+            let m = c.try_recv().unwrap();
             assert_eq!(m.len(), len);
             m.as_ptr() as usize - 8 - base
         };
-        p.send(&[1; 32], 1).unwrap();
-        p.send(&[2; 64], 2).unwrap(); // 72 bytes at 64: to 136, no padding
-        p.send(&[3; 32], 3).unwrap(); // 40 bytes at 136: to 176, padding to 192
+        p.try_send(&[1; 32], 1).unwrap();
+        p.try_send(&[2; 64], 2).unwrap(); // 72 bytes at 64: to 136, no padding
+        p.try_send(&[3; 32], 3).unwrap(); // 40 bytes at 136: to 176, padding to 192
         assert_eq!(at(&mut c, 32), 8);
         assert_eq!(at(&mut c, 64), 64);
         assert_eq!(at(&mut c, 32), 136);
         // 72 bytes do not fit at 192: an end pad follows the line pad.
-        p.send(&[4; 64], 4).unwrap();
+        p.try_send(&[4; 64], 4).unwrap();
         assert_eq!(at(&mut c, 64), 0);
         // Offset 72: 16-byte records fit the rest of the line: no padding.
-        p.send(&[5; 8], 5).unwrap();
-        p.send(&[6; 8], 6).unwrap();
+        p.try_send(&[5; 8], 5).unwrap();
+        p.try_send(&[6; 8], 6).unwrap();
         assert_eq!(at(&mut c, 8), 72);
         assert_eq!(at(&mut c, 8), 88);
         // Staged 40-byte records are packed: 104, 144.
@@ -163,8 +163,8 @@ fn line_padding_places_small_messages_at_line_starts() {
         assert_eq!(at(&mut c, 32), 144);
         // Off: packed (184 to 224), then wrapped.
         p.set_line_padding(false);
-        p.send(&[9; 32], 9).unwrap();
-        p.send(&[9; 32], 9).unwrap();
+        p.try_send(&[9; 32], 9).unwrap();
+        p.try_send(&[9; 32], 9).unwrap();
         assert_eq!(at(&mut c, 32), 184);
         assert_eq!(at(&mut c, 32), 0); // 32 bytes left at 224: an end pad
     });
@@ -181,8 +181,8 @@ fn offsets_one_at_a_time(
     let mut base = None;
     (0..n)
         .map(|i| {
-            p.send(&vec![i as u8; len], i as u32).unwrap();
-            let m = c.recv().unwrap();
+            p.try_send(&vec![i as u8; len], i as u32).unwrap();
+            let m = c.try_recv().unwrap();
             assert_eq!(
                 (m.type_id(), m.payload()),
                 (i as u32, &vec![i as u8; len][..])
@@ -225,11 +225,11 @@ fn early_wrap_waits_while_the_consumer_holds_messages() {
         // released position (after the publications ending at 2016, 4032,
         // 6048 and 8064) find nothing released, so none goes back to 0.
         for i in 0..8u32 {
-            p.send(&[i as u8; 1000], i).unwrap();
+            p.try_send(&[i as u8; 1000], i).unwrap();
         }
-        let first = c.recv().unwrap().as_ptr() as usize;
+        let first = c.try_recv().unwrap().as_ptr() as usize;
         let at = |c: &mut Consumer<'_, SpinWait>, i: u32| {
-            let m = c.recv().unwrap();
+            let m = c.try_recv().unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &[i as u8; 1000][..]));
             m.as_ptr() as usize - first
         };
@@ -238,17 +238,17 @@ fn early_wrap_waits_while_the_consumer_holds_messages() {
         }
         // All released now, but the producer reads that only 1024 bytes
         // after its last read (at 8064): after the record ending at 10080.
-        p.send(&[8; 1000], 8).unwrap();
+        p.try_send(&[8; 1000], 8).unwrap();
         assert_eq!(at(&mut c, 8), 8 * 1008);
-        p.send(&[9; 1000], 9).unwrap();
+        p.try_send(&[9; 1000], 9).unwrap();
         assert_eq!(at(&mut c, 9), 9 * 1008);
-        p.send(&[10; 1000], 10).unwrap();
+        p.try_send(&[10; 1000], 10).unwrap();
         assert_eq!(at(&mut c, 10), 0);
         // Once the consumer passed the end pad, the whole ring is usable
         // again: fifteen more records fit (the producer's read after the
         // publication ending at 2016 finds everything before it released).
         for i in 11..26u32 {
-            p.send(&[i as u8; 1000], i).unwrap();
+            p.try_send(&[i as u8; 1000], i).unwrap();
         }
         for i in 11..26u32 {
             at(&mut c, i);
@@ -262,30 +262,30 @@ fn early_wrap_needs_a_nearly_empty_ring() {
         p.set_early_wrap(3000);
         c.set_release_threshold(1);
         let first = {
-            p.send(&[0; 1000], 0).unwrap();
-            c.recv().unwrap().as_ptr() as usize
+            p.try_send(&[0; 1000], 0).unwrap();
+            c.try_recv().unwrap().as_ptr() as usize
         };
         let at = |c: &mut Consumer<'_, SpinWait>, i: u32| {
-            let m = c.recv().unwrap();
+            let m = c.try_recv().unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &[i as u8; 1000][..]));
             (m.as_ptr() as usize - first) / 1008
         };
         for i in 1..5u32 {
-            p.send(&[i as u8; 1000], i).unwrap();
+            p.try_send(&[i as u8; 1000], i).unwrap();
         }
         assert_eq!(at(&mut c, 1), 1);
         // The read after the publication ending at 6048 finds 2016
         // released: 4032 bytes unreleased, more than half of 6048, so the
         // next record goes on (it would fit at 0).
-        p.send(&[5; 1000], 5).unwrap();
-        p.send(&[6; 1000], 6).unwrap();
+        p.try_send(&[5; 1000], 5).unwrap();
+        p.try_send(&[6; 1000], 6).unwrap();
         for i in 2..7u32 {
             assert_eq!(at(&mut c, i), i as usize);
         }
         // Caught up: after the next read (past 9048) the ring starts over.
         let mut slots = vec![];
         for i in 7..10u32 {
-            p.send(&[i as u8; 1000], i).unwrap();
+            p.try_send(&[i as u8; 1000], i).unwrap();
             slots.push(at(&mut c, i));
         }
         assert_eq!(slots, [7, 8, 0]);
@@ -302,10 +302,10 @@ fn early_wrap_after_a_lap_that_ends_exactly_at_the_end() {
         // 12288) leaves no further read in this lap.
         let mut first = None;
         for i in 0..13u32 {
-            p.send(&[i as u8; 1016], i).unwrap();
+            p.try_send(&[i as u8; 1016], i).unwrap();
         }
         let mut at = |c: &mut Consumer<'_, SpinWait>, i: u32| {
-            let m = c.recv().unwrap();
+            let m = c.try_recv().unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &[i as u8; 1016][..]));
             let a = m.as_ptr() as usize;
             (a - *first.get_or_insert(a)) / 1024
@@ -318,7 +318,7 @@ fn early_wrap_after_a_lap_that_ends_exactly_at_the_end() {
         // again after 4096 and starts over after four records.
         let mut slots = vec![];
         for i in 13..24u32 {
-            p.send(&[i as u8; 1016], i).unwrap();
+            p.try_send(&[i as u8; 1016], i).unwrap();
             slots.push(at(&mut c, i));
         }
         assert_eq!(slots, [13, 14, 15, 0, 1, 2, 3, 0, 1, 2, 3]);
@@ -329,8 +329,8 @@ fn early_wrap_after_a_lap_that_ends_exactly_at_the_end() {
 fn zero_length_messages() {
     with_ring::<{ region_size(64).unwrap() }>(64, |mut p, mut c| {
         for i in 0..100 {
-            p.send(&[], i).unwrap();
-            let m = c.recv().unwrap();
+            p.try_send(&[], i).unwrap();
+            let m = c.try_recv().unwrap();
             assert!(m.payload().is_empty());
             assert_eq!(m.type_id(), i);
         }
@@ -340,27 +340,27 @@ fn zero_length_messages() {
 #[test]
 fn dropped_grant_commits_nothing() {
     with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
-        let mut g = p.reserve(40).unwrap();
+        let mut g = p.try_reserve(40).unwrap();
         g.fill(0xEE);
         drop(g);
-        assert_eq!(c.recv().err(), Some(Error::Empty));
-        p.send(b"x", 1).unwrap();
-        assert_eq!(c.recv().unwrap().payload(), b"x");
-        assert_eq!(c.recv().err(), Some(Error::Empty));
+        assert_eq!(c.try_recv().err(), Some(Error::Empty));
+        p.try_send(b"x", 1).unwrap();
+        assert_eq!(c.try_recv().unwrap().payload(), b"x");
+        assert_eq!(c.try_recv().err(), Some(Error::Empty));
     });
 }
 
 #[test]
 fn partial_commit() {
     with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
-        let mut g = p.reserve(100).unwrap();
+        let mut g = p.try_reserve(100).unwrap();
         assert_eq!(g.len(), 100);
         assert_eq!(g.as_ptr() as usize % 8, 0);
         g[..3].copy_from_slice(b"abc");
         g.commit(3, 5);
-        p.send(b"next", 6).unwrap();
-        assert_eq!(c.recv().unwrap().payload(), b"abc");
-        assert_eq!(c.recv().unwrap().payload(), b"next");
+        p.try_send(b"next", 6).unwrap();
+        assert_eq!(c.try_recv().unwrap().payload(), b"abc");
+        assert_eq!(c.try_recv().unwrap().payload(), b"next");
     });
 }
 
@@ -368,7 +368,7 @@ fn partial_commit() {
 #[should_panic(expected = "commit of more bytes than reserved")]
 fn commit_more_than_reserved_panics() {
     with_ring::<{ region_size(256).unwrap() }>(256, |mut p, _c| {
-        p.reserve(4).unwrap().commit(5, 0);
+        p.try_reserve(4).unwrap().commit(5, 0);
     });
 }
 
@@ -378,7 +378,7 @@ fn staged_messages_are_invisible_until_published() {
         for i in 0..10u8 {
             p.send_staged(&[i; 3], i as u32).unwrap();
         }
-        assert_eq!(c.recv().err(), Some(Error::Empty));
+        assert_eq!(c.try_recv().err(), Some(Error::Empty));
         assert_eq!(c.peek().err(), Some(Error::Empty));
         p.publish();
         let mut got = Vec::new();
@@ -388,9 +388,9 @@ fn staged_messages_are_invisible_until_published() {
         assert_eq!(got, want);
         // A publishing commit publishes staged messages before it.
         p.send_staged(b"a", 1).unwrap();
-        p.send(b"b", 2).unwrap();
-        assert_eq!(c.recv().unwrap().payload(), b"a");
-        assert_eq!(c.recv().unwrap().payload(), b"b");
+        p.try_send(b"b", 2).unwrap();
+        assert_eq!(c.try_recv().unwrap().payload(), b"a");
+        assert_eq!(c.try_recv().unwrap().payload(), b"b");
     });
 }
 
@@ -404,21 +404,21 @@ fn staged_batch_is_published_when_ring_fills() {
         assert_eq!(n, 7);
         // The Full return published them, so the consumer can make room.
         assert_eq!(c.recv_batch(100, |_, _| {}), Ok(7));
-        assert_eq!(c.recv().err(), Some(Error::Empty));
-        p.send(&[2; 8], 0).unwrap();
+        assert_eq!(c.try_recv().err(), Some(Error::Empty));
+        p.try_send(&[2; 8], 0).unwrap();
     });
 }
 
 #[test]
 fn peek_does_not_consume() {
     with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
-        p.send(b"one", 1).unwrap();
-        p.send(b"two", 2).unwrap();
+        p.try_send(b"one", 1).unwrap();
+        p.try_send(b"two", 2).unwrap();
         assert_eq!(c.peek().unwrap().payload(), b"one");
         assert_eq!(c.peek().unwrap().type_id(), 1);
-        assert_eq!(c.recv().unwrap().payload(), b"one");
+        assert_eq!(c.try_recv().unwrap().payload(), b"one");
         assert_eq!(c.peek().unwrap().payload(), b"two");
-        c.recv().unwrap().release();
+        c.try_recv().unwrap().release();
         assert_eq!(c.peek().err(), Some(Error::Empty));
     });
 }
@@ -426,22 +426,22 @@ fn peek_does_not_consume() {
 #[test]
 fn close_is_reported_after_delivery() {
     with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
-        p.send(b"last words", 3).unwrap();
+        p.try_send(b"last words", 3).unwrap();
         p.send_staged(b"staged", 4).unwrap();
         drop(p);
         assert!(c.is_producer_closed());
-        assert_eq!(c.recv().unwrap().payload(), b"last words");
-        assert_eq!(c.recv().unwrap().payload(), b"staged"); // drop publishes staged messages
+        assert_eq!(c.try_recv().unwrap().payload(), b"last words");
+        assert_eq!(c.try_recv().unwrap().payload(), b"staged"); // drop publishes staged messages
+        assert_eq!(c.try_recv().err(), Some(Error::Closed));
         assert_eq!(c.recv().err(), Some(Error::Closed));
-        assert_eq!(c.recv_blocking(None).err(), Some(Error::Closed));
         assert_eq!(c.recv_batch(3, |_, _| {}), Err(Error::Closed));
     });
     with_ring::<{ region_size(64).unwrap() }>(64, |mut p, c| {
-        p.send(&[0; 24], 0).unwrap();
+        p.try_send(&[0; 24], 0).unwrap();
         drop(c);
         assert!(p.is_consumer_closed());
+        assert_eq!(p.try_send(&[0; 24], 0), Err(Error::Closed));
         assert_eq!(p.send(&[0; 24], 0), Err(Error::Closed));
-        assert_eq!(p.send_blocking(&[0; 24], 0, None), Err(Error::Closed));
     });
 }
 
@@ -450,20 +450,20 @@ fn blocking_calls_time_out() {
     with_ring::<{ region_size(64).unwrap() }>(64, |mut p, mut c| {
         c.set_spin_budget(10);
         p.set_spin_budget(10);
-        let t = Some(Duration::from_millis(20));
-        assert_eq!(c.recv_blocking(t).err(), Some(Error::Timeout));
-        p.send(&[0; 24], 0).unwrap();
-        assert_eq!(p.send_blocking(&[0; 24], 0, t), Err(Error::Timeout));
+        let t = Duration::from_millis(20);
+        assert_eq!(c.recv_timeout(t).err(), Some(Error::Timeout));
+        p.try_send(&[0; 24], 0).unwrap();
+        assert_eq!(p.send_timeout(&[0; 24], 0, t), Err(Error::Timeout));
         assert_eq!(
-            p.reserve_blocking(24, Some(Duration::ZERO)).err(),
+            p.reserve_timeout(24, Duration::ZERO).err(),
             Some(Error::Timeout)
         );
         assert_eq!(
-            p.reserve_blocking(25, None).err(),
+            p.reserve(25).err(),
             Some(Error::TooLarge { len: 25, max: 24 })
         );
         assert_eq!(p.stats().full_events, 2);
-        assert_eq!(c.recv_blocking(t).unwrap().payload(), &[0; 24]);
+        assert_eq!(c.recv_timeout(t).unwrap().payload(), &[0; 24]);
     });
 }
 
@@ -485,16 +485,16 @@ fn blocking_both_directions_across_threads_with_sleep() {
         std::thread::scope(|s| {
             s.spawn(move || {
                 for i in 0..n {
-                    p.send_blocking(&i.to_le_bytes(), i, Some(Duration::from_secs(60)))
+                    p.send_timeout(&i.to_le_bytes(), i, Duration::from_secs(60))
                         .unwrap();
                 }
             });
             for i in 0..n {
-                let m = c.recv_blocking(Some(Duration::from_secs(60))).unwrap();
+                let m = c.recv_timeout(Duration::from_secs(60)).unwrap();
                 assert_eq!((m.type_id(), m.payload()), (i, &i.to_le_bytes()[..]));
             }
             assert_eq!(
-                c.recv_blocking(Some(Duration::from_secs(60))).err(),
+                c.recv_timeout(Duration::from_secs(60)).err(),
                 Some(Error::Closed)
             );
         });
@@ -518,15 +518,15 @@ fn blocking_receive_publishes_release_when_it_finds_the_ring_empty() {
         // Neither the threshold nor the end of the spin budget publishes.
         c.set_spin_budget(u32::MAX);
         c.set_release_threshold(u32::MAX);
-        let t = Some(Duration::from_secs(60));
+        let t = Duration::from_secs(60);
         std::thread::scope(|s| {
             s.spawn(move || {
                 for i in 0..2u32 {
-                    let m = c.recv_blocking(t).unwrap();
+                    let m = c.recv_timeout(t).unwrap();
                     assert_eq!(m.type_id(), i);
                 }
             });
-            p.send(&[1; 24], 0).unwrap();
+            p.try_send(&[1; 24], 0).unwrap();
             // The receiver takes message 0 and spins for message 1.
             let start = std::time::Instant::now();
             while p.stats().messages_released != 1 && start.elapsed() < Duration::from_secs(20) {
@@ -534,7 +534,7 @@ fn blocking_receive_publishes_release_when_it_finds_the_ring_empty() {
             }
             let s = p.stats();
             // Let the receiver finish before asserting (the scope joins it).
-            p.send(&[2; 24], 1).unwrap();
+            p.try_send(&[2; 24], 1).unwrap();
             assert_eq!(
                 (s.messages_released, s.bytes_released),
                 (1, 24),
@@ -547,11 +547,11 @@ fn blocking_receive_publishes_release_when_it_finds_the_ring_empty() {
 #[test]
 fn stats_count_messages_and_bytes() {
     with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
-        p.send(b"12345", 0).unwrap();
-        p.send(b"678", 0).unwrap();
-        drop(c.recv().unwrap());
-        drop(c.recv().unwrap());
-        assert_eq!(c.recv().err(), Some(Error::Empty));
+        p.try_send(b"12345", 0).unwrap();
+        p.try_send(b"678", 0).unwrap();
+        drop(c.try_recv().unwrap());
+        drop(c.try_recv().unwrap());
+        assert_eq!(c.try_recv().err(), Some(Error::Empty));
         let s = p.stats();
         assert_eq!((s.messages_committed, s.bytes_committed), (2, 8));
         assert_eq!((s.messages_released, s.bytes_released), (2, 8));
@@ -629,8 +629,8 @@ fn attach_validates_and_claims_once() {
         );
         let mut p = attach_producer(split_raw, SpinWait::std()).unwrap();
         let mut c = attach_consumer(split_raw, SpinWait::std()).unwrap();
-        p.send(b"split", 1).unwrap();
-        assert_eq!(c.recv().unwrap().payload(), b"split");
+        p.try_send(b"split", 1).unwrap();
+        assert_eq!(c.try_recv().unwrap().payload(), b"split");
         // Version mismatch.
         drop((p, c));
         init(raw, Config::new(256)).unwrap();
@@ -648,22 +648,22 @@ fn attach_validates_and_claims_once() {
 #[test]
 fn corruption_poisons_the_handle() {
     with_raw_ring(|poke, mut p, mut c| {
-        p.send(b"ok", 1).unwrap();
-        assert_eq!(c.recv().unwrap().payload(), b"ok");
+        p.try_send(b"ok", 1).unwrap();
+        assert_eq!(c.try_recv().unwrap().payload(), b"ok");
         // A commit word with a length past the maximum at the consumer's position (offset 16).
         poke.u32(DATA_OFFSET + 16, raw::COMMITTED | (1000 << raw::LEN_SHIFT));
         let e = Error::Corrupt(Corruption::BadLength);
-        assert_eq!(c.recv().err(), Some(e));
+        assert_eq!(c.try_recv().err(), Some(e));
         poke.u32(DATA_OFFSET + 16, 0);
-        assert_eq!(c.recv().err(), Some(e), "poisoned for good");
-        assert_eq!(c.recv_blocking(None).err(), Some(e));
+        assert_eq!(c.try_recv().err(), Some(e), "poisoned for good");
+        assert_eq!(c.recv().err(), Some(e));
         // A released position ahead of the producer.
         poke.u32(CONSUMER_BLOCK_OFFSET, 5000);
-        while p.send(&[0; 64], 0).is_ok() {}
+        while p.try_send(&[0; 64], 0).is_ok() {}
         let e = Error::Corrupt(Corruption::BadReleasedPosition);
-        assert_eq!(p.send(&[0; 64], 0), Err(e));
-        assert_eq!(p.send(&[], 0), Err(e));
-        assert_eq!(p.reserve_blocking(1, None).err(), Some(e));
+        assert_eq!(p.try_send(&[0; 64], 0), Err(e));
+        assert_eq!(p.try_send(&[], 0), Err(e));
+        assert_eq!(p.reserve(1).err(), Some(e));
     });
 }
 
@@ -680,25 +680,25 @@ fn episodes_skip_zero_and_the_wait_word() {
 #[test]
 fn released_position_may_not_pass_what_was_published() {
     with_raw_ring(|poke, mut p, mut c| {
-        p.send(&[1; 8], 0).unwrap(); // published up to 16
+        p.try_send(&[1; 8], 0).unwrap(); // published up to 16
         p.send_staged(&[2; 8], 0).unwrap(); // staged up to 32
                                             // A consumer that claims to have released the staged record it never saw.
         poke.u32(CONSUMER_BLOCK_OFFSET, 32);
         while p.send_staged(&[0; 8], 0).is_ok() {}
         let e = p.send_staged(&[0; 8], 0);
         assert_eq!(e, Err(Error::Corrupt(Corruption::BadReleasedPosition)));
-        drop(c.recv());
+        drop(c.try_recv());
     });
 }
 
 #[test]
 fn empty_batch_reports_poison() {
     with_raw_ring(|poke, mut p, mut c| {
-        p.send(b"x", 0).unwrap();
+        p.try_send(b"x", 0).unwrap();
         assert_eq!(c.recv_batch(0, |_, _| panic!("max is 0")), Ok(0));
         poke.u32(DATA_OFFSET, 1 << raw::LEN_SHIFT); // committed bit missing
         let e = Err(Error::Corrupt(Corruption::BadCommitWord));
-        assert_eq!(c.recv().map(|m| m.to_vec()), e.map(|()| std::vec![]));
+        assert_eq!(c.try_recv().map(|m| m.to_vec()), e.map(|()| std::vec![]));
         assert_eq!(
             c.recv_batch(0, |_, _| {}),
             Err(Error::Corrupt(Corruption::BadCommitWord))
@@ -714,7 +714,7 @@ fn wait_without_borrowing_then_take() {
         p.set_spin_budget(1);
         assert_eq!(c.wait_message(t), Err(Error::Timeout));
         p.wait_for_room(24, t).unwrap();
-        p.send(&[9; 24], 1).unwrap();
+        p.try_send(&[9; 24], 1).unwrap();
         assert_eq!(p.wait_for_room(24, t), Err(Error::Timeout));
         assert_eq!(
             p.wait_for_room(25, t),
@@ -722,8 +722,8 @@ fn wait_without_borrowing_then_take() {
         );
         c.wait_message(t).unwrap();
         c.wait_message(t).unwrap(); // still there: waiting consumes nothing
-        assert_eq!(c.recv().unwrap().payload(), &[9; 24]);
-        assert_eq!(c.recv().err(), Some(Error::Empty));
+        assert_eq!(c.try_recv().unwrap().payload(), &[9; 24]);
+        assert_eq!(c.try_recv().err(), Some(Error::Empty));
         p.wait_for_room(24, t).unwrap();
         drop(p);
         assert_eq!(c.wait_message(t), Err(Error::Closed));
@@ -735,17 +735,17 @@ fn has_room_agrees_with_reserve() {
     with_ring::<{ region_size(64).unwrap() }>(64, |mut p, mut c| {
         assert_eq!(p.has_room(8), Ok(true));
         assert_eq!(p.has_room(24), Ok(true));
-        p.reserve(24).unwrap().commit(24, 1);
+        p.try_reserve(24).unwrap().commit(24, 1);
         assert_eq!(p.has_room(24), Ok(false));
-        assert_eq!(p.reserve(24).err(), Some(Error::Full));
+        assert_eq!(p.try_reserve(24).err(), Some(Error::Full));
         assert!(c.has_message().unwrap());
-        assert_eq!(c.recv().unwrap().type_id(), 1);
-        assert_eq!(c.recv().err(), Some(Error::Empty)); // publishes the release
+        assert_eq!(c.try_recv().unwrap().type_id(), 1);
+        assert_eq!(c.try_recv().err(), Some(Error::Empty)); // publishes the release
         assert_eq!(p.has_room(24), Ok(true));
-        let mut g = p.reserve(24).unwrap();
+        let mut g = p.try_reserve(24).unwrap();
         g.fill(7);
         g.commit(24, 2);
-        let m = c.recv().unwrap();
+        let m = c.try_recv().unwrap();
         assert_eq!((m.type_id(), m.payload()), (2, &[7u8; 24][..]));
     });
 }

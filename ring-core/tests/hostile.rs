@@ -32,7 +32,7 @@ const BIG: usize = match region_size(1024) {
     None => panic!("invalid capacity"),
 };
 /// A short timeout for blocking calls.
-const SHORT: Option<Duration> = Some(Duration::from_millis(1));
+const SHORT: Duration = Duration::from_millis(1);
 /// A blocking call with a short timeout that takes longer than this hangs.
 const HANG: Duration = Duration::from_secs(20);
 
@@ -289,9 +289,9 @@ fn producer_op(rng: &mut Rng, ck: &mut Check, tx: &mut Tx<'_>) {
         0 | 1 => {
             let blocking = rng.chance(20);
             let r = if blocking {
-                bounded(|| tx.reserve_blocking(len, SHORT))
+                bounded(|| tx.reserve_timeout(len, SHORT))
             } else {
-                tx.reserve(len)
+                tx.try_reserve(len)
             };
             match r {
                 Ok(mut g) => {
@@ -313,9 +313,9 @@ fn producer_op(rng: &mut Rng, ck: &mut Check, tx: &mut Tx<'_>) {
             let len = len.min(ck.max + 8);
             let data = vec![rng.next() as u8; len];
             let (r, blocking) = match rng.below(3) {
-                0 => (tx.send(&data, ty), false),
+                0 => (tx.try_send(&data, ty), false),
                 1 => (tx.send_staged(&data, ty), false),
-                _ => (bounded(|| tx.send_blocking(&data, ty, SHORT)), true),
+                _ => (bounded(|| tx.send_timeout(&data, ty, SHORT)), true),
             };
             match r {
                 Ok(()) => ck.tx_ok(len),
@@ -339,7 +339,7 @@ fn producer_op(rng: &mut Rng, ck: &mut Check, tx: &mut Tx<'_>) {
 /// One consumer operation.
 fn consumer_op(rng: &mut Rng, ck: &mut Check, rx: &mut Rx<'_>) {
     match rng.below(8) {
-        0..=2 => match rx.recv() {
+        0..=2 => match rx.try_recv() {
             Ok(m) => {
                 ck.rx_ok();
                 ck.payload(m.as_ptr() as usize, m.len());
@@ -384,7 +384,7 @@ fn consumer_op(rng: &mut Rng, ck: &mut Check, rx: &mut Rx<'_>) {
                 }
             }
         }
-        6 => match bounded(|| rx.recv_blocking(SHORT)) {
+        6 => match bounded(|| rx.recv_timeout(SHORT)) {
             Ok(m) => {
                 ck.rx_ok();
                 ck.payload(m.as_ptr() as usize, m.len());
@@ -630,8 +630,8 @@ fn each_corruption_is_reported_and_sticks() {
             |m, tx, rx| {
                 // Move both sides to offset 248, then forge a 16-byte record there.
                 for _ in 0..31 {
-                    tx.send(&[], 0).unwrap();
-                    rx.recv().unwrap();
+                    tx.try_send(&[], 0).unwrap();
+                    rx.try_recv().unwrap();
                 }
                 m.poke(DATA_OFFSET + 248, COMMITTED | (16 << LEN_SHIFT));
             },
@@ -643,8 +643,8 @@ fn each_corruption_is_reported_and_sticks() {
             "padding not ending at the end",
             Corruption::BadPadding,
             |m, tx, rx| {
-                tx.send(&[1; 8], 0).unwrap();
-                rx.recv().unwrap();
+                tx.try_send(&[1; 8], 0).unwrap();
+                rx.try_recv().unwrap();
                 m.poke(
                     DATA_OFFSET + 16,
                     COMMITTED | PADDING | ((256 - 16 - 16) << LEN_SHIFT),
@@ -655,10 +655,10 @@ fn each_corruption_is_reported_and_sticks() {
             "padding followed by padding",
             Corruption::BadPadding,
             |m, tx, rx| {
-                tx.send(&[1; 8], 0).unwrap();
-                rx.recv().unwrap();
+                tx.try_send(&[1; 8], 0).unwrap();
+                rx.try_recv().unwrap();
                 // Publish the release, so the padding is within the producer's space.
-                assert_eq!(rx.recv().err(), Some(Error::Empty));
+                assert_eq!(rx.try_recv().err(), Some(Error::Empty));
                 m.poke(
                     DATA_OFFSET + 16,
                     COMMITTED | PADDING | ((256 - 16 - 8) << LEN_SHIFT),
@@ -670,8 +670,8 @@ fn each_corruption_is_reported_and_sticks() {
             "line padding short of the line's end",
             Corruption::BadPadding,
             |m, tx, rx| {
-                tx.send(&[1; 8], 0).unwrap();
-                rx.recv().unwrap();
+                tx.try_send(&[1; 8], 0).unwrap();
+                rx.try_recv().unwrap();
                 m.poke(DATA_OFFSET + 16, COMMITTED | PADDING | (8 << LEN_SHIFT));
             },
         ),
@@ -680,8 +680,8 @@ fn each_corruption_is_reported_and_sticks() {
             Corruption::BadPadding,
             |m, tx, rx| {
                 for _ in 0..8 {
-                    tx.send(&[], 0).unwrap();
-                    rx.recv().unwrap();
+                    tx.try_send(&[], 0).unwrap();
+                    rx.try_recv().unwrap();
                 }
                 m.poke(DATA_OFFSET + 64, COMMITTED | PADDING | (56 << LEN_SHIFT));
             },
@@ -690,9 +690,9 @@ fn each_corruption_is_reported_and_sticks() {
             "line padding followed by line padding",
             Corruption::BadPadding,
             |m, tx, rx| {
-                tx.send(&[1; 8], 0).unwrap();
-                rx.recv().unwrap();
-                assert_eq!(rx.recv().err(), Some(Error::Empty));
+                tx.try_send(&[1; 8], 0).unwrap();
+                rx.try_recv().unwrap();
+                assert_eq!(rx.try_recv().err(), Some(Error::Empty));
                 m.poke(DATA_OFFSET + 64, COMMITTED | PADDING | (56 << LEN_SHIFT));
                 m.poke(DATA_OFFSET + 16, COMMITTED | PADDING | (40 << LEN_SHIFT));
             },
@@ -705,8 +705,8 @@ fn each_corruption_is_reported_and_sticks() {
                 // forge a largest record: it would overlap unreleased space.
                 rx.set_release_threshold(256);
                 for _ in 0..16 {
-                    tx.send(&[], 0).unwrap();
-                    rx.recv().unwrap();
+                    tx.try_send(&[], 0).unwrap();
+                    rx.try_recv().unwrap();
                 }
                 m.poke(
                     DATA_OFFSET + 128,
@@ -720,8 +720,8 @@ fn each_corruption_is_reported_and_sticks() {
             |m, tx, rx| {
                 rx.set_release_threshold(256);
                 for _ in 0..30 {
-                    tx.send(&[], 0).unwrap();
-                    rx.recv().unwrap();
+                    tx.try_send(&[], 0).unwrap();
+                    rx.try_recv().unwrap();
                 }
                 // At offset 240 with 240 bytes unreleased: a 16-byte padding
                 // record plus the next header exceeds the capacity.
@@ -734,8 +734,8 @@ fn each_corruption_is_reported_and_sticks() {
             |m, tx, rx| {
                 rx.set_release_threshold(256);
                 for _ in 0..25 {
-                    tx.send(&[], 0).unwrap();
-                    rx.recv().unwrap();
+                    tx.try_send(&[], 0).unwrap();
+                    rx.try_recv().unwrap();
                 }
                 // At offset 200 with 200 bytes unreleased: an exact line pad
                 // (56 bytes) plus the next header exceeds the capacity. The
@@ -753,10 +753,10 @@ fn each_corruption_is_reported_and_sticks() {
                 let (mut tx, mut rx) = ring(&mem, cap, split, false);
                 forge(&mem, &mut tx, &mut rx);
                 let c = Error::Corrupt(want);
-                assert_eq!(rx.recv().err(), Some(c), "{name}");
+                assert_eq!(rx.try_recv().err(), Some(c), "{name}");
                 // Honest messages after the corruption change nothing.
-                let _ = tx.send(b"honest", 1);
-                assert_eq!(rx.recv().err(), Some(c), "{name}: sticky recv");
+                let _ = tx.try_send(b"honest", 1);
+                assert_eq!(rx.try_recv().err(), Some(c), "{name}: sticky recv");
                 assert_eq!(rx.peek().err(), Some(c), "{name}: sticky peek");
                 assert_eq!(
                     rx.recv_batch(5, |_, _| panic!("delivered after corruption")),
@@ -764,17 +764,17 @@ fn each_corruption_is_reported_and_sticks() {
                     "{name}"
                 );
                 assert_eq!(
-                    bounded(|| rx.recv_blocking(SHORT)).err(),
+                    bounded(|| rx.recv_timeout(SHORT)).err(),
                     Some(c),
-                    "{name}: sticky recv_blocking"
+                    "{name}: sticky recv_timeout"
                 );
                 // Repairing the region does not un-poison the handle.
                 mem.poke(DATA_OFFSET, 0);
-                assert_eq!(rx.recv().err(), Some(c), "{name}: sticky after repair");
+                assert_eq!(rx.try_recv().err(), Some(c), "{name}: sticky after repair");
                 // The producer is not affected.
-                let _ = tx.send(b"x", 2);
+                let _ = tx.try_send(b"x", 2);
                 assert!(
-                    matches!(tx.send(&[0; 300], 0), Err(Error::TooLarge { len: 300, max: m }) if m == max)
+                    matches!(tx.try_send(&[0; 300], 0), Err(Error::TooLarge { len: 300, max: m }) if m == max)
                 );
             }
         }
@@ -799,14 +799,14 @@ fn bad_released_position_poisons_the_producer() {
                 // Consume and release some, so that "backward" exists.
                 // 16-byte records: 256 is a multiple, so no padding.
                 for _ in 0..4 {
-                    tx.send(&[0; 8], 0).unwrap();
+                    tx.try_send(&[0; 8], 0).unwrap();
                 }
                 assert_eq!(rx.recv_batch(4, |_, _| {}), Ok(4));
                 let released = mem.peek_cons(split, 0);
                 assert_eq!(released, 4 * 16);
                 // Fill the ring.
                 let mut head = released;
-                while tx.send(&[0; 8], 0).is_ok() {
+                while tx.try_send(&[0; 8], 0).is_ok() {
                     head += 16;
                 }
                 let forged = match how {
@@ -817,31 +817,31 @@ fn bad_released_position_poisons_the_producer() {
                 };
                 mem.poke_cons(split, 0, forged);
                 let c = Error::Corrupt(Corruption::BadReleasedPosition);
-                assert_eq!(tx.send(&[0; 8], 0), Err(c), "{name}");
-                assert_eq!(tx.send(&[], 0), Err(c), "{name}: sticky send");
+                assert_eq!(tx.try_send(&[0; 8], 0), Err(c), "{name}");
+                assert_eq!(tx.try_send(&[], 0), Err(c), "{name}: sticky send");
                 assert_eq!(tx.send_staged(&[], 0), Err(c), "{name}: sticky send_staged");
-                assert_eq!(tx.reserve(0).err(), Some(c), "{name}: sticky reserve");
+                assert_eq!(tx.try_reserve(0).err(), Some(c), "{name}: sticky reserve");
                 assert_eq!(
-                    tx.reserve(usize::MAX).err(),
+                    tx.try_reserve(usize::MAX).err(),
                     Some(c),
                     "{name}: poison before TooLarge"
                 );
                 assert_eq!(
-                    bounded(|| tx.reserve_blocking(8, SHORT)).err(),
+                    bounded(|| tx.reserve_timeout(8, SHORT)).err(),
                     Some(c),
                     "{name}"
                 );
                 assert_eq!(
-                    bounded(|| tx.send_blocking(&[1], 0, SHORT)),
+                    bounded(|| tx.send_timeout(&[1], 0, SHORT)),
                     Err(c),
                     "{name}"
                 );
                 // Repairing the word does not un-poison the handle.
                 mem.poke_cons(split, 0, head);
-                assert_eq!(tx.send(&[], 0), Err(c), "{name}: sticky after repair");
+                assert_eq!(tx.try_send(&[], 0), Err(c), "{name}: sticky after repair");
                 // The consumer still receives what was published.
                 let mut n = 0;
-                while rx.recv().is_ok() {
+                while rx.try_recv().is_ok() {
                     n += 1;
                 }
                 assert_eq!(n, (head - released) / 16);
@@ -858,12 +858,12 @@ fn forward_released_position_is_accepted() {
     {
         let (mut tx, _rx) = ring(&mem, 256, false, false);
         let mut head = 0;
-        while tx.send(&[0; 16], 0).is_ok() {
+        while tx.try_send(&[0; 16], 0).is_ok() {
             head += 24;
         }
         mem.poke_cons(false, 0, head);
         for _ in 0..100 {
-            tx.send(&[0; 16], 0).unwrap();
+            tx.try_send(&[0; 16], 0).unwrap();
             head += 24;
             mem.poke_cons(false, 0, head);
         }
@@ -878,7 +878,7 @@ fn well_formed_garbage_is_delivered_in_bounds() {
         let (_tx, mut rx) = ring(&mem, 256, false, false);
         mem.poke(DATA_OFFSET, COMMITTED | (5 << LEN_SHIFT));
         mem.poke(DATA_OFFSET + 4, 77);
-        let m = rx.recv().unwrap();
+        let m = rx.try_recv().unwrap();
         assert_eq!((m.type_id(), m.len()), (77, 5));
         assert_eq!(
             m.as_ptr() as usize,
@@ -886,7 +886,7 @@ fn well_formed_garbage_is_delivered_in_bounds() {
         );
         drop(m);
         // The next header was never cleared by a producer: zero here.
-        assert_eq!(rx.recv().err(), Some(Error::Empty));
+        assert_eq!(rx.try_recv().err(), Some(Error::Empty));
     }
 }
 
@@ -898,10 +898,10 @@ fn line_padding_then_end_padding_is_skipped() {
         let mem = Mem::new();
         {
             let (mut tx, mut rx) = ring(&mem, 256, split, false);
-            tx.send(&[1; 8], 1).unwrap();
-            assert_eq!(rx.recv().unwrap().payload(), &[1; 8]);
+            tx.try_send(&[1; 8], 1).unwrap();
+            assert_eq!(rx.try_recv().unwrap().payload(), &[1; 8]);
             // Finding the ring empty publishes the release (position 16).
-            assert_eq!(rx.recv().err(), Some(Error::Empty));
+            assert_eq!(rx.try_recv().err(), Some(Error::Empty));
             mem.poke(DATA_OFFSET + 16, COMMITTED | PADDING | (40 << LEN_SHIFT));
             mem.poke(
                 DATA_OFFSET + 64,
@@ -912,7 +912,7 @@ fn line_padding_then_end_padding_is_skipped() {
             mem.poke(DATA_OFFSET, COMMITTED);
             mem.poke(DATA_OFFSET + 4, 77);
             mem.poke(DATA_OFFSET + 8, 0);
-            let m = rx.recv().unwrap();
+            let m = rx.try_recv().unwrap();
             assert_eq!((m.type_id(), m.len()), (77, 0), "split {split}");
             assert_eq!(
                 m.as_ptr() as usize,
@@ -932,8 +932,8 @@ fn header_is_copied_out_at_attach() {
             mem.poke(off, 0xDEAD_BEEF);
         }
         for i in 0..if cfg!(miri) { 100 } else { 1000u32 } {
-            tx.send(&i.to_le_bytes(), i).unwrap();
-            let m = rx.recv().unwrap();
+            tx.try_send(&i.to_le_bytes(), i).unwrap();
+            let m = rx.try_recv().unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &i.to_le_bytes()[..]));
         }
     }
@@ -946,19 +946,19 @@ fn forged_role_states() {
     let mem = Mem::new();
     {
         let (mut tx, mut rx) = ring(&mem, 256, false, false);
-        tx.send(b"a", 1).unwrap();
+        tx.try_send(b"a", 1).unwrap();
         // The producer "closed": published messages are still delivered first.
         mem.poke(256, STATE_CLOSED);
-        assert_eq!(rx.recv().unwrap().payload(), b"a");
-        assert_eq!(rx.recv().err(), Some(Error::Closed));
+        assert_eq!(rx.try_recv().unwrap().payload(), b"a");
+        assert_eq!(rx.try_recv().err(), Some(Error::Closed));
         mem.poke(256, 1);
-        assert_eq!(rx.recv().err(), Some(Error::Empty));
+        assert_eq!(rx.try_recv().err(), Some(Error::Empty));
         // The consumer "closed": a producer with room still sends; a full one reports Closed.
         mem.poke(CONSUMER_BLOCK_OFFSET + 128, STATE_CLOSED);
         assert!(tx.is_consumer_closed());
         let mut sent = 0;
         let err = loop {
-            match tx.send(&[7; 40], 2) {
+            match tx.try_send(&[7; 40], 2) {
                 Ok(()) => sent += 1,
                 Err(e) => break e,
             }
@@ -966,13 +966,13 @@ fn forged_role_states() {
         assert!(sent > 0);
         assert_eq!(err, Error::Closed);
         assert_eq!(
-            bounded(|| tx.send_blocking(&[7; 40], 2, SHORT)),
+            bounded(|| tx.send_timeout(&[7; 40], 2, SHORT)),
             Err(Error::Closed)
         );
         mem.poke(CONSUMER_BLOCK_OFFSET + 128, 9);
-        assert_eq!(tx.send(&[7; 40], 2), Err(Error::Full));
+        assert_eq!(tx.try_send(&[7; 40], 2), Err(Error::Full));
         assert_eq!(
-            bounded(|| tx.send_blocking(&[7; 40], 2, SHORT)),
+            bounded(|| tx.send_timeout(&[7; 40], 2, SHORT)),
             Err(Error::Timeout)
         );
     }

@@ -106,7 +106,7 @@ enum Op {
         ty: u32,
         seed: u8,
     },
-    /// `send_blocking` with a zero timeout.
+    /// `send_timeout` with a zero timeout.
     SendBlocking {
         len: Len,
         ty: u32,
@@ -131,7 +131,7 @@ enum Op {
     Recv {
         explicit_release: bool,
     },
-    /// `recv_blocking` with a zero timeout.
+    /// `recv_timeout` with a zero timeout.
     RecvBlocking,
     Peek,
     RecvBatch(u8),
@@ -497,7 +497,7 @@ fn too_large(n: usize, max: usize) -> Result<(), Error> {
 
 /// Receive one message with `recv` and check it against the model.
 fn recv_one(m: &mut Model, rx: &mut Rx<'_>, explicit_release: bool) {
-    let r = rx.recv();
+    let r = rx.try_recv();
     if m.published() == 0 {
         assert_eq!(r.err(), Some(Error::Empty), "recv with nothing published");
         m.found_empty();
@@ -515,16 +515,16 @@ fn recv_one(m: &mut Model, rx: &mut Rx<'_>, explicit_release: bool) {
     m.pop();
 }
 
-/// `reserve`, or `reserve_blocking` with a zero timeout.
+/// `reserve`, or `reserve_timeout` with a zero timeout.
 fn reserve<'t, 'a>(
     tx: &'t mut Tx<'a>,
     n: usize,
     blocking: bool,
 ) -> Result<Grant<'t, 'a, SpinWait>, Error> {
     if blocking {
-        tx.reserve_blocking(n, Some(Duration::ZERO))
+        tx.reserve_timeout(n, Duration::ZERO)
     } else {
-        tx.reserve(n)
+        tx.try_reserve(n)
     }
 }
 
@@ -579,9 +579,9 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
                 return;
             }
             let r = match op {
-                Op::Send { .. } => tx.send(&data, ty),
+                Op::Send { .. } => tx.try_send(&data, ty),
                 Op::SendStaged { .. } => tx.send_staged(&data, ty),
-                _ => tx.send_blocking(&data, ty, Some(Duration::ZERO)),
+                _ => tx.send_timeout(&data, ty, Duration::ZERO),
             };
             if n > max {
                 assert_eq!(r, too_large(n, max));
@@ -645,16 +645,16 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
         }
         Op::Recv { explicit_release } => recv_one(m, rx, explicit_release),
         Op::RecvBlocking => {
-            let r = rx.recv_blocking(Some(Duration::ZERO));
+            let r = rx.recv_timeout(Duration::ZERO);
             if m.published() == 0 {
                 assert_eq!(
                     r.err(),
                     Some(Error::Timeout),
-                    "recv_blocking with nothing published"
+                    "recv_timeout with nothing published"
                 );
                 m.found_empty();
             } else {
-                let msg = r.expect("recv_blocking with a published message");
+                let msg = r.expect("recv_timeout with a published message");
                 m.check_front(msg.type_id(), msg.payload());
                 m.check_at(msg.as_ptr() as usize, msg.len());
                 drop(msg);
@@ -728,7 +728,7 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             // Finding the ring empty publishes the release...
             recv_one(m, rx, false);
             // ... and then an empty ring takes a largest message, wherever the head is.
-            let mut g = tx.reserve(max).unwrap_or_else(|e| {
+            let mut g = tx.try_reserve(max).unwrap_or_else(|e| {
                 panic!(
                     "empty drained ring (cap {}, head {}) refused max_payload: {e:?}",
                     m.cap, m.head
@@ -868,17 +868,17 @@ fn max_payload_fits_at_every_offset() {
         let big = payload(9, max);
         for step in 0..cap / 8 + 2 {
             for _ in 0..step % 3 {
-                tx.send(&[], step).unwrap();
-                assert_eq!(rx.recv().unwrap().type_id(), step);
+                tx.try_send(&[], step).unwrap();
+                assert_eq!(rx.try_recv().unwrap().type_id(), step);
             }
-            assert_eq!(rx.recv().err(), Some(Error::Empty));
-            tx.send(&big, step)
+            assert_eq!(rx.try_recv().err(), Some(Error::Empty));
+            tx.try_send(&big, step)
                 .unwrap_or_else(|e| panic!("cap {cap}, step {step}: {e:?}"));
-            let msg = rx.recv().unwrap();
+            let msg = rx.try_recv().unwrap();
             assert_eq!((msg.type_id(), msg.payload()), (step, &big[..]));
             drop(msg);
-            tx.send(&[], 0).unwrap();
-            assert!(rx.recv().unwrap().is_empty());
+            tx.try_send(&[], 0).unwrap();
+            assert!(rx.try_recv().unwrap().is_empty());
         }
     }
 }
@@ -894,20 +894,20 @@ fn one_max_message_at_a_time_in_small_rings() {
         let max = max_payload(cap) as usize;
         for i in 0..if cfg!(miri) { 24 } else { 3 * cap } {
             let data = payload(i as u8, max);
-            tx.send(&data, i).unwrap();
-            assert_eq!(tx.send(&data, i), Err(Error::Full));
-            assert_eq!(tx.send(&data[..max - 7], i), Err(Error::Full));
-            let m = rx.recv().unwrap();
+            tx.try_send(&data, i).unwrap();
+            assert_eq!(tx.try_send(&data, i), Err(Error::Full));
+            assert_eq!(tx.try_send(&data[..max - 7], i), Err(Error::Full));
+            let m = rx.try_recv().unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &data[..]));
             drop(m);
             // Move the head by a varying amount so the next largest record
             // sometimes needs padding.
             for _ in 0..i % 4 {
-                tx.send(&[], i).unwrap();
-                assert!(rx.recv().unwrap().is_empty());
+                tx.try_send(&[], i).unwrap();
+                assert!(rx.try_recv().unwrap().is_empty());
             }
             // Finding the ring empty publishes the release.
-            assert_eq!(rx.recv().err(), Some(Error::Empty));
+            assert_eq!(rx.try_recv().err(), Some(Error::Empty));
         }
     }
 }
@@ -926,23 +926,23 @@ fn dropped_grant_bytes_are_never_delivered() {
         for round in 0..3 * cap {
             // A published message first, so that anything the producer does
             // after a publication has happened.
-            tx.send(b"a", 1).unwrap();
-            let mut g = tx.reserve(len).unwrap();
+            tx.try_send(b"a", 1).unwrap();
+            let mut g = tx.try_reserve(len).unwrap();
             for w in g.chunks_exact_mut(8) {
                 // A committed 3-byte record of type 666.
                 w[..4].copy_from_slice(&(1u32 | (3 << 2)).to_ne_bytes());
                 w[4..].copy_from_slice(&666u32.to_ne_bytes());
             }
             drop(g);
-            tx.send(b"b", 2).unwrap();
-            let m = rx.recv().unwrap();
+            tx.try_send(b"b", 2).unwrap();
+            let m = rx.try_recv().unwrap();
             assert_eq!(
                 (m.type_id(), m.payload()),
                 (1, &b"a"[..]),
                 "cap {cap}, round {round}"
             );
             drop(m);
-            let m = rx.recv().unwrap();
+            let m = rx.try_recv().unwrap();
             assert_eq!(
                 (m.type_id(), m.payload()),
                 (2, &b"b"[..]),
@@ -950,7 +950,7 @@ fn dropped_grant_bytes_are_never_delivered() {
             );
             drop(m);
             assert_eq!(
-                rx.recv().map(|m| (m.type_id(), m.to_vec())),
+                rx.try_recv().map(|m| (m.type_id(), m.to_vec())),
                 Err(Error::Empty),
                 "cap {cap}, round {round}: a message nobody committed"
             );
@@ -968,24 +968,24 @@ fn unused_tail_of_a_partial_commit_is_never_read() {
             split(buf.as_mut_slice(), Config::new(cap), SpinWait::std()).unwrap();
         let len = (cap as usize / 4).min(max_payload(cap) as usize);
         for round in 0..3 * cap {
-            tx.send(b"a", 1).unwrap();
-            let mut g = tx.reserve(len).unwrap();
+            tx.try_send(b"a", 1).unwrap();
+            let mut g = tx.try_reserve(len).unwrap();
             // 0x05050505: committed bit set, an impossible length.
             g.fill(0x05);
             let used = round as usize % 9;
             g.commit(used, 2);
             assert_eq!(
-                rx.recv().unwrap().payload(),
+                rx.try_recv().unwrap().payload(),
                 b"a",
                 "cap {cap}, round {round}"
             );
             let m = rx
-                .recv()
+                .try_recv()
                 .unwrap_or_else(|e| panic!("cap {cap}, round {round}: {e:?}"));
             assert_eq!((m.type_id(), m.payload()), (2, &[5u8; 8][..used]));
             drop(m);
             assert_eq!(
-                rx.recv().map(|m| (m.type_id(), m.to_vec())),
+                rx.try_recv().map(|m| (m.type_id(), m.to_vec())),
                 Err(Error::Empty),
                 "cap {cap}, round {round}: the unused tail read as a header"
             );

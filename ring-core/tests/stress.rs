@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Timeout of every blocking call: far longer than any honest wait.
-const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest capacity exercised.
 const BIG: usize = match region_size(65536) {
@@ -148,8 +148,8 @@ fn produce(mut tx: Tx<'_>, n: u64, seed: u64) {
                 }
                 let len = msg_len(seq, max);
                 fill(seq, &mut scratch[..len]);
-                tx.send_blocking(&scratch[..len], seq as u32, TIMEOUT)
-                    .unwrap_or_else(|e| panic!("send_blocking of message {seq}: {e:?}"));
+                tx.send_timeout(&scratch[..len], seq as u32, TIMEOUT)
+                    .unwrap_or_else(|e| panic!("send_timeout of message {seq}: {e:?}"));
                 seq += 1;
             }
             // In-place write into a larger reservation, commit of part of it.
@@ -157,8 +157,8 @@ fn produce(mut tx: Tx<'_>, n: u64, seed: u64) {
                 let len = msg_len(seq, max);
                 let extra = rng.below(24) as usize;
                 let mut g = tx
-                    .reserve_blocking((len + extra).min(max), TIMEOUT)
-                    .unwrap_or_else(|e| panic!("reserve_blocking of message {seq}: {e:?}"));
+                    .reserve_timeout((len + extra).min(max), TIMEOUT)
+                    .unwrap_or_else(|e| panic!("reserve_timeout of message {seq}: {e:?}"));
                 assert_eq!(g.as_ptr() as usize % 8, 0);
                 if rng.below(2) == 0 {
                     fill(seq, &mut g[..len]);
@@ -175,12 +175,12 @@ fn produce(mut tx: Tx<'_>, n: u64, seed: u64) {
                 let k = 1 + rng.below(24);
                 for _ in 0..k.min(n - seq) {
                     let len = msg_len(seq, max);
-                    let mut g = match tx.reserve(len) {
+                    let mut g = match tx.try_reserve(len) {
                         Ok(g) => g,
                         // Full published the batch so far; wait for room.
                         Err(Error::Full) => tx
-                            .reserve_blocking(len, TIMEOUT)
-                            .unwrap_or_else(|e| panic!("reserve_blocking of message {seq}: {e:?}")),
+                            .reserve_timeout(len, TIMEOUT)
+                            .unwrap_or_else(|e| panic!("reserve_timeout of message {seq}: {e:?}")),
                         Err(e) => panic!("reserve of message {seq}: {e:?}"),
                     };
                     fill(seq, &mut g);
@@ -207,8 +207,8 @@ fn produce(mut tx: Tx<'_>, n: u64, seed: u64) {
             _ => {
                 let len = rng.below(max as u64 + 1) as usize;
                 let mut g = tx
-                    .reserve_blocking(len, TIMEOUT)
-                    .unwrap_or_else(|e| panic!("reserve_blocking before message {seq}: {e:?}"));
+                    .reserve_timeout(len, TIMEOUT)
+                    .unwrap_or_else(|e| panic!("reserve_timeout before message {seq}: {e:?}"));
                 g.fill(0x05);
                 drop(g);
             }
@@ -228,8 +228,8 @@ fn consume(mut rx: Rx<'_>, n: u64, seed: u64) {
         match rng.below(16) {
             0..=6 => {
                 let m = rx
-                    .recv_blocking(TIMEOUT)
-                    .unwrap_or_else(|e| panic!("recv_blocking of message {seq}: {e:?}"));
+                    .recv_timeout(TIMEOUT)
+                    .unwrap_or_else(|e| panic!("recv_timeout of message {seq}: {e:?}"));
                 verify_in_place(seq, max, m.type_id(), m.payload());
                 if rng.below(2) == 0 {
                     m.release();
@@ -246,8 +246,8 @@ fn consume(mut rx: Rx<'_>, n: u64, seed: u64) {
                     Err(Error::Empty) => {
                         // Wait for the next one instead of spinning here.
                         let m = rx
-                            .recv_blocking(TIMEOUT)
-                            .unwrap_or_else(|e| panic!("recv_blocking of message {seq}: {e:?}"));
+                            .recv_timeout(TIMEOUT)
+                            .unwrap_or_else(|e| panic!("recv_timeout of message {seq}: {e:?}"));
                         verify_in_place(seq, max, m.type_id(), m.payload());
                         seq += 1;
                     }
@@ -258,7 +258,7 @@ fn consume(mut rx: Rx<'_>, n: u64, seed: u64) {
                 Ok(p) => {
                     verify_in_place(seq, max, p.type_id(), p.payload());
                     let (ty, bytes) = (p.type_id(), p.payload().to_vec());
-                    let m = rx.recv().expect("recv after a successful peek");
+                    let m = rx.try_recv().expect("recv after a successful peek");
                     assert_eq!(
                         (m.type_id(), m.payload()),
                         (ty, &bytes[..]),
@@ -269,7 +269,7 @@ fn consume(mut rx: Rx<'_>, n: u64, seed: u64) {
                 Err(Error::Empty) => std::thread::yield_now(),
                 Err(e) => panic!("peek at message {seq}: {e:?}"),
             },
-            14 => match rx.recv() {
+            14 => match rx.try_recv() {
                 Ok(m) => {
                     verify_in_place(seq, max, m.type_id(), m.payload());
                     seq += 1;
@@ -282,11 +282,11 @@ fn consume(mut rx: Rx<'_>, n: u64, seed: u64) {
     }
     // Everything arrived; the producer drops after its last message.
     assert_eq!(
-        rx.recv_blocking(TIMEOUT).err(),
+        rx.recv_timeout(TIMEOUT).err(),
         Some(Error::Closed),
         "after the last message"
     );
-    assert_eq!(rx.recv().err(), Some(Error::Closed));
+    assert_eq!(rx.try_recv().err(), Some(Error::Closed));
     assert_eq!(rx.peek().err(), Some(Error::Closed));
 }
 
@@ -444,7 +444,7 @@ fn producer_drop_delivers_everything_then_closed() {
                     let mut rng = Rng::new(k);
                     for seq in 0..k {
                         let len = msg_len(seq, max);
-                        let mut g = tx.reserve_blocking(len, TIMEOUT).unwrap();
+                        let mut g = tx.reserve_timeout(len, TIMEOUT).unwrap();
                         fill(seq, &mut g);
                         // Mostly staged: the drop below must publish the tail.
                         if rng.below(8) == 0 {
@@ -460,9 +460,9 @@ fn producer_drop_delivers_everything_then_closed() {
                     // Mix non-blocking polls (which may see Closed early if
                     // the ring reported it too soon) with blocking receives.
                     let r = if seq % 3 == 0 {
-                        rx.recv()
+                        rx.try_recv()
                     } else {
-                        rx.recv_blocking(TIMEOUT)
+                        rx.recv_timeout(TIMEOUT)
                     };
                     match r {
                         Ok(m) => {
@@ -478,14 +478,14 @@ fn producer_drop_delivers_everything_then_closed() {
                     seq, k,
                     "Closed before every committed message was delivered"
                 );
-                assert_eq!(rx.recv().err(), Some(Error::Closed));
+                assert_eq!(rx.try_recv().err(), Some(Error::Closed));
                 assert_eq!(rx.peek().err(), Some(Error::Closed));
                 assert_eq!(
                     rx.recv_batch(10, |_, _| panic!("message after Closed")),
                     Err(Error::Closed)
                 );
                 assert_eq!(
-                    rx.recv_blocking(Some(Duration::from_millis(1))).err(),
+                    rx.recv_timeout(Duration::from_millis(1)).err(),
                     Some(Error::Closed)
                 );
                 assert!(rx.is_producer_closed());
@@ -503,7 +503,7 @@ fn producer_drop_publishes_staged() {
     for i in 0..5u32 {
         tx.send_staged(&[i as u8; 3], i).unwrap();
     }
-    assert_eq!(rx.recv().err(), Some(Error::Empty));
+    assert_eq!(rx.try_recv().err(), Some(Error::Empty));
     drop(tx);
     let mut got = Vec::new();
     assert_eq!(rx.recv_batch(100, |t, p| got.push((t, p.to_vec()))), Ok(5));
@@ -532,7 +532,7 @@ fn consumer_drop_unblocks_producer() {
                     let err = loop {
                         let len = msg_len(seq, max);
                         fill(seq, &mut scratch[..len]);
-                        match tx.send_blocking(&scratch[..len], seq as u32, TIMEOUT) {
+                        match tx.send_timeout(&scratch[..len], seq as u32, TIMEOUT) {
                             Ok(()) => seq += 1,
                             Err(e) => break e,
                         }
@@ -544,12 +544,12 @@ fn consumer_drop_unblocks_producer() {
                     );
                     assert!(tx.is_consumer_closed());
                     // The ring stays full: later calls report Closed too.
-                    assert_eq!(tx.send(&scratch[..max], 0), Err(Error::Closed));
-                    assert_eq!(tx.reserve_blocking(max, TIMEOUT).err(), Some(Error::Closed));
+                    assert_eq!(tx.try_send(&scratch[..max], 0), Err(Error::Closed));
+                    assert_eq!(tx.reserve_timeout(max, TIMEOUT).err(), Some(Error::Closed));
                     seq
                 });
                 for seq in 0..received {
-                    let m = rx.recv_blocking(TIMEOUT).unwrap();
+                    let m = rx.recv_timeout(TIMEOUT).unwrap();
                     verify_in_place(seq, max, m.type_id(), m.payload());
                 }
                 // Let the producer fill the ring and block (correct either way).
@@ -575,7 +575,7 @@ fn producer_drop_unblocks_consumer() {
                 std::thread::sleep(Duration::from_millis(30));
                 drop(tx);
             });
-            assert_eq!(rx.recv_blocking(TIMEOUT).err(), Some(Error::Closed));
+            assert_eq!(rx.recv_timeout(TIMEOUT).err(), Some(Error::Closed));
         });
     }
 }
@@ -618,13 +618,13 @@ fn nontemporal_copies_land_before_their_publication() {
                         w.copy_from_slice(&std::hint::black_box(word(seq, k)).to_le_bytes());
                     }
                     if !staged {
-                        tx.send_blocking(&scratch, seq as u32, TIMEOUT).unwrap();
+                        tx.send_timeout(&scratch, seq as u32, TIMEOUT).unwrap();
                         continue;
                     }
                     while let Err(e) = tx.send_staged(&scratch, seq as u32) {
                         // Full published the staged ones: wait for room.
                         assert_eq!(e, Error::Full);
-                        tx.wait_for_room(len, TIMEOUT).unwrap();
+                        tx.wait_for_room(len, Some(TIMEOUT)).unwrap();
                     }
                     if seq % 4 == 3 {
                         tx.publish();
@@ -632,7 +632,7 @@ fn nontemporal_copies_land_before_their_publication() {
                 }
             });
             for seq in 0..n {
-                let m = rx.recv_blocking(TIMEOUT).unwrap();
+                let m = rx.recv_timeout(TIMEOUT).unwrap();
                 assert_eq!((m.type_id(), m.len()), (seq as u32, len));
                 let p = m.payload();
                 for k in (0..len.div_ceil(64)).flat_map(|l| [l * 8, l * 8 + 7]) {
