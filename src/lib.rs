@@ -104,6 +104,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod ring;
+pub mod typed;
 
 // The README's Rust examples run as doc tests, so they stay true.
 #[cfg(doctest)]
