@@ -1,105 +1,52 @@
-//! memtube: lock-free single-producer single-consumer message rings in
-//! shared memory, for zero-copy messaging between threads and between
-//! processes on one machine.
+//! memtube: messages between threads and processes on one machine through a
+//! lock-free single-producer single-consumer ring in shared memory: zero
+//! copy, no serialization, no system call while both sides are busy.
 //!
-//! This crate is the facade. It re-exports all of [`memtube_ring`] (the
-//! `no_std`, allocation-free ring over a byte region you supply) with its
-//! `std` feature on, so [`SpinWait::std`] and `std::error::Error` are
-//! available, and on Linux the process shim `platform-linux`. The protocol,
-//! the trust model and the byte-level region layout are documented in
-//! [`memtube_ring`]'s crate docs.
+//! - The crate root is the **process API**: [`listen`] in one process,
+//!   [`connect`] in another, then a [`Sender`] / [`Receiver`] pair (one-way)
+//!   or [`Connection::call`] / [`Connection::serve`] (duplex). Linux and
+//!   macOS; errors are [`Error`].
+//! - [`ring`] is the **ring** itself, for threads ([`ring::channel`]), for
+//!   memory you own ([`ring::split`]) and for regions you map yourself
+//!   ([`ring::init`], [`ring::attach_producer`], [`ring::attach_consumer`]);
+//!   errors are [`ring::Error`]. It is also published alone, `no_std`, as
+//!   `memtube-ring`.
+//! - [`typed`] sends and reads `#[repr(C)]` values in place.
 //!
-//! # Threads
-//!
-//! [`split`] lays a ring over memory you own (for example a boxed
-//! [`RegionBuf`]) and returns a `Send` [`Producer`] and [`Consumer`]:
+//! Blocking follows std and crossbeam: `recv()` blocks, `try_recv()` does
+//! not, `recv_timeout(d)` waits at most `d`; the same for `send` and
+//! `reserve`. Zero copy is the fast path: `reserve` space, write in place,
+//! `commit`; a received [`Message`] is a view into the ring, released when
+//! dropped.
 //!
 //! ```
-//! use memtube::{region_size, split, Config, Error, RegionBuf, SpinWait};
+//! # #[cfg(any(target_os = "linux", target_os = "macos"))] {
+//! use memtube::{connect, listen, Options};
 //! use std::time::Duration;
 //!
-//! const CAP: u32 = 4096;
-//! const SIZE: usize = match region_size(CAP) {
-//!     Some(n) => n, // control block + data area
-//!     None => panic!("capacity must be a power of two"),
-//! };
-//! let mut region = Box::new(RegionBuf::<SIZE>::new());
-//! let (mut tx, mut rx) = split(region.as_mut_slice(), Config::new(CAP), SpinWait::std())?;
-//!
-//! std::thread::scope(|s| {
-//!     s.spawn(move || {
-//!         for i in 0u64..100 {
-//!             // Zero copy: write the payload in place, then commit it.
-//!             let mut grant = tx.reserve_blocking(8, Some(Duration::from_secs(10))).unwrap();
-//!             grant.copy_from_slice(&i.to_ne_bytes());
-//!             grant.commit(8, 1);
-//!         }
-//!         // Dropping the producer closes the ring.
-//!     });
-//!     for i in 0u64..100 {
-//!         let msg = rx.recv_blocking(Some(Duration::from_secs(10))).unwrap();
-//!         assert_eq!(msg.type_id(), 1);
-//!         assert_eq!(u64::from_ne_bytes(msg.payload().try_into().unwrap()), i);
-//!     } // each message's space is released when it is dropped
-//!     assert_eq!(rx.recv_blocking(None).err(), Some(Error::Closed));
+//! let addr = std::env::temp_dir().join(format!("memtube-doc-{}.sock", std::process::id()));
+//! let opts = Options::new().duplex(true);
+//! let listener = listen(addr.as_path(), &opts)?;
+//! // The server; normally another process.
+//! let server = std::thread::spawn(move || -> memtube::Result<()> {
+//!     let mut conn = listener.accept_timeout(Duration::from_secs(10))?;
+//!     conn.serve(|_type_id, request, reply| {
+//!         reply.extend(request.iter().rev()); // the reply: the request reversed
+//!         7 // the reply's type id
+//!     })
 //! });
-//! # Ok::<(), memtube::Error>(())
-//! ```
-//!
-//! # Processes (Linux)
-//!
-//! On Linux the facade re-exports `platform-linux`: [`listen`] in one
-//! process, [`connect`] in another, then a [`Sender`] / [`Receiver`] pair
-//! (one-way) or [`Connection::call`] / [`Connection::serve`] (duplex). The
-//! regions are sealed memfds passed with `SCM_RIGHTS`, waiting is a
-//! process-shared futex ([`FutexWait`]), each side maps the other's pages
-//! read-only, and a blocked call reports a dead peer within about 50 ms.
-//! Process errors are [`IpcError`] (ring-core's [`Error`] keeps its name);
-//! the whole shim is at [`linux`].
-//!
-//! ```
-//! # #[cfg(target_os = "linux")] {
-//! use memtube::{connect, listen, Direction, Options};
-//! use std::time::Duration;
-//!
-//! let addr = format!("@memtube-facade-doc-{}", std::process::id());
-//! let opts = Options::new().direction(Direction::ListenerToConnector);
-//! let listener = listen(addr.as_str(), &opts)?;
-//! // The peer would normally be another process.
-//! let peer = std::thread::spawn(move || -> Result<u32, memtube::IpcError> {
-//!     let mut conn = connect(addr.as_str(), &opts)?;
-//!     let rx = conn.receiver()?;
-//!     let mut sum = 0;
-//!     loop {
-//!         match rx.recv_blocking(Some(Duration::from_secs(10))) {
-//!             Ok(m) => sum += u32::from(m[0]),
-//!             Err(memtube::IpcError::Closed) => return Ok(sum), // clean close
-//!             Err(e) => return Err(e),
-//!         }
-//!     }
-//! });
-//! let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
-//! let tx = conn.sender()?;
-//! for i in 1..=10u8 {
-//!     let mut grant = tx.reserve_blocking(1, Some(Duration::from_secs(10)))?;
-//!     grant[0] = i; // zero copy: written in place
-//!     grant.commit(1, 0);
-//! }
-//! drop(conn);
-//! assert_eq!(peer.join().unwrap()?, 55);
+//! let mut conn = connect(addr.as_path(), &opts)?;
+//! let reply = conn.call(1, b"abc")?;
+//! assert_eq!((reply.type_id(), reply.payload()), (7, &b"cba"[..]));
+//! drop(reply);
+//! drop(conn); // a clean close: the server's `serve` returns Ok(())
+//! server.join().unwrap()?;
 //! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! - macOS: `platform-macos`, re-exported with the same names (`listen`,
-//!   `connect`, `Options`, `IpcError`, ...): `shm_open` regions, the same
-//!   handshake over `SOCK_STREAM`, `os_sync` / `__ulock` waiting
-//!   (`UlockWait`). Type-checked from Linux, not yet run on a Mac: see the
-//!   README's table. On Linux the same POSIX code runs with
-//!   `Options::new().backend(Backend::PosixShm)`.
-//! - Other targets: ring-core only. Processes that map a region themselves
-//!   can use [`init`], [`attach_producer`] and [`attach_consumer`] with
-//!   [`SpinWait`] or their own [`Wait`].
+//! The wire format (region layout, records, handshake) is specified in
+//! `docs/PROTOCOL.md`, so peers in other languages can implement it.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
