@@ -110,32 +110,69 @@ pub use memtube_ring::*;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-// The one switch of the OS shim: Linux re-exports platform-linux, macOS
-// platform-macos, with the same names (both name platform-posix's types).
-// Only the Wait differs: `FutexWait` on Linux, `UlockWait` on macOS.
+// The one switch of the OS shim: `Sys` is the system under memtube-posix's
+// generic types (`memtube_linux::Linux` or `memtube_macos::MacOs`), and the
+// public names below are defined once, for both. Only the Wait differs:
+// `FutexWait` on Linux, `UlockWait` on macOS.
 cfg_if::cfg_if! {
-    if #[cfg(target_os = "linux")] {
-        pub use memtube_linux::{
-            connect, listen, Addr, Backend, Connection, Direction, FutexWait, HandshakeFailure,
-            Listener, Options, PeerCred, PeerState, Receiver, Reply, Sender, UidPolicy,
+    if #[cfg(any(target_os = "linux", target_os = "macos"))] {
+        cfg_if::cfg_if! {
+            if #[cfg(target_os = "linux")] {
+                type Sys = memtube_linux::Linux;
+                pub use memtube_linux::FutexWait;
+                /// The Linux system crate (memfd regions, the futex, `SO_PEERCRED`, ...).
+                pub use memtube_linux as linux;
+            } else {
+                type Sys = memtube_macos::MacOs;
+                pub use memtube_macos::UlockWait;
+                /// The macOS system crate (`getpeereid`, the `os_sync` / `__ulock` wait, ...).
+                pub use memtube_macos as macos;
+            }
+        }
+        pub use memtube_posix::{
+            Addr, Backend, Direction, HandshakeFailure, Options, PeerCred, PeerState, UidPolicy,
             LIVENESS_SLICE,
         };
         /// Process IPC errors (`listen`, `connect` and the process handles);
         /// ring-core's own [`Error`] stays at `memtube::Error`.
-        pub use memtube_linux::Error as IpcError;
-        /// The Linux shim in full (regions, handshake messages, ...).
-        pub use memtube_linux as linux;
-    } else if #[cfg(target_os = "macos")] {
-        pub use memtube_macos::{
-            connect, listen, Addr, Backend, Connection, Direction, HandshakeFailure, Listener,
-            Options, PeerCred, PeerState, Receiver, Reply, Sender, UidPolicy, UlockWait,
-            LIVENESS_SLICE,
-        };
-        /// Process IPC errors (`listen`, `connect` and the process handles);
-        /// ring-core's own [`Error`] stays at `memtube::Error`.
-        pub use memtube_macos::Error as IpcError;
-        /// The macOS shim in full (regions, handshake messages, ...).
-        pub use memtube_macos as macos;
+        pub use memtube_posix::Error as IpcError;
+        /// A listening socket; see [`memtube_posix::Listener`].
+        pub type Listener = memtube_posix::Listener<Sys>;
+        /// A connection: one ring or two; see [`memtube_posix::Connection`].
+        pub type Connection = memtube_posix::Connection<Sys>;
+        /// The writing end of a ring to the peer process; see [`memtube_posix::Sender`].
+        ///
+        /// ```compile_fail
+        /// fn is_sync<T: Sync>() {}
+        /// is_sync::<memtube::Sender>();
+        /// ```
+        pub type Sender = memtube_posix::Sender<Sys>;
+        /// The reading end of a ring from the peer process; see [`memtube_posix::Receiver`].
+        ///
+        /// ```compile_fail
+        /// fn is_sync<T: Sync>() {}
+        /// is_sync::<memtube::Receiver>();
+        /// ```
+        pub type Receiver = memtube_posix::Receiver<Sys>;
+        /// A reply to [`Connection::call`](memtube_posix::Connection::call).
+        pub type Reply<'r> = memtube_posix::Reply<'r, Sys>;
+
+        /// Listen on `addr` (a path, or `"@name"` for a Linux abstract
+        /// name); see [`memtube_posix::listen`].
+        pub fn listen(
+            addr: impl Into<Addr>,
+            opts: &Options,
+        ) -> std::result::Result<Listener, IpcError> {
+            memtube_posix::listen(addr, opts)
+        }
+
+        /// Connect to a listener at `addr`; see [`memtube_posix::connect`].
+        pub fn connect(
+            addr: impl Into<Addr>,
+            opts: &Options,
+        ) -> std::result::Result<Connection, IpcError> {
+            memtube_posix::connect(addr, opts)
+        }
     } else {
         // No shim: ring-core over memory the caller maps, with its own Wait.
     }

@@ -1,8 +1,10 @@
 //! One conformance suite, run against both region backends on Linux: the
 //! Linux shim's memfds (`Backend::Memfd`, `SOCK_SEQPACKET`) and the POSIX
 //! path that macOS uses (`Backend::PosixShm`: `shm_open` regions, the
-//! `SOCK_STREAM` handshake), both with the futex wait. Whatever passes
-//! here for `PosixShm` is the macOS shim's code except its `Wait`.
+//! `SOCK_STREAM` handshake), both under `memtube_linux::Linux` (the futex
+//! wait). Whatever passes here for `PosixShm` is the code macOS runs,
+//! except what `memtube_macos::MacOs` implements of the `Os` trait (its
+//! wait, socket flags, `getpeereid`).
 
 #![cfg(target_os = "linux")]
 

@@ -7,7 +7,7 @@
 
 #![cfg(target_os = "linux")]
 
-use memtube::linux::region;
+use memtube::linux::{memfd, Linux};
 use memtube::{
     connect, listen, Connection, Direction, HandshakeFailure, IpcError as Error, Options, UidPolicy,
 };
@@ -553,8 +553,8 @@ fn fake_listener(
 }
 
 fn sealed_memfd(len: u64) -> OwnedFd {
-    let fd = region::create(c"fake", len, false).unwrap();
-    region::seal(fd.as_fd(), false).unwrap();
+    let fd = memfd::create(c"fake", len, false).unwrap();
+    memfd::seal(fd.as_fd(), false).unwrap();
     fd
 }
 
@@ -566,7 +566,7 @@ fn good_handshake() -> (Handshake, Vec<OwnedFd>) {
 
 fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[OwnedFd]) {
     let b: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-    memtube::linux::handshake::send_raw(sock, bytes, &b).unwrap();
+    memtube_posix::handshake::send_raw::<Linux>(sock, bytes, &b).unwrap();
 }
 
 fn try_forged(forge: impl FnOnce(BorrowedFd<'_>) + Send + 'static) -> Error {

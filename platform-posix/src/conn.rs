@@ -4,15 +4,15 @@ use crate::error::{Error, Result};
 use crate::liveness::{Link, PeerState};
 use crate::peer::PeerCred;
 use crate::rings::RingMaps;
-use crate::OsWait;
+use crate::Os;
 use memtube_ring::{Consumer, Producer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A reservation in a [`Sender`]'s ring: write in place, then `commit`.
-pub type Grant<'s, W> = memtube_ring::Grant<'s, 'static, W>;
+pub type Grant<'s, O> = memtube_ring::Grant<'s, 'static, <O as Os>::Wait>;
 /// A message in place in a [`Receiver`]'s ring; released when dropped.
-pub type Message<'r, W> = memtube_ring::Message<'r, 'static, W>;
+pub type Message<'r, O> = memtube_ring::Message<'r, 'static, <O as Os>::Wait>;
 
 /// Blocking calls wait in slices of at most this long and check the peer's
 /// socket between slices, so a dead peer is noticed within about this long.
@@ -119,11 +119,13 @@ fn peer_error(s: PeerState) -> Error {
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
-/// is_sync::<memtube_posix::Sender<memtube_ring::SpinWait>>();
+/// fn check<O: memtube_posix::Os>() {
+///     is_sync::<memtube_posix::Sender<O>>();
+/// }
 /// ```
-pub struct Sender<W: OsWait> {
+pub struct Sender<O: Os> {
     // Field order matters: the producer borrows `maps` and drops first.
-    tx: Producer<'static, W>,
+    tx: Producer<'static, O::Wait>,
     link: Arc<Link>,
     _maps: RingMaps,
 }
@@ -131,10 +133,10 @@ pub struct Sender<W: OsWait> {
 /// See [`Sender::set_early_wrap`].
 const DEFAULT_EARLY_WRAP: u32 = 4096;
 
-impl<W: OsWait> Sender<W> {
+impl<O: Os> Sender<O> {
     pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
         Ok(Sender {
-            tx: maps.producer()?,
+            tx: maps.producer::<O>()?,
             link,
             _maps: maps,
         })
@@ -149,7 +151,7 @@ impl<W: OsWait> Sender<W> {
 
     /// Reserve `len` bytes in place without blocking.
     #[inline]
-    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, W>> {
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, O>> {
         self.tx.reserve(len).map_err(Error::from)
     }
 
@@ -162,7 +164,7 @@ impl<W: OsWait> Sender<W> {
         &mut self,
         len: usize,
         timeout: Option<Duration>,
-    ) -> Result<Grant<'_, W>> {
+    ) -> Result<Grant<'_, O>> {
         self.make_room(len, timeout)?;
         self.tx.reserve(len).map_err(Error::from)
     }
@@ -317,18 +319,20 @@ impl<W: OsWait> Sender<W> {
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
-/// is_sync::<memtube_posix::Receiver<memtube_ring::SpinWait>>();
+/// fn check<O: memtube_posix::Os>() {
+///     is_sync::<memtube_posix::Receiver<O>>();
+/// }
 /// ```
-pub struct Receiver<W: OsWait> {
-    rx: Consumer<'static, W>,
+pub struct Receiver<O: Os> {
+    rx: Consumer<'static, O::Wait>,
     link: Arc<Link>,
     _maps: RingMaps,
 }
 
-impl<W: OsWait> Receiver<W> {
+impl<O: Os> Receiver<O> {
     pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
         Ok(Receiver {
-            rx: maps.consumer()?,
+            rx: maps.consumer::<O>()?,
             link,
             _maps: maps,
         })
@@ -338,7 +342,7 @@ impl<W: OsWait> Receiver<W> {
     /// non-blocking call does not check liveness: use
     /// [`recv_blocking`](Self::recv_blocking) or [`probe_peer`](Self::probe_peer)).
     #[inline]
-    pub fn recv(&mut self) -> Result<Message<'_, W>> {
+    pub fn recv(&mut self) -> Result<Message<'_, O>> {
         self.rx.recv().map_err(Error::from)
     }
 
@@ -348,7 +352,7 @@ impl<W: OsWait> Receiver<W> {
     /// message it committed was delivered, noticed within [`LIVENESS_SLICE`]
     /// plus a system call).
     #[inline]
-    pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_, W>> {
+    pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_, O>> {
         // The first liveness slice through ring-core's own wait, inline: its
         // spin runs here, and the record it finds stays validated for `recv`.
         let budget = Budget::new(timeout);
@@ -392,16 +396,17 @@ impl<W: OsWait> Receiver<W> {
     }
 }
 
-// The handles are `Send` (checked at compile time; `Sync` is not, see the
-// compile_fail doc tests).
+// The handles are `Send` on every system (checked at compile time for any
+// `O: Os`; `Sync` they are not, see the compile_fail doc tests).
 const _: () = {
     fn send<T: Send>() {}
-    fn check() {
-        send::<Sender<memtube_ring::SpinWait>>();
-        send::<Receiver<memtube_ring::SpinWait>>();
-        send::<Connection<memtube_ring::SpinWait>>();
+    // Type-checked for every `O` without being instantiated.
+    #[allow(dead_code)]
+    fn check<O: Os>() {
+        send::<Sender<O>>();
+        send::<Receiver<O>>();
+        send::<Connection<O>>();
     }
-    let _ = check;
 };
 
 /// A reply to [`Connection::call`], in place in the ring.
@@ -411,11 +416,11 @@ const _: () = {
 /// requests 1, 2, 3, ... per connection) and the rest is the body; the
 /// message's type id is the request's (or the reply's) type. A reply carries
 /// its request's id; `call` skips replies to earlier calls that timed out.
-pub struct Reply<'r, W: OsWait> {
-    msg: Message<'r, W>,
+pub struct Reply<'r, O: Os> {
+    msg: Message<'r, O>,
 }
 
-impl<W: OsWait> Reply<'_, W> {
+impl<O: Os> Reply<'_, O> {
     /// The reply's type id (chosen by the server's handler).
     pub fn type_id(&self) -> u32 {
         self.msg.type_id()
@@ -443,16 +448,16 @@ fn read_id(p: &[u8]) -> Option<u64> {
 /// [`receiver`](Self::receiver) (by reference) or
 /// [`into_split`](Self::into_split); use [`call`](Self::call) /
 /// [`serve`](Self::serve) in duplex mode.
-pub struct Connection<W: OsWait> {
-    sender: Option<Sender<W>>,
-    receiver: Option<Receiver<W>>,
+pub struct Connection<O: Os> {
+    sender: Option<Sender<O>>,
+    receiver: Option<Receiver<O>>,
     link: Arc<Link>,
     peer: PeerCred,
     next_id: u64,
     scratch: Vec<u8>,
 }
 
-impl<W: OsWait> std::fmt::Debug for Connection<W> {
+impl<O: Os> std::fmt::Debug for Connection<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("sender", &self.sender.is_some())
@@ -462,7 +467,7 @@ impl<W: OsWait> std::fmt::Debug for Connection<W> {
     }
 }
 
-impl<W: OsWait> Connection<W> {
+impl<O: Os> Connection<O> {
     pub(crate) fn new(rings: Vec<(RingMaps, bool)>, link: Link, peer: PeerCred) -> Result<Self> {
         let link = Arc::new(link);
         let duplex = rings.len() == 2;
@@ -498,18 +503,18 @@ impl<W: OsWait> Connection<W> {
     }
 
     /// This side's sender ([`Error::NoSuchHandle`] if this side only receives).
-    pub fn sender(&mut self) -> Result<&mut Sender<W>> {
+    pub fn sender(&mut self) -> Result<&mut Sender<O>> {
         self.sender.as_mut().ok_or(Error::NoSuchHandle)
     }
 
     /// This side's receiver ([`Error::NoSuchHandle`] if this side only sends).
-    pub fn receiver(&mut self) -> Result<&mut Receiver<W>> {
+    pub fn receiver(&mut self) -> Result<&mut Receiver<O>> {
         self.receiver.as_mut().ok_or(Error::NoSuchHandle)
     }
 
     /// The handles, to move to other threads. The liveness socket stays open
     /// until the last of them (and the connection) is dropped.
-    pub fn into_split(self) -> (Option<Sender<W>>, Option<Receiver<W>>) {
+    pub fn into_split(self) -> (Option<Sender<O>>, Option<Receiver<O>>) {
         (self.sender, self.receiver)
     }
 
@@ -535,7 +540,7 @@ impl<W: OsWait> Connection<W> {
         type_id: u32,
         request: &[u8],
         timeout: Option<Duration>,
-    ) -> Result<Reply<'_, W>> {
+    ) -> Result<Reply<'_, O>> {
         let deadline = crate::sock::deadline(timeout);
         let id = self.next_id;
         self.next_id += 1;

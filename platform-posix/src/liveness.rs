@@ -35,13 +35,16 @@ pub(crate) struct Link {
     sock: OwnedFd,
     /// 0 alive, 1 closed cleanly, 2 gone. Only moves away from 0.
     state: AtomicU8,
+    /// The system's flags of every send ([`Os::SEND_FLAGS`](crate::Os::SEND_FLAGS)).
+    send_flags: SendFlags,
 }
 
 impl Link {
-    pub(crate) fn new(sock: OwnedFd) -> Self {
+    pub(crate) fn new(sock: OwnedFd, send_flags: SendFlags) -> Self {
         Link {
             sock,
             state: AtomicU8::new(0),
+            send_flags,
         }
     }
 
@@ -86,7 +89,7 @@ impl Drop for Link {
         let _ = rustix::net::send(
             &self.sock,
             &[CLOSE_BYTE],
-            SendFlags::DONTWAIT | crate::os::SEND_FLAGS,
+            SendFlags::DONTWAIT | self.send_flags,
         );
     }
 }
@@ -124,7 +127,10 @@ mod tests {
 
     fn pair() -> (Link, Link) {
         let (a, b) = raw_pair();
-        (Link::new(a), Link::new(b))
+        (
+            Link::new(a, SendFlags::empty()),
+            Link::new(b, SendFlags::empty()),
+        )
     }
 
     #[test]
@@ -137,7 +143,7 @@ mod tests {
         assert_eq!(a.probe(), PeerState::Closed);
 
         let (a, b) = raw_pair();
-        let a = Link::new(a);
+        let a = Link::new(a, SendFlags::empty());
         // Death: the socket closes without the close byte.
         drop(b);
         assert_eq!(a.probe(), PeerState::Gone);

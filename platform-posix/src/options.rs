@@ -38,7 +38,8 @@ pub struct Options {
     pub(crate) huge_pages: bool,
     pub(crate) mlock: bool,
     pub(crate) isolation: bool,
-    pub(crate) backend: Backend,
+    /// `None`: the system's [`Os::DEFAULT_BACKEND`](crate::Os::DEFAULT_BACKEND).
+    pub(crate) backend: Option<Backend>,
     pub(crate) uid_policy: UidPolicy,
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
@@ -54,7 +55,7 @@ impl Default for Options {
             huge_pages: false,
             mlock: false,
             isolation: true,
-            backend: Backend::default(),
+            backend: None,
             uid_policy: UidPolicy::SameUid,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
@@ -152,13 +153,18 @@ impl Options {
     /// code path except the wait. The listener's socket type is decided by
     /// the options given to `listen`.
     pub fn backend(mut self, b: Backend) -> Self {
-        self.backend = b;
+        self.backend = Some(b);
         self
     }
 
-    /// The backend set.
-    pub fn get_backend(&self) -> Backend {
+    /// The backend set (`None`: the system's default, [`Os::DEFAULT_BACKEND`](crate::Os::DEFAULT_BACKEND)).
+    pub fn get_backend(&self) -> Option<Backend> {
         self.backend
+    }
+
+    /// The backend used on the system `O`.
+    pub(crate) fn backend_for<O: crate::Os>(&self) -> Backend {
+        self.backend.unwrap_or(O::DEFAULT_BACKEND)
     }
 
     /// Who may be at the other end (checked with `SO_PEERCRED` on Linux,

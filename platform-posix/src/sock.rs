@@ -4,11 +4,12 @@
 //! is one message, so a truncated or oversized one is detected);
 //! `SOCK_STREAM` (shm backend; macOS has no Unix seqpacket) is read to the
 //! handshake's fixed length, and one byte more is refused. Both report
-//! end-of-file when the peer closes. Every socket is `SOCK_CLOEXEC | SOCK_NONBLOCK`; blocking
-//! is done with `poll` against a deadline. Reference: unix(7), poll(2).
+//! end-of-file when the peer closes. Every socket is close-on-exec and
+//! non-blocking ([`Os::socket`]); blocking is done with `poll` against a deadline. Reference: unix(7), poll(2).
 
 use crate::error::{Error, Result};
 use crate::region::Backend;
+use crate::Os;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -40,17 +41,17 @@ impl Addr {
     /// The socket address; [`Error::PathTooLong`] for a path that does not
     /// fit `sun_path` with its NUL, [`Error::Unsupported`] for an abstract
     /// name on macOS.
-    pub(crate) fn sockaddr(&self) -> Result<SocketAddrUnix> {
+    pub(crate) fn sockaddr<O: Os>(&self) -> Result<SocketAddrUnix> {
         match self {
             Addr::Path(p) => {
                 let len = p.as_os_str().len();
-                let max = crate::os::SUN_PATH_LEN - 1;
+                let max = O::SUN_PATH_LEN - 1;
                 if len > max {
                     return Err(Error::PathTooLong { len, max });
                 }
                 Ok(SocketAddrUnix::new(p.as_path())?)
             }
-            Addr::Abstract(n) => crate::os::abstract_addr(n),
+            Addr::Abstract(n) => O::abstract_addr(n),
         }
     }
 }
@@ -98,8 +99,8 @@ pub(crate) fn socket_type(b: Backend) -> SocketType {
 }
 
 /// A new non-blocking, close-on-exec `AF_UNIX` socket of `ty`.
-pub(crate) fn socket(ty: SocketType) -> Result<OwnedFd> {
-    crate::os::socket(ty)
+pub(crate) fn socket<O: Os>(ty: SocketType) -> Result<OwnedFd> {
+    O::socket(ty)
 }
 
 /// `deadline` for a timeout counted from now (`None`: never).
