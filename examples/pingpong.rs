@@ -39,7 +39,8 @@
 //!   out of both. The first round trip of each block (a phase switch) is not
 //!   recorded.
 
-use memtube::{listen, max_payload, Connection, Options, Receiver, Sender};
+use memtube::ring::max_payload;
+use memtube::{listen, Connection, Options, Receiver, Sender};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::MemfdFlags;
 use std::error::Error;
@@ -311,8 +312,8 @@ fn case(
     let mut payload = vec![0xa5u8; len];
     let mut ring_rt = |seq: u64| -> Result<(), BoxError> {
         payload[..8].copy_from_slice(&seq.to_ne_bytes());
-        ping_tx.send_blocking(&payload, 7, Some(TIMEOUT))?;
-        let m = pong_rx.recv_blocking(Some(TIMEOUT))?;
+        ping_tx.send_timeout(&payload, 7, TIMEOUT)?;
+        let m = pong_rx.recv_timeout(TIMEOUT)?;
         if m.len() != len || m[..8] != seq.to_ne_bytes() || m.type_id() != 7 {
             return Err(format!("echo mismatch at round trip {seq}").into());
         }
@@ -374,14 +375,14 @@ fn echo_main(fd: i32, addr: &str, cpu: Option<usize>) -> Result<(), BoxError> {
 /// Echo one message: receive it in place, copy it into the pong ring.
 /// Returns false when the main process closed the case.
 fn echo_one(rx: &mut Receiver, tx: &mut Sender) -> Result<bool, BoxError> {
-    let m = match rx.recv_blocking(Some(TIMEOUT)) {
+    let m = match rx.recv_timeout(TIMEOUT) {
         Ok(m) => m,
-        Err(memtube::IpcError::Closed) => return Ok(false),
+        Err(memtube::Error::Closed) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    match tx.send_blocking(&m, m.type_id(), Some(TIMEOUT)) {
+    match tx.send_timeout(&m, m.type_id(), TIMEOUT) {
         Ok(()) => Ok(true),
-        Err(memtube::IpcError::Closed) => Ok(false),
+        Err(memtube::Error::Closed) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -552,7 +553,7 @@ fn main() -> Result<(), BoxError> {
     let mut p50s = Vec::new();
     for (k, (name, options, len)) in cases().into_iter().enumerate() {
         // Each case is its own connection with its own rings and options.
-        let conn = listener.accept_with(Some(TIMEOUT), &options)?;
+        let conn = listener.accept_with(&options, Some(TIMEOUT))?;
         let (ring, interleaved_floor) = case(conn, page.line(k), len, plan.case)?;
         row(&name, &ring, Some(interleaved_floor.p50()), timer);
         p50s.push((name, ring.p50()));

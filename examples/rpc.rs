@@ -11,14 +11,14 @@
 //! fixed little-endian layout (no serialization library). `call` puts a
 //! correlation id in the first 8 bytes of each message; `serve` echoes it.
 
-use memtube::{listen, Connection, IpcError, Options};
-use std::error::Error;
+use memtube::{listen, Connection, Options};
+use std::error::Error as StdError;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
+const TIMEOUT: Duration = Duration::from_secs(10);
 
-type BoxError = Box<dyn Error + Send + Sync>;
+type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// The service's requests.
 #[derive(Debug, PartialEq)]
@@ -108,7 +108,7 @@ fn handle(type_id: u32, body: &[u8], out: &mut Vec<u8>) -> u32 {
 
 fn call(conn: &mut Connection, req: &Request, buf: &mut Vec<u8>) -> Result<Reply, BoxError> {
     let ty = req.encode(buf);
-    let r = conn.call(ty, buf, TIMEOUT)?;
+    let r = conn.call_timeout(ty, buf, TIMEOUT)?;
     Ok(match r.type_id() {
         R_INT => Reply::Int(i64_at(r.payload(), 0).ok_or("short reply")?),
         R_TEXT => Reply::Text(String::from_utf8(r.payload().to_vec())?),
@@ -136,7 +136,7 @@ fn main() -> Result<(), BoxError> {
     let mut server = Command::new(std::env::current_exe()?)
         .args(["--server", &addr])
         .spawn()?;
-    let mut conn = listener.accept(TIMEOUT)?;
+    let mut conn = listener.accept_timeout(TIMEOUT)?;
     println!("memtube rpc: server pid {}", conn.peer_cred().pid);
     let mut buf = Vec::new();
     for (label, req) in [
@@ -151,7 +151,7 @@ fn main() -> Result<(), BoxError> {
         println!("{label} -> {reply:?}");
     }
     // An unknown request type gets an error reply, not a dead server.
-    let r = conn.call(42, b"?", TIMEOUT)?;
+    let r = conn.call_timeout(42, b"?", TIMEOUT)?;
     println!("type 42 -> {:?}", String::from_utf8_lossy(r.payload()));
     drop(r);
 
@@ -180,8 +180,8 @@ fn main() -> Result<(), BoxError> {
     if !status.success() {
         return Err(format!("server failed: {status}").into());
     }
-    match listener.accept(Some(Duration::ZERO)) {
-        Err(IpcError::Timeout) => Ok(()),
+    match listener.accept_timeout(Duration::ZERO) {
+        Err(memtube::Error::Timeout) => Ok(()),
         other => Err(format!("unexpected connection: {other:?}").into()),
     }
 }

@@ -13,7 +13,7 @@
 //! the program then drops its handles, which closes every connection
 //! cleanly, and exits.
 
-use memtube::{connect, listen, CancelToken, Error, Options};
+use memtube::{connect, listen, CancelToken, Options};
 use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,18 +28,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let client = demo.then(|| {
         let path = path.clone();
-        std::thread::spawn(move || -> Result<(), Error> {
-            let mut conn = connect(path.as_path(), &Options::new().duplex(true))?;
-            for i in 0..3u32 {
-                let reply = conn.call_timeout(1, &i.to_le_bytes(), Duration::from_secs(5))?;
-                println!("client: reply {:?}", reply.payload());
-            }
-            // Stop the server as a user's Ctrl-C would.
-            signal_hook::low_level::raise(signal_hook::consts::SIGINT).map_err(|e| {
-                Error::Os(rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::INVAL))
-            })?;
-            Ok(())
-        })
+        std::thread::spawn(
+            move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+                let mut conn = connect(path.as_path(), &Options::new().duplex(true))?;
+                for i in 0..3u32 {
+                    let reply = conn.call_timeout(1, &i.to_le_bytes(), Duration::from_secs(5))?;
+                    println!("client: reply {:?}", reply.payload());
+                }
+                // Stop the server as a user's Ctrl-C would.
+                signal_hook::low_level::raise(signal_hook::consts::SIGINT)?;
+                Ok(())
+            },
+        )
     });
 
     let mut served = 0;
@@ -62,7 +62,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("stopped after {served} requests: connections closed cleanly");
     if let Some(client) = client {
-        client.join().expect("client thread panicked")?;
+        client
+            .join()
+            .expect("client thread panicked")
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

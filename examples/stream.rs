@@ -15,8 +15,8 @@
 //! bytes. Time runs from the first message to the clean close after the
 //! last. The two processes are pinned to two different CPUs when possible.
 
-use memtube::{listen, Direction, IpcError, Options};
-use std::error::Error;
+use memtube::{listen, Direction, Options};
+use std::error::Error as StdError;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 const SIZES: [usize; 5] = [32, 256, 1024, 4096, 65536];
 /// Data-area bytes of the ring.
 const CAP: u32 = 256 * 1024;
-const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
+const TIMEOUT: Duration = Duration::from_secs(10);
 
-type BoxError = Box<dyn Error + Send + Sync>;
+type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Messages sent for payloads of `len` bytes: about 1 GiB (100 MiB quick),
 /// within sensible bounds.
@@ -59,7 +59,7 @@ fn sender(addr: &str, quick: bool) -> Result<(), BoxError> {
         let mut payload = vec![0x5au8; len];
         for i in 0..count(len, quick) {
             payload[..8].copy_from_slice(&i.to_le_bytes());
-            tx.send_blocking(&payload, 1, TIMEOUT)?;
+            tx.send_timeout(&payload, 1, TIMEOUT)?;
         }
     } // dropping the connection closes the ring cleanly
     Ok(())
@@ -98,13 +98,13 @@ fn main() -> Result<(), BoxError> {
         "size", "messages", "seconds", "messages/s", "GB/s"
     );
     for len in SIZES {
-        let mut conn = listener.accept(TIMEOUT)?;
+        let mut conn = listener.accept_timeout(TIMEOUT)?;
         let rx = conn.receiver()?;
         let mut n = 0u64;
         let mut sum = 0u64;
         let mut start = None;
         loop {
-            match rx.recv_blocking(TIMEOUT) {
+            match rx.recv_timeout(TIMEOUT) {
                 Ok(m) => {
                     start.get_or_insert_with(Instant::now);
                     let seq = u64::from_le_bytes(m[..8].try_into()?);
@@ -119,7 +119,7 @@ fn main() -> Result<(), BoxError> {
                     }
                     n += 1;
                 }
-                Err(IpcError::Closed) => break,
+                Err(memtube::Error::Closed) => break,
                 Err(e) => return Err(e.into()),
             }
         }

@@ -25,7 +25,10 @@ fn main() -> Result<(), Error> {
         match rx.recv() {
             Ok(msg) => {
                 // `msg` is a view into the ring; its space is released when it drops.
-                assert_eq!(msg.payload(), format!("message {}", msg.type_id()).as_bytes());
+                assert_eq!(
+                    msg.payload(),
+                    format!("message {}", msg.type_id()).as_bytes()
+                );
                 received += 1;
             }
             Err(Error::Closed) => break, // after every message sent before the close

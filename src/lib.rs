@@ -58,27 +58,73 @@ pub mod typed;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-// The one switch of the OS shim: Linux re-exports memtube-linux, macOS
-// memtube-macos, with the same names (both name memtube-posix's types).
+// The one switch of the OS shim: `Sys` is the system under memtube-posix's
+// generic types (`memtube_linux::Linux` or `memtube_macos::MacOs`), and the
+// public names below are defined once, for both. Only the Wait differs:
+// `FutexWait` on Linux, `UlockWait` on macOS.
 cfg_if::cfg_if! {
-    if #[cfg(target_os = "linux")] {
-        pub use memtube_linux::{
-            connect, listen, Addr, Backend, Connection, Direction, Error, FutexWait,
-            HandshakeFailure, Listener, Options, PeerCred, PeerState, Receiver, Reply, Result,
-            Sender, UidPolicy, LIVENESS_SLICE,
+    if #[cfg(any(target_os = "linux", target_os = "macos"))] {
+        cfg_if::cfg_if! {
+            if #[cfg(target_os = "linux")] {
+                type Sys = memtube_linux::Linux;
+                pub(crate) type NativeWait = memtube_linux::FutexWait;
+                pub use memtube_linux::FutexWait;
+                /// The Linux system crate (memfd regions, the futex, `SO_PEERCRED`, ...).
+                pub use memtube_linux as linux;
+            } else {
+                type Sys = memtube_macos::MacOs;
+                pub(crate) type NativeWait = memtube_macos::UlockWait;
+                pub use memtube_macos::UlockWait;
+                /// The macOS system crate (`getpeereid`, the `os_sync` / `__ulock` wait, ...).
+                pub use memtube_macos as macos;
+            }
+        }
+        pub use memtube_posix::{
+            Addr, Backend, Direction, HandshakeFailure, Options, PeerCred, PeerState, UidPolicy,
+            LIVENESS_SLICE,
         };
-        /// The Linux shim in full (regions, handshake messages, ...).
-        pub use memtube_linux as linux;
-        pub(crate) type NativeWait = memtube_linux::FutexWait;
-    } else if #[cfg(target_os = "macos")] {
-        pub use memtube_macos::{
-            connect, listen, Addr, Backend, Connection, Direction, Error, HandshakeFailure,
-            Listener, Options, PeerCred, PeerState, Receiver, Reply, Result, Sender, UidPolicy,
-            UlockWait, LIVENESS_SLICE,
-        };
-        /// The macOS shim in full (regions, handshake messages, ...).
-        pub use memtube_macos as macos;
-        pub(crate) type NativeWait = memtube_macos::UlockWait;
+        pub use memtube_posix::{CancelToken, Error, Result};
+        /// A listening socket; see [`memtube_posix::Listener`].
+        pub type Listener = memtube_posix::Listener<Sys>;
+        /// A connection: one ring or two; see [`memtube_posix::Connection`].
+        pub type Connection = memtube_posix::Connection<Sys>;
+        /// The writing end of a ring to the peer process; see [`memtube_posix::Sender`].
+        ///
+        /// ```compile_fail
+        /// fn is_sync<T: Sync>() {}
+        /// is_sync::<memtube::Sender>();
+        /// ```
+        pub type Sender = memtube_posix::Sender<Sys>;
+        /// The reading end of a ring from the peer process; see [`memtube_posix::Receiver`].
+        ///
+        /// ```compile_fail
+        /// fn is_sync<T: Sync>() {}
+        /// is_sync::<memtube::Receiver>();
+        /// ```
+        pub type Receiver = memtube_posix::Receiver<Sys>;
+        /// A reply to [`Connection::call`](memtube_posix::Connection::call).
+        pub type Reply<'r> = memtube_posix::Reply<'r, Sys>;
+        /// A reservation in a [`Sender`]'s ring: write in place, then `commit`.
+        pub type Grant<'s> = memtube_posix::Grant<'s, Sys>;
+        /// A message in place in a [`Receiver`]'s ring, released when dropped.
+        pub type Message<'r> = memtube_posix::Message<'r, Sys>;
+
+        /// Listen on `addr` (a path, or `"@name"` for a Linux abstract
+        /// name); see [`memtube_posix::listen`].
+        pub fn listen(
+            addr: impl Into<Addr>,
+            opts: &Options,
+        ) -> std::result::Result<Listener, Error> {
+            memtube_posix::listen(addr, opts)
+        }
+
+        /// Connect to a listener at `addr`; see [`memtube_posix::connect`].
+        pub fn connect(
+            addr: impl Into<Addr>,
+            opts: &Options,
+        ) -> std::result::Result<Connection, Error> {
+            memtube_posix::connect(addr, opts)
+        }
     } else {
         // No shim: the ring over memory the caller maps, with its own Wait.
         pub(crate) type NativeWait = memtube_ring::SpinWait;

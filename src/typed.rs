@@ -306,6 +306,30 @@ impl<'a, W: Wait> TypedSend<'a> for Producer<'a, W> {
     }
 }
 
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+impl TypedSend<'static> for crate::Sender {
+    type Error = crate::Error;
+    type Wait = crate::NativeWait;
+
+    fn reserve_aligned(
+        &mut self,
+        len: usize,
+        align: usize,
+    ) -> Result<AlignedGrant<'_, 'static, crate::NativeWait>, Self::Error> {
+        let g = self.reserve(reserve_len(len, align))?;
+        Ok(AlignedGrant::new(g, len, align))
+    }
+
+    fn try_reserve_aligned(
+        &mut self,
+        len: usize,
+        align: usize,
+    ) -> Result<AlignedGrant<'_, 'static, crate::NativeWait>, Self::Error> {
+        let g = self.try_reserve(reserve_len(len, align))?;
+        Ok(AlignedGrant::new(g, len, align))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,19 +1,19 @@
 //! One conformance suite, run against both region backends on Linux: the
 //! Linux shim's memfds (`Backend::Memfd`, `SOCK_SEQPACKET`) and the POSIX
 //! path that macOS uses (`Backend::PosixShm`: `shm_open` regions, the
-//! `SOCK_STREAM` handshake), both with the futex wait. Whatever passes
-//! here for `PosixShm` is the macOS shim's code except its `Wait`.
+//! `SOCK_STREAM` handshake), both under `memtube_linux::Linux` (the futex
+//! wait). Whatever passes here for `PosixShm` is the code macOS runs,
+//! except what `memtube_macos::MacOs` implements of the `Os` trait (its
+//! wait, socket flags, `getpeereid`).
 
 #![cfg(target_os = "linux")]
 
-use memtube::{
-    connect, listen, Backend, Connection, Direction, IpcError as Error, Options, UidPolicy,
-};
+use memtube::{connect, listen, Backend, Connection, Direction, Error, Options, UidPolicy};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-const T: Option<Duration> = Some(Duration::from_secs(20));
+const T: Duration = Duration::from_secs(20);
 
 fn addr(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -34,7 +34,7 @@ fn pair<R: Send + 'static>(
 ) -> R {
     let a = addr(tag);
     let l = listen(a.as_path(), opts).expect("listen");
-    let s = std::thread::spawn(move || server(l.accept(T).expect("accept")));
+    let s = std::thread::spawn(move || server(l.accept_timeout(T).expect("accept")));
     client(connect(a.as_path(), opts).expect("connect"));
     s.join().unwrap()
 }
@@ -60,17 +60,17 @@ fn simplex(b: Backend, isolation: bool, dir: Direction) {
         let rx = c.receiver().unwrap();
         let max = rx.max_payload();
         for i in 0..n {
-            let m = rx.recv_blocking(T).unwrap();
+            let m = rx.recv_timeout(T).unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &payload(i, max)[..]));
         }
         // The peer dropped its handle: a clean close after the last message.
-        assert_eq!(rx.recv_blocking(T).err(), Some(Error::Closed));
+        assert_eq!(rx.recv_timeout(T).err(), Some(Error::Closed));
     };
     let send_all = move |mut c: Connection| {
         let tx = c.sender().unwrap();
         let max = tx.max_payload();
         for i in 0..n {
-            tx.send_blocking(&payload(i, max), i, T).unwrap();
+            tx.send_timeout(&payload(i, max), i, T).unwrap();
         }
     };
     match dir {
@@ -95,7 +95,7 @@ fn duplex(b: Backend) {
         |mut c| {
             for i in 0..500u32 {
                 let req = i.to_le_bytes();
-                let r = c.call(i, &req, T).unwrap();
+                let r = c.call_timeout(i, &req, T).unwrap();
                 let mut want = req;
                 want.reverse();
                 assert_eq!((r.type_id(), r.payload()), (i + 1, &want[..]));
@@ -123,10 +123,10 @@ fn duplex_defaults(b: Backend, isolation: bool) {
             };
             let mut addrs = vec![];
             for _ in 0..80 {
-                let m = rx.recv_blocking(T).unwrap();
+                let m = rx.recv_timeout(T).unwrap();
                 addrs.push(m.as_ptr() as usize);
                 drop(m);
-                tx.send_blocking(&[1], 0, T).unwrap();
+                tx.send_timeout(&[1], 0, T).unwrap();
             }
             addrs
         },
@@ -136,8 +136,8 @@ fn duplex_defaults(b: Backend, isolation: bool) {
             };
             for i in 0..80usize {
                 let len = if i < 40 { 32 } else { 1000 };
-                tx.send_blocking(&vec![i as u8; len], 0, T).unwrap();
-                rx.recv_blocking(T).unwrap();
+                tx.send_timeout(&vec![i as u8; len], 0, T).unwrap();
+                rx.recv_timeout(T).unwrap();
             }
         },
     );
@@ -158,7 +158,7 @@ fn uid_refused(b: Backend) {
         .backend(b)
         .uid_policy(UidPolicy::Uids(vec![me.wrapping_add(1)]));
     let l = listen(a.as_path(), &strict).unwrap();
-    let s = std::thread::spawn(move || l.accept(T).err());
+    let s = std::thread::spawn(move || l.accept_timeout(T).err());
     let c = connect(a.as_path(), &Options::new().backend(b));
     assert_eq!(s.join().unwrap(), Some(Error::PermissionDenied { uid: me }));
     assert!(c.is_err());
@@ -209,7 +209,7 @@ fn long_paths_and_huge_shm_fail_clearly() {
     let opts = Options::new().backend(Backend::PosixShm).huge_pages(true);
     let a = addr("huge");
     let l = listen(a.as_path(), &opts).unwrap();
-    let s = std::thread::spawn(move || l.accept(T).err());
+    let s = std::thread::spawn(move || l.accept_timeout(T).err());
     let _ = connect(a.as_path(), &Options::new().backend(Backend::PosixShm));
     assert!(matches!(s.join().unwrap(), Some(Error::Unsupported(_))));
 }
@@ -234,7 +234,7 @@ fn conf_child_entry() {
     let mut c = connect(a.as_str(), &Options::new().backend(b).capacity(4096)).unwrap();
     let tx = c.sender().unwrap();
     for i in 0u32.. {
-        tx.send_blocking(&i.to_le_bytes(), i, T).unwrap();
+        tx.send_timeout(&i.to_le_bytes(), i, T).unwrap();
     }
 }
 
@@ -257,11 +257,11 @@ fn sigkill_of_the_producer(b: Backend, role: &str) {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut conn = l.accept(T).unwrap();
+    let mut conn = l.accept_timeout(T).unwrap();
     let rx = conn.receiver().unwrap();
     let mut next = 0u32;
     while next < 3000 {
-        let m = rx.recv_blocking(T).unwrap();
+        let m = rx.recv_timeout(T).unwrap();
         assert_eq!(m.type_id(), next);
         next += 1;
     }
@@ -269,7 +269,7 @@ fn sigkill_of_the_producer(b: Backend, role: &str) {
     child.wait().unwrap();
     let killed = std::time::Instant::now();
     loop {
-        match rx.recv_blocking(T) {
+        match rx.recv_timeout(T) {
             Ok(m) => {
                 assert_eq!(m.type_id(), next);
                 next += 1;

@@ -7,9 +7,9 @@
 
 #![cfg(target_os = "linux")]
 
-use memtube::linux::region;
+use memtube::linux::{memfd, Linux};
 use memtube::{
-    connect, listen, Connection, Direction, HandshakeFailure, IpcError as Error, Options, UidPolicy,
+    connect, listen, Connection, Direction, Error, HandshakeFailure, Options, UidPolicy,
 };
 use memtube_ring::handshake::{Handshake, HandshakeError, RingDesc, Side};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 const ROLE: &str = "MEMTUBE_TEST_ROLE";
 const ADDR: &str = "MEMTUBE_TEST_ADDR";
-const T: Option<Duration> = Some(Duration::from_secs(20));
+const T: Duration = Duration::from_secs(20);
 /// A dead peer must be reported well within this (the design target is
 /// 100 ms; this bound only catches hangs on a loaded machine).
 const GONE_BOUND: Duration = Duration::from_secs(5);
@@ -89,7 +89,7 @@ fn send_edges(conn: &mut Connection) -> Result<(), Error> {
     let tx = conn.sender()?;
     for (k, len) in edge_lengths(tx.max_payload()).into_iter().enumerate() {
         let body: Vec<u8> = (0..len).map(|b| (b * 3 + k) as u8).collect();
-        tx.send_blocking(&body, 9000 + k as u32, T)?;
+        tx.send_timeout(&body, 9000 + k as u32, T)?;
     }
     Ok(())
 }
@@ -97,7 +97,7 @@ fn send_edges(conn: &mut Connection) -> Result<(), Error> {
 fn recv_edges(conn: &mut Connection) -> Result<(), String> {
     let rx = conn.receiver().map_err(|e| e.to_string())?;
     for (k, len) in edge_lengths(rx.max_payload()).into_iter().enumerate() {
-        let m = rx.recv_blocking(T).map_err(|e| e.to_string())?;
+        let m = rx.recv_timeout(T).map_err(|e| e.to_string())?;
         let body: Vec<u8> = (0..len).map(|b| (b * 3 + k) as u8).collect();
         if m.type_id() != 9000 + k as u32 || m.payload() != &body[..] {
             return Err(format!("edge message {k} ({len} bytes) wrong"));
@@ -128,7 +128,7 @@ fn send_stream(conn: &mut Connection, n: Option<u64>) -> Result<u64, Error> {
     while n.is_none_or(|n| i < n) {
         payload(i, &mut buf);
         // Write in place, byte by byte, so a kill can land mid-message.
-        let mut g = tx.reserve_blocking(buf.len(), T)?;
+        let mut g = tx.reserve_timeout(buf.len(), T)?;
         for (d, s) in g.iter_mut().zip(&buf) {
             *d = *s;
         }
@@ -142,7 +142,7 @@ fn recv_stream(conn: &mut Connection, n: Option<u64>) -> Result<u64, String> {
     let rx = conn.receiver().map_err(|e| e.to_string())?;
     let mut i = 0;
     while n.is_none_or(|n| i < n) {
-        match rx.recv_blocking(T) {
+        match rx.recv_timeout(T) {
             Ok(m) => check(i, m.type_id(), &m)?,
             Err(e) if n.is_none() => return Err(format!("after {i} messages: {e}")),
             Err(e) => return Err(e.to_string()),
@@ -178,7 +178,7 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
             let mut c = connect(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
             recv_stream(&mut c, Some(1000))?;
             recv_edges(&mut c)?;
-            let end = c.receiver().map_err(s)?.recv_blocking(T).map(|_| ());
+            let end = c.receiver().map_err(s)?.recv_timeout(T).map(|_| ());
             match end {
                 Err(Error::Closed) => Ok(()),
                 other => Err(format!("expected Closed, got {other:?}")),
@@ -208,7 +208,7 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
             let mut buf = Vec::new();
             for i in 0..CALLS {
                 payload(i * 61, &mut buf);
-                let r = c.call(i as u32, &buf, T).map_err(s)?;
+                let r = c.call_timeout(i as u32, &buf, T).map_err(s)?;
                 let want: Vec<u8> = buf.iter().map(|b| b ^ 0x5a).collect();
                 if r.type_id() != i as u32 + 1 || r.payload() != &want[..] || r.id() != i + 1 {
                     return Err(format!("reply {i} wrong"));
@@ -219,7 +219,7 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
         "hello" => {
             let mut c = connect(addr, &opts(Direction::ConnectorToListener, false)).map_err(s)?;
             let pid = std::process::id().to_le_bytes();
-            c.sender().map_err(s)?.send_blocking(&pid, 1, T).map_err(s)
+            c.sender().map_err(s)?.send_timeout(&pid, 1, T).map_err(s)
         }
         // Isolation: write through a read-only mapping of the peer's pages.
         "scribble-consumer-block" => {
@@ -289,7 +289,7 @@ fn round_trips_both_directions() {
         let addr = unique_addr("rt");
         let l = listen(addr.as_str(), &opts(dir, false)).unwrap();
         let child = spawn(role, &addr);
-        let mut c = l.accept(T).unwrap();
+        let mut c = l.accept_timeout(T).unwrap();
         assert_eq!(c.peer_cred().pid as u32, child.id());
         match dir {
             Direction::ListenerToConnector => {
@@ -301,7 +301,7 @@ fn round_trips_both_directions() {
                 assert_eq!(recv_stream(&mut c, Some(1000)), Ok(1000));
                 recv_edges(&mut c).unwrap();
                 // The child dropped its handles cleanly: Closed, not PeerGone.
-                let r = c.receiver().unwrap().recv_blocking(T).map(|_| ());
+                let r = c.receiver().unwrap().recv_timeout(T).map(|_| ());
                 assert_eq!(r, Err(Error::Closed));
             }
         }
@@ -328,7 +328,7 @@ fn duplex_call_and_serve(isolation: bool) {
         "call-no-isolation"
     };
     let child = spawn(role, &addr);
-    let mut c = l.accept(T).unwrap();
+    let mut c = l.accept_timeout(T).unwrap();
     let mut served = 0;
     let r = c.serve(|ty, req, reply| {
         served += 1;
@@ -365,12 +365,12 @@ fn listener_serves_several_clients_in_turn() {
     ];
     for o in &per_client {
         let child = spawn("hello", &addr);
-        let mut c = l.accept_with(T, o).unwrap();
+        let mut c = l.accept_with(o, Some(T)).unwrap();
         assert_eq!(
             c.receiver().unwrap().max_payload(),
             o.get_capacity() / 2 - 8
         );
-        let m = c.receiver().unwrap().recv_blocking(T).unwrap();
+        let m = c.receiver().unwrap().recv_timeout(T).unwrap();
         assert_eq!(&m[..], &child.id().to_le_bytes());
         drop(m);
         wait_ok(child);
@@ -394,7 +394,7 @@ fn sigkill_of_the_producer_loses_nothing_committed() {
             },
             &addr,
         );
-        let mut c = l.accept(T).unwrap();
+        let mut c = l.accept_timeout(T).unwrap();
         let rx = c.receiver().unwrap();
         let kill_at = 1 + rand(&mut seed) % 3000;
         let mut i = 0u64;
@@ -404,7 +404,7 @@ fn sigkill_of_the_producer_loses_nothing_committed() {
                 child.kill().unwrap();
                 killed = Some(Instant::now());
             }
-            match rx.recv_blocking(T) {
+            match rx.recv_timeout(T) {
                 Ok(m) => check(i, m.type_id(), &m).unwrap(),
                 Err(e) => break e,
             }
@@ -429,7 +429,7 @@ fn sigkill_of_the_consumer_unblocks_the_producer() {
         let addr = unique_addr("killc");
         let l = listen(addr.as_str(), &opts(Direction::ListenerToConnector, false)).unwrap();
         let mut child = spawn("recv-forever", &addr);
-        let mut c = l.accept(T).unwrap();
+        let mut c = l.accept_timeout(T).unwrap();
         let kill_at = 1 + rand(&mut seed) % 3000;
         assert_eq!(send_stream(&mut c, Some(kill_at)), Ok(kill_at));
         child.kill().unwrap();
@@ -447,14 +447,14 @@ fn hostile_producer_gives_errors_not_crashes() {
     let addr = unique_addr("hostile");
     let l = listen(addr.as_str(), &opts(Direction::ConnectorToListener, false)).unwrap();
     let child = spawn("hostile-producer", &addr);
-    let mut c = l.accept(T).unwrap();
+    let mut c = l.accept_timeout(T).unwrap();
     let rx = c.receiver().unwrap();
     // Read until an error; garbage may pass as well-formed messages, but
     // every call returns, and the end is an error value.
     let started = Instant::now();
     let mut n = 0;
     let end = loop {
-        match rx.recv_blocking(Some(Duration::from_secs(5))) {
+        match rx.recv_timeout(Duration::from_secs(5)) {
             Ok(_) => n += 1,
             Err(e) => break e,
         }
@@ -477,7 +477,7 @@ fn hostile_consumer_gives_errors_not_crashes() {
     let addr = unique_addr("hostile-c");
     let l = listen(addr.as_str(), &opts(Direction::ListenerToConnector, false)).unwrap();
     let child = spawn("hostile-consumer", &addr);
-    let mut c = l.accept(T).unwrap();
+    let mut c = l.accept_timeout(T).unwrap();
     let started = Instant::now();
     // Send until an error: the garbage released position is refused
     // (Corrupt), or the peer's close or exit ends the stream.
@@ -504,7 +504,7 @@ fn writes_through_the_peers_read_only_pages_fault() {
         };
         let l = listen(addr.as_str(), &opts(dir, false)).unwrap();
         let mut child = spawn(role, &addr);
-        let _c = l.accept(T).unwrap();
+        let _c = l.accept_timeout(T).unwrap();
         let st = child.wait().unwrap();
         assert_eq!(
             st.signal(),
@@ -553,8 +553,8 @@ fn fake_listener(
 }
 
 fn sealed_memfd(len: u64) -> OwnedFd {
-    let fd = region::create(c"fake", len, false).unwrap();
-    region::seal(fd.as_fd(), false).unwrap();
+    let fd = memfd::create(c"fake", len, false).unwrap();
+    memfd::seal(fd.as_fd(), false).unwrap();
     fd
 }
 
@@ -566,7 +566,7 @@ fn good_handshake() -> (Handshake, Vec<OwnedFd>) {
 
 fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[OwnedFd]) {
     let b: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-    memtube::linux::handshake::send_raw(sock, bytes, &b).unwrap();
+    memtube_posix::handshake::send_raw::<Linux>(sock, bytes, &b).unwrap();
 }
 
 fn try_forged(forge: impl FnOnce(BorrowedFd<'_>) + Send + 'static) -> Error {
@@ -694,7 +694,7 @@ fn uid_policy_refusals() {
     // The listener refuses us: its accept says why, our connect sees a refusal.
     let addr = unique_addr("uid");
     let l = listen(addr.as_str(), &Options::new().uid_policy(other.clone())).unwrap();
-    let t = std::thread::spawn(move || l.accept(T).map(|_| ()));
+    let t = std::thread::spawn(move || l.accept_timeout(T).map(|_| ()));
     let e = connect(addr.as_str(), &Options::new()).unwrap_err();
     assert_eq!(e, Error::Handshake(HandshakeFailure::PeerClosed));
     assert_eq!(t.join().unwrap(), Err(Error::PermissionDenied { uid: me }));
@@ -703,7 +703,7 @@ fn uid_policy_refusals() {
     let l = listen(addr.as_str(), &Options::new()).unwrap();
     // (Our refusal may close the socket before the listener accepts it; then
     // `accept` skips it and times out.)
-    let t = std::thread::spawn(move || l.accept(Some(Duration::from_secs(1))).map(|_| ()));
+    let t = std::thread::spawn(move || l.accept_timeout(Duration::from_secs(1)).map(|_| ()));
     let e = connect(addr.as_str(), &Options::new().uid_policy(other)).unwrap_err();
     assert_eq!(e, Error::PermissionDenied { uid: me });
     assert!(t.join().unwrap().is_err());
@@ -712,7 +712,7 @@ fn uid_policy_refusals() {
         let addr = unique_addr("uid3");
         let o = Options::new().uid_policy(p);
         let l = listen(addr.as_str(), &o).unwrap();
-        let t = std::thread::spawn(move || l.accept(T).map(|_| ()));
+        let t = std::thread::spawn(move || l.accept_timeout(T).map(|_| ()));
         connect(addr.as_str(), &o).unwrap();
         t.join().unwrap().unwrap();
     }
@@ -748,15 +748,15 @@ fn path_sockets_stale_live_and_mode() {
     // A live listener's socket is never stolen, and keeps working.
     assert_eq!(listen(path.as_path(), &o).unwrap_err(), Error::AddrInUse);
     let t = std::thread::spawn(move || {
-        let mut c = l.accept(T)?;
-        let m = c.receiver()?.recv_blocking(T)?;
+        let mut c = l.accept_timeout(T)?;
+        let m = c.receiver()?.recv_timeout(T)?;
         assert_eq!(&m[..], b"still here");
         Ok::<_, Error>(l)
     });
     let mut c = connect(path.as_path(), &o).unwrap();
     c.sender()
         .unwrap()
-        .send_blocking(b"still here", 0, T)
+        .send_timeout(b"still here", 0, T)
         .unwrap();
     let l = t.join().unwrap().unwrap();
     // Its lock file exists while it lives; dropping the listener removes
@@ -766,11 +766,28 @@ fn path_sockets_stale_live_and_mode() {
     drop(l);
     assert!(!path.exists());
     assert!(!lock.exists());
-    // A file that is not a socket is never removed.
+    // A file that is not a socket is never removed, and the error says so.
     std::fs::write(&path, b"keep me").unwrap();
-    assert_eq!(listen(path.as_path(), &o).unwrap_err(), Error::AddrInUse);
+    let e = listen(path.as_path(), &o).unwrap_err();
+    assert_eq!(e, Error::NotASocket(path.clone()));
+    assert!(e.to_string().contains("is not a socket"), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
     std::fs::remove_file(&path).unwrap();
+    // Nor is a symbolic link, even one to a stale socket: it is not followed.
+    let target = path.with_extension("target.sock");
+    drop(std::os::unix::net::UnixListener::bind(&target).unwrap()); // stale: nobody listens
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    assert_eq!(
+        listen(path.as_path(), &o).unwrap_err(),
+        Error::NotASocket(path.clone())
+    );
+    assert!(std::fs::symlink_metadata(&path)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(target.exists());
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&target).unwrap();
 }
 
 #[test]
@@ -807,7 +824,7 @@ fn racing_listeners_on_one_path_never_steal_each_others_socket() {
         // Exactly one listener, and it is reachable at the path.
         assert_eq!(winners.len(), 1, "round {round}");
         let l = winners.into_iter().next().unwrap();
-        let t = std::thread::spawn(move || l.accept(T).map(|_| l));
+        let t = std::thread::spawn(move || l.accept_timeout(T).map(|_| l));
         connect(path.as_path(), &o).unwrap();
         drop(t.join().unwrap().unwrap());
         assert!(!path.exists());
@@ -817,10 +834,32 @@ fn racing_listeners_on_one_path_never_steal_each_others_socket() {
 #[test]
 fn connect_without_listener_fails_at_once() {
     let o = Options::new();
-    let e = connect(unique_addr("nobody").as_str(), &o).unwrap_err();
-    assert_eq!(e, Error::Os(rustix::io::Errno::CONNREFUSED));
-    let e = connect(temp_path("missing").as_path(), &o).unwrap_err();
-    assert_eq!(e, Error::Os(rustix::io::Errno::NOENT));
+    let addr = unique_addr("nobody");
+    let e = connect(addr.as_str(), &o).unwrap_err();
+    assert_eq!(
+        e,
+        Error::NoListener {
+            addr: addr.clone(),
+            errno: rustix::io::Errno::CONNREFUSED
+        }
+    );
+    assert!(
+        e.to_string().contains(&addr),
+        "the error names the address: {e}"
+    );
+    let path = temp_path("missing");
+    let e = connect(path.as_path(), &o).unwrap_err();
+    assert_eq!(
+        e,
+        Error::NoListener {
+            addr: path.display().to_string(),
+            errno: rustix::io::Errno::NOENT
+        }
+    );
+    assert!(
+        std::error::Error::source(&e).is_some(),
+        "the errno is the source"
+    );
 }
 
 #[test]
@@ -833,26 +872,26 @@ fn blocking_calls_time_out_with_a_live_peer() {
         let addr = unique_addr("timeouts");
         let o = opts(Direction::ConnectorToListener, pure_spin);
         let l = listen(addr.as_str(), &o).unwrap();
-        let acceptor = std::thread::spawn(move || l.accept(T));
+        let acceptor = std::thread::spawn(move || l.accept_timeout(T));
         let mut out = connect(addr.as_str(), &o).unwrap();
         let mut inc = acceptor.join().unwrap().unwrap();
         let (tx, rx) = (out.sender().unwrap(), inc.receiver().unwrap());
         for &w in &waits {
             let start = Instant::now();
-            assert_eq!(rx.recv_blocking(Some(w)).map(|_| ()), Err(Error::Timeout));
+            assert_eq!(rx.recv_timeout(w).map(|_| ()), Err(Error::Timeout));
             let took = start.elapsed();
             assert!(took >= w, "recv: Timeout after {took:?} < {w:?}");
             assert!(took < w + GONE_BOUND, "recv: Timeout after {took:?}");
         }
         let body = [7u8; 100];
         let mut sent = 0u32;
-        while tx.send(&body, sent).is_ok() {
+        while tx.try_send(&body, sent).is_ok() {
             sent += 1;
         }
         assert!(sent > 0);
         for &w in &waits {
             let start = Instant::now();
-            assert_eq!(tx.send_blocking(&body, sent, Some(w)), Err(Error::Timeout));
+            assert_eq!(tx.send_timeout(&body, sent, w), Err(Error::Timeout));
             let took = start.elapsed();
             assert!(took >= w, "send: Timeout after {took:?} < {w:?}");
             assert!(took < w + GONE_BOUND, "send: Timeout after {took:?}");
@@ -860,11 +899,11 @@ fn blocking_calls_time_out_with_a_live_peer() {
         // Nothing was lost or duplicated by the timed-out calls, and room
         // made by the receiver lets the blocked send through.
         for i in 0..sent {
-            let m = rx.recv_blocking(T).unwrap();
+            let m = rx.recv_timeout(T).unwrap();
             assert_eq!((m.type_id(), m.payload()), (i, &body[..]));
         }
-        tx.send_blocking(&body, sent, T).unwrap();
-        assert_eq!(rx.recv_blocking(T).unwrap().type_id(), sent);
+        tx.send_timeout(&body, sent, T).unwrap();
+        assert_eq!(rx.recv_timeout(T).unwrap().type_id(), sent);
     }
 }
 
@@ -891,7 +930,7 @@ fn accept_times_out_without_clients() {
     let l = listen(addr.as_str(), &Options::new()).unwrap();
     let started = Instant::now();
     assert_eq!(
-        l.accept(Some(Duration::from_millis(50))).unwrap_err(),
+        l.accept_timeout(Duration::from_millis(50)).unwrap_err(),
         Error::Timeout
     );
     assert!(started.elapsed() >= Duration::from_millis(50));

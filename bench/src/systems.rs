@@ -297,7 +297,7 @@ pub struct Ctx {
     /// memtube's listener address (abstract socket).
     pub addr: String,
     /// The main process's listener (None in the peer).
-    pub listener: Option<memtube::linux::Listener>,
+    pub listener: Option<memtube::Listener>,
     /// The main process's id (names sockets and services).
     #[cfg_attr(not(any(feature = "iceoryx2", feature = "tachyon")), allow(dead_code))]
     pub main_pid: u32,

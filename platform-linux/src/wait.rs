@@ -92,11 +92,12 @@ mod tests {
 
     #[test]
     fn waits_on_a_read_only_shared_mapping_and_wakes_across_mappings() {
-        use crate::region::{self, Mapping};
+        use crate::{memfd, Linux};
+        use memtube_posix::region::Mapping;
         use rustix::fd::AsFd;
-        let fd = region::create(c"futex", 4096, false).unwrap();
-        let rw = Mapping::new(fd.as_fd(), 4096, true, false).unwrap();
-        let ro = Mapping::new(fd.as_fd(), 4096, false, false).unwrap();
+        let fd = memfd::create(c"futex", 4096, false).unwrap();
+        let rw = Mapping::new::<Linux>(fd.as_fd(), 4096, true, false).unwrap();
+        let ro = Mapping::new::<Linux>(fd.as_fd(), 4096, false, false).unwrap();
         // SAFETY: both mappings are live for the whole test, page-aligned,
         // 4096 bytes; the word is only accessed atomically.
         let (w_rw, w_ro) = unsafe {

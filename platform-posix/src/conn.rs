@@ -4,15 +4,16 @@ use crate::error::{Error, Result};
 use crate::liveness::{Link, PeerState};
 use crate::peer::PeerCred;
 use crate::rings::RingMaps;
-use crate::OsWait;
+use crate::Os;
 use memtube_ring::{Consumer, Producer};
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A reservation in a [`Sender`]'s ring: write in place, then `commit`.
-pub type Grant<'s, W> = memtube_ring::Grant<'s, 'static, W>;
+pub type Grant<'s, O> = memtube_ring::Grant<'s, 'static, <O as Os>::Wait>;
 /// A message in place in a [`Receiver`]'s ring; released when dropped.
-pub type Message<'r, W> = memtube_ring::Message<'r, 'static, W>;
+pub type Message<'r, O> = memtube_ring::Message<'r, 'static, <O as Os>::Wait>;
 
 /// Blocking calls wait in slices of at most this long and check the peer's
 /// socket between slices, so a dead peer is noticed within about this long.
@@ -82,6 +83,9 @@ fn wait_sliced_rest(
     mut wait: impl FnMut(Duration) -> std::result::Result<(), memtube_ring::Error>,
 ) -> Result<()> {
     loop {
+        if link.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let s = link.probe();
         if s != PeerState::Alive {
             return match last_look.then(|| wait(Duration::ZERO)) {
@@ -98,6 +102,33 @@ fn wait_sliced_rest(
             Err(memtube_ring::Error::Timeout) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// A non-blocking call probes the peer's socket (one system call) once per
+/// this many `Full` or `Empty` results, so that a caller polling with
+/// `try_send` / `try_recv` learns of a dead peer without paying a system
+/// call on every poll.
+pub const PROBE_EVERY: u32 = 1024;
+
+/// The error of a non-blocking call that could not proceed: `Full` and
+/// `Empty` become `PeerGone` or `Closed` when the peer is known (or, every
+/// [`PROBE_EVERY`] calls, found) to be finished; the rest map as usual.
+#[cold]
+#[inline(never)]
+fn no_progress(link: &Link, idle: &mut u32, e: memtube_ring::Error) -> Error {
+    if !matches!(e, memtube_ring::Error::Full | memtube_ring::Error::Empty) {
+        return e.into();
+    }
+    *idle = idle.wrapping_add(1);
+    let state = if *idle % PROBE_EVERY == 0 {
+        link.probe()
+    } else {
+        link.state()
+    };
+    match state {
+        PeerState::Alive => e.into(),
+        s => peer_error(s),
     }
 }
 
@@ -119,50 +150,99 @@ fn peer_error(s: PeerState) -> Error {
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
-/// is_sync::<memtube_posix::Sender<memtube_ring::SpinWait>>();
+/// fn check<O: memtube_posix::Os>() {
+///     is_sync::<memtube_posix::Sender<O>>();
+/// }
 /// ```
-pub struct Sender<W: OsWait> {
+pub struct Sender<O: Os> {
     // Field order matters: the producer borrows `maps` and drops first.
-    tx: Producer<'static, W>,
+    // `ManuallyDrop`: a handle dropped while its thread panics leaves its
+    // role attached (see `Drop`); otherwise dropped first, in `Drop`.
+    tx: ManuallyDrop<Producer<'static, O::Wait>>,
     link: Arc<Link>,
+    /// `Full` results since the last probe of the peer's socket.
+    idle: u32,
     _maps: RingMaps,
 }
 
 /// See [`Sender::set_early_wrap`].
 const DEFAULT_EARLY_WRAP: u32 = 4096;
 
-impl<W: OsWait> Sender<W> {
+impl<O: Os> Sender<O> {
     pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
         Ok(Sender {
-            tx: maps.producer()?,
+            tx: ManuallyDrop::new(maps.producer::<O>()?),
             link,
+            idle: 0,
             _maps: maps,
         })
     }
 
-    /// Copy `payload` in as one message of type `type_id`, without blocking
-    /// ([`Error::Full`] if there is no room now).
-    #[inline]
-    pub fn send(&mut self, payload: &[u8], type_id: u32) -> Result<()> {
-        self.tx.try_send(payload, type_id).map_err(Error::from)
+    /// Fails at once, without a system call, when the peer is already known
+    /// to be finished: its receiver closed the ring ([`Error::Closed`], as
+    /// `std::sync::mpsc` does) or a probe found it closed or gone. One load
+    /// of the consumer's rarely written line (the line the wake-up check
+    /// reads after every publication) and one of the local cached state.
+    #[inline(always)]
+    fn check_peer(&self) -> Result<()> {
+        if self.tx.is_consumer_closed() {
+            return Err(Error::Closed);
+        }
+        match self.link.state() {
+            PeerState::Alive => Ok(()),
+            s => Err(peer_error(s)),
+        }
     }
 
-    /// Reserve `len` bytes in place without blocking.
+    /// Copy `payload` in as one message of type `type_id` and publish it,
+    /// without blocking: [`Error::Full`] if there is no room now. A peer
+    /// that closed or died is reported ([`Error::Closed`],
+    /// [`Error::PeerGone`]) instead of `Full`: at once when already known,
+    /// else by a probe of its socket every [`PROBE_EVERY`] `Full` results.
     #[inline]
-    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, W>> {
+    pub fn try_send(&mut self, payload: &[u8], type_id: u32) -> Result<()> {
+        self.check_peer()?;
+        match self.tx.try_send(payload, type_id) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(no_progress(&self.link, &mut self.idle, e)),
+        }
+    }
+
+    /// Reserve `len` bytes in place without blocking (errors as for
+    /// [`try_send`](Self::try_send)). Write the grant, then
+    /// [`commit`](memtube_ring::Grant::commit) it.
+    #[inline]
+    pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_, O>> {
+        self.check_peer()?;
+        match self.tx.try_reserve(len) {
+            Ok(g) => Ok(g),
+            Err(e) => Err(no_progress(&self.link, &mut self.idle, e)),
+        }
+    }
+
+    /// Reserve `len` bytes in place, blocking until there is room, the peer
+    /// closes ([`Error::Closed`]) or dies ([`Error::PeerGone`], noticed
+    /// within [`LIVENESS_SLICE`] plus a system call).
+    #[inline]
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, O>> {
+        self.make_room(len, None)?;
         self.tx.try_reserve(len).map_err(Error::from)
     }
 
-    /// Reserve `len` bytes, blocking until there is room, the timeout passes
-    /// ([`Error::Timeout`]; `None`: no limit), the consumer closes
-    /// ([`Error::Closed`]) or the peer dies ([`Error::PeerGone`], noticed
-    /// within [`LIVENESS_SLICE`] plus a system call).
+    /// [`reserve`](Self::reserve), waiting at most `timeout` ([`Error::Timeout`]).
     #[inline]
-    pub fn reserve_blocking(
+    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<Grant<'_, O>> {
+        self.make_room(len, Some(timeout))?;
+        self.tx.try_reserve(len).map_err(Error::from)
+    }
+
+    /// [`reserve`](Self::reserve) with an optional time limit.
+    #[inline]
+    pub(crate) fn reserve_within(
         &mut self,
         len: usize,
         timeout: Option<Duration>,
-    ) -> Result<Grant<'_, W>> {
+    ) -> Result<Grant<'_, O>> {
         self.make_room(len, timeout)?;
         self.tx.try_reserve(len).map_err(Error::from)
     }
@@ -170,14 +250,16 @@ impl<W: OsWait> Sender<W> {
     /// Fast path: room now (no deadline, no slicing); else the sliced wait.
     #[inline]
     fn make_room(&mut self, len: usize, timeout: Option<Duration>) -> Result<()> {
+        self.check_peer()?;
         if !self.tx.has_room(len)? {
             self.wait_for_room(len, timeout)?;
         }
         Ok(())
     }
 
-    /// Block until a [`reserve`](Self::reserve) of `len` bytes would succeed,
-    /// without reserving; errors as for [`reserve_blocking`](Self::reserve_blocking).
+    /// Block until a [`try_reserve`](Self::try_reserve) of `len` bytes would
+    /// succeed, without reserving, for at most `timeout` (`None`: no limit);
+    /// errors as for [`reserve`](Self::reserve).
     pub fn wait_for_room(&mut self, len: usize, timeout: Option<Duration>) -> Result<()> {
         let tx = &mut self.tx;
         wait_sliced(&self.link, timeout, false, |t| {
@@ -185,19 +267,32 @@ impl<W: OsWait> Sender<W> {
         })
     }
 
-    /// Blocking [`send`](Self::send); errors as for [`reserve_blocking`](Self::reserve_blocking).
+    /// Copy `payload` in as one message of type `type_id` and publish it,
+    /// blocking while the ring is full; errors as for [`reserve`](Self::reserve).
     #[inline]
-    pub fn send_blocking(
+    pub fn send(&mut self, payload: &[u8], type_id: u32) -> Result<()> {
+        self.send_within(payload, type_id, None)
+    }
+
+    /// [`send`](Self::send), waiting at most `timeout` for room
+    /// ([`Error::Timeout`]; nothing was sent).
+    #[inline]
+    pub fn send_timeout(&mut self, payload: &[u8], type_id: u32, timeout: Duration) -> Result<()> {
+        self.send_within(payload, type_id, Some(timeout))
+    }
+
+    #[inline(always)]
+    fn send_within(
         &mut self,
         payload: &[u8],
         type_id: u32,
         timeout: Option<Duration>,
     ) -> Result<()> {
+        self.check_peer()?;
         // The first liveness slice through ring-core's own blocking send,
-        // inline (it copies without a `Grant` value: a grant returned
-        // through `reserve_blocking` cost store-forwarding stalls, about
-        // 40 ns per round trip). Only when that slice times out (the ring
-        // stayed full) does the sliced wait take over.
+        // inline (it copies without a `Grant` value, which would cost a
+        // store-forwarding stall; see docs/design.md). Only when that slice
+        // times out (the ring stayed full) does the sliced wait take over.
         let budget = Budget::new(timeout);
         match self.tx.send_timeout(payload, type_id, budget.slice()) {
             Ok(()) => Ok(()),
@@ -314,38 +409,59 @@ impl<W: OsWait> Sender<W> {
 ///
 /// ```compile_fail
 /// fn is_sync<T: Sync>() {}
-/// is_sync::<memtube_posix::Receiver<memtube_ring::SpinWait>>();
+/// fn check<O: memtube_posix::Os>() {
+///     is_sync::<memtube_posix::Receiver<O>>();
+/// }
 /// ```
-pub struct Receiver<W: OsWait> {
-    rx: Consumer<'static, W>,
+pub struct Receiver<O: Os> {
+    // As in `Sender`.
+    rx: ManuallyDrop<Consumer<'static, O::Wait>>,
     link: Arc<Link>,
+    /// `Empty` results since the last probe of the peer's socket.
+    idle: u32,
     _maps: RingMaps,
 }
 
-impl<W: OsWait> Receiver<W> {
+impl<O: Os> Receiver<O> {
     pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
         Ok(Receiver {
-            rx: maps.consumer()?,
+            rx: ManuallyDrop::new(maps.consumer::<O>()?),
             link,
+            idle: 0,
             _maps: maps,
         })
     }
 
-    /// The next message if there is one ([`Error::Empty`] if not; this
-    /// non-blocking call does not check liveness: use
-    /// [`recv_blocking`](Self::recv_blocking) or [`probe_peer`](Self::probe_peer)).
+    /// The next message if there is one, without blocking: [`Error::Empty`]
+    /// if not. A producer that closed is reported ([`Error::Closed`]) once
+    /// every message it sent was received; one that died
+    /// ([`Error::PeerGone`]) once known, by a probe of its socket every
+    /// [`PROBE_EVERY`] `Empty` results.
     #[inline]
-    pub fn recv(&mut self) -> Result<Message<'_, W>> {
-        self.rx.try_recv().map_err(Error::from)
+    pub fn try_recv(&mut self) -> Result<Message<'_, O>> {
+        match self.rx.try_recv() {
+            Ok(m) => Ok(m),
+            Err(e) => Err(no_progress(&self.link, &mut self.idle, e)),
+        }
     }
 
-    /// The next message, blocking until one arrives, the timeout passes
-    /// ([`Error::Timeout`]; `None`: no limit), the peer closes after its last
-    /// message ([`Error::Closed`]) or dies ([`Error::PeerGone`], after every
-    /// message it committed was delivered, noticed within [`LIVENESS_SLICE`]
-    /// plus a system call).
+    /// The next message, blocking until one arrives, the peer closes after
+    /// its last message ([`Error::Closed`]) or dies ([`Error::PeerGone`],
+    /// after every message it committed was delivered, noticed within
+    /// [`LIVENESS_SLICE`] plus a system call).
     #[inline]
-    pub fn recv_blocking(&mut self, timeout: Option<Duration>) -> Result<Message<'_, W>> {
+    pub fn recv(&mut self) -> Result<Message<'_, O>> {
+        self.recv_within(None)
+    }
+
+    /// [`recv`](Self::recv), waiting at most `timeout` ([`Error::Timeout`]).
+    #[inline]
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_, O>> {
+        self.recv_within(Some(timeout))
+    }
+
+    #[inline(always)]
+    pub(crate) fn recv_within(&mut self, timeout: Option<Duration>) -> Result<Message<'_, O>> {
         // The first liveness slice through ring-core's own wait, inline: its
         // spin runs here, and the record it finds stays validated for `recv`.
         let budget = Budget::new(timeout);
@@ -360,8 +476,9 @@ impl<W: OsWait> Receiver<W> {
         self.rx.try_recv().map_err(Error::from)
     }
 
-    /// Block until [`recv`](Self::recv) would return a message, without
-    /// receiving it; errors as for [`recv_blocking`](Self::recv_blocking).
+    /// Block until [`try_recv`](Self::try_recv) would return a message,
+    /// without receiving it, for at most `timeout` (`None`: no limit);
+    /// errors as for [`recv`](Self::recv).
     pub fn wait_message(&mut self, timeout: Option<Duration>) -> Result<()> {
         let rx = &mut self.rx;
         wait_sliced(&self.link, timeout, true, |t| rx.wait_message(Some(t)))
@@ -389,16 +506,50 @@ impl<W: OsWait> Receiver<W> {
     }
 }
 
-// The handles are `Send` (checked at compile time; `Sync` is not, see the
-// compile_fail doc tests).
+/// A handle dropped while its thread panics did not finish its work: it
+/// does not close its ring (which the peer would read as a clean end) but
+/// tells the peer through the socket that this side is gone, so the peer
+/// gets [`Error::PeerGone`] (after every message committed before), as for
+/// a crash. Otherwise the ring handle closes its role, as usual.
+macro_rules! drop_handle {
+    ($ty:ident, $field:ident) => {
+        impl<O: Os> Drop for $ty<O> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.link.abort();
+                    return;
+                }
+                // SAFETY: dropped exactly once, here, and never used after:
+                // `drop` is the last use of `self`, and the mappings it
+                // borrows (`_maps`, a later field) are dropped after it.
+                unsafe { ManuallyDrop::drop(&mut self.$field) }
+            }
+        }
+
+        impl<O: Os> std::fmt::Debug for $ty<O> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("capacity", &self.$field.capacity())
+                    .field("peer", &self.link.state())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+drop_handle!(Sender, tx);
+drop_handle!(Receiver, rx);
+
+// The handles are `Send` on every system (checked at compile time for any
+// `O: Os`; `Sync` they are not, see the compile_fail doc tests).
 const _: () = {
     fn send<T: Send>() {}
-    fn check() {
-        send::<Sender<memtube_ring::SpinWait>>();
-        send::<Receiver<memtube_ring::SpinWait>>();
-        send::<Connection<memtube_ring::SpinWait>>();
+    // Type-checked for every `O` without being instantiated.
+    #[allow(dead_code)]
+    fn check<O: Os>() {
+        send::<Sender<O>>();
+        send::<Receiver<O>>();
+        send::<Connection<O>>();
     }
-    let _ = check;
 };
 
 /// A reply to [`Connection::call`], in place in the ring.
@@ -408,11 +559,11 @@ const _: () = {
 /// requests 1, 2, 3, ... per connection) and the rest is the body; the
 /// message's type id is the request's (or the reply's) type. A reply carries
 /// its request's id; `call` skips replies to earlier calls that timed out.
-pub struct Reply<'r, W: OsWait> {
-    msg: Message<'r, W>,
+pub struct Reply<'r, O: Os> {
+    msg: Message<'r, O>,
 }
 
-impl<W: OsWait> Reply<'_, W> {
+impl<O: Os> Reply<'_, O> {
     /// The reply's type id (chosen by the server's handler).
     pub fn type_id(&self) -> u32 {
         self.msg.type_id()
@@ -429,8 +580,38 @@ impl<W: OsWait> Reply<'_, W> {
     }
 }
 
+/// Bytes of the correlation id at the start of every `call` / `serve` payload.
+const ID_LEN: usize = 8;
+/// The type id of an error reply from `serve` (reserved: handlers never send it).
+pub const ERROR_REPLY: u32 = u32::MAX;
+/// Error reply code: the handler's reply did not fit in the ring.
+/// Body after the id: code `u32`, ring maximum `u32`, reply length `u64` (LE).
+const ERROR_REPLY_TOO_LARGE: u32 = 1;
+/// Error reply code: the handler returned the reserved type id [`ERROR_REPLY`].
+const ERROR_REPLY_RESERVED_TYPE: u32 = 2;
+
 fn read_id(p: &[u8]) -> Option<u64> {
-    Some(u64::from_le_bytes(p.get(..8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(p.get(..ID_LEN)?.try_into().ok()?))
+}
+
+/// The error an error reply stands for (its bytes are the peer's: checked).
+fn error_reply(msg: &[u8]) -> Error {
+    let body = msg.get(ID_LEN..).unwrap_or(&[]);
+    let word = |at: usize, n: usize| body.get(at..at + n);
+    let code = word(0, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    match code {
+        Some(ERROR_REPLY_TOO_LARGE) => match (word(4, 4), word(8, 8)) {
+            (Some(m), Some(l)) => Error::ReplyTooLarge {
+                max: u32::from_le_bytes([m[0], m[1], m[2], m[3]]),
+                len: u64::from_le_bytes([l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7]]),
+            },
+            _ => Error::Protocol("error reply too short"),
+        },
+        Some(ERROR_REPLY_RESERVED_TYPE) => {
+            Error::Protocol("the server's handler returned the reserved type id u32::MAX")
+        }
+        _ => Error::Protocol("unknown error reply"),
+    }
 }
 
 /// A connection: one ring (one-way) or two (duplex), the socket that watches
@@ -440,16 +621,16 @@ fn read_id(p: &[u8]) -> Option<u64> {
 /// [`receiver`](Self::receiver) (by reference) or
 /// [`into_split`](Self::into_split); use [`call`](Self::call) /
 /// [`serve`](Self::serve) in duplex mode.
-pub struct Connection<W: OsWait> {
-    sender: Option<Sender<W>>,
-    receiver: Option<Receiver<W>>,
+pub struct Connection<O: Os> {
+    sender: Option<Sender<O>>,
+    receiver: Option<Receiver<O>>,
     link: Arc<Link>,
     peer: PeerCred,
     next_id: u64,
     scratch: Vec<u8>,
 }
 
-impl<W: OsWait> std::fmt::Debug for Connection<W> {
+impl<O: Os> std::fmt::Debug for Connection<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("sender", &self.sender.is_some())
@@ -459,7 +640,7 @@ impl<W: OsWait> std::fmt::Debug for Connection<W> {
     }
 }
 
-impl<W: OsWait> Connection<W> {
+impl<O: Os> Connection<O> {
     pub(crate) fn new(rings: Vec<(RingMaps, bool)>, link: Link, peer: PeerCred) -> Result<Self> {
         let link = Arc::new(link);
         let duplex = rings.len() == 2;
@@ -495,18 +676,18 @@ impl<W: OsWait> Connection<W> {
     }
 
     /// This side's sender ([`Error::NoSuchHandle`] if this side only receives).
-    pub fn sender(&mut self) -> Result<&mut Sender<W>> {
+    pub fn sender(&mut self) -> Result<&mut Sender<O>> {
         self.sender.as_mut().ok_or(Error::NoSuchHandle)
     }
 
     /// This side's receiver ([`Error::NoSuchHandle`] if this side only sends).
-    pub fn receiver(&mut self) -> Result<&mut Receiver<W>> {
+    pub fn receiver(&mut self) -> Result<&mut Receiver<O>> {
         self.receiver.as_mut().ok_or(Error::NoSuchHandle)
     }
 
     /// The handles, to move to other threads. The liveness socket stays open
     /// until the last of them (and the connection) is dropped.
-    pub fn into_split(self) -> (Option<Sender<W>>, Option<Receiver<W>>) {
+    pub fn into_split(self) -> (Option<Sender<O>>, Option<Receiver<O>>) {
         (self.sender, self.receiver)
     }
 
@@ -525,22 +706,56 @@ impl<W: OsWait> Connection<W> {
         self.link.probe()
     }
 
-    /// Send a request (duplex mode) and wait for its reply, for at most
-    /// `timeout` overall. See [`Reply`] for the wire format.
-    pub fn call(
+    /// Send a request (duplex mode) and wait for its reply. See [`Reply`]
+    /// for the wire format. Errors: those of [`Sender::send`] and
+    /// [`Receiver::recv`]; [`Error::Ring`] with `TooLarge` when the request
+    /// body exceeds [`max_request`](Self::max_request) (the lengths in it are
+    /// the body's, without the hidden 8-byte id); [`Error::ReplyTooLarge`]
+    /// when the server's reply did not fit in the ring.
+    pub fn call(&mut self, type_id: u32, request: &[u8]) -> Result<Reply<'_, O>> {
+        self.call_within(type_id, request, None)
+    }
+
+    /// [`call`](Self::call), waiting at most `timeout` overall
+    /// ([`Error::Timeout`]; a reply that comes later is skipped by the next call).
+    pub fn call_timeout(
+        &mut self,
+        type_id: u32,
+        request: &[u8],
+        timeout: Duration,
+    ) -> Result<Reply<'_, O>> {
+        self.call_within(type_id, request, Some(timeout))
+    }
+
+    /// The largest request body [`call`](Self::call) sends (the ring's
+    /// maximum payload less the 8-byte correlation id); 0 without a sender.
+    pub fn max_request(&self) -> u32 {
+        self.sender
+            .as_ref()
+            .map_or(0, |tx| tx.max_payload().saturating_sub(ID_LEN as u32))
+    }
+
+    fn call_within(
         &mut self,
         type_id: u32,
         request: &[u8],
         timeout: Option<Duration>,
-    ) -> Result<Reply<'_, W>> {
+    ) -> Result<Reply<'_, O>> {
         let deadline = crate::sock::deadline(timeout);
+        let tx = self.sender.as_mut().ok_or(Error::NoSuchHandle)?;
+        let max = tx.max_payload().saturating_sub(ID_LEN as u32);
+        if request.len() > max as usize {
+            return Err(Error::Ring(memtube_ring::Error::TooLarge {
+                len: request.len(),
+                max,
+            }));
+        }
         let id = self.next_id;
         self.next_id += 1;
-        let tx = self.sender.as_mut().ok_or(Error::NoSuchHandle)?;
-        let mut g = tx.reserve_blocking(8 + request.len(), timeout)?;
-        g[..8].copy_from_slice(&id.to_le_bytes());
-        g.copy_from(8, request);
-        g.commit(8 + request.len(), type_id);
+        let mut g = tx.reserve_within(ID_LEN + request.len(), timeout)?;
+        g[..ID_LEN].copy_from_slice(&id.to_le_bytes());
+        g.copy_from(ID_LEN, request);
+        g.commit(ID_LEN + request.len(), type_id);
         let rx = self.receiver.as_mut().ok_or(Error::NoSuchHandle)?;
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -556,17 +771,24 @@ impl<W: OsWait> Connection<W> {
         }
         // The peek above was a hint: a hostile peer may rewrite the record
         // between two reads, so check the message actually taken.
-        let msg = rx.recv()?;
+        let msg = rx.rx.try_recv()?;
         match read_id(msg.payload()) {
-            Some(got) if got == id => Ok(Reply { msg }),
-            _ => Err(Error::Protocol("reply changed while it was read")),
+            Some(got) if got != id => Err(Error::Protocol("reply changed while it was read")),
+            Some(_) if msg.type_id() == ERROR_REPLY => Err(error_reply(&msg)),
+            Some(_) => Ok(Reply { msg }),
+            None => Err(Error::Protocol("reply changed while it was read")),
         }
     }
 
-    /// Serve one request (duplex mode): wait up to `timeout` for it, call
-    /// `handler(type_id, body, reply)` with the body in place and an empty
-    /// `reply` buffer to fill, and send `reply` back with the type id the
-    /// handler returns and the request's correlation id.
+    /// Serve one request (duplex mode): wait up to `timeout` (`None`: no
+    /// limit) for it, call `handler(type_id, body, reply)` with the body in
+    /// place and an empty `reply` buffer to fill, and send `reply` back with
+    /// the type id the handler returns and the request's correlation id.
+    ///
+    /// A reply that does not fit in the ring is not sent: the caller gets
+    /// [`Error::ReplyTooLarge`] instead and serving goes on. The type id
+    /// `u32::MAX` is reserved for such error replies; a handler that returns
+    /// it makes the caller's `call` fail with [`Error::Protocol`].
     pub fn serve_one<F>(&mut self, timeout: Option<Duration>, mut handler: F) -> Result<()>
     where
         F: FnMut(u32, &[u8], &mut Vec<u8>) -> u32,
@@ -574,15 +796,31 @@ impl<W: OsWait> Connection<W> {
         let (Some(tx), Some(rx)) = (self.sender.as_mut(), self.receiver.as_mut()) else {
             return Err(Error::NoSuchHandle);
         };
-        let m = rx.recv_blocking(timeout)?;
+        let m = rx.recv_within(timeout)?;
         let id =
             read_id(m.payload()).ok_or(Error::Protocol("request shorter than its 8-byte id"))?;
         self.scratch.clear();
-        let ty = handler(m.type_id(), &m.payload()[8..], &mut self.scratch);
-        let n = 8 + self.scratch.len();
-        let mut g = tx.reserve_blocking(n, timeout)?;
-        g[..8].copy_from_slice(&id.to_le_bytes());
-        g.copy_from(8, &self.scratch);
+        let mut ty = handler(m.type_id(), &m.payload()[ID_LEN..], &mut self.scratch);
+        drop(m);
+        let max = tx.max_payload().saturating_sub(ID_LEN as u32);
+        if self.scratch.len() > max as usize {
+            let len = self.scratch.len() as u64;
+            self.scratch.clear();
+            self.scratch
+                .extend_from_slice(&ERROR_REPLY_TOO_LARGE.to_le_bytes());
+            self.scratch.extend_from_slice(&max.to_le_bytes());
+            self.scratch.extend_from_slice(&len.to_le_bytes());
+            ty = ERROR_REPLY;
+        } else if ty == ERROR_REPLY {
+            self.scratch.clear();
+            self.scratch
+                .extend_from_slice(&ERROR_REPLY_RESERVED_TYPE.to_le_bytes());
+            self.scratch.extend_from_slice(&[0; 12]);
+        }
+        let n = ID_LEN + self.scratch.len();
+        let mut g = tx.reserve_within(n, timeout)?;
+        g[..ID_LEN].copy_from_slice(&id.to_le_bytes());
+        g.copy_from(ID_LEN, &self.scratch);
         g.commit(n, ty);
         Ok(())
     }

@@ -10,7 +10,7 @@ use crate::options::Options;
 use crate::peer;
 use crate::rings;
 use crate::sock::{self, Addr};
-use crate::OsWait;
+use crate::Os;
 use rustix::fd::AsFd;
 use rustix::io::Errno;
 use std::time::{Duration, Instant};
@@ -20,15 +20,16 @@ use std::time::{Duration, Instant};
 /// Waits up to the connect timeout for room in the listener's backlog and
 /// up to the handshake timeout for its handshake ([`Error::Timeout`]: a
 /// listener that accepts and never answers does not hang the caller). With
-/// no listener: [`Error::Os`] (`ECONNREFUSED` or `ENOENT`). The listener's
+/// no listener: [`Error::NoListener`] (`ECONNREFUSED` or `ENOENT`). The listener's
 /// uid is checked against `opts`' policy; its handshake is validated in
 /// full ([`Error::Handshake`]).
 ///
 /// See [`listen`](crate::listen) for an example.
-pub fn connect<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Connection<W>> {
+pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connection<O>> {
     let addr = addr.into();
-    let sa = addr.sockaddr()?;
-    let s = sock::socket(sock::socket_type(opts.backend))?;
+    let backend = opts.backend_for::<O>();
+    let sa = addr.sockaddr::<O>()?;
+    let s = sock::socket::<O>(sock::socket_type(backend))?;
     let deadline = sock::deadline(Some(opts.connect_timeout));
     loop {
         match rustix::net::connect(&s, &sa) {
@@ -41,25 +42,32 @@ pub fn connect<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Conne
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
+            Err(e @ (Errno::CONNREFUSED | Errno::NOENT)) => {
+                return Err(Error::NoListener {
+                    addr: addr.to_string(),
+                    errno: e,
+                })
+            }
             Err(e) => return Err(Error::Os(e)),
         }
     }
-    let cred = peer::check(s.as_fd(), &opts.uid_policy)?;
-    let got = handshake::recv(
+    let cred = peer::check::<O>(s.as_fd(), &opts.uid_policy)?;
+    let got = handshake::recv::<O>(
         s.as_fd(),
         sock::deadline(Some(opts.handshake_timeout)),
-        opts.backend,
+        backend,
     )?;
-    let maps = rings::map_received(&got.hs, &got.fds, opts)?;
+    let maps = rings::map_received::<O>(&got.hs, &got.fds, opts)?;
     drop(got.fds);
-    let conn = Connection::new(maps, Link::new(s), cred).map_err(|e| match e {
-        Error::Ring(r) => Error::Handshake(HandshakeFailure::Attach(r)),
-        e => e,
-    })?;
-    handshake::send_ack(conn_fd(&conn))?;
+    let conn = Connection::new(maps, Link::new(s, O::SEND_FLAGS, opts.cancel.clone()), cred)
+        .map_err(|e| match e {
+            Error::Ring(r) => Error::Handshake(HandshakeFailure::Attach(r)),
+            e => e,
+        })?;
+    handshake::send_ack::<O>(conn_fd(&conn))?;
     Ok(conn)
 }
 
-fn conn_fd<W: OsWait>(c: &Connection<W>) -> rustix::fd::BorrowedFd<'_> {
+fn conn_fd<O: Os>(c: &Connection<O>) -> rustix::fd::BorrowedFd<'_> {
     c.link_fd()
 }

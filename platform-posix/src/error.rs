@@ -5,11 +5,25 @@ use std::fmt;
 
 /// Everything `listen`, `connect` and the handles can fail with.
 ///
-/// `Full`, `Empty` and `Timeout` are transient. `Closed` is a clean close by
-/// the peer (it dropped its handle or connection); `PeerGone` is a peer that
-/// died (its socket closed without a clean close) or vanished. The handshake
-/// and permission errors refuse one connection; a [`Listener`](crate::Listener)
-/// keeps accepting after them.
+/// - Transient, try again: `Full`, `Empty`, `Timeout`.
+/// - The peer ended: `Closed` is a clean close (it dropped its handle or
+///   connection; a receiver gets it after every message sent before);
+///   `PeerGone` is a peer that died, panicked or vanished (its socket
+///   closed without a clean close). Both are final for the handle.
+/// - `Cancelled`: the [`CancelToken`](crate::CancelToken) of the connection
+///   or listener was cancelled.
+/// - Setup errors, from `listen`, `connect` and `accept`: `AddrInUse`,
+///   `NotASocket`, `NoListener`, `PathTooLong`, `PermissionDenied`,
+///   `Handshake`, `HugePagesUnavailable`, `Unsupported`, `Os`. The
+///   handshake and permission errors refuse one connection; a
+///   [`Listener`](crate::Listener) keeps accepting after them.
+/// - Misuse: `NoSuchHandle`, and `Ring` with `TooLarge` (a message larger
+///   than the ring's maximum payload).
+/// - A broken peer: `Protocol`, `ReplyTooLarge`, and `Ring` with `Corrupt`
+///   (the ring is poisoned).
+///
+/// [`source`](std::error::Error::source) gives the underlying ring or
+/// handshake error where there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -34,8 +48,29 @@ pub enum Error {
         /// The peer's uid (from `SO_PEERCRED` / `getpeereid`).
         uid: u32,
     },
-    /// A live listener already owns the socket path: it is never stolen.
+    /// A live listener already owns the socket path or name: it is never stolen.
     AddrInUse,
+    /// The socket path exists and is not a socket (a regular file, a
+    /// directory, a symbolic link, ...): `listen` never replaces it.
+    NotASocket(std::path::PathBuf),
+    /// Nothing listens at the address (`ECONNREFUSED` or `ENOENT` from `connect`).
+    NoListener {
+        /// The address, as given.
+        addr: String,
+        /// What the system said.
+        errno: rustix::io::Errno,
+    },
+    /// A blocking call, `accept` or `serve` was stopped by the
+    /// [`CancelToken`](crate::CancelToken) of its connection or listener.
+    Cancelled,
+    /// The server's reply to this `call` did not fit in the ring: the server
+    /// sent an error reply instead (and keeps serving).
+    ReplyTooLarge {
+        /// Bytes the reply body needed.
+        len: u64,
+        /// The largest reply body the ring carries.
+        max: u32,
+    },
     /// Huge pages were requested but the kernel has none to give
     /// (`/proc/sys/vm/nr_hugepages` is 0 or exhausted). No fallback is made.
     HugePagesUnavailable(rustix::io::Errno),
@@ -103,18 +138,48 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Os(e) => write!(f, "system call failed: {e}"),
-            Error::PeerGone => f.write_str("peer process is gone"),
+            Error::PeerGone => {
+                f.write_str("peer process is gone (it died or panicked without closing)")
+            }
             Error::Closed => f.write_str("peer closed the connection"),
             Error::Timeout => f.write_str("timed out"),
-            Error::Full => f.write_str("ring is full"),
-            Error::Empty => f.write_str("ring is empty"),
+            Error::Full => f.write_str(
+                "ring is full: try again, or use the blocking call that waits for room",
+            ),
+            Error::Empty => f.write_str(
+                "no message now: try again, or use the blocking call that waits for one",
+            ),
             Error::Handshake(h) => write!(f, "handshake refused: {h}"),
             Error::Ring(e) => write!(f, "ring error: {e}"),
-            Error::PermissionDenied { uid } => write!(f, "peer uid {uid} is not allowed"),
-            Error::AddrInUse => f.write_str("a live listener owns this address"),
+            Error::PermissionDenied { uid } => write!(
+                f,
+                "peer uid {uid} is not allowed by this side's uid policy (see `Options::uid_policy`)"
+            ),
+            Error::AddrInUse => f.write_str(
+                "a live listener owns this address: stop it or choose another address",
+            ),
+            Error::NotASocket(p) => write!(
+                f,
+                "{} exists and is not a socket: memtube does not replace it; remove it or choose another path",
+                p.display()
+            ),
+            Error::NoListener { addr, errno } => write!(
+                f,
+                "no listener at {addr} ({errno}): start the listening process first"
+            ),
+            Error::Cancelled => f.write_str("cancelled by the cancel token"),
+            Error::ReplyTooLarge { len, max } => write!(
+                f,
+                "the server's reply of {len} bytes exceeds the ring's {max}-byte maximum: \
+                 use a larger capacity"
+            ),
             Error::HugePagesUnavailable(e) => write!(f, "huge pages unavailable: {e}"),
             Error::Protocol(what) => write!(f, "protocol violation: {what}"),
-            Error::NoSuchHandle => f.write_str("this connection has no such handle"),
+            Error::NoSuchHandle => f.write_str(
+                "this side of the connection has no such handle: a one-way connection \
+                 has a sender on one side and a receiver on the other (see \
+                 `Options::direction`); use `Options::duplex(true)` for both",
+            ),
             Error::Unsupported(what) => write!(f, "unsupported on this system: {what}"),
             Error::PathTooLong { len, max } => {
                 write!(
@@ -153,8 +218,42 @@ impl fmt::Display for HandshakeFailure {
     }
 }
 
-impl std::error::Error for Error {}
-impl std::error::Error for HandshakeFailure {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Handshake(h) => Some(h),
+            Error::Ring(e) => Some(e),
+            Error::Os(e) | Error::HugePagesUnavailable(e) | Error::NoListener { errno: e, .. } => {
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for HandshakeFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HandshakeFailure::Format(e) => Some(e),
+            HandshakeFailure::Attach(e) => Some(e),
+            HandshakeFailure::NotMemfd(e) | HandshakeFailure::NotShm(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// Whether this is [`Error::Cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled)
+    }
+
+    /// Whether the peer is finished: it closed ([`Error::Closed`]) or is gone
+    /// ([`Error::PeerGone`]). Nothing more will arrive from it.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, Error::Closed | Error::PeerGone)
+    }
+}
 
 impl From<rustix::io::Errno> for Error {
     fn from(e: rustix::io::Errno) -> Self {

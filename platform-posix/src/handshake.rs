@@ -17,6 +17,7 @@
 use crate::error::{Error, HandshakeFailure, Result};
 use crate::region::{self, Backend};
 use crate::sock;
+use crate::Os;
 use memtube_ring::handshake::{Handshake, MAX_FDS, NO_FD};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -36,14 +37,14 @@ pub const ACK_BYTE: u8 = 0xA4;
 const FD_ROOM: usize = MAX_FDS + 4;
 
 /// Send `bytes` (normally an encoded [`Handshake`]) with `fds` in one message.
-pub fn send_raw(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+pub fn send_raw<O: Os>(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
     let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(Error::Os(Errno::TOOBIG));
     }
     let iov = [IoSlice::new(bytes)];
-    let n = rustix::net::sendmsg(sock, &iov, &mut control, crate::os::SEND_FLAGS)?;
+    let n = rustix::net::sendmsg(sock, &iov, &mut control, O::SEND_FLAGS)?;
     if n != bytes.len() {
         return Err(Error::Os(Errno::MSGSIZE));
     }
@@ -51,8 +52,8 @@ pub fn send_raw(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> R
 }
 
 /// Send an encoded handshake with its descriptors.
-pub fn send(sock: BorrowedFd<'_>, hs: &Handshake, fds: &[BorrowedFd<'_>]) -> Result<()> {
-    send_raw(sock, &hs.encode(), fds)
+pub fn send<O: Os>(sock: BorrowedFd<'_>, hs: &Handshake, fds: &[BorrowedFd<'_>]) -> Result<()> {
+    send_raw::<O>(sock, &hs.encode(), fds)
 }
 
 /// A validated handshake and its descriptors, indexed as the handshake names them.
@@ -70,7 +71,11 @@ pub struct Received {
 /// is framed: one `SOCK_SEQPACKET` message (memfd), or exactly
 /// [`Handshake::LEN`] bytes of a `SOCK_STREAM` (shm), read in as many
 /// pieces as the kernel delivers, descriptors counted from all of them.
-pub fn recv(sock: BorrowedFd<'_>, deadline: Option<Instant>, backend: Backend) -> Result<Received> {
+pub fn recv<O: Os>(
+    sock: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    backend: Backend,
+) -> Result<Received> {
     let stream = crate::sock::socket_type(backend) == SocketType::STREAM;
     let mut buf = [0u8; Handshake::LEN + 1];
     let mut got = 0;
@@ -78,7 +83,7 @@ pub fn recv(sock: BorrowedFd<'_>, deadline: Option<Instant>, backend: Backend) -
     // return below closes them all.
     let mut fds: Vec<OwnedFd> = Vec::new();
     loop {
-        sock::wait_readable(sock, deadline)?;
+        sock::wait_readable(sock, deadline, None)?;
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(FD_ROOM))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [IoSliceMut::new(&mut buf[got..])];
@@ -86,7 +91,7 @@ pub fn recv(sock: BorrowedFd<'_>, deadline: Option<Instant>, backend: Backend) -
             sock,
             &mut iov,
             &mut control,
-            crate::os::RECV_FLAGS | RecvFlags::DONTWAIT,
+            O::RECV_FLAGS | RecvFlags::DONTWAIT,
         ) {
             Ok(m) => m,
             // Readable but nothing yet (a stream woken early): wait again.
@@ -101,7 +106,7 @@ pub fn recv(sock: BorrowedFd<'_>, deadline: Option<Instant>, backend: Backend) -
             }
         }
         for fd in &fds[before..] {
-            crate::os::received_fd(fd)?;
+            O::received_fd(fd)?;
         }
         if msg.bytes == 0 && fds.len() == before {
             return Err(HandshakeFailure::PeerClosed.into());
@@ -126,9 +131,13 @@ pub fn recv(sock: BorrowedFd<'_>, deadline: Option<Instant>, backend: Backend) -
         .into());
     }
     for r in hs.rings() {
-        region::check_received(backend, fds[r.main_fd as usize].as_fd(), r.main_len)?;
+        region::check_received::<O>(backend, fds[r.main_fd as usize].as_fd(), r.main_len)?;
         if r.consumer_fd != NO_FD {
-            region::check_received(backend, fds[r.consumer_fd as usize].as_fd(), r.consumer_len)?;
+            region::check_received::<O>(
+                backend,
+                fds[r.consumer_fd as usize].as_fd(),
+                r.consumer_len,
+            )?;
         }
     }
     Ok(Received { hs, fds })
@@ -136,7 +145,7 @@ pub fn recv(sock: BorrowedFd<'_>, deadline: Option<Instant>, backend: Backend) -
 
 /// Wait for the receiver's one-byte answer.
 pub fn recv_ack(sock: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<()> {
-    sock::wait_readable(sock, deadline)?;
+    sock::wait_readable(sock, deadline, None)?;
     let mut b = [0u8; 1];
     match rustix::net::recv(sock, &mut b[..], RecvFlags::DONTWAIT) {
         Ok((_, 0)) | Err(Errno::CONNRESET) => Err(HandshakeFailure::PeerClosed.into()),
@@ -149,11 +158,7 @@ pub fn recv_ack(sock: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<()> {
 }
 
 /// Send the one-byte answer.
-pub fn send_ack(sock: BorrowedFd<'_>) -> Result<()> {
-    rustix::net::send(
-        sock,
-        &[ACK_BYTE],
-        crate::os::SEND_FLAGS | SendFlags::DONTWAIT,
-    )?;
+pub fn send_ack<O: Os>(sock: BorrowedFd<'_>) -> Result<()> {
+    rustix::net::send(sock, &[ACK_BYTE], O::SEND_FLAGS | SendFlags::DONTWAIT)?;
     Ok(())
 }

@@ -1,43 +1,49 @@
-//! memtube's POSIX shim, shared by `platform-linux` and `platform-macos`
-//! (an internal crate: use it through `memtube` or an OS crate).
+//! memtube's POSIX shim, shared by `memtube-linux` and `memtube-macos`
+//! (use it through `memtube`, which picks the system for you).
 //!
 //! Everything of a process connection that POSIX defines lives here, once:
-//! the regions, the `SCM_RIGHTS` handshake and its validation, peer identity
-//! and the uid policy, the liveness channel, `listen` / `connect` and the
-//! handles. The types are generic over the [`Wait`](memtube_ring::Wait) the
-//! handles block with ([`OsWait`]); each OS crate fixes it (the futex on
-//! Linux, `__ulock` / `os_sync` on macOS) with type aliases, so the public
-//! API is the same on both.
+//! `shm_open` regions and [`Mapping`](region::Mapping)s, the `SCM_RIGHTS`
+//! handshake and its validation, the uid policy, the liveness channel,
+//! `listen` / `connect` and the handles. What POSIX leaves to each system
+//! (how handles wait, socket and mapping flags, peer credentials, abstract
+//! names, memfd regions) is the trait [`Os`], implemented by one OS crate
+//! per system (`memtube_linux::Linux`, `memtube_macos::MacOs`). Every type
+//! and function here is generic over it, so the same code serves both and
+//! the public API is the same on both.
+//!
+//! Code generic over the system:
 //!
 //! ```
-//! use memtube_posix::{connect, listen, Connection, Listener, Options};
-//! use memtube_ring::SpinWait; // portable: polls, never sleeps in the kernel
+//! use memtube_posix::{connect, Listener, Options, Os, Result};
 //! use std::time::Duration;
 //!
-//! let addr = std::env::temp_dir().join(format!("mt-doc-posix-{}", std::process::id()));
-//! let opts = Options::new().duplex(true).capacity(4096);
-//! let listener: Listener<SpinWait> = listen(addr.as_path(), &opts)?;
-//! let server = std::thread::spawn(move || -> Result<(), memtube_posix::Error> {
+//! /// Answer every request with its bytes reversed, until the peer closes.
+//! fn serve_reversed<O: Os>(listener: &Listener<O>) -> Result<()> {
 //!     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
 //!     conn.serve(|_ty, req, reply| {
 //!         reply.extend(req.iter().rev());
-//!         7
+//!         7 // the reply's type id
 //!     })
-//! });
-//! let mut conn: Connection<SpinWait> = connect(addr.as_path(), &opts)?;
-//! let reply = conn.call(1, b"abc", Some(Duration::from_secs(10)))?;
-//! assert_eq!((reply.type_id(), reply.payload()), (7, &b"cba"[..]));
-//! drop(reply);
-//! drop(conn);
-//! server.join().unwrap()?;
-//! # Ok::<(), memtube_posix::Error>(())
+//! }
+//!
+//! /// One request, one reply.
+//! fn ask<O: Os>(path: &std::path::Path) -> Result<Vec<u8>> {
+//!     let opts = Options::new().duplex(true);
+//!     let mut conn = connect::<O>(path, &opts)?;
+//!     let reply = conn.call(1, b"abc", Some(Duration::from_secs(10)))?;
+//!     Ok(reply.payload().to_vec())
+//! }
 //! ```
+//!
+//! A program names one system: `memtube_posix::Connection<memtube_linux::Linux>`,
+//! or simply `memtube::Connection`.
 
 #![cfg(any(target_os = "linux", target_os = "macos"))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+mod cancel;
 mod conn;
 mod connect;
 mod error;
@@ -51,19 +57,14 @@ pub mod region;
 mod rings;
 mod sock;
 
+pub use cancel::CancelToken;
 pub use conn::{Connection, Grant, Message, Receiver, Reply, Sender, LIVENESS_SLICE};
 pub use connect::connect;
 pub use error::{Error, HandshakeFailure, Result};
 pub use listen::{listen, Listener};
 pub use liveness::{PeerState, CLOSE_BYTE};
 pub use options::{Direction, Options};
+pub use os::Os;
 pub use peer::{PeerCred, UidPolicy};
 pub use region::Backend;
 pub use sock::Addr;
-
-/// What the handles need of their [`Wait`](memtube_ring::Wait): process-shared
-/// waiting (the word is in shared memory, possibly mapped read-only), a
-/// fresh value per handle (`Default`), and `Send` handles.
-pub trait OsWait: memtube_ring::Wait + Default + Send + Sync + 'static {}
-
-impl<W: memtube_ring::Wait + Default + Send + Sync + 'static> OsWait for W {}

@@ -23,7 +23,7 @@ use crate::options::Options;
 use crate::peer;
 use crate::rings;
 use crate::sock::{self, Addr};
-use crate::OsWait;
+use crate::Os;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FileType, Mode};
 use rustix::io::Errno;
@@ -32,7 +32,7 @@ use std::time::Duration;
 
 /// A listening socket. Accepts connections one after another, each with its
 /// own rings.
-pub struct Listener<W: OsWait> {
+pub struct Listener<O: Os> {
     sock: OwnedFd,
     addr: Addr,
     opts: Options,
@@ -40,11 +40,11 @@ pub struct Listener<W: OsWait> {
     file: Option<(u64, u64)>,
     /// The `flock`ed `<path>.lock` (path addresses), held while we live.
     lock: Option<PathLock>,
-    /// The [`Wait`](memtube_ring::Wait) of the connections it accepts.
-    wait: PhantomData<fn() -> W>,
+    /// The system whose connections it accepts.
+    os: PhantomData<fn() -> O>,
 }
 
-impl<W: OsWait> std::fmt::Debug for Listener<W> {
+impl<O: Os> std::fmt::Debug for Listener<O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Listener")
             .field("sock", &self.sock)
@@ -66,31 +66,32 @@ fn dev_ino(st: &rustix::fs::Stat) -> (u64, u64) {
 /// non-socket file is at the path), [`Error::Os`] otherwise.
 ///
 /// ```
-/// use memtube_posix::{connect, listen, Connection, Listener, Options};
-/// use memtube_ring::SpinWait; // any `Wait`; the OS crates use the futex / __ulock one
+/// use memtube_posix::{connect, listen, Connection, Listener, Options, Os, Result};
 /// use std::time::Duration;
 ///
-/// let addr = std::env::temp_dir().join(format!("mt-doc-listen-{}", std::process::id()));
-/// let opts = Options::new().capacity(4096);
-/// let listener: Listener<SpinWait> = listen(addr.as_path(), &opts)?;
-/// let server = std::thread::spawn(move || -> Result<Vec<u8>, memtube_posix::Error> {
+/// // One message from a connecting process, on any system `O`.
+/// fn first_message<O: Os>(path: &std::path::Path) -> Result<Vec<u8>> {
+///     let listener: Listener<O> = listen(path, &Options::new().capacity(4096))?;
 ///     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
 ///     let msg = conn.receiver()?.recv_blocking(Some(Duration::from_secs(10)))?;
 ///     Ok(msg.payload().to_vec())
-/// });
-/// let mut conn: Connection<SpinWait> = connect(addr.as_path(), &opts)?;
-/// conn.sender()?.send_blocking(b"hello", 1, Some(Duration::from_secs(10)))?;
-/// assert_eq!(server.join().unwrap()?, b"hello");
-/// # Ok::<(), memtube_posix::Error>(())
-/// ```
-pub fn listen<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Listener<W>> {
+/// }
+///
+/// // Its peer.
+/// fn say_hello<O: Os>(path: &std::path::Path) -> Result<()> {
+///     let mut conn: Connection<O> = connect(path, &Options::new().capacity(4096))?;
+///     conn.sender()?.send_blocking(b"hello", 1, Some(Duration::from_secs(10)))
+/// }
+/// /// ```
+pub fn listen<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Listener<O>> {
     let addr = addr.into();
     // Fail early on options that can never work.
     if memtube_ring::region_size(opts.capacity).is_none() {
         return Err(Error::Ring(memtube_ring::Error::BadCapacity(opts.capacity)));
     }
-    let sa = addr.sockaddr()?;
-    let s = sock::socket(sock::socket_type(opts.backend))?;
+    let ty = sock::socket_type(opts.backend_for::<O>());
+    let sa = addr.sockaddr::<O>()?;
+    let s = sock::socket::<O>(ty)?;
     let mut file = None;
     let mut lock = None;
     if let Addr::Path(path) = &addr {
@@ -100,7 +101,7 @@ pub fn listen<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Listen
         match rustix::net::bind(&s, &sa) {
             Ok(()) => {}
             Err(Errno::ADDRINUSE) => {
-                replace_if_stale(path, &sa, sock::socket_type(opts.backend))?;
+                replace_if_stale::<O>(path, &sa, ty)?;
                 rustix::net::bind(&s, &sa).map_err(|e| match e {
                     Errno::ADDRINUSE => Error::AddrInUse,
                     e => Error::Os(e),
@@ -123,25 +124,27 @@ pub fn listen<W: OsWait>(addr: impl Into<Addr>, opts: &Options) -> Result<Listen
         opts: opts.clone(),
         file,
         lock,
-        wait: PhantomData,
+        os: PhantomData,
     })
 }
 
-fn replace_if_stale(
+fn replace_if_stale<O: Os>(
     path: &std::path::Path,
     sa: &rustix::net::SocketAddrUnix,
     ty: rustix::net::SocketType,
 ) -> Result<()> {
-    let st = rustix::fs::stat(path)?;
+    // `lstat`: a symbolic link at the path is itself "not a socket", so it
+    // is never followed, and never unlinked below.
+    let st = rustix::fs::lstat(path)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::Socket {
-        return Err(Error::AddrInUse);
+        return Err(Error::NotASocket(path.to_path_buf()));
     }
-    if listening_in_proc(path) {
+    if O::listed_as_listening(path) {
         return Err(Error::AddrInUse);
     }
     // Not listed (or /proc unavailable): ask the socket itself. A live
     // listener then sees one connection that closes at once; `accept` skips those.
-    let probe = sock::socket(ty)?;
+    let probe = sock::socket::<O>(ty)?;
     match rustix::net::connect(&probe, sa) {
         // Someone answers (or its backlog is full): a live listener.
         Ok(()) | Err(Errno::AGAIN) => Err(Error::AddrInUse),
@@ -151,24 +154,6 @@ fn replace_if_stale(
         }
         Err(e) => Err(Error::Os(e)),
     }
-}
-
-/// Whether `/proc/net/unix` lists a listening socket bound to `path`
-/// (flag `__SO_ACCEPTCON`, 0x10000), so that liveness is decided without
-/// connecting to it.
-fn listening_in_proc(path: &std::path::Path) -> bool {
-    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
-        return false;
-    };
-    let Some(want) = path.to_str() else {
-        return false;
-    };
-    table.lines().skip(1).any(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        f.len() >= 8
-            && f[7] == want
-            && u32::from_str_radix(f[3], 16).is_ok_and(|flags| flags & 0x10000 != 0)
-    })
 }
 
 /// Whether an accepted socket's peer already closed without sending anything.
@@ -184,28 +169,37 @@ fn closed_before_handshake(s: &OwnedFd) -> bool {
     )
 }
 
-impl<W: OsWait> Listener<W> {
-    /// Accept one connection: wait up to `timeout` (`None`: no limit) for a
-    /// peer, check its uid, create and send its rings, and wait (up to the
-    /// handshake timeout) for it to attach.
+impl<O: Os> Listener<O> {
+    /// Accept one connection: wait for a peer, check its uid, create and
+    /// send its rings, and wait (up to the handshake timeout) for it to
+    /// attach.
     ///
     /// An error refuses this one peer ([`Error::PermissionDenied`],
     /// [`Error::Handshake`], ...); the listener keeps working, so a server
-    /// loops on `accept`.
-    pub fn accept(&self, timeout: Option<Duration>) -> Result<Connection<W>> {
-        self.accept_with(timeout, &self.opts)
+    /// loops on `accept`. With a [`CancelToken`](crate::CancelToken) in the
+    /// listener's options, a cancelled token ends the wait with
+    /// [`Error::Cancelled`].
+    pub fn accept(&self) -> Result<Connection<O>> {
+        self.accept_with(&self.opts, None)
+    }
+
+    /// [`accept`](Self::accept), waiting at most `timeout` for a peer
+    /// ([`Error::Timeout`]).
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<Connection<O>> {
+        self.accept_with(&self.opts, Some(timeout))
     }
 
     /// [`accept`](Self::accept) with other options for this one connection
-    /// (capacity, duplex, pure spin, uid policy, ...) than the listener's.
-    pub fn accept_with(&self, timeout: Option<Duration>, opts: &Options) -> Result<Connection<W>> {
+    /// (capacity, duplex, pure spin, uid policy, cancel token, ...) than the
+    /// listener's, waiting at most `timeout` (`None`: no limit).
+    pub fn accept_with(&self, opts: &Options, timeout: Option<Duration>) -> Result<Connection<O>> {
         if memtube_ring::region_size(opts.capacity).is_none() {
             return Err(Error::Ring(memtube_ring::Error::BadCapacity(opts.capacity)));
         }
         let deadline = sock::deadline(timeout);
         let s = loop {
-            sock::wait_readable(self.sock.as_fd(), deadline)?;
-            match crate::os::accept(self.sock.as_fd()) {
+            sock::wait_readable(self.sock.as_fd(), deadline, opts.cancel.as_ref())?;
+            match O::accept(self.sock.as_fd()) {
                 // A peer that left before the handshake (for example another
                 // `listen` probing whether we are alive) is skipped.
                 Ok(s) if closed_before_handshake(&s) => continue,
@@ -214,17 +208,21 @@ impl<W: OsWait> Listener<W> {
                 Err(e) => return Err(Error::Os(e)),
             }
         };
-        let cred = peer::check(s.as_fd(), &opts.uid_policy)?;
+        let cred = peer::check::<O>(s.as_fd(), &opts.uid_policy)?;
         let hs_deadline = sock::deadline(Some(opts.handshake_timeout));
-        let created = rings::create(opts)?;
+        let created = rings::create::<O>(opts)?;
         let fds: Vec<BorrowedFd<'_>> = created.fds.iter().map(|f| f.as_fd()).collect();
-        handshake::send(s.as_fd(), &created.hs, &fds)?;
+        handshake::send::<O>(s.as_fd(), &created.hs, &fds)?;
         // Our copies of the descriptors are no longer needed: the mappings
         // keep the memory alive.
         drop(fds);
         drop(created.fds);
         handshake::recv_ack(s.as_fd(), hs_deadline)?;
-        Connection::new(created.ours, Link::new(s), cred)
+        Connection::new(
+            created.ours,
+            Link::new(s, O::SEND_FLAGS, opts.cancel.clone()),
+            cred,
+        )
     }
 
     /// The address listened on.
@@ -238,7 +236,7 @@ impl<W: OsWait> Listener<W> {
     }
 }
 
-impl<W: OsWait> Drop for Listener<W> {
+impl<O: Os> Drop for Listener<O> {
     fn drop(&mut self) {
         if let (Addr::Path(p), Some(ours)) = (&self.addr, self.file) {
             // Remove the file only if it is still the one we bound.

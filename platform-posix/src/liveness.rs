@@ -10,6 +10,7 @@
 //! result is cached in an atomic that [`state`](Link::state) reads with no
 //! system call. Reference: unix(7), recv(2).
 
+use crate::cancel::CancelToken;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::net::{RecvFlags, SendFlags};
@@ -17,6 +18,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The byte a side sends when it drops its connection cleanly.
 pub const CLOSE_BYTE: u8 = 0xC1;
+/// The byte a side sends when a thread panicked while it held one of the
+/// connection's handles: the peer reads it as gone (any byte other than
+/// [`CLOSE_BYTE`] is), as if the process had died.
+pub const ABORT_BYTE: u8 = 0xAB;
 
 /// What is known about the peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,14 +40,36 @@ pub(crate) struct Link {
     sock: OwnedFd,
     /// 0 alive, 1 closed cleanly, 2 gone. Only moves away from 0.
     state: AtomicU8,
+    /// The system's flags of every send ([`Os::SEND_FLAGS`](crate::Os::SEND_FLAGS)).
+    send_flags: SendFlags,
+    /// Stops the connection's blocking calls ([`Options::cancel_token`](crate::Options::cancel_token)).
+    cancel: Option<CancelToken>,
 }
 
 impl Link {
-    pub(crate) fn new(sock: OwnedFd) -> Self {
+    pub(crate) fn new(sock: OwnedFd, send_flags: SendFlags, cancel: Option<CancelToken>) -> Self {
         Link {
             sock,
             state: AtomicU8::new(0),
+            send_flags,
+            cancel,
         }
+    }
+
+    /// Tell the peer that this side is gone (a handle was dropped while its
+    /// thread panicked): the peer's next probe reads [`ABORT_BYTE`] first and
+    /// reports `PeerGone`. Best effort and never blocking, like the close.
+    pub(crate) fn abort(&self) {
+        let _ = rustix::net::send(
+            &self.sock,
+            &[ABORT_BYTE],
+            SendFlags::DONTWAIT | self.send_flags,
+        );
+    }
+
+    /// Whether the connection's cancel token was cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
     }
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
@@ -81,12 +108,18 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
+        // A thread that panics while it holds the last handle has not closed
+        // cleanly: no close byte, so the peer sees the socket close without
+        // one and reports `PeerGone`, as for a crash.
+        if std::thread::panicking() {
+            return;
+        }
         // A clean close: tell the peer before the socket closes. Best effort
         // (the peer may be gone already); never blocks (the socket is non-blocking).
         let _ = rustix::net::send(
             &self.sock,
             &[CLOSE_BYTE],
-            SendFlags::DONTWAIT | crate::os::SEND_FLAGS,
+            SendFlags::DONTWAIT | self.send_flags,
         );
     }
 }
@@ -124,7 +157,10 @@ mod tests {
 
     fn pair() -> (Link, Link) {
         let (a, b) = raw_pair();
-        (Link::new(a), Link::new(b))
+        (
+            Link::new(a, SendFlags::empty(), None),
+            Link::new(b, SendFlags::empty(), None),
+        )
     }
 
     #[test]
@@ -137,7 +173,7 @@ mod tests {
         assert_eq!(a.probe(), PeerState::Closed);
 
         let (a, b) = raw_pair();
-        let a = Link::new(a);
+        let a = Link::new(a, SendFlags::empty(), None);
         // Death: the socket closes without the close byte.
         drop(b);
         assert_eq!(a.probe(), PeerState::Gone);

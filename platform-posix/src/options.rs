@@ -1,5 +1,6 @@
 //! Connection options: shape of the rings, regions, policy, timeouts.
 
+use crate::cancel::CancelToken;
 use crate::peer::UidPolicy;
 use crate::region::Backend;
 use std::time::Duration;
@@ -38,10 +39,12 @@ pub struct Options {
     pub(crate) huge_pages: bool,
     pub(crate) mlock: bool,
     pub(crate) isolation: bool,
-    pub(crate) backend: Backend,
+    /// `None`: the system's [`Os::DEFAULT_BACKEND`](crate::Os::DEFAULT_BACKEND).
+    pub(crate) backend: Option<Backend>,
     pub(crate) uid_policy: UidPolicy,
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) cancel: Option<CancelToken>,
 }
 
 impl Default for Options {
@@ -54,10 +57,11 @@ impl Default for Options {
             huge_pages: false,
             mlock: false,
             isolation: true,
-            backend: Backend::default(),
+            backend: None,
             uid_policy: UidPolicy::SameUid,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
+            cancel: None,
         }
     }
 }
@@ -152,13 +156,18 @@ impl Options {
     /// code path except the wait. The listener's socket type is decided by
     /// the options given to `listen`.
     pub fn backend(mut self, b: Backend) -> Self {
-        self.backend = b;
+        self.backend = Some(b);
         self
     }
 
-    /// The backend set.
-    pub fn get_backend(&self) -> Backend {
+    /// The backend set (`None`: the system's default, [`Os::DEFAULT_BACKEND`](crate::Os::DEFAULT_BACKEND)).
+    pub fn get_backend(&self) -> Option<Backend> {
         self.backend
+    }
+
+    /// The backend used on the system `O`.
+    pub(crate) fn backend_for<O: crate::Os>(&self) -> Backend {
+        self.backend.unwrap_or(O::DEFAULT_BACKEND)
     }
 
     /// Who may be at the other end (checked with `SO_PEERCRED` on Linux,
@@ -177,6 +186,17 @@ impl Options {
     /// How long either side waits for the other's handshake message.
     pub fn handshake_timeout(mut self, t: Duration) -> Self {
         self.handshake_timeout = t;
+        self
+    }
+
+    /// Stop blocking calls with `token`: once it is cancelled, `accept` of a
+    /// listener made with these options, and every blocking call of the
+    /// connections made with them (`recv`, `send`, `reserve`, `call`,
+    /// `serve`, ...), return [`Error::Cancelled`](crate::Error::Cancelled)
+    /// within about [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) instead of
+    /// waiting on. See [`CancelToken`].
+    pub fn cancel_token(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
         self
     }
 }

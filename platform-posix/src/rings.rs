@@ -1,11 +1,11 @@
-//! Laying the rings over fresh memfds (the listener) and mapping received
+//! Laying the rings over fresh regions (the listener) and mapping received
 //! ones (the connector), with the isolation rules: each side maps writable
 //! only the pages it writes.
 
 use crate::error::{Error, HandshakeFailure, Result};
 use crate::options::{Direction, Options};
 use crate::region::{Mapping, NewRegion};
-use crate::OsWait;
+use crate::Os;
 use memtube_ring::handshake::{
     Handshake, RingDesc, Side, CONSUMER_REGION_MIN, HS_HUGE_PAGES, HUGE_PAGE_ALIGN, NO_FD,
 };
@@ -38,21 +38,23 @@ impl RingMaps {
     }
 
     /// Attach as producer, for as long as `self` lives.
-    pub(crate) fn producer<W: OsWait>(&self) -> Result<Producer<'static, W>> {
+    pub(crate) fn producer<O: Os>(&self) -> Result<Producer<'static, O::Wait>> {
         // SAFETY: the region was initialized by `memtube_ring::init` (by us, or
         // validated by ring-core now if the peer did); the mappings are live
         // shared memory of the right lengths (main writable, consumer block
         // readable) and stay mapped until this `RingMaps` drops, which every
         // owner does only after dropping the returned handle (field order);
         // this process touches the memory only through ring-core handles.
-        unsafe { memtube_ring::attach_producer(self.raw(), W::default()) }.map_err(Error::from)
+        unsafe { memtube_ring::attach_producer(self.raw(), O::Wait::default()) }
+            .map_err(Error::from)
     }
 
     /// Attach as consumer, for as long as `self` lives.
-    pub(crate) fn consumer<W: OsWait>(&self) -> Result<Consumer<'static, W>> {
+    pub(crate) fn consumer<O: Os>(&self) -> Result<Consumer<'static, O::Wait>> {
         // SAFETY: as in `producer`; with the split layout the main region
         // needs only be readable and the consumer block is mapped writable.
-        unsafe { memtube_ring::attach_consumer(self.raw(), W::default()) }.map_err(Error::from)
+        unsafe { memtube_ring::attach_consumer(self.raw(), O::Wait::default()) }
+            .map_err(Error::from)
     }
 }
 
@@ -87,26 +89,23 @@ pub(crate) struct Created {
     pub(crate) ours: Vec<(RingMaps, bool)>,
 }
 
-pub(crate) fn create(opts: &Options) -> Result<Created> {
+pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
     let cap = opts.capacity;
     let huge = opts.huge_pages;
     let split = opts.isolation;
+    let backend = opts.backend_for::<O>();
     let len = main_len(cap, huge)?;
     let mut fds = Vec::new();
     let mut descs = Vec::new();
     let mut ours = Vec::new();
     for side in sides(opts) {
         let we_produce = side == Side::Sender;
-        let main = NewRegion::create(opts.backend, c"memtube-ring", len, huge)?;
-        let main_rw = Mapping::new(main.rw.as_fd(), len as usize, true, huge)?;
+        let main = NewRegion::create::<O>(backend, c"memtube-ring", len, huge)?;
+        let main_rw = Mapping::new::<O>(main.rw.as_fd(), len as usize, true, huge)?;
         let cons = if split {
-            let r = NewRegion::create(
-                opts.backend,
-                c"memtube-consumer",
-                CONSUMER_REGION_MIN,
-                false,
-            )?;
-            let m = Mapping::new(r.rw.as_fd(), CONSUMER_REGION_MIN as usize, true, false)?;
+            let r =
+                NewRegion::create::<O>(backend, c"memtube-consumer", CONSUMER_REGION_MIN, false)?;
+            let m = Mapping::new::<O>(r.rw.as_fd(), CONSUMER_REGION_MIN as usize, true, false)?;
             Some((r, m))
         } else {
             None
@@ -122,7 +121,7 @@ pub(crate) fn create(opts: &Options) -> Result<Created> {
         let maps = match cons {
             None => {
                 // Single region: both sides write it.
-                main_fd = main.finish(true)?;
+                main_fd = main.finish::<O>(true)?;
                 RingMaps {
                     main: main_rw,
                     cons: None,
@@ -132,18 +131,19 @@ pub(crate) fn create(opts: &Options) -> Result<Created> {
                 // The peer gets write access only to what it writes (memfd:
                 // sealed, enforced; shm: a read-only descriptor); we keep
                 // only read access to the rest.
-                let main_fd = main.finish(!we_produce)?;
-                let cfd = cons.finish(we_produce)?;
+                let main_fd = main.finish::<O>(!we_produce)?;
+                let cfd = cons.finish::<O>(we_produce)?;
                 let maps = if we_produce {
                     drop(cons_rw);
-                    let ro = Mapping::new(cfd.as_fd(), CONSUMER_REGION_MIN as usize, false, false)?;
+                    let ro =
+                        Mapping::new::<O>(cfd.as_fd(), CONSUMER_REGION_MIN as usize, false, false)?;
                     RingMaps {
                         main: main_rw,
                         cons: Some(ro),
                     }
                 } else {
                     drop(main_rw);
-                    let ro = Mapping::new(main_fd.as_fd(), len as usize, false, huge)?;
+                    let ro = Mapping::new::<O>(main_fd.as_fd(), len as usize, false, huge)?;
                     RingMaps {
                         main: ro,
                         cons: Some(cons_rw),
@@ -194,7 +194,7 @@ pub(crate) fn create(opts: &Options) -> Result<Created> {
 
 /// The connector's side: check the handshake against our options and map
 /// each ring; returns `(mappings, we produce)` per ring.
-pub(crate) fn map_received(
+pub(crate) fn map_received<O: Os>(
     hs: &Handshake,
     fds: &[OwnedFd],
     opts: &Options,
@@ -211,14 +211,14 @@ pub(crate) fn map_received(
     for r in rings {
         let we_produce = r.producer == Side::Receiver;
         let split = r.consumer_fd != NO_FD;
-        let main = Mapping::new(
+        let main = Mapping::new::<O>(
             fds[r.main_fd as usize].as_fd(),
             usize::try_from(r.main_len).map_err(|_| Error::Os(rustix::io::Errno::NOMEM))?,
             !split || we_produce,
             huge,
         )?;
         let cons = if split {
-            Some(Mapping::new(
+            Some(Mapping::new::<O>(
                 fds[r.consumer_fd as usize].as_fd(),
                 r.consumer_len as usize,
                 !we_produce,

@@ -4,11 +4,14 @@
 //! is one message, so a truncated or oversized one is detected);
 //! `SOCK_STREAM` (shm backend; macOS has no Unix seqpacket) is read to the
 //! handshake's fixed length, and one byte more is refused. Both report
-//! end-of-file when the peer closes. Every socket is `SOCK_CLOEXEC | SOCK_NONBLOCK`; blocking
-//! is done with `poll` against a deadline. Reference: unix(7), poll(2).
+//! end-of-file when the peer closes. Every socket is close-on-exec and
+//! non-blocking ([`Os::socket`]); blocking is done with `poll` against a deadline. Reference: unix(7), poll(2).
 
+use crate::cancel::CancelToken;
+use crate::conn::LIVENESS_SLICE;
 use crate::error::{Error, Result};
 use crate::region::Backend;
+use crate::Os;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -36,21 +39,32 @@ pub enum Addr {
     Abstract(Vec<u8>),
 }
 
+/// A path as itself, an abstract name as `@name` (bytes that are not UTF-8
+/// escaped), as `Addr::from` reads them.
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Path(p) => write!(f, "{}", p.display()),
+            Addr::Abstract(n) => write!(f, "@{}", n.escape_ascii()),
+        }
+    }
+}
+
 impl Addr {
     /// The socket address; [`Error::PathTooLong`] for a path that does not
     /// fit `sun_path` with its NUL, [`Error::Unsupported`] for an abstract
     /// name on macOS.
-    pub(crate) fn sockaddr(&self) -> Result<SocketAddrUnix> {
+    pub(crate) fn sockaddr<O: Os>(&self) -> Result<SocketAddrUnix> {
         match self {
             Addr::Path(p) => {
                 let len = p.as_os_str().len();
-                let max = crate::os::SUN_PATH_LEN - 1;
+                let max = O::SUN_PATH_LEN - 1;
                 if len > max {
                     return Err(Error::PathTooLong { len, max });
                 }
                 Ok(SocketAddrUnix::new(p.as_path())?)
             }
-            Addr::Abstract(n) => crate::os::abstract_addr(n),
+            Addr::Abstract(n) => O::abstract_addr(n),
         }
     }
 }
@@ -98,8 +112,8 @@ pub(crate) fn socket_type(b: Backend) -> SocketType {
 }
 
 /// A new non-blocking, close-on-exec `AF_UNIX` socket of `ty`.
-pub(crate) fn socket(ty: SocketType) -> Result<OwnedFd> {
-    crate::os::socket(ty)
+pub(crate) fn socket<O: Os>(ty: SocketType) -> Result<OwnedFd> {
+    O::socket(ty)
 }
 
 /// `deadline` for a timeout counted from now (`None`: never).
@@ -107,25 +121,38 @@ pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
-/// Wait until `fd` is readable (or hung up), or fail with `Timeout` at `deadline`.
-pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<()> {
+/// Wait until `fd` is readable (or hung up), or fail with `Timeout` at
+/// `deadline`, or with `Cancelled` within about [`LIVENESS_SLICE`] of
+/// `cancel` being cancelled.
+pub(crate) fn wait_readable(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+) -> Result<()> {
     loop {
-        let timeout = match deadline {
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(Error::Cancelled);
+        }
+        let mut left = match deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(Error::Timeout);
                 }
-                Some(rustix::time::Timespec {
-                    tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                    tv_nsec: left.subsec_nanos().into(),
-                })
+                Some(left)
             }
             None => None,
         };
+        if cancel.is_some() {
+            left = Some(left.map_or(LIVENESS_SLICE, |l| l.min(LIVENESS_SLICE)));
+        }
+        let timeout = left.map(|l| rustix::time::Timespec {
+            tv_sec: i64::try_from(l.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: l.subsec_nanos().into(),
+        });
         let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
         match rustix::event::poll(&mut fds, timeout.as_ref()) {
-            Ok(0) => continue, // loop re-checks the deadline
+            Ok(0) => continue, // loop re-checks the deadline and the token
             Ok(_) => return Ok(()),
             Err(Errno::INTR) => continue,
             Err(e) => return Err(Error::Os(e)),

@@ -2,8 +2,9 @@
 //! them is restricted, how a received one is checked, and [`Mapping`].
 //!
 //! Two backends ([`Backend`]):
-//! - [`memfd`] (Linux, the default there): anonymous sealed memory files;
+//! - memfd (Linux, the default there): anonymous sealed memory files;
 //!   the kernel enforces size and the peer's read-only access (seals).
+//!   Created, sealed and checked by the [`Os`] (`memtube_linux::memfd`).
 //! - [`shm`] (any POSIX system, the only one on macOS; on Linux selectable
 //!   with [`Options::backend`](crate::Options::backend), which is how its
 //!   code runs in the Linux test suite): `shm_open` objects, unlinked at once.
@@ -11,33 +12,18 @@
 //! References: mmap(2), mlock(2), shm_open(3).
 
 use crate::error::{Error, HandshakeFailure, Result};
+use crate::Os;
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::mm::ProtFlags;
 use std::ptr::NonNull;
 
-#[cfg(target_os = "linux")]
-pub mod memfd;
-#[cfg(target_os = "linux")]
-pub use memfd::{check, create, seal, REQUIRED_SEALS};
-#[cfg(not(target_os = "linux"))]
-mod memfd {
-    //! memfds are Linux-only: every call is a clear [`Error::Unsupported`].
-    use super::*;
-    const WHY: &str = "memfd regions are Linux-only; use Backend::PosixShm";
-    pub fn create(_name: &std::ffi::CStr, _len: u64, _huge: bool) -> Result<OwnedFd> {
-        Err(Error::Unsupported(WHY))
-    }
-    pub fn seal(_fd: BorrowedFd<'_>, _future_write: bool) -> Result<()> {
-        Err(Error::Unsupported(WHY))
-    }
-    pub fn check(_fd: BorrowedFd<'_>, _claimed: u64) -> std::result::Result<(), HandshakeFailure> {
-        Err(HandshakeFailure::NotMemfd(Errno::NOSYS))
-    }
-}
 /// The descriptor's `fstat` size must be exactly what the handshake claims
 /// (a smaller file would SIGBUS later, a larger one hides data).
-fn check_size(st: &rustix::fs::Stat, claimed: u64) -> std::result::Result<(), HandshakeFailure> {
+pub fn check_size(
+    st: &rustix::fs::Stat,
+    claimed: u64,
+) -> std::result::Result<(), HandshakeFailure> {
     let actual = u64::try_from(st.st_size).unwrap_or(0);
     if actual != claimed {
         return Err(HandshakeFailure::Size { claimed, actual });
@@ -60,12 +46,6 @@ pub enum Backend {
     PosixShm,
 }
 
-impl Default for Backend {
-    fn default() -> Self {
-        crate::os::DEFAULT_BACKEND
-    }
-}
-
 /// A new region of `len` bytes, before the peer's access is decided.
 #[derive(Debug)]
 pub(crate) struct NewRegion {
@@ -79,7 +59,7 @@ pub(crate) struct NewRegion {
 impl NewRegion {
     /// Create one with `backend` (huge pages: memfd only; `name` names a
     /// memfd in `/proc/<pid>/maps`, shm names are random).
-    pub(crate) fn create(
+    pub(crate) fn create<O: Os>(
         backend: Backend,
         name: &std::ffi::CStr,
         len: u64,
@@ -87,7 +67,7 @@ impl NewRegion {
     ) -> Result<NewRegion> {
         match backend {
             Backend::Memfd => Ok(NewRegion {
-                rw: memfd::create(name, len, huge)?,
+                rw: O::memfd_create(name, len, huge)?,
                 ro: None,
                 backend,
             }),
@@ -109,10 +89,10 @@ impl NewRegion {
     /// `peer_writes`. memfd: seals (`F_SEAL_FUTURE_WRITE` when the peer
     /// must not write; enforced). shm: the read-only descriptor when the
     /// peer must not write.
-    pub(crate) fn finish(self, peer_writes: bool) -> Result<OwnedFd> {
+    pub(crate) fn finish<O: Os>(self, peer_writes: bool) -> Result<OwnedFd> {
         match self.backend {
             Backend::Memfd => {
-                memfd::seal(rustix::fd::AsFd::as_fd(&self.rw), !peer_writes)?;
+                O::memfd_seal(rustix::fd::AsFd::as_fd(&self.rw), !peer_writes)?;
                 Ok(self.rw)
             }
             _ => match (peer_writes, self.ro) {
@@ -124,18 +104,21 @@ impl NewRegion {
 }
 
 /// Check a received descriptor against `backend`'s rules and the claimed size.
-pub(crate) fn check_received(
+pub(crate) fn check_received<O: Os>(
     backend: Backend,
     fd: BorrowedFd<'_>,
     claimed: u64,
 ) -> std::result::Result<(), HandshakeFailure> {
     match backend {
-        Backend::Memfd => memfd::check(fd, claimed),
-        _ => shm::check(fd, claimed),
+        Backend::Memfd => O::memfd_check(fd, claimed),
+        _ => shm::check::<O>(fd, claimed),
     }
 }
 
-pub(crate) fn huge_err(huge: bool, e: Errno) -> Error {
+/// The error of a failed region allocation or mapping: with `huge`, the
+/// errors the kernel gives when it has no huge pages to give are
+/// [`Error::HugePagesUnavailable`]; anything else is [`Error::Os`].
+pub fn huge_err(huge: bool, e: Errno) -> Error {
     if huge && matches!(e, Errno::NOMEM | Errno::INVAL | Errno::NOSPC) {
         Error::HugePagesUnavailable(e)
     } else {
@@ -163,9 +146,14 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// `mmap(NULL, len, PROT_READ [| PROT_WRITE], MAP_SHARED, fd, 0)`: map
-    /// `len` bytes of `fd` (with `MAP_POPULATE` on Linux, so the first
-    /// messages take no page faults).
-    pub fn new(fd: BorrowedFd<'_>, len: usize, writable: bool, huge: bool) -> Result<Mapping> {
+    /// `len` bytes of `fd` with [`Os::MAP_FLAGS`] (`MAP_POPULATE` on Linux,
+    /// so the first messages take no page faults).
+    pub fn new<O: Os>(
+        fd: BorrowedFd<'_>,
+        len: usize,
+        writable: bool,
+        huge: bool,
+    ) -> Result<Mapping> {
         let prot = if writable {
             ProtFlags::READ | ProtFlags::WRITE
         } else {
@@ -173,10 +161,8 @@ impl Mapping {
         };
         // SAFETY: a fresh mapping at an address the kernel chooses
         // (`ptr` null, no MAP_FIXED) cannot alias any Rust object.
-        let p = unsafe {
-            rustix::mm::mmap(std::ptr::null_mut(), len, prot, crate::os::MAP_FLAGS, fd, 0)
-        }
-        .map_err(|e| huge_err(huge, e))?;
+        let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, O::MAP_FLAGS, fd, 0) }
+            .map_err(|e| huge_err(huge, e))?;
         let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::Os(Errno::NOMEM))?;
         Ok(Mapping { ptr, len, writable })
     }

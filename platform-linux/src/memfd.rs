@@ -10,8 +10,8 @@
 //!
 //! References: memfd_create(2), fcntl(2) "File Sealing", mmap(2), mlock(2).
 
-use crate::error::{HandshakeFailure, Result};
-use crate::region::huge_err;
+use memtube_posix::region::{check_size, huge_err};
+use memtube_posix::{HandshakeFailure, Result};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{MemfdFlags, SealFlags};
 use std::ffi::CStr;
@@ -26,7 +26,7 @@ pub const REQUIRED_SEALS: SealFlags = SealFlags::SHRINK
 /// sealing stays allowed until [`seal`].
 ///
 /// With `huge`, `len` must be a multiple of the huge page size; a kernel
-/// without huge pages gives [`Error::HugePagesUnavailable`](crate::Error::HugePagesUnavailable) (here or when
+/// without huge pages gives [`Error::HugePagesUnavailable`](memtube_posix::Error::HugePagesUnavailable) (here or when
 /// mapping), never a silent fallback.
 pub fn create(name: &CStr, len: u64, huge: bool) -> Result<OwnedFd> {
     let mut flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
@@ -60,14 +60,15 @@ pub fn check(fd: BorrowedFd<'_>, claimed: u64) -> std::result::Result<(), Handsh
         return Err(HandshakeFailure::MissingSeals);
     }
     let st = rustix::fs::fstat(fd).map_err(HandshakeFailure::NotMemfd)?;
-    super::check_size(&st, claimed)
+    check_size(&st, claimed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
-    use crate::region::Mapping;
+    use crate::Linux;
+    use memtube_posix::region::Mapping;
+    use memtube_posix::Error;
     use rustix::fd::AsFd;
     use rustix::io::Errno;
 
@@ -83,7 +84,7 @@ mod tests {
                 actual: 8192
             })
         );
-        let m = Mapping::new(fd.as_fd(), 8192, true, false).unwrap();
+        let m = Mapping::new::<Linux>(fd.as_fd(), 8192, true, false).unwrap();
         // SAFETY: within the fresh, writable 8192-byte mapping.
         unsafe {
             assert_eq!(*m.as_ptr().add(8191), 0);
@@ -115,7 +116,7 @@ mod tests {
         let len = 2 << 20;
         let r = create(c"huge", len, true).and_then(|fd| {
             seal(fd.as_fd(), false)?;
-            Mapping::new(fd.as_fd(), len as usize, true, true)
+            Mapping::new::<Linux>(fd.as_fd(), len as usize, true, true)
         });
         if reserved == 0 {
             // No huge pages reserved: a clear error, no silent fallback.
@@ -128,16 +129,16 @@ mod tests {
     #[test]
     fn future_write_seal_forbids_new_writable_mappings() {
         let fd = create(c"t", 4096, false).unwrap();
-        let mine = Mapping::new(fd.as_fd(), 4096, true, false).unwrap();
+        let mine = Mapping::new::<Linux>(fd.as_fd(), 4096, true, false).unwrap();
         seal(fd.as_fd(), true).unwrap();
         // Our existing mapping stays writable.
         // SAFETY: within the writable 4096-byte mapping.
         unsafe { *mine.as_ptr() = 1 };
         assert_eq!(
-            Mapping::new(fd.as_fd(), 4096, true, false).err(),
+            Mapping::new::<Linux>(fd.as_fd(), 4096, true, false).err(),
             Some(Error::Os(Errno::PERM))
         );
-        let ro = Mapping::new(fd.as_fd(), 4096, false, false).unwrap();
+        let ro = Mapping::new::<Linux>(fd.as_fd(), 4096, false, false).unwrap();
         // SAFETY: within the readable 4096-byte mapping.
         assert_eq!(unsafe { *ro.as_ptr() }, 1);
     }

@@ -1,0 +1,199 @@
+//! `impl Os for Linux`: `SOCK_CLOEXEC | SOCK_NONBLOCK` at creation,
+//! `MSG_NOSIGNAL`, `MSG_CMSG_CLOEXEC`, `SO_PEERCRED`, abstract names,
+//! `/proc/net/unix`, `MAP_POPULATE`, shm objects on tmpfs (`/dev/shm`),
+//! memfd regions ([`crate::memfd`]) and the futex ([`FutexWait`]).
+//! References: unix(7), socket(2), statfs(2), proc(5).
+
+use crate::{memfd, FutexWait};
+use memtube_posix::{Backend, HandshakeFailure, Os, PeerCred, Result};
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::fs::FileType;
+use rustix::mm::MapFlags;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+use std::ffi::CStr;
+use std::path::Path;
+
+/// Linux, for [`memtube_posix`]'s generic types: `Connection<Linux>`, ...
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Linux;
+
+impl Os for Linux {
+    type Wait = FutexWait;
+
+    /// Sealed memfds.
+    const DEFAULT_BACKEND: Backend = Backend::Memfd;
+    const SUN_PATH_LEN: usize = 108;
+    /// No `SIGPIPE` when the peer is gone.
+    const SEND_FLAGS: SendFlags = SendFlags::NOSIGNAL;
+    /// Received descriptors are close-on-exec atomically.
+    const RECV_FLAGS: RecvFlags = RecvFlags::CMSG_CLOEXEC;
+    /// Shared, pre-faulted.
+    const MAP_FLAGS: MapFlags = MapFlags::SHARED.union(MapFlags::POPULATE);
+
+    /// `SOCK_CLOEXEC | SOCK_NONBLOCK`, atomically.
+    fn socket(ty: SocketType) -> Result<OwnedFd> {
+        Ok(rustix::net::socket_with(
+            AddressFamily::UNIX,
+            ty,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )?)
+    }
+
+    /// `accept4(SOCK_CLOEXEC | SOCK_NONBLOCK)`.
+    fn accept(listener: BorrowedFd<'_>) -> rustix::io::Result<OwnedFd> {
+        rustix::net::accept_with(listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK)
+    }
+
+    /// Nothing to do: `MSG_CMSG_CLOEXEC` already marked it.
+    fn received_fd(_fd: &OwnedFd) -> rustix::io::Result<()> {
+        Ok(())
+    }
+
+    /// `SO_PEERCRED`.
+    fn peer_cred(sock: BorrowedFd<'_>) -> rustix::io::Result<PeerCred> {
+        let c = rustix::net::sockopt::socket_peercred(sock)?;
+        Ok(PeerCred {
+            pid: c.pid.as_raw_nonzero().get(),
+            uid: c.uid.as_raw(),
+            gid: c.gid.as_raw(),
+        })
+    }
+
+    fn abstract_addr(name: &[u8]) -> Result<SocketAddrUnix> {
+        Ok(SocketAddrUnix::new_abstract_name(name)?)
+    }
+
+    /// A line of `/proc/net/unix` with the path and the `__SO_ACCEPTCON`
+    /// flag (0x10000).
+    fn listed_as_listening(path: &Path) -> bool {
+        let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+            return false;
+        };
+        let Some(want) = path.to_str() else {
+            return false;
+        };
+        table.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 8
+                && f[7] == want
+                && u32::from_str_radix(f[3], 16).is_ok_and(|flags| flags & 0x10000 != 0)
+        })
+    }
+
+    /// A regular file on tmpfs (where glibc's and rustix's `shm_open`
+    /// create them, `/dev/shm`).
+    fn is_shm_object(fd: BorrowedFd<'_>, st: &rustix::fs::Stat) -> rustix::io::Result<bool> {
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Ok(false);
+        }
+        let fs = rustix::fs::fstatfs(fd)?;
+        // The field's integer type differs between architectures.
+        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+        let magic = i64::from(fs.f_type as i64);
+        Ok(magic == TMPFS_MAGIC)
+    }
+
+    fn memfd_create(name: &CStr, len: u64, huge: bool) -> Result<OwnedFd> {
+        memfd::create(name, len, huge)
+    }
+
+    fn memfd_seal(fd: BorrowedFd<'_>, future_write: bool) -> Result<()> {
+        memfd::seal(fd, future_write)
+    }
+
+    fn memfd_check(fd: BorrowedFd<'_>, claimed: u64) -> std::result::Result<(), HandshakeFailure> {
+        memfd::check(fd, claimed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memtube_posix::region::{shm, Mapping};
+    use memtube_posix::Error;
+    use rustix::fd::AsFd;
+    use rustix::io::Errno;
+
+    #[test]
+    fn peer_cred_is_this_process() {
+        let me = rustix::process::geteuid().as_raw();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let c = Linux::peer_cred(a.as_fd()).unwrap();
+        assert_eq!((c.uid, c.pid as u32), (me, std::process::id()));
+        assert_eq!(c.gid, rustix::process::getegid().as_raw());
+    }
+
+    #[test]
+    fn abstract_names_are_abstract() {
+        let a = Linux::abstract_addr(b"memtube-test").unwrap();
+        assert_eq!(a.abstract_name(), Some(&b"memtube-test"[..]));
+    }
+
+    #[test]
+    fn a_bound_listening_socket_is_listed() {
+        let path = std::env::temp_dir().join(format!("mt-proc-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        assert!(!Linux::listed_as_listening(&path));
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // /proc may be missing in a sandbox: then nothing is listed.
+        if std::fs::metadata("/proc/net/unix").is_ok() {
+            assert!(Linux::listed_as_listening(&path));
+        }
+        drop(l);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    // The POSIX shm backend under Linux's rules (`is_shm_object`: tmpfs).
+
+    #[test]
+    fn shm_object_is_unlinked_sized_and_read_only_through_ro() {
+        let (rw, ro) = shm::create(8192).unwrap();
+        shm::check::<Linux>(rw.as_fd(), 8192).unwrap();
+        shm::check::<Linux>(ro.as_fd(), 8192).unwrap();
+        assert_eq!(
+            shm::check::<Linux>(ro.as_fd(), 4096),
+            Err(HandshakeFailure::Size {
+                claimed: 4096,
+                actual: 8192
+            })
+        );
+        let w = Mapping::new::<Linux>(rw.as_fd(), 8192, true, false).unwrap();
+        // SAFETY: within the fresh, writable 8192-byte mapping.
+        unsafe { *w.as_ptr().add(8191) = 9 };
+        // The read-only descriptor maps only read-only.
+        assert_eq!(
+            Mapping::new::<Linux>(ro.as_fd(), 8192, true, false).err(),
+            Some(Error::Os(Errno::ACCESS))
+        );
+        let r = Mapping::new::<Linux>(ro.as_fd(), 8192, false, false).unwrap();
+        // SAFETY: within the readable 8192-byte mapping.
+        assert_eq!(unsafe { *r.as_ptr().add(8191) }, 9);
+        // Nothing is left in the namespace.
+        let left: Vec<_> = std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("mt"))
+            .filter(|e| {
+                rustix::fs::stat(e.path())
+                    .is_ok_and(|st| st.st_ino == rustix::fs::fstat(&rw).unwrap().st_ino)
+            })
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn shm_check_refuses_sockets_and_wrong_sizes() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(matches!(
+            shm::check::<Linux>(a.as_fd(), 4096),
+            Err(HandshakeFailure::NotShm(_))
+        ));
+        let (rw, _ro) = shm::create(4096).unwrap();
+        assert!(matches!(
+            shm::check::<Linux>(rw.as_fd(), 8192),
+            Err(HandshakeFailure::Size { .. })
+        ));
+    }
+}
