@@ -8,7 +8,7 @@
 //!
 //! The program re-executes itself as the sending process (`--send ADDR N`);
 //! the main process listens, accepts one connection per size and receives.
-//! The sender copies each payload into the ring (`send_blocking`: write in
+//! The sender copies each payload into the ring (`send`: write in
 //! place, commit, publish; line padding off, see `Sender::set_line_padding`);
 //! the receiver reads every byte of each payload
 //! in place (a wrapping sum) and checks the sequence number in its first 8

@@ -81,7 +81,7 @@ cfg_if::cfg_if! {
         }
         pub use memtube_posix::{
             Addr, Backend, Direction, HandshakeFailure, Options, PeerCred, PeerState, UidPolicy,
-            LIVENESS_SLICE,
+            LIVENESS_SLICE, PROBE_EVERY,
         };
         pub use memtube_posix::{CancelToken, Error, Result};
         /// A listening socket; see [`memtube_posix::Listener`].

@@ -33,12 +33,11 @@ fn round(pure_spin: bool) {
     std::thread::scope(|s| {
         let sender = s.spawn(move || {
             for i in 0..n {
-                tx.send_timeout(&payload(i), i, TIMEOUT)
-                    .expect("send_blocking");
+                tx.send_timeout(&payload(i), i, TIMEOUT).expect("send");
             }
         });
         for i in 0..n {
-            let m = rx.recv_timeout(TIMEOUT).expect("recv_blocking");
+            let m = rx.recv_timeout(TIMEOUT).expect("recv_timeout");
             assert_eq!(m.type_id(), i);
             assert_eq!(m.payload(), &payload(i)[..]);
         }

@@ -442,6 +442,38 @@ fn sigkill_of_the_consumer_unblocks_the_producer() {
     }
 }
 
+/// A non-blocking sender polling a dead peer learns of the death: `Full`
+/// (never `Ok`) while the ring stays full, then `PeerGone` within
+/// `PROBE_EVERY` polls, and `PeerGone` at once from then on.
+#[test]
+fn try_send_to_a_dead_peer_reports_peer_gone() {
+    let addr = unique_addr("killpoll");
+    let l = listen(addr.as_str(), &opts(Direction::ListenerToConnector, false)).unwrap();
+    let mut child = spawn("recv-forever", &addr);
+    let mut c = l.accept_timeout(T).unwrap();
+    assert_eq!(send_stream(&mut c, Some(100)), Ok(100));
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(9));
+    let tx = c.sender().unwrap();
+    let started = Instant::now();
+    let mut fulls = 0u32;
+    let end = loop {
+        match tx.try_send(&[7; 64], 1) {
+            Ok(()) => assert_eq!(fulls, 0, "no Ok after the ring was found full"),
+            Err(Error::Full) => fulls += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            started.elapsed() < GONE_BOUND,
+            "no PeerGone after {fulls} Full"
+        );
+    };
+    assert_eq!(end, Error::PeerGone);
+    assert!(fulls <= memtube::PROBE_EVERY, "{fulls} Full results");
+    assert_eq!(tx.try_send(&[7; 64], 1), Err(Error::PeerGone));
+    assert_eq!(tx.send(&[7; 64], 1), Err(Error::PeerGone));
+}
+
 #[test]
 fn hostile_producer_gives_errors_not_crashes() {
     let addr = unique_addr("hostile");

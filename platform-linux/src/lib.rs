@@ -18,14 +18,14 @@
 //! let listener: Listener<Linux> = listen(addr.as_str(), &opts)?;
 //! // The server: here a thread; normally another process.
 //! let server = std::thread::spawn(move || -> Result<(), memtube_posix::Error> {
-//!     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
+//!     let mut conn = listener.accept_timeout(Duration::from_secs(10))?;
 //!     conn.serve(|_ty, req, reply| {
 //!         reply.extend(req.iter().rev()); // reply: the request reversed
 //!         7 // the reply's type id
 //!     })
 //! });
 //! let mut conn: Connection<Linux> = connect(addr.as_str(), &opts)?;
-//! let reply = conn.call(1, b"abc", Some(Duration::from_secs(10)))?;
+//! let reply = conn.call_timeout(1, b"abc", Duration::from_secs(10))?;
 //! assert_eq!((reply.type_id(), reply.payload()), (7, &b"cba"[..]));
 //! drop(reply);
 //! drop(conn); // clean close: the server's `serve` returns Ok(())

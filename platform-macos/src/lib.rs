@@ -16,14 +16,14 @@
 //! let opts = Options::new().duplex(true).capacity(4096);
 //! let listener: Listener<MacOs> = listen(addr.as_path(), &opts)?;
 //! let server = std::thread::spawn(move || -> Result<(), memtube_posix::Error> {
-//!     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
+//!     let mut conn = listener.accept_timeout(Duration::from_secs(10))?;
 //!     conn.serve(|_ty, req, reply| {
 //!         reply.extend(req.iter().rev());
 //!         7
 //!     })
 //! });
 //! let mut conn: Connection<MacOs> = connect(addr.as_path(), &opts)?;
-//! let reply = conn.call(1, b"abc", Some(Duration::from_secs(10)))?;
+//! let reply = conn.call_timeout(1, b"abc", Duration::from_secs(10))?;
 //! assert_eq!((reply.type_id(), reply.payload()), (7, &b"cba"[..]));
 //! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())

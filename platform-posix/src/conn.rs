@@ -319,7 +319,7 @@ impl<O: Os> Sender<O> {
     }
 
     /// Whether a message of at most 48 bytes sent with a publishing call
-    /// ([`send`](Self::send), [`send_blocking`](Self::send_blocking),
+    /// ([`send`](Self::send), [`try_send`](Self::try_send),
     /// [`Grant::commit`](memtube_ring::Grant::commit)) is followed by padding to
     /// the end of its cache line when the rest of the line is shorter than
     /// its record, so that the next one, if alike, starts a line instead of
@@ -338,7 +338,7 @@ impl<O: Os> Sender<O> {
         self.tx.set_line_padding(on)
     }
 
-    /// Copying sends ([`send`](Self::send), [`send_blocking`](Self::send_blocking),
+    /// Copying sends ([`send`](Self::send), [`try_send`](Self::try_send),
     /// [`send_staged`](Self::send_staged), [`memtube_ring::Grant::copy_from`],
     /// which a duplex connection's `call` and `serve_one` use) of payloads
     /// of at least `bytes` bytes bypass the cache with non-temporal stores
@@ -589,6 +589,16 @@ pub const ERROR_REPLY: u32 = u32::MAX;
 const ERROR_REPLY_TOO_LARGE: u32 = 1;
 /// Error reply code: the handler returned the reserved type id [`ERROR_REPLY`].
 const ERROR_REPLY_RESERVED_TYPE: u32 = 2;
+
+impl<O: Os> std::fmt::Debug for Reply<'_, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("id", &self.id())
+            .field("type_id", &self.type_id())
+            .field("len", &self.payload().len())
+            .finish()
+    }
+}
 
 fn read_id(p: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(p.get(..ID_LEN)?.try_into().ok()?))

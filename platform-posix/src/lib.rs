@@ -19,7 +19,7 @@
 //!
 //! /// Answer every request with its bytes reversed, until the peer closes.
 //! fn serve_reversed<O: Os>(listener: &Listener<O>) -> Result<()> {
-//!     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
+//!     let mut conn = listener.accept_timeout(Duration::from_secs(10))?;
 //!     conn.serve(|_ty, req, reply| {
 //!         reply.extend(req.iter().rev());
 //!         7 // the reply's type id
@@ -30,7 +30,7 @@
 //! fn ask<O: Os>(path: &std::path::Path) -> Result<Vec<u8>> {
 //!     let opts = Options::new().duplex(true);
 //!     let mut conn = connect::<O>(path, &opts)?;
-//!     let reply = conn.call(1, b"abc", Some(Duration::from_secs(10)))?;
+//!     let reply = conn.call_timeout(1, b"abc", Duration::from_secs(10))?;
 //!     Ok(reply.payload().to_vec())
 //! }
 //! ```
@@ -58,7 +58,9 @@ mod rings;
 mod sock;
 
 pub use cancel::CancelToken;
-pub use conn::{Connection, Grant, Message, Receiver, Reply, Sender, LIVENESS_SLICE};
+pub use conn::{
+    Connection, Grant, Message, Receiver, Reply, Sender, ERROR_REPLY, LIVENESS_SLICE, PROBE_EVERY,
+};
 pub use connect::connect;
 pub use error::{Error, HandshakeFailure, Result};
 pub use listen::{listen, Listener};

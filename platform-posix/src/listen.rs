@@ -62,8 +62,9 @@ fn dev_ino(st: &rustix::fs::Stat) -> (u64, u64) {
 
 /// Listen on `addr` (a path, or `"@name"` for an abstract name) with `opts`.
 ///
-/// Errors: [`Error::AddrInUse`] if a live listener owns the address (or a
-/// non-socket file is at the path), [`Error::Os`] otherwise.
+/// Errors: [`Error::AddrInUse`] if a live listener owns the address,
+/// [`Error::NotASocket`] if something that is not a socket (a file, a
+/// directory, a symbolic link) is at the path, [`Error::Os`] otherwise.
 ///
 /// ```
 /// use memtube_posix::{connect, listen, Connection, Listener, Options, Os, Result};
@@ -72,15 +73,15 @@ fn dev_ino(st: &rustix::fs::Stat) -> (u64, u64) {
 /// // One message from a connecting process, on any system `O`.
 /// fn first_message<O: Os>(path: &std::path::Path) -> Result<Vec<u8>> {
 ///     let listener: Listener<O> = listen(path, &Options::new().capacity(4096))?;
-///     let mut conn = listener.accept(Some(Duration::from_secs(10)))?;
-///     let msg = conn.receiver()?.recv_blocking(Some(Duration::from_secs(10)))?;
+///     let mut conn = listener.accept_timeout(Duration::from_secs(10))?;
+///     let msg = conn.receiver()?.recv_timeout(Duration::from_secs(10))?;
 ///     Ok(msg.payload().to_vec())
 /// }
 ///
 /// // Its peer.
 /// fn say_hello<O: Os>(path: &std::path::Path) -> Result<()> {
 ///     let mut conn: Connection<O> = connect(path, &Options::new().capacity(4096))?;
-///     conn.sender()?.send_blocking(b"hello", 1, Some(Duration::from_secs(10)))
+///     conn.sender()?.send_timeout(b"hello", 1, Duration::from_secs(10))
 /// }
 /// /// ```
 pub fn listen<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Listener<O>> {
