@@ -17,7 +17,7 @@
 //! pairs of hex digits separated by spaces; `#` starts a comment; every byte
 //! of the `len` bytes that no line gives is zero.
 //!
-//! `MEMTUBE_PRINT_VECTORS=1 cargo test -p memtube-ring --test protocol_vectors
+//! `MEMTUBE_PRINT_VECTORS=1 cargo test -p memtube --test protocol_vectors
 //! -- --nocapture` prints every vector as the code produces it, in that format.
 
 use memtube_ring::handshake::{Handshake, RingDesc, Side};
