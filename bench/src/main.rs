@@ -209,6 +209,15 @@ fn plan() -> Vec<(Sys, usize)> {
     v
 }
 
+/// Debugging aid: only the runs whose system's name contains `only` (or
+/// one of several words separated by `|`).
+fn select(mut plan: Vec<(Sys, usize)>, only: Option<&str>) -> Vec<(Sys, usize)> {
+    if let Some(word) = only {
+        plan.retain(|(sys, _)| word.split('|').any(|w| sys.name().contains(w)));
+    }
+    plan
+}
+
 /// One run's outcome.
 pub struct Record {
     /// Round number.
@@ -396,6 +405,7 @@ struct Args {
     mode: Mode,
     out: PathBuf,
     only: Option<String>,
+    list: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Args, BoxError> {
@@ -403,6 +413,7 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
     let mut rounds = None;
     let mut out = PathBuf::from("target/bench");
     let mut only = None;
+    let mut list = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -411,8 +422,9 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
             "--rounds" => rounds = Some(it.next().ok_or("--rounds N")?.parse()?),
             "--out" => out = PathBuf::from(it.next().ok_or("--out DIR")?),
             "--only" => only = Some(it.next().ok_or("--only WORD")?.to_lowercase()),
+            "--list" => list = true,
             "-h" | "--help" => return Err(
-                "usage: memtube-bench [--quick | --full] [--rounds N] [--out DIR] [--only WORD]\n       memtube-bench --selfloop raw|memtube|memtube-noiso N   (for callgrind)"
+                "usage: memtube-bench [--quick | --full] [--rounds N] [--out DIR] [--only WORD] [--list]\n       memtube-bench --selfloop raw|memtube|memtube-noiso N   (for callgrind)"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
@@ -424,7 +436,12 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
         }
         mode.rounds = r;
     }
-    Ok(Args { mode, out, only })
+    Ok(Args {
+        mode,
+        out,
+        only,
+        list,
+    })
 }
 
 fn main() -> Result<(), BoxError> {
@@ -450,7 +467,33 @@ fn main() -> Result<(), BoxError> {
             return Ok(());
         }
     }
-    let Args { mode, out, only } = parse_args(&args)?;
+    let Args {
+        mode,
+        out,
+        only,
+        list,
+    } = parse_args(&args)?;
+    if list {
+        // The runs of a round, without running them.
+        for (sys, len) in select(plan(), only.as_deref()) {
+            let kind = match sys.kind() {
+                Kind::RoundTrip => "round trip",
+                Kind::Stream => "stream",
+                Kind::Wake => "wake-up",
+            };
+            let side = if sys.needs_peer() {
+                ""
+            } else {
+                " (one process)"
+            };
+            println!(
+                "{kind}\t{len} B\t{} per run\t{}{side}",
+                mode.count(sys, len),
+                sys.name()
+            );
+        }
+        return Ok(());
+    }
     let started = Instant::now();
 
     // Descriptors for the peer (inheritable: no close-on-exec).
@@ -515,12 +558,7 @@ fn main() -> Result<(), BoxError> {
         ice: None,
     };
 
-    let mut plan = plan();
-    if let Some(word) = &only {
-        // Debugging aid: only the systems whose name contains WORD (or one
-        // of several words separated by `|`).
-        plan.retain(|(sys, _)| word.split('|').any(|w| sys.name().contains(w)));
-    }
+    let plan = select(plan(), only.as_deref());
     println!(
         "memtube-bench --{}: {} rounds of {} runs each (A B C ... A B C); every run framed by a {}-round-trip one-line floor probe",
         mode.name,
