@@ -112,7 +112,7 @@ pub trait Bench: Sync {
     /// (for an echo on a thread of this process).
     fn main(&self, ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Measured, BoxError>;
 
-    /// The peer side of a run (never called for a system without a peer).
+    /// The peer side of a run (never posted for a system without a peer).
     fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError>;
 }
 
@@ -599,7 +599,8 @@ pub static SYSTEMS: &[System] = &[
     .built(cfg!(feature = "tachyon")),
 ];
 
-/// A system: a row of [`SYSTEMS`].
+/// A system: a row of [`SYSTEMS`], ordered as the table (the latency plot's
+/// lines follow this order).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Sys(u16);
 
@@ -754,11 +755,7 @@ pub fn run_main(ctx: &mut Ctx, run: Run, echo_cpu: Option<usize>) -> Result<Meas
 
 /// The peer side of a run.
 pub fn run_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
-    let row = run.sys.row();
-    if !row.peer {
-        return Ok(());
-    }
-    row.bench.peer(ctx, run)
+    run.sys.row().bench.peer(ctx, run)
 }
 
 // ---------------------------------------------------------------- shared by the families
