@@ -869,6 +869,35 @@ mod tests {
         assert!(plan().iter().all(|&(s, _)| s != Sys::PROBE));
     }
 
+    /// Every system and size of the published results is still in the
+    /// table under the same name and kind, so new results compare with them.
+    #[test]
+    fn published_systems_keep_their_names_and_sizes() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bench/results.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let summaries = json["summaries"].as_array().expect("summaries");
+        assert!(!summaries.is_empty());
+        for s in summaries {
+            let name = s["system"].as_str().expect("system");
+            let kind = match s["kind"].as_str() {
+                Some("round_trip") => Kind::RoundTrip,
+                Some("stream") => Kind::Stream,
+                Some("wake_up") => Kind::Wake,
+                other => panic!("unknown kind {other:?}"),
+            };
+            let len = s["payload_bytes"].as_u64().expect("payload_bytes") as usize;
+            let sys = Sys::find(kind, name)
+                .unwrap_or_else(|| panic!("published {name:?} ({kind:?}) is not in the table"));
+            assert!(
+                sys.row().sizes.contains(&len),
+                "published {sys:?} at {len} B no longer runs"
+            );
+        }
+    }
+
     #[test]
     fn codes_round_trip() {
         for s in Sys::all() {
