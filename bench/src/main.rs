@@ -16,7 +16,6 @@
 //! latency jumps between levels every few seconds). Every figure is reported
 //! as a ratio to its own run's floor, then summarised over the kept rounds.
 
-mod peers;
 mod report;
 mod shm;
 mod systems;
@@ -28,7 +27,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use systems::{Ctx, Fds, Kind, Measured, Run, Sys};
+use systems::{Count, Ctx, Fds, Kind, Measured, Run, Sys};
 
 /// Errors of the benchmark.
 pub type BoxError = Box<dyn Error + Send + Sync>;
@@ -111,102 +110,25 @@ impl Mode {
 
     /// Round trips or messages of a run.
     fn count(&self, sys: Sys, len: usize) -> u64 {
-        match sys.kind() {
-            Kind::Wake => self.wakes,
-            Kind::Stream if sys == Sys::Memcpy => (4 * self.stream_bytes / len as u64).max(1000),
-            Kind::Stream => (self.stream_bytes / len as u64).clamp(1000, 2_000_000),
-            Kind::RoundTrip => match sys {
-                Sys::Probe => self.probe,
-                Sys::Uds | Sys::Pipe | Sys::Eventfd | Sys::Futex => {
-                    (self.round_trips / 40).max(300)
-                }
-                Sys::Iceoryx2 => (self.round_trips / 4 / (1 + len as u64 / 2048)).max(300),
-                _ => (self.round_trips / (1 + len as u64 / 2048)).max(300),
-            },
+        let len = len as u64;
+        match sys.row().count {
+            Count::Probe => self.probe,
+            Count::RoundTrips(n) => (self.round_trips / n / (1 + len / 2048)).max(300),
+            Count::Kernel => (self.round_trips / 40).max(300),
+            Count::Stream => (self.stream_bytes / len).clamp(1000, 2_000_000),
+            Count::Memcpy => (4 * self.stream_bytes / len).max(1000),
+            Count::Wakes => self.wakes,
         }
     }
 }
 
-/// Which systems a round runs, in order.
-fn plan() -> Vec<(Sys, usize)> {
-    let mut v = vec![
-        (Sys::FloorOne, 8),
-        (Sys::FloorTwo, 8),
-        (Sys::RingFloor64K, 8),
-        (Sys::RingFloor1K, 8),
-        (Sys::RingFloorClear64K, 8),
-        (Sys::RingFloorSplit64K, 8),
-        (Sys::RingFloorSplit1K, 8),
-        (Sys::PairFloorShared, 32),
-        (Sys::PairFloorSplit, 32),
-        (Sys::RingFloorSplitRo64K, 8),
-        (Sys::RecordFloor, 32),
-        (Sys::RecordFloorRo, 32),
-        (Sys::RecordFloor, 256),
-        (Sys::RecordFloorRo, 256),
-        (Sys::RecordFloor, 1024),
-        (Sys::RecordFloorRo, 1024),
-    ];
-    for len in SIZES {
-        v.push((Sys::MemtubeSpin, len));
-        v.push((Sys::MemtubeDefault, len));
-        if cfg!(feature = "iceoryx2") {
-            v.push((Sys::Iceoryx2, len));
-        }
-        if cfg!(feature = "tachyon") {
-            v.push((Sys::Tachyon, len));
-        }
+/// Debugging aid: only the runs whose system's name contains `only` (or
+/// one of several words separated by `|`).
+fn select(mut plan: Vec<(Sys, usize)>, only: Option<&str>) -> Vec<(Sys, usize)> {
+    if let Some(word) = only {
+        plan.retain(|(sys, _)| word.split('|').any(|w| sys.name().contains(w)));
     }
-    v.extend([
-        (Sys::MemtubeSpinCached, 65536),
-        (Sys::MemtubeSpinNoIso, 32),
-        (Sys::MemtubeSpinNoIso, 256),
-        (Sys::MemtubeSpinNoIso, 1024),
-        (Sys::MemtubeSpinNoIsoNoPad, 32),
-        (Sys::MemtubeSpinNoIsoNoWrap, 256),
-        (Sys::MemtubeSpinNoIsoNoWrap, 1024),
-        (Sys::MemtubeSpinWrap, 8),
-        (Sys::MemtubeSpinWrap, 32),
-        (Sys::MemtubeSpinWrap, 256),
-        (Sys::MemtubeSpinWrap, 1024),
-        (Sys::MemtubeSpin64K, 32),
-        (Sys::MemtubeSpin64K, 256),
-        (Sys::MemtubeSpin64K, 1024),
-        (Sys::MemtubeSpinNoIso64K, 32),
-        (Sys::MemtubeSpinNoIso64K, 256),
-        (Sys::MemtubeSpinNoIso64K, 1024),
-        (Sys::MemtubeThreads, 32),
-        (Sys::RingCoreProcesses, 32),
-        (Sys::Uds, 32),
-        (Sys::Pipe, 32),
-        (Sys::Eventfd, 8),
-        (Sys::Futex, 8),
-    ]);
-    for len in SIZES {
-        v.push((Sys::StreamZeroCopy, len));
-        v.push((Sys::StreamCopy, len));
-        if len < 64 {
-            // Line padding applies to messages under a cache line only.
-            v.push((Sys::StreamCopyNoPad, len));
-        }
-        if len >= 16 * 1024 {
-            // Non-temporal copies apply from 16 KiB by default.
-            v.push((Sys::StreamCopyCached, len));
-        }
-        v.push((Sys::StreamBatch, len));
-        if cfg!(feature = "iceoryx2") {
-            v.push((Sys::Iceoryx2Stream, len));
-        }
-        if cfg!(feature = "tachyon") {
-            v.push((Sys::TachyonStream, len));
-        }
-    }
-    v.extend([
-        (Sys::Memcpy, 65536),
-        (Sys::WakeMemtube, 32),
-        (Sys::WakeFutex, 8),
-    ]);
-    v
+    plan
 }
 
 /// One run's outcome.
@@ -396,6 +318,7 @@ struct Args {
     mode: Mode,
     out: PathBuf,
     only: Option<String>,
+    list: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Args, BoxError> {
@@ -403,6 +326,7 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
     let mut rounds = None;
     let mut out = PathBuf::from("target/bench");
     let mut only = None;
+    let mut list = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -411,8 +335,9 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
             "--rounds" => rounds = Some(it.next().ok_or("--rounds N")?.parse()?),
             "--out" => out = PathBuf::from(it.next().ok_or("--out DIR")?),
             "--only" => only = Some(it.next().ok_or("--only WORD")?.to_lowercase()),
+            "--list" => list = true,
             "-h" | "--help" => return Err(
-                "usage: memtube-bench [--quick | --full] [--rounds N] [--out DIR] [--only WORD]\n       memtube-bench --selfloop raw|memtube|memtube-noiso N   (for callgrind)"
+                "usage: memtube-bench [--quick | --full] [--rounds N] [--out DIR] [--only WORD] [--list]\n       memtube-bench --selfloop raw|memtube|memtube-noiso N   (for callgrind)"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
@@ -424,7 +349,12 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
         }
         mode.rounds = r;
     }
-    Ok(Args { mode, out, only })
+    Ok(Args {
+        mode,
+        out,
+        only,
+        list,
+    })
 }
 
 fn main() -> Result<(), BoxError> {
@@ -450,7 +380,33 @@ fn main() -> Result<(), BoxError> {
             return Ok(());
         }
     }
-    let Args { mode, out, only } = parse_args(&args)?;
+    let Args {
+        mode,
+        out,
+        only,
+        list,
+    } = parse_args(&args)?;
+    if list {
+        // The runs of a round, without running them.
+        for (sys, len) in select(systems::plan(), only.as_deref()) {
+            let kind = match sys.kind() {
+                Kind::RoundTrip => "round trip",
+                Kind::Stream => "stream",
+                Kind::Wake => "wake-up",
+            };
+            let side = if sys.needs_peer() {
+                ""
+            } else {
+                " (one process)"
+            };
+            println!(
+                "{kind}\t{len} B\t{} per run\t{}{side}",
+                mode.count(sys, len),
+                sys.name()
+            );
+        }
+        return Ok(());
+    }
     let started = Instant::now();
 
     // Descriptors for the peer (inheritable: no close-on-exec).
@@ -515,12 +471,7 @@ fn main() -> Result<(), BoxError> {
         ice: None,
     };
 
-    let mut plan = plan();
-    if let Some(word) = &only {
-        // Debugging aid: only the systems whose name contains WORD (or one
-        // of several words separated by `|`).
-        plan.retain(|(sys, _)| word.split('|').any(|w| sys.name().contains(w)));
-    }
+    let plan = select(systems::plan(), only.as_deref());
     println!(
         "memtube-bench --{}: {} rounds of {} runs each (A B C ... A B C); every run framed by a {}-round-trip one-line floor probe",
         mode.name,
@@ -536,7 +487,7 @@ fn main() -> Result<(), BoxError> {
     let mut run_id = 0u64;
     let probe = |ctx: &mut Ctx, peer: &mut Peer, id: u64| -> Result<u64, BoxError> {
         let run = Run {
-            sys: Sys::Probe,
+            sys: Sys::PROBE,
             len: 8,
             count: mode.probe,
             id,

@@ -2,7 +2,7 @@
 //! (stdout and `results.md`), `results.json` with every raw figure, and two
 //! SVG plots.
 
-use crate::systems::{Kind, Measured, Sys};
+use crate::systems::{names, Kind, Measured, Sys};
 use crate::{BoxError, Mode, Record, LEVEL_TOLERANCE};
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
@@ -255,13 +255,13 @@ impl<'a> Index<'a> {
     fn ratio(
         &self,
         this: &[&Record],
-        other: (Sys, usize),
+        other: (Option<Sys>, usize),
         f: impl Fn(&Record) -> Option<f64>,
     ) -> Option<Spread> {
         let v = this
             .iter()
             .filter_map(|r| {
-                let o = self.kept(other.0, other.1, r.round)?;
+                let o = self.kept(other.0?, other.1, r.round)?;
                 Some(f(r)? / f(o)?)
             })
             .collect();
@@ -274,6 +274,14 @@ type Merged = BTreeMap<(Sys, usize), Histogram<u64>>;
 
 fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merged) {
     let index = Index::new(records);
+    // The systems others are compared with (absent ones give no ratio).
+    let ring_floor = Sys::find(Kind::RoundTrip, names::RING_FLOOR_64K);
+    let iceoryx2 = Sys::find(Kind::RoundTrip, names::ICEORYX2);
+    let tachyon = Sys::find(Kind::RoundTrip, names::TACHYON);
+    let futex_wake = Sys::find(Kind::Wake, names::FUTEX);
+    let iceoryx2_stream = Sys::find(Kind::Stream, names::ICEORYX2);
+    let tachyon_stream = Sys::find(Kind::Stream, names::TACHYON);
+    let memcpy = Sys::find(Kind::Stream, names::MEMCPY);
     let mut merged_all = BTreeMap::new();
     let mut out = Vec::new();
     for &(sys, len) in order {
@@ -335,15 +343,15 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
                     merged_all.insert((sys, len), m);
                 }
                 if sys.kind() == Kind::RoundTrip {
-                    s.over_ring_floor = index.ratio(&kept, (Sys::RingFloor64K, 8), p50);
-                    if sys != Sys::Iceoryx2 {
-                        s.over_iceoryx2 = index.ratio(&kept, (Sys::Iceoryx2, len), p50);
+                    s.over_ring_floor = index.ratio(&kept, (ring_floor, 8), p50);
+                    if Some(sys) != iceoryx2 {
+                        s.over_iceoryx2 = index.ratio(&kept, (iceoryx2, len), p50);
                     }
-                    if sys != Sys::Tachyon {
-                        s.over_tachyon = index.ratio(&kept, (Sys::Tachyon, len), p50);
+                    if Some(sys) != tachyon {
+                        s.over_tachyon = index.ratio(&kept, (tachyon, len), p50);
                     }
-                } else if sys != Sys::WakeFutex {
-                    s.over_futex_wake = index.ratio(&kept, (Sys::WakeFutex, 8), p50);
+                } else if Some(sys) != futex_wake {
+                    s.over_futex_wake = index.ratio(&kept, (futex_wake, 8), p50);
                 }
             }
             Kind::Stream => {
@@ -358,15 +366,15 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
                         .filter_map(|r| Some(1e9 / rate(r)? / floor_of(r)))
                         .collect(),
                 );
-                if sys != Sys::Iceoryx2Stream && sys != Sys::Memcpy {
-                    s.over_iceoryx2 = index.ratio(&kept, (Sys::Iceoryx2Stream, len), rate);
+                if Some(sys) != iceoryx2_stream && Some(sys) != memcpy {
+                    s.over_iceoryx2 = index.ratio(&kept, (iceoryx2_stream, len), rate);
                 }
-                if sys != Sys::TachyonStream && sys != Sys::Memcpy {
-                    s.over_tachyon = index.ratio(&kept, (Sys::TachyonStream, len), rate);
+                if Some(sys) != tachyon_stream && Some(sys) != memcpy {
+                    s.over_tachyon = index.ratio(&kept, (tachyon_stream, len), rate);
                 }
-                if sys != Sys::Memcpy && len == 65536 {
+                if Some(sys) != memcpy && len == 65536 {
                     // Bytes per second against memcpy's of 64 KiB blocks.
-                    s.over_memcpy = index.ratio(&kept, (Sys::Memcpy, 65536), |r| {
+                    s.over_memcpy = index.ratio(&kept, (memcpy, 65536), |r| {
                         Some(rate(r)? * r.run.len as f64)
                     });
                 }
@@ -529,10 +537,7 @@ fn nines(q: f64) -> f64 {
 fn latency_svg(path: &Path, merged: &Merged) -> Result<(), BoxError> {
     let series: Vec<(String, Vec<(f64, f64)>)> = merged
         .iter()
-        .filter(|((sys, len), _)| {
-            sys.kind() == Kind::RoundTrip
-                && (*len == 32 || crate::systems::fixed_len(*sys).is_some())
-        })
+        .filter(|((sys, len), _)| sys.kind() == Kind::RoundTrip && (*len == 32 || sys.row().word))
         .map(|((sys, len), h)| {
             let pts = QUANTILES
                 .iter()
@@ -587,7 +592,7 @@ fn latency_svg(path: &Path, merged: &Merged) -> Result<(), BoxError> {
 fn throughput_svg(path: &Path, summaries: &[Summary]) -> Result<(), BoxError> {
     let streams: Vec<&Summary> = summaries
         .iter()
-        .filter(|s| s.kind == "stream" && s.system != Sys::Memcpy.name())
+        .filter(|s| s.kind == "stream" && s.system != names::MEMCPY)
         .collect();
     let mut systems: Vec<&'static str> = Vec::new();
     let mut sizes: Vec<usize> = Vec::new();

@@ -34,8 +34,8 @@ pub const PEER_FAILED: usize = 400;
 /// `u64` each: readiness handshakes of the setups that need one (run number).
 #[cfg_attr(not(any(feature = "iceoryx2", feature = "tachyon")), allow(dead_code))]
 pub const MAIN_READY: usize = 1024;
-/// See [`MAIN_READY`].
-#[cfg_attr(not(any(feature = "iceoryx2", feature = "tachyon")), allow(dead_code))]
+/// See [`MAIN_READY`] (iceoryx2's only: Tachyon's connect waits for its listener).
+#[cfg_attr(not(feature = "iceoryx2"), allow(dead_code))]
 pub const PEER_READY: usize = 1152;
 
 // The floor lines, each in a 128-byte block of its own.
@@ -152,10 +152,10 @@ impl Shm {
     }
 
     /// The raw region at byte offset `off` (`RAW_LEN` bytes, 128-aligned).
-    pub fn raw(&self, off: usize) -> memtube::RawRegion {
+    pub fn raw(&self, off: usize) -> memtube::ring::RawRegion {
         assert!(off % 128 == 0 && off + RAW_LEN <= SIZE);
         // SAFETY: in bounds (checked above) of a mapping never unmapped.
-        memtube::RawRegion::new(unsafe { self.base.add(off) }, RAW_LEN)
+        memtube::ring::RawRegion::new(unsafe { self.base.add(off) }, RAW_LEN)
     }
 
     /// The `AtomicU64` at byte offset `off`.

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Disassemble one function of a binary (demangled name, exact match) and run
 # the store-forwarding check on it.
-#   bench/tools/disasm.sh target/release/memtube-bench 'memtube_bench::systems::memtube_ring_processes_peer'
+#   bench/tools/disasm.sh target/release/memtube-bench 'memtube_bench::systems::ring::memtube_ring_processes_peer'
 set -euo pipefail
 bin=$1
 name=$2

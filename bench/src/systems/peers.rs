@@ -4,14 +4,14 @@
 //! memtube: round trips (the peer copies each ping into a pong) and one-way
 //! streams (the peer sends, this process reads every byte).
 
-use crate::systems::{Ctx, Measured, Run};
+use super::{Bench, Ctx, Measured, Run};
 use crate::BoxError;
 
 /// Wait until the word at `off` holds `want` (set by the other process).
 #[cfg(any(feature = "iceoryx2", feature = "tachyon"))]
 fn await_word(ctx: &Ctx, off: usize, want: u64) -> Result<(), BoxError> {
     let w = ctx.shm.u64(off);
-    crate::systems::spin_until("setup handshake", || {
+    super::wait_for("setup handshake", || {
         w.load(std::sync::atomic::Ordering::Acquire) == want
     })
 }
@@ -32,7 +32,7 @@ pub mod ice {
     //! iceoryx2 over `[u8]` slices.
     use super::{await_word, set_word, DONE};
     use crate::shm;
-    use crate::systems::{check_stream, time_round_trips, Ctx, Measured, Run, Sys};
+    use crate::systems::{read_all, time_round_trips, Ctx, Kind, Measured, Run};
     use crate::BoxError;
     use iceoryx2::port::publisher::Publisher;
     use iceoryx2::port::subscriber::Subscriber;
@@ -65,7 +65,7 @@ pub mod ice {
         which: &str,
         publish: bool,
     ) -> Result<(Option<Pub>, Option<Sub>), BoxError> {
-        let stream = run.sys == Sys::Iceoryx2Stream;
+        let stream = run.sys.kind() == Kind::Stream;
         let sname: ServiceName = name(ctx, run, which).as_str().try_into()?;
         let node = node(ctx)?;
         let svc = node
@@ -108,7 +108,7 @@ pub mod ice {
     }
 
     fn main_inner(ctx: &mut Ctx, run: Run) -> Result<Measured, BoxError> {
-        if run.sys == Sys::Iceoryx2Stream {
+        if run.sys.kind() == Kind::Stream {
             let (_, sub) = ports(ctx, run, "stream", false)?;
             let sub = sub.ok_or("no subscriber")?;
             set_word(ctx, shm::MAIN_READY, run.id);
@@ -126,7 +126,7 @@ pub mod ice {
                         start.get_or_insert_with(Instant::now);
                         let p = s.payload();
                         let seq = u64::from_ne_bytes(p[..8].try_into()?);
-                        sum = sum.wrapping_add(check_stream(p, seq, run.len)?);
+                        sum = sum.wrapping_add(read_all(p, seq, run.len)?);
                         received += 1;
                         expect = seq + 1;
                     }
@@ -183,7 +183,7 @@ pub mod ice {
 
     pub fn peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         await_word(ctx, shm::MAIN_READY, run.id)?;
-        if run.sys == Sys::Iceoryx2Stream {
+        if run.sys.kind() == Kind::Stream {
             let (p, _) = ports(ctx, run, "stream", true)?;
             let p = p.ok_or("no publisher")?;
             set_word(ctx, shm::PEER_READY, run.id);
@@ -220,7 +220,7 @@ pub mod tach {
     //! Tachyon through `tachyon-ipc`.
     use super::{await_word, set_word, DONE};
     use crate::shm;
-    use crate::systems::{check_stream, time_round_trips, Ctx, Measured, Run, Sys};
+    use crate::systems::{read_all, time_round_trips, Ctx, Kind, Measured, Run};
     use crate::BoxError;
     use std::hint::{black_box, spin_loop};
     use std::time::{Duration, Instant};
@@ -293,7 +293,7 @@ pub mod tach {
     fn main_buses(ctx: &Ctx, run: Run) -> Result<Buses, BoxError> {
         let cap = capacity(run);
         // Tachyon's listener is the consumer.
-        if run.sys == Sys::TachyonStream {
+        if run.sys.kind() == Kind::Stream {
             let stream = Some(listen(&name(ctx, run, "stream"), cap)?);
             return Ok(Buses {
                 ping: None,
@@ -312,7 +312,7 @@ pub mod tach {
 
     fn peer_buses(ctx: &Ctx, run: Run) -> Result<Buses, BoxError> {
         let cap = capacity(run);
-        if run.sys == Sys::TachyonStream {
+        if run.sys.kind() == Kind::Stream {
             let stream = Some(connect(&name(ctx, run, "stream"))?);
             return Ok(Buses {
                 ping: None,
@@ -338,7 +338,7 @@ pub mod tach {
             for n in 0..run.count {
                 let g = stream.acquire_rx(u32::MAX)?;
                 start.get_or_insert_with(Instant::now);
-                sum = sum.wrapping_add(check_stream(g.data(), n, run.len)?);
+                sum = sum.wrapping_add(read_all(g.data(), n, run.len)?);
                 g.commit()?;
             }
             black_box(sum);
@@ -404,46 +404,52 @@ pub mod tach {
     }
 }
 
-/// iceoryx2's main side.
-pub fn ice_main(ctx: &mut Ctx, run: Run) -> Result<Measured, BoxError> {
-    #[cfg(feature = "iceoryx2")]
-    return ice::main(ctx, run);
-    #[cfg(not(feature = "iceoryx2"))]
-    {
-        let _ = (ctx, run);
-        Err("built without the `iceoryx2` feature".into())
+/// iceoryx2 (round trips and streams).
+pub struct Iceoryx2;
+
+impl Bench for Iceoryx2 {
+    fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
+        #[cfg(feature = "iceoryx2")]
+        return ice::main(ctx, run);
+        #[cfg(not(feature = "iceoryx2"))]
+        {
+            let _ = (ctx, run);
+            Err("built without the `iceoryx2` feature".into())
+        }
+    }
+
+    fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        #[cfg(feature = "iceoryx2")]
+        return ice::peer(ctx, run);
+        #[cfg(not(feature = "iceoryx2"))]
+        {
+            let _ = (ctx, run);
+            Err("built without the `iceoryx2` feature".into())
+        }
     }
 }
 
-/// iceoryx2's peer side.
-pub fn ice_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
-    #[cfg(feature = "iceoryx2")]
-    return ice::peer(ctx, run);
-    #[cfg(not(feature = "iceoryx2"))]
-    {
-        let _ = (ctx, run);
-        Err("built without the `iceoryx2` feature".into())
-    }
-}
+/// Tachyon (round trips and streams).
+pub struct Tachyon;
 
-/// Tachyon's main side.
-pub fn tachyon_main(ctx: &mut Ctx, run: Run) -> Result<Measured, BoxError> {
-    #[cfg(feature = "tachyon")]
-    return tach::main(ctx, run);
-    #[cfg(not(feature = "tachyon"))]
-    {
-        let _ = (ctx, run);
-        Err("built without the `tachyon` feature".into())
+impl Bench for Tachyon {
+    fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
+        #[cfg(feature = "tachyon")]
+        return tach::main(ctx, run);
+        #[cfg(not(feature = "tachyon"))]
+        {
+            let _ = (ctx, run);
+            Err("built without the `tachyon` feature".into())
+        }
     }
-}
 
-/// Tachyon's peer side.
-pub fn tachyon_peer(ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
-    #[cfg(feature = "tachyon")]
-    return tach::peer(ctx, run);
-    #[cfg(not(feature = "tachyon"))]
-    {
-        let _ = (ctx, run);
-        Err("built without the `tachyon` feature".into())
+    fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        #[cfg(feature = "tachyon")]
+        return tach::peer(ctx, run);
+        #[cfg(not(feature = "tachyon"))]
+        {
+            let _ = (ctx, run);
+            Err("built without the `tachyon` feature".into())
+        }
     }
 }

@@ -1,0 +1,283 @@
+//! memtube's connections (`listen` / `connect`, the facade): round trips
+//! over duplex connections, one-way streams, the wake-up of a sleeping
+//! receiver.
+
+use super::{histogram, interval, lat, read_all, time_round_trips, Bench, Ctx, Measured, Rng, Run};
+use crate::{mono_ns, BoxError, TIMEOUT};
+use hdrhistogram::Histogram;
+use memtube::{Direction, Options};
+use std::hint::black_box;
+use std::time::Instant;
+
+/// A round trip over a duplex connection: the main side sends and times,
+/// the peer echoes.
+pub struct RoundTrip {
+    /// The options (both sides pass the same), from those with the
+    /// payload's [`ring_capacity`].
+    pub options: fn(Options) -> Options,
+    /// The sender's settings (both sides apply them).
+    pub sender: fn(&mut memtube::Sender),
+}
+
+impl RoundTrip {
+    /// A round trip with these options and the sender's defaults.
+    pub const fn new(options: fn(Options) -> Options) -> Self {
+        RoundTrip {
+            options,
+            sender: |_| {},
+        }
+    }
+
+    /// With these sender settings.
+    pub const fn sender(self, sender: fn(&mut memtube::Sender)) -> Self {
+        RoundTrip { sender, ..self }
+    }
+
+    /// The options of a run (both sides pass the same).
+    fn options(&self, len: usize) -> Options {
+        (self.options)(Options::new().capacity(ring_capacity(len)))
+    }
+}
+
+impl Bench for RoundTrip {
+    fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
+        lat(memtube_rt_main(self, ctx, run))
+    }
+
+    fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        memtube_rt_peer(self, ctx, run)
+    }
+}
+
+/// How a stream's sender sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// Reserve, produce the payload in place (fill), commit.
+    ZeroCopy,
+    /// `send_blocking` copies the payload in.
+    Copy,
+    /// `send_staged`, `publish` every 16 messages.
+    Batch,
+}
+
+/// One way: the peer sends, the main side reads every byte in place.
+pub struct Stream {
+    /// How the peer sends.
+    pub way: Way,
+    /// The sender's settings.
+    pub sender: fn(&mut memtube::Sender),
+}
+
+impl Stream {
+    /// A stream sent this way, with the sender's defaults.
+    pub const fn new(way: Way) -> Self {
+        Stream {
+            way,
+            sender: |_| {},
+        }
+    }
+
+    /// With these sender settings.
+    pub const fn sender(self, sender: fn(&mut memtube::Sender)) -> Self {
+        Stream { sender, ..self }
+    }
+}
+
+impl Bench for Stream {
+    fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
+        memtube_stream_main(ctx, run)
+    }
+
+    fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        memtube_stream_peer(self, ctx, run)
+    }
+}
+
+/// The streams' options (both sides pass the same).
+fn stream_options() -> Options {
+    Options::new()
+        .capacity(256 * 1024)
+        .direction(Direction::ConnectorToListener)
+}
+
+/// Default mode: the receiver (main side) sleeps, the peer sends at random
+/// intervals.
+pub struct Wake;
+
+impl Bench for Wake {
+    fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
+        lat(wake_main(ctx, run))
+    }
+
+    fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        wake_peer(ctx, run)
+    }
+}
+
+/// The wake-up's options (both sides pass the same).
+fn wake_options() -> Options {
+    Options::new()
+        .capacity(16 * 1024)
+        .direction(Direction::ConnectorToListener)
+}
+
+/// The data-area bytes of the memtube rings for `len`-byte payloads.
+pub fn ring_capacity(len: usize) -> u32 {
+    if len <= 4096 {
+        16 * 1024
+    } else {
+        256 * 1024
+    }
+}
+
+/// Not inlined, so its hot loop can be read in the disassembly.
+#[inline(never)]
+fn memtube_rt_main(rt: &RoundTrip, ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
+    let listener = ctx.listener.as_ref().ok_or("no listener")?;
+    let conn = listener.accept_with(&rt.options(run.len), Some(TIMEOUT))?;
+    let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
+        return Err("duplex connection without two rings".into());
+    };
+    (rt.sender)(&mut tx);
+    let mut payload = vec![0xa5u8; run.len];
+    time_round_trips(run.count, |s| {
+        payload[..8].copy_from_slice(&s.to_ne_bytes());
+        tx.send_timeout(&payload, 7, TIMEOUT)?;
+        let m = rx.recv_timeout(TIMEOUT)?;
+        if m.len() != run.len || m[..8] != s.to_ne_bytes() {
+            return Err(format!("memtube echo mismatch at {s}").into());
+        }
+        Ok(())
+    })
+}
+
+/// Not inlined, so its hot loop can be read in the disassembly.
+#[inline(never)]
+fn memtube_rt_peer(rt: &RoundTrip, ctx: &Ctx, run: Run) -> Result<(), BoxError> {
+    let conn = memtube::connect(ctx.addr.as_str(), &rt.options(run.len))?;
+    let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
+        return Err("duplex connection without two rings".into());
+    };
+    (rt.sender)(&mut tx);
+    for _ in 0..run.count {
+        let m = rx.recv_timeout(TIMEOUT)?;
+        tx.send_timeout(&m, m.type_id(), TIMEOUT)?;
+    }
+    Ok(())
+}
+
+fn memtube_stream_main(ctx: &Ctx, run: Run) -> Result<Measured, BoxError> {
+    let listener = ctx.listener.as_ref().ok_or("no listener")?;
+    let mut conn = listener.accept_with(&stream_options(), Some(TIMEOUT))?;
+    let rx = conn.receiver()?;
+    let mut start = None;
+    let mut sum = 0u64;
+    for n in 0..run.count {
+        let m = rx.recv_timeout(TIMEOUT)?;
+        start.get_or_insert_with(Instant::now);
+        sum = sum.wrapping_add(read_all(&m, n, run.len)?);
+    }
+    black_box(sum);
+    let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    Ok(Measured::Stream {
+        messages: run.count - 1,
+        seconds,
+    })
+}
+
+fn memtube_stream_peer(stream: &Stream, ctx: &Ctx, run: Run) -> Result<(), BoxError> {
+    let mut conn = memtube::connect(ctx.addr.as_str(), &stream_options())?;
+    let tx = conn.sender()?;
+    let mut payload = vec![0x5au8; run.len];
+    (stream.sender)(tx);
+    match stream.way {
+        Way::ZeroCopy => {
+            for n in 0..run.count {
+                let mut g = tx.reserve_timeout(run.len, TIMEOUT)?;
+                g[..8].copy_from_slice(&n.to_ne_bytes());
+                g[8..run.len].fill(n as u8); // the payload, produced in place
+                g.commit(run.len, 1);
+            }
+        }
+        Way::Copy => {
+            for n in 0..run.count {
+                payload[..8].copy_from_slice(&n.to_ne_bytes());
+                tx.send_timeout(&payload, 1, TIMEOUT)?;
+            }
+        }
+        Way::Batch => {
+            for n in 0..run.count {
+                payload[..8].copy_from_slice(&n.to_ne_bytes());
+                loop {
+                    match tx.send_staged(&payload, 1) {
+                        Ok(()) => break,
+                        Err(memtube::Error::Full) => {
+                            tx.publish();
+                            tx.wait_for_room(run.len, Some(TIMEOUT))?;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                if n % 16 == 15 {
+                    tx.publish();
+                }
+            }
+            tx.publish();
+        }
+    }
+    // Dropping the sender closes the ring; the receiver still gets every message.
+    Ok(())
+}
+
+fn wake_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
+    let mut h = histogram();
+    let listener = ctx.listener.as_ref().ok_or("no listener")?;
+    let mut conn = listener.accept_with(&wake_options(), Some(TIMEOUT))?;
+    let rx = conn.receiver()?;
+    for _ in 0..run.count {
+        let m = rx.recv_timeout(TIMEOUT)?;
+        let now = mono_ns();
+        let sent = u64::from_ne_bytes(m[..8].try_into()?);
+        h.saturating_record(now.saturating_sub(sent));
+    }
+    Ok(h)
+}
+
+fn wake_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
+    let mut rng = Rng::for_run(run.id);
+    let mut conn = memtube::connect(ctx.addr.as_str(), &wake_options())?;
+    let tx = conn.sender()?;
+    let mut payload = vec![0u8; run.len.max(8)];
+    for _ in 0..run.count {
+        std::thread::sleep(interval(&mut rng));
+        payload[..8].copy_from_slice(&mono_ns().to_ne_bytes());
+        tx.send_timeout(&payload, 1, TIMEOUT)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- instruction counts
+
+/// The same through `memtube::listen` / `connect` (one process, both ends),
+/// pure spin, isolation on or off (`--selfloop memtube|memtube-noiso N`).
+#[inline(never)]
+pub fn selfloop_memtube(n: u64, isolation: bool) -> Result<u64, BoxError> {
+    let opts = Options::new()
+        .capacity(16 * 1024)
+        .pure_spin(true)
+        .isolation(isolation);
+    let addr = format!("@memtube-bench-selfloop-{}", std::process::id());
+    let listener = memtube::listen(addr.as_str(), &opts)?;
+    let accept = std::thread::spawn(move || listener.accept_timeout(TIMEOUT));
+    let mut out = memtube::connect(addr.as_str(), &opts)?;
+    let mut inc = accept.join().map_err(|_| "accept panicked")??;
+    let (tx, rx) = (out.sender()?, inc.receiver()?);
+    let payload = [0xa5u8; 32];
+    let mut sum = 0u64;
+    for _ in 0..n {
+        tx.send_timeout(&payload, 7, TIMEOUT)?;
+        let m = rx.recv_timeout(TIMEOUT)?;
+        sum = sum.wrapping_add(u64::from(m[0]));
+    }
+    Ok(sum)
+}
