@@ -34,13 +34,13 @@
 //!
 //! # Placement
 //!
-//! Payloads start 8-byte aligned ([`RECORD_ALIGN`](crate::ring::RECORD_ALIGN)),
+//! Payloads start 8-byte aligned ([`RECORD_ALIGN`]),
 //! so values aligned to 8 bytes or less are read in place at offset 0. A
 //! value, slice or reservation aligned to `A` > 8 bytes is preceded by
 //! `pad` filler bytes, `pad` being the distance from the payload's first
 //! byte to the next multiple of `A` counted from the start of the data area.
 //! Every mapping of a region starts at a multiple of
-//! [`REGION_ALIGN`](crate::ring::REGION_ALIGN) (128) and the data area at
+//! [`REGION_ALIGN`] (128) and the data area at
 //! [`DATA_OFFSET`](crate::ring::DATA_OFFSET) (a multiple of 128), so for `A`
 //! up to 128 the pad is the same whichever process computes it from the
 //! payload's address. The pad is part of the payload (its length counts) and
