@@ -1,13 +1,23 @@
-//! The producer handle: reserve, commit, publish, and wake the consumer.
+//! The producer handle: its state, its public methods, and the blocking wait
+//! for room. How a record is placed, written, cleared ahead and granted, and
+//! how the consumer's released position is read, live in the submodules.
 
-use crate::copy::copy_in;
 use crate::error::{Corruption, Error};
 use crate::layout::*;
 use crate::ring::{read_stats, Shared, Stats};
 use crate::sync::{fence, spin_hint, Ordering::*};
 use crate::wait::Wait;
-use core::ops::{Deref, DerefMut};
+
 use core::time::Duration;
+
+mod clear;
+mod commit;
+mod grant;
+mod place;
+mod released;
+
+pub use grant::Grant;
+use place::Plan;
 
 /// The writing end of a ring. `Send`, not `Sync`: one thread at a time.
 ///
@@ -70,29 +80,8 @@ pub struct Producer<'a, W: Wait> {
 // handle to another thread moves that exclusive role with it.
 unsafe impl<W: Wait + Send> Send for Producer<'_, W> {}
 
-/// Where a reservation goes.
-#[derive(Clone, Copy)]
-struct Plan {
-    /// Offset of the record header in the data area.
-    off: u32,
-    /// Bytes of padding before it (at the end of the data area), or 0.
-    pad: u32,
-    /// Payload bytes reserved.
-    len: u32,
-    /// Line padding a publishing commit of the whole reservation puts
-    /// after the record (see [`Producer::line_pad`]), or 0.
-    line_pad: u32,
-    /// Free bytes needed: padding + record + line padding + the next
-    /// record's header.
-    need: u32,
-}
-
 pub(crate) const DEFAULT_SPIN_BUDGET: u32 = 4096;
-/// `clear_ahead` runs (after records smaller than a cache line) when fewer
-/// than this many bytes ahead of `head` are cleared...
-const CLEAR_LOW_WATER: u32 = 64;
-/// ...and clears up to this far ahead (rounded down to a cache line), within free space.
-const CLEAR_AHEAD: u32 = 256;
+
 /// See [`Producer::set_nontemporal_threshold`].
 const DEFAULT_NONTEMPORAL_FROM: u32 = 16 * 1024;
 
@@ -283,116 +272,6 @@ impl<'a, W: Wait> Producer<'a, W> {
     fn poisoned(&mut self, c: Corruption) -> Error {
         self.poison = Some(c);
         Error::Corrupt(c)
-    }
-
-    /// Where a `len`-byte payload goes, or why it cannot: poison or
-    /// `TooLarge`. The placement itself is infallible arithmetic kept out of
-    /// the `Result`: a `Result<Plan, Error>` compiled to byte-shuffled spills
-    /// of the plan, reloaded by wider loads that x86 cannot forward from the
-    /// store buffer (each such reload waits for every older store to drain,
-    /// including stores to lines the consumer is reading).
-    ///
-    /// `padded`: the commit may publish, so the plan counts line padding.
-    #[inline(always)]
-    fn plan(&self, len: usize, padded: bool) -> Result<Plan, Error> {
-        if self.poison.is_some() || len > self.sh.max_payload as usize {
-            return Err(self.plan_error(len));
-        }
-        Ok(self.place(len as u32, padded))
-    }
-
-    #[cold]
-    fn plan_error(&self, len: usize) -> Error {
-        match self.poison {
-            Some(c) => Error::Corrupt(c),
-            None => Error::TooLarge {
-                len,
-                max: self.sh.max_payload,
-            },
-        }
-    }
-
-    /// The placement of a record with a `len`-byte payload at `head`.
-    ///
-    /// An empty ring always has room for the plan of any payload up to
-    /// `max_payload` (a record of at most `capacity / 2`): with line padding,
-    /// `rec < 64` and the padding is shorter than the record, so without an
-    /// end pad `rec + line_pad + 8 <= 2 * rec <= capacity`; after an end pad
-    /// (shorter than the record) the record starts at offset 0, where it is
-    /// padded only if `rec > 32`, to offset 64: `need <= (rec - 8) + 64 + 8
-    /// <= 120` in a ring of at least 128 bytes (a ring of 64 has `rec <= 32`).
-    #[inline(always)]
-    fn place(&self, len: u32, padded: bool) -> Plan {
-        let rec = record_size(len);
-        let off = self.head & self.mask;
-        let room = self.sh.capacity - off;
-        let (off, pad) = if rec <= room && !(off >= self.wrap_from && self.wraps_early(off, rec)) {
-            (off, 0)
-        } else {
-            (0, room)
-        };
-        let line_pad = if padded {
-            self.line_pad(off + rec, rec)
-        } else {
-            0
-        };
-        Plan {
-            off,
-            pad,
-            len,
-            line_pad,
-            need: pad + rec + line_pad + RECORD_HEADER,
-        }
-    }
-
-    /// Whether a `rec`-byte record that would go at `off` (nonzero, at least
-    /// `wrap_from`) goes to offset 0 early: by the cached released position,
-    /// at most half the lap before `off` is unreleased and the record
-    /// (with its line padding and the next header) fits after the end pad.
-    #[inline(never)]
-    fn wraps_early(&self, off: u32, rec: u32) -> bool {
-        let used = self.head.wrapping_sub(self.cached_released);
-        let need = (self.sh.capacity - off) + rec + self.line_pad(rec, rec) + RECORD_HEADER;
-        used <= off / 2 && self.fits(need)
-    }
-
-    #[inline(always)]
-    fn fits(&self, need: u32) -> bool {
-        let used = self.head.wrapping_sub(self.cached_released) as u64;
-        used + need as u64 <= self.sh.capacity as u64
-    }
-
-    /// Read and validate the consumer's released position.
-    fn refresh_released(&mut self) -> Result<(), Error> {
-        // SYNC POINT: Acquire; pairs with the consumer's Release store in
-        // `Consumer::store_release`, so its reads of the released records
-        // happen before we overwrite them.
-        let r = self.sh.cons.hot.released.load(Acquire);
-        // A released position only moves forward, never passes what we
-        // published (staged records are invisible to the consumer), and is
-        // a record boundary, so 8-aligned (free space is counted in 8-byte
-        // slots: `clear_ahead` and the `zeroed` frontier rely on it).
-        let advance = r.wrapping_sub(self.cached_released);
-        let limit = self.published.wrapping_sub(self.cached_released);
-        if advance > limit || r % RECORD_ALIGN != 0 {
-            return Err(self.poisoned(Corruption::BadReleasedPosition));
-        }
-        self.cached_released = r;
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn room_for(&mut self, need: u32) -> Result<bool, Error> {
-        if self.fits(need) {
-            return Ok(true);
-        }
-        self.room_after_refresh(need)
-    }
-
-    #[inline(never)]
-    fn room_after_refresh(&mut self, need: u32) -> Result<bool, Error> {
-        self.refresh_released()?;
-        Ok(self.fits(need))
     }
 
     #[cold]
@@ -615,148 +494,6 @@ impl<'a, W: Wait> Producer<'a, W> {
         Ok(())
     }
 
-    /// Copy a whole message in and commit it (staged), without a [`Grant`]
-    /// value: the copying sends keep the plan in registers. (A `Grant`
-    /// returned through a `Result` that is not inlined away is stored in
-    /// byte-sized pieces and reloaded by wider loads, which x86 cannot
-    /// forward from the store buffer: measured +20-40 ns per message across
-    /// processes.)
-    #[inline(always)]
-    fn write_message(&mut self, plan: Plan, payload: &[u8], type_id: u32, publishing: bool) {
-        debug_assert_eq!(plan.len as usize, payload.len());
-        let cleared = self.open(plan);
-        let dst = self.sh.data.bytes(plan.off + RECORD_HEADER, plan.len);
-        // SAFETY: `plan` placed `8 + len` bytes at `off` inside the data area
-        // and inside free space (`room_for(need)` held), which only the
-        // producer touches until it publishes; `payload` is caller memory,
-        // so the ranges do not overlap.
-        unsafe { copy_in(dst, payload, plan.len >= self.nontemporal_from) };
-        self.commit_record(plan, cleared, plan.len, type_id, publishing);
-    }
-
-    /// Hand out the payload bytes of `plan`; returns the `zeroed` frontier
-    /// before that (the grant's `cleared`).
-    #[inline(always)]
-    fn open(&mut self, plan: Plan) -> u32 {
-        // Model (under loom) that the user may fill the payload with anything,
-        // including bytes that look like committed headers.
-        self.sh.data.scribble(plan.off + RECORD_HEADER, plan.len);
-        // The payload may be filled with anything: until a commit says how
-        // much of it became a record, only the slots before it stay
-        // known-clear. Dropping the grant leaves it so; no drop hook needed.
-        let cleared = self.zeroed;
-        self.forget_cleared_after(plan.pad + RECORD_HEADER);
-        cleared
-    }
-
-    #[inline(always)]
-    fn grant(&mut self, plan: Plan) -> Grant<'_, 'a, W> {
-        let cleared = self.open(plan);
-        Grant {
-            p: self,
-            plan,
-            cleared,
-        }
-    }
-
-    #[inline]
-    fn stage(&mut self, off: u32, word: u32) {
-        if self.pending.is_none() {
-            self.pending = Some((off, word));
-        } else {
-            // The consumer stops at the pending record, so it cannot read this
-            // word before the pending record's Release store, which orders it.
-            self.sh.data.commit_word(off).store(word, Relaxed);
-        }
-    }
-
-    #[inline(always)]
-    fn commit_record(
-        &mut self,
-        plan: Plan,
-        cleared: u32,
-        used: u32,
-        type_id: u32,
-        publishing: bool,
-    ) {
-        debug_assert!(used <= plan.len);
-        let rec = record_size(used);
-        self.sh.data.write_type_id(plan.off, type_id);
-        self.sh.data.track_write(plan.off, rec);
-        let whole = rec == record_size(plan.len);
-        let after = self.head.wrapping_add(plan.pad + rec);
-        // Line padding after a publishing commit of the whole reservation
-        // (the plan placed it; a partial commit ends elsewhere).
-        let line_pad = if publishing && whole {
-            plan.line_pad
-        } else {
-            0
-        };
-        let next_pos = after.wrapping_add(line_pad);
-        let next_end = next_pos.wrapping_add(RECORD_HEADER);
-        // A commit of the whole reservation (to the same 8-byte slot) leaves
-        // every slot past the record as it was before the grant; past a
-        // partial commit the user may have written anything, so those stay
-        // forgotten (`grant` forgot them).
-        if whole {
-            self.zeroed = cleared;
-        }
-        // The next record's commit word must be zero before this record is
-        // published, so stale bytes from an earlier lap never read as
-        // committed. Usually `clear_ahead` has cleared it already; otherwise
-        // clear it now. It lies in free space: `plan.need` counted it.
-        if next_end.wrapping_sub(self.head) > self.zeroed.wrapping_sub(self.head) {
-            self.sh
-                .data
-                .commit_word(next_pos & self.mask)
-                .store(0, Relaxed);
-            self.zeroed = next_end;
-        }
-        if plan.pad != 0 || next_pos & self.mask == 0 {
-            // A new lap: read the released position again from `wrap_from`.
-            self.refresh_from = self.wrap_from;
-        }
-        if plan.pad != 0 {
-            let pad_off = self.head & self.mask;
-            self.stage(
-                pad_off,
-                COMMITTED | PADDING | ((plan.pad - RECORD_HEADER) << LEN_SHIFT),
-            );
-        }
-        self.stage(plan.off, COMMITTED | (used << LEN_SHIFT));
-        if line_pad != 0 {
-            // A record is pending now (this one or an earlier one), so the
-            // consumer cannot reach this word before that record's Release
-            // store, which orders it.
-            self.sh.data.commit_word(after & self.mask).store(
-                COMMITTED | PADDING | ((line_pad - RECORD_HEADER) << LEN_SHIFT),
-                Relaxed,
-            );
-        }
-        self.head = next_pos;
-        self.small_last = rec < CACHE_LINE;
-        self.messages += 1;
-        self.bytes += used as u64;
-    }
-
-    /// The bytes of line padding a publishing commit puts after a record of
-    /// `rec` bytes that ends at `after` (`place` counts them in the plan):
-    /// up to the end of its cache line when line padding is on, the record
-    /// is smaller than a line and the rest of the line is shorter than the
-    /// record; else 0. See [`set_line_padding`](Self::set_line_padding).
-    #[inline(always)]
-    fn line_pad(&self, after: u32, rec: u32) -> u32 {
-        if rec >= self.pad_below {
-            return 0; // off, or a record of a line or more
-        }
-        let room = CACHE_LINE - (after & (CACHE_LINE - 1));
-        if room < rec {
-            room
-        } else {
-            0
-        }
-    }
-
     /// Make every staged message visible to the consumer (one Release store),
     /// then wake the consumer if it announced sleep. Cheap when nothing is staged.
     #[inline]
@@ -777,73 +514,6 @@ impl<'a, W: Wait> Producer<'a, W> {
                 self.refresh_for_wrap();
             }
         }
-    }
-
-    /// See `refresh_from`. A corrupt released position poisons the handle
-    /// (the next call reports it).
-    #[cold]
-    #[inline(never)]
-    fn refresh_for_wrap(&mut self) {
-        let _ = self.refresh_released();
-        self.refresh_from = (self.head & self.mask).saturating_add(self.wrap_from);
-    }
-
-    /// Only the slots in `[head, head + dist)` stay known-clear when a grant's
-    /// payload (which the user may fill with anything) reached beyond `dist`.
-    #[inline]
-    fn forget_cleared_after(&mut self, dist: u32) {
-        if self.zeroed.wrapping_sub(self.head) > dist {
-            self.zeroed = self.head.wrapping_add(dist);
-        }
-    }
-
-    /// After a publication or a staged commit whose last record was smaller
-    /// than a cache line: clear the commit words of the next few cache lines
-    /// of free space, so the next commits need not fetch a new line for
-    /// their successor's header before their own Release store (on x86
-    /// stores become visible in order, so that fetch would delay the
-    /// publication). The stores also take ownership of
-    /// those lines early, which is what makes small records fast: several
-    /// share a line, and without it each line's first store waits for the
-    /// consumer's copy to be invalidated (measured with 32 B messages:
-    /// batched streaming +20-40%, and the round trip of the record floor).
-    /// After a publication this is off the message's critical path; after a
-    /// staged commit the stores precede the batch's Release store (x86 makes
-    /// stores visible in order), which delays the batch, not a message.
-    ///
-    /// Larger records skip it: the next record overwrites the cleared lines
-    /// whole, so clearing them only doubles the stores (measured with 256 B
-    /// messages: streaming +30-60% without it, round trips unchanged within
-    /// the noise). Their successor's header is cleared by `commit_record`.
-    #[inline(always)]
-    fn clear_ahead(&mut self) {
-        if self.small_last && self.zeroed.wrapping_sub(self.head) < CLEAR_LOW_WATER {
-            self.clear_ahead_now();
-        }
-    }
-
-    #[inline(never)]
-    fn clear_ahead_now(&mut self) {
-        let free = self
-            .cached_released
-            .wrapping_add(self.sh.capacity)
-            .wrapping_sub(self.head);
-        let want =
-            (self.head.wrapping_add(CLEAR_AHEAD) & !(CACHE_LINE - 1)).wrapping_sub(self.head);
-        let target = want.min(free);
-        let start = self.zeroed.wrapping_sub(self.head);
-        if target <= start {
-            return;
-        }
-        // Clear `[zeroed, head + target)`, in at most two pieces (it may wrap).
-        let n = target - start;
-        let off = self.zeroed & self.mask;
-        let first = n.min(self.sh.capacity - off);
-        self.sh.data.clear(off, first);
-        if n > first {
-            self.sh.data.clear(0, n - first);
-        }
-        self.zeroed = self.head.wrapping_add(target);
     }
 
     #[inline]
@@ -888,114 +558,6 @@ impl<W: Wait> Drop for Producer<'_, W> {
         if !self.sh.pure_spin {
             self.wake_peer();
         }
-    }
-}
-
-/// A reservation of contiguous payload bytes in the ring.
-///
-/// Derefs to the reserved `&mut [u8]`. Nothing is visible to the consumer
-/// until [`commit`](Grant::commit); dropping the grant commits nothing.
-#[must_use = "dropping a grant commits nothing"]
-pub struct Grant<'p, 'a, W: Wait> {
-    p: &'p mut Producer<'a, W>,
-    plan: Plan,
-    /// The producer's `zeroed` before this grant handed out its payload.
-    cleared: u32,
-}
-
-impl<W: Wait> Grant<'_, '_, W> {
-    /// Copy `src` into the grant from byte `at`, as the copying sends copy a
-    /// payload: with non-temporal stores when `src` is at least
-    /// [`Producer::set_nontemporal_threshold`] long (x86-64), then a store
-    /// fence, so a later commit publishes it whole. For a message put
-    /// together from a header and a large body that already exists
-    /// elsewhere.
-    ///
-    /// # Panics
-    /// If `at + src.len()` exceeds the reserved length.
-    ///
-    /// ```
-    /// # use memtube_ring::*;
-    /// # let mut buf = RegionBuf::<{ region_size(1 << 16).unwrap() }>::new();
-    /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
-    /// let body = vec![9u8; 20_000]; // above the default threshold, 16 KiB
-    /// let mut g = tx.try_reserve(8 + body.len()).unwrap();
-    /// g[..8].copy_from_slice(&42u64.to_le_bytes());
-    /// g.copy_from(8, &body);
-    /// g.commit(8 + body.len(), 1);
-    /// assert_eq!(&rx.try_recv().unwrap().payload()[8..], &body[..]);
-    /// ```
-    #[inline]
-    pub fn copy_from(&mut self, at: usize, src: &[u8]) {
-        let nontemporal = src.len() >= self.p.nontemporal_from as usize;
-        let dst = &mut self[at..at + src.len()];
-        // SAFETY: `dst` is `src.len()` bytes of the grant, valid for writes
-        // (the grant borrows the producer mutably); `src` is a shared borrow,
-        // so it cannot alias the grant's unique one.
-        unsafe { copy_in(dst.as_mut_ptr(), src, nontemporal) };
-    }
-
-    /// Commit the first `used` bytes as one message of type `type_id` and
-    /// publish it (with any staged messages before it).
-    ///
-    /// # Panics
-    /// If `used` exceeds the reserved length.
-    #[inline(always)]
-    pub fn commit(self, used: usize, type_id: u32) {
-        assert!(
-            used <= self.plan.len as usize,
-            "commit of more bytes than reserved"
-        );
-        self.p
-            .commit_record(self.plan, self.cleared, used as u32, type_id, true);
-        self.p.publish();
-    }
-
-    /// Commit like [`commit`](Grant::commit) but do not publish yet: the
-    /// message becomes visible at the producer's next
-    /// [`publish`](Producer::publish) or publishing commit, together with the
-    /// others staged, for one Release store and one wake check per batch.
-    ///
-    /// # Panics
-    /// If `used` exceeds the reserved length.
-    #[inline(always)]
-    pub fn commit_staged(self, used: usize, type_id: u32) {
-        assert!(
-            used <= self.plan.len as usize,
-            "commit of more bytes than reserved"
-        );
-        self.p
-            .commit_record(self.plan, self.cleared, used as u32, type_id, false);
-        self.p.clear_ahead();
-    }
-}
-
-impl<W: Wait> Deref for Grant<'_, '_, W> {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        let ptr = self
-            .p
-            .sh
-            .data
-            .bytes(self.plan.off + RECORD_HEADER, self.plan.len);
-        // SAFETY: `plan` placed `8 + len` bytes at `off` inside the data area and
-        // inside free space (`room_for(need)`), which only the producer touches
-        // until it publishes; the grant borrows the producer mutably.
-        unsafe { core::slice::from_raw_parts(ptr, self.plan.len as usize) }
-    }
-}
-
-impl<W: Wait> DerefMut for Grant<'_, '_, W> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut [u8] {
-        let ptr = self
-            .p
-            .sh
-            .data
-            .bytes(self.plan.off + RECORD_HEADER, self.plan.len);
-        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
-        unsafe { core::slice::from_raw_parts_mut(ptr, self.plan.len as usize) }
     }
 }
 
