@@ -280,6 +280,7 @@ pub mod handshake;
 mod layout;
 mod producer;
 mod ring;
+mod sleep;
 mod sync;
 mod wait;
 

@@ -4,9 +4,9 @@
 
 use crate::error::{Corruption, Error};
 use crate::layout::*;
-use crate::producer::{next_episode, remaining, DEFAULT_SPIN_BUDGET};
 use crate::ring::{read_stats, Shared, Stats};
-use crate::sync::{fence, spin_hint, Ordering::*};
+use crate::sleep::{sleep_until, wake_peer, Side, Sleep, DEFAULT_SPIN_BUDGET};
+use crate::sync::{spin_hint, AtomicU64, Ordering::*};
 use crate::wait::Wait;
 use core::time::Duration;
 
@@ -41,13 +41,10 @@ pub struct Consumer<'a, W: Wait> {
     mask: u32,
     release_threshold: u32,
     spin_budget: u32,
-    /// Our own sleep-episode counter.
-    episode: u32,
-    /// The producer sleep episode we last woke (also the value of our `seq`).
-    woken_episode: u32,
+    /// Our sleep episodes, and the producer's we woke.
+    sleep: Sleep,
     messages: u64,
     bytes: u64,
-    wakes: u64,
     poison: Option<Corruption>,
 }
 
@@ -71,11 +68,9 @@ impl<'a, W: Wait> Consumer<'a, W> {
             mask,
             release_threshold,
             spin_budget: DEFAULT_SPIN_BUDGET,
-            episode: 0,
-            woken_episode: 0,
+            sleep: Sleep::new(),
             messages: 0,
             bytes: 0,
-            wakes: 0,
             poison: None,
         }
     }
@@ -134,27 +129,6 @@ impl<'a, W: Wait> Consumer<'a, W> {
     #[inline]
     pub fn has_message(&mut self) -> Result<bool, Error> {
         Ok(self.poll()?.is_some())
-    }
-
-    #[inline]
-    fn wake_peer(&mut self) {
-        // SYNC POINT (Dekker): orders the release (or the closed state) before
-        // the load of the producer's sleep flag; pairs with the fence in
-        // `Producer::wait_plan` between its announcement and re-check.
-        fence(SeqCst);
-        let ep = self.sh.prod.wait.sleeping.load(Relaxed);
-        if ep != 0 && ep != self.woken_episode {
-            self.wake_slow(ep);
-        }
-    }
-
-    #[cold]
-    fn wake_slow(&mut self, ep: u32) {
-        self.woken_episode = ep;
-        self.sh.cons.wait.seq.store(ep, Release);
-        self.wait.wake(&self.sh.cons.wait.seq);
-        self.wakes += 1;
-        self.sh.cons.hot.wakes.store(self.wakes, Relaxed);
     }
 
     /// Nothing at `tail`: publish released space; report `Closed` once the
@@ -305,42 +279,12 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// Wait until `poll` finds a record (left in `ready`), the timeout, or an error.
     #[inline(never)]
     fn wait_record_slow(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
-        let start = self.wait.now();
-        loop {
-            if self.poll()?.is_some() {
-                return Ok(());
-            }
-            if self.on_empty()?.is_some() {
-                return Ok(());
-            }
-            let remaining = remaining(self.wait.now(), start, timeout)?;
-            if self.sh.pure_spin {
-                for _ in 0..64 {
-                    spin_hint();
-                    if self.poll()?.is_some() {
-                        return Ok(());
-                    }
-                }
-                continue;
-            }
-            let seen = self.sh.prod.wait.seq.load(Acquire);
-            self.episode = next_episode(self.episode, seen);
-            self.sh.cons.wait.sleeping.store(self.episode, Relaxed);
-            // SYNC POINT (Dekker): orders our announcement before the re-check
-            // of the header and of the producer's state; pairs with the fence in
-            // `Producer::wake_peer`, which follows its publication / close.
-            fence(SeqCst);
-            let polled = self.poll();
-            if !matches!(polled, Ok(None)) || self.is_producer_closed() {
-                self.sh.cons.wait.sleeping.store(0, Relaxed);
-                if polled?.is_some() {
-                    return Ok(());
-                }
-                continue;
-            }
-            self.wait.wait(&self.sh.prod.wait.seq, seen, remaining);
-            self.sh.cons.wait.sleeping.store(0, Relaxed);
-        }
+        sleep_until(
+            self,
+            timeout,
+            |c| Ok(c.poll()?.is_some()),
+            |c| Ok(c.on_empty()?.is_some()),
+        )
     }
 
     /// Drain up to `max` messages, calling `f(type_id, payload)` for each,
@@ -399,6 +343,30 @@ impl<'a, W: Wait> Consumer<'a, W> {
     }
 }
 
+impl<'a, W: Wait> Side<'a> for Consumer<'a, W> {
+    type W = W;
+    #[inline(always)]
+    fn lines(&self) -> (&'a WaitLine, &'a WaitLine) {
+        (&self.sh.cons.wait, &self.sh.prod.wait)
+    }
+    #[inline(always)]
+    fn wakes_counter(&self) -> &'a AtomicU64 {
+        &self.sh.cons.hot.wakes
+    }
+    #[inline(always)]
+    fn waiter(&self) -> &W {
+        &self.wait
+    }
+    #[inline(always)]
+    fn sleep_state(&mut self) -> &mut Sleep {
+        &mut self.sleep
+    }
+    #[inline(always)]
+    fn pure_spin(&self) -> bool {
+        self.sh.pure_spin
+    }
+}
+
 impl<W: Wait> core::fmt::Debug for Consumer<'_, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Consumer")
@@ -414,7 +382,7 @@ impl<W: Wait> Drop for Consumer<'_, W> {
         // SYNC POINT: Release; pairs with the producer's Acquire load of our state.
         self.sh.cons.wait.state.store(STATE_CLOSED, Release);
         if !self.sh.pure_spin {
-            self.wake_peer();
+            wake_peer(self);
         }
     }
 }

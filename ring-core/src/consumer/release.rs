@@ -2,6 +2,7 @@
 //! the wake-up check that follows it.
 
 use super::{Consumer, Rec};
+use crate::sleep::wake_peer;
 use crate::sync::Ordering::*;
 use crate::wait::Wait;
 
@@ -27,7 +28,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
         if self.checked != self.published {
             self.checked = self.published;
             if !self.sh.pure_spin {
-                self.wake_peer();
+                wake_peer(self);
             }
         }
     }

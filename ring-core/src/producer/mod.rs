@@ -5,9 +5,9 @@
 use crate::error::{Corruption, Error};
 use crate::layout::*;
 use crate::ring::{read_stats, Shared, Stats};
-use crate::sync::{fence, spin_hint, Ordering::*};
+use crate::sleep::{sleep_until, wake_peer, Side, Sleep, DEFAULT_SPIN_BUDGET};
+use crate::sync::{spin_hint, AtomicU64, Ordering::*};
 use crate::wait::Wait;
-
 use core::time::Duration;
 
 mod clear;
@@ -62,14 +62,11 @@ pub struct Producer<'a, W: Wait> {
     /// consumer cannot get past this one, so storing it publishes them all.
     pending: Option<(u32, u32)>,
     spin_budget: u32,
-    /// Our own sleep-episode counter (announced on our wait line).
-    episode: u32,
-    /// The consumer sleep episode we last woke (also the value of our `seq`).
-    woken_episode: u32,
+    /// Our sleep episodes, and the consumer's we woke.
+    sleep: Sleep,
     messages: u64,
     bytes: u64,
     full: u64,
-    wakes: u64,
     poison: Option<Corruption>,
 }
 
@@ -79,8 +76,6 @@ pub struct Producer<'a, W: Wait> {
 // through bytes the protocol hands to exactly one side at a time. Moving the
 // handle to another thread moves that exclusive role with it.
 unsafe impl<W: Wait + Send> Send for Producer<'_, W> {}
-
-pub(crate) const DEFAULT_SPIN_BUDGET: u32 = 4096;
 
 /// See [`Producer::set_nontemporal_threshold`].
 const DEFAULT_NONTEMPORAL_FROM: u32 = 16 * 1024;
@@ -104,12 +99,10 @@ impl<'a, W: Wait> Producer<'a, W> {
             refresh_from: u32::MAX,
             pending: None,
             spin_budget: DEFAULT_SPIN_BUDGET,
-            episode: 0,
-            woken_episode: 0,
+            sleep: Sleep::new(),
             messages: 0,
             bytes: 0,
             full: 0,
-            wakes: 0,
             poison: None,
         }
     }
@@ -392,43 +385,19 @@ impl<'a, W: Wait> Producer<'a, W> {
                 return Ok(());
             }
         }
-        let start = self.wait.now();
-        loop {
-            if self.room_for(plan.need)? {
-                return Ok(());
-            }
-            if self.is_consumer_closed() {
-                return Err(Error::Closed);
-            }
-            let remaining = remaining(self.wait.now(), start, timeout)?;
-            if self.sh.pure_spin {
-                for _ in 0..64 {
-                    spin_hint();
-                    if self.room_for(plan.need)? {
-                        return Ok(());
-                    }
+        let need = plan.need;
+        sleep_until(
+            self,
+            timeout,
+            |p| p.room_for(need),
+            |p| {
+                if p.is_consumer_closed() {
+                    Err(Error::Closed)
+                } else {
+                    Ok(false)
                 }
-                continue;
-            }
-            let w = &self.sh.cons.wait;
-            let seen = w.seq.load(Acquire);
-            self.episode = next_episode(self.episode, seen);
-            self.sh.prod.wait.sleeping.store(self.episode, Relaxed);
-            // SYNC POINT (Dekker): orders our sleep announcement before the
-            // re-check of the released position; pairs with the fence in
-            // `Consumer::wake_peer` between its release and its load of our flag.
-            fence(SeqCst);
-            let room = self.room_for(plan.need);
-            if !matches!(room, Ok(false)) || self.is_consumer_closed() {
-                self.sh.prod.wait.sleeping.store(0, Relaxed);
-                if room? {
-                    return Ok(());
-                }
-                continue;
-            }
-            self.wait.wait(&self.sh.cons.wait.seq, seen, remaining);
-            self.sh.prod.wait.sleeping.store(0, Relaxed);
-        }
+            },
+        )
     }
 
     /// Copy `payload` into the ring as one message of type `type_id` and
@@ -507,7 +476,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             self.sh.prod.hot.messages.store(self.messages, Relaxed);
             self.sh.prod.hot.bytes.store(self.bytes, Relaxed);
             if !self.sh.pure_spin {
-                self.wake_peer();
+                wake_peer(self);
             }
             self.clear_ahead();
             if self.head & self.mask >= self.refresh_from {
@@ -515,28 +484,29 @@ impl<'a, W: Wait> Producer<'a, W> {
             }
         }
     }
+}
 
-    #[inline]
-    fn wake_peer(&mut self) {
-        // SYNC POINT (Dekker): orders the publication (or the closed state)
-        // before the load of the consumer's sleep flag; pairs with the fence in
-        // `Consumer::wait_record_slow` between its announcement and its re-check.
-        fence(SeqCst);
-        let ep = self.sh.cons.wait.sleeping.load(Relaxed);
-        if ep != 0 && ep != self.woken_episode {
-            self.wake_slow(ep);
-        }
+impl<'a, W: Wait> Side<'a> for Producer<'a, W> {
+    type W = W;
+    #[inline(always)]
+    fn lines(&self) -> (&'a WaitLine, &'a WaitLine) {
+        (&self.sh.prod.wait, &self.sh.cons.wait)
     }
-
-    #[cold]
-    fn wake_slow(&mut self, ep: u32) {
-        self.woken_episode = ep;
-        // The consumer waits for `seq` to differ from the value it read before
-        // announcing `ep`, and it never announces that value, so this changes it.
-        self.sh.prod.wait.seq.store(ep, Release);
-        self.wait.wake(&self.sh.prod.wait.seq);
-        self.wakes += 1;
-        self.sh.prod.hot.wakes.store(self.wakes, Relaxed);
+    #[inline(always)]
+    fn wakes_counter(&self) -> &'a AtomicU64 {
+        &self.sh.prod.hot.wakes
+    }
+    #[inline(always)]
+    fn waiter(&self) -> &W {
+        &self.wait
+    }
+    #[inline(always)]
+    fn sleep_state(&mut self) -> &mut Sleep {
+        &mut self.sleep
+    }
+    #[inline(always)]
+    fn pure_spin(&self) -> bool {
+        self.sh.pure_spin
     }
 }
 
@@ -556,40 +526,7 @@ impl<W: Wait> Drop for Producer<'_, W> {
         // state, after which it re-polls and sees every publication.
         self.sh.prod.wait.state.store(STATE_CLOSED, Release);
         if !self.sh.pure_spin {
-            self.wake_peer();
-        }
-    }
-}
-
-/// The next nonzero episode number after `cur` that differs from `avoid` (the
-/// value of the wait word the sleeper will wait on).
-#[inline]
-pub(crate) fn next_episode(cur: u32, avoid: u32) -> u32 {
-    let bump = |e: u32| if e == u32::MAX { 1 } else { e + 1 };
-    let e = bump(cur);
-    if e == avoid {
-        bump(e)
-    } else {
-        e
-    }
-}
-
-/// Time left before a deadline, or `Timeout`.
-#[inline]
-pub(crate) fn remaining(
-    now: Duration,
-    start: Duration,
-    timeout: Option<Duration>,
-) -> Result<Option<Duration>, Error> {
-    match timeout {
-        None => Ok(None),
-        Some(t) => {
-            let elapsed = now.saturating_sub(start);
-            if elapsed >= t {
-                Err(Error::Timeout)
-            } else {
-                Ok(Some(t - elapsed))
-            }
+            wake_peer(self);
         }
     }
 }
