@@ -60,6 +60,15 @@ pub(crate) trait Side<'a> {
     fn sleep_state(&mut self) -> &mut Sleep;
     /// Pure-spin mode: never announce sleep, never wake.
     fn pure_spin(&self) -> bool;
+    /// What the side waits for, as [`sleep_until`] is given it: the
+    /// producer, the free bytes it needs; the consumer, nothing.
+    type Goal: Copy;
+    /// Whether what we wait for is there: room, or a record.
+    fn ready(&mut self, goal: Self::Goal) -> Result<bool, Error>;
+    /// Once per round, after `ready` said no: the consumer publishes its
+    /// released space; either side reports [`Error::Closed`] when the peer
+    /// closed with nothing left for it. `Ok(true)`: ready after all.
+    fn idle(&mut self) -> Result<bool, Error>;
 }
 
 /// Whether the peer has closed its role. May be stale.
@@ -68,35 +77,33 @@ pub(crate) fn peer_closed(peer: &WaitLine) -> bool {
     peer.state.load(Acquire) == STATE_CLOSED
 }
 
-/// Block until `ready(s)` says yes: the rounds after a handle's spin phase.
+/// Block until `s.ready(goal)` says yes: the rounds after a handle's spin
+/// phase.
 ///
-/// Each round checks `ready`, then calls `idle` (the consumer publishes its
-/// released space there; either side reports [`Error::Closed`] when the
-/// peer closed with nothing left for it; `Ok(true)`: ready after all), then
-/// the deadline; then either spins 64 polls (pure-spin mode) or runs the
-/// sleeper's half of the protocol (module docs). Returns `Ok` only after
-/// `ready` returned `Ok(true)` (or `idle`, `Ok(true)`).
+/// Each round checks `ready`, then `idle`, then the deadline; then either
+/// spins 64 polls (pure-spin mode) or runs the sleeper's half of the
+/// protocol (module docs). Returns `Ok` only after `ready` (or `idle`)
+/// returned `Ok(true)`.
 #[inline(always)]
 pub(crate) fn sleep_until<'a, S: Side<'a>>(
     s: &mut S,
+    goal: S::Goal,
     timeout: Option<Duration>,
-    mut ready: impl FnMut(&mut S) -> Result<bool, Error>,
-    mut idle: impl FnMut(&mut S) -> Result<bool, Error>,
 ) -> Result<(), Error> {
     let (own, peer) = s.lines();
     let start = s.waiter().now();
     loop {
-        if ready(s)? {
+        if s.ready(goal)? {
             return Ok(());
         }
-        if idle(s)? {
+        if s.idle()? {
             return Ok(());
         }
         let remaining = remaining(s.waiter().now(), start, timeout)?;
         if s.pure_spin() {
             for _ in 0..64 {
                 spin_hint();
-                if ready(s)? {
+                if s.ready(goal)? {
                     return Ok(());
                 }
             }
@@ -112,7 +119,7 @@ pub(crate) fn sleep_until<'a, S: Side<'a>>(
         // which the peer runs between its publication, release or close and
         // its load of our flag.
         fence(SeqCst);
-        let now_ready = ready(s);
+        let now_ready = s.ready(goal);
         if !matches!(now_ready, Ok(false)) || peer_closed(peer) {
             own.sleeping.store(0, Relaxed);
             if now_ready? {
@@ -130,12 +137,11 @@ pub(crate) fn sleep_until<'a, S: Side<'a>>(
 /// load of the peer's sleep flag; the wake itself is out of line.
 #[inline]
 pub(crate) fn wake_peer<'a, S: Side<'a>>(s: &mut S) {
-    let (_, peer) = s.lines();
     // SYNC POINT (Dekker): orders the publication or release (or the closed
     // state) before the load of the peer's sleep flag; pairs with the fence
     // in `sleep_until` between the peer's announcement and its re-check.
     fence(SeqCst);
-    let ep = peer.sleeping.load(Relaxed);
+    let ep = s.lines().1.sleeping.load(Relaxed);
     if ep != 0 && ep != s.sleep_state().woken_episode {
         wake_slow(s, ep);
     }
@@ -143,17 +149,15 @@ pub(crate) fn wake_peer<'a, S: Side<'a>>(s: &mut S) {
 
 #[cold]
 fn wake_slow<'a, S: Side<'a>>(s: &mut S, ep: u32) {
-    let (own, _) = s.lines();
     s.sleep_state().woken_episode = ep;
     // The peer waits for our `seq` to differ from the value it read before
     // announcing `ep`, and it never announces that value, so this changes it.
     // Release; pairs with the Acquire load of `seq` in the peer's
     // `sleep_until` (and in its `Wait::wait`).
-    own.seq.store(ep, Release);
-    s.waiter().wake(&own.seq);
-    let st = s.sleep_state();
-    st.wakes += 1;
-    let wakes = st.wakes;
+    s.lines().0.seq.store(ep, Release);
+    s.waiter().wake(&s.lines().0.seq);
+    s.sleep_state().wakes += 1;
+    let wakes = s.sleep_state().wakes;
     s.wakes_counter().store(wakes, Relaxed);
 }
 

@@ -279,12 +279,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// Wait until `poll` finds a record (left in `ready`), the timeout, or an error.
     #[inline(never)]
     fn wait_record_slow(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
-        sleep_until(
-            self,
-            timeout,
-            |c| Ok(c.poll()?.is_some()),
-            |c| Ok(c.on_empty()?.is_some()),
-        )
+        sleep_until(self, (), timeout)
     }
 
     /// Drain up to `max` messages, calling `f(type_id, payload)` for each,
@@ -364,6 +359,15 @@ impl<'a, W: Wait> Side<'a> for Consumer<'a, W> {
     #[inline(always)]
     fn pure_spin(&self) -> bool {
         self.sh.pure_spin
+    }
+    type Goal = ();
+    #[inline(always)]
+    fn ready(&mut self, _: ()) -> Result<bool, Error> {
+        Ok(self.poll()?.is_some())
+    }
+    #[inline(always)]
+    fn idle(&mut self) -> Result<bool, Error> {
+        Ok(self.on_empty()?.is_some())
     }
 }
 

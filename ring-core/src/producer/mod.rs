@@ -385,19 +385,7 @@ impl<'a, W: Wait> Producer<'a, W> {
                 return Ok(());
             }
         }
-        let need = plan.need;
-        sleep_until(
-            self,
-            timeout,
-            |p| p.room_for(need),
-            |p| {
-                if p.is_consumer_closed() {
-                    Err(Error::Closed)
-                } else {
-                    Ok(false)
-                }
-            },
-        )
+        sleep_until(self, plan.need, timeout)
     }
 
     /// Copy `payload` into the ring as one message of type `type_id` and
@@ -507,6 +495,19 @@ impl<'a, W: Wait> Side<'a> for Producer<'a, W> {
     #[inline(always)]
     fn pure_spin(&self) -> bool {
         self.sh.pure_spin
+    }
+    /// The free bytes the plan needs.
+    type Goal = u32;
+    #[inline(always)]
+    fn ready(&mut self, need: u32) -> Result<bool, Error> {
+        self.room_for(need)
+    }
+    #[inline(always)]
+    fn idle(&mut self) -> Result<bool, Error> {
+        if self.is_consumer_closed() {
+            return Err(Error::Closed);
+        }
+        Ok(false)
     }
 }
 
