@@ -83,7 +83,6 @@ const DEFAULT_NONTEMPORAL_FROM: u32 = 16 * 1024;
 impl<'a, W: Wait> Producer<'a, W> {
     pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
         let mask = sh.capacity - 1;
-        let pad_below = if sh.split { CACHE_LINE } else { 0 };
         Producer {
             sh,
             wait,
@@ -93,7 +92,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             mask,
             zeroed: RECORD_HEADER,
             small_last: true,
-            pad_below,
+            pad_below: 0,
             nontemporal_from: DEFAULT_NONTEMPORAL_FROM,
             wrap_from: u32::MAX,
             refresh_from: u32::MAX,
@@ -131,21 +130,14 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// instead of straddling two. Payloads of 25 to 48 bytes then take a
     /// line each; smaller ones still share lines.
     ///
-    /// On by default in the split layout, where the consumer may map the
-    /// data area read-only: with a read-only mapping, a message across two
-    /// lines costs the round trip more than the second line's transfer
-    /// (measured on an AMD EPYC KVM guest: the 32-byte round trip went from
-    /// 1.24x to 1.06-1.12x a ring that advances one cache line per message,
-    /// about 20 ns). Off by default otherwise. With a read-write mapping it
-    /// measured no faster at first, and later faster in round trips
-    /// between processes (memtube, 32 bytes: 160-170 -> 150 ns, which is
-    /// why memtube's duplex connections turn it on without isolation too).
-    /// Its price is space: a stream of small messages
-    /// published one by one moves more cache lines per message (32-byte
-    /// messages: about 37% fewer per second). Staged commits
-    /// ([`send_staged`](Self::send_staged), [`Grant::commit_staged`]) never
-    /// pad, so batches ending in [`publish`](Self::publish) keep their
-    /// rate.
+    /// Off unless set, in every layout. The trade-off: request-response
+    /// exchanges of small messages gain (most when the consumer maps the
+    /// data area read-only, where a message across two lines costs more
+    /// than the second line's transfer), while a stream of small messages
+    /// published one by one moves more cache lines per message and loses
+    /// rate. Staged commits ([`send_staged`](Self::send_staged),
+    /// [`Grant::commit_staged`]) never pad, so batches ending in
+    /// [`publish`](Self::publish) keep their rate.
     ///
     /// ```
     /// # use memtube_ring::*;
@@ -174,23 +166,11 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// fetches each from there, at a speed that depends on where the two
     /// cores are; non-temporal stores put them in memory, where the
     /// consumer's prefetches find them at about the same speed wherever the
-    /// cores are. Measured on a 2-vCPU AMD EPYC (Zen 4) KVM guest whose
-    /// cross-core latency switches between levels (one-line round trip
-    /// about 70, 140 or 370 ns; 3%, 88% and 10% of one full benchmark
-    /// run), A/B at the same level:
-    ///
-    /// | at level | 64 KiB stream | 64 KiB round trip | 16 KiB round trip |
-    /// |---|---|---|---|
-    /// | 140 ns | 6-8 -> 17-19 GB/s | 9.4-11.8 -> 6.5-7.2 us | 2.46 -> 2.3 us |
-    /// | 270-370 ns | 2.1 -> 19 GB/s | 22 -> 6.9 us | 6.0 -> 2.3 us |
-    /// | 70 ns | 36 -> 17 GB/s | 2.5 -> 7.2 us | 0.92 -> 2.4 us |
-    ///
-    /// At 140 ns, 4 and 8 KiB round trips were slower with it (4 KiB: 0.83
-    /// -> 1.4-1.6 us) while 4 KiB streams were 1.85x faster. So the default
-    /// trades the fast placement (cores that share a cache closely: there
-    /// it costs 2-3x from 16 KiB up; set `u32::MAX`) for the others (up to
-    /// 10x), and no round trip below 16 KiB changes. Streams of 4-8 KiB
-    /// messages between distant cores gain from 4096.
+    /// cores are. The trade-off: large messages between cores that do not
+    /// share a cache closely gain, those between cores that do lose (set
+    /// `u32::MAX` there), and smaller round trips lose, which the default
+    /// stays above; streams of smaller messages between distant cores gain
+    /// from a lower threshold.
     ///
     /// Grants are filled by the caller: one who writes a payload with
     /// non-temporal stores must issue a store fence (`_mm_sfence`) before
