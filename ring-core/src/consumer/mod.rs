@@ -235,11 +235,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     ///
     /// The out-of-line part returns no record: it leaves it cached in
     /// `ready`, where the final `poll` finds it (one word, stored and
-    /// loaded whole). Returning `Result<Rec, Error>` through memory made
-    /// the inline paths build their record in the same stack slot with
-    /// 4-byte stores that an 8-byte load then read back, which x86 cannot
-    /// forward from the store buffer: the load waited for every older store
-    /// to drain, including stores still waiting for lines the peer holds.
+    /// loaded whole; see "Store forwarding" in `producer/place.rs`).
     #[inline(always)]
     fn wait_record(&mut self, timeout: Option<Duration>) -> Result<Rec, Error> {
         if let Some(r) = self.poll()? {

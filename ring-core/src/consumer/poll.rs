@@ -11,13 +11,9 @@ use crate::wait::Wait;
 /// A validated record: its offset in the data area and its payload length,
 /// packed in one word.
 ///
-/// One word because every copy of it is then one 8-byte move. As a struct
-/// of four `u32`s, the inlined receive paths stored it field by field and
-/// LLVM reloaded pairs of fields with one 8-byte load, which x86 cannot
-/// forward from two 4-byte stores: the load waited until every older store
-/// had drained, including stores waiting for cache lines the peer holds
-/// (measured: tens of ns per round trip across processes). The type id is
-/// read from the header when asked for (the record is ours until released).
+/// One word because every copy of it is then one 8-byte move (see "Store
+/// forwarding" in `producer/place.rs`). The type id is read from the
+/// header when asked for (the record is ours until released).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Rec(u64);
 

@@ -9,12 +9,9 @@ use crate::sync::Ordering::*;
 use crate::wait::Wait;
 
 impl<'a, W: Wait> Producer<'a, W> {
-    /// Copy a whole message in and commit it (staged), without a [`Grant`]
-    /// value: the copying sends keep the plan in registers. (A `Grant`
-    /// returned through a `Result` that is not inlined away is stored in
-    /// byte-sized pieces and reloaded by wider loads, which x86 cannot
-    /// forward from the store buffer: measured +20-40 ns per message across
-    /// processes.)
+    /// Copy a whole message in and commit it (staged), without a [`Grant`](super::Grant)
+    /// value: the copying sends keep the plan in registers (see "Store
+    /// forwarding" in `producer/place.rs`).
     #[inline(always)]
     pub(super) fn write_message(
         &mut self,

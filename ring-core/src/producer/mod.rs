@@ -277,11 +277,10 @@ impl<'a, W: Wait> Producer<'a, W> {
     ///
     /// Performance: fill and commit the grant in the function that reserved
     /// it. A `Grant` (or the `Result` holding it) passed through functions
-    /// that are not inlined may be stored piecewise and reloaded by wider
-    /// loads, which x86 cannot forward from the store buffer; such a reload
-    /// waits for the previous publication's stores to reach the consumer's
-    /// core (measured: tens of ns per message across processes). To copy a
-    /// ready payload, [`try_send`](Self::try_send) needs no grant at all.
+    /// that are not inlined can stall its reload on x86 until the previous
+    /// publication's stores reach the consumer's core (tens of ns per
+    /// message across processes). To copy a ready payload,
+    /// [`try_send`](Self::try_send) needs no grant at all.
     ///
     /// ```
     /// # use memtube_ring::*;
@@ -331,14 +330,12 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// cached released position says the ring is full). Errors:
     /// [`Error::TooLarge`], [`Error::Corrupt`].
     ///
-    /// It caches nothing for the `reserve` that follows (recomputing the
-    /// placement is a few register operations): a plan stored here and
-    /// reloaded there compiled to loads spanning two stores, which x86
-    /// cannot forward from the store buffer, so the reload waited for every
-    /// older store to drain, including the last publication's stores to
-    /// lines the consumer holds. That cost ~60 ns per message across processes.
+    /// It caches nothing for the `reserve` that follows: recomputing the
+    /// placement is a few register operations, cheaper than reloading a
+    /// cached one.
     #[inline]
     pub fn has_room(&mut self, len: usize) -> Result<bool, Error> {
+        // Why reloading costs more: "Store forwarding" in `place.rs`.
         let plan = self.plan(len, true)?;
         self.room_for(plan.need)
     }
