@@ -153,6 +153,7 @@
 //!   the check, which the release threshold, the slow path before sleeping
 //!   and the drop all reach, covers it.) Pure-spin mode
 //!   ([`Config::pure_spin`]) skips the fence and the load.
+//!   Both handles run this one implementation (`src/sleep.rs`).
 //!
 //! The protocol is model-checked with loom (`src/loom_tests.rs`).
 //!
