@@ -660,10 +660,14 @@ impl<O: Os> Connection<O> {
             if produce {
                 let isolated = maps.cons.is_some();
                 let mut tx = Sender::new(maps, link.clone())?;
-                // Request-response defaults (see the setters' docs);
-                // ring-core pads already in the split layout (isolation).
-                if duplex && !isolated {
+                // This layer's defaults (see the setters' docs): line
+                // padding with isolation (a read-only mapping of the ring)
+                // and in duplex connections; early wrap in duplex
+                // connections without isolation. ring-core's are off.
+                if isolated || duplex {
                     tx.set_line_padding(true);
+                }
+                if duplex && !isolated {
                     tx.set_early_wrap(DEFAULT_EARLY_WRAP);
                 }
                 sender = Some(tx);

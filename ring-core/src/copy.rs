@@ -6,7 +6,7 @@
 //! and the consumer fetches each from there, as fast as the two cores are
 //! close; non-temporal stores put them in memory, where the consumer's
 //! reads and prefetches find them at the same speed wherever the cores are.
-//! Measurements: [`crate::Producer::set_nontemporal_threshold`].
+//! Measurements: docs/design.md (non-temporal copies).
 
 /// Copy `src` to `dst`: the whole 64-byte lines of `dst` with non-temporal
 /// stores when `nontemporal` and the target has them (x86-64 with SSE2),

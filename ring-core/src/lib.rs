@@ -97,8 +97,7 @@
 //! - **Padding.** A record never straddles the end of the data area: if it
 //!   does not fit in the tail, a padding record fills the tail and the record
 //!   goes at offset 0.
-//! - **Early wrap.** With [`Producer::set_early_wrap`] (off by default;
-//!   memtube turns it on for duplex connections without isolation), a
+//! - **Early wrap.** With [`Producer::set_early_wrap`] (off unless set), a
 //!   record that would start at or past the set offset goes to offset 0
 //!   the same way, after an end padding record, when the producer's copy
 //!   of the released position says the ring is nearly empty: at most half
@@ -106,38 +105,28 @@
 //!   producer refreshes that copy after a publication once per set
 //!   offset's worth of bytes of a lap, off the message's path. Round trips
 //!   then keep reusing the first few KiB of the ring, whose lines both
-//!   cores still hold, instead of moving through all of it: 256-byte and
-//!   1 KiB round trips with read-write mappings went from 250 to 200 ns
-//!   and from 300-330 to 200-226 ns on the benchmark VM. The consumer is
+//!   cores still hold, instead of moving through all of it; a burst right
+//!   after an early wrap meets a full ring sooner. The consumer is
 //!   unchanged: end padding from any nonzero offset was always valid.
-//! - **Line padding.** With [`Producer::set_line_padding`] (on by default in
-//!   the split layout), a publishing commit of a whole reservation whose
+//! - **Line padding.** With [`Producer::set_line_padding`] (off unless
+//!   set), a publishing commit of a whole reservation whose
 //!   record is smaller than a cache line, leaving less than the record's
 //!   size in its line, puts a padding record after it up to the line's end,
 //!   stored before the publication's Release store. The next message, if
 //!   alike, starts a line instead of straddling two; the consumer skips the
 //!   padding in the line it already holds and then polls the next line's
 //!   first word. The plan of a reservation that may publish counts that
-//!   padding. With a read-only consumer mapping (isolation) this took the
-//!   32-byte round trip from 1.24x to 1.06-1.12x the ring floor in the
-//!   benchmark's full runs (the read-only record floor: from 1.15x to
-//!   0.99-1.06x); with a read-write mapping an earlier measurement found
-//!   it no faster, a later one 160-170 -> 150 ns for memtube's duplex
-//!   connections without isolation (which now turn it on). Streams of
-//!   small messages published one by one lose about 37% of their rate at
-//!   32 bytes, so it is a setting.
+//!   padding. Round trips of small messages gain (most with a read-only
+//!   consumer mapping); streams of small messages published one by one
+//!   lose rate, so it is a setting.
 //! - **Non-temporal copies of large payloads.** Copying sends of payloads
 //!   of at least [`Producer::set_nontemporal_threshold`] bytes (default
 //!   16 KiB) write their whole cache lines with non-temporal stores on
 //!   x86-64, then a store fence, so the Release store that publishes them
 //!   cannot pass them. The consumer then reads them from memory instead of
 //!   fetching every line from the producer's cache, at about the same speed
-//!   wherever the two cores are. On the benchmark VM, at its usual
-//!   cross-core level, 64 KiB one-way streams went from 6-8 to 17-19 GB/s
-//!   and 64 KiB round trips from 9.4-11.8 to 6.5-7.2 us (at its slow level
-//!   tenfold and threefold); where the cores share a cache closely (its
-//!   rare fast level) the cached path is 2-3x faster, and below 16 KiB
-//!   round trips were slower with it (4 KiB: 0.83 to 1.4-1.6 us): hence the
+//!   wherever the two cores are. Where the cores share a cache closely the
+//!   cached path is faster, and smaller round trips lose: hence the
 //!   default and the setting.
 //! - **Lazy release.** The consumer stores its released position on its own
 //!   line only after [`Consumer::set_release_threshold`] bytes (default: a
@@ -164,6 +153,7 @@
 //!   the check, which the release threshold, the slow path before sleeping
 //!   and the drop all reach, covers it.) Pure-spin mode
 //!   ([`Config::pure_spin`]) skips the fence and the load.
+//!   Both handles run this one implementation (`src/sleep.rs`).
 //!
 //! The protocol is model-checked with loom (`src/loom_tests.rs`).
 //!
@@ -280,6 +270,7 @@ pub mod handshake;
 mod layout;
 mod producer;
 mod ring;
+mod sleep;
 mod sync;
 mod wait;
 

@@ -244,7 +244,7 @@ fn both_sides_sleep(threshold: u32) {
         c.set_release_threshold(threshold);
         let t = thread::spawn(move || {
             for i in 0..2 {
-                p.send_timeout(&payload(i, 24), i, None).unwrap();
+                p.send(&payload(i, 24), i).unwrap();
             }
         });
         for i in 0..2 {
@@ -289,7 +289,7 @@ fn release_threshold_counts_from_the_last_checked_release() {
         c.set_release_threshold(64);
         let t = thread::spawn(move || {
             for i in 0..4 {
-                p.send_timeout(&payload(i, 24), i, None).unwrap();
+                p.send(&payload(i, 24), i).unwrap();
             }
             p
         });
@@ -328,7 +328,7 @@ fn close_wakes_sleeping_producer() {
         let (mut p, c) = pair(64, false);
         p.try_send(&payload(0, 24), 0).unwrap();
         let t = thread::spawn(move || drop(c));
-        assert_eq!(p.send_timeout(&payload(1, 24), 1, None), Err(Error::Closed));
+        assert_eq!(p.send(&payload(1, 24), 1), Err(Error::Closed));
         t.join().unwrap();
     });
 }

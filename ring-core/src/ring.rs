@@ -120,8 +120,6 @@ pub(crate) struct Shared<'a> {
     pub(crate) capacity: u32,
     pub(crate) max_payload: u32,
     pub(crate) pure_spin: bool,
-    /// The split layout (the consumer may map the data area read-only).
-    pub(crate) split: bool,
     pub(crate) _region: PhantomData<&'a mut [u8]>,
 }
 
@@ -283,7 +281,6 @@ unsafe fn open<'a>(region: RawRegion) -> Result<(&'a ControlBlock, Shared<'a>), 
             capacity,
             max_payload: max,
             pure_spin: flags & FLAG_PURE_SPIN != 0,
-            split,
             _region: PhantomData,
         },
     ))
@@ -562,7 +559,6 @@ pub(crate) fn loom_shared(capacity: u32, pure_spin: bool) -> (Shared<'static>, S
         capacity,
         max_payload: max_payload(capacity),
         pure_spin,
-        split: false,
         _region: PhantomData,
     };
     // Both sides see the same leaked storage.
@@ -573,7 +569,6 @@ pub(crate) fn loom_shared(capacity: u32, pure_spin: bool) -> (Shared<'static>, S
         capacity,
         max_payload: max_payload(capacity),
         pure_spin,
-        split: false,
         _region: PhantomData,
     };
     (p, c)

@@ -669,7 +669,7 @@ fn corruption_poisons_the_handle() {
 
 #[test]
 fn episodes_skip_zero_and_the_wait_word() {
-    use crate::producer::next_episode;
+    use crate::sleep::next_episode;
     assert_eq!(next_episode(0, 0), 1);
     assert_eq!(next_episode(0, 1), 2);
     assert_eq!(next_episode(u32::MAX, 0), 1);

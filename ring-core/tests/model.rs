@@ -228,7 +228,7 @@ struct Model {
     /// (`released_lb <= released <= tail + pending_pad`).
     released_lb: u64,
     threshold: u32,
-    /// Line padding is on (the default in the split layout).
+    /// Line padding is on (`run_case` turns it on in the split layout).
     padding: bool,
     /// Early wrap point (`u32::MAX`: off).
     wrap_from: u32,
@@ -788,6 +788,11 @@ fn run_case(cap: u32, split_layout: bool, pure_spin: bool, ops: &[Op]) {
     };
     tx.set_spin_budget(4);
     rx.set_spin_budget(4);
+    // Line padding (off unless set) is modelled in the split layout, where
+    // memtube turns it on; `Op`s may switch it later either way.
+    if split_layout {
+        tx.set_line_padding(true);
+    }
     assert_eq!(tx.max_payload(), max_payload(cap));
     assert_eq!(rx.max_payload(), max_payload(cap));
     assert_eq!((tx.capacity(), rx.capacity()), (cap, cap));

@@ -1,13 +1,21 @@
-//! The consumer handle: poll, receive in place, release, and wake the producer.
+//! The consumer handle: its state, its public methods, and the blocking wait
+//! for a record. Reading and validating records, releasing space, and the
+//! received message types live in the submodules.
 
 use crate::error::{Corruption, Error};
 use crate::layout::*;
-use crate::producer::{next_episode, remaining, DEFAULT_SPIN_BUDGET};
 use crate::ring::{read_stats, Shared, Stats};
-use crate::sync::{fence, spin_hint, Ordering::*};
+use crate::sleep::{sleep_until, wake_peer, Side, Sleep, DEFAULT_SPIN_BUDGET};
+use crate::sync::{spin_hint, AtomicU64, Ordering::*};
 use crate::wait::Wait;
-use core::ops::Deref;
 use core::time::Duration;
+
+mod message;
+mod poll;
+mod release;
+
+pub use message::{Message, Peek};
+use poll::Rec;
 
 /// The reading end of a ring. `Send`, not `Sync`: one thread at a time.
 ///
@@ -33,13 +41,10 @@ pub struct Consumer<'a, W: Wait> {
     mask: u32,
     release_threshold: u32,
     spin_budget: u32,
-    /// Our own sleep-episode counter.
-    episode: u32,
-    /// The producer sleep episode we last woke (also the value of our `seq`).
-    woken_episode: u32,
+    /// Our sleep episodes, and the producer's we woke.
+    sleep: Sleep,
     messages: u64,
     bytes: u64,
-    wakes: u64,
     poison: Option<Corruption>,
 }
 
@@ -48,39 +53,6 @@ pub struct Consumer<'a, W: Wait> {
 // releases them; shared state is reached through atomics or through bytes
 // the protocol hands to one side at a time. Moving the handle moves the role.
 unsafe impl<W: Wait + Send> Send for Consumer<'_, W> {}
-
-/// A validated record: its offset in the data area and its payload length,
-/// packed in one word.
-///
-/// One word because every copy of it is then one 8-byte move. As a struct
-/// of four `u32`s, the inlined receive paths stored it field by field and
-/// LLVM reloaded pairs of fields with one 8-byte load, which x86 cannot
-/// forward from two 4-byte stores: the load waited until every older store
-/// had drained, including stores waiting for cache lines the peer holds
-/// (measured: tens of ns per round trip across processes). The type id is
-/// read from the header when asked for (the record is ours until released).
-#[derive(Clone, Copy, Debug)]
-struct Rec(u64);
-
-impl Rec {
-    #[inline(always)]
-    fn new(off: u32, len: u32) -> Rec {
-        Rec(off as u64 | (len as u64) << 32)
-    }
-    #[inline(always)]
-    fn off(self) -> u32 {
-        self.0 as u32
-    }
-    #[inline(always)]
-    fn len(self) -> u32 {
-        (self.0 >> 32) as u32
-    }
-    /// Header, payload and padding to 8 bytes.
-    #[inline(always)]
-    fn size(self) -> u32 {
-        record_size(self.len())
-    }
-}
 
 impl<'a, W: Wait> Consumer<'a, W> {
     pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
@@ -96,11 +68,9 @@ impl<'a, W: Wait> Consumer<'a, W> {
             mask,
             release_threshold,
             spin_budget: DEFAULT_SPIN_BUDGET,
-            episode: 0,
-            woken_episode: 0,
+            sleep: Sleep::new(),
             messages: 0,
             bytes: 0,
-            wakes: 0,
             poison: None,
         }
     }
@@ -152,47 +122,6 @@ impl<'a, W: Wait> Consumer<'a, W> {
         Error::Corrupt(c)
     }
 
-    /// Look at the header at `tail`: a validated record, or `None` if nothing
-    /// is committed there. Skips padding: line padding, then end padding.
-    #[inline(always)]
-    fn poll(&mut self) -> Result<Option<Rec>, Error> {
-        if let Some(c) = self.poison {
-            return Err(Error::Corrupt(c));
-        }
-        if self.ready.is_some() {
-            return Ok(self.ready);
-        }
-        let mut off = self.tail & self.mask;
-        // SYNC POINT: Acquire; pairs with the producer's Release store in
-        // `Producer::publish` (directly, or through the first record of a
-        // staged batch, which we read before this one).
-        let mut word = self.sh.data.commit_word(off).load(Acquire);
-        // Line padding (after most small messages when it is on): skipped
-        // here, inline. The bit test comes first, so a record's word costs
-        // one test; only the exact pad for this offset is taken here.
-        let in_line = off & (CACHE_LINE - 1);
-        if word & PADDING != 0 && word == line_pad_word(in_line) && in_line != 0 {
-            let pad = CACHE_LINE - in_line;
-            if self.span(pad) > self.sh.capacity as u64 {
-                return Err(self.poisoned(Corruption::RecordOverrun));
-            }
-            self.tail = self.tail.wrapping_add(pad);
-            off = self.tail & self.mask;
-            // SYNC POINT: Acquire, as above.
-            word = self.sh.data.commit_word(off).load(Acquire);
-        }
-        if word == 0 {
-            return Ok(None);
-        }
-        let r = if word & PADDING != 0 {
-            self.skip_padding(off, word)?
-        } else {
-            self.check(off, word)?
-        };
-        self.ready = r;
-        Ok(r)
-    }
-
     /// Whether [`try_recv`](Self::try_recv) would return a message now: one load of
     /// the next header when nothing changed, and the validated header is kept
     /// so that the `recv` or `peek` that follows does not read it again.
@@ -200,144 +129,6 @@ impl<'a, W: Wait> Consumer<'a, W> {
     #[inline]
     pub fn has_message(&mut self) -> Result<bool, Error> {
         Ok(self.poll()?.is_some())
-    }
-
-    /// Skip the end padding at `off` (header `word`) and look at the header
-    /// at offset 0. (Line padding is skipped in `poll`; whatever else has
-    /// the padding bit is corrupt.)
-    #[cold]
-    #[inline(never)]
-    fn skip_padding(&mut self, off: u32, word: u32) -> Result<Option<Rec>, Error> {
-        if word & COMMITTED == 0 {
-            return Err(self.poisoned(Corruption::BadCommitWord));
-        }
-        let len = word >> LEN_SHIFT;
-        // End padding runs exactly to the end, and never fills a whole lap.
-        if off == 0 || off as u64 + RECORD_HEADER as u64 + len as u64 != self.sh.capacity as u64 {
-            return Err(self.poisoned(Corruption::BadPadding));
-        }
-        let pad = self.sh.capacity - off;
-        if self.span(pad) > self.sh.capacity as u64 {
-            return Err(self.poisoned(Corruption::RecordOverrun));
-        }
-        self.tail = self.tail.wrapping_add(pad);
-        // SYNC POINT: Acquire, as in `poll`.
-        let word = self.sh.data.commit_word(0).load(Acquire);
-        if word == 0 {
-            return Ok(None);
-        }
-        if word & PADDING != 0 {
-            return Err(self.poisoned(Corruption::BadPadding));
-        }
-        self.check(0, word)
-    }
-
-    /// Bytes from the last published release to the end of a `size`-byte
-    /// record at `tail` plus the next header: an honest producer keeps this
-    /// within the capacity.
-    #[inline(always)]
-    fn span(&self, size: u32) -> u64 {
-        self.tail.wrapping_sub(self.published) as u64 + size as u64 + RECORD_HEADER as u64
-    }
-
-    #[inline(always)]
-    fn check(&mut self, off: u32, word: u32) -> Result<Option<Rec>, Error> {
-        if word & COMMITTED == 0 {
-            return Err(self.poisoned(Corruption::BadCommitWord));
-        }
-        let len = word >> LEN_SHIFT;
-        if len > self.sh.max_payload {
-            return Err(self.poisoned(Corruption::BadLength));
-        }
-        let size = record_size(len);
-        if off + size > self.sh.capacity {
-            return Err(self.poisoned(Corruption::BadLength));
-        }
-        if self.span(size) > self.sh.capacity as u64 {
-            return Err(self.poisoned(Corruption::RecordOverrun));
-        }
-        Ok(Some(Rec::new(off, len)))
-    }
-
-    #[inline(always)]
-    fn payload(&self, r: Rec) -> &[u8] {
-        let ptr = self.sh.data.bytes(r.off() + RECORD_HEADER, r.len());
-        // SAFETY: `check` proved `off + size <= capacity`, so the `len` bytes
-        // after the header are in the data area; the record is published
-        // (the Acquire load of its commit word in `poll`) and not released,
-        // so the producer does not write it.
-        // (A hostile peer may still write it: the bytes may change, but stay
-        // in bounds.)
-        unsafe { core::slice::from_raw_parts(ptr, r.len() as usize) }
-    }
-
-    /// The type id in the header of a record we hold (not yet released).
-    #[inline(always)]
-    fn type_id(&self, r: Rec) -> u32 {
-        self.sh.data.read_type_id(r.off())
-    }
-
-    #[inline]
-    fn consume(&mut self, r: Rec) {
-        self.sh.data.track_read(r.off(), r.size());
-        self.ready = None;
-        self.tail = self.tail.wrapping_add(r.size());
-        self.messages += 1;
-        self.bytes += r.len() as u64;
-        if self.tail.wrapping_sub(self.checked) >= self.release_threshold {
-            self.publish_release();
-        }
-    }
-
-    /// Store the released position if it moved, then, if anything was
-    /// released since the last check (by this call or by a `store_release`
-    /// alone), wake the producer if it announced sleep.
-    #[inline]
-    fn publish_release(&mut self) {
-        self.store_release();
-        if self.checked != self.published {
-            self.checked = self.published;
-            if !self.sh.pure_spin {
-                self.wake_peer();
-            }
-        }
-    }
-
-    /// Store the released position if it moved, without the wake-up check
-    /// (`checked` stays behind; the next `publish_release` makes it).
-    #[inline]
-    fn store_release(&mut self) {
-        if self.tail == self.published {
-            return;
-        }
-        self.published = self.tail;
-        // SYNC POINT: Release; pairs with the producer's Acquire load in
-        // `Producer::refresh_released`: our reads of the released records
-        // happen before it overwrites them.
-        self.sh.cons.hot.released.store(self.tail, Release);
-        self.sh.cons.hot.messages.store(self.messages, Relaxed);
-        self.sh.cons.hot.bytes.store(self.bytes, Relaxed);
-    }
-
-    #[inline]
-    fn wake_peer(&mut self) {
-        // SYNC POINT (Dekker): orders the release (or the closed state) before
-        // the load of the producer's sleep flag; pairs with the fence in
-        // `Producer::wait_plan` between its announcement and re-check.
-        fence(SeqCst);
-        let ep = self.sh.prod.wait.sleeping.load(Relaxed);
-        if ep != 0 && ep != self.woken_episode {
-            self.wake_slow(ep);
-        }
-    }
-
-    #[cold]
-    fn wake_slow(&mut self, ep: u32) {
-        self.woken_episode = ep;
-        self.sh.cons.wait.seq.store(ep, Release);
-        self.wait.wake(&self.sh.cons.wait.seq);
-        self.wakes += 1;
-        self.sh.cons.hot.wakes.store(self.wakes, Relaxed);
     }
 
     /// Nothing at `tail`: publish released space; report `Closed` once the
@@ -444,11 +235,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     ///
     /// The out-of-line part returns no record: it leaves it cached in
     /// `ready`, where the final `poll` finds it (one word, stored and
-    /// loaded whole). Returning `Result<Rec, Error>` through memory made
-    /// the inline paths build their record in the same stack slot with
-    /// 4-byte stores that an 8-byte load then read back, which x86 cannot
-    /// forward from the store buffer: the load waited for every older store
-    /// to drain, including stores still waiting for lines the peer holds.
+    /// loaded whole; see "Store forwarding" in `producer/place.rs`).
     #[inline(always)]
     fn wait_record(&mut self, timeout: Option<Duration>) -> Result<Rec, Error> {
         if let Some(r) = self.poll()? {
@@ -488,42 +275,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     /// Wait until `poll` finds a record (left in `ready`), the timeout, or an error.
     #[inline(never)]
     fn wait_record_slow(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
-        let start = self.wait.now();
-        loop {
-            if self.poll()?.is_some() {
-                return Ok(());
-            }
-            if self.on_empty()?.is_some() {
-                return Ok(());
-            }
-            let remaining = remaining(self.wait.now(), start, timeout)?;
-            if self.sh.pure_spin {
-                for _ in 0..64 {
-                    spin_hint();
-                    if self.poll()?.is_some() {
-                        return Ok(());
-                    }
-                }
-                continue;
-            }
-            let seen = self.sh.prod.wait.seq.load(Acquire);
-            self.episode = next_episode(self.episode, seen);
-            self.sh.cons.wait.sleeping.store(self.episode, Relaxed);
-            // SYNC POINT (Dekker): orders our announcement before the re-check
-            // of the header and of the producer's state; pairs with the fence in
-            // `Producer::wake_peer`, which follows its publication / close.
-            fence(SeqCst);
-            let polled = self.poll();
-            if !matches!(polled, Ok(None)) || self.is_producer_closed() {
-                self.sh.cons.wait.sleeping.store(0, Relaxed);
-                if polled?.is_some() {
-                    return Ok(());
-                }
-                continue;
-            }
-            self.wait.wait(&self.sh.prod.wait.seq, seen, remaining);
-            self.sh.cons.wait.sleeping.store(0, Relaxed);
-        }
+        sleep_until(self, (), timeout)
     }
 
     /// Drain up to `max` messages, calling `f(type_id, payload)` for each,
@@ -582,6 +334,39 @@ impl<'a, W: Wait> Consumer<'a, W> {
     }
 }
 
+impl<'a, W: Wait> Side<'a> for Consumer<'a, W> {
+    type W = W;
+    #[inline(always)]
+    fn lines(&self) -> (&'a WaitLine, &'a WaitLine) {
+        (&self.sh.cons.wait, &self.sh.prod.wait)
+    }
+    #[inline(always)]
+    fn wakes_counter(&self) -> &'a AtomicU64 {
+        &self.sh.cons.hot.wakes
+    }
+    #[inline(always)]
+    fn waiter(&self) -> &W {
+        &self.wait
+    }
+    #[inline(always)]
+    fn sleep_state(&mut self) -> &mut Sleep {
+        &mut self.sleep
+    }
+    #[inline(always)]
+    fn pure_spin(&self) -> bool {
+        self.sh.pure_spin
+    }
+    type Goal = ();
+    #[inline(always)]
+    fn ready(&mut self, _: ()) -> Result<bool, Error> {
+        Ok(self.poll()?.is_some())
+    }
+    #[inline(always)]
+    fn idle(&mut self) -> Result<bool, Error> {
+        Ok(self.on_empty()?.is_some())
+    }
+}
+
 impl<W: Wait> core::fmt::Debug for Consumer<'_, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Consumer")
@@ -597,82 +382,7 @@ impl<W: Wait> Drop for Consumer<'_, W> {
         // SYNC POINT: Release; pairs with the producer's Acquire load of our state.
         self.sh.cons.wait.state.store(STATE_CLOSED, Release);
         if !self.sh.pure_spin {
-            self.wake_peer();
+            wake_peer(self);
         }
     }
-}
-
-/// A received message, in place in the ring. Its space is released when it
-/// is dropped. Derefs to the payload.
-pub struct Message<'c, 'a, W: Wait> {
-    c: &'c mut Consumer<'a, W>,
-    r: Rec,
-}
-
-impl<W: Wait> Message<'_, '_, W> {
-    /// The type id the producer committed with it.
-    #[inline]
-    pub fn type_id(&self) -> u32 {
-        self.c.type_id(self.r)
-    }
-
-    /// The payload: 8-byte aligned, in shared memory.
-    #[inline]
-    pub fn payload(&self) -> &[u8] {
-        self.c.payload(self.r)
-    }
-
-    /// Release the message's space now (the same as dropping it).
-    #[inline]
-    pub fn release(self) {}
-}
-
-impl<W: Wait> Deref for Message<'_, '_, W> {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        self.payload()
-    }
-}
-
-impl<W: Wait> Drop for Message<'_, '_, W> {
-    #[inline]
-    fn drop(&mut self) {
-        let r = self.r;
-        self.c.consume(r);
-    }
-}
-
-impl<W: Wait> core::fmt::Debug for Message<'_, '_, W> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Message")
-            .field("type_id", &self.type_id())
-            .field("len", &self.r.len())
-            .finish()
-    }
-}
-
-/// A message looked at with [`Consumer::peek`]: not consumed.
-#[derive(Debug, Clone, Copy)]
-pub struct Peek<'c> {
-    type_id: u32,
-    payload: &'c [u8],
-}
-
-impl<'c> Peek<'c> {
-    /// The type id.
-    pub fn type_id(&self) -> u32 {
-        self.type_id
-    }
-    /// The payload, in place.
-    pub fn payload(&self) -> &'c [u8] {
-        self.payload
-    }
-}
-
-/// The commit word of line padding from `in_line` bytes into a cache line
-/// (not 0) to the line's end.
-#[inline(always)]
-const fn line_pad_word(in_line: u32) -> u32 {
-    COMMITTED | PADDING | ((CACHE_LINE - RECORD_HEADER - in_line) << LEN_SHIFT)
 }

@@ -1,0 +1,52 @@
+//! Reading the consumer's released position, and validating it: the one
+//! value the producer takes from the consumer's side of the region.
+
+use super::Producer;
+use crate::error::{Corruption, Error};
+use crate::layout::*;
+use crate::sync::Ordering::*;
+use crate::wait::Wait;
+
+impl<'a, W: Wait> Producer<'a, W> {
+    /// Read and validate the consumer's released position.
+    fn refresh_released(&mut self) -> Result<(), Error> {
+        // SYNC POINT: Acquire; pairs with the consumer's Release store in
+        // `Consumer::store_release`, so its reads of the released records
+        // happen before we overwrite them.
+        let r = self.sh.cons.hot.released.load(Acquire);
+        // A released position only moves forward, never passes what we
+        // published (staged records are invisible to the consumer), and is
+        // a record boundary, so 8-aligned (free space is counted in 8-byte
+        // slots: `clear_ahead` and the `zeroed` frontier rely on it).
+        let advance = r.wrapping_sub(self.cached_released);
+        let limit = self.published.wrapping_sub(self.cached_released);
+        if advance > limit || r % RECORD_ALIGN != 0 {
+            return Err(self.poisoned(Corruption::BadReleasedPosition));
+        }
+        self.cached_released = r;
+        Ok(())
+    }
+
+    #[inline(always)]
+    pub(super) fn room_for(&mut self, need: u32) -> Result<bool, Error> {
+        if self.fits(need) {
+            return Ok(true);
+        }
+        self.room_after_refresh(need)
+    }
+
+    #[inline(never)]
+    fn room_after_refresh(&mut self, need: u32) -> Result<bool, Error> {
+        self.refresh_released()?;
+        Ok(self.fits(need))
+    }
+
+    /// See `refresh_from`. A corrupt released position poisons the handle
+    /// (the next call reports it).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn refresh_for_wrap(&mut self) {
+        let _ = self.refresh_released();
+        self.refresh_from = (self.head & self.mask).saturating_add(self.wrap_from);
+    }
+}

@@ -1,0 +1,195 @@
+//! The sleep/wake protocol, written once for both handles.
+//!
+//! A blocked side announces sleep by storing a nonzero episode number in
+//! the `sleeping` word of its own wait line, issues a SeqCst fence,
+//! re-checks what it waits for (and whether the peer closed), and waits
+//! through [`Wait::wait`] on the peer's `seq` word, expecting the value it
+//! read before announcing. After publishing, releasing or closing, a side
+//! issues a SeqCst fence, loads the peer's `sleeping` word once and, if it
+//! holds an episode not yet woken, stores that episode into its own `seq`
+//! and calls [`Wait::wake`] on it. The two fences make a Dekker pair:
+//! either the sleeper's re-check sees the publication or the publisher sees
+//! the announcement, so no wake-up is lost.
+//!
+//! The producer waits for room ([`sleep_until`] from `Producer::wait_plan`)
+//! and wakes the consumer after a publication or its close
+//! ([`wake_peer`] from `Producer::publish` and its `Drop`); the consumer
+//! waits for a record (from `Consumer::wait_record_slow`) and wakes the
+//! producer after a checked release or its close (from
+//! `Consumer::publish_release` and its `Drop`).
+
+use crate::error::Error;
+use crate::layout::{WaitLine, STATE_CLOSED};
+use crate::sync::{fence, spin_hint, AtomicU64, Ordering::*};
+use crate::wait::Wait;
+use core::time::Duration;
+
+/// Polls of a blocking call before it announces sleep, unless set.
+pub(crate) const DEFAULT_SPIN_BUDGET: u32 = 4096;
+
+/// One handle's part in the protocol: its sleep episodes, and the peer's
+/// that it woke.
+pub(crate) struct Sleep {
+    /// Our own sleep-episode counter (announced on our wait line).
+    episode: u32,
+    /// The peer's sleep episode we last woke (also the value of our `seq`).
+    woken_episode: u32,
+    /// Wake calls made (mirrored into our block's `wakes` counter).
+    wakes: u64,
+}
+
+impl Sleep {
+    pub(crate) const fn new() -> Self {
+        Sleep {
+            episode: 0,
+            woken_episode: 0,
+            wakes: 0,
+        }
+    }
+}
+
+/// A handle, as the protocol sees it.
+pub(crate) trait Side<'a> {
+    type W: Wait;
+    /// Our wait line (the `sleeping` we announce on, the `seq` we wake the
+    /// peer through), then the peer's.
+    fn lines(&self) -> (&'a WaitLine, &'a WaitLine);
+    /// The wake-call counter in our block's statistics.
+    fn wakes_counter(&self) -> &'a AtomicU64;
+    fn waiter(&self) -> &Self::W;
+    fn sleep_state(&mut self) -> &mut Sleep;
+    /// Pure-spin mode: never announce sleep, never wake.
+    fn pure_spin(&self) -> bool;
+    /// What the side waits for, as [`sleep_until`] is given it: the
+    /// producer, the free bytes it needs; the consumer, nothing.
+    type Goal: Copy;
+    /// Whether what we wait for is there: room, or a record.
+    fn ready(&mut self, goal: Self::Goal) -> Result<bool, Error>;
+    /// Once per round, after `ready` said no: the consumer publishes its
+    /// released space; either side reports [`Error::Closed`] when the peer
+    /// closed with nothing left for it. `Ok(true)`: ready after all.
+    fn idle(&mut self) -> Result<bool, Error>;
+}
+
+/// Whether the peer has closed its role. May be stale.
+#[inline]
+pub(crate) fn peer_closed(peer: &WaitLine) -> bool {
+    peer.state.load(Acquire) == STATE_CLOSED
+}
+
+/// Block until `s.ready(goal)` says yes: the rounds after a handle's spin
+/// phase.
+///
+/// Each round checks `ready`, then `idle`, then the deadline; then either
+/// spins 64 polls (pure-spin mode) or runs the sleeper's half of the
+/// protocol (module docs). Returns `Ok` only after `ready` (or `idle`)
+/// returned `Ok(true)`.
+#[inline(always)]
+pub(crate) fn sleep_until<'a, S: Side<'a>>(
+    s: &mut S,
+    goal: S::Goal,
+    timeout: Option<Duration>,
+) -> Result<(), Error> {
+    let (own, peer) = s.lines();
+    let start = s.waiter().now();
+    loop {
+        if s.ready(goal)? {
+            return Ok(());
+        }
+        if s.idle()? {
+            return Ok(());
+        }
+        let remaining = remaining(s.waiter().now(), start, timeout)?;
+        if s.pure_spin() {
+            for _ in 0..64 {
+                spin_hint();
+                if s.ready(goal)? {
+                    return Ok(());
+                }
+            }
+            continue;
+        }
+        let seen = peer.seq.load(Acquire);
+        let st = s.sleep_state();
+        st.episode = next_episode(st.episode, seen);
+        own.sleeping.store(st.episode, Relaxed);
+        // SYNC POINT (Dekker): orders our sleep announcement before the
+        // re-check (of the released position, or of the header at `tail`)
+        // and of the peer's state; pairs with the fence in `wake_peer`,
+        // which the peer runs between its publication, release or close and
+        // its load of our flag.
+        fence(SeqCst);
+        let now_ready = s.ready(goal);
+        if !matches!(now_ready, Ok(false)) || peer_closed(peer) {
+            own.sleeping.store(0, Relaxed);
+            if now_ready? {
+                return Ok(());
+            }
+            continue;
+        }
+        s.waiter().wait(&peer.seq, seen, remaining);
+        own.sleeping.store(0, Relaxed);
+    }
+}
+
+/// The waker's half of the protocol, after a publication (producer), a
+/// checked release (consumer) or either side's close: one fence and one
+/// load of the peer's sleep flag; the wake itself is out of line.
+#[inline]
+pub(crate) fn wake_peer<'a, S: Side<'a>>(s: &mut S) {
+    // SYNC POINT (Dekker): orders the publication or release (or the closed
+    // state) before the load of the peer's sleep flag; pairs with the fence
+    // in `sleep_until` between the peer's announcement and its re-check.
+    fence(SeqCst);
+    let ep = s.lines().1.sleeping.load(Relaxed);
+    if ep != 0 && ep != s.sleep_state().woken_episode {
+        wake_slow(s, ep);
+    }
+}
+
+#[cold]
+fn wake_slow<'a, S: Side<'a>>(s: &mut S, ep: u32) {
+    s.sleep_state().woken_episode = ep;
+    // The peer waits for our `seq` to differ from the value it read before
+    // announcing `ep`, and it never announces that value, so this changes it.
+    // Release; pairs with the Acquire load of `seq` in the peer's
+    // `sleep_until` (and in its `Wait::wait`).
+    s.lines().0.seq.store(ep, Release);
+    s.waiter().wake(&s.lines().0.seq);
+    s.sleep_state().wakes += 1;
+    let wakes = s.sleep_state().wakes;
+    s.wakes_counter().store(wakes, Relaxed);
+}
+
+/// The next nonzero episode number after `cur` that differs from `avoid` (the
+/// value of the wait word the sleeper will wait on).
+#[inline]
+pub(crate) fn next_episode(cur: u32, avoid: u32) -> u32 {
+    let bump = |e: u32| if e == u32::MAX { 1 } else { e + 1 };
+    let e = bump(cur);
+    if e == avoid {
+        bump(e)
+    } else {
+        e
+    }
+}
+
+/// Time left before a deadline, or `Timeout`.
+#[inline]
+pub(crate) fn remaining(
+    now: Duration,
+    start: Duration,
+    timeout: Option<Duration>,
+) -> Result<Option<Duration>, Error> {
+    match timeout {
+        None => Ok(None),
+        Some(t) => {
+            let elapsed = now.saturating_sub(start);
+            if elapsed >= t {
+                Err(Error::Timeout)
+            } else {
+                Ok(Some(t - elapsed))
+            }
+        }
+    }
+}
