@@ -230,7 +230,7 @@ fn ring_vectors(out: &mut BTreeMap<String, Actual>) {
 }
 
 /// The split layout (consumer block in its own region), with line padding
-/// (on by default there): two 32-byte messages.
+/// (as memtube's isolated connections use it): two 32-byte messages.
 fn split_vectors(out: &mut BTreeMap<String, Actual>) {
     let main = Buf::<N>::new();
     let cons = Buf::<CONSUMER_BLOCK_SIZE>::new();
@@ -244,6 +244,7 @@ fn split_vectors(out: &mut BTreeMap<String, Actual>) {
     let mut tx = unsafe { attach_producer(raw, SpinWait::std()) }.unwrap();
     // SAFETY: as above.
     let mut rx = unsafe { attach_consumer(raw, SpinWait::std()) }.unwrap();
+    tx.set_line_padding(true);
     tx.send(&[0x11; 32], 1).unwrap();
     tx.send(&[0x22; 32], 2).unwrap();
     recv_one(&mut rx, 1, &[0x11; 32]);
