@@ -323,30 +323,26 @@ impl<O: Os> Sender<O> {
     /// [`Grant::commit`](memtube_ring::Grant::commit)) is followed by padding to
     /// the end of its cache line when the rest of the line is shorter than
     /// its record, so that the next one, if alike, starts a line instead of
-    /// straddling two ([`memtube_ring::Producer::set_line_padding`]). On by
-    /// default with isolation, where the peer reads the ring through a
-    /// read-only mapping (measured: the 32-byte round trip went from 1.24x
-    /// to 1.06-1.12x the ring floor), and in duplex connections without
-    /// isolation (32-byte round trips 160-170 -> 150 ns; in full benchmark
-    /// runs 1.01-1.06x -> 0.94x the ring floor); off in one-way connections without isolation, where
-    /// streams are the likely use. Payloads of 25 to 48 bytes then take a cache line each: to
-    /// stream them one by one at full rate, turn it off (measured at 32
-    /// bytes: 37% more messages per second), or stage them with
-    /// [`send_staged`](Self::send_staged) and [`publish`](Self::publish),
-    /// which never pads.
+    /// straddling two ([`memtube_ring::Producer::set_line_padding`]).
+    ///
+    /// On by default with isolation and in duplex connections, where it makes
+    /// small round trips faster; off in one-way connections without
+    /// isolation, where streams go: padded, small messages sent one by one
+    /// take a line each (staged messages, [`send_staged`](Self::send_staged),
+    /// are never padded). Measurements: docs/design.md, "Line padding".
     pub fn set_line_padding(&mut self, on: bool) {
         self.tx.set_line_padding(on)
     }
 
     /// Copying sends ([`send`](Self::send), [`try_send`](Self::try_send),
     /// [`send_staged`](Self::send_staged), [`memtube_ring::Grant::copy_from`],
-    /// which a duplex connection's `call` and `serve_one` use) of payloads
-    /// of at least `bytes` bytes bypass the cache with non-temporal stores
-    /// (x86-64; default 16 KiB, `u32::MAX` turns it off). Measured on a VM
-    /// whose cores' distance changes: 64 KiB streams 2-9x and round trips
-    /// 1.3-3x faster, except where the two cores share a cache closely,
-    /// where they are 2-3x slower (there, turn it off); see
-    /// [`memtube_ring::Producer::set_nontemporal_threshold`].
+    /// which `call` and `serve_one` use) of payloads of at least `bytes`
+    /// bytes bypass the cache with non-temporal stores (x86-64; default
+    /// 16 KiB, `u32::MAX` turns it off). They make large messages much faster
+    /// between cores that share no cache level closely and slower between
+    /// cores that do: the best setting depends on the machine
+    /// (docs/design.md, "Non-temporal copies for large messages"; see
+    /// [`memtube_ring::Producer::set_nontemporal_threshold`]).
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
         self.tx.set_nontemporal_threshold(bytes)
     }
@@ -358,17 +354,10 @@ impl<O: Os> Sender<O> {
     /// whole ring. `u32::MAX` turns it off.
     ///
     /// On (4096) by default in duplex connections without isolation, where
-    /// it measured (2-vCPU AMD EPYC VM, 16 KiB rings, pure spin, three full
-    /// benchmark runs) round trips of 256 bytes 250 -> 200 ns and of 1 KiB
-    /// 300-330 -> 200-226 ns (as fast as a ring of four payloads at 1 KiB;
-    /// at 256 B that ring measured 160 ns), with no measurable change at
-    /// 32 bytes; the price is 13-14% of the rate of one-way streams of
-    /// 8-byte copied messages on such a ring. It works at any capacity
-    /// because the receiver publishes its released position whenever it
-    /// finds the ring empty (on the default 64 KiB rings it was lost until
-    /// it did: 1 KiB round trips 2.25 -> 1.28x the ring floor). Off
-    /// otherwise: with isolation it measured mixed (256 B and 1 KiB 0-30 ns
-    /// faster, 8 and 32 bytes 171 -> 180 ns).
+    /// it makes round trips of hundreds of bytes to a few KiB faster; the
+    /// price is some of the rate of one-way streams of small messages. Off
+    /// otherwise (with isolation it measured mixed). Measurements:
+    /// docs/design.md, "Early wrap".
     pub fn set_early_wrap(&mut self, bytes: u32) {
         self.tx.set_early_wrap(bytes)
     }

@@ -86,9 +86,7 @@ impl Options {
     /// Round trips need no small ring to reuse cache lines: duplex
     /// connections without isolation wrap early while the ring is nearly
     /// empty ([`Sender::set_early_wrap`](crate::Sender::set_early_wrap)),
-    /// which measured as fast as a ring of four payloads at 1 KiB (at
-    /// 256 bytes 200 against 160 ns) and keeps the whole capacity for
-    /// bursts.
+    /// and keep the whole capacity for bursts.
     pub fn capacity(mut self, bytes: u32) -> Self {
         self.capacity = bytes;
         self
@@ -137,12 +135,11 @@ impl Options {
     /// those writable), so a hostile listener could still map them writable.
     /// ring-core validates whatever a peer writes either way.
     ///
-    /// Its cost is the read-only mapping (measured on a 2-vCPU AMD EPYC VM,
-    /// duplex, pure spin): 32-byte round trips 176-180 ns with it against
-    /// 150-151 without (duplex senders pad small messages to their line
-    /// either way), 256-byte ones 231-240 against 200, 1 KiB ones 401-411
-    /// against 200-225 (without isolation, duplex senders also wrap early:
+    /// Its cost is the read-only mapping: round trips a few to some tens of
+    /// percent slower, the most for messages of hundreds of bytes (without
+    /// isolation duplex senders also wrap early:
     /// [`Sender::set_early_wrap`](crate::Sender::set_early_wrap)).
+    /// Measurements: docs/design.md, "Isolation".
     pub fn isolation(mut self, yes: bool) -> Self {
         self.isolation = yes;
         self
