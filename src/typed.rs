@@ -283,52 +283,38 @@ fn reserve_len(len: usize, align: usize) -> usize {
     len.saturating_add(slack(align))
 }
 
-impl<'a, W: Wait> TypedSend<'a> for Producer<'a, W> {
-    type Error = crate::ring::Error;
-    type Wait = W;
+/// `TypedSend` over a handle's own `reserve` / `try_reserve`.
+macro_rules! typed_send {
+    ([$($gen:tt)*] $a:lifetime, $ty:ty, $err:ty, $w:ty) => {
+        impl<$($gen)*> TypedSend<$a> for $ty {
+            type Error = $err;
+            type Wait = $w;
 
-    fn reserve_aligned(
-        &mut self,
-        len: usize,
-        align: usize,
-    ) -> Result<AlignedGrant<'_, 'a, W>, Self::Error> {
-        let g = self.reserve(reserve_len(len, align))?;
-        Ok(AlignedGrant::new(g, len, align))
-    }
+            fn reserve_aligned(
+                &mut self,
+                len: usize,
+                align: usize,
+            ) -> Result<AlignedGrant<'_, $a, $w>, Self::Error> {
+                let g = self.reserve(reserve_len(len, align))?;
+                Ok(AlignedGrant::new(g, len, align))
+            }
 
-    fn try_reserve_aligned(
-        &mut self,
-        len: usize,
-        align: usize,
-    ) -> Result<AlignedGrant<'_, 'a, W>, Self::Error> {
-        let g = self.try_reserve(reserve_len(len, align))?;
-        Ok(AlignedGrant::new(g, len, align))
-    }
+            fn try_reserve_aligned(
+                &mut self,
+                len: usize,
+                align: usize,
+            ) -> Result<AlignedGrant<'_, $a, $w>, Self::Error> {
+                let g = self.try_reserve(reserve_len(len, align))?;
+                Ok(AlignedGrant::new(g, len, align))
+            }
+        }
+    };
 }
+
+typed_send!(['a, W: Wait] 'a, Producer<'a, W>, crate::ring::Error, W);
 
 #[cfg(any(target_os = "linux", target_os = "macos"))]
-impl TypedSend<'static> for crate::Sender {
-    type Error = crate::Error;
-    type Wait = crate::NativeWait;
-
-    fn reserve_aligned(
-        &mut self,
-        len: usize,
-        align: usize,
-    ) -> Result<AlignedGrant<'_, 'static, crate::NativeWait>, Self::Error> {
-        let g = self.reserve(reserve_len(len, align))?;
-        Ok(AlignedGrant::new(g, len, align))
-    }
-
-    fn try_reserve_aligned(
-        &mut self,
-        len: usize,
-        align: usize,
-    ) -> Result<AlignedGrant<'_, 'static, crate::NativeWait>, Self::Error> {
-        let g = self.try_reserve(reserve_len(len, align))?;
-        Ok(AlignedGrant::new(g, len, align))
-    }
-}
+typed_send!([] 'static, crate::Sender, crate::Error, crate::NativeWait);
 
 #[cfg(test)]
 mod tests {

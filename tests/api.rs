@@ -221,3 +221,44 @@ fn one_way_connections_say_which_handle_exists() {
     assert!(format!("{rx:?}").starts_with("Receiver"), "{rx:?}");
     assert!(format!("{l:?}").contains("Listener"));
 }
+
+/// Typed values through a process connection: a value aligned to 64 bytes
+/// lands on a 64-byte boundary of the receiver's mapping (another address
+/// than the sender's), read in place.
+#[test]
+fn typed_values_cross_a_connection_in_place() {
+    use memtube::typed::{Pod, TypedPayload, TypedSend, Zeroable};
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    #[repr(C, align(64))]
+    struct Block([u64; 8]);
+    // SAFETY: repr(C), eight u64s: no padding, every bit pattern is valid.
+    unsafe impl Zeroable for Block {}
+    // SAFETY: as above.
+    unsafe impl Pod for Block {}
+
+    let addr = unique_addr("typed");
+    let o = Options::new();
+    let l = listen(addr.as_str(), &o).unwrap();
+    let peer = std::thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut conn = connect(addr.as_str(), &o).unwrap();
+            let tx = conn.sender().unwrap();
+            for i in 0..50u64 {
+                tx.send(&[0; 8][..(i % 2) as usize * 8], 0).unwrap(); // vary the position
+                tx.send_value(&Block([i; 8]), 1).unwrap();
+            }
+        }
+    });
+    let mut conn = l.accept_timeout(T).unwrap();
+    let rx = conn.receiver().unwrap();
+    for i in 0..50u64 {
+        drop(rx.recv_timeout(T).unwrap());
+        let m = rx.recv_timeout(T).unwrap();
+        let b: &Block = m.value().unwrap();
+        assert_eq!(b, &Block([i; 8]));
+        assert_eq!(b as *const Block as usize % 64, 0);
+    }
+    peer.join().unwrap();
+}

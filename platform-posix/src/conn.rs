@@ -225,15 +225,13 @@ impl<O: Os> Sender<O> {
     /// within [`LIVENESS_SLICE`] plus a system call).
     #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_, O>> {
-        self.make_room(len, None)?;
-        self.tx.try_reserve(len).map_err(Error::from)
+        self.reserve_within(len, None)
     }
 
     /// [`reserve`](Self::reserve), waiting at most `timeout` ([`Error::Timeout`]).
     #[inline]
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<Grant<'_, O>> {
-        self.make_room(len, Some(timeout))?;
-        self.tx.try_reserve(len).map_err(Error::from)
+        self.reserve_within(len, Some(timeout))
     }
 
     /// [`reserve`](Self::reserve) with an optional time limit.
