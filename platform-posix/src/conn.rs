@@ -305,6 +305,28 @@ impl<O: Os> Sender<O> {
         }
     }
 
+    /// Commit a reservation detached from a grant of this sender
+    /// ([`Grant::detach`](memtube_ring::Grant::detach)) and publish it; for
+    /// bindings that hold a reservation across calls.
+    ///
+    /// # Panics
+    /// If `used` exceeds the reserved length.
+    ///
+    /// # Safety
+    /// As [`memtube_ring::Producer::commit_detached`]: `g` was detached from
+    /// a grant of this sender, which made no other reservation, send,
+    /// commit or publish since.
+    #[inline]
+    pub unsafe fn commit_detached(
+        &mut self,
+        g: memtube_ring::DetachedGrant,
+        used: usize,
+        type_id: u32,
+    ) {
+        // SAFETY: the caller's contract is the producer's.
+        unsafe { self.tx.commit_detached(g, used, type_id) }
+    }
+
     /// Stage a message without publishing it (see [`publish`](Self::publish)).
     pub fn send_staged(&mut self, payload: &[u8], type_id: u32) -> Result<()> {
         self.tx.send_staged(payload, type_id).map_err(Error::from)
@@ -427,6 +449,19 @@ impl<O: Os> Receiver<O> {
     #[inline]
     pub fn try_recv(&mut self) -> Result<Message<'_, O>> {
         match self.rx.try_recv() {
+            Ok(m) => Ok(m),
+            Err(e) => Err(no_progress(&self.link, &mut self.idle, e)),
+        }
+    }
+
+    /// Look at the next message without receiving it, without blocking
+    /// (errors as for [`try_recv`](Self::try_recv)): a later `peek` or
+    /// receive returns the same message. Its bytes stay in place until it is
+    /// received and released; for bindings that hand out a view of a
+    /// message across calls, releasing it with `try_recv` then.
+    #[inline]
+    pub fn peek(&mut self) -> Result<memtube_ring::Peek<'_>> {
+        match self.rx.peek() {
             Ok(m) => Ok(m),
             Err(e) => Err(no_progress(&self.link, &mut self.idle, e)),
         }

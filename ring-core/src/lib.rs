@@ -286,7 +286,7 @@ pub use layout::{
     DATA_OFFSET, MAGIC, MAX_CAPACITY, MIN_CAPACITY, RECORD_ALIGN, RECORD_HEADER, REGION_ALIGN,
     VERSION,
 };
-pub use producer::{Grant, Producer};
+pub use producer::{DetachedGrant, Grant, Producer};
 #[cfg(not(loom))]
 pub use ring::{attach_consumer, attach_producer, init, split, split_with_consumer_block};
 pub use ring::{Config, Monitor, RawRegion, RegionBuf, RoleState, Stats};

@@ -550,6 +550,12 @@ fn reserve_commit(
             g[..used].copy_from_slice(&data);
             if staged {
                 g.commit_staged(used, ty);
+            } else if ty % 2 == 1 {
+                // The bindings' path: the same commit through a detached grant.
+                let d = g.detach();
+                assert_eq!(d.len(), n);
+                // SAFETY: `d` comes from `tx`, which did nothing else since.
+                unsafe { tx.commit_detached(d, used, ty) };
             } else {
                 g.commit(used, ty);
             }

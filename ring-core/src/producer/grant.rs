@@ -124,3 +124,90 @@ impl<W: Wait> DerefMut for Grant<'_, '_, W> {
         unsafe { core::slice::from_raw_parts_mut(ptr, self.plan.len as usize) }
     }
 }
+
+/// A reservation without its borrow of the producer, for a binding that
+/// keeps a reservation across calls into it (a C caller holding a pointer
+/// between `reserve` and `commit`). Made by [`Grant::detach`]; finished by
+/// [`Producer::commit_detached`], or dropped to commit nothing.
+#[must_use = "dropping a detached grant commits nothing"]
+pub struct DetachedGrant {
+    plan: Plan,
+    cleared: u32,
+    ptr: *mut u8,
+}
+
+// SAFETY: a plain description of a reservation (offsets and a pointer into
+// the ring); writing through `ptr` is the holder's business, under the same
+// rules as the producer's role, which is `Send`.
+unsafe impl Send for DetachedGrant {}
+
+impl core::fmt::Debug for DetachedGrant {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DetachedGrant")
+            .field("len", &self.plan.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DetachedGrant {
+    /// The reserved payload: 8-byte aligned, writable until the grant is
+    /// committed or dropped.
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// The number of bytes reserved.
+    pub fn len(&self) -> usize {
+        self.plan.len as usize
+    }
+
+    /// Whether zero bytes were reserved.
+    pub fn is_empty(&self) -> bool {
+        self.plan.len == 0
+    }
+}
+
+impl<W: Wait> Grant<'_, '_, W> {
+    /// Give up the borrow of the producer and keep the reservation as a
+    /// [`DetachedGrant`] (see [`Producer::commit_detached`] for the rule).
+    ///
+    /// ```
+    /// # use memtube_ring::*;
+    /// # let mut buf = RegionBuf::<{ region_size(4096).unwrap() }>::new();
+    /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(4096), SpinWait::std()).unwrap();
+    /// let g = tx.try_reserve(8).unwrap().detach();
+    /// // SAFETY: `g` is 8 writable bytes, the producer is not used meanwhile.
+    /// unsafe { g.as_mut_ptr().copy_from(7u64.to_le_bytes().as_ptr(), 8) };
+    /// // SAFETY: `g` comes from `tx`, which did nothing else since.
+    /// unsafe { tx.commit_detached(g, 8, 3) };
+    /// assert_eq!(rx.try_recv().unwrap().payload(), &7u64.to_le_bytes());
+    /// ```
+    pub fn detach(mut self) -> DetachedGrant {
+        let ptr = self.as_mut_ptr();
+        DetachedGrant {
+            plan: self.plan,
+            cleared: self.cleared,
+            ptr,
+        }
+    }
+}
+
+impl<W: Wait> Producer<'_, W> {
+    /// Commit the first `used` bytes of a [`DetachedGrant`] as one message of
+    /// type `type_id` and publish it, as [`Grant::commit`] does.
+    ///
+    /// # Panics
+    /// If `used` exceeds the reserved length.
+    ///
+    /// # Safety
+    /// `g` was detached from a grant of this producer, and since then this
+    /// producer made no other reservation, send, commit or publish.
+    pub unsafe fn commit_detached(&mut self, g: DetachedGrant, used: usize, type_id: u32) {
+        assert!(
+            used <= g.plan.len as usize,
+            "commit of more bytes than reserved"
+        );
+        self.commit_record(g.plan, g.cleared, used as u32, type_id, true);
+        self.publish();
+    }
+}

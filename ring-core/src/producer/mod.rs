@@ -16,7 +16,7 @@ mod grant;
 mod place;
 mod released;
 
-pub use grant::Grant;
+pub use grant::{DetachedGrant, Grant};
 use place::Plan;
 
 /// The writing end of a ring. `Send`, not `Sync`: one thread at a time.
