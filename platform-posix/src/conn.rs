@@ -590,6 +590,14 @@ impl<O: Os> Reply<'_, O> {
     pub fn type_id(&self) -> u32 {
         self.msg.type_id()
     }
+    /// Leave the reply in the ring, not released (see
+    /// [`Message::keep`](memtube_ring::Message::keep)): the receiver's next
+    /// `peek` or receive returns it again, correlation id included; for
+    /// bindings that hand out a view of it across calls.
+    pub fn keep(self) {
+        self.msg.keep()
+    }
+
     /// The reply body (after the correlation id).
     pub fn payload(&self) -> &[u8] {
         // `call` checked the length, but the bytes are in shared memory a

@@ -507,7 +507,16 @@ fn recv_one(m: &mut Model, rx: &mut Rx<'_>, explicit_release: bool) {
     m.check_front(msg.type_id(), msg.payload());
     m.check_at(msg.as_ptr() as usize, msg.len());
     assert_eq!(&msg[..], msg.payload());
-    if explicit_release {
+    if explicit_release && msg.type_id() % 2 == 1 {
+        // The bindings' path: keep it, receive it again (the same bytes in
+        // place), then release.
+        let at = msg.as_ptr() as usize;
+        msg.keep();
+        let again = rx.try_recv().expect("a kept message is received again");
+        assert_eq!(again.as_ptr() as usize, at);
+        m.check_front(again.type_id(), again.payload());
+        again.release();
+    } else if explicit_release {
         msg.release();
     } else {
         drop(msg);

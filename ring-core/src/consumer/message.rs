@@ -27,6 +27,33 @@ impl<W: Wait> Message<'_, '_, W> {
     /// Release the message's space now (the same as dropping it).
     #[inline]
     pub fn release(self) {}
+
+    /// Leave the message in the ring, not released: the next
+    /// [`peek`](Consumer::peek) or receive returns it again, its bytes still
+    /// in place. For a binding that hands a view of the message out across
+    /// calls (a pointer to C, a buffer to Python) and releases it later by
+    /// receiving it again and dropping that.
+    ///
+    /// ```
+    /// # use memtube_ring::*;
+    /// # let mut buf = RegionBuf::<{ region_size(4096).unwrap() }>::new();
+    /// # let (mut tx, mut rx) = split(buf.as_mut_slice(), Config::new(4096), SpinWait::std()).unwrap();
+    /// tx.try_send(b"kept", 1).unwrap();
+    /// let m = rx.try_recv().unwrap();
+    /// let view = m.payload().as_ptr();
+    /// m.keep();
+    /// let again = rx.try_recv().unwrap();
+    /// assert_eq!((again.payload().as_ptr(), &*again), (view, &b"kept"[..]));
+    /// drop(again); // released now
+    /// assert_eq!(rx.try_recv().err(), Some(Error::Empty));
+    /// ```
+    #[inline]
+    pub fn keep(self) {
+        // The consumer still holds the record as `ready` (only `consume`,
+        // in `Drop`, clears it), so its next poll returns it without
+        // reading shared memory again; skipping `Drop` is all it takes.
+        core::mem::forget(self);
+    }
 }
 
 impl<W: Wait> Deref for Message<'_, '_, W> {
