@@ -266,6 +266,52 @@ fn split_vectors(out: &mut BTreeMap<String, Actual>) {
     drop(rx);
 }
 
+/// The bindings' conformance image: a producer sent four messages and
+/// closed; the consumer role is free. Every binding attaches a consumer over
+/// a copy of it and must read exactly these messages, then `Closed`.
+const CONFORMANCE: [(u32, &[u8]); 4] = [
+    (7, &[0xAA, 0xBB, 0xCC]),
+    (8, &[]),
+    (0xFFFF_FFFE, b"memtube conformance"),
+    (1, &[0x5A; 40]),
+];
+
+fn conformance_vector(out: &mut BTreeMap<String, Actual>) {
+    let buf = Buf::<N>::new();
+    let raw = RawRegion::new(buf.ptr(), N);
+    // SAFETY: `buf` is valid for reads and writes of N bytes, 128-aligned, and
+    // nothing else accesses it during the call.
+    unsafe { init(raw, Config::new(CAP)) }.unwrap();
+    // SAFETY: initialized just above; `buf` outlives the handle (dropped
+    // below); this test reads it only after the handle is gone.
+    let mut tx = unsafe { attach_producer(raw, SpinWait::std()) }.unwrap();
+    for (ty, p) in CONFORMANCE {
+        tx.send(p, ty).unwrap();
+    }
+    drop(tx);
+    let image = buf.image();
+    // Decoded as the bindings must decode it: a consumer over a copy.
+    let copy = Buf::<N>::new();
+    // SAFETY: `copy` is N writable bytes and `image` N readable ones; the
+    // two allocations are distinct.
+    unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), copy.ptr(), N) };
+    // SAFETY: `copy` holds an initialized region and outlives `rx`.
+    let mut rx =
+        unsafe { attach_consumer(RawRegion::new(copy.ptr(), N), SpinWait::std()) }.unwrap();
+    for (ty, p) in CONFORMANCE {
+        recv_one(&mut rx, ty, p);
+    }
+    assert_eq!(rx.try_recv().err(), Some(Error::Closed));
+    drop(rx);
+    out.insert(
+        "ring-1k-conformance".to_string(),
+        Actual {
+            bytes: image,
+            expect: None,
+        },
+    );
+}
+
 fn handshake_vectors(out: &mut BTreeMap<String, Actual>) {
     // What `listen` sends with the default options: one ring of 64 KiB from
     // the listener to the connector, split layout (isolation).
@@ -339,6 +385,7 @@ fn document_vectors_match_the_implementation() {
     let mut actual = BTreeMap::new();
     ring_vectors(&mut actual);
     split_vectors(&mut actual);
+    conformance_vector(&mut actual);
     handshake_vectors(&mut actual);
     if std::env::var_os("MEMTUBE_PRINT_VECTORS").is_some() {
         for (name, a) in &actual {
