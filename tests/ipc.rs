@@ -967,3 +967,72 @@ fn accept_times_out_without_clients() {
     );
     assert!(started.elapsed() >= Duration::from_millis(50));
 }
+
+/// `VmHWM` of this process, in KiB, after resetting it to the current RSS
+/// (`clear_refs` 5) when `reset`.
+fn peak_rss_kib(reset: bool) -> u64 {
+    if reset {
+        std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    }
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let l = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    l.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn hostile_listener_cannot_make_the_connector_map_a_huge_ring() {
+    // A claim above the connector's bound (default 64 MiB) is refused
+    // before anything is mapped; the sparse memfd costs the forger nothing.
+    let e = try_forged(|s| {
+        let d = RingDesc::split(1 << 30, Side::Receiver, 0, 1).unwrap();
+        let fds = vec![sealed_memfd(d.main_len), sealed_memfd(d.consumer_len)];
+        send(s, &Handshake::simplex(d, false).encode(), &fds);
+    });
+    assert_eq!(
+        e,
+        Error::Handshake(HandshakeFailure::CapacityTooLarge {
+            claimed: 1 << 30,
+            max: 64 << 20
+        })
+    );
+    // At the bound, a region whose header is invalid is refused after
+    // reading its header page, without faulting in the other 64 MiB.
+    let before = peak_rss_kib(true);
+    let e = try_forged(|s| {
+        let d = RingDesc::split(64 << 20, Side::Receiver, 0, 1).unwrap();
+        let fds = vec![sealed_memfd(d.main_len), sealed_memfd(d.consumer_len)];
+        send(s, &Handshake::simplex(d, false).encode(), &fds);
+    });
+    let grew = peak_rss_kib(false).saturating_sub(before);
+    assert_eq!(
+        e,
+        Error::Handshake(HandshakeFailure::Attach(memtube_ring::Error::BadMagic))
+    );
+    assert!(grew < 16 << 10, "peak RSS grew by {grew} KiB");
+    // A connector that expects big rings says so.
+    let addr = unique_addr("big");
+    let l = listen(
+        addr.as_str(),
+        &Options::new()
+            .capacity(128 << 20)
+            .uid_policy(UidPolicy::Any),
+    )
+    .unwrap();
+    let t = std::thread::spawn(move || {
+        let refused = l.accept_timeout(Duration::from_secs(10)).is_err();
+        (refused, l.accept_timeout(Duration::from_secs(10)).map(drop))
+    });
+    let small = connect(addr.as_str(), &Options::new()).unwrap_err();
+    assert!(
+        matches!(
+            small,
+            Error::Handshake(HandshakeFailure::CapacityTooLarge { claimed, .. }) if claimed == 128 << 20
+        ),
+        "{small:?}"
+    );
+    let big = connect(addr.as_str(), &Options::new().max_capacity(128 << 20)).unwrap();
+    assert_eq!(big.into_split().0.unwrap().max_payload(), (64 << 20) - 8);
+    let (refused, accepted) = t.join().unwrap();
+    assert!(refused);
+    accepted.unwrap();
+}

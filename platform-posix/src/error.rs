@@ -126,6 +126,14 @@ pub enum HandshakeFailure {
     },
     /// The peer's options disagree with ours (direction or duplex).
     Mismatch(&'static str),
+    /// A ring is larger than this side accepts
+    /// ([`Options::max_capacity`](crate::Options::max_capacity)).
+    CapacityTooLarge {
+        /// Capacity the handshake claims.
+        claimed: u32,
+        /// The largest this side accepts.
+        max: u32,
+    },
     /// The ring in the region failed to attach.
     Attach(memtube_ring::Error),
     /// The peer closed the socket during the handshake (or refused ours).
@@ -211,6 +219,10 @@ impl fmt::Display for HandshakeFailure {
                 write!(f, "memfd is {actual} bytes, handshake claims {claimed}")
             }
             HandshakeFailure::Mismatch(what) => write!(f, "peer's options differ: {what}"),
+            HandshakeFailure::CapacityTooLarge { claimed, max } => write!(
+                f,
+                "the peer's ring of {claimed} bytes is larger than this side accepts ({max}; see Options::max_capacity)"
+            ),
             HandshakeFailure::Attach(e) => write!(f, "ring refused to attach: {e}"),
             HandshakeFailure::PeerClosed => f.write_str("peer closed the socket"),
             HandshakeFailure::Protocol => f.write_str("unexpected handshake reply"),

@@ -34,6 +34,7 @@ pub enum Direction {
 pub struct Options {
     pub(crate) direction: Direction,
     pub(crate) capacity: u32,
+    pub(crate) max_capacity: u32,
     pub(crate) duplex: bool,
     pub(crate) pure_spin: bool,
     pub(crate) huge_pages: bool,
@@ -47,11 +48,15 @@ pub struct Options {
     pub(crate) cancel: Option<CancelToken>,
 }
 
+/// See [`Options::max_capacity`].
+pub const DEFAULT_MAX_CAPACITY: u32 = 64 << 20;
+
 impl Default for Options {
     fn default() -> Self {
         Options {
             direction: Direction::default(),
             capacity: 1 << 16,
+            max_capacity: DEFAULT_MAX_CAPACITY,
             duplex: false,
             pure_spin: false,
             huge_pages: false,
@@ -95,6 +100,24 @@ impl Options {
     /// The capacity set.
     pub fn get_capacity(&self) -> u32 {
         self.capacity
+    }
+
+    /// The largest ring capacity a connector accepts from a listener
+    /// (default 64 MiB; the listener's own `capacity` counts too: the bound
+    /// is the larger of the two). The listener decides the rings, so without
+    /// a bound a hostile listener could make a connector map and fault in
+    /// up to 2 GiB per ring; a handshake above it is refused with
+    /// [`HandshakeFailure::CapacityTooLarge`](crate::HandshakeFailure::CapacityTooLarge)
+    /// before anything is mapped.
+    pub fn max_capacity(mut self, bytes: u32) -> Self {
+        self.max_capacity = bytes;
+        self
+    }
+
+    /// The largest ring capacity a connector accepts: the larger of
+    /// [`max_capacity`](Self::max_capacity) and [`capacity`](Self::capacity).
+    pub fn get_max_capacity(&self) -> u32 {
+        self.max_capacity.max(self.capacity)
     }
 
     /// Two rings, one each way: request/reply with

@@ -37,6 +37,17 @@ impl RingMaps {
         Ok(())
     }
 
+    /// Check the ring's header (magic, version, layout, capacity) without
+    /// claiming a role: reads the header line only.
+    fn validate(&self) -> Result<()> {
+        // SAFETY: the mappings are live and readable for the duration of
+        // the call; the monitor only reads, and is dropped before returning.
+        match unsafe { memtube_ring::Monitor::attach(self.raw()) } {
+            Ok(_) => Ok(()),
+            Err(e) => Err(HandshakeFailure::Attach(e).into()),
+        }
+    }
+
     /// Attach as producer, for as long as `self` lives.
     pub(crate) fn producer<O: Os>(&self) -> Result<Producer<'static, O::Wait>> {
         // SAFETY: the region was initialized by `memtube_ring::init` (by us, or
@@ -207,11 +218,23 @@ pub(crate) fn map_received<O: Os>(
         return Err(HandshakeFailure::Mismatch("direction").into());
     }
     let huge = hs.is_huge_pages();
+    // The listener chose the rings: refuse any larger than we accept before
+    // mapping anything (a sparse memfd costs the sender nothing).
+    let max = opts.get_max_capacity();
+    if let Some(r) = rings.iter().find(|r| r.capacity > max) {
+        return Err(HandshakeFailure::CapacityTooLarge {
+            claimed: r.capacity,
+            max,
+        }
+        .into());
+    }
     let mut out = Vec::new();
     for r in rings {
         let we_produce = r.producer == Side::Receiver;
         let split = r.consumer_fd != NO_FD;
-        let main = Mapping::new::<O>(
+        // Mapped lazily, checked, then faulted in: a region whose header is
+        // invalid costs one page, not the whole ring.
+        let main = Mapping::new_lazy::<O>(
             fds[r.main_fd as usize].as_fd(),
             usize::try_from(r.main_len).map_err(|_| Error::Os(rustix::io::Errno::NOMEM))?,
             !split || we_produce,
@@ -228,6 +251,8 @@ pub(crate) fn map_received<O: Os>(
             None
         };
         let maps = RingMaps { main, cons };
+        maps.validate()?;
+        maps.main.populate();
         if opts.mlock {
             maps.lock()?;
         }

@@ -180,6 +180,58 @@ impl Mapping {
         self.ptr.as_ptr()
     }
 
+    /// [`new`](Self::new) without pre-faulting (no `MAP_POPULATE`): for a
+    /// region received from a peer, whose contents are validated before any
+    /// page but the header's is touched ([`populate`](Self::populate) then).
+    pub fn new_lazy<O: Os>(
+        fd: BorrowedFd<'_>,
+        len: usize,
+        writable: bool,
+        huge: bool,
+    ) -> Result<Mapping> {
+        let prot = if writable {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        #[cfg(target_os = "linux")]
+        let flags = O::MAP_FLAGS.difference(rustix::mm::MapFlags::POPULATE);
+        #[cfg(not(target_os = "linux"))]
+        let flags = O::MAP_FLAGS;
+        // SAFETY: a fresh mapping at an address the kernel chooses
+        // (`ptr` null, no MAP_FIXED) cannot alias any Rust object.
+        let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) }
+            .map_err(|e| huge_err(huge, e))?;
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::Os(Errno::NOMEM))?;
+        Ok(Mapping { ptr, len, writable })
+    }
+
+    /// Fault every page in now (as `MAP_POPULATE` does at `mmap`), so that
+    /// the first messages take no page faults. Best effort: on Linux
+    /// `MADV_POPULATE_WRITE` / `_READ` (5.14+); elsewhere, or if that
+    /// fails, one read of each page.
+    pub fn populate(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            let advice = if self.writable {
+                rustix::mm::Advice::LinuxPopulateWrite
+            } else {
+                rustix::mm::Advice::LinuxPopulateRead
+            };
+            // SAFETY: the range is this live mapping (type invariant); the
+            // advice only faults its pages in, it changes no contents.
+            if unsafe { rustix::mm::madvise(self.ptr.as_ptr().cast(), self.len, advice) }.is_ok() {
+                return;
+            }
+        }
+        for off in (0..self.len).step_by(4096) {
+            // SAFETY: `off < len`: inside this live, readable mapping; a
+            // volatile read of a byte another process may write is a plain
+            // load, whatever its value.
+            unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(off)) };
+        }
+    }
+
     /// Bytes mapped.
     pub fn len(&self) -> usize {
         self.len
