@@ -1036,3 +1036,42 @@ fn hostile_listener_cannot_make_the_connector_map_a_huge_ring() {
     assert!(refused);
     accepted.unwrap();
 }
+
+#[test]
+fn listen_never_takes_over_a_lock_file_it_did_not_make() {
+    let path = temp_path("lockfile");
+    let lock = path.with_extension("sock.lock");
+    let _ = std::fs::remove_file(&path);
+    let o = opts(Direction::ConnectorToListener, false);
+    // A user's file at `<path>.lock`: refused, left exactly as it was.
+    std::fs::write(&lock, b"my notes").unwrap();
+    let e = listen(path.as_path(), &o).unwrap_err();
+    assert_eq!(e, Error::ForeignLockFile(lock.clone()));
+    assert!(e.to_string().contains("not made by memtube"), "{e}");
+    assert_eq!(std::fs::read(&lock).unwrap(), b"my notes");
+    assert!(!path.exists());
+    // A symbolic link there is not followed, nor removed.
+    std::fs::remove_file(&lock).unwrap();
+    let target = path.with_extension("target");
+    std::fs::write(&target, b"target").unwrap();
+    std::os::unix::fs::symlink(&target, &lock).unwrap();
+    assert_eq!(
+        listen(path.as_path(), &o).unwrap_err(),
+        Error::ForeignLockFile(lock.clone())
+    );
+    assert!(std::fs::symlink_metadata(&lock).unwrap().is_symlink());
+    assert_eq!(std::fs::read(&target).unwrap(), b"target");
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::remove_file(&target).unwrap();
+    // A stale memtube lock file (its listener died without removing it) is
+    // reused, and removed with the listener.
+    let l = listen(path.as_path(), &o).unwrap();
+    let magic = std::fs::read(&lock).unwrap();
+    drop(l);
+    assert!(!lock.exists());
+    std::fs::write(&lock, &magic).unwrap();
+    let l = listen(path.as_path(), &o).unwrap();
+    drop(l);
+    assert!(!lock.exists());
+    assert!(!path.exists());
+}

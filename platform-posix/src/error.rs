@@ -13,7 +13,7 @@ use std::fmt;
 /// - `Cancelled`: the [`CancelToken`](crate::CancelToken) of the connection
 ///   or listener was cancelled.
 /// - Setup errors, from `listen`, `connect` and `accept`: `AddrInUse`,
-///   `NotASocket`, `NoListener`, `PathTooLong`, `PermissionDenied`,
+///   `NotASocket`, `ForeignLockFile`, `NoListener`, `PathTooLong`, `PermissionDenied`,
 ///   `Handshake`, `HugePagesUnavailable`, `Unsupported`, `Os`. The
 ///   handshake and permission errors refuse one connection; a
 ///   [`Listener`](crate::Listener) keeps accepting after them.
@@ -53,6 +53,9 @@ pub enum Error {
     /// The socket path exists and is not a socket (a regular file, a
     /// directory, a symbolic link, ...): `listen` never replaces it.
     NotASocket(std::path::PathBuf),
+    /// `listen` on a path keeps a lock file at `<path>.lock`; a file of
+    /// that name exists that memtube did not make. It is left alone.
+    ForeignLockFile(std::path::PathBuf),
     /// Nothing listens at the address (`ECONNREFUSED` or `ENOENT` from `connect`).
     NoListener {
         /// The address, as given.
@@ -169,6 +172,11 @@ impl fmt::Display for Error {
             Error::NotASocket(p) => write!(
                 f,
                 "{} exists and is not a socket: memtube does not replace it; remove it or choose another path",
+                p.display()
+            ),
+            Error::ForeignLockFile(p) => write!(
+                f,
+                "{} exists and was not made by memtube (listen keeps its lock file there): memtube does not replace it; remove it or choose another path",
                 p.display()
             ),
             Error::NoListener { addr, errno } => write!(

@@ -257,6 +257,12 @@ impl<O: Os> Drop for Listener<O> {
 /// A process that opened it just before waits, then finds after locking that
 /// the path no longer names the inode it locked, and starts over; so two
 /// holders never coexist. Reference: flock(2).
+///
+/// memtube never takes over or removes a file it did not make: a lock file
+/// holds [`LOCK_MAGIC`], written by its creator under the lock (created with
+/// `O_EXCL`, locked, then written). A file at that name without it (a
+/// user's) is refused with [`Error::ForeignLockFile`] and left as it is; a
+/// stale memtube lock file (its process died) is reused.
 #[derive(Debug)]
 struct PathLock {
     fd: OwnedFd,
@@ -269,27 +275,86 @@ impl PathLock {
         let mut name = socket_path.as_os_str().to_owned();
         name.push(".lock");
         let path = std::path::PathBuf::from(name);
+        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
         // A few rounds at most: each retry means a holder just removed it.
         for _ in 0..16 {
-            let fd = rustix::fs::open(
+            let (fd, created) = match rustix::fs::open(
                 &path,
-                OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                flags | OFlags::CREATE | OFlags::EXCL,
                 Mode::from_raw_mode(0o600),
-            )?;
+            ) {
+                Ok(fd) => (fd, true),
+                Err(Errno::EXIST) => match rustix::fs::open(&path, flags, Mode::empty()) {
+                    Ok(fd) => (fd, false),
+                    Err(Errno::NOENT) => continue,
+                    // A symbolic link (O_NOFOLLOW) or something unopenable.
+                    Err(Errno::LOOP) => return Err(Error::ForeignLockFile(path)),
+                    Err(e) => return Err(Error::Os(e)),
+                },
+                Err(e) => return Err(Error::Os(e)),
+            };
             match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
                 Err(Errno::WOULDBLOCK) => return Err(Error::AddrInUse),
                 Err(e) => return Err(Error::Os(e)),
             }
-            let locked = dev_ino(&rustix::fs::fstat(&fd)?);
+            let st = rustix::fs::fstat(&fd)?;
+            let locked = dev_ino(&st);
             match rustix::fs::lstat(&path) {
-                Ok(st) if dev_ino(&st) == locked => return Ok(PathLock { fd, path }),
+                Ok(st) if dev_ino(&st) == locked => {}
                 Ok(_) | Err(Errno::NOENT) => continue,
                 Err(e) => return Err(Error::Os(e)),
             }
+            if created {
+                write_all(&fd, LOCK_MAGIC)?;
+            } else if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                return Err(Error::ForeignLockFile(path));
+            } else if st.st_size == 0 {
+                // Its creator is between `open` and its first write (we
+                // locked first): a listener starting now.
+                return Err(Error::AddrInUse);
+            } else if !holds_magic(&fd)? {
+                return Err(Error::ForeignLockFile(path));
+            }
+            return Ok(PathLock { fd, path });
         }
         Err(Error::AddrInUse)
     }
+}
+
+/// The contents of every lock file memtube makes (see [`PathLock`]).
+const LOCK_MAGIC: &[u8] = b"memtube listener lock\n";
+
+fn write_all(fd: &OwnedFd, mut b: &[u8]) -> Result<()> {
+    while !b.is_empty() {
+        match rustix::io::write(fd, b) {
+            Ok(0) => return Err(Error::Os(Errno::IO)),
+            Ok(n) => b = &b[n..],
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(Error::Os(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the file holds exactly [`LOCK_MAGIC`].
+fn holds_magic(fd: &OwnedFd) -> Result<bool> {
+    let mut buf = [0u8; 64];
+    let mut got = 0;
+    loop {
+        match rustix::io::pread(fd, &mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                if got == buf.len() {
+                    break;
+                }
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(Error::Os(e)),
+        }
+    }
+    Ok(&buf[..got] == LOCK_MAGIC)
 }
 
 impl Drop for PathLock {
