@@ -9,7 +9,7 @@
 
 use memtube::linux::{memfd, Linux};
 use memtube::{
-    connect, listen, Connection, Direction, Error, HandshakeFailure, Options, UidPolicy,
+    connect, listen, Connection, Direction, Error, HandshakeFailure, Options, PeerState, UidPolicy,
 };
 use memtube_ring::handshake::{Handshake, HandshakeError, RingDesc, Side};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -1073,5 +1073,79 @@ fn listen_never_takes_over_a_lock_file_it_did_not_make() {
     let l = listen(path.as_path(), &o).unwrap();
     drop(l);
     assert!(!lock.exists());
+    assert!(!path.exists());
+}
+
+/// Fork; the child runs `f` then exits with status 0 (`_exit`: no
+/// destructors, no atexit). Returns the child's wait status.
+fn fork_child(f: impl FnOnce()) -> i32 {
+    // SAFETY: the child only runs `f` (drops and ring calls: getpid, munmap,
+    // free, whose glibc implementations are fork-safe) and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        f();
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    status
+}
+
+#[test]
+fn a_forked_child_never_touches_its_parents_connection() {
+    let path = temp_path("fork");
+    let _ = std::fs::remove_file(&path);
+    let o = opts(Direction::ConnectorToListener, false);
+    let l = listen(path.as_path(), &o).unwrap();
+    let t = std::thread::spawn({
+        let (o, path) = (o.clone(), path.clone());
+        move || connect(path.as_path(), &o).unwrap()
+    });
+    let mut server = l.accept_timeout(T).unwrap();
+    let mut client = t.join().unwrap();
+    client.sender().unwrap().send(b"one", 1).unwrap();
+    // A child that drops the copies it inherited: no close byte, no ring
+    // role closed, no file removed, nothing unmapped in its parent.
+    let status = fork_child(|| {
+        // SAFETY: in the child only, which never uses the originals again
+        // (it exits right after): each value is dropped exactly once here.
+        unsafe {
+            drop(std::ptr::read(&client));
+            drop(std::ptr::read(&server));
+            drop(std::ptr::read(&l));
+        }
+    });
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status:#x}"
+    );
+    // A child that sends on its inherited copy: the ring is not mapped in
+    // the child (MADV_DONTFORK), so it faults instead of becoming a second
+    // producer behind its parent's back.
+    let status = fork_child(|| {
+        let _ = client.sender().unwrap().try_send(b"from the child", 9);
+    });
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,
+        "{status:#x}"
+    );
+    // The parent's connection and files are intact.
+    assert!(path.exists() && path.with_extension("sock.lock").exists());
+    assert_eq!(client.probe_peer(), PeerState::Alive);
+    assert_eq!(server.probe_peer(), PeerState::Alive);
+    client.sender().unwrap().send(b"two", 2).unwrap();
+    let rx = server.receiver().unwrap();
+    for (ty, p) in [(1, &b"one"[..]), (2, b"two")] {
+        let m = rx.recv_timeout(T).unwrap();
+        assert_eq!((m.type_id(), &m[..]), (ty, p));
+    }
+    assert_eq!(rx.try_recv().unwrap_err(), Error::Empty);
+    drop(client);
+    assert_eq!(rx.recv_timeout(T).unwrap_err(), Error::Closed);
+    drop(server);
+    drop(l);
     assert!(!path.exists());
 }

@@ -537,6 +537,11 @@ macro_rules! drop_handle {
     ($ty:ident, $field:ident) => {
         impl<O: Os> Drop for $ty<O> {
             fn drop(&mut self) {
+                // A forked child's copy: the role and the rings are the
+                // parent's (and not mapped here: `Mapping::dont_fork`).
+                if self.link.is_inherited() {
+                    return;
+                }
                 if std::thread::panicking() {
                     self.link.abort();
                     return;

@@ -239,7 +239,13 @@ impl<O: Os> Listener<O> {
 
 impl<O: Os> Drop for Listener<O> {
     fn drop(&mut self) {
-        if let (Addr::Path(p), Some(ours)) = (&self.addr, self.file) {
+        // A forked child's copy: the socket file is its parent's (the lock
+        // checks the same for itself).
+        let inherited = self
+            .lock
+            .as_ref()
+            .is_some_and(|l| std::process::id() != l.owner);
+        if let (Addr::Path(p), Some(ours), false) = (&self.addr, self.file, inherited) {
             // Remove the file only if it is still the one we bound.
             if rustix::fs::stat(p.as_path()).is_ok_and(|st| dev_ino(&st) == ours) {
                 let _ = rustix::fs::unlink(p.as_path());
@@ -267,6 +273,8 @@ impl<O: Os> Drop for Listener<O> {
 struct PathLock {
     fd: OwnedFd,
     path: std::path::PathBuf,
+    /// The process that took it: a forked child's copy removes nothing.
+    owner: u32,
 }
 
 impl PathLock {
@@ -316,7 +324,11 @@ impl PathLock {
             } else if !holds_magic(&fd)? {
                 return Err(Error::ForeignLockFile(path));
             }
-            return Ok(PathLock { fd, path });
+            return Ok(PathLock {
+                fd,
+                path,
+                owner: std::process::id(),
+            });
         }
         Err(Error::AddrInUse)
     }
@@ -361,10 +373,12 @@ impl Drop for PathLock {
     fn drop(&mut self) {
         // Still ours: nobody else can have replaced it while we hold the lock
         // (a replacement would itself have had to lock the file we hold).
-        if rustix::fs::fstat(&self.fd)
-            .ok()
-            .zip(rustix::fs::lstat(&self.path).ok())
-            .is_some_and(|(a, b)| dev_ino(&a) == dev_ino(&b))
+        // A forked child shares the lock with its parent, whose it is.
+        if std::process::id() == self.owner
+            && rustix::fs::fstat(&self.fd)
+                .ok()
+                .zip(rustix::fs::lstat(&self.path).ok())
+                .is_some_and(|(a, b)| dev_ino(&a) == dev_ino(&b))
         {
             let _ = rustix::fs::unlink(&self.path);
         }

@@ -44,6 +44,8 @@ pub(crate) struct Link {
     send_flags: SendFlags,
     /// Stops the connection's blocking calls ([`Options::cancel_token`](crate::Options::cancel_token)).
     cancel: Option<CancelToken>,
+    /// The process that made the connection.
+    owner: u32,
 }
 
 impl Link {
@@ -53,7 +55,16 @@ impl Link {
             state: AtomicU8::new(0),
             send_flags,
             cancel,
+            owner: std::process::id(),
         }
+    }
+
+    /// Whether this is a forked child's copy of another process's
+    /// connection (one `getpid`; for drops, never on the path of a message).
+    /// Such a copy must not close, abort or touch the rings: they are its
+    /// parent's.
+    pub(crate) fn is_inherited(&self) -> bool {
+        std::process::id() != self.owner
     }
 
     /// Tell the peer that this side is gone (a handle was dropped while its
@@ -111,7 +122,7 @@ impl Drop for Link {
         // A thread that panics while it holds the last handle has not closed
         // cleanly: no close byte, so the peer sees the socket close without
         // one and reports `PeerGone`, as for a crash.
-        if std::thread::panicking() {
+        if std::thread::panicking() || self.is_inherited() {
             return;
         }
         // A clean close: tell the peer before the socket closes. Best effort

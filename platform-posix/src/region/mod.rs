@@ -135,6 +135,8 @@ pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     writable: bool,
+    /// The process that mapped it (see [`Mapping::dont_fork`]).
+    owner: u32,
 }
 
 // SAFETY: a mapping is plain memory owned by this value; the ring handles
@@ -164,7 +166,14 @@ impl Mapping {
         let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, O::MAP_FLAGS, fd, 0) }
             .map_err(|e| huge_err(huge, e))?;
         let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::Os(Errno::NOMEM))?;
-        Ok(Mapping { ptr, len, writable })
+        let m = Mapping {
+            ptr,
+            len,
+            writable,
+            owner: std::process::id(),
+        };
+        m.dont_fork();
+        Ok(m)
     }
 
     /// `mlock`: keep the pages resident (needs `RLIMIT_MEMLOCK` or `CAP_IPC_LOCK`).
@@ -203,7 +212,35 @@ impl Mapping {
         let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) }
             .map_err(|e| huge_err(huge, e))?;
         let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::Os(Errno::NOMEM))?;
-        Ok(Mapping { ptr, len, writable })
+        let m = Mapping {
+            ptr,
+            len,
+            writable,
+            owner: std::process::id(),
+        };
+        m.dont_fork();
+        Ok(m)
+    }
+
+    /// Keep the mapping out of child processes (`MADV_DONTFORK`, Linux):
+    /// a ring belongs to the process that connected, and a child forked
+    /// later that used an inherited handle would be a second producer or
+    /// consumer behind its parent's back. Without the mapping, such a use
+    /// faults in the child instead of corrupting the parent's stream;
+    /// dropping inherited handles in the child does nothing (see `Drop`).
+    fn dont_fork(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: the range is this live mapping (type invariant); the
+            // advice changes only what a future fork inherits.
+            let _ = unsafe {
+                rustix::mm::madvise(
+                    self.ptr.as_ptr().cast(),
+                    self.len,
+                    rustix::mm::Advice::LinuxDontFork,
+                )
+            };
+        }
     }
 
     /// Fault every page in now (as `MAP_POPULATE` does at `mmap`), so that
@@ -250,6 +287,11 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // In a forked child the range is not this mapping (`dont_fork`): it
+        // may hold anything the child mapped since. Leave it alone.
+        if std::process::id() != self.owner {
+            return;
+        }
         // SAFETY: the range is this live mapping (type invariant), and every
         // handle borrowing it was dropped before its owner drops it.
         let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
