@@ -271,9 +271,9 @@ using PeerCred = memtube_peer_cred;
 
 /// What a probe of the peer found.
 enum class PeerState : int32_t {
-    Alive = MEMTUBE_PEER_ALIVE,
-    Closed = MEMTUBE_PEER_CLOSED,
-    Gone = MEMTUBE_PEER_GONE_STATE,
+    Alive = MEMTUBE_PEER_STATE_ALIVE,
+    Closed = MEMTUBE_PEER_STATE_CLOSED,
+    Gone = MEMTUBE_PEER_STATE_GONE,
 };
 
 /// The writing end of a ring. Owned (from Connection::split or
@@ -349,7 +349,7 @@ class Sender {
     }
     /// The peer's state: cached (no system call), or probed now.
     PeerState peer_state(bool probe = false) const {
-        int32_t s = MEMTUBE_PEER_ALIVE;
+        int32_t s = MEMTUBE_PEER_STATE_ALIVE;
         memtube_sender_peer_state(tx_, probe, &s);
         return static_cast<PeerState>(s);
     }
@@ -414,7 +414,7 @@ class Receiver {
         return s;
     }
     PeerState peer_state(bool probe = false) const {
-        int32_t s = MEMTUBE_PEER_ALIVE;
+        int32_t s = MEMTUBE_PEER_STATE_ALIVE;
         memtube_receiver_peer_state(rx_, probe, &s);
         return static_cast<PeerState>(s);
     }
@@ -478,7 +478,7 @@ class Connection {
         return p;
     }
     PeerState peer_state(bool probe = false) const {
-        int32_t s = MEMTUBE_PEER_ALIVE;
+        int32_t s = MEMTUBE_PEER_STATE_ALIVE;
         memtube_connection_peer_state(c_, probe, &s);
         return static_cast<PeerState>(s);
     }
