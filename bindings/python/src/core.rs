@@ -290,7 +290,7 @@ impl Deadline {
             Some(t) if t.is_nan() || t < 0.0 => Err(invalid(format!(
                 "timeout must be None or >= 0 seconds, not {t}"
             ))),
-            Some(t) if t == 0.0 => Ok(Deadline::Now),
+            Some(0.0) => Ok(Deadline::Now),
             Some(t) => match Duration::try_from_secs_f64(t) {
                 Ok(d) => Ok(Instant::now()
                     .checked_add(d)

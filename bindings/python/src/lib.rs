@@ -2,7 +2,7 @@
 //! the pure-Python package `memtube`): pyo3 over the `memtube` crate.
 //!
 //! See `bindings/python/README.md` and `docs/python.md` for the Python
-//! API; [`core`] for how objects own the Rust handles and how blocking
+//! API; the `core` module for how objects own the Rust handles and how blocking
 //! calls wait (without the GIL, in slices, checking for signals).
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -137,9 +137,11 @@ fn options(
     let direction = match direction {
         "connector_to_listener" => memtube::Direction::ConnectorToListener,
         "listener_to_connector" => memtube::Direction::ListenerToConnector,
-        d => return Err(invalid(format!(
+        d => {
+            return Err(invalid(format!(
             "direction must be \"connector_to_listener\" or \"listener_to_connector\", not {d:?}"
-        ))),
+        )))
+        }
     };
     let policy = match uid_policy {
         None => memtube::UidPolicy::SameUid,
@@ -178,6 +180,9 @@ fn options(
     }
     Ok(o)
 }
+
+/// What `Connection.split` returns.
+type Halves = (Option<Py<Sender>>, Option<Py<Receiver>>);
 
 /// A connection: one ring (one-way) or two (duplex), the socket that
 /// watches the peer, and the peer's credentials.
@@ -273,47 +278,45 @@ impl Connection {
                 },
             )));
         }
+        // Room for the request first, so that the call below sends it
+        // at once (only this thread produces; the peer only frees).
+        let need = ID_LEN + req.len();
         loop {
-            // Room for the request first, so that the call below sends it
-            // at once (only this thread produces; the peer only frees).
-            let need = ID_LEN + req.len();
-            loop {
-                let slice = deadline.slice(memtube::Error::Timeout)?;
-                let tx = c.conn.sender().py_err()?;
-                match tx.wait_for_room(need, Some(Duration::ZERO)) {
-                    Ok(()) => break,
-                    Err(memtube::Error::Timeout) => {}
-                    Err(e) => return Err(to_py(e)),
-                }
-                slice_done(py.detach(|| tx.wait_for_room(need, Some(slice))))?;
-                py.check_signals()?;
-            }
             let slice = deadline.slice(memtube::Error::Timeout)?;
-            // The id `call` gives this request (see `ConnCore::next_call_id`).
-            let id = c.next_call_id;
-            c.next_call_id += 1;
-            let conn = &mut c.conn;
-            let r = py.detach(|| match conn.call_timeout(type_id, req, slice) {
-                Ok(reply) => {
-                    let p = reply.payload();
-                    let out = (p.as_ptr() as usize, p.len(), reply.type_id());
-                    // Kept in the ring; received again (id in front) and
-                    // dropped by `release_held`.
-                    reply.keep();
-                    Ok(out)
-                }
-                Err(e) => Err(e),
-            });
-            match r {
-                Ok((ptr, len, ty)) => return Ok(self.hold(c, ptr, len, ty)),
-                Err(memtube::Error::Timeout) => {
-                    // The request was sent (there was room); its reply has
-                    // not come within the first slice: wait on for it.
-                    py.check_signals()?;
-                    return self.await_reply(py, c, id, deadline);
-                }
+            let tx = c.conn.sender().py_err()?;
+            match tx.wait_for_room(need, Some(Duration::ZERO)) {
+                Ok(()) => break,
+                Err(memtube::Error::Timeout) => {}
                 Err(e) => return Err(to_py(e)),
             }
+            slice_done(py.detach(|| tx.wait_for_room(need, Some(slice))))?;
+            py.check_signals()?;
+        }
+        let slice = deadline.slice(memtube::Error::Timeout)?;
+        // The id `call` gives this request (see `ConnCore::next_call_id`).
+        let id = c.next_call_id;
+        c.next_call_id += 1;
+        let conn = &mut c.conn;
+        let r = py.detach(|| match conn.call_timeout(type_id, req, slice) {
+            Ok(reply) => {
+                let p = reply.payload();
+                let out = (p.as_ptr() as usize, p.len(), reply.type_id());
+                // Kept in the ring; received again (id in front) and
+                // dropped by `release_held`.
+                reply.keep();
+                Ok(out)
+            }
+            Err(e) => Err(e),
+        });
+        match r {
+            Ok((ptr, len, ty)) => Ok(self.hold(c, ptr, len, ty)),
+            Err(memtube::Error::Timeout) => {
+                // The request was sent (there was room); its reply has
+                // not come within the first slice: wait on for it.
+                py.check_signals()?;
+                self.await_reply(py, c, id, deadline)
+            }
+            Err(e) => Err(to_py(e)),
         }
     }
 
@@ -451,7 +454,7 @@ fn run_handler(
     Ok(ty)
 }
 
-fn open<'a>(g: &'a mut Slot<ConnCore>) -> PyResult<&'a mut ConnCore> {
+fn open(g: &mut Slot<ConnCore>) -> PyResult<&mut ConnCore> {
     match g {
         Slot::Open(c) => Ok(c),
         Slot::Gone(why) => Err(invalid(format!("this connection cannot be used: {why}"))),
@@ -561,7 +564,7 @@ impl Connection {
     /// Split into an owned (sender, receiver) pair (either may be None)
     /// that two threads can use at once; the connection itself is then
     /// unusable. Releases the held message first (Busy while exported).
-    fn split(&self, py: Python<'_>) -> PyResult<(Option<Py<Sender>>, Option<Py<Receiver>>)> {
+    fn split(&self, py: Python<'_>) -> PyResult<Halves> {
         let mut g = lock(&self.core)?;
         let c = open(&mut g)?;
         if let Ok(rx) = c.conn.receiver() {

@@ -227,14 +227,11 @@ impl Message {
         }
         check_no_exports(&self.st)?;
         let mut g = self.src.lock()?;
-        match g.access() {
-            Ok(acc) => {
-                if acc.held.as_ref().is_some_and(|h| Arc::ptr_eq(h, &self.st)) {
-                    release_held(acc.rx, acc.held)?;
-                }
+        // Closed or split (no access): the close released it.
+        if let Ok(acc) = g.access() {
+            if acc.held.as_ref().is_some_and(|h| Arc::ptr_eq(h, &self.st)) {
+                release_held(acc.rx, acc.held)?;
             }
-            // Closed or split: the close released it.
-            Err(_) => {}
         }
         self.st.released.store(true, Relaxed);
         Ok(())
