@@ -11,6 +11,7 @@
 //!          --call N    make N calls, checking each reply (duplex)
 //!   OPTIONS: --size S (largest payload, default 256, at least 8)
 //!            --capacity C (ring bytes, default 65536)  --timeout SECS (default 10)
+//!            --unchecked (with --recv: only count messages and bytes, for rates)
 //! ```
 //!
 //! The sequence (every implementation produces and checks the same): message
@@ -27,6 +28,8 @@
 //! `ok count=N bytes=B fnv=HEX secs=T`: the messages (or calls), their payload
 //! bytes, the FNV-1a 64 hash of every payload in order, and the seconds from
 //! the first message to the last; any mismatch prints `error: ...` and exits 1.
+//! With `--unchecked`, a receiver checks nothing and hashes nothing (`fnv=0`):
+//! a rate benchmark's sink (bindings/python/bench/pingpong.py).
 
 use memtube::{Connection, Direction, Options};
 use std::io::Write;
@@ -72,12 +75,14 @@ struct Args {
     size: usize,
     capacity: u32,
     timeout: Duration,
+    unchecked: bool,
 }
 
 fn parse() -> Result<Args, BoxError> {
     let mut a = std::env::args().skip(1);
     let (mut listen, mut connect, mut role) = (None, None, None);
     let (mut size, mut capacity, mut timeout) = (256usize, 1u32 << 16, 10.0f64);
+    let mut unchecked = false;
     while let Some(arg) = a.next() {
         let mut val = || a.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -90,6 +95,7 @@ fn parse() -> Result<Args, BoxError> {
             "--size" => size = val()?.parse()?,
             "--capacity" => capacity = val()?.parse()?,
             "--timeout" => timeout = val()?.parse()?,
+            "--unchecked" => unchecked = true,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -106,6 +112,7 @@ fn parse() -> Result<Args, BoxError> {
         size,
         capacity,
         timeout: Duration::from_secs_f64(timeout),
+        unchecked,
     })
 }
 
@@ -166,6 +173,11 @@ fn run(args: &Args) -> Result<(u64, u64, u64, f64), BoxError> {
                     Err(e) => return Err(e.into()),
                 };
                 start.get_or_insert_with(Instant::now);
+                if args.unchecked {
+                    bytes += m.len() as u64;
+                    count += 1;
+                    continue;
+                }
                 message(count, args.size, &mut want);
                 if m.type_id() != count as u32 || m.payload() != want.as_slice() {
                     return Err(format!(
@@ -218,7 +230,8 @@ fn run(args: &Args) -> Result<(u64, u64, u64, f64), BoxError> {
         }
     }
     let secs = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
-    Ok((count, bytes, fnv.0, secs))
+    let fnv = if args.unchecked { 0 } else { fnv.0 };
+    Ok((count, bytes, fnv, secs))
 }
 
 fn main() {
