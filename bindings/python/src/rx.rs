@@ -20,11 +20,18 @@ pub(crate) struct Receiver {
     pub(crate) src: RxSrc,
 }
 
+/// A receive polls the ring this many times with the GIL held (a few
+/// microseconds at most) before it waits without the GIL: a round trip's
+/// answer usually comes within that, and giving the GIL up and taking it
+/// back costs more than the polls (docs/bench/python.md, "GIL").
+const GIL_POLLS: u32 = 64;
+
 /// Receive into a new `Message` held by the receiver behind `src`.
 pub(crate) fn recv_msg(py: Python<'_>, src: &RxSrc, deadline: Deadline) -> PyResult<Message> {
     let mut g = src.lock()?;
     let acc = g.access()?;
     release_held(acc.rx, acc.held)?;
+    let mut polls = GIL_POLLS;
     loop {
         // First without giving up the GIL: a message already there costs
         // no more than the receive itself.
@@ -47,6 +54,11 @@ pub(crate) fn recv_msg(py: Python<'_>, src: &RxSrc, deadline: Deadline) -> PyRes
             }
             Err(memtube::Error::Empty) => {}
             Err(e) => return Err(to_py(e)),
+        }
+        if polls > 0 && !matches!(deadline, Deadline::Now) {
+            polls -= 1;
+            std::hint::spin_loop();
+            continue;
         }
         let slice = deadline.slice(memtube::Error::Empty)?;
         let rx = &mut *acc.rx;
