@@ -218,6 +218,7 @@ def stream_to_rust(binary: str, n: int, batch: int) -> dict:
     tx = conn.sender
     tx.set_line_padding(False)  # a stream packs small messages
     payload = bytes(SMALL)
+    n = n // batch * batch
     t0 = time.perf_counter()
     if batch == 1:
         send = tx.send
