@@ -103,7 +103,6 @@ def main() -> None:
                 pass
 
     def memoryview_of(n):
-        m = rx.recv() if False else None  # noqa: F841
         tx.send(payload)
         mm_ = rx.recv()
         for _ in range(n):
@@ -117,7 +116,7 @@ def main() -> None:
         ("len(msg)", best(length, n) - base),
         ("tx.max_payload (takes the lock)", best(locked, n) - base),
         ("tx.send(32 B) + rx.recv() (same core)", best(send_recv, n) - base),
-        ("tx.send(32 B), batches of 256 received", best(send_only, n) - base),
+        ("tx.send(32 B) + rx.recv(), in batches of 256", best(send_only, n) - base),
         ("rx.try_recv() raising Empty", best(try_recv_empty, n // 10) - base),
         ("memoryview(msg).release()", best(memoryview_of, n) - base),
     ]
