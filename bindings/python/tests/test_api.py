@@ -705,3 +705,57 @@ def test_exception_hierarchy():
     assert issubclass(memtube.PeerGone, memtube.Disconnected)
     assert issubclass(memtube.OsError, OSError)
     assert issubclass(memtube.Error, Exception)
+
+
+def test_forward_a_message_and_reprs(duplex):
+    server, client = duplex
+    client.sender.send(b"forward me", type_id=3)
+    m = server.receiver.recv(timeout=5)
+    server.sender.send(m, type_id=m.type_id)  # the message's buffer, copied into the other ring
+    back = client.receiver.recv(timeout=5)
+    assert (back.type_id, bytes(back)) == (3, b"forward me")
+    assert m.__exit__(None, None, None) is False and m.released
+    g = client.sender.reserve(4, type_id=9)
+    assert g.type_id == 9 and "len=4" in repr(g)
+    g.abort()
+    assert "done" in repr(g)
+    with pytest.raises(memtube.InvalidArgument):
+        g.abort()
+
+
+def test_huge_pages_work_or_are_unsupported(addr):
+    with memtube.listen(addr, huge_pages=True) as listener:
+        box = {}
+
+        def connect():
+            try:
+                box["c"] = memtube.connect(addr, timeout=5)
+            except memtube.Handshake as e:  # the listener refused: no huge pages
+                box["e"] = e
+
+        t = threading.Thread(target=connect)
+        t.start()
+        try:
+            server = listener.accept(timeout=5)
+        except memtube.Unsupported as e:
+            assert "huge pages" in str(e)
+            t.join()
+            assert "e" in box
+            return
+        t.join()
+        box["c"].sender.send(b"huge")
+        assert bytes(server.receiver.recv(timeout=5)) == b"huge"
+        server.close()
+        box["c"].close()
+
+
+def test_iteration_raises_peer_gone_on_split_receiver(addr):
+    server, client = pair(addr)
+    _, rx = server.split()
+    client.sender.send(b"last")
+    # A sender dropped while its thread panics would say "gone"; a clean
+    # close says "closed": here the iteration simply ends.
+    client.close()
+    assert [bytes(m) for m in rx] == [b"last"]
+    with rx:
+        pass
