@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, final
 
 from typing_extensions import Buffer, Self
 
@@ -13,16 +13,16 @@ __version__: str
 SLICE: float
 """Seconds a blocking call waits without the GIL between two signal checks."""
 
-Address = Union[str, "os.PathLike[str]"]
-Direction = Literal["connector_to_listener", "listener_to_connector"]
-UidPolicy = Union[Literal["same", "any"], Iterable[int], None]
-Backend = Literal["memfd", "shm"] | None
-PeerState = Literal["alive", "closed", "gone"]
-Reply = Union[None, Buffer, tuple[int, Buffer]]
-Handler = Callable[[int, bytes], Reply]
+_Address = Union[str, "os.PathLike[str]"]
+_Direction = Literal["connector_to_listener", "listener_to_connector"]
+_UidPolicy = Union[Literal["same", "any"], Iterable[int], None]
+_Backend = Literal["memfd", "shm"] | None
+_PeerState = Literal["alive", "closed", "gone"]
+_Reply = Union[None, Buffer, tuple[int, Buffer]]
+_Handler = Callable[[int, bytes], _Reply]
 
 def listen(
-    addr: Address,
+    addr: _Address,
     *,
     capacity: int = 65536,
     duplex: bool = False,
@@ -30,9 +30,9 @@ def listen(
     pure_spin: bool = False,
     huge_pages: bool = False,
     mlock: bool = False,
-    direction: Direction = "connector_to_listener",
-    uid_policy: UidPolicy = None,
-    backend: Backend = None,
+    direction: _Direction = "connector_to_listener",
+    uid_policy: _UidPolicy = None,
+    backend: _Backend = None,
     handshake_timeout: float = 5.0,
 ) -> Listener:
     """Listen on `addr` (a path, or "@name" for a Linux abstract socket).
@@ -45,7 +45,7 @@ def listen(
     "any", or a list of uids)."""
 
 def connect(
-    addr: Address,
+    addr: _Address,
     *,
     capacity: int = 65536,
     duplex: bool = False,
@@ -53,9 +53,9 @@ def connect(
     pure_spin: bool = False,
     huge_pages: bool = False,
     mlock: bool = False,
-    direction: Direction = "connector_to_listener",
-    uid_policy: UidPolicy = None,
-    backend: Backend = None,
+    direction: _Direction = "connector_to_listener",
+    uid_policy: _UidPolicy = None,
+    backend: _Backend = None,
     timeout: float = 5.0,
     handshake_timeout: float = 5.0,
 ) -> Connection:
@@ -63,6 +63,7 @@ def connect(
     the listener's; the ring options are the listener's. Raises NoListener
     when nothing listens there."""
 
+@final
 class Listener:
     """A listening socket (context manager: closed on exit)."""
 
@@ -75,6 +76,7 @@ class Listener:
     def __enter__(self) -> Self: ...
     def __exit__(self, *args: object) -> bool: ...
 
+@final
 class PeerCred:
     """The peer's credentials, as the kernel recorded them."""
 
@@ -85,6 +87,7 @@ class PeerCred:
     @property
     def gid(self) -> int: ...
 
+@final
 class Stats:
     """A ring's counters (may be stale)."""
 
@@ -103,6 +106,7 @@ class Stats:
     @property
     def consumer_wakes(self) -> int: ...
 
+@final
 class Connection:
     """A connection: one ring (one-way) or two (duplex). Context manager:
     closed on exit. One thread at a time; split() for two."""
@@ -120,12 +124,12 @@ class Connection:
     @property
     def closed(self) -> bool: ...
     def is_peer_alive(self) -> bool: ...
-    def probe_peer(self) -> PeerState: ...
+    def probe_peer(self) -> _PeerState: ...
     def call(self, type_id: int, data: Buffer, timeout: float | None = None) -> Message:
         """Send a request and wait for its reply (duplex connections)."""
-    def serve_one(self, handler: Handler, timeout: float | None = None) -> None:
+    def serve_one(self, handler: _Handler, timeout: float | None = None) -> None:
         """Serve one request: handler(type_id, request) returns the reply."""
-    def serve(self, handler: Handler) -> None:
+    def serve(self, handler: _Handler) -> None:
         """Serve requests until the peer closes."""
     def split(self) -> tuple[Sender | None, Receiver | None]:
         """Owned handles that two threads can use at once."""
@@ -133,6 +137,7 @@ class Connection:
     def __enter__(self) -> Self: ...
     def __exit__(self, *args: object) -> bool: ...
 
+@final
 class Sender:
     """The writing end of a ring."""
 
@@ -151,7 +156,7 @@ class Sender:
     def publish(self) -> None: ...
     def stats(self) -> Stats: ...
     def is_peer_alive(self) -> bool: ...
-    def probe_peer(self) -> PeerState: ...
+    def probe_peer(self) -> _PeerState: ...
     def set_nontemporal_threshold(self, n: int) -> None: ...
     def set_line_padding(self, on: bool) -> None: ...
     def close(self) -> None:
@@ -159,6 +164,7 @@ class Sender:
     def __enter__(self) -> Self: ...
     def __exit__(self, *args: object) -> bool: ...
 
+@final
 class Receiver:
     """The reading end of a ring; iterating receives until the peer closes."""
 
@@ -172,12 +178,13 @@ class Receiver:
     def __next__(self) -> Message: ...
     def stats(self) -> Stats: ...
     def is_peer_alive(self) -> bool: ...
-    def probe_peer(self) -> PeerState: ...
+    def probe_peer(self) -> _PeerState: ...
     def close(self) -> None:
         """Close a receiver returned by Connection.split()."""
     def __enter__(self) -> Self: ...
     def __exit__(self, *args: object) -> bool: ...
 
+@final
 class Message(Buffer):
     """A received message in place in the ring: a read-only buffer, valid
     until released (release(), a with block, the next receive)."""
@@ -213,6 +220,7 @@ class Message(Buffer):
         """A DLPack capsule (kDLCPU, uint8, 1-D, read-only) over the bytes."""
     def __dlpack_device__(self) -> tuple[int, int]: ...
 
+@final
 class Grant(Buffer):
     """A reservation: a writable buffer. commit() sends it; a with block
     commits on normal exit and aborts on an exception."""
