@@ -1,0 +1,151 @@
+"""The Python twin of examples/interop.rs: the same command line, the same
+deterministic sequence of messages, the same closing line, so that any two
+of {Python, Rust, C, ...} can be run against each other between two real
+processes. See examples/interop.rs for the specification.
+
+    python peer.py (--listen ADDR | --connect ADDR) (--send N | --recv | --serve | --call N)
+                   [--size S] [--capacity C] [--timeout SECS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import memtube
+
+_PATTERN = bytes(range(256))
+
+
+def message(i: int, size: int) -> bytes:
+    """Message ``i`` of the sequence with payloads of at most ``size`` bytes."""
+    n = 8 + (i * 7919) % (size - 7)
+    start = (i * 31 + 8) % 256
+    body = b""
+    need = n - 8
+    if need:
+        reps = (start + need) // 256 + 1
+        body = (_PATTERN * reps)[start : start + need]
+    return i.to_bytes(8, "little") + body
+
+
+class Fnv:
+    """FNV-1a, 64-bit."""
+
+    def __init__(self) -> None:
+        self.h = 0xCBF29CE484222325
+
+    def update(self, data: bytes) -> None:
+        h = self.h
+        for b in data:
+            h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+        self.h = h
+
+
+def open_conn(args: argparse.Namespace) -> memtube.Connection:
+    duplex = args.serve or args.call is not None
+    sends = args.send is not None
+    listening = args.listen is not None
+    direction = "listener_to_connector" if sends == listening else "connector_to_listener"
+    opts = dict(capacity=args.capacity, duplex=duplex, direction=direction)
+    if listening:
+        listener = memtube.listen(args.listen, **opts)
+        print("listening", flush=True)
+        conn = listener.accept(timeout=args.timeout)
+        listener.close()
+        return conn
+    until = time.monotonic() + args.timeout
+    while True:
+        try:
+            return memtube.connect(args.connect, **opts)
+        except memtube.NoListener:
+            if time.monotonic() > until:
+                raise
+            time.sleep(0.01)
+
+
+def run(args: argparse.Namespace) -> tuple[int, int, int, float]:
+    conn = open_conn(args)
+    count = nbytes = 0
+    fnv = Fnv()
+    start = None
+    if args.send is not None:
+        tx = conn.sender
+        for i in range(args.send):
+            m = message(i, args.size)
+            tx.send(m, i & 0xFFFFFFFF, timeout=args.timeout)
+            start = start or time.perf_counter()
+            fnv.update(m)
+            nbytes += len(m)
+            count += 1
+    elif args.recv:
+        for msg in conn.receiver:
+            start = start or time.perf_counter()
+            want = message(count, args.size)
+            got = bytes(msg)
+            if msg.type_id != count & 0xFFFFFFFF or got != want:
+                raise SystemExit(
+                    f"error: message {count} differs: type id {msg.type_id}, "
+                    f"{len(got)} bytes (expected {len(want)})"
+                )
+            fnv.update(got)
+            nbytes += len(got)
+            count += 1
+    elif args.serve:
+        bad = []
+
+        def handler(ty: int, req: bytes):
+            nonlocal count, nbytes, start
+            start = start or time.perf_counter()
+            if ty != count & 0xFFFFFFFF or req != message(count, args.size):
+                bad.append(count)
+            fnv.update(req)
+            nbytes += len(req)
+            count += 1
+            return ((ty + 1) & 0xFFFFFFFF, req[::-1])
+
+        conn.serve(handler)
+        if bad:
+            raise SystemExit(f"error: request {bad[0]} differs")
+    else:
+        for i in range(args.call):
+            m = message(i, args.size)
+            with conn.call(i & 0xFFFFFFFF, m, timeout=args.timeout) as reply:
+                start = start or time.perf_counter()
+                if reply.type_id != (i + 1) & 0xFFFFFFFF or bytes(reply) != m[::-1]:
+                    raise SystemExit(f"error: reply {i} differs")
+            fnv.update(m)
+            nbytes += len(m)
+            count += 1
+    conn.close()
+    secs = time.perf_counter() - start if start else 0.0
+    return count, nbytes, fnv.h, secs
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--listen")
+    where.add_argument("--connect")
+    role = p.add_mutually_exclusive_group(required=True)
+    role.add_argument("--send", type=int)
+    role.add_argument("--recv", action="store_true")
+    role.add_argument("--serve", action="store_true")
+    role.add_argument("--call", type=int)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--capacity", type=int, default=1 << 16)
+    p.add_argument("--timeout", type=float, default=10.0)
+    args = p.parse_args(argv)
+    if args.size < 8:
+        p.error("--size must be at least 8")
+    try:
+        count, nbytes, h, secs = run(args)
+    except memtube.Error as e:
+        print(f"error: {type(e).__name__}: {e}", flush=True)
+        sys.exit(1)
+    print(f"ok count={count} bytes={nbytes} fnv={h:016x} secs={secs:.6f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

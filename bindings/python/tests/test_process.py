@@ -1,0 +1,325 @@
+"""Between real processes: Ctrl-C, a killed peer, and Python <-> Rust."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import memtube
+from conftest import HERE, python_peer, unique_addr
+
+PRELUDE = textwrap.dedent(
+    """
+    import sys, threading, time
+    sys.path.insert(0, {here!r})
+    import memtube
+    from conftest import pair
+    """
+)
+
+
+def child(body: str) -> subprocess.Popen:
+    code = PRELUDE.format(here=str(HERE)) + textwrap.dedent(body)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_line(p: subprocess.Popen, want: str, timeout: float = 10.0) -> None:
+    line = p.stdout.readline()
+    if line.strip() != want:
+        p.kill()
+        out, err = p.communicate(timeout=timeout)
+        raise AssertionError(f"child said {line!r}, not {want!r}\n{out}\n{err}")
+
+
+BLOCKING = {
+    # A blocking receive on an empty ring.
+    "recv": """
+        server, client = pair({addr!r})
+        rx = server.receiver
+        call = lambda: rx.recv()
+        after = lambda: (client.sender.send(b"after"), print("got", bytes(rx.recv(timeout=5)), flush=True))
+    """,
+    # A blocking send on a full ring.
+    "send": """
+        server, client = pair({addr!r}, capacity=4096)
+        tx = client.sender
+        while True:
+            try:
+                tx.try_send(bytes(1000))
+            except memtube.Full:
+                break
+        call = lambda: tx.send(bytes(1000))
+        def after():
+            n = 0
+            while True:
+                try:
+                    server.receiver.try_recv()
+                    n += 1
+                except memtube.Empty:
+                    break
+            print("got", n, flush=True)
+    """,
+    # accept with no peer.
+    "accept": """
+        listener = memtube.listen({addr!r})
+        call = lambda: listener.accept()
+        def after():
+            try:
+                listener.accept(timeout=0.05)
+            except memtube.Timeout:
+                print("got", "timeout", flush=True)
+    """,
+    # call on a server that never answers.
+    "call": """
+        server, client = pair({addr!r}, duplex=True)
+        call = lambda: client.call(1, b"ping")
+        after = lambda: print("got", server.receiver.recv(timeout=5).type_id, flush=True)
+    """,
+    # serve with no request.
+    "serve": """
+        server, client = pair({addr!r}, duplex=True)
+        call = lambda: server.serve(lambda ty, req: req)
+        after = lambda: print("got", "none", flush=True)
+    """,
+}
+
+
+@pytest.mark.parametrize("what", sorted(BLOCKING))
+def test_sigint_interrupts_blocking_call(what):
+    body = textwrap.dedent(BLOCKING[what]).format(addr=unique_addr("int")) + textwrap.dedent(
+        """
+        print("ready", flush=True)
+        t0 = None
+        try:
+            t0 = time.monotonic()
+            call()
+            print("returned", flush=True)
+        except KeyboardInterrupt:
+            print(f"interrupted {time.monotonic() - t0:.3f}", flush=True)
+        after()
+        """
+    )
+    p = child(body)
+    try:
+        wait_line(p, "ready")
+        time.sleep(0.3)  # well inside the blocking call
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        line = p.stdout.readline().split()
+        latency = time.monotonic() - sent
+        assert line and line[0] == "interrupted", (line, p.stderr.read())
+        assert latency < 1.0, latency
+        # Nothing lost: the handle still works after the interrupt.
+        got = p.stdout.readline().split()
+        assert got and got[0] == "got", (got, p.stderr.read())
+        if what == "recv":
+            assert got[1] == "b'after'"
+        if what == "call":
+            assert got[1] == "1"  # the request was sent once
+        assert p.wait(timeout=10) == 0
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_sigint_latency_is_about_a_slice():
+    """Ctrl-C lands within ~100 ms (the wait slice is 50 ms)."""
+    body = """
+        server, client = pair({addr!r})
+        print("ready", flush=True)
+        try:
+            server.receiver.recv()
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic(), flush=True)
+    """.format(addr=unique_addr("lat"))
+    p = child(body)
+    try:
+        wait_line(p, "ready")
+        time.sleep(0.2)
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        line = p.stdout.readline().split()
+        assert line[0] == "interrupted"
+        assert float(line[1]) - sent < 0.2
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_peer_gone_after_sigkill():
+    addr = unique_addr("kill")
+    body = """
+        conn = memtube.connect({addr!r}, timeout=10)
+        for i in range(3):
+            conn.sender.send(b"msg%d" % i, type_id=i)
+        print("sent", flush=True)
+        time.sleep(60)
+    """.format(addr=addr)
+    with memtube.listen(addr) as listener:
+        p = child(body)
+        try:
+            conn = listener.accept(timeout=10)
+            wait_line(p, "sent")
+            assert conn.peer.pid == p.pid
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+            rx = conn.receiver
+            # Every message sent before the death is delivered, then PeerGone.
+            assert [bytes(rx.recv(timeout=5)) for _ in range(3)] == [b"msg0", b"msg1", b"msg2"]
+            t0 = time.monotonic()
+            with pytest.raises(memtube.PeerGone) as ei:
+                rx.recv(timeout=5)
+            assert time.monotonic() - t0 < 1.0
+            assert isinstance(ei.value, memtube.Disconnected)
+            assert conn.probe_peer() == "gone"
+            assert not conn.is_peer_alive()
+        finally:
+            p.kill()
+            p.wait()
+
+
+def test_peer_gone_unblocks_sender():
+    addr = unique_addr("kill2")
+    body = """
+        listener = memtube.listen({addr!r}, capacity=4096)
+        print("listening", flush=True)
+        conn = listener.accept(timeout=10)
+        print("accepted", flush=True)
+        time.sleep(60)
+    """.format(addr=addr)
+    p = child(body)
+    try:
+        wait_line(p, "listening")
+        conn = memtube.connect(addr, capacity=4096, timeout=10)
+        wait_line(p, "accepted")
+        tx = conn.sender
+        while True:
+            try:
+                tx.try_send(bytes(1000))
+            except memtube.Full:
+                break
+        os.kill(p.pid, signal.SIGKILL)
+        with pytest.raises(memtube.PeerGone):
+            tx.send(bytes(1000), timeout=5)
+    finally:
+        p.kill()
+        p.wait()
+
+
+# ------------------------------------------------------------- interoperability
+
+
+def run_pair(listen_cmd: list[str], connect_cmd: list[str]) -> tuple[str, str]:
+    """Run a listening and a connecting peer; both must succeed. Returns
+    their closing lines."""
+    lp = subprocess.Popen(listen_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = lp.stdout.readline().strip()
+        assert first == "listening", (first, lp.stderr.read())
+        cp = subprocess.run(connect_cmd, capture_output=True, text=True, timeout=120)
+        out, err = lp.communicate(timeout=120)
+    finally:
+        lp.kill()
+        lp.wait()
+    c_line = cp.stdout.strip().splitlines()[-1] if cp.stdout.strip() else cp.stderr
+    l_line = out.strip().splitlines()[-1] if out.strip() else err
+    assert cp.returncode == 0 and lp.returncode == 0, (l_line, c_line, err, cp.stderr)
+    return l_line, c_line
+
+
+def summary(line: str) -> dict[str, str]:
+    words = line.split()
+    assert words[0] == "ok", line
+    return dict(w.split("=", 1) for w in words[1:])
+
+
+def check_same(a: str, b: str, count: int) -> None:
+    sa, sb = summary(a), summary(b)
+    assert int(sa["count"]) == int(sb["count"]) == count
+    assert sa["bytes"] == sb["bytes"] and sa["fnv"] == sb["fnv"]
+
+
+N = 3000
+SIZE = 1000  # payloads of 8..1000 bytes
+
+
+@pytest.mark.parametrize("py_listens", [True, False])
+def test_python_to_rust_stream(interop_bin, py_listens):
+    addr = unique_addr("p2r")
+    opts = ["--size", str(SIZE), "--capacity", "16384"]
+    py = python_peer("--listen" if py_listens else "--connect", addr, "--send", str(N), *opts)
+    rs = [interop_bin, "--connect" if py_listens else "--listen", addr, "--recv", *opts]
+    a, b = run_pair(py, rs) if py_listens else run_pair(rs, py)
+    check_same(a, b, N)
+
+
+@pytest.mark.parametrize("py_listens", [True, False])
+def test_rust_to_python_stream(interop_bin, py_listens):
+    addr = unique_addr("r2p")
+    opts = ["--size", str(SIZE), "--capacity", "16384"]
+    py = python_peer("--listen" if py_listens else "--connect", addr, "--recv", *opts)
+    rs = [interop_bin, "--connect" if py_listens else "--listen", addr, "--send", str(N), *opts]
+    a, b = run_pair(py, rs) if py_listens else run_pair(rs, py)
+    check_same(a, b, N)
+
+
+def test_python_calls_rust(interop_bin):
+    addr = unique_addr("pcr")
+    a, b = run_pair(
+        [interop_bin, "--listen", addr, "--serve", "--size", "300"],
+        python_peer("--connect", addr, "--call", "500", "--size", "300"),
+    )
+    check_same(a, b, 500)
+
+
+def test_rust_calls_python(interop_bin):
+    addr = unique_addr("rcp")
+    a, b = run_pair(
+        python_peer("--listen", addr, "--serve", "--size", "300"),
+        [interop_bin, "--connect", addr, "--call", "500", "--size", "300"],
+    )
+    check_same(a, b, 500)
+
+
+def test_python_to_python_processes():
+    addr = unique_addr("p2p")
+    a, b = run_pair(
+        python_peer("--listen", addr, "--recv", "--size", "200"),
+        python_peer("--connect", addr, "--send", "2000", "--size", "200"),
+    )
+    check_same(a, b, 2000)
+
+
+def test_interop_detects_a_mismatch(interop_bin):
+    """The checks can fail: a different --size on each side is reported."""
+    addr = unique_addr("bad")
+    lp = subprocess.Popen(
+        python_peer("--listen", addr, "--recv", "--size", "100"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert lp.stdout.readline().strip() == "listening"
+        subprocess.run(
+            [interop_bin, "--connect", addr, "--send", "10", "--size", "200"],
+            capture_output=True,
+            timeout=60,
+        )
+        out, err = lp.communicate(timeout=60)
+        assert lp.returncode != 0
+        assert "differs" in out + err
+    finally:
+        lp.kill()
+        lp.wait()
