@@ -347,7 +347,9 @@ pub(crate) fn to_py(e: memtube::Error) -> PyErr {
         E::Ring(r) => ring_kind(r),
         E::PermissionDenied { .. } => Kind::PermissionDenied,
         E::AddrInUse => Kind::AddrInUse,
-        E::NotASocket(_) => Kind::NotASocket,
+        // Something memtube did not make is in the way (at the path, or at
+        // its lock file name): the same remedy.
+        E::NotASocket(_) | E::ForeignLockFile(_) => Kind::NotASocket,
         E::NoListener { .. } => Kind::NoListener,
         E::Cancelled => Kind::Cancelled,
         E::ReplyTooLarge { .. } => Kind::ReplyTooLarge,
