@@ -385,29 +385,39 @@ extern "C" {
  * last memtube call on this thread succeeded. Owned by memtube, valid
  * until the next memtube call on this thread (do not free it). Calling
  * this, `memtube_last_os_error` or `memtube_status_name` does not change it.
+ *
+ * Threads: per thread (the last error is thread-local).
  */
 const char *memtube_last_error_message(void);
 
 /**
  * The errno behind this thread's last failure (status `MEMTUBE_OS`, and
  * some others such as NO_LISTENER), or 0.
+ *
+ * Threads: per thread (the last error is thread-local).
  */
 int32_t memtube_last_os_error(void);
 
 /**
  * The name of a status ("MEMTUBE_FULL"), static and NUL-terminated;
  * "MEMTUBE_UNKNOWN_STATUS" for a number that is not one.
+ *
+ * Threads: any thread.
  */
 const char *memtube_status_name(int32_t status);
 
 /**
  * The ABI version of the library loaded (`MEMTUBE_ABI_VERSION` of the
  * header it was built with): `major << 16 | minor`.
+ *
+ * Threads: any thread.
  */
 uint32_t memtube_abi_version(void);
 
 /**
  * The library's version ("0.1.0"), static and NUL-terminated.
+ *
+ * Threads: any thread.
  */
 const char *memtube_version(void);
 
@@ -420,6 +430,7 @@ const char *memtube_version(void);
  * failure NULL. ADDR_IN_USE when a live listener owns the address,
  * NOT_A_SOCKET when something else is at the path, INVALID_ARGUMENT for a
  * NULL, non-UTF-8 or too long address.
+ * Threads: any thread; the listener is Send, not Sync.
  *
  * # Safety
  * `addr` is NULL or a NUL-terminated string; `opts` is NULL or live;
@@ -438,6 +449,7 @@ int32_t memtube_listen(const char *addr,
  * A failure (PERMISSION_DENIED, HANDSHAKE, ...) refuses this one peer; the
  * listener keeps working. On success `*out` is a connection the caller
  * owns (`memtube_connection_free`); on failure NULL.
+ * Threads: one thread at a time per listener (Send, not Sync).
  *
  * # Safety
  * `l` is NULL or a live listener; `opts` NULL or live; `out` NULL or writable.
@@ -451,6 +463,7 @@ int32_t memtube_listener_accept(const struct memtube_listener *l,
  * The listening socket's file descriptor, to `poll()` it with others
  * (readable: a peer is waiting). Owned by the listener: do not close it.
  * -1 (and INVALID_ARGUMENT) when `l` is NULL.
+ * Threads: one thread at a time per listener (Send, not Sync).
  *
  * # Safety
  * `l` is NULL or a live listener.
@@ -460,6 +473,7 @@ int32_t memtube_listener_fd(const struct memtube_listener *l);
 /**
  * Free a listener: its socket closes and its socket file (if a path) is
  * removed. Connections accepted from it live on. NULL is ignored.
+ * Threads: one thread at a time per listener (Send, not Sync).
  *
  * # Safety
  * `l` is NULL or a live listener, not used after.
@@ -472,6 +486,7 @@ void memtube_listener_free(struct memtube_listener *l);
  * listener's (HANDSHAKE otherwise). NO_LISTENER when nobody listens there.
  * On success `*out` is a connection the caller owns
  * (`memtube_connection_free`); on failure NULL.
+ * Threads: any thread; the connection is Send, not Sync.
  *
  * # Safety
  * `addr` is NULL or a NUL-terminated string; `opts` NULL or live; `out`
@@ -488,6 +503,8 @@ int32_t memtube_connect(const char *addr,
  * (nothing committed) and a held message or reply. NULL is ignored.
  * Refused (nothing freed, error recorded) from inside a serve handler of
  * this connection.
+ * Threads: one thread at a time per connection, its borrowed handles included (Send, not
+ * Sync).
  *
  * # Safety
  * `c` is NULL or a live connection, not used after (nor its borrowed handles).
@@ -499,6 +516,8 @@ void memtube_connection_free(struct memtube_connection *c);
  * not free it), the same pointer every time, valid until the connection
  * is freed or split. NULL (and NO_SUCH_HANDLE) when this side only
  * receives. It moves between threads only with its connection.
+ * Threads: one thread at a time per connection, its borrowed handles included (Send, not
+ * Sync).
  *
  * # Safety
  * `c` is NULL or a live connection.
@@ -509,6 +528,8 @@ struct memtube_sender *memtube_connection_sender(struct memtube_connection *c);
  * The connection's receiver: a BORROWED handle (see
  * `memtube_connection_sender`). NULL (and NO_SUCH_HANDLE) when this side
  * only sends.
+ * Threads: one thread at a time per connection, its borrowed handles included (Send, not
+ * Sync).
  *
  * # Safety
  * `c` is NULL or a live connection.
@@ -524,6 +545,8 @@ struct memtube_receiver *memtube_connection_receiver(struct memtube_connection *
  * `serve` are no longer available. The peer watch lives until both
  * handles are freed. INVALID_ARGUMENT (everything freed) when `tx` or `rx`
  * is NULL.
+ * Threads: one thread at a time per connection, its borrowed handles included (Send, not
+ * Sync).
  *
  * # Safety
  * `c` is NULL or a live connection, not used after; `tx`, `rx` NULL or writable.
@@ -534,6 +557,8 @@ int32_t memtube_connection_split(struct memtube_connection *c,
 
 /**
  * `*out` = the peer's credentials (pid, uid, gid when it connected).
+ * Threads: one thread at a time per connection, its borrowed handles included (Send, not
+ * Sync).
  *
  * # Safety
  * `c` is NULL or a live connection; `out` NULL or writable.
@@ -543,6 +568,8 @@ int32_t memtube_connection_peer_cred(struct memtube_connection *c, struct memtub
 /**
  * `*state` = the peer's state, `MEMTUBE_PEER_STATE_*`: with `probe`, one
  * system call asks now; without, the cached state (no system call).
+ * Threads: one thread at a time per connection, its borrowed handles included (Send, not
+ * Sync).
  *
  * # Safety
  * `c` is NULL or a live connection; `state` NULL or writable.
@@ -563,6 +590,7 @@ struct memtube_options *memtube_options_new(void);
 /**
  * Free options made by `memtube_options_new`. NULL is ignored. Listeners and
  * connections made with them keep their own copy.
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * `o` is NULL or a live pointer from `memtube_options_new`, not used after.
@@ -573,6 +601,7 @@ void memtube_options_free(struct memtube_options *o);
  * Data-area bytes of each ring: a power of two from 64 to 2^31; the largest
  * message is half of it less 8 bytes. INVALID_ARGUMENT (and no change)
  * otherwise.
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * `o` is NULL or a live `memtube_options`, used by no other thread now.
@@ -581,6 +610,7 @@ int32_t memtube_options_set_capacity(struct memtube_options *o, uint32_t bytes);
 
 /**
  * Two rings, one each way (`memtube_call` / `memtube_serve` need it).
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * As for `memtube_options_set_capacity`.
@@ -590,6 +620,7 @@ int32_t memtube_options_set_duplex(struct memtube_options *o, bool on);
 /**
  * Kernel-enforced isolation (default on): each side maps the other's pages
  * read-only. Off is faster for round trips of a few hundred bytes.
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * As for `memtube_options_set_capacity`.
@@ -598,6 +629,7 @@ int32_t memtube_options_set_isolation(struct memtube_options *o, bool on);
 
 /**
  * Blocked calls only spin, never sleep (lowest latency; burns a core each).
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * As for `memtube_options_set_capacity`.
@@ -607,6 +639,7 @@ int32_t memtube_options_set_pure_spin(struct memtube_options *o, bool on);
 /**
  * Back the rings with 2 MiB huge pages (UNSUPPORTED from listen/accept when
  * the kernel has none reserved; no silent fallback).
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * As for `memtube_options_set_capacity`.
@@ -615,6 +648,7 @@ int32_t memtube_options_set_huge_pages(struct memtube_options *o, bool on);
 
 /**
  * `mlock` this side's mappings (needs RLIMIT_MEMLOCK room).
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * As for `memtube_options_set_capacity`.
@@ -624,6 +658,7 @@ int32_t memtube_options_set_mlock(struct memtube_options *o, bool on);
 /**
  * Which side sends in a one-way connection: `MEMTUBE_DIRECTION_*`
  * (INVALID_ARGUMENT otherwise). Ignored in duplex mode.
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * As for `memtube_options_set_capacity`.
@@ -633,6 +668,7 @@ int32_t memtube_options_set_direction(struct memtube_options *o, int32_t directi
 /**
  * How long `memtube_connect` waits for the listener's backlog to have room
  * (`MEMTUBE_FOREVER` or any negative value: no limit).
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * As for `memtube_options_set_capacity`.
@@ -642,6 +678,7 @@ int32_t memtube_options_set_connect_timeout_ns(struct memtube_options *o, int64_
 /**
  * How long either side waits for the other's handshake message
  * (`MEMTUBE_FOREVER` or any negative value: no limit).
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * As for `memtube_options_set_capacity`.
@@ -652,6 +689,7 @@ int32_t memtube_options_set_handshake_timeout_ns(struct memtube_options *o, int6
  * Who may be at the other end: `MEMTUBE_UID_POLICY_SAME_UID` or `_ANY`
  * (`uids` ignored), or `_UIDS` with the `n` uids at `uids` (copied; `uids`
  * may be NULL only when `n` is 0, which lets nobody in).
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * As for `memtube_options_set_capacity`; `uids` points to `n` readable
@@ -666,6 +704,7 @@ int32_t memtube_options_set_uid_policy(struct memtube_options *o,
  * Stop the blocking calls of listeners and connections made with these
  * options when `token` is cancelled. The options share the token's flag
  * (the token may be freed afterwards; cancelling needs a live token).
+ * Threads: one thread at a time per options (Send, not Sync).
  *
  * # Safety
  * As for `memtube_options_set_capacity`; `token` is NULL or a live token.
@@ -697,6 +736,7 @@ int32_t memtube_cancel_token_cancel(const struct memtube_cancel_token *t);
  * Free a cancel token. NULL is ignored. Options, listeners and connections
  * that were given it keep sharing its flag (which lives on); only this
  * handle goes.
+ * Threads: any thread (the token is shared by whoever was given it).
  *
  * # Safety
  * `t` is NULL or a live pointer from `memtube_cancel_token_new`, not used after.
@@ -725,6 +765,8 @@ int32_t memtube_recv(struct memtube_receiver *rx, int64_t timeout_ns, struct mem
  * Release the held message (or call reply): its pointer dies, its ring
  * space goes back to the sender. OK also when nothing is held (so a
  * second release is harmless).
+ * Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `rx` is NULL or a live receiver.
@@ -733,6 +775,8 @@ int32_t memtube_release(struct memtube_receiver *rx);
 
 /**
  * `*out` = the largest payload this receiver's ring carries.
+ * Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `rx` is NULL or a live receiver; `out` is NULL or writable.
@@ -741,6 +785,8 @@ int32_t memtube_receiver_max_payload(struct memtube_receiver *rx, uint32_t *out)
 
 /**
  * `*out` = the ring's counters (may be slightly stale).
+ * Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `rx` is NULL or a live receiver; `out` is NULL or writable.
@@ -751,6 +797,8 @@ int32_t memtube_receiver_stats(struct memtube_receiver *rx, struct memtube_stats
  * `*state` = the peer's state, `MEMTUBE_PEER_STATE_*` (see
  * `memtube_sender_peer_state`; a region receiver reports CLOSED once the
  * producer role closed).
+ * Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `rx` is NULL or a live receiver; `state` is NULL or writable.
@@ -764,6 +812,8 @@ int32_t memtube_receiver_peer_state(struct memtube_receiver *rx, bool probe, int
  * CLOSED). NULL is ignored. A borrowed receiver
  * (`memtube_connection_receiver`) is left alone and the misuse reported
  * through `memtube_last_error_message`.
+ * Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `rx` is NULL or a live receiver, not used after (if owned).
@@ -774,6 +824,8 @@ void memtube_receiver_free(struct memtube_receiver *rx);
  * The bytes a ring of `capacity` data-area bytes needs (the 640-byte
  * control block plus the data area); 0 when the capacity is not a power
  * of two from 64 to 2^31.
+ *
+ * Threads: any thread.
  */
 size_t memtube_ring_region_size(uint32_t capacity);
 
@@ -782,6 +834,7 @@ size_t memtube_ring_region_size(uint32_t capacity);
  * `region` (128-byte aligned, at least `memtube_ring_region_size(capacity)`
  * bytes: BAD_REGION otherwise), in the default spin-then-sleep mode. Once,
  * in one process, before any attach.
+ * Threads: any thread; the returned handle is Send, not Sync.
  *
  * # Safety
  * `region` is NULL or valid for reads and writes of `len` bytes, and no
@@ -795,6 +848,7 @@ int32_t memtube_ring_init(void *region, size_t len, uint32_t capacity);
  * ring). `*out` gets an OWNED sender (`memtube_sender_free`; NULL on
  * failure) for every sending function above; waiting uses a process-shared
  * futex. The region must stay mapped until the handle is freed.
+ * Threads: any thread; the returned handle is Send, not Sync.
  *
  * # Safety
  * `region` is NULL or valid for reads and writes of `len` bytes until the
@@ -807,6 +861,7 @@ int32_t memtube_ring_attach_producer(void *region, size_t len, struct memtube_se
  * Attach to an initialized ring as its consumer: as
  * `memtube_ring_attach_producer`, giving an OWNED receiver
  * (`memtube_receiver_free`) for every receiving function above.
+ * Threads: any thread; the returned handle is Send, not Sync.
  *
  * # Safety
  * As for `memtube_ring_attach_producer`.
@@ -829,6 +884,8 @@ int32_t memtube_ring_attach_consumer(void *region, size_t len, struct memtube_re
  * `memtube_call`, `memtube_serve_one` or `memtube_recv` on the
  * connection's receiver, or the free of the connection. A message held on
  * that receiver is released at the start of the call.
+ * Threads: one thread at a time per connection, its borrowed handles included (Send, not
+ * Sync).
  *
  * # Safety
  * `c` is NULL or a live connection; `req` readable for `len` bytes;
@@ -844,6 +901,8 @@ int32_t memtube_call(struct memtube_connection *c,
 /**
  * `*out` = the largest request body `memtube_call` sends (the ring's
  * maximum payload less the 8-byte id; 0 on a connection that cannot send).
+ * Threads: one thread at a time per connection, its borrowed handles included (Send, not
+ * Sync).
  *
  * # Safety
  * `c` is NULL or a live connection; `out` NULL or writable.
@@ -859,6 +918,8 @@ int32_t memtube_max_request(struct memtube_connection *c, uint32_t *out);
  * caller gets REPLY_TOO_LARGE and serving goes on. CLOSED when the peer
  * closed. BUSY while a grant is outstanding on the connection's sender; a
  * message held on its receiver is released first.
+ * Threads: one thread at a time per connection, its borrowed handles included (Send, not
+ * Sync).
  *
  * # Safety
  * `c` is NULL or a live connection; `handler` follows `memtube_handler`'s
@@ -872,6 +933,8 @@ int32_t memtube_serve_one(struct memtube_connection *c,
 /**
  * Serve requests until the peer closes (then OK) or an error (PEER_GONE,
  * CANCELLED, ...). As `memtube_serve_one` otherwise.
+ * Threads: one thread at a time per connection, its borrowed handles included (Send, not
+ * Sync).
  *
  * # Safety
  * As for `memtube_serve_one`.
@@ -880,6 +943,7 @@ int32_t memtube_serve(struct memtube_connection *c, memtube_handler handler, voi
 
 /**
  * Append `len` bytes at `data` to the reply. OS (ENOMEM) when out of memory.
+ * Threads: the serving thread, inside the handler only.
  *
  * # Safety
  * `r` is NULL or the `reply` of the running handler; `data` readable for `len` bytes.
@@ -890,6 +954,7 @@ int32_t memtube_reply_write(struct memtube_reply *r, const void *data, size_t le
  * Append `n` zero bytes to the reply and return a pointer to them, to fill
  * in place; valid until the next `memtube_reply_*` call or the handler's
  * return. NULL when out of memory or `r` is NULL.
+ * Threads: the serving thread, inside the handler only.
  *
  * # Safety
  * `r` is NULL or the `reply` of the running handler.
@@ -921,6 +986,8 @@ int32_t memtube_send(struct memtube_sender *tx,
  * is no room). Staged messages become visible together at the next
  * `memtube_publish` or publishing send/commit. BUSY while a grant is
  * outstanding.
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * As for `memtube_send`.
@@ -933,6 +1000,8 @@ int32_t memtube_send_staged(struct memtube_sender *tx,
 /**
  * Publish the staged messages (one Release store and one wake-up check for
  * the batch). BUSY while a grant is outstanding.
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender.
@@ -950,6 +1019,8 @@ int32_t memtube_publish(struct memtube_sender *tx);
  *
  * Lifetime: `out->data` is valid until the commit, the abort, or the free
  * of the sender (which commits nothing).
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender; `out` is NULL or writable.
@@ -964,6 +1035,8 @@ int32_t memtube_reserve(struct memtube_sender *tx,
  * type `type_id` and publish it. INVALID_ARGUMENT when no grant is
  * outstanding, or when `used` exceeds the reserved length (the grant then
  * stays outstanding: commit again or abort).
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender.
@@ -972,6 +1045,8 @@ int32_t memtube_commit(struct memtube_sender *tx, size_t used, uint32_t type_id)
 
 /**
  * Drop the outstanding grant: nothing is sent. OK also when none is outstanding.
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender.
@@ -980,6 +1055,8 @@ int32_t memtube_abort(struct memtube_sender *tx);
 
 /**
  * `*out` = the largest payload this sender's ring takes.
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender; `out` is NULL or writable.
@@ -988,6 +1065,8 @@ int32_t memtube_sender_max_payload(struct memtube_sender *tx, uint32_t *out);
 
 /**
  * `*out` = the data-area bytes of this sender's ring.
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender; `out` is NULL or writable.
@@ -996,6 +1075,8 @@ int32_t memtube_sender_capacity(struct memtube_sender *tx, uint32_t *out);
 
 /**
  * `*out` = the ring's counters (may be slightly stale).
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender; `out` is NULL or writable.
@@ -1007,6 +1088,8 @@ int32_t memtube_sender_stats(struct memtube_sender *tx, struct memtube_stats *ou
  * system call asks now; without, the state cached by the last probe (no
  * system call; may be stale). A region sender reports CLOSED once the
  * consumer role closed, else ALIVE (a region has no liveness channel).
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender; `state` is NULL or writable.
@@ -1017,6 +1100,8 @@ int32_t memtube_sender_peer_state(struct memtube_sender *tx, bool probe, int32_t
  * Copying sends of payloads of at least `bytes` bytes use non-temporal
  * stores (x86-64; default 16 KiB; `UINT32_MAX` turns it off). BUSY while a
  * grant is outstanding.
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender.
@@ -1027,6 +1112,8 @@ int32_t memtube_sender_set_nontemporal_threshold(struct memtube_sender *tx, uint
  * Pad small published messages to the end of their cache line (on by
  * default in duplex connections and with isolation). BUSY while a grant is
  * outstanding.
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender.
@@ -1041,6 +1128,8 @@ int32_t memtube_sender_set_line_padding(struct memtube_sender *tx, bool on);
  * pointer dies. NULL is ignored. A borrowed sender
  * (`memtube_connection_sender`) is left alone: it is the connection's, and
  * the misuse is reported through `memtube_last_error_message`.
+ * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+ * with its connection.
  *
  * # Safety
  * `tx` is NULL or a live sender, not used after (if owned).

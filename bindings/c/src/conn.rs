@@ -62,6 +62,7 @@ fn boxed(conn: mt::Connection) -> *mut memtube_connection {
 /// failure NULL. ADDR_IN_USE when a live listener owns the address,
 /// NOT_A_SOCKET when something else is at the path, INVALID_ARGUMENT for a
 /// NULL, non-UTF-8 or too long address.
+/// Threads: any thread; the listener is Send, not Sync.
 ///
 /// # Safety
 /// `addr` is NULL or a NUL-terminated string; `opts` is NULL or live;
@@ -94,6 +95,7 @@ pub unsafe extern "C" fn memtube_listen(
 /// A failure (PERMISSION_DENIED, HANDSHAKE, ...) refuses this one peer; the
 /// listener keeps working. On success `*out` is a connection the caller
 /// owns (`memtube_connection_free`); on failure NULL.
+/// Threads: one thread at a time per listener (Send, not Sync).
 ///
 /// # Safety
 /// `l` is NULL or a live listener; `opts` NULL or live; `out` NULL or writable.
@@ -146,6 +148,7 @@ pub unsafe extern "C" fn memtube_listener_accept(
 /// The listening socket's file descriptor, to `poll()` it with others
 /// (readable: a peer is waiting). Owned by the listener: do not close it.
 /// -1 (and INVALID_ARGUMENT) when `l` is NULL.
+/// Threads: one thread at a time per listener (Send, not Sync).
 ///
 /// # Safety
 /// `l` is NULL or a live listener.
@@ -160,6 +163,7 @@ pub unsafe extern "C" fn memtube_listener_fd(l: *const memtube_listener) -> i32 
 
 /// Free a listener: its socket closes and its socket file (if a path) is
 /// removed. Connections accepted from it live on. NULL is ignored.
+/// Threads: one thread at a time per listener (Send, not Sync).
 ///
 /// # Safety
 /// `l` is NULL or a live listener, not used after.
@@ -179,6 +183,7 @@ pub unsafe extern "C" fn memtube_listener_free(l: *mut memtube_listener) {
 /// listener's (HANDSHAKE otherwise). NO_LISTENER when nobody listens there.
 /// On success `*out` is a connection the caller owns
 /// (`memtube_connection_free`); on failure NULL.
+/// Threads: any thread; the connection is Send, not Sync.
 ///
 /// # Safety
 /// `addr` is NULL or a NUL-terminated string; `opts` NULL or live; `out`
@@ -219,6 +224,8 @@ fn root(c: *mut memtube_connection) -> Result<*mut memtube_connection> {
 /// (nothing committed) and a held message or reply. NULL is ignored.
 /// Refused (nothing freed, error recorded) from inside a serve handler of
 /// this connection.
+/// Threads: one thread at a time per connection, its borrowed handles included (Send, not
+/// Sync).
 ///
 /// # Safety
 /// `c` is NULL or a live connection, not used after (nor its borrowed handles).
@@ -241,6 +248,8 @@ pub unsafe extern "C" fn memtube_connection_free(c: *mut memtube_connection) {
 /// not free it), the same pointer every time, valid until the connection
 /// is freed or split. NULL (and NO_SUCH_HANDLE) when this side only
 /// receives. It moves between threads only with its connection.
+/// Threads: one thread at a time per connection, its borrowed handles included (Send, not
+/// Sync).
 ///
 /// # Safety
 /// `c` is NULL or a live connection.
@@ -261,6 +270,8 @@ pub unsafe extern "C" fn memtube_connection_sender(
 /// The connection's receiver: a BORROWED handle (see
 /// `memtube_connection_sender`). NULL (and NO_SUCH_HANDLE) when this side
 /// only sends.
+/// Threads: one thread at a time per connection, its borrowed handles included (Send, not
+/// Sync).
 ///
 /// # Safety
 /// `c` is NULL or a live connection.
@@ -285,6 +296,8 @@ pub unsafe extern "C" fn memtube_connection_receiver(
 /// `serve` are no longer available. The peer watch lives until both
 /// handles are freed. INVALID_ARGUMENT (everything freed) when `tx` or `rx`
 /// is NULL.
+/// Threads: one thread at a time per connection, its borrowed handles included (Send, not
+/// Sync).
 ///
 /// # Safety
 /// `c` is NULL or a live connection, not used after; `tx`, `rx` NULL or writable.
@@ -332,6 +345,8 @@ pub unsafe extern "C" fn memtube_connection_split(
 }
 
 /// `*out` = the peer's credentials (pid, uid, gid when it connected).
+/// Threads: one thread at a time per connection, its borrowed handles included (Send, not
+/// Sync).
 ///
 /// # Safety
 /// `c` is NULL or a live connection; `out` NULL or writable.
@@ -356,6 +371,8 @@ pub unsafe extern "C" fn memtube_connection_peer_cred(
 
 /// `*state` = the peer's state, `MEMTUBE_PEER_STATE_*`: with `probe`, one
 /// system call asks now; without, the cached state (no system call).
+/// Threads: one thread at a time per connection, its borrowed handles included (Send, not
+/// Sync).
 ///
 /// # Safety
 /// `c` is NULL or a live connection; `state` NULL or writable.

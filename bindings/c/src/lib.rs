@@ -68,6 +68,8 @@ const _: () =
 /// last memtube call on this thread succeeded. Owned by memtube, valid
 /// until the next memtube call on this thread (do not free it). Calling
 /// this, `memtube_last_os_error` or `memtube_status_name` does not change it.
+///
+/// Threads: per thread (the last error is thread-local).
 #[no_mangle]
 pub extern "C" fn memtube_last_error_message() -> *const c_char {
     std::panic::catch_unwind(error::last_message).unwrap_or(c"".as_ptr())
@@ -75,6 +77,8 @@ pub extern "C" fn memtube_last_error_message() -> *const c_char {
 
 /// The errno behind this thread's last failure (status `MEMTUBE_OS`, and
 /// some others such as NO_LISTENER), or 0.
+///
+/// Threads: per thread (the last error is thread-local).
 #[no_mangle]
 pub extern "C" fn memtube_last_os_error() -> i32 {
     std::panic::catch_unwind(error::last_os_error).unwrap_or(0)
@@ -82,6 +86,8 @@ pub extern "C" fn memtube_last_os_error() -> i32 {
 
 /// The name of a status ("MEMTUBE_FULL"), static and NUL-terminated;
 /// "MEMTUBE_UNKNOWN_STATUS" for a number that is not one.
+///
+/// Threads: any thread.
 #[no_mangle]
 pub extern "C" fn memtube_status_name(status: i32) -> *const c_char {
     std::panic::catch_unwind(|| match memtube_status::from_i32(status) {
@@ -93,12 +99,16 @@ pub extern "C" fn memtube_status_name(status: i32) -> *const c_char {
 
 /// The ABI version of the library loaded (`MEMTUBE_ABI_VERSION` of the
 /// header it was built with): `major << 16 | minor`.
+///
+/// Threads: any thread.
 #[no_mangle]
 pub extern "C" fn memtube_abi_version() -> u32 {
     MEMTUBE_ABI_VERSION
 }
 
 /// The library's version ("0.1.0"), static and NUL-terminated.
+///
+/// Threads: any thread.
 #[no_mangle]
 pub extern "C" fn memtube_version() -> *const c_char {
     const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");

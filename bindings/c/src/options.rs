@@ -48,6 +48,7 @@ pub extern "C" fn memtube_options_new() -> *mut memtube_options {
 
 /// Free options made by `memtube_options_new`. NULL is ignored. Listeners and
 /// connections made with them keep their own copy.
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// `o` is NULL or a live pointer from `memtube_options_new`, not used after.
@@ -80,6 +81,7 @@ unsafe fn set(o: *mut memtube_options, f: impl FnOnce(mt::Options) -> Result<mt:
 /// Data-area bytes of each ring: a power of two from 64 to 2^31; the largest
 /// message is half of it less 8 bytes. INVALID_ARGUMENT (and no change)
 /// otherwise.
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// `o` is NULL or a live `memtube_options`, used by no other thread now.
@@ -99,6 +101,7 @@ pub unsafe extern "C" fn memtube_options_set_capacity(o: *mut memtube_options, b
 }
 
 /// Two rings, one each way (`memtube_call` / `memtube_serve` need it).
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// As for `memtube_options_set_capacity`.
@@ -110,6 +113,7 @@ pub unsafe extern "C" fn memtube_options_set_duplex(o: *mut memtube_options, on:
 
 /// Kernel-enforced isolation (default on): each side maps the other's pages
 /// read-only. Off is faster for round trips of a few hundred bytes.
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// As for `memtube_options_set_capacity`.
@@ -120,6 +124,7 @@ pub unsafe extern "C" fn memtube_options_set_isolation(o: *mut memtube_options, 
 }
 
 /// Blocked calls only spin, never sleep (lowest latency; burns a core each).
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// As for `memtube_options_set_capacity`.
@@ -131,6 +136,7 @@ pub unsafe extern "C" fn memtube_options_set_pure_spin(o: *mut memtube_options, 
 
 /// Back the rings with 2 MiB huge pages (UNSUPPORTED from listen/accept when
 /// the kernel has none reserved; no silent fallback).
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// As for `memtube_options_set_capacity`.
@@ -141,6 +147,7 @@ pub unsafe extern "C" fn memtube_options_set_huge_pages(o: *mut memtube_options,
 }
 
 /// `mlock` this side's mappings (needs RLIMIT_MEMLOCK room).
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// As for `memtube_options_set_capacity`.
@@ -152,6 +159,7 @@ pub unsafe extern "C" fn memtube_options_set_mlock(o: *mut memtube_options, on: 
 
 /// Which side sends in a one-way connection: `MEMTUBE_DIRECTION_*`
 /// (INVALID_ARGUMENT otherwise). Ignored in duplex mode.
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// As for `memtube_options_set_capacity`.
@@ -176,6 +184,7 @@ pub unsafe extern "C" fn memtube_options_set_direction(
 
 /// How long `memtube_connect` waits for the listener's backlog to have room
 /// (`MEMTUBE_FOREVER` or any negative value: no limit).
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// As for `memtube_options_set_capacity`.
@@ -194,6 +203,7 @@ pub unsafe extern "C" fn memtube_options_set_connect_timeout_ns(
 
 /// How long either side waits for the other's handshake message
 /// (`MEMTUBE_FOREVER` or any negative value: no limit).
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// As for `memtube_options_set_capacity`.
@@ -213,6 +223,7 @@ pub unsafe extern "C" fn memtube_options_set_handshake_timeout_ns(
 /// Who may be at the other end: `MEMTUBE_UID_POLICY_SAME_UID` or `_ANY`
 /// (`uids` ignored), or `_UIDS` with the `n` uids at `uids` (copied; `uids`
 /// may be NULL only when `n` is 0, which lets nobody in).
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// As for `memtube_options_set_capacity`; `uids` points to `n` readable
@@ -248,6 +259,7 @@ pub unsafe extern "C" fn memtube_options_set_uid_policy(
 /// Stop the blocking calls of listeners and connections made with these
 /// options when `token` is cancelled. The options share the token's flag
 /// (the token may be freed afterwards; cancelling needs a live token).
+/// Threads: one thread at a time per options (Send, not Sync).
 ///
 /// # Safety
 /// As for `memtube_options_set_capacity`; `token` is NULL or a live token.
@@ -304,6 +316,7 @@ pub unsafe extern "C" fn memtube_cancel_token_cancel(t: *const memtube_cancel_to
 /// Free a cancel token. NULL is ignored. Options, listeners and connections
 /// that were given it keep sharing its flag (which lives on); only this
 /// handle goes.
+/// Threads: any thread (the token is shared by whoever was given it).
 ///
 /// # Safety
 /// `t` is NULL or a live pointer from `memtube_cancel_token_new`, not used after.

@@ -104,6 +104,8 @@ pub unsafe extern "C" fn memtube_recv(
 /// Release the held message (or call reply): its pointer dies, its ring
 /// space goes back to the sender. OK also when nothing is held (so a
 /// second release is harmless).
+/// Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `rx` is NULL or a live receiver.
@@ -123,6 +125,8 @@ pub unsafe extern "C" fn memtube_release(rx: *mut memtube_receiver) -> i32 {
 }
 
 /// `*out` = the largest payload this receiver's ring carries.
+/// Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `rx` is NULL or a live receiver; `out` is NULL or writable.
@@ -146,6 +150,8 @@ pub unsafe extern "C" fn memtube_receiver_max_payload(
 }
 
 /// `*out` = the ring's counters (may be slightly stale).
+/// Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `rx` is NULL or a live receiver; `out` is NULL or writable.
@@ -172,6 +178,8 @@ pub unsafe extern "C" fn memtube_receiver_stats(
 /// `*state` = the peer's state, `MEMTUBE_PEER_STATE_*` (see
 /// `memtube_sender_peer_state`; a region receiver reports CLOSED once the
 /// producer role closed).
+/// Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `rx` is NULL or a live receiver; `state` is NULL or writable.
@@ -209,6 +217,8 @@ pub unsafe extern "C" fn memtube_receiver_peer_state(
 /// CLOSED). NULL is ignored. A borrowed receiver
 /// (`memtube_connection_receiver`) is left alone and the misuse reported
 /// through `memtube_last_error_message`.
+/// Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `rx` is NULL or a live receiver, not used after (if owned).

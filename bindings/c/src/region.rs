@@ -10,6 +10,8 @@ use std::ptr;
 /// The bytes a ring of `capacity` data-area bytes needs (the 640-byte
 /// control block plus the data area); 0 when the capacity is not a power
 /// of two from 64 to 2^31.
+///
+/// Threads: any thread.
 #[no_mangle]
 pub extern "C" fn memtube_ring_region_size(capacity: u32) -> usize {
     value(0, || Ok(mt::ring::region_size(capacity).unwrap_or(0)))
@@ -26,6 +28,7 @@ fn raw(region: *mut c_void, len: usize) -> Result<RawRegion> {
 /// `region` (128-byte aligned, at least `memtube_ring_region_size(capacity)`
 /// bytes: BAD_REGION otherwise), in the default spin-then-sleep mode. Once,
 /// in one process, before any attach.
+/// Threads: any thread; the returned handle is Send, not Sync.
 ///
 /// # Safety
 /// `region` is NULL or valid for reads and writes of `len` bytes, and no
@@ -45,6 +48,7 @@ pub unsafe extern "C" fn memtube_ring_init(region: *mut c_void, len: usize, capa
 /// ring). `*out` gets an OWNED sender (`memtube_sender_free`; NULL on
 /// failure) for every sending function above; waiting uses a process-shared
 /// futex. The region must stay mapped until the handle is freed.
+/// Threads: any thread; the returned handle is Send, not Sync.
 ///
 /// # Safety
 /// `region` is NULL or valid for reads and writes of `len` bytes until the
@@ -76,6 +80,7 @@ pub unsafe extern "C" fn memtube_ring_attach_producer(
 /// Attach to an initialized ring as its consumer: as
 /// `memtube_ring_attach_producer`, giving an OWNED receiver
 /// (`memtube_receiver_free`) for every receiving function above.
+/// Threads: any thread; the returned handle is Send, not Sync.
 ///
 /// # Safety
 /// As for `memtube_ring_attach_producer`.

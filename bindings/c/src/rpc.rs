@@ -72,6 +72,8 @@ unsafe fn prepare(c: *mut memtube_connection, conn: &mut mt::Connection) -> Resu
 /// `memtube_call`, `memtube_serve_one` or `memtube_recv` on the
 /// connection's receiver, or the free of the connection. A message held on
 /// that receiver is released at the start of the call.
+/// Threads: one thread at a time per connection, its borrowed handles included (Send, not
+/// Sync).
 ///
 /// # Safety
 /// `c` is NULL or a live connection; `req` readable for `len` bytes;
@@ -118,6 +120,8 @@ pub unsafe extern "C" fn memtube_call(
 
 /// `*out` = the largest request body `memtube_call` sends (the ring's
 /// maximum payload less the 8-byte id; 0 on a connection that cannot send).
+/// Threads: one thread at a time per connection, its borrowed handles included (Send, not
+/// Sync).
 ///
 /// # Safety
 /// `c` is NULL or a live connection; `out` NULL or writable.
@@ -197,6 +201,8 @@ unsafe fn serve(
 /// caller gets REPLY_TOO_LARGE and serving goes on. CLOSED when the peer
 /// closed. BUSY while a grant is outstanding on the connection's sender; a
 /// message held on its receiver is released first.
+/// Threads: one thread at a time per connection, its borrowed handles included (Send, not
+/// Sync).
 ///
 /// # Safety
 /// `c` is NULL or a live connection; `handler` follows `memtube_handler`'s
@@ -214,6 +220,8 @@ pub unsafe extern "C" fn memtube_serve_one(
 
 /// Serve requests until the peer closes (then OK) or an error (PEER_GONE,
 /// CANCELLED, ...). As `memtube_serve_one` otherwise.
+/// Threads: one thread at a time per connection, its borrowed handles included (Send, not
+/// Sync).
 ///
 /// # Safety
 /// As for `memtube_serve_one`.
@@ -245,6 +253,7 @@ fn out_of_memory() -> Fail {
 }
 
 /// Append `len` bytes at `data` to the reply. OS (ENOMEM) when out of memory.
+/// Threads: the serving thread, inside the handler only.
 ///
 /// # Safety
 /// `r` is NULL or the `reply` of the running handler; `data` readable for `len` bytes.
@@ -268,6 +277,7 @@ pub unsafe extern "C" fn memtube_reply_write(
 /// Append `n` zero bytes to the reply and return a pointer to them, to fill
 /// in place; valid until the next `memtube_reply_*` call or the handler's
 /// return. NULL when out of memory or `r` is NULL.
+/// Threads: the serving thread, inside the handler only.
 ///
 /// # Safety
 /// `r` is NULL or the `reply` of the running handler.

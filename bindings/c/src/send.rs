@@ -74,6 +74,8 @@ pub unsafe extern "C" fn memtube_send(
 /// is no room). Staged messages become visible together at the next
 /// `memtube_publish` or publishing send/commit. BUSY while a grant is
 /// outstanding.
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// As for `memtube_send`.
@@ -104,6 +106,8 @@ pub unsafe extern "C" fn memtube_send_staged(
 
 /// Publish the staged messages (one Release store and one wake-up check for
 /// the batch). BUSY while a grant is outstanding.
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender.
@@ -135,6 +139,8 @@ pub unsafe extern "C" fn memtube_publish(tx: *mut memtube_sender) -> i32 {
 ///
 /// Lifetime: `out->data` is valid until the commit, the abort, or the free
 /// of the sender (which commits nothing).
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender; `out` is NULL or writable.
@@ -180,6 +186,8 @@ pub unsafe extern "C" fn memtube_reserve(
 /// type `type_id` and publish it. INVALID_ARGUMENT when no grant is
 /// outstanding, or when `used` exceeds the reserved length (the grant then
 /// stays outstanding: commit again or abort).
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender.
@@ -211,6 +219,8 @@ pub unsafe extern "C" fn memtube_commit(tx: *mut memtube_sender, used: usize, ty
 }
 
 /// Drop the outstanding grant: nothing is sent. OK also when none is outstanding.
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender.
@@ -225,6 +235,8 @@ pub unsafe extern "C" fn memtube_abort(tx: *mut memtube_sender) -> i32 {
 }
 
 /// `*out` = the largest payload this sender's ring takes.
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender; `out` is NULL or writable.
@@ -245,6 +257,8 @@ pub unsafe extern "C" fn memtube_sender_max_payload(tx: *mut memtube_sender, out
 }
 
 /// `*out` = the data-area bytes of this sender's ring.
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender; `out` is NULL or writable.
@@ -265,6 +279,8 @@ pub unsafe extern "C" fn memtube_sender_capacity(tx: *mut memtube_sender, out: *
 }
 
 /// `*out` = the ring's counters (may be slightly stale).
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender; `out` is NULL or writable.
@@ -292,6 +308,8 @@ pub unsafe extern "C" fn memtube_sender_stats(
 /// system call asks now; without, the state cached by the last probe (no
 /// system call; may be stale). A region sender reports CLOSED once the
 /// consumer role closed, else ALIVE (a region has no liveness channel).
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender; `state` is NULL or writable.
@@ -326,6 +344,8 @@ pub unsafe extern "C" fn memtube_sender_peer_state(
 /// Copying sends of payloads of at least `bytes` bytes use non-temporal
 /// stores (x86-64; default 16 KiB; `UINT32_MAX` turns it off). BUSY while a
 /// grant is outstanding.
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender.
@@ -353,6 +373,8 @@ pub unsafe extern "C" fn memtube_sender_set_nontemporal_threshold(
 /// Pad small published messages to the end of their cache line (on by
 /// default in duplex connections and with isolation). BUSY while a grant is
 /// outstanding.
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender.
@@ -381,6 +403,8 @@ pub unsafe extern "C" fn memtube_sender_set_line_padding(tx: *mut memtube_sender
 /// pointer dies. NULL is ignored. A borrowed sender
 /// (`memtube_connection_sender`) is left alone: it is the connection's, and
 /// the misuse is reported through `memtube_last_error_message`.
+/// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
+/// with its connection.
 ///
 /// # Safety
 /// `tx` is NULL or a live sender, not used after (if owned).

@@ -83,7 +83,15 @@ fn program(name: &str) -> PathBuf {
     let exe = b.out.join(name);
     let cc = std::env::var("MEMTUBE_TEST_CC").unwrap_or_else(|_| "gcc".into());
     let out = Command::new(&cc)
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-g"])
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-O1",
+            "-g",
+        ])
         .arg("-I")
         .arg(manifest_dir().join("include"))
         .arg(&src)
@@ -145,9 +153,15 @@ impl Proc {
     /// This test binary as a Rust peer playing `role` at `addr`.
     fn rust(role: &str, addr: &str) -> Proc {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["child_entry", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(ROLE, role)
-            .env(ADDR, addr);
+        cmd.args([
+            "child_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, role)
+        .env(ADDR, addr);
         Proc::spawn(cmd, role)
     }
 
@@ -166,7 +180,11 @@ impl Proc {
     fn finish(mut self, prefix: &str) -> String {
         let line = self.line(prefix);
         let st = self.child.wait().unwrap();
-        assert!(st.success(), "{} failed: {st} (its last line: {line})", self.name);
+        assert!(
+            st.success(),
+            "{} failed: {st} (its last line: {line})",
+            self.name
+        );
         line
     }
 }
@@ -324,7 +342,11 @@ fn c_to_c_stream() {
 fn check_reply(i: u64, r: &mt::Reply<'_>) {
     let mut want = payload(i);
     want.reverse();
-    assert_eq!((r.type_id(), r.payload()), (i as u32 + 1, &want[..]), "reply {i}");
+    assert_eq!(
+        (r.type_id(), r.payload()),
+        (i as u32 + 1, &want[..]),
+        "reply {i}"
+    );
 }
 
 #[test]
@@ -569,4 +591,77 @@ fn c_client_refuses_hostile_handshakes_under_valgrind() {
     let line = Proc::spawn(cmd, "valgrind peer hostile").finish("refused");
     assert!(line.starts_with(&format!("refused {n} of {n}")), "{line}");
     t.join().unwrap();
+}
+
+/// `bindings/c/install.sh` into a scratch prefix, then the example of
+/// docs/c-abi.md (`examples/c/hello.c`) built with `pkg-config` against the
+/// shared library and run.
+#[test]
+fn install_pkg_config_and_shared_library() {
+    let b = build();
+    let prefix = b.out.join(format!("prefix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&prefix);
+    let st = Command::new("sh")
+        .arg(manifest_dir().join("install.sh"))
+        .arg(&prefix)
+        .env("TARGET_DIR", &b.profile_dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "install.sh failed");
+    let pc = std::fs::read_to_string(prefix.join("lib/pkgconfig/memtube.pc")).unwrap();
+    assert!(pc.contains(&format!("prefix={}", prefix.display())), "{pc}");
+    assert!(
+        pc.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))),
+        "{pc}"
+    );
+    let flags = match Command::new("pkg-config")
+        .args(["--cflags", "--libs", "memtube"])
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .output()
+    {
+        Ok(o) if o.status.success() => String::from_utf8(o.stdout).unwrap(),
+        _ => {
+            eprintln!("pkg-config not installed: using the flags it would give");
+            format!("-I{0}/include -L{0}/lib -lmemtube", prefix.display())
+        }
+    };
+    let exe = b.out.join("hello");
+    let out = Command::new("gcc")
+        .args([
+            "-std=c99",
+            "-D_POSIX_C_SOURCE=200809L",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+        ])
+        .arg(manifest_dir().join("../../examples/c/hello.c"))
+        .args(flags.split_whitespace())
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gcc hello.c failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&exe)
+        .env("LD_LIBRARY_PATH", prefix.join("lib"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "hello failed: {run:?}");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "hello (type 1)\n");
+    // The program really used the shared library.
+    let ldd = Command::new("ldd")
+        .arg(&exe)
+        .env("LD_LIBRARY_PATH", prefix.join("lib"))
+        .output();
+    if let Ok(l) = ldd {
+        let l = String::from_utf8_lossy(&l.stdout);
+        assert!(
+            l.contains(&*prefix.join("lib/libmemtube.so").to_string_lossy()),
+            "{l}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&prefix);
 }
