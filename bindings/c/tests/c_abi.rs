@@ -477,8 +477,11 @@ fn send_forged(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[OwnedFd]) {
     send_raw::<Linux>(sock, bytes, &b).unwrap();
 }
 
+/// One forged handshake, written to an accepted socket.
+type Forgery = Box<dyn Fn(BorrowedFd<'_>) + Send>;
+
 /// The forgeries of tests/ipc.rs, one per connection: each must be refused.
-fn forgeries() -> Vec<Box<dyn Fn(BorrowedFd<'_>) + Send>> {
+fn forgeries() -> Vec<Forgery> {
     vec![
         Box::new(|s| {
             let (hs, fds) = good_handshake();
