@@ -90,8 +90,8 @@ pub unsafe extern "C" fn memtube_recv(
         }
         match (r, Wait::from_ns(timeout_ns)) {
             (RxRef::Proc(r), Wait::Now) => hold(r.try_recv()?, out),
-            (RxRef::Proc(r), Wait::For(d)) => hold(r.recv_timeout(d)?, out),
-            (RxRef::Proc(r), Wait::Forever) => hold(r.recv()?, out),
+            // One blocking call site, as in `memtube_send`.
+            (RxRef::Proc(r), w) => hold(r.recv_timeout(w.or_max())?, out),
             (RxRef::Ring(c), Wait::Now) => hold(c.try_recv()?, out),
             (RxRef::Ring(c), Wait::For(d)) => hold(c.recv_timeout(d)?, out),
             (RxRef::Ring(c), Wait::Forever) => hold(c.recv()?, out),

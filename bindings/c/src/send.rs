@@ -60,8 +60,9 @@ pub unsafe extern "C" fn memtube_send(
         }
         match (t, Wait::from_ns(timeout_ns)) {
             (TxRef::Proc(s), Wait::Now) => s.try_send(data, type_id)?,
-            (TxRef::Proc(s), Wait::For(d)) => s.send_timeout(data, type_id, d)?,
-            (TxRef::Proc(s), Wait::Forever) => s.send(data, type_id)?,
+            // One blocking call site: `Duration::MAX` waits as long as no
+            // limit (the liveness slices are subtracted from it forever).
+            (TxRef::Proc(s), w) => s.send_timeout(data, type_id, w.or_max())?,
             (TxRef::Ring(p), Wait::Now) => p.try_send(data, type_id)?,
             (TxRef::Ring(p), Wait::For(d)) => p.send_timeout(data, type_id, d)?,
             (TxRef::Ring(p), Wait::Forever) => p.send(data, type_id)?,

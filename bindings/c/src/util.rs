@@ -43,6 +43,17 @@ pub(crate) enum Wait {
 }
 
 impl Wait {
+    /// The time limit of a blocking call of the process API: `Duration::MAX`
+    /// for no limit (its liveness slices never use it up), as good as `None`.
+    #[inline(always)]
+    pub(crate) fn or_max(self) -> Duration {
+        match self {
+            Wait::Now => Duration::ZERO,
+            Wait::For(d) => d,
+            Wait::Forever => Duration::MAX,
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn from_ns(ns: i64) -> Self {
         match ns {
