@@ -668,3 +668,43 @@ fn install_pkg_config_and_shared_library() {
     }
     let _ = std::fs::remove_dir_all(&prefix);
 }
+
+/// The header compiles as C++17 (declarations inside `extern "C"`) and links.
+#[test]
+fn header_works_from_cpp() {
+    let b = build();
+    let src = b.out.join("header_cpp.cc");
+    std::fs::write(
+        &src,
+        "#include \"memtube.h\"\n\
+         int main() {\n\
+             memtube_message m{};\n\
+             memtube_options *o = memtube_options_new();\n\
+             int32_t st = memtube_options_set_capacity(o, 1000);\n\
+             memtube_options_free(o);\n\
+             return (m.len == 0 && st == MEMTUBE_INVALID_ARGUMENT &&\n\
+                     memtube_abi_version() == MEMTUBE_ABI_VERSION) ? 0 : 1;\n\
+         }\n",
+    )
+    .unwrap();
+    let exe = b.out.join("header_cpp");
+    let Ok(out) = Command::new("g++")
+        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+        .arg("-I")
+        .arg(manifest_dir().join("include"))
+        .arg(&src)
+        .arg(b.profile_dir.join("libmemtube.a"))
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe)
+        .output()
+    else {
+        eprintln!("g++ not installed: skipped");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "g++ failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(Command::new(&exe).status().unwrap().success());
+}
