@@ -544,7 +544,8 @@ struct memtube_receiver *memtube_connection_receiver(struct memtube_connection *
  * grant and a held message carry over to the new handles. `call` and
  * `serve` are no longer available. The peer watch lives until both
  * handles are freed. INVALID_ARGUMENT (everything freed) when `tx` or `rx`
- * is NULL.
+ * is NULL. The one failure that frees nothing: BUSY from inside a serve
+ * handler of this connection.
  * Threads: one thread at a time per connection, its borrowed handles included (Send, not
  * Sync).
  *

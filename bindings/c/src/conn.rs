@@ -295,7 +295,8 @@ pub unsafe extern "C" fn memtube_connection_receiver(
 /// grant and a held message carry over to the new handles. `call` and
 /// `serve` are no longer available. The peer watch lives until both
 /// handles are freed. INVALID_ARGUMENT (everything freed) when `tx` or `rx`
-/// is NULL.
+/// is NULL. The one failure that frees nothing: BUSY from inside a serve
+/// handler of this connection.
 /// Threads: one thread at a time per connection, its borrowed handles included (Send, not
 /// Sync).
 ///
