@@ -1,0 +1,116 @@
+//! memtube's C ABI: `libmemtube.so` / `libmemtube.a` and `include/memtube.h`
+//! (generated from this crate by cbindgen; `tests/header.rs` checks it).
+//!
+//! The rules every function follows (the header and `docs/c-abi.md` say
+//! them to C users):
+//! - Every entry point runs under `catch_unwind` ([`error::status`],
+//!   [`error::value`]): no panic crosses into C; one becomes
+//!   `MEMTUBE_PANIC`.
+//! - Every failure is recorded as the thread's last error (its text is made
+//!   only when asked for); every success clears it.
+//! - Every pointer is checked for NULL; misuse (a commit of more than was
+//!   reserved, a free of a borrowed handle, ...) is an error, never a panic.
+//! - Lifetimes use ring-core's hooks, never a transmute: a received message
+//!   is kept in place (`Message::keep`) and released by receiving it again;
+//!   a reservation is detached (`Grant::detach`) and committed with
+//!   `commit_detached`.
+//! - The handles a connection lends (its sender and receiver) reach the
+//!   connection through its root pointer, one field at a time (see
+//!   `handles.rs`).
+
+#![cfg(any(target_os = "linux", target_os = "macos"))]
+#![allow(non_camel_case_types)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod conn;
+mod error;
+mod handles;
+mod options;
+mod peer;
+mod recv;
+mod region;
+mod rpc;
+mod send;
+mod util;
+
+pub use conn::*;
+pub use error::memtube_status;
+pub use handles::{memtube_connection, memtube_receiver, memtube_sender};
+pub use options::*;
+pub use peer::*;
+pub use recv::*;
+pub use region::*;
+pub use rpc::*;
+pub use send::*;
+
+use std::ffi::c_char;
+
+/// The ABI's major version: changes when anything is changed or removed.
+pub const MEMTUBE_ABI_VERSION_MAJOR: u32 = 1;
+/// The ABI's minor version: grows when functions, statuses or option
+/// setters are added (nothing else changes in a minor).
+pub const MEMTUBE_ABI_VERSION_MINOR: u32 = 0;
+/// `major << 16 | minor`, as `memtube_abi_version()` returns it for the
+/// library actually loaded. A program built against this header works with
+/// a library of the same major and an equal or greater minor. Structs
+/// (`memtube_message`, `memtube_grant`, ...) carry no size field: their
+/// layout changes only with the major.
+pub const MEMTUBE_ABI_VERSION: u32 = 0x0001_0000;
+
+/// Wait without limit (any negative `timeout_ns` does).
+pub const MEMTUBE_FOREVER: i64 = -1;
+
+const _: () =
+    assert!(MEMTUBE_ABI_VERSION == (MEMTUBE_ABI_VERSION_MAJOR << 16) | MEMTUBE_ABI_VERSION_MINOR);
+
+/// The text of this thread's last failure, NUL-terminated; "" when the
+/// last memtube call on this thread succeeded. Owned by memtube, valid
+/// until the next memtube call on this thread (do not free it). Calling
+/// this, `memtube_last_os_error` or `memtube_status_name` does not change it.
+///
+/// Threads: per thread (the last error is thread-local).
+#[no_mangle]
+pub extern "C" fn memtube_last_error_message() -> *const c_char {
+    std::panic::catch_unwind(error::last_message).unwrap_or(c"".as_ptr())
+}
+
+/// The errno behind this thread's last failure (status `MEMTUBE_OS`, and
+/// some others such as NO_LISTENER), or 0.
+///
+/// Threads: per thread (the last error is thread-local).
+#[no_mangle]
+pub extern "C" fn memtube_last_os_error() -> i32 {
+    std::panic::catch_unwind(error::last_os_error).unwrap_or(0)
+}
+
+/// The name of a status ("MEMTUBE_FULL"), static and NUL-terminated;
+/// "MEMTUBE_UNKNOWN_STATUS" for a number that is not one.
+///
+/// Threads: any thread.
+#[no_mangle]
+pub extern "C" fn memtube_status_name(status: i32) -> *const c_char {
+    std::panic::catch_unwind(|| match memtube_status::from_i32(status) {
+        Some(s) => s.name().as_ptr().cast(),
+        None => c"MEMTUBE_UNKNOWN_STATUS".as_ptr(),
+    })
+    .unwrap_or(c"MEMTUBE_UNKNOWN_STATUS".as_ptr())
+}
+
+/// The ABI version of the library loaded (`MEMTUBE_ABI_VERSION` of the
+/// header it was built with): `major << 16 | minor`.
+///
+/// Threads: any thread.
+#[no_mangle]
+pub extern "C" fn memtube_abi_version() -> u32 {
+    MEMTUBE_ABI_VERSION
+}
+
+/// The library's version ("0.1.0"), static and NUL-terminated.
+///
+/// Threads: any thread.
+#[no_mangle]
+pub extern "C" fn memtube_version() -> *const c_char {
+    const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    V.as_ptr().cast()
+}
