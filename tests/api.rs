@@ -220,6 +220,65 @@ fn one_way_connections_say_which_handle_exists() {
     let rx = peer_conn.receiver().unwrap();
     assert!(format!("{rx:?}").starts_with("Receiver"), "{rx:?}");
     assert!(format!("{l:?}").contains("Listener"));
+    // A call on a one-way connection fails without sending anything.
+    assert_eq!(conn.call(1, b"req").unwrap_err(), Error::NoSuchHandle);
+    assert_eq!(
+        peer_conn.receiver().unwrap().try_recv().unwrap_err(),
+        Error::Empty
+    );
+}
+
+#[test]
+fn a_call_in_two_halves_waits_on_after_a_timeout() {
+    let addr = unique_addr("halves");
+    let o = Options::new().duplex(true).capacity(4096);
+    let l = listen(addr.as_str(), &o).unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let mut conn = l.accept_timeout(T).unwrap();
+        // Answer only when told to, in the order requests came.
+        while go_rx.recv().is_ok() {
+            conn.serve_one(Some(T), |ty, req, reply| {
+                reply.extend_from_slice(req);
+                ty + 100
+            })?;
+        }
+        Ok::<_, Error>(())
+    });
+    let mut conn = connect(addr.as_str(), &o).unwrap();
+    let a = conn.send_request(1, b"first", None).unwrap();
+    let b = conn.send_request(2, b"second", Some(T)).unwrap();
+    assert_eq!((a, b), (1, 2));
+    // Nothing answered yet: the wait times out and the request stays outstanding.
+    assert_eq!(
+        conn.recv_reply(a, Some(Duration::from_millis(20)))
+            .unwrap_err(),
+        Error::Timeout
+    );
+    go_tx.send(()).unwrap();
+    go_tx.send(()).unwrap();
+    let r = conn.recv_reply(a, Some(T)).unwrap();
+    assert_eq!((r.id(), r.type_id(), r.payload()), (1, 101, &b"first"[..]));
+    drop(r);
+    // Waiting for the second skips nothing; a third call after it skips the
+    // late reply of a request whose waiter gave up.
+    let r = conn.recv_reply(b, None).unwrap();
+    assert_eq!((r.id(), r.payload()), (2, &b"second"[..]));
+    drop(r);
+    let c = conn.send_request(3, b"given up", None).unwrap();
+    go_tx.send(()).unwrap();
+    go_tx.send(()).unwrap();
+    let d = conn.send_request(4, b"fourth", None).unwrap();
+    let r = conn.recv_reply(d, Some(T)).unwrap();
+    assert_eq!((r.id(), r.payload()), (4, &b"fourth"[..]));
+    drop(r);
+    assert!(c < d);
+    // Ids never sent are refused.
+    assert!(matches!(conn.recv_reply(99, None), Err(Error::Protocol(_))));
+    assert!(matches!(conn.recv_reply(0, None), Err(Error::Protocol(_))));
+    drop(go_tx);
+    drop(conn);
+    server.join().unwrap().unwrap();
 }
 
 /// Typed values through a process connection: a value aligned to 64 bytes

@@ -791,7 +791,26 @@ impl<O: Os> Connection<O> {
         timeout: Option<Duration>,
     ) -> Result<Reply<'_, O>> {
         let deadline = crate::sock::deadline(timeout);
-        let tx = self.sender.as_mut().ok_or(Error::NoSuchHandle)?;
+        let id = self.send_request(type_id, request, timeout)?;
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        self.recv_reply(id, left)
+    }
+
+    /// The first half of [`call`](Self::call): send a request, waiting at
+    /// most `timeout` (`None`: no limit) for room, and return its
+    /// correlation id without waiting for the reply; errors as for `call`.
+    /// With [`recv_reply`](Self::recv_reply), for callers that wait for the
+    /// reply in slices of their own (bindings that check for signals
+    /// between them) or pipeline several requests.
+    pub fn send_request(
+        &mut self,
+        type_id: u32,
+        request: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<u64> {
+        let (Some(tx), Some(_)) = (self.sender.as_mut(), self.receiver.as_ref()) else {
+            return Err(Error::NoSuchHandle);
+        };
         let max = tx.max_payload().saturating_sub(ID_LEN as u32);
         if request.len() > max as usize {
             return Err(Error::Ring(memtube_ring::Error::TooLarge {
@@ -799,12 +818,25 @@ impl<O: Os> Connection<O> {
                 max,
             }));
         }
+        let mut g = tx.reserve_within(ID_LEN + request.len(), timeout)?;
         let id = self.next_id;
         self.next_id += 1;
-        let mut g = tx.reserve_within(ID_LEN + request.len(), timeout)?;
         g[..ID_LEN].copy_from_slice(&id.to_le_bytes());
         g.copy_from(ID_LEN, request);
         g.commit(ID_LEN + request.len(), type_id);
+        Ok(id)
+    }
+
+    /// The second half of [`call`](Self::call): wait at most `timeout`
+    /// (`None`: no limit) for the reply to request `id` (from
+    /// [`send_request`](Self::send_request)), skipping replies to earlier
+    /// requests. [`Error::Timeout`] leaves the request outstanding: a later
+    /// `recv_reply(id, ..)` goes on waiting for the same reply.
+    pub fn recv_reply(&mut self, id: u64, timeout: Option<Duration>) -> Result<Reply<'_, O>> {
+        if id == 0 || id >= self.next_id {
+            return Err(Error::Protocol("recv_reply: no such request was sent"));
+        }
+        let deadline = crate::sock::deadline(timeout);
         let rx = self.receiver.as_mut().ok_or(Error::NoSuchHandle)?;
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));

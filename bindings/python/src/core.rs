@@ -98,10 +98,6 @@ pub(crate) struct ConnCore {
     pub held: Option<Arc<MsgState>>,
     /// The reservation outstanding on the sender.
     pub grant: Option<Pending>,
-    /// The id of the next `call`, mirroring the Rust connection's numbering
-    /// (1, 2, 3, ... per connection, one per `call` that gets past its
-    /// argument checks: docs/PROTOCOL.md and `memtube::Reply`).
-    pub next_call_id: u64,
 }
 
 /// A sender split from its connection.

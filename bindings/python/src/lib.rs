@@ -20,7 +20,7 @@ use crate::core::{
     Shared, Slot, TxSrc,
 };
 use crate::errors::{invalid, is_kind, to_py, IntoPy, Kind};
-use crate::rx::{error_reply, read_id, rx_of, Message, Receiver};
+use crate::rx::{rx_of, Message, Receiver};
 use crate::tx::{check_grant_exports, Grant, Sender};
 use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
@@ -31,8 +31,6 @@ use std::time::Duration;
 
 /// The type id of an error reply of `serve` (`memtube_posix::ERROR_REPLY`).
 const ERROR_REPLY: u32 = u32::MAX;
-/// Bytes of the correlation id in front of `call` / `serve` payloads.
-const ID_LEN: usize = 8;
 
 /// A ring's counters (`memtube::ring::Stats`; may be stale).
 #[pyclass(module = "memtube", frozen, get_all)]
@@ -202,7 +200,6 @@ impl Connection {
             conn,
             held: None,
             grant: None,
-            next_call_id: 1,
         });
         let sender = if has_tx {
             Some(Py::new(
@@ -278,100 +275,38 @@ impl Connection {
                 },
             )));
         }
-        // Room for the request first, so that the call below sends it
-        // at once (only this thread produces; the peer only frees).
-        let need = ID_LEN + req.len();
-        loop {
-            let slice = deadline.slice(memtube::Error::Timeout)?;
-            let tx = c.conn.sender().py_err()?;
-            match tx.wait_for_room(need, Some(Duration::ZERO)) {
-                Ok(()) => break,
-                Err(memtube::Error::Timeout) => {}
-                Err(e) => return Err(to_py(e)),
-            }
-            slice_done(py.detach(|| tx.wait_for_room(need, Some(slice))))?;
-            py.check_signals()?;
-        }
-        let slice = deadline.slice(memtube::Error::Timeout)?;
-        // The id `call` gives this request (see `ConnCore::next_call_id`).
-        let id = c.next_call_id;
-        c.next_call_id += 1;
+        // The request, waiting for room in slices (checking for signals
+        // between them); then its reply, the same way. A slice that times
+        // out leaves the request outstanding: `recv_reply` goes on waiting
+        // for the same reply (memtube::Connection::send_request).
         let conn = &mut c.conn;
-        let r = py.detach(|| match conn.call_timeout(type_id, req, slice) {
-            Ok(reply) => {
-                let p = reply.payload();
-                let out = (p.as_ptr() as usize, p.len(), reply.type_id());
-                // Kept in the ring; received again (id in front) and
-                // dropped by `release_held`.
-                reply.keep();
-                Ok(out)
-            }
-            Err(e) => Err(e),
-        });
-        match r {
-            Ok((ptr, len, ty)) => Ok(self.hold(c, ptr, len, ty)),
-            Err(memtube::Error::Timeout) => {
-                // The request was sent (there was room); its reply has
-                // not come within the first slice: wait on for it.
-                py.check_signals()?;
-                self.await_reply(py, c, id, deadline)
-            }
-            Err(e) => Err(to_py(e)),
-        }
-    }
-
-    /// Wait (in slices, checking signals) for the reply to request `id`,
-    /// skipping replies to earlier calls that timed out, as `call` does.
-    fn await_reply(
-        &self,
-        py: Python<'_>,
-        c: &mut ConnCore,
-        id: u64,
-        deadline: Deadline,
-    ) -> PyResult<Message> {
-        loop {
-            let rx = rx_of(c)?;
-            match rx.peek() {
-                Ok(p) => match read_id(p.payload()) {
-                    Some(got) if got < id => {
-                        drop(rx.try_recv().py_err()?);
-                        continue;
-                    }
-                    Some(got) if got == id => break,
-                    Some(_) => {
-                        return Err(to_py(memtube::Error::Protocol(
-                            "reply to a request not yet sent",
-                        )))
-                    }
-                    None => {
-                        return Err(to_py(memtube::Error::Protocol(
-                            "reply shorter than its 8-byte id",
-                        )))
-                    }
-                },
-                Err(memtube::Error::Empty) => {}
+        let id = loop {
+            let slice = deadline.slice(memtube::Error::Timeout)?;
+            match py.detach(|| conn.send_request(type_id, req, Some(slice))) {
+                Ok(id) => break id,
+                Err(memtube::Error::Timeout) => py.check_signals()?,
                 Err(e) => return Err(to_py(e)),
             }
+        };
+        loop {
             let slice = deadline.slice(memtube::Error::Timeout)?;
-            slice_done(py.detach(|| rx.wait_message(Some(slice))))?;
-            py.check_signals()?;
+            let r = py.detach(|| match conn.recv_reply(id, Some(slice)) {
+                Ok(reply) => {
+                    let p = reply.payload();
+                    let out = (p.as_ptr() as usize, p.len(), reply.type_id());
+                    // Kept in the ring; received again (id in front) and
+                    // dropped by `release_held`.
+                    reply.keep();
+                    Ok(out)
+                }
+                Err(e) => Err(e),
+            });
+            match r {
+                Ok((ptr, len, ty)) => return Ok(self.hold(c, ptr, len, ty)),
+                Err(memtube::Error::Timeout) => py.check_signals()?,
+                Err(e) => return Err(to_py(e)),
+            }
         }
-        let rx = rx_of(c)?;
-        let m = rx.try_recv().py_err()?;
-        if read_id(m.payload()) != Some(id) {
-            return Err(to_py(memtube::Error::Protocol(
-                "reply changed while it was read",
-            )));
-        }
-        if m.type_id() == ERROR_REPLY {
-            let e = error_reply(m.payload());
-            drop(m);
-            return Err(to_py(e));
-        }
-        let body = &m.payload()[ID_LEN..];
-        let (ptr, len, ty) = (body.as_ptr() as usize, body.len(), m.type_id());
-        m.keep();
-        Ok(self.hold(c, ptr, len, ty))
     }
 
     /// Serve one request: wait for it in slices, then run the handler.

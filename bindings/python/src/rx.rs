@@ -399,33 +399,6 @@ impl Message {
     }
 }
 
-/// The error reply of `serve` (see `memtube::Reply`): the type id
-/// `u32::MAX` (memtube_posix::ERROR_REPLY), a code and its fields after the
-/// 8-byte id.
-pub(crate) fn error_reply(payload: &[u8]) -> memtube::Error {
-    let body = payload.get(8..).unwrap_or(&[]);
-    let word = |at: usize, n: usize| body.get(at..at + n);
-    let u32_at = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    match word(0, 4).map(u32_at) {
-        Some(1) => match (word(4, 4), word(8, 8)) {
-            (Some(m), Some(l)) => memtube::Error::ReplyTooLarge {
-                max: u32_at(m),
-                len: u64::from_le_bytes([l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7]]),
-            },
-            _ => memtube::Error::Protocol("error reply too short"),
-        },
-        Some(2) => {
-            memtube::Error::Protocol("the server's handler returned the reserved type id u32::MAX")
-        }
-        _ => memtube::Error::Protocol("unknown error reply"),
-    }
-}
-
-/// The correlation id at the start of a `call` / `serve` payload.
-pub(crate) fn read_id(p: &[u8]) -> Option<u64> {
-    Some(u64::from_le_bytes(p.get(..8)?.try_into().ok()?))
-}
-
 /// `to_py` for a fallible receive used by `call`.
 pub(crate) fn rx_of(c: &mut crate::core::ConnCore) -> PyResult<&mut memtube::Receiver> {
     c.conn.receiver().py_err()
