@@ -610,6 +610,18 @@ void memtube_options_free(struct memtube_options *o);
 int32_t memtube_options_set_capacity(struct memtube_options *o, uint32_t bytes);
 
 /**
+ * The largest ring capacity a connector accepts from a listener (default
+ * 64 MiB, and never less than the capacity set): a handshake with a larger
+ * ring fails with HANDSHAKE before anything is mapped, so that a hostile
+ * listener cannot make this process map gigabytes. Any value is accepted.
+ * Threads: one thread at a time per options (Send, not Sync).
+ *
+ * # Safety
+ * `o` is NULL or a live `memtube_options`, used by no other thread now.
+ */
+int32_t memtube_options_set_max_capacity(struct memtube_options *o, uint32_t bytes);
+
+/**
  * Two rings, one each way (`memtube_call` / `memtube_serve` need it).
  * Threads: one thread at a time per options (Send, not Sync).
  *

@@ -219,7 +219,9 @@ impl Fail {
                 E::Ring(r) => ring_status(r),
                 E::PermissionDenied { .. } => MEMTUBE_PERMISSION_DENIED,
                 E::AddrInUse => MEMTUBE_ADDR_IN_USE,
-                E::NotASocket(_) => MEMTUBE_NOT_A_SOCKET,
+                // Something memtube did not make is in the way (the path, or
+                // its lock file name): the same remedy.
+                E::NotASocket(_) | E::ForeignLockFile(_) => MEMTUBE_NOT_A_SOCKET,
                 E::NoListener { .. } => MEMTUBE_NO_LISTENER,
                 E::Cancelled => MEMTUBE_CANCELLED,
                 E::ReplyTooLarge { .. } => MEMTUBE_REPLY_TOO_LARGE,

@@ -100,6 +100,23 @@ pub unsafe extern "C" fn memtube_options_set_capacity(o: *mut memtube_options, b
     }
 }
 
+/// The largest ring capacity a connector accepts from a listener (default
+/// 64 MiB, and never less than the capacity set): a handshake with a larger
+/// ring fails with HANDSHAKE before anything is mapped, so that a hostile
+/// listener cannot make this process map gigabytes. Any value is accepted.
+/// Threads: one thread at a time per options (Send, not Sync).
+///
+/// # Safety
+/// `o` is NULL or a live `memtube_options`, used by no other thread now.
+#[no_mangle]
+pub unsafe extern "C" fn memtube_options_set_max_capacity(
+    o: *mut memtube_options,
+    bytes: u32,
+) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { set(o, |opts| Ok(opts.max_capacity(bytes))) }
+}
+
 /// Two rings, one each way (`memtube_call` / `memtube_serve` need it).
 /// Threads: one thread at a time per options (Send, not Sync).
 ///

@@ -109,6 +109,7 @@ static void test_options(void) {
     EXPECT(memtube_options_set_connect_timeout_ns(o, SECOND), MEMTUBE_OK);
     EXPECT(memtube_options_set_connect_timeout_ns(o, MEMTUBE_FOREVER), MEMTUBE_OK);
     EXPECT(memtube_options_set_handshake_timeout_ns(o, 2 * SECOND), MEMTUBE_OK);
+    EXPECT(memtube_options_set_max_capacity(o, 1u << 30), MEMTUBE_OK);
     EXPECT(memtube_options_set_uid_policy(o, MEMTUBE_UID_POLICY_ANY, NULL, 0), MEMTUBE_OK);
     uids[0] = (uint32_t)getuid();
     uids[1] = 12345;
@@ -131,6 +132,7 @@ static void test_options(void) {
     EXPECT_FAIL(memtube_options_set_direction(NULL, 0), MEMTUBE_INVALID_ARGUMENT);
     EXPECT_FAIL(memtube_options_set_connect_timeout_ns(NULL, 1), MEMTUBE_INVALID_ARGUMENT);
     EXPECT_FAIL(memtube_options_set_handshake_timeout_ns(NULL, 1), MEMTUBE_INVALID_ARGUMENT);
+    EXPECT_FAIL(memtube_options_set_max_capacity(NULL, 1), MEMTUBE_INVALID_ARGUMENT);
     EXPECT_FAIL(memtube_options_set_uid_policy(NULL, 0, NULL, 0), MEMTUBE_INVALID_ARGUMENT);
     EXPECT_FAIL(memtube_options_set_cancel_token(NULL, t), MEMTUBE_INVALID_ARGUMENT);
     EXPECT_FAIL(memtube_cancel_token_cancel(NULL), MEMTUBE_INVALID_ARGUMENT);
@@ -739,6 +741,21 @@ static void test_listener(void) {
     }
     memtube_connection_free(a.conn);
     memtube_connection_free(client);
+    /* A connector refuses rings larger than it accepts, before mapping. */
+    {
+        memtube_options *small = opts(1024, false);
+        MUST(memtube_options_set_max_capacity(small, 2048));
+        a.o = NULL; /* the listener's: 64 KiB */
+        a.conn = NULL;
+        pthread_create(&t, NULL, accept_main, &a);
+        client = NULL;
+        EXPECT_FAIL(memtube_connect(addr, small, &client), MEMTUBE_HANDSHAKE);
+        CHECK(client == NULL);
+        CHECK(strstr(memtube_last_error_message(), "max_capacity") != NULL);
+        pthread_join(t, NULL);
+        CHECK(a.st != MEMTUBE_OK);
+        memtube_options_free(small);
+    }
     memtube_listener_free(l);
     memtube_options_free(o);
 }
