@@ -686,11 +686,14 @@ fn listen(
 /// Connect to the listener at `addr`, waiting at most `timeout` seconds for
 /// room in its backlog and `handshake_timeout` for the handshake. `duplex`
 /// and `direction` must match the listener's; the ring options
-/// (capacity, isolation, pure_spin, huge_pages) are the listener's.
+/// (capacity, isolation, pure_spin, huge_pages) are the listener's, up to
+/// `max_capacity` bytes per ring (default 64 MiB, never below `capacity`):
+/// a listener offering larger rings is refused (`Handshake`) before
+/// anything is mapped.
 #[pyfunction]
 #[pyo3(signature = (addr, *, capacity=65536, duplex=false, isolation=true, pure_spin=false,
     huge_pages=false, mlock=false, direction="connector_to_listener", uid_policy=None,
-    backend=None, timeout=5.0, handshake_timeout=5.0))]
+    backend=None, timeout=5.0, handshake_timeout=5.0, max_capacity=1<<26))]
 #[allow(clippy::too_many_arguments)]
 fn connect(
     py: Python<'_>,
@@ -706,6 +709,7 @@ fn connect(
     backend: Option<&str>,
     timeout: f64,
     handshake_timeout: f64,
+    max_capacity: u32,
 ) -> PyResult<Connection> {
     let opts = options(
         capacity,
@@ -719,7 +723,8 @@ fn connect(
         backend,
         handshake_timeout,
     )?
-    .connect_timeout(secs("timeout", timeout)?);
+    .connect_timeout(secs("timeout", timeout)?)
+    .max_capacity(max_capacity);
     let a = addr_of(addr)?;
     let c = py.detach(|| memtube::connect(a, &opts)).py_err()?;
     Connection::new(py, c)

@@ -689,6 +689,29 @@ def test_options_variants(addr):
     client.close()
 
 
+def test_connector_bounds_the_rings_it_accepts(addr):
+    with memtube.listen(addr, capacity=1 << 20) as listener:
+        errors = []
+
+        def accept():
+            try:
+                listener.accept(timeout=5)
+            except memtube.Error as e:
+                errors.append(e)
+
+        t = threading.Thread(target=accept)
+        t.start()
+        with pytest.raises(memtube.Handshake, match="max_capacity"):
+            memtube.connect(addr, capacity=4096, max_capacity=1 << 16)
+        t.join()
+        assert errors
+        t = threading.Thread(target=lambda: listener.accept(timeout=5).close())
+        t.start()
+        with memtube.connect(addr, max_capacity=1 << 20) as c:
+            assert c.sender.capacity == 1 << 20
+        t.join()
+
+
 def test_exception_hierarchy():
     kinds = [
         memtube.Empty, memtube.Full, memtube.Timeout, memtube.Closed, memtube.PeerGone,

@@ -58,10 +58,13 @@ def connect(
     backend: _Backend = None,
     timeout: float = 5.0,
     handshake_timeout: float = 5.0,
+    max_capacity: int = 67108864,
 ) -> Connection:
     """Connect to the listener at `addr`. `duplex` and `direction` must match
-    the listener's; the ring options are the listener's. Raises NoListener
-    when nothing listens there."""
+    the listener's; the ring options are the listener's, up to `max_capacity`
+    bytes per ring (default 64 MiB, never below `capacity`; a larger offer
+    raises Handshake before anything is mapped). Raises NoListener when
+    nothing listens there."""
 
 @final
 class Listener:
