@@ -669,42 +669,46 @@ fn install_pkg_config_and_shared_library() {
     let _ = std::fs::remove_dir_all(&prefix);
 }
 
-/// The header compiles as C++17 (declarations inside `extern "C"`) and links.
+/// memtube.hpp (over memtube.h, declarations inside `extern "C"`), built as
+/// C++17 and C++20 with `-pedantic -Werror`: results, move-only handles,
+/// zero-copy send and receive, call/serve, split handles on two threads,
+/// rings in caller memory and the conformance image of docs/PROTOCOL.md
+/// (tests/cpp/hpp.cpp). Without g++ it is skipped, except in CI.
 #[test]
-fn header_works_from_cpp() {
+fn cpp_wrapper_as_cpp17_and_cpp20() {
     let b = build();
-    let src = b.out.join("header_cpp.cc");
-    std::fs::write(
-        &src,
-        "#include \"memtube.h\"\n\
-         int main() {\n\
-             memtube_message m{};\n\
-             memtube_options *o = memtube_options_new();\n\
-             int32_t st = memtube_options_set_capacity(o, 1000);\n\
-             memtube_options_free(o);\n\
-             return (m.len == 0 && st == MEMTUBE_INVALID_ARGUMENT &&\n\
-                     memtube_abi_version() == MEMTUBE_ABI_VERSION) ? 0 : 1;\n\
-         }\n",
-    )
-    .unwrap();
-    let exe = b.out.join("header_cpp");
-    let Ok(out) = Command::new("g++")
-        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"])
-        .arg("-I")
-        .arg(manifest_dir().join("include"))
-        .arg(&src)
-        .arg(b.profile_dir.join("libmemtube.a"))
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
-        .arg(&exe)
-        .output()
-    else {
-        eprintln!("g++ not installed: skipped");
-        return;
-    };
-    assert!(
-        out.status.success(),
-        "g++ failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(Command::new(&exe).status().unwrap().success());
+    let src = manifest_dir().join("tests/cpp/hpp.cpp");
+    let doc = manifest_dir().join("../../docs/PROTOCOL.md");
+    for std in ["c++17", "c++20"] {
+        let exe = b.out.join(format!("hpp-{std}"));
+        let out = match Command::new("g++")
+            .args([&format!("-std={std}"), "-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .args(["-O1", "-g", "-I"])
+            .arg(manifest_dir().join("include"))
+            .arg(&src)
+            .arg(b.profile_dir.join("libmemtube.a"))
+            .args(["-lpthread", "-ldl", "-lm", "-o"])
+            .arg(&exe)
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("g++ not runnable ({e}): the C++ wrapper is not tested here");
+                return;
+            }
+            Err(e) => panic!("g++: {e} (CI tests every language)"),
+        };
+        assert!(
+            out.status.success(),
+            "g++ -std={std} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let run = Command::new(&exe).arg(&doc).output().unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success() && stdout.contains(", 0 failed"),
+            "{std}: {stdout}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
 }
