@@ -310,6 +310,20 @@ fn conformance_vector(out: &mut BTreeMap<String, Actual>) {
             expect: None,
         },
     );
+    // The handshake that hands that region to a connector that receives:
+    // one ring, single-region layout, the listener (sender of the
+    // handshake) produces, descriptor 0.
+    let hs = Handshake::simplex(RingDesc::single(CAP, Side::Sender, 0).unwrap(), false);
+    let bytes = hs.encode();
+    assert_eq!(Handshake::decode(&bytes), Ok(hs));
+    assert_eq!(hs.rings()[0].main_len, N as u64);
+    out.insert(
+        "hs-conformance".to_string(),
+        Actual {
+            bytes: bytes.to_vec(),
+            expect: None,
+        },
+    );
 }
 
 fn handshake_vectors(out: &mut BTreeMap<String, Actual>) {
