@@ -712,3 +712,45 @@ fn cpp_wrapper_as_cpp17_and_cpp20() {
         );
     }
 }
+
+/// The README's C and C++ blocks compile and link as they are (`-Wall
+/// -Wextra -Werror`), so the copy-paste examples stay true.
+#[test]
+fn readme_c_and_cpp_blocks_build() {
+    let b = build();
+    let readme = std::fs::read_to_string(manifest_dir().join("../../README.md")).unwrap();
+    let mut n = 0;
+    for (fence, compiler, std, ext) in [
+        ("```c\n", "gcc", "-std=c99", "c"),
+        ("```cpp\n", "g++", "-std=c++17", "cpp"),
+    ] {
+        for (i, block) in readme.split(fence).skip(1).enumerate() {
+            let code = block.split("```").next().unwrap();
+            let src = b.out.join(format!("readme-{i}.{ext}"));
+            std::fs::write(&src, code).unwrap();
+            let out = Command::new(compiler)
+                .args([std, "-Wall", "-Wextra", "-Werror", "-I"])
+                .arg(manifest_dir().join("include"))
+                .arg(&src)
+                .arg(b.profile_dir.join("libmemtube.a"))
+                .args(["-lpthread", "-ldl", "-lm", "-o"])
+                .arg(src.with_extension("out"))
+                .output();
+            let out = match out {
+                Ok(out) => out,
+                Err(e) if std::env::var_os("CI").is_none() => {
+                    eprintln!("{compiler} not runnable ({e}): skipped");
+                    continue;
+                }
+                Err(e) => panic!("{compiler}: {e}"),
+            };
+            assert!(
+                out.status.success(),
+                "README block {i} ({ext}) does not build:\n{code}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 2 || std::env::var_os("CI").is_none(), "no README blocks found");
+}
