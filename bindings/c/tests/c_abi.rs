@@ -682,7 +682,13 @@ fn cpp_wrapper_as_cpp17_and_cpp20() {
     for std in ["c++17", "c++20"] {
         let exe = b.out.join(format!("hpp-{std}"));
         let out = match Command::new("g++")
-            .args([&format!("-std={std}"), "-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .args([
+                &format!("-std={std}"),
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+            ])
             .args(["-O1", "-g", "-I"])
             .arg(manifest_dir().join("include"))
             .arg(&src)
@@ -752,5 +758,8 @@ fn readme_c_and_cpp_blocks_build() {
             n += 1;
         }
     }
-    assert!(n >= 2 || std::env::var_os("CI").is_none(), "no README blocks found");
+    assert!(
+        n >= 2 || std::env::var_os("CI").is_none(),
+        "no README blocks found"
+    );
 }
