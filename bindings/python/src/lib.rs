@@ -693,7 +693,7 @@ fn listen(
 #[pyfunction]
 #[pyo3(signature = (addr, *, capacity=65536, duplex=false, isolation=true, pure_spin=false,
     huge_pages=false, mlock=false, direction="connector_to_listener", uid_policy=None,
-    backend=None, timeout=5.0, handshake_timeout=5.0, max_capacity=1<<26))]
+    backend=None, timeout=5.0, handshake_timeout=5.0, max_capacity=67108864))]
 #[allow(clippy::too_many_arguments)]
 fn connect(
     py: Python<'_>,
