@@ -37,7 +37,8 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t BLOCK = 1000;
 constexpr std::size_t LEN = 32;
 constexpr uint32_t CAP = 16 * 1024;
-constexpr uint32_t STOP = 0xFFFF'FFFFu;
+/// Stored in the floor line instead of a request: the case is over.
+constexpr uint64_t STOP = ~uint64_t{0};
 const auto TIMEOUT = std::chrono::seconds(10);
 
 struct Case {
@@ -79,7 +80,9 @@ memtube::Options options(const Case &c) {
 
 // ------------------------------------------------------------------ echo
 
-void echo_floor(std::atomic<uint64_t> &line, uint64_t &last) {
+/// Answer a block of floor round trips; false when the main process
+/// stored STOP instead (the case is over).
+bool echo_floor(std::atomic<uint64_t> &line, uint64_t &last) {
     for (std::size_t k = 0; k < BLOCK; k++) {
         uint64_t v;
         auto since = Clock::now();
@@ -87,9 +90,11 @@ void echo_floor(std::atomic<uint64_t> &line, uint64_t &last) {
             relax();
             if (Clock::now() - since > TIMEOUT) std::exit(3);
         }
+        if (v == STOP) return false;
         line.store(v + 1, std::memory_order_release);
         last = v + 1;
     }
+    return true;
 }
 
 int echo(const std::string &addr, std::atomic<uint64_t> *const *lines, int cpu) {
@@ -104,21 +109,14 @@ int echo(const std::string &addr, std::atomic<uint64_t> *const *lines, int cpu) 
         memtube::Sender tx = conn->sender();
         memtube::Receiver rx = conn->receiver();
         uint64_t last = 0;
-        for (;;) {
-            echo_floor(*lines[i], last);
-            bool stop = false;
+        while (echo_floor(*lines[i], last)) {
             for (std::size_t k = 0; k < BLOCK; k++) {
                 auto m = rx.recv(TIMEOUT);
                 if (!m) fail("echo: recv", m.error());
-                if (m->type_id() == STOP) {
-                    stop = true;
-                    break;
-                }
                 // Back from the ring, in place: one copy, ring to ring.
                 if (auto r = tx.send(m->data(), m->size(), m->type_id()); !r)
                     fail("echo: send", r.error());
             }
-            if (stop) break;
         }
     }
     return 0;
@@ -168,7 +166,7 @@ Row measure(memtube::Connection &conn, std::atomic<uint64_t> &line, double secon
             if (k) row.ring.push_back(static_cast<uint64_t>((t1 - t0).count()));
         }
     } while (Clock::now() < until);
-    if (auto r = tx.send(buf, 0, STOP); !r) fail("send stop", r.error());
+    line.store(STOP, std::memory_order_release);
     return row;
 }
 
