@@ -248,6 +248,23 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(500));
             Ok(())
         }
+        // Liveness by process: fork a child that inherits the connection's
+        // socket and outlives us, tell the test its pid, wait to be killed.
+        "fork-holder-connect" | "fork-holder-listen" => {
+            let mut c = if role.ends_with("connect") {
+                connect(addr, &opts(Direction::ConnectorToListener, false)).map_err(s)?
+            } else {
+                let l = listen(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
+                l.accept_timeout(T).map_err(s)?
+            };
+            let holder = fork_sleeper();
+            c.sender()
+                .map_err(s)?
+                .send_timeout(&holder.to_le_bytes(), 7, T)
+                .map_err(s)?;
+            std::thread::sleep(Duration::from_secs(60));
+            Err("not killed".into())
+        }
         _ => Err(format!("unknown role {role}")),
     }
 }
@@ -1148,4 +1165,63 @@ fn a_forked_child_never_touches_its_parents_connection() {
     drop(server);
     drop(l);
     assert!(!path.exists());
+}
+
+/// Fork a child that only sleeps (30 s), holding every descriptor it
+/// inherited; returns its pid.
+fn fork_sleeper() -> i32 {
+    // SAFETY: the child calls only async-signal-safe functions (sleep,
+    // _exit) before it exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: async-signal-safe; ends the child without destructors.
+        unsafe {
+            libc::sleep(30);
+            libc::_exit(0);
+        }
+    }
+    pid
+}
+
+/// A peer that dies while a child it forked still holds the connection's
+/// socket is reported gone (the process is watched, not only the socket),
+/// on both sides: the listener watches the connector (SO_PEERCRED's pid),
+/// the connector the process that accepted (the handshake's credentials).
+#[test]
+fn a_peer_that_dies_behind_a_forked_child_is_gone() {
+    for listener_watches in [true, false] {
+        let addr = unique_addr("forkgone");
+        let (mut child, mut conn) = if listener_watches {
+            let l = listen(addr.as_str(), &opts(Direction::ConnectorToListener, false)).unwrap();
+            let child = spawn("fork-holder-connect", &addr);
+            (child, l.accept_timeout(T).unwrap())
+        } else {
+            let child = spawn("fork-holder-listen", &addr);
+            let o = opts(Direction::ListenerToConnector, false);
+            let until = Instant::now() + T;
+            let conn = loop {
+                match connect(addr.as_str(), &o) {
+                    Err(Error::NoListener { .. }) if Instant::now() < until => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    r => break r.unwrap(),
+                }
+            };
+            (child, conn)
+        };
+        let rx = conn.receiver().unwrap();
+        let m = rx.recv_timeout(T).unwrap();
+        let holder = i32::from_le_bytes(m[..4].try_into().unwrap());
+        drop(m);
+        child.kill().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+        let killed = Instant::now();
+        let end = rx.recv_timeout(T).unwrap_err();
+        let waited = killed.elapsed();
+        // SAFETY: plain kill(2) of the sleeper this test's child forked.
+        unsafe { libc::kill(holder, libc::SIGKILL) };
+        assert_eq!(end, Error::PeerGone, "listener watches: {listener_watches}");
+        assert!(waited < GONE_BOUND, "PeerGone after {waited:?}");
+    }
 }

@@ -106,6 +106,18 @@ impl Os for Linux {
     fn memfd_check(fd: BorrowedFd<'_>, claimed: u64) -> std::result::Result<(), HandshakeFailure> {
         memfd::check(fd, claimed)
     }
+
+    fn pass_credentials(sock: BorrowedFd<'_>) -> rustix::io::Result<()> {
+        rustix::net::sockopt::set_socket_passcred(sock, true)
+    }
+
+    /// `pidfd_open(pid, 0)`: readable once the process exits. `None` before
+    /// Linux 5.3 (`ENOSYS`), or if the process is already gone (`ESRCH`:
+    /// the socket then tells).
+    fn watch_process(pid: i32) -> Option<OwnedFd> {
+        let pid = rustix::process::Pid::from_raw(pid)?;
+        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connectio
     let backend = opts.backend_for::<O>();
     let sa = addr.sockaddr::<O>()?;
     let s = sock::socket::<O>(sock::socket_type(backend))?;
+    // Before `connect`, so the handshake cannot be sent before it is set.
+    O::pass_credentials(s.as_fd())?;
     let deadline = sock::deadline(Some(opts.connect_timeout));
     loop {
         match rustix::net::connect(&s, &sa) {
@@ -59,11 +61,12 @@ pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connectio
     )?;
     let maps = rings::map_received::<O>(&got.hs, &got.fds, opts)?;
     drop(got.fds);
-    let conn = Connection::new(maps, Link::new(s, O::SEND_FLAGS, opts.cancel.clone()), cred)
-        .map_err(|e| match e {
-            Error::Ring(r) => Error::Handshake(HandshakeFailure::Attach(r)),
-            e => e,
-        })?;
+    let watch = got.sender_pid.and_then(O::watch_process);
+    let link = Link::new(s, O::SEND_FLAGS, opts.cancel.clone(), watch);
+    let conn = Connection::new(maps, link, cred).map_err(|e| match e {
+        Error::Ring(r) => Error::Handshake(HandshakeFailure::Attach(r)),
+        e => e,
+    })?;
     handshake::send_ack::<O>(conn_fd(&conn))?;
     Ok(conn)
 }

@@ -219,9 +219,11 @@ impl<O: Os> Listener<O> {
         drop(fds);
         drop(created.fds);
         handshake::recv_ack(s.as_fd(), hs_deadline)?;
+        // SO_PEERCRED's pid is the process that connected: watch it too.
+        let watch = O::watch_process(cred.pid);
         Connection::new(
             created.ours,
-            Link::new(s, O::SEND_FLAGS, opts.cancel.clone()),
+            Link::new(s, O::SEND_FLAGS, opts.cancel.clone(), watch),
             cred,
         )
     }

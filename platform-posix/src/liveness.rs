@@ -8,7 +8,11 @@
 //! `recv(MSG_PEEK | MSG_DONTWAIT)`; it runs only on slow paths (a blocking
 //! call between wait slices, or [`probe`](Link::probe) on demand), and its
 //! result is cached in an atomic that [`state`](Link::state) reads with no
-//! system call. Reference: unix(7), recv(2).
+//! system call. Where the system can watch a process
+//! ([`Os::watch_process`](crate::Os::watch_process): a pidfd on Linux), a
+//! probe that finds the socket open also polls the peer process, because
+//! the socket outlives it when a child it forked holds it.
+//! Reference: unix(7), recv(2), pidfd_open(2).
 
 use crate::cancel::CancelToken;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -46,11 +50,19 @@ pub(crate) struct Link {
     cancel: Option<CancelToken>,
     /// The process that made the connection.
     owner: u32,
+    /// Readable once the peer process exits ([`Os::watch_process`](crate::Os::watch_process)).
+    watch: Option<OwnedFd>,
 }
 
 impl Link {
-    pub(crate) fn new(sock: OwnedFd, send_flags: SendFlags, cancel: Option<CancelToken>) -> Self {
+    pub(crate) fn new(
+        sock: OwnedFd,
+        send_flags: SendFlags,
+        cancel: Option<CancelToken>,
+        watch: Option<OwnedFd>,
+    ) -> Self {
         Link {
+            watch,
             sock,
             state: AtomicU8::new(0),
             send_flags,
@@ -112,8 +124,32 @@ impl Link {
             Err(Errno::AGAIN) | Err(Errno::INTR) => PeerState::Alive,
             Err(_) => PeerState::Gone,
         };
+        // The socket may outlive the peer (a child it forked holds it): the
+        // process itself, where the system can watch it.
+        let now = if now == PeerState::Alive && self.process_exited() {
+            PeerState::Gone
+        } else {
+            now
+        };
         self.state.store(encode(now), Ordering::Relaxed);
         now
+    }
+}
+
+impl Link {
+    /// Whether the watched peer process has exited (one `poll` of its
+    /// descriptor; `false` when none is watched).
+    fn process_exited(&self) -> bool {
+        let Some(fd) = &self.watch else {
+            return false;
+        };
+        let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+            && fds[0].revents().contains(rustix::event::PollFlags::IN)
     }
 }
 
@@ -169,8 +205,8 @@ mod tests {
     fn pair() -> (Link, Link) {
         let (a, b) = raw_pair();
         (
-            Link::new(a, SendFlags::empty(), None),
-            Link::new(b, SendFlags::empty(), None),
+            Link::new(a, SendFlags::empty(), None, None),
+            Link::new(b, SendFlags::empty(), None, None),
         )
     }
 
@@ -184,7 +220,7 @@ mod tests {
         assert_eq!(a.probe(), PeerState::Closed);
 
         let (a, b) = raw_pair();
-        let a = Link::new(a, SendFlags::empty(), None);
+        let a = Link::new(a, SendFlags::empty(), None, None);
         // Death: the socket closes without the close byte.
         drop(b);
         assert_eq!(a.probe(), PeerState::Gone);

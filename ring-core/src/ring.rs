@@ -431,9 +431,15 @@ impl RoleState {
 }
 
 /// Counters and role states read from the control block. Each field is read
-/// with a separate load, so a snapshot taken while the ring runs may be
-/// slightly inconsistent; counters are published lazily (at each publication
-/// or release), so they may lag by one batch.
+/// with a separate relaxed load, so a snapshot taken while the ring runs is
+/// not atomic: each counter is exact at some moment and never goes
+/// backwards, but two counters may come from different moments (on a weakly
+/// ordered CPU, `messages_released` may already count a message whose bytes
+/// `bytes_released` does not yet; a monitor that needs a pair to agree reads
+/// again until it does, or compares snapshots over time). Counters are
+/// published lazily (at each publication or release), so they may lag by
+/// one batch. Keeping them consistent would cost the hot path a sequence
+/// lock; nothing in memtube needs that.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Stats {

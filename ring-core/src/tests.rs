@@ -527,12 +527,18 @@ fn blocking_receive_publishes_release_when_it_finds_the_ring_empty() {
                 }
             });
             p.try_send(&[1; 24], 0).unwrap();
-            // The receiver takes message 0 and spins for message 1.
+            // The receiver takes message 0 and spins for message 1. The
+            // counters are separate words read one by one (`Stats` may mix
+            // two moments on a weakly ordered machine: each counter is
+            // exact at some moment, see `Stats`), so wait for both.
             let start = std::time::Instant::now();
-            while p.stats().messages_released != 1 && start.elapsed() < Duration::from_secs(20) {
+            let mut s = p.stats();
+            while (s.messages_released, s.bytes_released) != (1, 24)
+                && start.elapsed() < Duration::from_secs(20)
+            {
                 std::thread::yield_now();
+                s = p.stats();
             }
-            let s = p.stats();
             // Let the receiver finish before asserting (the scope joins it).
             p.try_send(&[2; 24], 1).unwrap();
             assert_eq!(
