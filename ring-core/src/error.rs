@@ -18,7 +18,9 @@ pub enum Error {
     Full,
     /// No message is available now.
     Empty,
-    /// The message can never fit: `len` exceeds the ring's maximum payload `max`.
+    /// The message can never fit: `len` exceeds the ring's maximum payload
+    /// `max` (or, from [`Message::copy_to`](crate::Message::copy_to), the
+    /// destination's length `max`).
     TooLarge {
         /// Requested payload length.
         len: usize,

@@ -755,3 +755,32 @@ fn has_room_agrees_with_reserve() {
         assert_eq!((m.type_id(), m.payload()), (2, &[7u8; 24][..]));
     });
 }
+
+#[test]
+fn copy_to_copies_every_length_exactly_once_and_refuses_short_buffers() {
+    with_ring::<{ region_size(256).unwrap() }>(256, |mut p, mut c| {
+        for len in 0..40usize {
+            let data: [u8; 40] = core::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ len as u8);
+            p.try_send(&data[..len], len as u32).unwrap();
+            let m = c.try_recv().unwrap();
+            let mut out = [0xEEu8; 48];
+            if len > 0 {
+                assert_eq!(
+                    m.copy_to(&mut out[..len - 1]),
+                    Err(Error::TooLarge {
+                        len,
+                        max: len as u32 - 1
+                    })
+                );
+            }
+            assert_eq!(m.copy_to(&mut out), Ok(len));
+            assert_eq!(&out[..len], &data[..len]);
+            assert!(
+                out[len..].iter().all(|&b| b == 0xEE),
+                "wrote past the payload"
+            );
+            drop(m);
+        }
+        assert_eq!(c.try_recv().err(), Some(Error::Empty));
+    });
+}

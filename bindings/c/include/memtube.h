@@ -775,6 +775,29 @@ void memtube_cancel_token_free(struct memtube_cancel_token *t);
 int32_t memtube_recv(struct memtube_receiver *rx, int64_t timeout_ns, struct memtube_message *out);
 
 /**
+ * Receive the next message and copy it into `buf` (`cap` bytes), then
+ * release it: for a receiver that does not trust its sender. `memtube_recv`
+ * gives a view of bytes the sender can still change while you read them;
+ * here each byte is read from the ring exactly once, and the copy in `buf`
+ * is yours. `*len` = the payload's length, `*type_id` its type.
+ * TOO_LARGE when `cap < *len`: nothing is copied and the message stays in
+ * the ring (the next `memtube_recv` or `memtube_recv_copy` returns it
+ * again; `*len` says how much room it needs). The message held before (if
+ * any) is released first. `timeout_ns` as for `memtube_recv`.
+ * Threads: one thread at a time per receiver (Send, not Sync).
+ *
+ * # Safety
+ * `rx` is NULL or a live receiver; `buf` is NULL (only with `cap == 0`) or
+ * `cap` writable bytes; `len` and `type_id` are NULL or writable.
+ */
+int32_t memtube_recv_copy(struct memtube_receiver *rx,
+                          int64_t timeout_ns,
+                          uint8_t *buf,
+                          size_t cap,
+                          size_t *len,
+                          uint32_t *type_id);
+
+/**
  * Release the held message (or call reply): its pointer dies, its ring
  * space goes back to the sender. OK also when nothing is held (so a
  * second release is harmless).

@@ -399,6 +399,25 @@ class Receiver {
         return Message(m);
     }
     Result<Message> try_recv() { return recv(no_wait); }
+
+    /// What recv_copy copied.
+    struct Copied {
+        std::size_t size;
+        uint32_t type_id;
+    };
+    /// Receive the next message and copy it into `buf` (`cap` bytes), then
+    /// release it: for a sender you do not trust (each byte is read from the
+    /// ring once; the copy cannot change afterwards). TooLarge when `cap` is
+    /// short: nothing copied, the message stays (call again with room).
+    template <class R = int64_t, class P = std::nano>
+    Result<Copied> recv_copy(void *buf, std::size_t cap,
+                             std::chrono::duration<R, P> timeout = forever) {
+        Copied c{0, 0};
+        int32_t st = memtube_recv_copy(rx_, detail::ns(timeout), static_cast<uint8_t *>(buf), cap,
+                                       &c.size, &c.type_id);
+        if (st != MEMTUBE_OK) return Error::last(st);
+        return c;
+    }
     /// Release the message held (its view dies); no-op when none is.
     Result<void> release() { return detail::check(memtube_release(rx_)); }
 

@@ -101,6 +101,82 @@ pub unsafe extern "C" fn memtube_recv(
     })
 }
 
+/// Copy `m` out (see `memtube_recv_copy`): released when it fits, kept in
+/// the ring when it does not.
+#[inline(always)]
+fn copy_out<W: RingWait>(
+    m: mt::ring::Message<'_, '_, W>,
+    dst: &mut [u8],
+    len: &mut usize,
+    type_id: &mut u32,
+) -> Result<()> {
+    *len = m.len();
+    *type_id = m.type_id();
+    match m.copy_to(dst) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            m.keep();
+            Err(e.into())
+        }
+    }
+}
+
+/// Receive the next message and copy it into `buf` (`cap` bytes), then
+/// release it: for a receiver that does not trust its sender. `memtube_recv`
+/// gives a view of bytes the sender can still change while you read them;
+/// here each byte is read from the ring exactly once, and the copy in `buf`
+/// is yours. `*len` = the payload's length, `*type_id` its type.
+/// TOO_LARGE when `cap < *len`: nothing is copied and the message stays in
+/// the ring (the next `memtube_recv` or `memtube_recv_copy` returns it
+/// again; `*len` says how much room it needs). The message held before (if
+/// any) is released first. `timeout_ns` as for `memtube_recv`.
+/// Threads: one thread at a time per receiver (Send, not Sync).
+///
+/// # Safety
+/// `rx` is NULL or a live receiver; `buf` is NULL (only with `cap == 0`) or
+/// `cap` writable bytes; `len` and `type_id` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn memtube_recv_copy(
+    rx: *mut memtube_receiver,
+    timeout_ns: i64,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    type_id: *mut u32,
+) -> i32 {
+    status(|| {
+        // SAFETY: the caller's contract.
+        let len = unsafe { not_null_mut(len, "len is NULL")? };
+        // SAFETY: the caller's contract.
+        let type_id = unsafe { not_null_mut(type_id, "type_id is NULL")? };
+        (*len, *type_id) = (0, 0);
+        let dst: &mut [u8] = if cap == 0 {
+            &mut []
+        } else if buf.is_null() {
+            return Err(invalid("buf is NULL"));
+        } else {
+            // SAFETY: the caller's contract: `cap` writable bytes, ours for
+            // the call.
+            unsafe { std::slice::from_raw_parts_mut(buf, cap) }
+        };
+        // SAFETY: the caller's contract.
+        let h = unsafe { handle(rx)? };
+        // SAFETY: a live handle, this thread's.
+        let (mut r, held) = unsafe { h.parts()? };
+        if *held {
+            *held = false;
+            r.release()?;
+        }
+        match (r, Wait::from_ns(timeout_ns)) {
+            (RxRef::Proc(r), Wait::Now) => copy_out(r.try_recv()?, dst, len, type_id),
+            (RxRef::Proc(r), w) => copy_out(r.recv_timeout(w.or_max())?, dst, len, type_id),
+            (RxRef::Ring(c), Wait::Now) => copy_out(c.try_recv()?, dst, len, type_id),
+            (RxRef::Ring(c), Wait::For(d)) => copy_out(c.recv_timeout(d)?, dst, len, type_id),
+            (RxRef::Ring(c), Wait::Forever) => copy_out(c.recv()?, dst, len, type_id),
+        }
+    })
+}
+
 /// Release the held message (or call reply): its pointer dies, its ring
 /// space goes back to the sender. OK also when nothing is held (so a
 /// second release is harmless).

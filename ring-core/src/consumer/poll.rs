@@ -148,6 +148,13 @@ impl<'a, W: Wait> Consumer<'a, W> {
         unsafe { core::slice::from_raw_parts(ptr, r.len() as usize) }
     }
 
+    /// The payload of a record we hold, as a raw pointer: for copies that
+    /// must not form a reference to memory the peer can write.
+    #[inline(always)]
+    pub(super) fn payload_ptr(&self, r: Rec) -> *const u8 {
+        self.sh.data.bytes(r.off() + RECORD_HEADER, r.len())
+    }
+
     /// The type id in the header of a record we hold (not yet released).
     #[inline(always)]
     pub(super) fn type_id(&self, r: Rec) -> u32 {

@@ -327,6 +327,31 @@ static void test_one_way(void) {
     CHECK(now_s() - t0 >= 0.025);
     CHECK(m.data == NULL && m.len == 0);
 
+    /* A copy for an untrusted sender: too small a buffer keeps the message
+     * (and says how much room it needs), a big enough one takes it. */
+    {
+        size_t len = 99;
+        uint32_t ty = 99;
+        uint8_t small[4];
+        EXPECT(memtube_send(tx, "copy me out", 11, 42, SECOND), MEMTUBE_OK);
+        EXPECT_FAIL(memtube_recv_copy(rx, SECOND, small, sizeof small, &len, &ty),
+                    MEMTUBE_TOO_LARGE);
+        CHECK(len == 11 && ty == 42);
+        EXPECT_FAIL(memtube_recv_copy(rx, 0, NULL, 16, &len, &ty), MEMTUBE_INVALID_ARGUMENT);
+        EXPECT_FAIL(memtube_recv_copy(rx, 0, buf, sizeof buf, NULL, &ty),
+                    MEMTUBE_INVALID_ARGUMENT);
+        EXPECT(memtube_recv_copy(rx, 0, buf, sizeof buf, &len, &ty), MEMTUBE_OK);
+        CHECK(len == 11 && ty == 42 && memcmp(buf, "copy me out", 11) == 0);
+        EXPECT(memtube_recv_copy(rx, 0, NULL, 0, &len, &ty), MEMTUBE_EMPTY);
+        CHECK(len == 0);
+        /* Kept by a failed copy, then received in place. */
+        EXPECT(memtube_send(tx, "again", 5, 43, SECOND), MEMTUBE_OK);
+        EXPECT_FAIL(memtube_recv_copy(rx, SECOND, NULL, 0, &len, &ty), MEMTUBE_TOO_LARGE);
+        EXPECT(memtube_recv(rx, 0, &m), MEMTUBE_OK);
+        CHECK(m.len == 5 && m.type_id == 43 && memcmp(m.data, "again", 5) == 0);
+        EXPECT(memtube_release(rx), MEMTUBE_OK);
+    }
+
     /* Copying send, received in place and held until released. */
     EXPECT(memtube_send(tx, "hello", 5, 42, 0), MEMTUBE_OK);
     CHECK(strcmp(memtube_last_error_message(), "") == 0);
@@ -429,10 +454,10 @@ static void test_one_way(void) {
     EXPECT(memtube_sender_set_line_padding(tx, false), MEMTUBE_OK);
     EXPECT(memtube_sender_set_nontemporal_threshold(tx, UINT32_MAX), MEMTUBE_OK);
     EXPECT(memtube_sender_stats(tx, &st), MEMTUBE_OK);
-    CHECK(st.messages_committed == (uint64_t)(9 + n));
+    CHECK(st.messages_committed == (uint64_t)(11 + n)); /* 2 from the copy case */
     CHECK(st.full_events >= 1);
     EXPECT(memtube_receiver_stats(rx, &st), MEMTUBE_OK);
-    CHECK(st.messages_released <= (uint64_t)(9 + n)); /* released lazily */
+    CHECK(st.messages_released <= (uint64_t)(11 + n)); /* released lazily */
     EXPECT_FAIL(memtube_sender_stats(tx, NULL), MEMTUBE_INVALID_ARGUMENT);
     EXPECT_FAIL(memtube_receiver_stats(rx, NULL), MEMTUBE_INVALID_ARGUMENT);
     EXPECT_FAIL(memtube_sender_max_payload(tx, NULL), MEMTUBE_INVALID_ARGUMENT);

@@ -94,6 +94,12 @@ static void one_way_zero_copy() {
     CHECK(m2 && m2->type_id() == 8 && m2->str() == "copied");
     CHECK(rx.release().ok());
     CHECK(rx.try_recv().status() == memtube::Status::Empty);
+    // A private copy for an untrusted sender.
+    CHECK(tx.send("private", 7, 9, 1s).ok());
+    char small[3], big[16];
+    CHECK(rx.recv_copy(small, sizeof small, 1s).status() == memtube::Status::TooLarge);
+    auto cp = rx.recv_copy(big, sizeof big, 1s);
+    CHECK(cp && cp->size == 7 && cp->type_id == 9 && std::memcmp(big, "private", 7) == 0);
     CHECK(rx.recv(10ms).status() == memtube::Status::Timeout);
     // Batches.
     for (uint32_t i = 0; i < 5; i++) CHECK(tx.send_staged(&i, sizeof i, i).ok());
@@ -104,7 +110,7 @@ static void one_way_zero_copy() {
         CHECK(b && b->type_id() == i && b->size() == sizeof i);
     }
     auto st = tx.stats();
-    CHECK(st && st->messages_committed == 7);
+    CHECK(st && st->messages_committed == 8);
     CHECK(tx.peer_state(true) == memtube::PeerState::Alive);
     CHECK(client.peer_cred().pid == getpid());
     // The peer closes: every message, then Closed.
