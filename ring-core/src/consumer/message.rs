@@ -31,7 +31,10 @@ impl<W: Wait> Message<'_, '_, W> {
         self.r.len() == 0
     }
 
-    /// The payload: 8-byte aligned, in shared memory.
+    /// The payload: 8-byte aligned, in shared memory. Its length is fixed
+    /// (memtube checked it), but a hostile producer can still change the
+    /// bytes while you read them: use [`copy_to`](Self::copy_to) for one
+    /// private copy when you do not trust the producer.
     #[inline]
     pub fn payload(&self) -> &[u8] {
         self.c.payload(self.r)
