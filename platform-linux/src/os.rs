@@ -50,13 +50,35 @@ impl Os for Linux {
         Ok(())
     }
 
-    /// `SO_PEERCRED`.
+    /// `SO_PEERCRED`, read into a plain `struct ucred`: its pid is 0 when
+    /// the peer is in a pid namespace this process cannot see.
     fn peer_cred(sock: BorrowedFd<'_>) -> rustix::io::Result<PeerCred> {
-        let c = rustix::net::sockopt::socket_peercred(sock)?;
+        use rustix::fd::AsRawFd;
+        let mut c = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: `c` is a writable `ucred` of `len` bytes, every bit
+        // pattern of which is valid; the descriptor is borrowed for the call.
+        let r = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&mut c as *mut libc::ucred).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 {
+            return Err(rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
+                .unwrap_or(rustix::io::Errno::IO));
+        }
         Ok(PeerCred {
-            pid: c.pid.as_raw_nonzero().get(),
-            uid: c.uid.as_raw(),
-            gid: c.gid.as_raw(),
+            pid: c.pid,
+            uid: c.uid,
+            gid: c.gid,
         })
     }
 
@@ -107,13 +129,10 @@ impl Os for Linux {
         memfd::check(fd, claimed)
     }
 
-    fn pass_credentials(sock: BorrowedFd<'_>) -> rustix::io::Result<()> {
-        rustix::net::sockopt::set_socket_passcred(sock, true)
-    }
-
-    /// `pidfd_open(pid, 0)`: readable once the process exits. `None` before
-    /// Linux 5.3 (`ENOSYS`), or if the process is already gone (`ESRCH`:
-    /// the socket then tells).
+    /// `pidfd_open(pid, 0)`: readable once the process exits. `None` for pid
+    /// 0 (a peer in a pid namespace we cannot see), before Linux 5.3
+    /// (`ENOSYS`), or if the process is already gone (`ESRCH`: the socket
+    /// then tells).
     fn watch_process(pid: i32) -> Option<OwnedFd> {
         let pid = rustix::process::Pid::from_raw(pid)?;
         rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()

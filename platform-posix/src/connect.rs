@@ -30,8 +30,6 @@ pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connectio
     let backend = opts.backend_for::<O>();
     let sa = addr.sockaddr::<O>()?;
     let s = sock::socket::<O>(sock::socket_type(backend))?;
-    // Before `connect`, so the handshake cannot be sent before it is set.
-    O::pass_credentials(s.as_fd())?;
     let deadline = sock::deadline(Some(opts.connect_timeout));
     loop {
         match rustix::net::connect(&s, &sa) {
@@ -61,8 +59,11 @@ pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connectio
     )?;
     let maps = rings::map_received::<O>(&got.hs, &got.fds, opts)?;
     drop(got.fds);
-    let watch = got.sender_pid.and_then(O::watch_process);
-    let link = Link::new(s, O::SEND_FLAGS, opts.cancel.clone(), watch);
+    // No process to watch on this side: SO_PEERCRED names the process that
+    // called `listen`, which in a pre-forking server is not the one that
+    // accepted and serves (watching it would report a live peer gone).
+    // Liveness follows the socket here.
+    let link = Link::new(s, O::SEND_FLAGS, opts.cancel.clone(), None);
     let conn = Connection::new(maps, link, cred).map_err(|e| match e {
         Error::Ring(r) => Error::Handshake(HandshakeFailure::Attach(r)),
         e => e,

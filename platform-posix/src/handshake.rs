@@ -36,12 +36,6 @@ pub const ACK_BYTE: u8 = 0xA4;
 /// too many arrive (and are counted and closed) rather than truncate.
 const FD_ROOM: usize = MAX_FDS + 4;
 
-/// The control buffer of the handshake's `recvmsg`: the descriptors, and on
-/// Linux the sender's credentials ([`Os::pass_credentials`]).
-#[cfg(target_os = "linux")]
-const CONTROL_SPACE: usize = rustix::cmsg_space!(ScmRights(FD_ROOM), ScmCredentials(1));
-#[cfg(not(target_os = "linux"))]
-const CONTROL_SPACE: usize = rustix::cmsg_space!(ScmRights(FD_ROOM));
 
 /// Send `bytes` (normally an encoded [`Handshake`]) with `fds` in one message.
 pub fn send_raw<O: Os>(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
@@ -70,9 +64,6 @@ pub struct Received {
     pub hs: Handshake,
     /// Exactly `hs.fd_count` descriptors, each checked.
     pub fds: Vec<OwnedFd>,
-    /// The pid of the process that sent it, where the kernel said
-    /// ([`Os::pass_credentials`]: `SCM_CREDENTIALS` on Linux).
-    pub sender_pid: Option<i32>,
 }
 
 /// Receive and validate one handshake, waiting until `deadline`.
@@ -92,11 +83,9 @@ pub fn recv<O: Os>(
     // Every descriptor that arrives is owned here first, so that each early
     // return below closes them all.
     let mut fds: Vec<OwnedFd> = Vec::new();
-    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
-    let mut sender_pid = None;
     loop {
         sock::wait_readable(sock, deadline, None)?;
-        let mut space = [MaybeUninit::<u8>::uninit(); CONTROL_SPACE];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(FD_ROOM))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [IoSliceMut::new(&mut buf[got..])];
         let msg = match rustix::net::recvmsg(
@@ -113,13 +102,8 @@ pub fn recv<O: Os>(
         };
         let before = fds.len();
         for m in control.drain() {
-            match m {
-                RecvAncillaryMessage::ScmRights(it) => fds.extend(it),
-                #[cfg(target_os = "linux")]
-                RecvAncillaryMessage::ScmCredentials(c) => {
-                    sender_pid = Some(c.pid.as_raw_nonzero().get())
-                }
-                _ => {}
+            if let RecvAncillaryMessage::ScmRights(it) = m {
+                fds.extend(it);
             }
         }
         for fd in &fds[before..] {
@@ -157,11 +141,7 @@ pub fn recv<O: Os>(
             )?;
         }
     }
-    Ok(Received {
-        hs,
-        fds,
-        sender_pid,
-    })
+    Ok(Received { hs, fds })
 }
 
 /// Wait for the receiver's one-byte answer.

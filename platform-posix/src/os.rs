@@ -83,16 +83,6 @@ pub trait Os: 'static {
     /// required seals, exactly `claimed` bytes long.
     fn memfd_check(fd: BorrowedFd<'_>, claimed: u64) -> std::result::Result<(), HandshakeFailure>;
 
-    /// Ask the kernel to attach the sending process's credentials to the
-    /// messages `sock` receives (Linux `SO_PASSCRED`), so that the
-    /// connector learns which process sent the handshake: the one that
-    /// accepted, which `SO_PEERCRED` does not tell (it records the process
-    /// that called `listen`). Called on a fresh socket, before `connect`.
-    /// Default: nothing (the connector then has no pid to watch).
-    fn pass_credentials(_sock: BorrowedFd<'_>) -> rustix::io::Result<()> {
-        Ok(())
-    }
-
     /// A descriptor that becomes readable when process `pid` exits (Linux
     /// `pidfd_open`, 5.3 and later), so that liveness does not depend on the
     /// peer's socket alone (a child it forked may hold that open). `None`
