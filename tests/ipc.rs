@@ -1062,6 +1062,21 @@ fn listen_never_takes_over_a_lock_file_it_did_not_make() {
     assert!(e.to_string().contains("not made by memtube"), "{e}");
     assert_eq!(std::fs::read(&lock).unwrap(), b"my notes");
     assert!(!path.exists());
+    // Nor an empty file (memtube's appear with their mark), nor a directory.
+    std::fs::write(&lock, b"").unwrap();
+    assert_eq!(
+        listen(path.as_path(), &o).unwrap_err(),
+        Error::ForeignLockFile(lock.clone())
+    );
+    assert_eq!(std::fs::read(&lock).unwrap(), b"");
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::create_dir(&lock).unwrap();
+    assert_eq!(
+        listen(path.as_path(), &o).unwrap_err(),
+        Error::ForeignLockFile(lock.clone())
+    );
+    std::fs::remove_dir(&lock).unwrap();
+    std::fs::write(&lock, b"my notes").unwrap();
     // A symbolic link there is not followed, nor removed.
     std::fs::remove_file(&lock).unwrap();
     let target = path.with_extension("target");

@@ -72,8 +72,10 @@ impl Os for Linux {
             )
         };
         if r != 0 {
-            return Err(rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
-                .unwrap_or(rustix::io::Errno::IO));
+            return Err(
+                rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
+                    .unwrap_or(rustix::io::Errno::IO),
+            );
         }
         Ok(PeerCred {
             pid: c.pid,

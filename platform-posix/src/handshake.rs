@@ -36,7 +36,6 @@ pub const ACK_BYTE: u8 = 0xA4;
 /// too many arrive (and are counted and closed) rather than truncate.
 const FD_ROOM: usize = MAX_FDS + 4;
 
-
 /// Send `bytes` (normally an encoded [`Handshake`]) with `fds` in one message.
 pub fn send_raw<O: Os>(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
     let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];

@@ -267,10 +267,10 @@ impl<O: Os> Drop for Listener<O> {
 /// holders never coexist. Reference: flock(2).
 ///
 /// memtube never takes over or removes a file it did not make: a lock file
-/// holds [`LOCK_MAGIC`], written by its creator under the lock (created with
-/// `O_EXCL`, locked, then written). A file at that name without it (a
-/// user's) is refused with [`Error::ForeignLockFile`] and left as it is; a
-/// stale memtube lock file (its process died) is reused.
+/// holds [`LOCK_MAGIC`] from the moment it appears (written under a private
+/// name, then hard-linked into place). A file at that name without it (a
+/// user's, or an empty one) is refused with [`Error::ForeignLockFile`] and
+/// left as it is; a stale memtube lock file (its process died) is reused.
 #[derive(Debug)]
 struct PathLock {
     fd: OwnedFd,
@@ -288,20 +288,20 @@ impl PathLock {
         let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
         // A few rounds at most: each retry means a holder just removed it.
         for _ in 0..16 {
-            let (fd, created) = match rustix::fs::open(
-                &path,
-                flags | OFlags::CREATE | OFlags::EXCL,
-                Mode::from_raw_mode(0o600),
-            ) {
-                Ok(fd) => (fd, true),
-                Err(Errno::EXIST) => match rustix::fs::open(&path, flags, Mode::empty()) {
-                    Ok(fd) => (fd, false),
+            // Ours appears whole: written under a private name, then linked
+            // into place (EEXIST: there is one already). So a lock file is
+            // never seen empty, and an empty one is nobody's.
+            let fd = match Self::create_marked(&path)? {
+                Some(fd) => fd,
+                None => match rustix::fs::open(&path, flags, Mode::empty()) {
+                    Ok(fd) => fd,
                     Err(Errno::NOENT) => continue,
-                    // A symbolic link (O_NOFOLLOW) or something unopenable.
-                    Err(Errno::LOOP) => return Err(Error::ForeignLockFile(path)),
+                    // A symbolic link (O_NOFOLLOW), or a directory.
+                    Err(Errno::LOOP) | Err(Errno::ISDIR) => {
+                        return Err(Error::ForeignLockFile(path))
+                    }
                     Err(e) => return Err(Error::Os(e)),
                 },
-                Err(e) => return Err(Error::Os(e)),
             };
             match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
@@ -315,15 +315,9 @@ impl PathLock {
                 Ok(_) | Err(Errno::NOENT) => continue,
                 Err(e) => return Err(Error::Os(e)),
             }
-            if created {
-                write_all(&fd, LOCK_MAGIC)?;
-            } else if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-                return Err(Error::ForeignLockFile(path));
-            } else if st.st_size == 0 {
-                // Its creator is between `open` and its first write (we
-                // locked first): a listener starting now.
-                return Err(Error::AddrInUse);
-            } else if !holds_magic(&fd)? {
+            // Ours or a stale one of memtube's (its listener died): marked.
+            // Anything else is someone's file.
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || !holds_magic(&fd)? {
                 return Err(Error::ForeignLockFile(path));
             }
             return Ok(PathLock {
@@ -333,6 +327,33 @@ impl PathLock {
             });
         }
         Err(Error::AddrInUse)
+    }
+
+    /// Make the lock file at `path`, already marked: a private file
+    /// (`O_EXCL`, next to it) written with [`LOCK_MAGIC`], hard-linked to
+    /// `path`, then unlinked. `None` if `path` exists already.
+    fn create_marked(path: &std::path::Path) -> Result<Option<OwnedFd>> {
+        use rustix::fs::OFlags;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(
+            ".{}.{}.tmp",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let tmp = std::path::PathBuf::from(tmp);
+        let fd = rustix::fs::open(
+            &tmp,
+            OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::CREATE | OFlags::EXCL,
+            Mode::from_raw_mode(0o600),
+        )?;
+        let linked = write_all(&fd, LOCK_MAGIC).and_then(|()| match rustix::fs::link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST) => Ok(false),
+            Err(e) => Err(Error::Os(e)),
+        });
+        let _ = rustix::fs::unlink(&tmp);
+        Ok(linked?.then_some(fd))
     }
 }
 
