@@ -249,6 +249,7 @@ fn a_call_in_two_halves_waits_on_after_a_timeout() {
     let a = conn.send_request(1, b"first", None).unwrap();
     let b = conn.send_request(2, b"second", Some(T)).unwrap();
     assert_eq!((a, b), (1, 2));
+    // With several outstanding, replies are awaited in order (see recv_reply).
     // Nothing answered yet: the wait times out and the request stays outstanding.
     assert_eq!(
         conn.recv_reply(a, Some(Duration::from_millis(20)))
@@ -273,6 +274,13 @@ fn a_call_in_two_halves_waits_on_after_a_timeout() {
     assert_eq!((r.id(), r.payload()), (4, &b"fourth"[..]));
     drop(r);
     assert!(c < d);
+    // A reply already taken, or skipped, is refused at once (not waited for).
+    for gone in [a, b, c] {
+        assert!(
+            matches!(conn.recv_reply(gone, Some(T)), Err(Error::Protocol(_))),
+            "request {gone}"
+        );
+    }
     // Ids never sent are refused.
     assert!(matches!(conn.recv_reply(99, None), Err(Error::Protocol(_))));
     assert!(matches!(conn.recv_reply(0, None), Err(Error::Protocol(_))));

@@ -672,6 +672,8 @@ pub struct Connection<O: Os> {
     link: Arc<Link>,
     peer: PeerCred,
     next_id: u64,
+    /// The highest request id whose reply was taken or skipped.
+    answered: u64,
     scratch: Vec<u8>,
 }
 
@@ -716,6 +718,7 @@ impl<O: Os> Connection<O> {
             link,
             peer,
             next_id: 1,
+            answered: 0,
             scratch: Vec::new(),
         })
     }
@@ -801,7 +804,8 @@ impl<O: Os> Connection<O> {
     /// correlation id without waiting for the reply; errors as for `call`.
     /// With [`recv_reply`](Self::recv_reply), for callers that wait for the
     /// reply in slices of their own (bindings that check for signals
-    /// between them) or pipeline several requests.
+    /// between them) or pipeline several requests (their replies awaited in
+    /// order).
     pub fn send_request(
         &mut self,
         type_id: u32,
@@ -829,12 +833,24 @@ impl<O: Os> Connection<O> {
 
     /// The second half of [`call`](Self::call): wait at most `timeout`
     /// (`None`: no limit) for the reply to request `id` (from
-    /// [`send_request`](Self::send_request)), skipping replies to earlier
-    /// requests. [`Error::Timeout`] leaves the request outstanding: a later
-    /// `recv_reply(id, ..)` goes on waiting for the same reply.
+    /// [`send_request`](Self::send_request)). [`Error::Timeout`] leaves the
+    /// request outstanding: a later `recv_reply(id, ..)` goes on waiting for
+    /// the same reply.
+    ///
+    /// Replies come in the order of their requests, and waiting for one
+    /// skips (drops) the replies to every earlier request still in the
+    /// ring: with several requests outstanding, wait for them in order. A
+    /// `recv_reply` for a request whose reply was already taken or skipped
+    /// is refused with [`Error::Protocol`] at once instead of waiting for a
+    /// reply that will not come.
     pub fn recv_reply(&mut self, id: u64, timeout: Option<Duration>) -> Result<Reply<'_, O>> {
         if id == 0 || id >= self.next_id {
             return Err(Error::Protocol("recv_reply: no such request was sent"));
+        }
+        if id <= self.answered {
+            return Err(Error::Protocol(
+                "recv_reply: this request's reply was already taken or skipped",
+            ));
         }
         let deadline = crate::sock::deadline(timeout);
         let rx = self.receiver.as_mut().ok_or(Error::NoSuchHandle)?;
@@ -844,7 +860,10 @@ impl<O: Os> Connection<O> {
             let got = read_id(rx.rx.peek()?.payload());
             match got {
                 // A late reply to an earlier call that timed out: skip it.
-                Some(got) if got < id => drop(rx.rx.try_recv()?),
+                Some(got) if got < id => {
+                    drop(rx.rx.try_recv()?);
+                    self.answered = self.answered.max(got);
+                }
                 Some(got) if got == id => break,
                 Some(_) => return Err(Error::Protocol("reply to a request not yet sent")),
                 None => return Err(Error::Protocol("reply shorter than its 8-byte id")),
@@ -853,6 +872,7 @@ impl<O: Os> Connection<O> {
         // The peek above was a hint: a hostile peer may rewrite the record
         // between two reads, so check the message actually taken.
         let msg = rx.rx.try_recv()?;
+        self.answered = id;
         match read_id(msg.payload()) {
             Some(got) if got != id => Err(Error::Protocol("reply changed while it was read")),
             Some(_) if msg.type_id() == ERROR_REPLY => Err(error_reply(&msg)),
