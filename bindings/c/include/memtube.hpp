@@ -14,9 +14,12 @@
 // Lifetimes are the C ABI's (see memtube.h and docs/c-abi.md):
 // - a Message view is valid until the next recv on its receiver, an explicit
 //   release(), or the receiver's destruction, whichever comes first;
-// - a Grant is valid until commit() / abort() or the sender's destruction
-//   (which aborts it); while it is outstanding, other calls on that sender
-//   return Status::Busy;
+// - a Grant is valid until commit() / abort() on its sender, or until the
+//   sender handle is freed (an owned Sender's destruction, or its
+//   connection's), which drops it; while it is outstanding, other calls on
+//   that sender return Status::Busy. A grant belongs to the sender handle,
+//   not to a borrowed C++ view of it: `c.sender()` may be called again to
+//   commit;
 // - Sender / Receiver taken from a Connection (connection.sender()) are
 //   borrowed: valid while the connection lives and is not split. split()
 //   gives owned ones that may move to other threads. No handle is thread-safe
@@ -31,6 +34,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <string_view>
@@ -140,15 +144,23 @@ inline Result<void> check(int32_t st) {
     if (st == MEMTUBE_OK) return {};
     return Error::last(st);
 }
-/// A timeout as the ABI's nanoseconds: negative blocks forever.
+/// A timeout as the ABI's nanoseconds, as the standard library reads
+/// timeouts: zero or negative does not wait (a deadline already passed),
+/// the duration's maximum (`memtube::forever`) or anything beyond what
+/// int64 nanoseconds hold blocks without a limit (the cast saturates; it
+/// never overflows).
 template <class Rep, class Period> int64_t ns(std::chrono::duration<Rep, Period> d) {
-    auto n = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-    return n < 0 ? MEMTUBE_FOREVER : static_cast<int64_t>(n);
+    using D = std::chrono::duration<Rep, Period>;
+    if (d == D::max()) return MEMTUBE_FOREVER;
+    if (d <= D::zero()) return 0;
+    long double n = std::chrono::duration<long double, std::nano>(d).count();
+    if (n >= 9.2e18L) return MEMTUBE_FOREVER;
+    return static_cast<int64_t>(n);
 }
 } // namespace detail
 
 /// Block without a time limit.
-inline constexpr std::chrono::nanoseconds forever{-1};
+inline constexpr std::chrono::nanoseconds forever = std::chrono::nanoseconds::max();
 /// Do not wait (the try_ variants of the Rust API).
 inline constexpr std::chrono::nanoseconds no_wait{0};
 
@@ -216,9 +228,10 @@ class CancelToken {
 class Options {
   public:
     Options() : o_(memtube_options_new()) {}
-    Options(Options &&o) noexcept : o_(std::exchange(o.o_, nullptr)) {}
+    Options(Options &&o) noexcept : o_(std::exchange(o.o_, nullptr)), st_(std::move(o.st_)) {}
     Options &operator=(Options &&o) noexcept {
         std::swap(o_, o.o_);
+        std::swap(st_, o.st_);
         return *this;
     }
     Options(const Options &) = delete;
@@ -483,12 +496,17 @@ class Connection {
     /// This side's receiver, borrowed (empty if this side only sends).
     Receiver receiver() { return Receiver(memtube_connection_receiver(c_), false); }
 
-    /// Owned handles, to move to other threads; the connection is consumed.
-    std::pair<Sender, Receiver> split() && {
+    /// Owned handles, to move to other threads; the connection is consumed
+    /// (empty afterwards), except on Busy (split from inside one of its own
+    /// serve handlers), which leaves it as it was.
+    Result<std::pair<Sender, Receiver>> split() && {
         memtube_sender *tx = nullptr;
         memtube_receiver *rx = nullptr;
-        memtube_connection_split(std::exchange(c_, nullptr), &tx, &rx);
-        return {Sender(tx, true), Receiver(rx, true)};
+        int32_t st = memtube_connection_split(c_, &tx, &rx);
+        if (st == MEMTUBE_BUSY) return Error::last(st);
+        c_ = nullptr;
+        if (st != MEMTUBE_OK) return Error::last(st);
+        return std::pair<Sender, Receiver>(Sender(tx, true), Receiver(rx, true));
     }
 
     PeerCred peer_cred() const {
@@ -537,17 +555,22 @@ class Connection {
     /// returns the reply's type id. `h` must not throw (the call crosses C).
     template <class H, class R = int64_t, class P = std::nano>
     Result<void> serve_one(H &&h, std::chrono::duration<R, P> timeout = forever) {
-        return detail::check(memtube_serve_one(c_, detail::ns(timeout), &thunk<H>, &h));
+        return detail::check(memtube_serve_one(c_, detail::ns(timeout), &thunk<H>, ctx(h)));
     }
     /// Serve until the peer closes (Ok) or an error.
     template <class H> Result<void> serve(H &&h) {
-        return detail::check(memtube_serve(c_, &thunk<H>, &h));
+        return detail::check(memtube_serve(c_, &thunk<H>, ctx(h)));
     }
     memtube_connection *get() const noexcept { return c_; }
 
   private:
     friend class Listener;
     explicit Connection(memtube_connection *c) : c_(c) {}
+    /// The handler as the C ABI's context pointer (const handlers and
+    /// types with an overloaded `operator&` included).
+    template <class H> static void *ctx(H &h) noexcept {
+        return const_cast<void *>(static_cast<const void *>(std::addressof(h)));
+    }
     template <class H>
     static uint32_t thunk(void *ctx, uint32_t type_id, const uint8_t *req, std::size_t len,
                           memtube_reply *reply) noexcept {

@@ -101,6 +101,16 @@ static void one_way_zero_copy() {
     auto cp = rx.recv_copy(big, sizeof big, 1s);
     CHECK(cp && cp->size == 7 && cp->type_id == 9 && std::memcmp(big, "private", 7) == 0);
     CHECK(rx.recv(10ms).status() == memtube::Status::Timeout);
+    // A deadline already passed does not wait (as in the standard library).
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(rx.recv(-5s).status() == memtube::Status::Empty);
+    CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+    // A const handler compiles (the thunk takes its address as const).
+    memtube::Connection none;
+    if (none) {
+        const auto echo = [](uint32_t ty, memtube::Message, memtube::Connection::Reply &) { return ty; };
+        (void)none.serve(echo);
+    }
     // Batches.
     for (uint32_t i = 0; i < 5; i++) CHECK(tx.send_staged(&i, sizeof i, i).ok());
     CHECK(rx.try_recv().status() == memtube::Status::Empty);
@@ -142,8 +152,11 @@ static void call_serve_and_split() {
     t.join();
     // Split: owned handles on two threads.
     auto [a, b] = pair("split", o);
-    auto [atx, arx] = std::move(a).split();
-    auto [btx, brx] = std::move(b).split();
+    auto sa = std::move(a).split();
+    auto sb = std::move(b).split();
+    CHECK(sa && sb);
+    auto [atx, arx] = std::move(*sa);
+    auto [btx, brx] = std::move(*sb);
     CHECK(atx && arx && btx && brx && !a);
     std::thread echo([&] {
         for (int i = 0; i < 1000; i++) {
