@@ -314,8 +314,8 @@ impl<O: Os> Sender<O> {
     ///
     /// # Safety
     /// As [`memtube_ring::Producer::commit_detached`]: `g` was detached from
-    /// a grant of this sender, which made no other reservation, send,
-    /// commit or publish since.
+    /// a grant of this sender, and no `&mut self` method of this sender was
+    /// called since.
     #[inline]
     pub unsafe fn commit_detached(
         &mut self,

@@ -260,6 +260,9 @@ pub unsafe extern "C" fn memtube_options_set_uid_policy(
             MEMTUBE_UID_POLICY_UIDS if uids.is_null() => {
                 return Err(invalid("uids is NULL but n > 0"))
             }
+            MEMTUBE_UID_POLICY_UIDS if n > isize::MAX as usize / 4 => {
+                return Err(invalid("n is larger than any array"))
+            }
             MEMTUBE_UID_POLICY_UIDS => {
                 // SAFETY: non-null, and the caller guarantees `n` readable u32s.
                 let list = unsafe { std::slice::from_raw_parts(uids, n) };

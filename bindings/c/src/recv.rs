@@ -154,6 +154,8 @@ pub unsafe extern "C" fn memtube_recv_copy(
             &mut []
         } else if buf.is_null() {
             return Err(invalid("buf is NULL"));
+        } else if cap > isize::MAX as usize {
+            return Err(invalid("cap is larger than any object"));
         } else {
             // SAFETY: the caller's contract: `cap` writable bytes, ours for
             // the call.

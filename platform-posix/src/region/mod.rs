@@ -150,6 +150,10 @@ impl Mapping {
     /// `mmap(NULL, len, PROT_READ [| PROT_WRITE], MAP_SHARED, fd, 0)`: map
     /// `len` bytes of `fd` with [`Os::MAP_FLAGS`] (`MAP_POPULATE` on Linux,
     /// so the first messages take no page faults).
+    ///
+    /// The mapping belongs to this process: on Linux it is `MADV_DONTFORK`
+    /// (a child forked later does not have it), and a copy of the value in
+    /// such a child unmaps nothing when dropped.
     pub fn new<O: Os>(
         fd: BorrowedFd<'_>,
         len: usize,

@@ -69,6 +69,8 @@ impl<W: Wait> Message<'_, '_, W> {
     /// drop(m);
     /// assert_eq!(&mine[..n], b"untrusted bytes");
     /// ```
+    // Not exercised under loom: the loom model's data area is byte-aligned,
+    // and the 8-byte volatile reads below need the real region's alignment.
     pub fn copy_to(&self, dst: &mut [u8]) -> Result<usize, crate::Error> {
         let len = self.r.len() as usize;
         let Some(dst) = dst.get_mut(..len) else {

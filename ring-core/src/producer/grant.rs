@@ -200,8 +200,11 @@ impl<W: Wait> Producer<'_, W> {
     /// If `used` exceeds the reserved length.
     ///
     /// # Safety
-    /// `g` was detached from a grant of this producer, and since then this
-    /// producer made no other reservation, send, commit or publish.
+    /// `g` was detached from a grant of this producer, and since then no
+    /// `&mut self` method of this producer was called (a reservation, send,
+    /// commit or publish, but also `wait_for_room`, which publishes staged
+    /// messages and may clear ahead over the reserved bytes, and the
+    /// setters). `&self` methods (`capacity`, `stats`, ...) are fine.
     pub unsafe fn commit_detached(&mut self, g: DetachedGrant, used: usize, type_id: u32) {
         assert!(
             used <= g.plan.len as usize,
