@@ -54,7 +54,7 @@ impl<W: Wait> Message<'_, '_, W> {
     /// writing during the copy can only make the copy a mix of its old and
     /// new bytes.
     ///
-    /// [`Error::TooLarge`] (`max`: `dst`'s length) if `dst` is shorter
+    /// [`Error::TooLarge`](crate::Error::TooLarge) (`max`: `dst`'s length) if `dst` is shorter
     /// than the payload: nothing is copied and the message stays held.
     ///
     /// ```
