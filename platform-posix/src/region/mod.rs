@@ -160,6 +160,16 @@ impl Mapping {
         writable: bool,
         huge: bool,
     ) -> Result<Mapping> {
+        Self::map(fd, len, writable, huge, O::MAP_FLAGS)
+    }
+
+    fn map(
+        fd: BorrowedFd<'_>,
+        len: usize,
+        writable: bool,
+        huge: bool,
+        flags: rustix::mm::MapFlags,
+    ) -> Result<Mapping> {
         let prot = if writable {
             ProtFlags::READ | ProtFlags::WRITE
         } else {
@@ -167,7 +177,7 @@ impl Mapping {
         };
         // SAFETY: a fresh mapping at an address the kernel chooses
         // (`ptr` null, no MAP_FIXED) cannot alias any Rust object.
-        let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, O::MAP_FLAGS, fd, 0) }
+        let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) }
             .map_err(|e| huge_err(huge, e))?;
         let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::Os(Errno::NOMEM))?;
         let m = Mapping {
@@ -202,28 +212,11 @@ impl Mapping {
         writable: bool,
         huge: bool,
     ) -> Result<Mapping> {
-        let prot = if writable {
-            ProtFlags::READ | ProtFlags::WRITE
-        } else {
-            ProtFlags::READ
-        };
         #[cfg(target_os = "linux")]
         let flags = O::MAP_FLAGS.difference(rustix::mm::MapFlags::POPULATE);
         #[cfg(not(target_os = "linux"))]
         let flags = O::MAP_FLAGS;
-        // SAFETY: a fresh mapping at an address the kernel chooses
-        // (`ptr` null, no MAP_FIXED) cannot alias any Rust object.
-        let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) }
-            .map_err(|e| huge_err(huge, e))?;
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or(Error::Os(Errno::NOMEM))?;
-        let m = Mapping {
-            ptr,
-            len,
-            writable,
-            owner: std::process::id(),
-        };
-        m.dont_fork();
-        Ok(m)
+        Self::map(fd, len, writable, huge, flags)
     }
 
     /// Keep the mapping out of child processes (`MADV_DONTFORK`, Linux):
