@@ -45,11 +45,8 @@ unsafe fn prepare(c: *mut memtube_connection, conn: &mut mt::Connection) -> Resu
     if tx.grant.is_some() {
         return Err(busy());
     }
-    // Both rings first: memtube-posix's `call` sends the request before it
-    // looks for the receiver, so on a one-way connection it would send a
-    // request nobody answers and then fail.
-    conn.sender()?;
-    conn.receiver()?;
+    // (`call` and `serve_one` report NO_SUCH_HANDLE themselves, before
+    // sending anything.)
     if rx.held {
         rx.held = false;
         drop(conn.receiver()?.try_recv()?);

@@ -266,15 +266,6 @@ impl Connection {
                 &owned
             }
         };
-        let max = c.conn.max_request();
-        if req.len() > max as usize {
-            return Err(to_py(memtube::Error::Ring(
-                memtube::ring::Error::TooLarge {
-                    len: req.len(),
-                    max,
-                },
-            )));
-        }
         // The request, waiting for room in slices (checking for signals
         // between them); then its reply, the same way. A slice that times
         // out leaves the request outstanding: `recv_reply` goes on waiting
