@@ -139,6 +139,40 @@ impl Os for Linux {
         let pid = rustix::process::Pid::from_raw(pid)?;
         rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
     }
+
+    /// Field 22 (`starttime`, clock ticks after boot) of `/proc/<pid>/stat`;
+    /// `None` when the file is missing or the state (field 3) is `Z` or `X`.
+    fn process_start(pid: i32) -> rustix::io::Result<Option<u64>> {
+        if pid <= 0 {
+            return Ok(None);
+        }
+        let stat = match std::fs::read(format!("/proc/{pid}/stat")) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // ESRCH: the process went away while the file was read.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(e) => {
+                return Err(rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))
+            }
+        };
+        Ok(parse_stat(&stat))
+    }
+}
+
+/// `(state, starttime)` from a `/proc/<pid>/stat` line: the command name
+/// (field 2) is in parentheses and may hold anything, so the fields are
+/// counted from its last `)`. `None` for a zombie or dead process, or a
+/// line that does not parse.
+fn parse_stat(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    // Field 3 is the first after the name; field 22 is 19 further.
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -148,6 +182,30 @@ mod tests {
     use memtube_posix::Error;
     use rustix::fd::AsFd;
     use rustix::io::Errno;
+
+    #[test]
+    fn process_start_names_one_process() {
+        let me = std::process::id() as i32;
+        let start = Linux::process_start(me)
+            .unwrap()
+            .expect("this process runs");
+        assert_eq!(Linux::process_start(me).unwrap(), Some(start));
+        // A child started later, then reaped: gone.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        assert_eq!(Linux::process_start(pid).unwrap(), None);
+        assert_eq!(Linux::process_start(0).unwrap(), None);
+        assert_eq!(Linux::process_start(-1).unwrap(), None);
+        // The name may hold spaces and parentheses.
+        let line = b"42 (a) b) (c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20\n";
+        assert_eq!(parse_stat(line), Some(777));
+        assert_eq!(
+            parse_stat(b"42 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 1"),
+            None
+        );
+        assert_eq!(parse_stat(b"42 (x) S 1 2"), None);
+    }
 
     #[test]
     fn peer_cred_is_this_process() {

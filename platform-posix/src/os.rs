@@ -90,4 +90,12 @@ pub trait Os: 'static {
     fn watch_process(_pid: i32) -> Option<OwnedFd> {
         None
     }
+
+    /// When process `pid` started, in a unit of the system's own (Linux:
+    /// clock ticks since boot; macOS: microseconds since the epoch), so
+    /// that a pid and its start name one process even after the pid is
+    /// reused. `Ok(None)`: no such process runs (it never existed in this
+    /// pid namespace, has exited, or is a zombie). `Err`: the system would
+    /// not tell.
+    fn process_start(pid: i32) -> rustix::io::Result<Option<u64>>;
 }
