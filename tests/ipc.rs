@@ -11,8 +11,9 @@ use memtube::linux::{memfd, Linux};
 use memtube::{
     connect, listen, Connection, Direction, Error, HandshakeFailure, Options, PeerState, UidPolicy,
 };
-use memtube_ring::handshake::{Handshake, HandshakeError, RingDesc, Side};
+use memtube_ring::handshake::{Handshake, HandshakeError, RingDesc, Side, MAX_FDS};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -711,7 +712,20 @@ fn bad_handshakes_are_refused() {
         }
         send(s, &hs.encode(), &fds);
     });
-    assert_eq!(e, Error::Handshake(HandshakeFailure::ControlTruncated));
+    if recvmsg_reports_ctrunc() {
+        assert_eq!(e, Error::Handshake(HandshakeFailure::ControlTruncated));
+    } else {
+        // Emulated: the descriptors that fit, no MSG_CTRUNC. Still refused,
+        // for the count.
+        assert!(
+            matches!(
+                e,
+                Error::Handshake(HandshakeFailure::FdCount { expected: 2, got })
+                    if got > MAX_FDS && got < 12
+            ),
+            "{e:?}"
+        );
+    }
     // A descriptor that is not a memfd (a socket).
     let e = try_forged(|s| {
         let (hs, mut fds) = good_handshake();
@@ -1153,6 +1167,139 @@ fn fork_child(f: impl FnOnce()) -> i32 {
     status
 }
 
+// ---------------------------------------------- emulated platforms (qemu-user)
+//
+// CI also runs this file for aarch64 under qemu-user (docs/verification.md).
+// qemu-user emulates two kernel behaviours these tests rely on differently
+// from every Linux kernel, on any architecture. Each is probed here with raw
+// libc calls (independent of memtube and of rustix, which memtube uses), and
+// a test accepts the emulated behaviour only where the probe shows it: on a
+// real kernel, aarch64 included, the probe passes and the full check runs. On
+// native x86_64, where developers and CI's main run work, the probes are not
+// even consulted: the checks there are exactly the strict ones.
+
+/// Whether `recvmsg` reports `MSG_CTRUNC` when more `SCM_RIGHTS` descriptors
+/// arrive than the control buffer holds (unix(7): the kernel installs what
+/// fits, closes the rest and sets the flag).
+///
+/// qemu-user (7.2, linux-user/syscall.c `do_sendrecvmsg_locked`) does not: it
+/// receives into a host buffer twice the guest's size, so the host kernel
+/// truncates nothing; `host_to_target_cmsg` copies the descriptors that fit
+/// into the guest's buffer and sets `MSG_CTRUNC` in the guest's flags, which
+/// the caller then overwrites with the host's flags. The guest gets as many
+/// descriptors as fit, no flag, and the rest stay open in the process unseen.
+fn recvmsg_reports_ctrunc() -> bool {
+    if cfg!(target_arch = "x86_64") {
+        return true;
+    }
+    const SENT: usize = 12;
+    const ROOM: usize = 10;
+    let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    let fd = a.as_raw_fd();
+    let fds = [fd; SENT];
+    // u64 words: the control buffers must be aligned for `cmsghdr`.
+    let mut sbuf = [0u64; 16];
+    let mut rbuf = [0u64; 16];
+    let mut byte = [0u8; 1];
+    // SAFETY: CMSG_SPACE only computes a size.
+    let (sspace, rspace) = unsafe {
+        (
+            libc::CMSG_SPACE(std::mem::size_of_val(&fds) as u32) as usize,
+            libc::CMSG_SPACE((ROOM * std::mem::size_of::<i32>()) as u32) as usize,
+        )
+    };
+    assert!(sspace <= std::mem::size_of_val(&sbuf) && rspace <= std::mem::size_of_val(&rbuf));
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = &mut iov;
+    m.msg_iovlen = 1;
+    m.msg_control = sbuf.as_mut_ptr().cast();
+    m.msg_controllen = sspace as _;
+    // SAFETY: `m` describes `sbuf`, which holds `sspace` bytes, so the first
+    // header and its data (CMSG_LEN(size_of_val(&fds)) <= sspace) are inside it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&m);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(&fds) as u32) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), SENT);
+    }
+    // SAFETY: `m` points at live buffers of the lengths it states.
+    assert_eq!(unsafe { libc::sendmsg(fd, &m, 0) }, 1);
+    m.msg_control = rbuf.as_mut_ptr().cast();
+    m.msg_controllen = rspace as _;
+    // SAFETY: as above, with `rbuf` of `rspace` bytes.
+    assert_eq!(unsafe { libc::recvmsg(b.as_raw_fd(), &mut m, 0) }, 1);
+    // Close what arrived (the copies that were delivered are ours).
+    // SAFETY: the kernel wrote well-formed headers within `msg_controllen`;
+    // each SCM_RIGHTS payload is descriptors just installed in this process.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&m);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                let p: *const i32 = libc::CMSG_DATA(c).cast();
+                for i in 0..n {
+                    libc::close(p.add(i).read_unaligned());
+                }
+            }
+            c = libc::CMSG_NXTHDR(&m, c);
+        }
+    }
+    let reported = m.msg_flags & libc::MSG_CTRUNC != 0;
+    if !reported {
+        eprintln!(
+            "note: recvmsg does not report MSG_CTRUNC here (qemu-user's SCM_RIGHTS \
+             translation); accepting what memtube can see instead"
+        );
+    }
+    reported
+}
+
+/// Whether `madvise(MADV_DONTFORK)` keeps a shared mapping out of a forked
+/// child: the child's write faults. Every Linux kernel does; qemu-user 7.2
+/// ignores `madvise` entirely (returns 0, does nothing), so the child shares
+/// the mapping and its write lands in its parent's memory.
+fn madv_dontfork_is_honoured() -> bool {
+    if cfg!(target_arch = "x86_64") {
+        return true;
+    }
+    // SAFETY: a fresh anonymous shared mapping of one page, unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    // SAFETY: `p` is the page just mapped.
+    assert_eq!(unsafe { libc::madvise(p, 4096, libc::MADV_DONTFORK) }, 0);
+    let addr = p as usize;
+    let status = fork_child(move || {
+        // SAFETY: in the child, a write to the page, which is either absent
+        // (the fault this probes for) or the shared page itself.
+        unsafe { (addr as *mut u8).write_volatile(1) }
+    });
+    // SAFETY: the page mapped above, no longer used.
+    unsafe { libc::munmap(p, 4096) };
+    let honoured = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV;
+    if !honoured {
+        eprintln!(
+            "note: madvise(MADV_DONTFORK) is not honoured here (qemu-user ignores \
+             madvise); the forked-writer check is skipped"
+        );
+    }
+    honoured
+}
+
 #[test]
 fn a_forked_child_never_touches_its_parents_connection() {
     let path = temp_path("fork");
@@ -1183,14 +1330,17 @@ fn a_forked_child_never_touches_its_parents_connection() {
     );
     // A child that sends on its inherited copy: the ring is not mapped in
     // the child (MADV_DONTFORK), so it faults instead of becoming a second
-    // producer behind its parent's back.
-    let status = fork_child(|| {
-        let _ = client.sender().unwrap().try_send(b"from the child", 9);
-    });
-    assert!(
-        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,
-        "{status:#x}"
-    );
+    // producer behind its parent's back. (Not where madvise is emulated as a
+    // no-op: there the child would write into its parent's ring.)
+    if madv_dontfork_is_honoured() {
+        let status = fork_child(|| {
+            let _ = client.sender().unwrap().try_send(b"from the child", 9);
+        });
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,
+            "{status:#x}"
+        );
+    }
     // The parent's connection and files are intact.
     assert!(path.exists() && path.with_extension("sock.lock").exists());
     assert_eq!(client.probe_peer(), PeerState::Alive);
