@@ -313,6 +313,17 @@ fn c_region_between_processes() {
     assert!(line.contains("end MEMTUBE_CLOSED child 0"), "{line}");
 }
 
+/// The same, with the producer SIGKILLed mid-stream: the consumer drains
+/// what it published, probes it GONE, and a successor process takes the
+/// role over (`memtube_ring_take_over_producer`).
+#[test]
+fn c_region_producer_killed_and_replaced() {
+    for n in [1, 777, 5000] {
+        let line = Proc::c("peer", &["region-kill", &n.to_string()]).finish("killed");
+        assert!(line.contains("end MEMTUBE_CLOSED child 0"), "{line}");
+    }
+}
+
 #[test]
 fn rust_to_c_stream() {
     let addr = unique_addr("r2c");
