@@ -260,6 +260,20 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
             std::thread::sleep(Duration::from_secs(60));
             Err("not killed".into())
         }
+        // Liveness by process, the other way: a listener that accepts,
+        // forks a child that inherits the connection's socket and outlives
+        // it, tells the connector the child's pid, and waits to be killed.
+        "fork-listener" => {
+            let l = listen(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
+            let mut c = l.accept_timeout(T).map_err(s)?;
+            let holder = fork_sleeper();
+            c.sender()
+                .map_err(s)?
+                .send_timeout(&holder.to_le_bytes(), 7, T)
+                .map_err(s)?;
+            std::thread::sleep(Duration::from_secs(60));
+            Err("not killed".into())
+        }
         "stress-send" => {
             let mut c = connect(addr, &opts(Direction::ConnectorToListener, false)).map_err(s)?;
             let tx = c.sender().map_err(s)?;
@@ -1250,6 +1264,44 @@ fn a_connector_that_dies_behind_a_forked_child_is_gone() {
     unsafe { libc::kill(holder, libc::SIGKILL) };
     assert_eq!(end, Error::PeerGone);
     assert!(waited < GONE_BOUND, "PeerGone after {waited:?}");
+}
+
+/// A listener process that dies while a child it forked still holds the
+/// connection's socket is reported gone to the connector, which watches the
+/// process that sent the handshake (the kernel's `SCM_PIDFD`, or
+/// `SCM_CREDENTIALS` and a pidfd), not only the socket: to a blocking call
+/// and to `probe_peer`.
+#[test]
+fn a_listener_that_dies_behind_a_forked_child_is_gone() {
+    let addr = unique_addr("listenforkgone");
+    let mut child = spawn("fork-listener", &addr);
+    let o = opts(Direction::ListenerToConnector, false);
+    let started = Instant::now();
+    let mut conn = loop {
+        match connect(addr.as_str(), &o) {
+            Ok(c) => break c,
+            Err(Error::NoListener { .. }) if started.elapsed() < T => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    };
+    let rx = conn.receiver().unwrap();
+    let m = rx.recv_timeout(T).unwrap();
+    let holder = i32::from_le_bytes(m[..4].try_into().unwrap());
+    drop(m);
+    assert_eq!(conn.probe_peer(), PeerState::Alive);
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(9));
+    let killed = Instant::now();
+    let end = conn.receiver().unwrap().recv_timeout(T).unwrap_err();
+    let waited = killed.elapsed();
+    let probed = conn.probe_peer();
+    // SAFETY: plain kill(2) of the sleeper this test's child forked.
+    unsafe { libc::kill(holder, libc::SIGKILL) };
+    assert_eq!(end, Error::PeerGone);
+    assert!(waited < GONE_BOUND, "PeerGone after {waited:?}");
+    assert_eq!(probed, PeerState::Gone);
 }
 
 /// Messages in `stress_between_processes` (MEMTUBE_STRESS_MESSAGES, default

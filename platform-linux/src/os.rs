@@ -139,6 +139,79 @@ impl Os for Linux {
         let pid = rustix::process::Pid::from_raw(pid)?;
         rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
     }
+
+    /// `SO_PASSPIDFD` (Linux 6.5+): each message arrives with an
+    /// `SCM_PIDFD`, a pidfd of the process that sent it, taken by the kernel
+    /// from the sender's struct pid (no pid is looked up again, so no race
+    /// with pid reuse). Before 6.5, `SO_PASSCRED`: an `SCM_CREDENTIALS`
+    /// whose pid the kernel checked (the sender's own unless it has
+    /// `CAP_SYS_ADMIN`), opened with `pidfd_open` on receipt.
+    fn pass_sender(sock: BorrowedFd<'_>) -> usize {
+        pass_sender_with(sock, true)
+    }
+
+    /// `SCM_PIDFD`: the descriptor itself (none if the kernel put an error
+    /// in its place: the sender was already reaped on kernels that cannot
+    /// make a pidfd for it). `SCM_CREDENTIALS`: read as plain bytes (pid 0,
+    /// a sender in a pid namespace this process cannot see, is allowed and
+    /// gives nothing), then [`watch_process`](Os::watch_process) of the pid.
+    unsafe fn sender_watch(level: i32, ty: i32, data: &[u8]) -> Option<OwnedFd> {
+        use rustix::fd::FromRawFd;
+        if level != libc::SOL_SOCKET {
+            return None;
+        }
+        let first = || Some(i32::from_ne_bytes(data.get(..4)?.try_into().ok()?));
+        match ty {
+            SCM_PIDFD => {
+                let fd = first()?;
+                // SAFETY: the caller passes a control message `recvmsg` just
+                // delivered, once: an `SCM_PIDFD` of 0 or more is a
+                // descriptor the kernel installed for it, owned by nobody.
+                (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+            }
+            // `struct ucred` begins with the pid.
+            libc::SCM_CREDENTIALS => Self::watch_process(first()?),
+            _ => None,
+        }
+    }
+}
+
+/// `SCM_PIDFD` (include/linux/socket.h; the same on every architecture).
+const SCM_PIDFD: i32 = 0x04;
+
+/// `SO_PASSPIDFD` (asm/socket.h: 76 except on the architectures below).
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+const SO_PASSPIDFD: i32 = 0x55;
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+const SO_PASSPIDFD: i32 = 76;
+
+/// [`Os::pass_sender`], with `SO_PASSPIDFD` tried first only if `pidfd`
+/// (the tests reach the `SO_PASSCRED` fallback through `false`).
+fn pass_sender_with(sock: BorrowedFd<'_>, pidfd: bool) -> usize {
+    use rustix::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    let set = |opt: libc::c_int| {
+        // SAFETY: `on` is a readable `int` of the given length; the
+        // descriptor is borrowed for the call.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    // SAFETY: CMSG_SPACE is arithmetic on its argument only.
+    let space = |n: usize| unsafe { libc::CMSG_SPACE(n as libc::c_uint) } as usize;
+    if pidfd && set(SO_PASSPIDFD) {
+        space(std::mem::size_of::<libc::c_int>())
+    } else if set(libc::SO_PASSCRED) {
+        space(std::mem::size_of::<libc::ucred>())
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
