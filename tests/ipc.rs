@@ -274,6 +274,45 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
             std::thread::sleep(Duration::from_secs(60));
             Err("not killed".into())
         }
+        // Connections in this (single-threaded) process leave no
+        // descriptor behind: neither the connector's watch of the listener
+        // process nor one per probe or message.
+        "no-fd-leak" => {
+            let fds = || std::fs::read_dir("/proc/self/fd").map(|d| d.count());
+            let before = fds().map_err(|e| e.to_string())?;
+            for round in 0..20 {
+                let l = listen(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
+                let t = std::thread::spawn({
+                    let addr = addr.to_string();
+                    move || connect(addr.as_str(), &opts(Direction::ListenerToConnector, false))
+                });
+                let mut server = l.accept_timeout(T).map_err(s)?;
+                let mut client = t.join().map_err(|_| "connect panicked")?.map_err(s)?;
+                server
+                    .sender()
+                    .map_err(s)?
+                    .send_timeout(b"x", 1, T)
+                    .map_err(s)?;
+                for _ in 0..10 {
+                    if client.probe_peer() != PeerState::Alive {
+                        return Err("peer not alive".into());
+                    }
+                }
+                client.receiver().map_err(s)?.recv_timeout(T).map_err(s)?;
+                drop(server);
+                drop(l);
+                // The close byte arrives with the sender's identity attached.
+                if client.probe_peer() != PeerState::Closed {
+                    return Err(format!("round {round}: not closed"));
+                }
+                drop(client);
+            }
+            let after = fds().map_err(|e| e.to_string())?;
+            if after != before {
+                return Err(format!("{before} descriptors before, {after} after"));
+            }
+            Ok(())
+        }
         "stress-send" => {
             let mut c = connect(addr, &opts(Direction::ConnectorToListener, false)).map_err(s)?;
             let tx = c.sender().map_err(s)?;
@@ -1302,6 +1341,11 @@ fn a_listener_that_dies_behind_a_forked_child_is_gone() {
     assert_eq!(end, Error::PeerGone);
     assert!(waited < GONE_BOUND, "PeerGone after {waited:?}");
     assert_eq!(probed, PeerState::Gone);
+}
+
+#[test]
+fn connections_leave_no_descriptor_behind() {
+    wait_ok(spawn("no-fd-leak", &unique_addr("fdleak")));
 }
 
 /// Messages in `stress_between_processes` (MEMTUBE_STRESS_MESSAGES, default

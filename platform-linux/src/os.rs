@@ -231,6 +231,127 @@ mod tests {
         assert_eq!(c.gid, rustix::process::getegid().as_raw());
     }
 
+    /// One message from a forked child to `b` (prepared by
+    /// `pass_sender_with(b, pidfd)`): the watch `sender_watch` makes of
+    /// what the kernel attached, readable only once that child exited.
+    #[test]
+    fn the_sender_of_a_message_is_watched() {
+        use rustix::fd::AsRawFd;
+        use rustix::net::{socketpair, SocketFlags, SocketType};
+        // SO_PASSPIDFD (this kernel permitting), then the SO_PASSCRED fallback.
+        for pidfd in [true, false] {
+            let (a, b) = socketpair(
+                AddressFamily::UNIX,
+                SocketType::SEQPACKET,
+                SocketFlags::CLOEXEC,
+                None,
+            )
+            .unwrap();
+            let room = pass_sender_with(b.as_fd(), pidfd);
+            assert!(room > 0, "no identity passing");
+            // The child waits on `hold` until its write end closes.
+            let mut hold = [0; 2];
+            // SAFETY: `hold` has room for the two descriptors.
+            let r = unsafe { libc::pipe2(hold.as_mut_ptr(), libc::O_CLOEXEC) };
+            assert_eq!(r, 0);
+            // SAFETY: the child calls only async-signal-safe functions
+            // (send, read, _exit) before it exits.
+            let child = unsafe { libc::fork() };
+            assert!(child >= 0);
+            if child == 0 {
+                // SAFETY: async-signal-safe calls on descriptors we hold.
+                unsafe {
+                    libc::close(hold[1]);
+                    libc::send(a.as_raw_fd(), b"x".as_ptr().cast(), 1, 0);
+                    let mut c = 0u8;
+                    libc::read(hold[0], (&mut c as *mut u8).cast(), 1);
+                    libc::_exit(0);
+                }
+            }
+            let mut buf = [0u8; 8];
+            let mut space = [0u64; 16];
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            // SAFETY: all zeroes is a valid `msghdr`; fields set below.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = space.as_mut_ptr().cast();
+            msg.msg_controllen = room as _;
+            // SAFETY: `msg` names `buf` and `room` bytes of `space`, live
+            // for the call.
+            let n = unsafe { libc::recvmsg(b.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+            assert_eq!(n, 1);
+            assert_eq!(msg.msg_flags & libc::MSG_CTRUNC, 0);
+            let mut watch = None;
+            // SAFETY: the kernel wrote well-formed control messages into
+            // `space`, walked with the libc macros within `msg_controllen`.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(&msg);
+                while !c.is_null() {
+                    let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    let data = std::slice::from_raw_parts(libc::CMSG_DATA(c), len);
+                    if let Some(w) = Linux::sender_watch((*c).cmsg_level, (*c).cmsg_type, data) {
+                        assert!(watch.replace(w).is_none());
+                    }
+                    c = libc::CMSG_NXTHDR(&msg, c);
+                }
+            }
+            let watch = watch.expect("no sender identity");
+            let exited = |w: &OwnedFd| {
+                let mut p = libc::pollfd {
+                    fd: w.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid `pollfd`, no waiting.
+                unsafe { libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 }
+            };
+            assert!(!exited(&watch), "pidfd {pidfd}");
+            // SAFETY: our own pipe's descriptors, closed once each.
+            unsafe {
+                libc::close(hold[0]);
+                libc::close(hold[1]);
+            }
+            let mut status = 0;
+            // SAFETY: `child` is our child; `status` is a valid out-pointer.
+            assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+            assert!(exited(&watch), "pidfd {pidfd}");
+        }
+    }
+
+    #[test]
+    fn only_usable_identities_are_watched() {
+        let cred = |pid: i32| {
+            let mut b = [0u8; 12];
+            b[..4].copy_from_slice(&pid.to_ne_bytes());
+            b
+        };
+        // SAFETY: none of these messages carries a descriptor that anything
+        // else owns (an error in place of a pidfd, pids, truncated
+        // payloads, other types).
+        unsafe {
+            // pid 0: a sender in a pid namespace we cannot see.
+            assert!(
+                Linux::sender_watch(libc::SOL_SOCKET, libc::SCM_CREDENTIALS, &cred(0)).is_none()
+            );
+            // This process: watchable.
+            let me = std::process::id() as i32;
+            assert!(
+                Linux::sender_watch(libc::SOL_SOCKET, libc::SCM_CREDENTIALS, &cred(me)).is_some()
+            );
+            // The kernel's error in place of a pidfd (sender already reaped).
+            let e = (-libc::ESRCH).to_ne_bytes();
+            assert!(Linux::sender_watch(libc::SOL_SOCKET, SCM_PIDFD, &e).is_none());
+            assert!(Linux::sender_watch(libc::SOL_SOCKET, SCM_PIDFD, &e[..2]).is_none());
+            assert!(Linux::sender_watch(libc::SOL_SOCKET, libc::SCM_CREDENTIALS, &[]).is_none());
+            assert!(Linux::sender_watch(libc::SOL_IP, SCM_PIDFD, &cred(me)).is_none());
+            assert!(Linux::sender_watch(libc::SOL_SOCKET, 99, &cred(me)).is_none());
+        }
+    }
+
     #[test]
     fn abstract_names_are_abstract() {
         let a = Linux::abstract_addr(b"memtube-test").unwrap();

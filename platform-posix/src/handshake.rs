@@ -199,15 +199,15 @@ fn recvmsg<O: Os>(
     // the call; the descriptor is borrowed for the call.
     let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) };
     if n < 0 {
-        return Err(rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
-            .unwrap_or(Errno::IO));
+        return Err(
+            rustix::io::Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO),
+        );
     }
     // Walk the control messages the kernel wrote, each length clamped to
     // what is there (macOS may report a truncated message's full length).
     // SAFETY: `space` is initialized (zeroed, then written by the kernel)
     // and `room` bytes long at most.
-    let control: &[u8] =
-        unsafe { std::slice::from_raw_parts(space.as_ptr().cast::<u8>(), room) };
+    let control: &[u8] = unsafe { std::slice::from_raw_parts(space.as_ptr().cast::<u8>(), room) };
     let written = (msg.msg_controllen as usize).min(room);
     // SAFETY: CMSG_LEN / CMSG_SPACE are arithmetic only.
     let (head, align) = unsafe {
@@ -220,8 +220,7 @@ fn recvmsg<O: Os>(
     while off + std::mem::size_of::<libc::cmsghdr>() <= written {
         // SAFETY: a whole `cmsghdr` lies within `control` at `off` (checked
         // above); read unaligned, so no alignment is assumed.
-        let h: libc::cmsghdr =
-            unsafe { std::ptr::read_unaligned(control[off..].as_ptr().cast()) };
+        let h: libc::cmsghdr = unsafe { std::ptr::read_unaligned(control[off..].as_ptr().cast()) };
         let len = (h.cmsg_len as usize).min(written - off);
         if len < head {
             break;
