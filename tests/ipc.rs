@@ -263,8 +263,8 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
         // Liveness by process, the other way: a listener that accepts,
         // forks a child that inherits the connection's socket and outlives
         // it, tells the connector the child's pid, and waits to be killed.
-        "fork-listener" => {
-            let l = listen(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
+        "fork-listener" | "fork-listener-shm" => {
+            let l = listen(addr, &fork_listener_opts(role)).map_err(s)?;
             let mut c = l.accept_timeout(T).map_err(s)?;
             let holder = fork_sleeper();
             c.sender()
@@ -1312,9 +1312,71 @@ fn a_connector_that_dies_behind_a_forked_child_is_gone() {
 /// and to `probe_peer`.
 #[test]
 fn a_listener_that_dies_behind_a_forked_child_is_gone() {
-    let addr = unique_addr("listenforkgone");
-    let mut child = spawn("fork-listener", &addr);
+    // One message on a SOCK_SEQPACKET (memfd), pieces of a SOCK_STREAM (shm).
+    for role in ["fork-listener", "fork-listener-shm"] {
+        listener_dies_behind_a_forked_child(role);
+    }
+}
+
+/// Kernels before 6.5 (no `SO_PASSPIDFD`): the handshake arrives with an
+/// `SCM_CREDENTIALS` (`SO_PASSCRED`) next to its `SCM_RIGHTS`; both are read,
+/// the sender (here this process) is watched, and the descriptor limit is
+/// still exact with the credentials' room added.
+#[test]
+fn the_handshake_sender_is_watched_through_its_credentials() {
+    use rustix::net::{connect as raw_connect, sockopt::set_socket_passcred, SocketAddrUnix};
+    // CMSG_SPACE(sizeof(struct ucred)) on 64-bit Linux.
+    const CRED_ROOM: usize = 32;
+    for extra in [0, 10] {
+        let addr = unique_addr("passcred");
+        let t = fake_listener(&addr, move |s| {
+            let (hs, mut fds) = good_handshake();
+            for _ in 0..extra {
+                fds.push(sealed_memfd(4096));
+            }
+            send(s, &hs.encode(), &fds);
+        });
+        let c = seqpacket_socket();
+        set_socket_passcred(&c, true).unwrap();
+        let name = addr.strip_prefix('@').unwrap();
+        raw_connect(
+            &c,
+            &SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let got = memtube_posix::handshake::recv_watching::<Linux>(
+            c.as_fd(),
+            Some(Instant::now() + T),
+            memtube::Backend::Memfd,
+            CRED_ROOM,
+        );
+        drop(c);
+        t.join().unwrap();
+        match (extra, got) {
+            (0, Ok(got)) => {
+                assert_eq!(got.fds.len(), 2);
+                assert!(got.sender.is_some(), "no watch of the sender");
+            }
+            (10, Err(e)) => assert_eq!(e, Error::Handshake(HandshakeFailure::ControlTruncated)),
+            (_, got) => panic!("{extra} extra descriptors: {got:?}"),
+        }
+    }
+}
+
+/// The options of the `fork-listener` roles and their connector.
+fn fork_listener_opts(role: &str) -> Options {
     let o = opts(Direction::ListenerToConnector, false);
+    if role.ends_with("-shm") {
+        o.backend(memtube::Backend::PosixShm)
+    } else {
+        o
+    }
+}
+
+fn listener_dies_behind_a_forked_child(role: &str) {
+    let addr = unique_addr("listenforkgone");
+    let mut child = spawn(role, &addr);
+    let o = fork_listener_opts(role);
     let started = Instant::now();
     let mut conn = loop {
         match connect(addr.as_str(), &o) {
@@ -1338,9 +1400,9 @@ fn a_listener_that_dies_behind_a_forked_child_is_gone() {
     let probed = conn.probe_peer();
     // SAFETY: plain kill(2) of the sleeper this test's child forked.
     unsafe { libc::kill(holder, libc::SIGKILL) };
-    assert_eq!(end, Error::PeerGone);
-    assert!(waited < GONE_BOUND, "PeerGone after {waited:?}");
-    assert_eq!(probed, PeerState::Gone);
+    assert_eq!(end, Error::PeerGone, "{role}");
+    assert!(waited < GONE_BOUND, "{role}: PeerGone after {waited:?}");
+    assert_eq!(probed, PeerState::Gone, "{role}");
 }
 
 #[test]
