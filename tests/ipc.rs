@@ -1282,8 +1282,7 @@ fn fork_sleeper() -> i32 {
 /// A connector that dies while a child it forked still holds the
 /// connection's socket is reported gone to the listener, which watches the
 /// connecting process (SO_PEERCRED's pid, through a pidfd), not only the
-/// socket. (The connector has no such pid for the listener's side: see
-/// `connect`.)
+/// socket. (The other way: `a_listener_that_dies_behind_a_forked_child_is_gone`.)
 #[test]
 fn a_connector_that_dies_behind_a_forked_child_is_gone() {
     let addr = unique_addr("forkgone");
