@@ -1324,8 +1324,8 @@ fn a_listener_that_dies_behind_a_forked_child_is_gone() {
 #[test]
 fn the_handshake_sender_is_watched_through_its_credentials() {
     use rustix::net::{connect as raw_connect, sockopt::set_socket_passcred, SocketAddrUnix};
-    // CMSG_SPACE(sizeof(struct ucred)) on 64-bit Linux.
-    const CRED_ROOM: usize = 32;
+    // SAFETY: CMSG_SPACE is arithmetic on its argument only.
+    let cred_room = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::ucred>() as u32) } as usize;
     for extra in [0, 10] {
         let addr = unique_addr("passcred");
         let t = fake_listener(&addr, move |s| {
@@ -1347,7 +1347,7 @@ fn the_handshake_sender_is_watched_through_its_credentials() {
             c.as_fd(),
             Some(Instant::now() + T),
             memtube::Backend::Memfd,
-            CRED_ROOM,
+            cred_room,
         );
         drop(c);
         t.join().unwrap();
