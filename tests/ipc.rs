@@ -261,6 +261,59 @@ fn child(role: &str, addr: &str) -> Result<(), String> {
             std::thread::sleep(Duration::from_secs(60));
             Err("not killed".into())
         }
+        // Liveness by process, the other way: a listener that accepts,
+        // forks a child that inherits the connection's socket and outlives
+        // it, tells the connector the child's pid, and waits to be killed.
+        "fork-listener" | "fork-listener-shm" => {
+            let l = listen(addr, &fork_listener_opts(role)).map_err(s)?;
+            let mut c = l.accept_timeout(T).map_err(s)?;
+            let holder = fork_sleeper();
+            c.sender()
+                .map_err(s)?
+                .send_timeout(&holder.to_le_bytes(), 7, T)
+                .map_err(s)?;
+            std::thread::sleep(Duration::from_secs(60));
+            Err("not killed".into())
+        }
+        // Connections in this (single-threaded) process leave no
+        // descriptor behind: neither the connector's watch of the listener
+        // process nor one per probe or message.
+        "no-fd-leak" => {
+            let fds = || std::fs::read_dir("/proc/self/fd").map(|d| d.count());
+            let before = fds().map_err(|e| e.to_string())?;
+            for round in 0..20 {
+                let l = listen(addr, &opts(Direction::ListenerToConnector, false)).map_err(s)?;
+                let t = std::thread::spawn({
+                    let addr = addr.to_string();
+                    move || connect(addr.as_str(), &opts(Direction::ListenerToConnector, false))
+                });
+                let mut server = l.accept_timeout(T).map_err(s)?;
+                let mut client = t.join().map_err(|_| "connect panicked")?.map_err(s)?;
+                server
+                    .sender()
+                    .map_err(s)?
+                    .send_timeout(b"x", 1, T)
+                    .map_err(s)?;
+                for _ in 0..10 {
+                    if client.probe_peer() != PeerState::Alive {
+                        return Err("peer not alive".into());
+                    }
+                }
+                client.receiver().map_err(s)?.recv_timeout(T).map_err(s)?;
+                drop(server);
+                drop(l);
+                // The close byte arrives with the sender's identity attached.
+                if client.probe_peer() != PeerState::Closed {
+                    return Err(format!("round {round}: not closed"));
+                }
+                drop(client);
+            }
+            let after = fds().map_err(|e| e.to_string())?;
+            if after != before {
+                return Err(format!("{before} descriptors before, {after} after"));
+            }
+            Ok(())
+        }
         "stress-send" => {
             let mut c = connect(addr, &opts(Direction::ConnectorToListener, false)).map_err(s)?;
             let tx = c.sender().map_err(s)?;
@@ -1379,8 +1432,7 @@ fn fork_sleeper() -> i32 {
 /// A connector that dies while a child it forked still holds the
 /// connection's socket is reported gone to the listener, which watches the
 /// connecting process (SO_PEERCRED's pid, through a pidfd), not only the
-/// socket. (The connector has no such pid for the listener's side: see
-/// `connect`.)
+/// socket. (The other way: `a_listener_that_dies_behind_a_forked_child_is_gone`.)
 #[test]
 fn a_connector_that_dies_behind_a_forked_child_is_gone() {
     let addr = unique_addr("forkgone");
@@ -1400,6 +1452,111 @@ fn a_connector_that_dies_behind_a_forked_child_is_gone() {
     unsafe { libc::kill(holder, libc::SIGKILL) };
     assert_eq!(end, Error::PeerGone);
     assert!(waited < GONE_BOUND, "PeerGone after {waited:?}");
+}
+
+/// A listener process that dies while a child it forked still holds the
+/// connection's socket is reported gone to the connector, which watches the
+/// process that sent the handshake (the kernel's `SCM_PIDFD`, or
+/// `SCM_CREDENTIALS` and a pidfd), not only the socket: to a blocking call
+/// and to `probe_peer`.
+#[test]
+fn a_listener_that_dies_behind_a_forked_child_is_gone() {
+    // One message on a SOCK_SEQPACKET (memfd), pieces of a SOCK_STREAM (shm).
+    for role in ["fork-listener", "fork-listener-shm"] {
+        listener_dies_behind_a_forked_child(role);
+    }
+}
+
+/// Kernels before 6.5 (no `SO_PASSPIDFD`): the handshake arrives with an
+/// `SCM_CREDENTIALS` (`SO_PASSCRED`) next to its `SCM_RIGHTS`; both are read,
+/// the sender (here this process) is watched, and the descriptor limit is
+/// still exact with the credentials' room added.
+#[test]
+fn the_handshake_sender_is_watched_through_its_credentials() {
+    use rustix::net::{connect as raw_connect, sockopt::set_socket_passcred, SocketAddrUnix};
+    // SAFETY: CMSG_SPACE is arithmetic on its argument only.
+    let cred_room = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::ucred>() as u32) } as usize;
+    for extra in [0, 10] {
+        let addr = unique_addr("passcred");
+        let t = fake_listener(&addr, move |s| {
+            let (hs, mut fds) = good_handshake();
+            for _ in 0..extra {
+                fds.push(sealed_memfd(4096));
+            }
+            send(s, &hs.encode(), &fds);
+        });
+        let c = seqpacket_socket();
+        set_socket_passcred(&c, true).unwrap();
+        let name = addr.strip_prefix('@').unwrap();
+        raw_connect(
+            &c,
+            &SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let got = memtube_posix::handshake::recv_watching::<Linux>(
+            c.as_fd(),
+            Some(Instant::now() + T),
+            memtube::Backend::Memfd,
+            cred_room,
+        );
+        drop(c);
+        t.join().unwrap();
+        match (extra, got) {
+            (0, Ok(got)) => {
+                assert_eq!(got.fds.len(), 2);
+                assert!(got.sender.is_some(), "no watch of the sender");
+            }
+            (10, Err(e)) => assert_eq!(e, Error::Handshake(HandshakeFailure::ControlTruncated)),
+            (_, got) => panic!("{extra} extra descriptors: {got:?}"),
+        }
+    }
+}
+
+/// The options of the `fork-listener` roles and their connector.
+fn fork_listener_opts(role: &str) -> Options {
+    let o = opts(Direction::ListenerToConnector, false);
+    if role.ends_with("-shm") {
+        o.backend(memtube::Backend::PosixShm)
+    } else {
+        o
+    }
+}
+
+fn listener_dies_behind_a_forked_child(role: &str) {
+    let addr = unique_addr("listenforkgone");
+    let mut child = spawn(role, &addr);
+    let o = fork_listener_opts(role);
+    let started = Instant::now();
+    let mut conn = loop {
+        match connect(addr.as_str(), &o) {
+            Ok(c) => break c,
+            Err(Error::NoListener { .. }) if started.elapsed() < T => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    };
+    let rx = conn.receiver().unwrap();
+    let m = rx.recv_timeout(T).unwrap();
+    let holder = i32::from_le_bytes(m[..4].try_into().unwrap());
+    drop(m);
+    assert_eq!(conn.probe_peer(), PeerState::Alive);
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(9));
+    let killed = Instant::now();
+    let end = conn.receiver().unwrap().recv_timeout(T).unwrap_err();
+    let waited = killed.elapsed();
+    let probed = conn.probe_peer();
+    // SAFETY: plain kill(2) of the sleeper this test's child forked.
+    unsafe { libc::kill(holder, libc::SIGKILL) };
+    assert_eq!(end, Error::PeerGone, "{role}");
+    assert!(waited < GONE_BOUND, "{role}: PeerGone after {waited:?}");
+    assert_eq!(probed, PeerState::Gone, "{role}");
+}
+
+#[test]
+fn connections_leave_no_descriptor_behind() {
+    wait_ok(spawn("no-fd-leak", &unique_addr("fdleak")));
 }
 
 /// Messages in `stress_between_processes` (MEMTUBE_STRESS_MESSAGES, default
