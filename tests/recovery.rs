@@ -15,9 +15,11 @@
 
 #![cfg(target_os = "linux")]
 
+use memtube::ring::raw::{COMMITTED, LEN_SHIFT};
 use memtube::ring::{
     attach_consumer_as, attach_producer_as, init, is_gone, region_size, take_over_consumer,
-    take_over_producer, this_process, Config, Consumer, Error, NativeWait, Producer, RawRegion,
+    take_over_producer, this_process, Config, Consumer, Error, Holder, NativeWait, Producer,
+    RawRegion, RegionBuf,
 };
 use rustix::fd::OwnedFd;
 use std::io::Read;
@@ -404,4 +406,132 @@ fn a_dead_consumer_is_replaced_from_its_released_position() {
         eprintln!("round {round}: killed after {kill_at} sent, successor from {released}");
         std::fs::remove_file(&path).unwrap();
     }
+}
+
+// ------------------------------------------- wake-ups a dead holder owed
+
+/// A 256-byte ring on the heap for the rest of the process (the handles
+/// here are moved into threads or forgotten), both roles attached with
+/// holders 1 and 2; returns the raw region and its base address.
+fn leaked_ring() -> (
+    RawRegion,
+    usize,
+    Producer<'static, NativeWait>,
+    Consumer<'static, NativeWait>,
+) {
+    let buf: &'static mut RegionBuf<{ region_size(256).unwrap() }> = Box::leak(Box::default());
+    let raw = RawRegion::new(buf.0.as_mut_ptr(), buf.0.len());
+    // SAFETY: leaked, so valid for the life of the process; used only
+    // through the handles, and by the tests' pokes of what a dead holder
+    // would have written.
+    unsafe {
+        init(raw, Config::new(256)).unwrap();
+        let p = attach_producer_as(raw, NativeWait::default(), Holder::new(1).unwrap()).unwrap();
+        let c = attach_consumer_as(raw, NativeWait::default(), Holder::new(2).unwrap()).unwrap();
+        (raw, buf.0.as_ptr() as usize, p, c)
+    }
+}
+
+/// The `u32` at byte `off` of the region (4-aligned, inside it).
+fn word(base: usize, off: usize) -> &'static std::sync::atomic::AtomicU32 {
+    // SAFETY: the region is leaked (valid forever), 128-aligned, `off` is
+    // 4-aligned and in bounds; every access to these words is atomic.
+    unsafe { std::sync::atomic::AtomicU32::from_ptr((base + off) as *mut u32) }
+}
+
+/// Wait until the word at `off` is not 0 (a side announced sleep).
+fn until_nonzero(base: usize, off: usize) {
+    let start = Instant::now();
+    while word(base, off).load(Ordering::Acquire) == 0 {
+        assert!(start.elapsed() < T, "no sleep announced at {off}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A consumer dies after storing a release and before the wake-up check
+/// it owed the producer, which sleeps for room: its successor wakes it.
+/// (Before the successor made that wake itself, the producer slept out its
+/// whole timeout.)
+#[test]
+fn a_consumer_successor_makes_the_wake_up_its_predecessor_owed() {
+    let (raw, base, mut p, mut c) = leaked_ring();
+    c.set_release_threshold(256);
+    let mut n = 0u8;
+    while p.try_send(&[n; 24], u32::from(n)).is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 7, "32-byte records: 7 fit in 256 bytes");
+    for i in 0..6u8 {
+        assert_eq!(c.try_recv().unwrap().payload(), &[i; 24]);
+    }
+    std::mem::forget(c);
+    p.set_spin_budget(0);
+    let producer = std::thread::spawn(move || {
+        let started = Instant::now();
+        let r = p.send_timeout(&[9; 24], 9, Duration::from_secs(10));
+        (r, started.elapsed())
+    });
+    // The producer sleeps for room (its `sleeping` word, offset 260).
+    until_nonzero(base, 260);
+    // The dead consumer's last act: its release of 6 records stored
+    // (consumer block at 384), the wake-up check not made.
+    word(base, 384).store(6 * 32, Ordering::Release);
+    // SAFETY: as in `leaked_ring`; holder 2 is the forgotten consumer.
+    let mut c = unsafe {
+        take_over_consumer(raw, NativeWait::default(), Holder::new(3).unwrap(), |h| {
+            h.get() == 2
+        })
+    }
+    .unwrap();
+    let (r, waited) = producer.join().unwrap();
+    assert_eq!(r, Ok(()));
+    assert!(
+        waited < Duration::from_secs(3),
+        "the producer slept {waited:?}"
+    );
+    assert_eq!(c.try_recv().unwrap().payload(), &[6; 24]);
+    assert_eq!(c.try_recv().unwrap().payload(), &[9; 24]);
+}
+
+/// A producer dies after publishing a message and before waking the
+/// consumer, which sleeps for it: its successor wakes it.
+#[test]
+fn a_producer_successor_makes_the_wake_up_its_predecessor_owed() {
+    let (raw, base, p, mut c) = leaked_ring();
+    c.set_spin_budget(0);
+    let consumer = std::thread::spawn(move || {
+        let started = Instant::now();
+        let r = c
+            .recv_timeout(Duration::from_secs(10))
+            .map(|m| m.payload().to_vec());
+        (r, started.elapsed())
+    });
+    // The consumer sleeps for a message (its `sleeping` word, 384 + 132).
+    until_nonzero(base, 516);
+    // The dead producer's last act: a message published at offset 0 of
+    // the data area (640): payload and type id, then its header with
+    // Release (the next header is still zero from `init`); no wake.
+    // SAFETY: the record's bytes are in the data area, which nobody else
+    // writes (the consumer waits at offset 0, reading only its header).
+    unsafe {
+        std::ptr::copy_nonoverlapping(b"recover!".as_ptr(), (base + 648) as *mut u8, 8);
+    }
+    word(base, 644).store(5, Ordering::Relaxed);
+    word(base, 640).store(COMMITTED | (8 << LEN_SHIFT), Ordering::Release);
+    std::mem::forget(p);
+    // SAFETY: as in `leaked_ring`; holder 1 is the forgotten producer.
+    let mut p = unsafe {
+        take_over_producer(raw, NativeWait::default(), Holder::new(3).unwrap(), |h| {
+            h.get() == 1
+        })
+    }
+    .unwrap();
+    let (r, waited) = consumer.join().unwrap();
+    assert_eq!(r.unwrap(), b"recover!");
+    assert!(
+        waited < Duration::from_secs(3),
+        "the consumer slept {waited:?}"
+    );
+    // The successor goes on after the record it found.
+    p.try_send(b"next", 6).unwrap();
 }

@@ -114,8 +114,13 @@ fn claim_or_take(
                 return Err(Error::RoleTaken);
             }
             // One successor wins: a compare-exchange on the holder word.
-            // SYNC POINT: AcqRel; Acquire orders the old holder's writes (seen
-            // through the region) before ours, Release publishes our record.
+            // SYNC POINT: AcqRel; Release publishes our record (paired with
+            // `Holder::read`); Acquire pairs with the record's store, which
+            // the old holder made at attach. The old holder's later writes
+            // (its counters, `seq`, `released`) are ordered before ours by its
+            // death, which `is_gone` observed through the system (a process
+            // that exited has no stores left in flight), not by this
+            // exchange.
             line.holder
                 .compare_exchange(old.get(), holder.get(), AcqRel, Acquire)
                 .map(|_| true)

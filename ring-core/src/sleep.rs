@@ -49,21 +49,22 @@ impl Sleep {
 }
 
 impl Sleep {
-    /// The state of a handle that takes over a role whose holder is gone:
-    /// the dead holder's sleep announcement is withdrawn (nobody sleeps on
-    /// it), and the episode it last woke is the one in its `seq` word, so
-    /// the peer, sleeping now or later, is woken exactly as before. Our
-    /// own episodes start anew: `sleep_until` picks each one different from
-    /// the peer's `seq`, which is the peer's last woken episode, so the peer
-    /// wakes us whatever the old holder announced. (A wake of the old
-    /// holder's episode still in flight in the peer changes the peer's
-    /// `seq` and then calls `Wait::wake`: it either precedes our read of
-    /// `seq`, and our episode avoids it, or it wakes our wait, and we
-    /// announce again.)
+    /// The state of a handle that takes over a role whose holder is gone.
+    /// The dead holder's sleep announcement is withdrawn (nobody sleeps on
+    /// it). It may have died owing the peer a wake (between a publication
+    /// or release and its `wake_peer`, or between storing `seq` and the
+    /// wake call), so the successor forgets which episode was woken and
+    /// wakes the peer once (`wake_peer` right after resuming): at worst one
+    /// spurious wake-up. Our own episodes start anew: `sleep_until` picks
+    /// each one different from the peer's `seq`, which is the peer's last
+    /// woken episode, so the peer wakes us whatever the old holder
+    /// announced. (A wake of the old holder's episode still in flight in
+    /// the peer changes the peer's `seq` and then calls `Wait::wake`: it
+    /// either precedes our read of `seq`, and our episode avoids it, or it
+    /// wakes our wait, and we announce again.)
     pub(crate) fn resume(&mut self, own: &WaitLine, wakes: u64) {
         own.sleeping.store(0, Relaxed);
-        // Our own `seq` was written only by the old holder.
-        self.woken_episode = own.seq.load(Relaxed);
+        self.woken_episode = 0;
         self.wakes = wakes;
     }
 }

@@ -142,6 +142,12 @@ impl<'a, W: Wait> Consumer<'a, W> {
         c.bytes = c.sh.cons.hot.bytes.load(Relaxed);
         let wakes = c.sh.cons.hot.wakes.load(Relaxed);
         c.sleep.resume(&c.sh.cons.wait, wakes);
+        // The old consumer may have stored a release and died before the
+        // wake-up check it owed (`store_release` alone, or inside
+        // `publish_release`): make it (`Sleep::resume`).
+        if !c.sh.pure_spin {
+            wake_peer(&mut c);
+        }
         Ok(c)
     }
 

@@ -4,6 +4,7 @@ use super::Producer;
 use crate::error::{Corruption, Error};
 use crate::layout::*;
 use crate::ring::Shared;
+use crate::sleep::wake_peer;
 use crate::sync::Ordering::*;
 use crate::wait::Wait;
 
@@ -31,6 +32,11 @@ impl<'a, W: Wait> Producer<'a, W> {
         p.full = p.sh.prod.hot.full.load(Relaxed);
         let wakes = p.sh.prod.hot.wakes.load(Relaxed);
         p.sleep.resume(&p.sh.prod.wait, wakes);
+        // The old producer may have published and died before waking the
+        // consumer (`Sleep::resume`).
+        if !p.sh.pure_spin {
+            wake_peer(&mut p);
+        }
         Ok(p)
     }
 }
