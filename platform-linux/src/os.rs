@@ -140,22 +140,45 @@ impl Os for Linux {
         rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
     }
 
-    /// Field 22 (`starttime`, clock ticks after boot) of `/proc/<pid>/stat`;
-    /// `None` when the file is missing or the state (field 3) is `Z` or `X`.
+    /// Field 22 (`starttime`, clock ticks after boot) of `/proc/<pid>/stat`,
+    /// less this process's time-namespace boot-time offset (which the kernel
+    /// adds for the reader), so that readers in any time namespace agree.
+    /// `None` when the process does not exist (`/proc/<pid>` missing and
+    /// `kill(pid, 0)` says `ESRCH`: a `/proc` mounted with `hidepid=2` hides
+    /// other users' processes, which then count as "cannot tell"), or when
+    /// its state (field 3) is `X`, or `Z` with no other thread left (a
+    /// thread-group leader that called `pthread_exit` shows `Z` while its
+    /// other threads run: `/proc/<pid>/task` lists them).
     fn process_start(pid: i32) -> rustix::io::Result<Option<u64>> {
+        use rustix::io::Errno;
         if pid <= 0 {
             return Ok(None);
         }
+        let Some(p) = rustix::process::Pid::from_raw(pid) else {
+            return Ok(None);
+        };
         let stat = match std::fs::read(format!("/proc/{pid}/stat")) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             // ESRCH: the process went away while the file was read.
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
-            Err(e) => {
-                return Err(rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ESRCH) =>
+            {
+                return match rustix::process::test_kill_process(p) {
+                    Err(Errno::SRCH) => Ok(None),
+                    // It exists, but /proc does not show it.
+                    Ok(()) | Err(_) => Err(Errno::ACCESS),
+                };
             }
+            Err(e) => return Err(Errno::from_io_error(&e).unwrap_or(Errno::IO)),
         };
-        Ok(parse_stat(&stat))
+        let (state, start) = parse_stat(&stat).ok_or(Errno::IO)?;
+        let threads_left =
+            || std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|d| d.count() > 1);
+        if state == "X" || (state == "Z" && !threads_left()) {
+            return Ok(None);
+        }
+        Ok(Some(start.wrapping_sub(timens_boottime_ticks())))
     }
 
     /// `SO_PASSPIDFD` (Linux 6.5+): each message arrives with an
@@ -196,18 +219,43 @@ impl Os for Linux {
 
 /// `(state, starttime)` from a `/proc/<pid>/stat` line: the command name
 /// (field 2) is in parentheses and may hold anything, so the fields are
-/// counted from its last `)`. `None` for a zombie or dead process, or a
-/// line that does not parse.
-fn parse_stat(stat: &[u8]) -> Option<u64> {
+/// counted from its last `)`. `None` for a line that does not parse.
+fn parse_stat(stat: &[u8]) -> Option<(&str, u64)> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     let mut fields = rest.split_ascii_whitespace();
     // Field 3 is the first after the name; field 22 is 19 further.
     let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
+    Some((state, fields.nth(18)?.parse().ok()?))
+}
+
+/// This process's time-namespace boot-time offset in clock ticks (the
+/// `boottime` line of `/proc/self/timens_offsets`; 0 without time
+/// namespaces, before Linux 5.6, or in the initial namespace). Read once.
+fn timens_boottime_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let Ok(text) = std::fs::read_to_string("/proc/self/timens_offsets") else {
+            return 0;
+        };
+        // SAFETY: sysconf only reads a system constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as i128;
+        timens_ticks(&text, hz)
+    })
+}
+
+/// The boot-time offset of a `timens_offsets` text (`boottime <s> <ns>`)
+/// in ticks of `hz`, as `u64` two's complement (it may be negative).
+fn timens_ticks(text: &str, hz: i128) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.split_ascii_whitespace();
+            (f.next()? == "boottime").then_some(())?;
+            let secs: i128 = f.next()?.parse().ok()?;
+            let nanos: i128 = f.next()?.parse().ok()?;
+            Some((secs * hz + nanos * hz / 1_000_000_000) as u64)
+        })
+        .unwrap_or(0)
 }
 
 /// `SCM_PIDFD` (include/linux/socket.h; the same on every architecture).
@@ -270,14 +318,27 @@ mod tests {
         assert_eq!(Linux::process_start(pid).unwrap(), None);
         assert_eq!(Linux::process_start(0).unwrap(), None);
         assert_eq!(Linux::process_start(-1).unwrap(), None);
+        // An exited child not yet reaped is a zombie: gone too.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let started = std::time::Instant::now();
+        while Linux::process_start(pid).unwrap().is_some() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(20));
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
+        assert_eq!(parse_stat(&stat).unwrap().0, "Z", "not reaped yet");
+        child.wait().unwrap();
         // The name may hold spaces and parentheses.
         let line = b"42 (a) b) (c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20\n";
-        assert_eq!(parse_stat(line), Some(777));
-        assert_eq!(
-            parse_stat(b"42 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 1"),
-            None
-        );
+        assert_eq!(parse_stat(line), Some(("S", 777)));
+        let zombie = b"42 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 1";
+        assert_eq!(parse_stat(zombie), Some(("Z", 777)));
         assert_eq!(parse_stat(b"42 (x) S 1 2"), None);
+        let offsets = "monotonic 5 0\nboottime -2 500000000\n";
+        assert_eq!(timens_ticks(offsets, 100), (-150i64) as u64);
+        assert_eq!(timens_ticks("monotonic 0 0\nboottime 0 0\n", 100), 0);
+        assert_eq!(timens_ticks("", 100), 0);
     }
 
     #[test]

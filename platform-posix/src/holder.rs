@@ -19,17 +19,20 @@ fn pack(pid: u32, start: u64) -> Option<Holder> {
 ///
 /// # Panics
 ///
-/// Never on a working system: this process's start time is always
-/// readable (`/proc/self/stat` on Linux). A system without it (a Linux
-/// without /proc) panics with a message that says so.
+/// When this process's start time is unreadable, which a working system
+/// never does (Linux reads `/proc/self/stat`; a chroot or container
+/// without `/proc` has none): [`try_this_process`] returns `None` there.
 pub fn this_process<O: Os>() -> Holder {
+    try_this_process::<O>()
+        .expect("memtube: this process's start time is unreadable (is /proc mounted?)")
+}
+
+/// The holder that names this process, or `None` when the system will not
+/// say when this process started (Linux without `/proc`).
+pub fn try_this_process<O: Os>() -> Option<Holder> {
     let pid = std::process::id();
-    let start = O::process_start(pid as i32)
-        .ok()
-        .flatten()
-        .expect("memtube: this process's start time is unreadable (is /proc mounted?)");
-    // A pid is never 0, so the holder is not 0.
-    pack(pid, start).expect("a process id is not 0")
+    let start = O::process_start(i32::try_from(pid).ok()?).ok().flatten()?;
+    pack(pid, start)
 }
 
 /// Whether the process `holder` names (a holder from [`this_process`], in
@@ -39,9 +42,12 @@ pub fn this_process<O: Os>() -> Holder {
 /// the system will not tell (so an unanswerable question never leads to a
 /// take-over).
 ///
-/// A holder recorded in another pid namespace (a container sharing the
-/// region with the host, say) names another process here: do not use
-/// process holders across pid namespaces.
+/// A holder names the process that recorded it, not its children: a
+/// process that attaches, forks and exits is gone even if the child goes
+/// on using the handle (it must not: a handle belongs to the process that
+/// attached it). A holder recorded in another pid namespace (a container
+/// sharing the region with the host, say) names another process here: do
+/// not use process holders across pid namespaces.
 pub fn is_gone<O: Os>(holder: Holder) -> bool {
     let pid = holder.get() as u32;
     let Ok(pid_i) = i32::try_from(pid) else {

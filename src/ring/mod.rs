@@ -45,7 +45,8 @@ pub use owned::{channel, channel_with, NativeWait, OwnedConsumer, OwnedProducer}
 
 #[cfg(any(target_os = "linux", target_os = "macos"))]
 /// The [`Holder`] that names this process: its process id and start time,
-/// so it never names a later process that reuses the id.
+/// so it never names a later process that reuses the id. Panics where the
+/// start time is unreadable ([`try_this_process`] does not).
 ///
 /// ```
 /// use memtube::ring::{is_gone, this_process};
@@ -58,10 +59,21 @@ pub fn this_process() -> Holder {
 }
 
 #[cfg(any(target_os = "linux", target_os = "macos"))]
+/// [`this_process`], or `None` where the system will not say when this
+/// process started (Linux without `/proc`, as in a bare chroot), instead of
+/// a panic.
+pub fn try_this_process() -> Option<Holder> {
+    memtube_posix::holder::try_this_process::<crate::Sys>()
+}
+
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 /// Whether the process a holder from [`this_process`] names can never
 /// touch the ring again: it exited (a zombie counts) or its process id now
 /// names another process. `false` while it runs and when the system will
-/// not tell. Both processes must be in the same pid namespace.
+/// not tell (for example another user's process behind a `/proc` mounted
+/// with `hidepid=2`). Both processes must be in the same pid namespace, and
+/// a handle must stay with the process that attached it (a child forked
+/// after the attach is not its holder).
 ///
 /// ```no_run
 /// # use memtube::ring::*;

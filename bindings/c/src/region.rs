@@ -4,8 +4,9 @@ use crate::error::{status, value, Result};
 use crate::handles::{memtube_receiver, memtube_sender, RxKind, TxKind};
 use crate::util::not_null_mut;
 use mt::ring::{
-    attach_consumer_as, attach_producer_as, init, is_gone, take_over_consumer, take_over_producer,
-    this_process, Config, NativeWait, RawRegion,
+    attach_consumer, attach_consumer_as, attach_producer, attach_producer_as, init, is_gone,
+    take_over_consumer, take_over_producer, try_this_process, Config, Holder, NativeWait,
+    RawRegion,
 };
 use std::ffi::c_void;
 use std::ptr;
@@ -46,6 +47,14 @@ pub unsafe extern "C" fn memtube_ring_init(region: *mut c_void, len: usize, capa
     })
 }
 
+/// This process's identity for a take-over (UNSUPPORTED without one: a
+/// Linux without `/proc`, where attaches record no holder either).
+fn identity(me: Option<Holder>) -> Result<Holder> {
+    me.ok_or_else(|| {
+        mt::Error::Unsupported("this process's start time is unreadable (is /proc mounted?)").into()
+    })
+}
+
 /// How a region handle gets its role.
 #[derive(Clone, Copy)]
 enum Claim {
@@ -71,15 +80,19 @@ unsafe fn producer(
         let out = unsafe { not_null_mut(out, "out is NULL")? };
         *out = ptr::null_mut();
         let r = raw(region, len)?;
-        let (w, me) = (NativeWait::default(), this_process());
+        let (w, me) = (NativeWait::default(), try_this_process());
         // SAFETY: the caller's contract: valid until the handle is freed,
         // which is the `'static` lifetime's real extent (the handle never
-        // outlives `memtube_sender_free`); `is_gone` says gone only of a
-        // process that exited or whose pid names another process now.
+        // outlives `memtube_sender_free`), and handles stay with the
+        // process that attached them (the holder `is_gone` asks about);
+        // both processes in one pid namespace.
         let p = unsafe {
-            match how {
-                Claim::Attach => attach_producer_as::<'static, NativeWait>(r, w, me)?,
-                Claim::TakeOver => take_over_producer::<'static, NativeWait>(r, w, me, is_gone)?,
+            match (how, me) {
+                (Claim::Attach, Some(me)) => attach_producer_as::<'static, NativeWait>(r, w, me)?,
+                (Claim::Attach, None) => attach_producer::<'static, NativeWait>(r, w)?,
+                (Claim::TakeOver, me) => {
+                    take_over_producer::<'static, NativeWait>(r, w, identity(me)?, is_gone)?
+                }
             }
         };
         *out = Box::into_raw(Box::new(memtube_sender {
@@ -105,12 +118,15 @@ unsafe fn consumer(
         let out = unsafe { not_null_mut(out, "out is NULL")? };
         *out = ptr::null_mut();
         let r = raw(region, len)?;
-        let (w, me) = (NativeWait::default(), this_process());
+        let (w, me) = (NativeWait::default(), try_this_process());
         // SAFETY: as in `producer`.
         let c = unsafe {
-            match how {
-                Claim::Attach => attach_consumer_as::<'static, NativeWait>(r, w, me)?,
-                Claim::TakeOver => take_over_consumer::<'static, NativeWait>(r, w, me, is_gone)?,
+            match (how, me) {
+                (Claim::Attach, Some(me)) => attach_consumer_as::<'static, NativeWait>(r, w, me)?,
+                (Claim::Attach, None) => attach_consumer::<'static, NativeWait>(r, w)?,
+                (Claim::TakeOver, me) => {
+                    take_over_consumer::<'static, NativeWait>(r, w, identity(me)?, is_gone)?
+                }
             }
         };
         *out = Box::into_raw(Box::new(memtube_receiver {
@@ -130,7 +146,11 @@ unsafe fn consumer(
 /// The role records this process (its pid and start time), so that the
 /// consumer can learn that it died (`memtube_receiver_peer_state` with
 /// `probe`: GONE) and a restarted producer can take the role over
-/// (`memtube_ring_take_over_producer`).
+/// (`memtube_ring_take_over_producer`). The handle belongs to this process:
+/// a child forked after the attach must not use it (once the parent exits
+/// the role counts as free to take over). Both processes must be in one pid
+/// namespace. Where the process's start time is unreadable (Linux without
+/// `/proc`) nothing is recorded and the role cannot be taken over.
 /// Threads: any thread; the returned handle is Send, not Sync.
 ///
 /// # Safety
