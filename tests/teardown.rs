@@ -596,3 +596,34 @@ fn a_peer_that_closes_or_dies_while_we_block_gives_closed_or_peer_gone() {
         }
     }
 }
+
+/// The token's flag set by a signal handler (`signal-hook`, as in
+/// examples/shutdown.rs) and the signal delivered to the very thread that
+/// blocks in `recv`, so it interrupts its futex wait: `Cancelled`, promptly.
+#[test]
+fn a_cancel_from_a_signal_handler_ends_a_blocked_recv() {
+    use std::os::unix::thread::JoinHandleExt;
+    let mut seed = seed(6);
+    for round in 0..rounds(10) {
+        let token = CancelToken::new();
+        let id = signal_hook::flag::register(libc::SIGUSR1, token.flag()).unwrap();
+        let (mut a, b) = pair(&duplex(true).cancel_token(token.clone()), &duplex(true));
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let blocked = std::thread::spawn(move || {
+            ready_tx.send(()).unwrap();
+            let r = a.receiver().unwrap().recv().map(drop);
+            (r, Instant::now())
+        });
+        ready_rx.recv().unwrap();
+        jitter(&mut seed);
+        let sent = Instant::now();
+        // SAFETY: the thread is joined below, so its pthread_t is live.
+        let rc = unsafe { libc::pthread_kill(blocked.as_pthread_t(), libc::SIGUSR1) };
+        assert_eq!(rc, 0);
+        let (r, at) = blocked.join().unwrap();
+        assert_eq!(r, Err(Error::Cancelled), "round {round}");
+        assert!(at.saturating_duration_since(sent) < BOUND);
+        assert!(signal_hook::low_level::unregister(id));
+        drop(b);
+    }
+}
