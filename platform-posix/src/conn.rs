@@ -739,6 +739,16 @@ impl<O: Os> Connection<O> {
 
     /// The handles, to move to other threads. The liveness socket stays open
     /// until the last of them (and the connection) is dropped.
+    ///
+    /// The halves are independent: each owns the mappings of its own ring,
+    /// and dropping one (in any thread, while the other is blocked or not)
+    /// closes only that ring: the peer's opposite handle gets
+    /// [`Error::Closed`], and the other half goes on working, a blocked call
+    /// included, until its own ring ends (to stop it, use a
+    /// [`CancelToken`](crate::CancelToken)). The peer sees its socket close
+    /// cleanly ([`PeerState::Closed`]) when the last half is dropped, and
+    /// gone ([`Error::PeerGone`]) if a half was dropped while its thread
+    /// panicked.
     pub fn into_split(self) -> (Option<Sender<O>>, Option<Receiver<O>>) {
         (self.sender, self.receiver)
     }
