@@ -900,6 +900,11 @@ impl<O: Os> Connection<O> {
     /// [`Error::ReplyTooLarge`] instead and serving goes on. The type id
     /// `u32::MAX` is reserved for such error replies; a handler that returns
     /// it makes the caller's `call` fail with [`Error::Protocol`].
+    ///
+    /// The `timeout` (and a cancel) also bounds the wait for room for the
+    /// reply: a request whose reply could not be sent in time stays
+    /// unanswered (the caller's `call` waits on until its own timeout, or
+    /// until this side closes).
     pub fn serve_one<F>(&mut self, timeout: Option<Duration>, mut handler: F) -> Result<()>
     where
         F: FnMut(u32, &[u8], &mut Vec<u8>) -> u32,

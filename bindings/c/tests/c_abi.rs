@@ -772,7 +772,16 @@ fn readme_c_and_cpp_blocks_build() {
 fn c_teardown_races() {
     let rounds = std::env::var("MEMTUBE_TEARDOWN_ROUNDS").unwrap_or_else(|_| "10".into());
     let p = Proc::c("teardown", &[&rounds]);
-    eprintln!("{}", p.line("teardown: worst"));
+    // About 0.3 s a round: wait for the summary accordingly.
+    let wait = T + Duration::from_secs(rounds.parse::<u64>().unwrap());
+    let worst = loop {
+        match p.lines.recv_timeout(wait) {
+            Ok(l) if l.starts_with("teardown: worst") => break l,
+            Ok(_) => {}
+            Err(e) => panic!("teardown {rounds}: no summary ({e})"),
+        }
+    };
+    eprintln!("{worst}");
     let line = p.finish("teardown:");
     assert!(line.ends_with(", 0 failed"), "{line}");
 }
