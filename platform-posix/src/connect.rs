@@ -57,12 +57,11 @@ pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connectio
         }
     }
     let cred = peer::check::<O>(s.as_fd(), &opts.uid_policy)?;
-    let got = handshake::recv_cancellable::<O>(
-        s.as_fd(),
-        sock::deadline(Some(opts.handshake_timeout)),
-        opts.cancel.as_ref(),
-        backend,
-    )?;
+    let hs_deadline = sock::deadline(Some(opts.handshake_timeout));
+    // The wait for the handshake, cancellable (`recv` then reads at once;
+    // a stream handshake in pieces waits for the rest until the deadline).
+    sock::wait_readable(s.as_fd(), hs_deadline, opts.cancel.as_ref())?;
+    let got = handshake::recv::<O>(s.as_fd(), hs_deadline, backend)?;
     let maps = rings::map_received::<O>(&got.hs, &got.fds, opts)?;
     drop(got.fds);
     // No process to watch on this side: SO_PEERCRED names the process that

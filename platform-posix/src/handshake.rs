@@ -14,7 +14,6 @@
 //! layout itself is validated by ring-core when attaching.
 //! Reference: unix(7) `SCM_RIGHTS`, sendmsg(2), recvmsg(2).
 
-use crate::cancel::CancelToken;
 use crate::error::{Error, HandshakeFailure, Result};
 use crate::region::{self, Backend};
 use crate::sock;
@@ -77,17 +76,6 @@ pub fn recv<O: Os>(
     deadline: Option<Instant>,
     backend: Backend,
 ) -> Result<Received> {
-    recv_cancellable::<O>(sock, deadline, None, backend)
-}
-
-/// [`recv`], ended by `cancel` too ([`Error::Cancelled`] within about
-/// [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) of its cancel).
-pub(crate) fn recv_cancellable<O: Os>(
-    sock: BorrowedFd<'_>,
-    deadline: Option<Instant>,
-    cancel: Option<&CancelToken>,
-    backend: Backend,
-) -> Result<Received> {
     let stream = crate::sock::socket_type(backend) == SocketType::STREAM;
     let mut buf = [0u8; Handshake::LEN + 1];
     let mut got = 0;
@@ -95,7 +83,7 @@ pub(crate) fn recv_cancellable<O: Os>(
     // return below closes them all.
     let mut fds: Vec<OwnedFd> = Vec::new();
     loop {
-        sock::wait_readable(sock, deadline, cancel)?;
+        sock::wait_readable(sock, deadline, None)?;
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(FD_ROOM))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [IoSliceMut::new(&mut buf[got..])];
@@ -157,17 +145,7 @@ pub(crate) fn recv_cancellable<O: Os>(
 
 /// Wait for the receiver's one-byte answer.
 pub fn recv_ack(sock: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<()> {
-    recv_ack_cancellable(sock, deadline, None)
-}
-
-/// [`recv_ack`], ended by `cancel` too ([`Error::Cancelled`] within about
-/// [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) of its cancel).
-pub(crate) fn recv_ack_cancellable(
-    sock: BorrowedFd<'_>,
-    deadline: Option<Instant>,
-    cancel: Option<&CancelToken>,
-) -> Result<()> {
-    sock::wait_readable(sock, deadline, cancel)?;
+    sock::wait_readable(sock, deadline, None)?;
     let mut b = [0u8; 1];
     match rustix::net::recv(sock, &mut b[..], RecvFlags::DONTWAIT) {
         Ok((_, 0)) | Err(Errno::CONNRESET) => Err(HandshakeFailure::PeerClosed.into()),

@@ -218,7 +218,9 @@ impl<O: Os> Listener<O> {
         // keep the memory alive.
         drop(fds);
         drop(created.fds);
-        handshake::recv_ack_cancellable(s.as_fd(), hs_deadline, opts.cancel.as_ref())?;
+        // The wait for the answer, cancellable (`recv_ack` then reads at once).
+        sock::wait_readable(s.as_fd(), hs_deadline, opts.cancel.as_ref())?;
+        handshake::recv_ack(s.as_fd(), hs_deadline)?;
         // SO_PEERCRED's pid is the process that connected: watch it too.
         let watch = O::watch_process(cred.pid);
         Connection::new(
