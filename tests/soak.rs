@@ -364,12 +364,56 @@ fn sigkill_chaos_between_processes() {
     let dir = std::env::temp_dir().join(format!("memtube-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (mut total, mut in_burst, mut asleep, mut consumer_kills) = (0u64, 0u64, 0u64, 0u64);
+    let (mut handshake_kills, mut gone) = (0u64, 0u32);
+    let mut accept_refused = std::collections::BTreeMap::<String, u64>::new();
     let (mut worst, mut sum) = (Duration::ZERO, Duration::ZERO);
     let started = Instant::now();
     for round in 0..rounds {
         let child_seed = rand(&mut seed);
         let kill_after = Duration::from_micros(rand(&mut seed) % 250_000);
-        let waited = if round % 4 == 3 {
+        let waited = if round % 8 == 5 {
+            // The producer dies around its connect: before it, during the
+            // handshake, or just after. `accept` refuses it cleanly (or
+            // sees no one), or the connection reports `PeerGone`.
+            handshake_kills += 1;
+            let addr = unique_addr("chaos-h");
+            let o = Options::new().capacity(CAPACITY);
+            let l = listen(addr.as_str(), &o).unwrap();
+            let mut child = spawn("chaos-send", &addr, Some(&dir.join("unused")), child_seed);
+            let after = Duration::from_micros(rand(&mut seed) % 40_000);
+            let killer = std::thread::spawn(move || {
+                std::thread::sleep(after);
+                child.kill().unwrap();
+                let killed = Instant::now();
+                assert_eq!(child.wait().unwrap().signal(), Some(9));
+                killed
+            });
+            let r = l.accept_timeout(Duration::from_millis(500));
+            let killed = killer.join().unwrap();
+            match r {
+                Ok(mut c) => {
+                    let rx = c.receiver().unwrap();
+                    let end = loop {
+                        match rx.recv_timeout(T) {
+                            Ok(_) => {}
+                            Err(e) => break e,
+                        }
+                    };
+                    assert_eq!(end, Error::PeerGone, "round {round}");
+                    killed.elapsed()
+                }
+                Err(Error::Timeout) => {
+                    accept_refused.entry("Timeout".into()).or_insert(0u64);
+                    *accept_refused.get_mut("Timeout").unwrap() += 1;
+                    Duration::ZERO
+                }
+                Err(e) => {
+                    assert!(matches!(e, Error::Handshake(_)), "round {round}: {e:?}");
+                    *accept_refused.entry(format!("{e:?}")).or_insert(0) += 1;
+                    Duration::ZERO
+                }
+            }
+        } else if round % 4 == 3 {
             // The consumer dies while we send.
             consumer_kills += 1;
             let addr = unique_addr("chaos-c");
@@ -464,14 +508,18 @@ fn sigkill_chaos_between_processes() {
         assert!(waited < BOUND, "round {round}: PeerGone after {waited:?}");
         worst = worst.max(waited);
         sum += waited;
+        if !waited.is_zero() {
+            gone += 1;
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
-        "sigkill chaos: {rounds} kills ({} of the producer: {in_burst} in a burst, {asleep} \
-         asleep; {consumer_kills} of the consumer), {total} messages checked, PeerGone after \
-         the kill: worst {worst:?}, mean {:?}; {:?}",
-        rounds - consumer_kills,
-        sum / rounds.max(1) as u32,
+        "sigkill chaos: {rounds} kills ({} of the producer while it streams: {in_burst} in a \
+         burst, {asleep} asleep; {consumer_kills} of the consumer; {handshake_kills} around \
+         the connect, accept refusing {accept_refused:?}), {total} messages checked, \
+         PeerGone after the kill ({gone} times): worst {worst:?}, mean {:?}; {:?}",
+        rounds - consumer_kills - handshake_kills,
+        sum / gone.max(1),
         started.elapsed()
     );
 }
