@@ -100,6 +100,12 @@ fn duplex(isolation: bool) -> Options {
         .isolation(isolation)
 }
 
+/// Round `r`'s options: isolation on or off, spin-then-sleep or pure spin
+/// (a blocked call that never sleeps in the futex).
+fn varied(r: u64) -> Options {
+    duplex(r % 2 == 0).pure_spin(r % 4 >= 2)
+}
+
 /// Both ends of a connection in this process: (listener's, connector's).
 fn pair(lo: &Options, co: &Options) -> (Connection, Connection) {
     let addr = unique_addr("pair");
@@ -138,7 +144,7 @@ fn is_mapped(addr: usize) -> bool {
 fn dropping_the_sender_half_leaves_a_blocked_receiver_half_working() {
     let mut seed = seed(1);
     for round in 0..rounds(30) {
-        let (a, mut b) = pair(&duplex(round % 2 == 0), &duplex(round % 2 == 0));
+        let (a, mut b) = pair(&varied(round), &varied(round));
         let (tx, rx) = a.into_split();
         let (tx, mut rx) = (tx.unwrap(), rx.unwrap());
         let (ready_tx, ready_rx) = mpsc::channel::<usize>();
@@ -200,7 +206,7 @@ fn dropping_the_sender_half_leaves_a_blocked_receiver_half_working() {
 fn dropping_the_receiver_half_leaves_a_blocked_sender_half_working() {
     let mut seed = seed(2);
     for round in 0..rounds(30) {
-        let (a, mut b) = pair(&duplex(round % 2 == 0), &duplex(round % 2 == 0));
+        let (a, mut b) = pair(&varied(round), &varied(round));
         let (tx, rx) = a.into_split();
         let (mut tx, rx) = (tx.unwrap(), rx.unwrap());
         let mut n = 0u64;
@@ -258,7 +264,7 @@ fn dropping_the_receiver_half_leaves_a_blocked_sender_half_working() {
 fn both_halves_dropped_in_two_threads_are_a_clean_close() {
     let mut seed = seed(3);
     for round in 0..rounds(30) {
-        let (a, b) = pair(&duplex(round % 2 == 0), &duplex(round % 2 == 0));
+        let (a, b) = pair(&varied(round), &varied(round));
         let (tx, rx) = a.into_split();
         let (btx, brx) = b.into_split();
         let (mut btx, mut brx) = (btx.unwrap(), brx.unwrap());
@@ -347,10 +353,14 @@ fn abstract_name(addr: &str) -> rustix::net::SocketAddrUnix {
 /// Run `what` in a thread with a connection (or listener) made with a
 /// token, cancel the token from this thread after a random wait, and
 /// return the call's result and how long after the cancel it returned.
-fn cancel_while_blocked(what: Blocked, seed: &mut u64) -> (Result<(), Error>, Duration) {
+fn cancel_while_blocked(
+    what: Blocked,
+    round: u64,
+    seed: &mut u64,
+) -> (Result<(), Error>, Duration) {
     let token = CancelToken::new();
     // Long handshake timeouts: only the cancel can end those waits.
-    let with = duplex(true)
+    let with = varied(round)
         .cancel_token(token.clone())
         .handshake_timeout(Duration::from_secs(60));
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
@@ -388,7 +398,7 @@ fn cancel_while_blocked(what: Blocked, seed: &mut u64) -> (Result<(), Error>, Du
                 })
             }
             _ => {
-                let (mut a, mut b) = pair(&with, &duplex(true));
+                let (mut a, mut b) = pair(&with, &varied(round));
                 // The peer reads nothing and sends nothing: our sends meet
                 // a full ring, our receives an empty one.
                 let tx = a.sender().unwrap();
@@ -459,11 +469,11 @@ fn cancel_while_blocked(what: Blocked, seed: &mut u64) -> (Result<(), Error>, Du
 #[test]
 fn a_cancel_from_another_thread_ends_every_blocking_call() {
     let mut seed = seed(4);
-    let n = rounds(3);
+    let n = rounds(4);
     for what in BLOCKED {
         let mut worst = Duration::ZERO;
         for round in 0..n {
-            let (r, took) = cancel_while_blocked(what, &mut seed);
+            let (r, took) = cancel_while_blocked(what, round, &mut seed);
             assert_eq!(r, Err(Error::Cancelled), "{what:?} round {round}");
             assert!(
                 took < BOUND,
