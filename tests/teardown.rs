@@ -318,9 +318,12 @@ enum Blocked {
     AcceptHandshake,
     /// `connect` to a listener that never sends its handshake.
     ConnectHandshake,
+    /// `connect` (shm backend, a stream) to a listener that sends part of
+    /// its handshake and stalls.
+    ConnectHandshakePiece,
 }
 
-const BLOCKED: [Blocked; 11] = [
+const BLOCKED: [Blocked; 12] = [
     Blocked::Recv,
     Blocked::RecvTimeout,
     Blocked::WaitMessage,
@@ -332,6 +335,7 @@ const BLOCKED: [Blocked; 11] = [
     Blocked::Accept,
     Blocked::AcceptHandshake,
     Blocked::ConnectHandshake,
+    Blocked::ConnectHandshakePiece,
 ];
 
 fn raw_seqpacket() -> OwnedFd {
@@ -369,6 +373,8 @@ fn cancel_while_blocked(
     // Connection cases: the blocked thread hands its connection back, and
     // the peer's end stays here.
     let mut peer: Option<Connection> = None;
+    // A fake listener's thread (the stream case), joined at the end.
+    let mut fake_peer: Option<std::thread::JoinHandle<()>> = None;
     let worker: std::thread::JoinHandle<(Result<(), Error>, Instant, Option<Connection>)> =
         match what {
             Blocked::Accept | Blocked::AcceptHandshake => {
@@ -391,6 +397,33 @@ fn cancel_while_blocked(
                 rustix::net::bind(&s, &abstract_name(&addr)).unwrap();
                 rustix::net::listen(&s, 8).unwrap();
                 fake = Some(s);
+                std::thread::spawn(move || {
+                    ready_tx.send(()).unwrap();
+                    let r = connect(addr.as_str(), &with).map(drop);
+                    (r, Instant::now(), None)
+                })
+            }
+            Blocked::ConnectHandshakePiece => {
+                use rustix::net::{socket_with, AddressFamily, SocketFlags, SocketType};
+                let addr = unique_addr("cancel-piece");
+                let s = socket_with(
+                    AddressFamily::UNIX,
+                    SocketType::STREAM,
+                    SocketFlags::CLOEXEC,
+                    None,
+                )
+                .unwrap();
+                rustix::net::bind(&s, &abstract_name(&addr)).unwrap();
+                rustix::net::listen(&s, 8).unwrap();
+                fake_peer = Some(std::thread::spawn(move || {
+                    let c = rustix::net::accept(&s).unwrap();
+                    // The connector may have been cancelled already (EPIPE).
+                    let _ = rustix::net::send(&c, &[0u8; 10], rustix::net::SendFlags::empty());
+                    // Hold the connection until the connector gives up.
+                    let mut b = [0u8; 1];
+                    let _ = rustix::net::recv(&c, &mut b[..], rustix::net::RecvFlags::empty());
+                }));
+                let with = with.backend(memtube::Backend::PosixShm);
                 std::thread::spawn(move || {
                     ready_tx.send(()).unwrap();
                     let r = connect(addr.as_str(), &with).map(drop);
@@ -434,6 +467,9 @@ fn cancel_while_blocked(
     let (r, at, conn) = worker.join().unwrap();
     let took = at.saturating_duration_since(cancelled);
     drop(fake);
+    if let Some(t) = fake_peer {
+        t.join().unwrap();
+    }
     if let (Some(mut a), Some(mut b)) = (conn, peer) {
         // Still consistent after the cancel: a message sent now is taken
         // without waiting, a wait is cancelled again at once (the token

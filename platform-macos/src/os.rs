@@ -124,4 +124,45 @@ impl Os for MacOs {
     ) -> std::result::Result<(), HandshakeFailure> {
         Err(HandshakeFailure::NotMemfd(Errno::NOSYS))
     }
+
+    /// `proc_pidinfo(PROC_PIDTBSDINFO)`: the start time in microseconds
+    /// since the epoch; `None` when there is no such process (`ESRCH`) or
+    /// it is a zombie.
+    fn process_start(pid: i32) -> rustix::io::Result<Option<u64>> {
+        if pid <= 0 {
+            return Ok(None);
+        }
+        // SAFETY: `proc_bsdinfo` is plain old data; all zeroes is a value.
+        let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+        // SAFETY: `info` is a writable `proc_bsdinfo` of `size` bytes, as
+        // PROC_PIDTBSDINFO requires; the kernel writes at most `size` bytes.
+        let n = unsafe {
+            libc::proc_pidinfo(
+                pid,
+                libc::PROC_PIDTBSDINFO,
+                0,
+                (&mut info as *mut libc::proc_bsdinfo).cast(),
+                size,
+            )
+        };
+        if n != size {
+            let e = Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO);
+            return if n <= 0 && e == Errno::SRCH {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        // SZOMB in <sys/proc.h>.
+        const SZOMB: u32 = 5;
+        if info.pbi_status == SZOMB {
+            return Ok(None);
+        }
+        Ok(Some(
+            info.pbi_start_tvsec
+                .wrapping_mul(1_000_000)
+                .wrapping_add(info.pbi_start_tvusec),
+        ))
+    }
 }

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 /// no listener: [`Error::NoListener`] (`ECONNREFUSED` or `ENOENT`). The listener's
 /// uid is checked against `opts`' policy; its handshake is validated in
 /// full ([`Error::Handshake`]). A [`CancelToken`] in `opts` ends both waits
-/// with [`Error::Cancelled`] within about [`LIVENESS_SLICE`](crate::LIVENESS_SLICE).
+/// (each piece of a stream handshake included) with [`Error::Cancelled`]
+/// within about [`LIVENESS_SLICE`](crate::LIVENESS_SLICE).
 ///
 /// See [`listen`](crate::listen) for an example.
 pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connection<O>> {
@@ -32,6 +33,9 @@ pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connectio
     let backend = opts.backend_for::<O>();
     let sa = addr.sockaddr::<O>()?;
     let s = sock::socket::<O>(sock::socket_type(backend))?;
+    // Before connecting, so that the kernel attaches the identity of the
+    // process that sends the handshake to it (see below).
+    let sender_room = O::pass_sender(s.as_fd());
     let deadline = sock::deadline(Some(opts.connect_timeout));
     loop {
         match rustix::net::connect(&s, &sa) {
@@ -57,18 +61,23 @@ pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connectio
         }
     }
     let cred = peer::check::<O>(s.as_fd(), &opts.uid_policy)?;
-    let hs_deadline = sock::deadline(Some(opts.handshake_timeout));
-    // The wait for the handshake, cancellable (`recv` then reads at once;
-    // a stream handshake in pieces waits for the rest until the deadline).
-    sock::wait_readable(s.as_fd(), hs_deadline, opts.cancel.as_ref())?;
-    let got = handshake::recv::<O>(s.as_fd(), hs_deadline, backend)?;
+    let got = handshake::recv_cancellable::<O>(
+        s.as_fd(),
+        sock::deadline(Some(opts.handshake_timeout)),
+        opts.cancel.as_ref(),
+        backend,
+        sender_room,
+    )?;
     let maps = rings::map_received::<O>(&got.hs, &got.fds, opts)?;
     drop(got.fds);
-    // No process to watch on this side: SO_PEERCRED names the process that
-    // called `listen`, which in a pre-forking server is not the one that
-    // accepted and serves (watching it would report a live peer gone).
-    // Liveness follows the socket here.
-    let link = Link::new(s, O::SEND_FLAGS, opts.cancel.clone(), None);
+    // The process to watch besides the socket (a child it forked may hold
+    // that open) is the one that sent the handshake, as the kernel names it:
+    // it accepted, made the rings and serves them (a connection never moves
+    // to another process). Not SO_PEERCRED's pid: on this side that is the
+    // process that called `listen`, which in a pre-forking server is not
+    // the one serving. Without an identity (no means on this system, or the
+    // sender already gone when it was read) liveness follows the socket.
+    let link = Link::new(s, O::SEND_FLAGS, opts.cancel.clone(), got.sender);
     let conn = Connection::new(maps, link, cred).map_err(|e| match e {
         Error::Ring(r) => Error::Handshake(HandshakeFailure::Attach(r)),
         e => e,

@@ -14,6 +14,7 @@
 //! layout itself is validated by ring-core when attaching.
 //! Reference: unix(7) `SCM_RIGHTS`, sendmsg(2), recvmsg(2).
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, HandshakeFailure, Result};
 use crate::region::{self, Backend};
 use crate::sock;
@@ -21,11 +22,8 @@ use crate::Os;
 use memtube_ring::handshake::{Handshake, MAX_FDS, NO_FD};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketType,
-};
-use std::io::{IoSlice, IoSliceMut};
+use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketType};
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
@@ -63,6 +61,10 @@ pub struct Received {
     pub hs: Handshake,
     /// Exactly `hs.fd_count` descriptors, each checked.
     pub fds: Vec<OwnedFd>,
+    /// A descriptor that becomes readable when the process that sent the
+    /// handshake exits, as the kernel identified it
+    /// ([`Os::sender_watch`]; [`recv_watching`] only).
+    pub sender: Option<OwnedFd>,
 }
 
 /// Receive and validate one handshake, waiting until `deadline`.
@@ -76,46 +78,62 @@ pub fn recv<O: Os>(
     deadline: Option<Instant>,
     backend: Backend,
 ) -> Result<Received> {
+    recv_watching::<O>(sock, deadline, backend, 0)
+}
+
+/// [`recv`] on a socket that [`Os::pass_sender`] prepared: `sender_room` is
+/// what it returned, the control-message room for the sender's identity
+/// (offered on top of the descriptors' room, so that the descriptor limit
+/// stays exact). The first identity that arrives becomes
+/// [`Received::sender`]; any later one (a stream read in pieces) is closed.
+pub fn recv_watching<O: Os>(
+    sock: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    backend: Backend,
+    sender_room: usize,
+) -> Result<Received> {
+    recv_cancellable::<O>(sock, deadline, None, backend, sender_room)
+}
+
+/// [`recv_watching`], ended by `cancel` too: [`Error::Cancelled`] within
+/// about [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) of its cancel, in every
+/// wait (each piece of a stream handshake included).
+pub(crate) fn recv_cancellable<O: Os>(
+    sock: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+    backend: Backend,
+    sender_room: usize,
+) -> Result<Received> {
     let stream = crate::sock::socket_type(backend) == SocketType::STREAM;
     let mut buf = [0u8; Handshake::LEN + 1];
     let mut got = 0;
     // Every descriptor that arrives is owned here first, so that each early
     // return below closes them all.
     let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut sender = None;
     loop {
-        sock::wait_readable(sock, deadline, None)?;
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(FD_ROOM))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let mut iov = [IoSliceMut::new(&mut buf[got..])];
-        let msg = match rustix::net::recvmsg(
-            sock,
-            &mut iov,
-            &mut control,
-            O::RECV_FLAGS | RecvFlags::DONTWAIT,
-        ) {
-            Ok(m) => m,
+        sock::wait_readable(sock, deadline, cancel)?;
+        let before = fds.len();
+        let piece = recvmsg::<O>(sock, &mut buf[got..], sender_room, &mut fds, &mut sender);
+        for fd in &fds[before..] {
+            O::received_fd(fd)?;
+        }
+        let piece = match piece {
+            Ok(p) => p,
             // Readable but nothing yet (a stream woken early): wait again.
             Err(Errno::AGAIN) | Err(Errno::INTR) if stream => continue,
             Err(Errno::CONNRESET) => return Err(HandshakeFailure::PeerClosed.into()),
             Err(e) => return Err(Error::Os(e)),
         };
-        let before = fds.len();
-        for m in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(it) = m {
-                fds.extend(it);
-            }
-        }
-        for fd in &fds[before..] {
-            O::received_fd(fd)?;
-        }
-        if msg.bytes == 0 && fds.len() == before {
+        if piece.bytes == 0 && fds.len() == before {
             return Err(HandshakeFailure::PeerClosed.into());
         }
-        if msg.flags.contains(ReturnFlags::CTRUNC) {
+        if piece.ctrunc {
             return Err(HandshakeFailure::ControlTruncated.into());
         }
-        got += msg.bytes;
-        if msg.flags.contains(ReturnFlags::TRUNC) || got > Handshake::LEN {
+        got += piece.bytes;
+        if piece.trunc || got > Handshake::LEN {
             return Err(HandshakeFailure::MessageTruncated.into());
         }
         if !stream || got == Handshake::LEN {
@@ -140,7 +158,112 @@ pub fn recv<O: Os>(
             )?;
         }
     }
-    Ok(Received { hs, fds })
+    Ok(Received { hs, fds, sender })
+}
+
+/// What one `recvmsg` of the handshake read.
+struct Piece {
+    bytes: usize,
+    /// `MSG_TRUNC`: the message was longer than the buffer.
+    trunc: bool,
+    /// `MSG_CTRUNC`: control messages (descriptors) did not fit.
+    ctrunc: bool,
+}
+
+/// One non-blocking `recvmsg` into `buf`, with control room for
+/// [`FD_ROOM`] descriptors plus `sender_room` bytes. Every descriptor of an
+/// `SCM_RIGHTS` message is appended to `fds` (owned at once, so closed on
+/// any error later); any other control message goes to
+/// [`Os::sender_watch`], whose first answer is kept in `sender`.
+///
+/// Plain `libc` rather than rustix's ancillary buffer: that one neither
+/// hands out the control messages it does not know (an `SCM_PIDFD`
+/// descriptor would leak) nor reads `SCM_CREDENTIALS` soundly (its `UCred`
+/// cannot hold the pid 0 the kernel reports for a sender in a pid
+/// namespace this process cannot see).
+fn recvmsg<O: Os>(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    sender_room: usize,
+    fds: &mut Vec<OwnedFd>,
+    sender: &mut Option<OwnedFd>,
+) -> rustix::io::Result<Piece> {
+    use rustix::fd::{AsRawFd, FromRawFd};
+    const INT: usize = std::mem::size_of::<libc::c_int>();
+    // 8-byte aligned for `cmsghdr`, and zeroed: only what the kernel wrote
+    // is read, but never uninitialized memory.
+    let mut space = [0u64; 32];
+    // SAFETY: CMSG_SPACE is arithmetic on its argument only.
+    let rights_room = unsafe { libc::CMSG_SPACE((FD_ROOM * INT) as libc::c_uint) } as usize;
+    let room = (rights_room + sender_room).min(std::mem::size_of_val(&space));
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: `msghdr` is a plain C struct for which all zeroes is valid
+    // (no name, no iovecs, no control); the fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr().cast();
+    msg.msg_controllen = room as _;
+    let flags = O::RECV_FLAGS.bits() as libc::c_int | libc::MSG_DONTWAIT;
+    // SAFETY: `msg` points to one iovec over `buf` (writable, `buf.len()`
+    // bytes) and to `room` writable bytes of `space`, all of which outlive
+    // the call; the descriptor is borrowed for the call.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) };
+    if n < 0 {
+        return Err(
+            rustix::io::Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO),
+        );
+    }
+    // Walk the control messages the kernel wrote, each length clamped to
+    // what is there (macOS may report a truncated message's full length).
+    // SAFETY: `space` is initialized (zeroed, then written by the kernel)
+    // and `room` bytes long at most.
+    let control: &[u8] = unsafe { std::slice::from_raw_parts(space.as_ptr().cast::<u8>(), room) };
+    let written = (msg.msg_controllen as usize).min(room);
+    // SAFETY: CMSG_LEN / CMSG_SPACE are arithmetic only.
+    let (head, align) = unsafe {
+        (
+            libc::CMSG_LEN(0) as usize,
+            (libc::CMSG_SPACE(1) - libc::CMSG_SPACE(0)) as usize,
+        )
+    };
+    let mut off = 0;
+    while off + std::mem::size_of::<libc::cmsghdr>() <= written {
+        // SAFETY: a whole `cmsghdr` lies within `control` at `off` (checked
+        // above); read unaligned, so no alignment is assumed.
+        let h: libc::cmsghdr = unsafe { std::ptr::read_unaligned(control[off..].as_ptr().cast()) };
+        let len = (h.cmsg_len as usize).min(written - off);
+        if len < head {
+            break;
+        }
+        let data = &control[off + head..off + len];
+        if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
+            for d in data.chunks_exact(INT) {
+                let raw = libc::c_int::from_ne_bytes(d.try_into().unwrap_or([0xff; INT]));
+                if raw >= 0 {
+                    // SAFETY: the kernel installed this descriptor in our
+                    // table for this message just now; nothing else owns it.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+                }
+            }
+        } else {
+            // SAFETY: a control message `recvmsg` just delivered, passed once.
+            let w = unsafe { O::sender_watch(h.cmsg_level, h.cmsg_type, data) };
+            if sender.is_none() {
+                *sender = w;
+            }
+        }
+        // The next header starts at the aligned end of this message.
+        off += len.next_multiple_of(align);
+    }
+    Ok(Piece {
+        bytes: n as usize,
+        trunc: msg.msg_flags & libc::MSG_TRUNC != 0,
+        ctrunc: msg.msg_flags & libc::MSG_CTRUNC != 0,
+    })
 }
 
 /// Wait for the receiver's one-byte answer.

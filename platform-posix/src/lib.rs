@@ -48,6 +48,7 @@ mod conn;
 mod connect;
 mod error;
 pub mod handshake;
+pub mod holder;
 mod listen;
 mod liveness;
 mod options;

@@ -8,10 +8,12 @@
 //! `recv(MSG_PEEK | MSG_DONTWAIT)`; it runs only on slow paths (a blocking
 //! call between wait slices, or [`probe`](Link::probe) on demand), and its
 //! result is cached in an atomic that [`state`](Link::state) reads with no
-//! system call. Where the system can watch a process
-//! ([`Os::watch_process`](crate::Os::watch_process): a pidfd on Linux), a
-//! probe that finds the socket open also polls the peer process, because
-//! the socket outlives it when a child it forked holds it.
+//! system call. Where the system can watch a process (a pidfd on Linux:
+//! [`Os::watch_process`](crate::Os::watch_process) of the connecting
+//! process for a listener, [`Os::sender_watch`](crate::Os::sender_watch) of
+//! the handshake's sender for a connector), a probe that finds the socket
+//! open also polls the peer process, because the socket outlives it when a
+//! child it forked holds it.
 //! Reference: unix(7), recv(2), pidfd_open(2).
 
 use crate::cancel::CancelToken;
@@ -50,7 +52,8 @@ pub(crate) struct Link {
     cancel: Option<CancelToken>,
     /// The process that made the connection.
     owner: u32,
-    /// Readable once the peer process exits ([`Os::watch_process`](crate::Os::watch_process)).
+    /// Readable once the peer process exits ([`Os::watch_process`](crate::Os::watch_process),
+    /// [`Os::sender_watch`](crate::Os::sender_watch)).
     watch: Option<OwnedFd>,
 }
 

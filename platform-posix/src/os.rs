@@ -90,4 +90,42 @@ pub trait Os: 'static {
     fn watch_process(_pid: i32) -> Option<OwnedFd> {
         None
     }
+
+    /// When process `pid` started, in a unit of the system's own (Linux:
+    /// clock ticks since boot; macOS: microseconds since the epoch), so
+    /// that a pid and its start name one process even after the pid is
+    /// reused. `Ok(None)`: no such process runs (it never existed in this
+    /// pid namespace, has exited, or is a zombie). `Err`: the system would
+    /// not tell.
+    fn process_start(pid: i32) -> rustix::io::Result<Option<u64>>;
+
+    /// On a connecting socket, before `connect`: ask the kernel to attach
+    /// to every message that arrives the identity of the process that sent
+    /// it (Linux: `SO_PASSPIDFD`, 6.5 and later, else `SO_PASSCRED`), so
+    /// that the connector can watch the process that sent the handshake.
+    /// Returns the bytes of control-message room one received message's
+    /// identity takes; 0 where the system has no such means (liveness then
+    /// follows the socket only).
+    fn pass_sender(_sock: BorrowedFd<'_>) -> usize {
+        0
+    }
+
+    /// A control message other than `SCM_RIGHTS` that arrived with the
+    /// handshake: a descriptor that becomes readable when its sender exits
+    /// (as [`watch_process`](Self::watch_process) gives), if the message
+    /// names its sender (Linux: `SCM_PIDFD`, or `SCM_CREDENTIALS` then
+    /// `pidfd_open` of its pid); `None` for any other message or when there
+    /// is no usable identity. Only what the kernel vouches for counts: never
+    /// a claim in the handshake's bytes.
+    ///
+    /// # Safety
+    ///
+    /// `data` is the payload (possibly truncated) of a control message of
+    /// `level` and `ty` that `recvmsg` delivered to this process just now,
+    /// and each message is passed here at most once: a descriptor it
+    /// carries is owned by nobody else, and the implementation takes it
+    /// (closing it if unused).
+    unsafe fn sender_watch(_level: i32, _ty: i32, _data: &[u8]) -> Option<OwnedFd> {
+        None
+    }
 }

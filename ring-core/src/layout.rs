@@ -140,6 +140,10 @@ pub(crate) struct WaitLine {
     pub sleeping: AtomicU32,
     /// Wait word of the peer: set to the peer's announced episode when waking it.
     pub seq: AtomicU32,
+    pub _reserved: AtomicU32,
+    /// Who holds the role (a [`Holder`](crate::Holder)), 0 if not recorded.
+    /// Written at attach and at take-over, never on the hot path.
+    pub holder: AtomicU64,
 }
 
 /// The consumer's frequently written line.
@@ -196,6 +200,7 @@ const _: () = {
     assert!(offset_of!(WaitLine, state) == 0);
     assert!(offset_of!(WaitLine, sleeping) == 4);
     assert!(offset_of!(WaitLine, seq) == 8);
+    assert!(offset_of!(WaitLine, holder) == 16);
     assert!(offset_of!(ConsumerHot, released) == 0);
     assert!(offset_of!(ConsumerHot, messages) == 8);
     assert!(offset_of!(ConsumerHot, bytes) == 16);

@@ -15,6 +15,12 @@
 //! - **Processes, memory you mapped**: [`init`] in one process, then
 //!   [`attach_producer`] / [`attach_consumer`] in each (unsafe: raw pointer
 //!   and length). Attaching validates the header and claims the role once.
+//!   To survive a process that dies holding a role, attach with
+//!   [`attach_producer_as`] / [`attach_consumer_as`], which record a
+//!   [`Holder`]: the other side can then ask whether it still exists, and a
+//!   successor takes the role over with [`take_over_producer`] /
+//!   [`take_over_consumer`] (every published message still delivered once
+//!   after a producer's death, at least once after a consumer's).
 //! - **Isolation**: [`RawRegion::with_consumer_block`] puts the
 //!   consumer-written block in a page of its own, so that a platform shim can
 //!   map each side's pages read-only for the other.
@@ -199,6 +205,7 @@
 //! | 256 | 4 | producer `state`: 0 free, 1 attached, 2 closed | producer (claim: compare-exchange 0→1) |
 //! | 260 | 4 | producer `sleeping`: 0 awake, else its sleep episode | producer |
 //! | 264 | 4 | producer `seq`: the word the consumer sleeps on | producer |
+//! | 272 | 8 | producer `holder`: who holds the role ([`Holder`]), 0 if not recorded | producer (at attach or take-over) |
 //! | C+0 | 4 | consumer `released`: byte position (wrapping `u32`) released | consumer |
 //! | C+8 | 8 | consumer: messages released | consumer |
 //! | C+16 | 8 | consumer: payload bytes released | consumer |
@@ -206,6 +213,7 @@
 //! | C+128 | 4 | consumer `state` | consumer |
 //! | C+132 | 4 | consumer `sleeping` | consumer |
 //! | C+136 | 4 | consumer `seq`: the word the producer sleeps on | consumer |
+//! | C+144 | 8 | consumer `holder` | consumer (at attach or take-over) |
 //! | 640 | capacity | data area | producer |
 //!
 //! `C` is 384 in the single-region layout; with the split layout the
@@ -267,6 +275,7 @@ mod copy;
 mod data;
 mod error;
 pub mod handshake;
+mod holder;
 mod layout;
 mod producer;
 mod ring;
@@ -281,6 +290,9 @@ mod tests;
 
 pub use consumer::{Consumer, Message, Peek};
 pub use error::{Corruption, Error};
+pub use holder::Holder;
+#[cfg(not(loom))]
+pub use holder::{attach_consumer_as, attach_producer_as, take_over_consumer, take_over_producer};
 pub use layout::{
     max_payload, region_size, CONSUMER_BLOCK_OFFSET, CONSUMER_BLOCK_SIZE, CONTROL_SIZE,
     DATA_OFFSET, MAGIC, MAX_CAPACITY, MIN_CAPACITY, RECORD_ALIGN, RECORD_HEADER, REGION_ALIGN,

@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::layout::*;
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
 use crate::wait::Wait;
-use crate::{Consumer, Producer};
+use crate::{Consumer, Holder, Producer};
 use core::marker::PhantomData;
 
 /// How to lay out a new ring.
@@ -218,7 +218,7 @@ pub unsafe fn init(region: RawRegion, config: Config) -> Result<(), Error> {
 ///
 /// # Safety
 /// As for [`attach_producer`].
-unsafe fn open<'a>(region: RawRegion) -> Result<(&'a ControlBlock, Shared<'a>), Error> {
+pub(crate) unsafe fn open<'a>(region: RawRegion) -> Result<(&'a ControlBlock, Shared<'a>), Error> {
     check_region(&region, CONTROL_SIZE)?;
     // SAFETY: aligned, at least CONTROL_SIZE bytes (checked), valid for reads
     // for 'a (caller); atomics accept any bytes.
@@ -286,7 +286,7 @@ unsafe fn open<'a>(region: RawRegion) -> Result<(&'a ControlBlock, Shared<'a>), 
     ))
 }
 
-fn claim(state: &crate::sync::AtomicU32) -> Result<(), Error> {
+pub(crate) fn claim(state: &crate::sync::AtomicU32) -> Result<(), Error> {
     // Not on the hot path: a compare-exchange decides between two claimants.
     state
         .compare_exchange(STATE_FREE, STATE_ATTACHED, Acquire, Relaxed)
@@ -461,6 +461,10 @@ pub struct Stats {
     pub producer: RoleState,
     /// The consumer role's state.
     pub consumer: RoleState,
+    /// Who holds (or last held) the producer role, if it was recorded.
+    pub producer_holder: Option<Holder>,
+    /// Who holds (or last held) the consumer role, if it was recorded.
+    pub consumer_holder: Option<Holder>,
 }
 
 pub(crate) fn read_stats(prod: &ProducerBlock, cons: &ConsumerBlock) -> Stats {
@@ -474,6 +478,8 @@ pub(crate) fn read_stats(prod: &ProducerBlock, cons: &ConsumerBlock) -> Stats {
         consumer_wakes: cons.hot.wakes.load(Relaxed),
         producer: RoleState::from_word(prod.wait.state.load(Relaxed)),
         consumer: RoleState::from_word(cons.wait.state.load(Relaxed)),
+        producer_holder: Holder::read(&prod.wait),
+        consumer_holder: Holder::read(&cons.wait),
     }
 }
 
@@ -540,6 +546,8 @@ pub(crate) fn loom_shared(capacity: u32, pure_spin: bool) -> (Shared<'static>, S
                 state: crate::sync::AtomicU32::new(STATE_ATTACHED),
                 sleeping: crate::sync::AtomicU32::new(0),
                 seq: crate::sync::AtomicU32::new(0),
+                _reserved: crate::sync::AtomicU32::new(0),
+                holder: crate::sync::AtomicU64::new(0),
             },
         },
         consumer: ConsumerBlock {
@@ -554,6 +562,8 @@ pub(crate) fn loom_shared(capacity: u32, pure_spin: bool) -> (Shared<'static>, S
                 state: crate::sync::AtomicU32::new(STATE_ATTACHED),
                 sleeping: crate::sync::AtomicU32::new(0),
                 seq: crate::sync::AtomicU32::new(0),
+                _reserved: crate::sync::AtomicU32::new(0),
+                holder: crate::sync::AtomicU64::new(0),
             },
         },
     }));

@@ -48,6 +48,26 @@ impl Sleep {
     }
 }
 
+impl Sleep {
+    /// The state of a handle that takes over a role whose holder is gone:
+    /// the dead holder's sleep announcement is withdrawn (nobody sleeps on
+    /// it), and the episode it last woke is the one in its `seq` word, so
+    /// the peer, sleeping now or later, is woken exactly as before. Our
+    /// own episodes start anew: `sleep_until` picks each one different from
+    /// the peer's `seq`, which is the peer's last woken episode, so the peer
+    /// wakes us whatever the old holder announced. (A wake of the old
+    /// holder's episode still in flight in the peer changes the peer's
+    /// `seq` and then calls `Wait::wake`: it either precedes our read of
+    /// `seq`, and our episode avoids it, or it wakes our wait, and we
+    /// announce again.)
+    pub(crate) fn resume(&mut self, own: &WaitLine, wakes: u64) {
+        own.sleeping.store(0, Relaxed);
+        // Our own `seq` was written only by the old holder.
+        self.woken_episode = own.seq.load(Relaxed);
+        self.wakes = wakes;
+    }
+}
+
 /// A handle, as the protocol sees it.
 pub(crate) trait Side<'a> {
     type W: Wait;

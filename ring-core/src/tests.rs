@@ -568,6 +568,99 @@ fn stats_count_messages_and_bytes() {
     });
 }
 
+/// Deaths and take-overs through wraps, line padding and staged batches:
+/// the successor producer continues right after the last published
+/// record, the successor consumer at the last release. (Run by Miri too.)
+#[test]
+fn successors_take_over_dead_holders() {
+    let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::default();
+    let raw = RawRegion::new(buf.0.as_mut_ptr(), buf.0.len());
+    let h = |n| Holder::new(n).unwrap();
+    let gone_below = |n: u64| move |old: Holder| old.get() < n;
+    // SAFETY: `buf` outlives every handle below (forgotten ones are never
+    // used again) and is only used through them.
+    unsafe {
+        init(raw, Config::new(256)).unwrap();
+        let mut p = attach_producer_as(raw, SpinWait::std(), h(1)).unwrap();
+        let mut c = attach_consumer_as(raw, SpinWait::std(), h(2)).unwrap();
+        assert_eq!(
+            (c.producer_holder(), p.consumer_holder()),
+            (Some(h(1)), Some(h(2)))
+        );
+        let s = p.stats();
+        assert_eq!(
+            (s.producer_holder, s.consumer_holder),
+            (Some(h(1)), Some(h(2)))
+        );
+        c.set_release_threshold(1);
+        let mut next_send = 0u32;
+        let mut next_recv = 0u32;
+        let mut holder = 3;
+        for round in 0..60u32 {
+            p.set_line_padding(round % 3 == 0);
+            for _ in 0..(round % 5) {
+                let len = (next_send * 7 % 90) as usize;
+                match p.try_send(&vec![next_send as u8; len], next_send) {
+                    Ok(()) => next_send += 1,
+                    Err(e) => assert_eq!(e, Error::Full),
+                }
+            }
+            // Staged, never published: lost with the producer.
+            let _ = p.send_staged(&[0xEE; 16], 0xDEAD);
+            core::mem::forget(p);
+            assert_eq!(
+                take_over_producer(raw, SpinWait::std(), h(holder), |_| false).err(),
+                Some(Error::RoleTaken)
+            );
+            p = take_over_producer(raw, SpinWait::std(), h(holder), gone_below(holder)).unwrap();
+            holder += 1;
+            // Receive a few, and sometimes the consumer dies too: it released
+            // each message (threshold 1), so nothing comes twice.
+            for _ in 0..1 + round % 4 {
+                match c.try_recv() {
+                    Ok(m) => {
+                        assert_eq!(m.type_id(), next_recv);
+                        assert_eq!(
+                            m.payload(),
+                            &vec![next_recv as u8; (next_recv * 7 % 90) as usize][..]
+                        );
+                        next_recv += 1;
+                    }
+                    Err(e) => assert_eq!(e, Error::Empty),
+                }
+            }
+            if round % 2 == 1 {
+                core::mem::forget(c);
+                c = take_over_consumer(raw, SpinWait::std(), h(holder), gone_below(holder))
+                    .unwrap();
+                c.set_release_threshold(1);
+                holder += 1;
+            }
+        }
+        while next_recv < next_send {
+            let m = c.try_recv().unwrap();
+            assert_eq!(m.type_id(), next_recv);
+            next_recv += 1;
+        }
+        assert_eq!(c.try_recv().err(), Some(Error::Empty));
+        assert!(next_send > 50);
+        drop(p);
+        assert_eq!(c.try_recv().err(), Some(Error::Closed));
+        assert_eq!(
+            take_over_producer(raw, SpinWait::std(), h(99), |_| true).err(),
+            Some(Error::Closed)
+        );
+        drop(c);
+        // A role attached without a holder cannot be taken over.
+        init(raw, Config::new(256)).unwrap();
+        let _p = attach_producer(raw, SpinWait::std()).unwrap();
+        assert_eq!(
+            take_over_producer(raw, SpinWait::std(), h(7), |_| true).err(),
+            Some(Error::RoleTaken)
+        );
+    }
+}
+
 #[test]
 fn attach_validates_and_claims_once() {
     let mut buf: Box<RegionBuf<{ region_size(256).unwrap() }>> = Box::default();

@@ -19,9 +19,9 @@
 
 use memtube_ring::raw::{COMMITTED, FLAG_PURE_SPIN, FLAG_SPLIT, LEN_SHIFT, PADDING, STATE_CLOSED};
 use memtube_ring::{
-    attach_consumer, attach_producer, init, max_payload, region_size, Config, Corruption, Error,
-    RawRegion, RegionBuf, SpinWait, CONSUMER_BLOCK_OFFSET, CONSUMER_BLOCK_SIZE, CONTROL_SIZE,
-    DATA_OFFSET, MAGIC, VERSION,
+    attach_consumer, attach_producer, init, max_payload, region_size, take_over_consumer,
+    take_over_producer, Config, Corruption, Error, Holder, RawRegion, RegionBuf, SpinWait,
+    CONSUMER_BLOCK_OFFSET, CONSUMER_BLOCK_SIZE, CONTROL_SIZE, DATA_OFFSET, MAGIC, VERSION,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -555,6 +555,111 @@ fn hostile_run(
         }
     }
     ck
+}
+
+/// What attaching to a scribbled region may say: the role is held or
+/// closed, or the header (scribbled too) is refused.
+fn role_or_attach_error(e: Error) -> bool {
+    matches!(
+        e,
+        Error::RoleTaken
+            | Error::Closed
+            | Error::BadMagic
+            | Error::VersionMismatch { .. }
+            | Error::LayoutMismatch
+            | Error::BadCapacity(_)
+            | Error::RegionTooSmall { .. }
+    )
+}
+
+/// A successor takes over a role in a region a hostile peer scribbled on:
+/// the take-over returns (an error the docs name, or a handle), and the
+/// handle it gives keeps every guarantee above.
+#[test]
+fn take_over_of_a_scribbled_region_is_checked() {
+    let (mut taken, mut refused) = (0, 0);
+    for seed in 0..400u64 {
+        let mut rng = Rng::new(seed ^ 0x7a6b);
+        let cap = [64u32, 128, 256, 1024][rng.below(4) as usize];
+        let split = rng.chance(50);
+        let mem = Mem::new();
+        let mut ck = Check::new(&mem, cap);
+        let producer = rng.chance(50);
+        {
+            let (mut tx, mut rx) = ring(&mem, cap, split, rng.chance(20));
+            tx.set_spin_budget(8);
+            rx.set_spin_budget(8);
+            for _ in 0..rng.below(200) {
+                if rng.chance(50) {
+                    producer_op(&mut rng, &mut ck, &mut tx);
+                } else {
+                    consumer_op(&mut rng, &mut ck, &mut rx);
+                }
+            }
+            for _ in 0..rng.below(4) {
+                scribble(&mut rng, &mem, cap, split);
+            }
+            // The dying side's holder word, as `attach_*_as` records it
+            // (a u64 at 16 bytes into the side's wait line).
+            let dead = Holder::new(1 + rng.below(1000)).unwrap();
+            let heir = Holder::new(5000).unwrap();
+            let gone = |h: Holder| h == dead;
+            let raw = mem.raw(split);
+            if producer {
+                mem.poke(256 + 16, dead.get() as u32);
+                mem.poke(256 + 20, (dead.get() >> 32) as u32);
+                std::mem::forget(tx);
+                // SAFETY: as in `ring`; the forgotten handle is never used again.
+                let r = bounded(|| unsafe { take_over_producer(raw, SpinWait::std(), heir, gone) });
+                match r {
+                    Ok(mut tx) => {
+                        taken += 1;
+                        ck.tx_poison = None;
+                        for _ in 0..50 {
+                            producer_op(&mut rng, &mut ck, &mut tx);
+                            consumer_op(&mut rng, &mut ck, &mut rx);
+                        }
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        assert!(
+                            matches!(e, Error::Corrupt(_)) || role_or_attach_error(e),
+                            "take-over of the producer refused with {e:?}"
+                        );
+                    }
+                }
+            } else {
+                mem.poke_cons(split, 128 + 16, dead.get() as u32);
+                mem.poke_cons(split, 128 + 20, (dead.get() >> 32) as u32);
+                std::mem::forget(rx);
+                // SAFETY: as above.
+                let r = bounded(|| unsafe { take_over_consumer(raw, SpinWait::std(), heir, gone) });
+                match r {
+                    Ok(mut rx) => {
+                        taken += 1;
+                        ck.rx_poison = None;
+                        for _ in 0..50 {
+                            producer_op(&mut rng, &mut ck, &mut tx);
+                            consumer_op(&mut rng, &mut ck, &mut rx);
+                        }
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        assert!(
+                            e == Error::Corrupt(Corruption::BadReleasedPosition)
+                                || role_or_attach_error(e),
+                            "take-over of the consumer refused with {e:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("take-overs: {taken} taken, {refused} refused");
+    assert!(
+        taken > 100 && refused > 10,
+        "{taken} taken, {refused} refused"
+    );
 }
 
 #[test]

@@ -29,9 +29,18 @@
 //! and checks that an early placement was allowed: the record would start at
 //! or past the wrap point, at most half of the bytes before it can be
 //! unreleased, and the record with the end pad fits.
+//!
+//! Either side may "die" (its handle is forgotten, as when its process is
+//! killed: no drop, nothing published or released on the way out) and a
+//! successor take its role over. A producer's successor goes on after the
+//! last published message (staged ones are lost, nothing else); a
+//! consumer's successor receives again exactly the messages the dead one
+//! consumed but had not released (as many as the released-message counter
+//! says), then the rest.
 
 use memtube_ring::{
-    max_payload, region_size, split, split_with_consumer_block, Config, Error, Grant, RegionBuf,
+    attach_consumer_as, attach_producer_as, init, max_payload, region_size, split,
+    take_over_consumer, take_over_producer, Config, Error, Grant, Holder, RawRegion, RegionBuf,
     SpinWait, CONSUMER_BLOCK_SIZE, DATA_OFFSET,
 };
 use proptest::prelude::*;
@@ -146,6 +155,10 @@ enum Op {
         ty: u32,
         seed: u8,
     },
+    /// The producer dies (its handle is forgotten) and a successor takes over.
+    CrashProducer,
+    /// The consumer dies and a successor takes over.
+    CrashConsumer,
 }
 
 fn len_strategy() -> impl Strategy<Value = Len> {
@@ -191,6 +204,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => any::<bool>().prop_map(Op::SetLinePadding),
         1 => early_wrap_strategy(2048).prop_map(Op::SetEarlyWrap),
         1 => (any::<bool>(), any::<u32>(), any::<u8>()).prop_map(|(commit, ty, seed)| Op::DrainThenMax { commit, ty, seed }),
+        1 => Just(Op::CrashProducer),
+        1 => Just(Op::CrashConsumer),
     ]
 }
 
@@ -236,6 +251,10 @@ struct Model {
     committed_bytes: u64,
     received: u64,
     received_bytes: u64,
+    /// The last messages consumed, each with the consumer's `(tail,
+    /// pending_pad)` before it: what a consumer's successor may receive
+    /// again. At most a lap of them (each record is 8 bytes or more).
+    consumed: VecDeque<(Msg, u64, u64)>,
 }
 
 impl Model {
@@ -257,6 +276,7 @@ impl Model {
             committed_bytes: 0,
             received: 0,
             received_bytes: 0,
+            consumed: VecDeque::new(),
         }
     }
 
@@ -417,9 +437,10 @@ impl Model {
     }
 
     /// The front message was consumed (and its space released).
-    fn pop(&mut self) -> Msg {
+    fn pop(&mut self) {
         assert!(self.published() > 0);
         let m = self.q.pop_front().unwrap();
+        let before = (self.tail, self.pending_pad);
         // Reaching this message, the consumer skipped the padding before it.
         self.tail += self.pending_pad + m.span as u64;
         self.pending_pad = m.line_pad as u64;
@@ -429,7 +450,43 @@ impl Model {
             // Any consumed record is at least one byte of ring space.
             self.released_lb = self.released_lb.max(self.tail);
         }
-        m
+        if self.consumed.len() > (self.cap / 8) as usize {
+            self.consumed.pop_front();
+        }
+        self.consumed.push_back((m, before.0, before.1));
+    }
+
+    /// The producer died: what it had staged is lost.
+    fn producer_died(&mut self) {
+        for _ in 0..self.staged {
+            let m = self.q.pop_back().unwrap();
+            assert_eq!(m.line_pad, 0, "staged commits never pad");
+            self.head -= m.span as u64;
+            self.committed -= 1;
+            self.committed_bytes -= m.data.len() as u64;
+        }
+        self.staged = 0;
+    }
+
+    /// The consumer died having released `released` messages: the ones it
+    /// consumed after those come back, in order, to be received again.
+    fn consumer_died(&mut self, released: u64) {
+        let n = self
+            .received
+            .checked_sub(released)
+            .expect("released more than received");
+        assert!(
+            n as usize <= self.consumed.len(),
+            "{n} unreleased messages, more than a lap"
+        );
+        for _ in 0..n {
+            let (m, tail, pad) = self.consumed.pop_back().unwrap();
+            self.received -= 1;
+            self.received_bytes -= m.data.len() as u64;
+            (self.tail, self.pending_pad) = (tail, pad);
+            self.q.push_front(m);
+        }
+        assert!(self.released_lb <= self.tail + self.pending_pad);
     }
 
     /// The consumer found nothing published: it publishes its release.
@@ -734,6 +791,7 @@ fn apply(m: &mut Model, tx: &mut Tx<'_>, rx: &mut Rx<'_>, op: &Op) {
             tx.set_early_wrap(v.unwrap_or(u32::MAX));
             m.wrap_from = v.map_or(u32::MAX, |b| b.max(64));
         }
+        Op::CrashProducer | Op::CrashConsumer => unreachable!("run_case handles deaths"),
         Op::DrainThenMax { commit, ty, seed } => {
             tx.publish();
             m.publish();
@@ -790,16 +848,26 @@ fn run_case(cap: u32, split_layout: bool, pure_spin: bool, ops: &[Op]) {
     let mut cons_block: Box<RegionBuf<CONSUMER_BLOCK_SIZE>> = Box::default();
     let data_lo = buf.0.as_ptr() as usize + DATA_OFFSET;
     let config = Config::new(cap).pure_spin(pure_spin);
-    let (mut tx, mut rx) = if split_layout {
-        split_with_consumer_block(
-            buf.as_mut_slice(),
-            cons_block.as_mut_slice(),
-            config,
-            SpinWait::std(),
+    let mut raw = RawRegion::new(buf.as_mut_slice().as_mut_ptr(), BIG);
+    if split_layout {
+        raw = raw.with_consumer_block(cons_block.as_mut_slice().as_mut_ptr(), CONSUMER_BLOCK_SIZE);
+    }
+    // Holders 1, 2, ... in the order the handles attach.
+    let mut holders = 0u64;
+    let mut next_holder = || {
+        holders += 1;
+        Holder::new(holders).unwrap()
+    };
+    let (mut tx_holder, mut rx_holder) = (next_holder(), next_holder());
+    // SAFETY: `buf` and `cons_block` outlive every handle (declared after
+    // them, forgotten ones never touch them again) and are used only
+    // through the handles.
+    let (mut tx, mut rx): (Tx<'_>, Rx<'_>) = unsafe {
+        init(raw, config).unwrap();
+        (
+            attach_producer_as(raw, SpinWait::std(), tx_holder).unwrap(),
+            attach_consumer_as(raw, SpinWait::std(), rx_holder).unwrap(),
         )
-        .unwrap()
-    } else {
-        split(buf.as_mut_slice(), config, SpinWait::std()).unwrap()
     };
     tx.set_spin_budget(4);
     rx.set_spin_budget(4);
@@ -813,7 +881,48 @@ fn run_case(cap: u32, split_layout: bool, pure_spin: bool, ops: &[Op]) {
     assert_eq!((tx.capacity(), rx.capacity()), (cap, cap));
     let mut m = Model::new(cap, data_lo, split_layout);
     for op in ops {
-        apply(&mut m, &mut tx, &mut rx, op);
+        match op {
+            Op::CrashProducer => {
+                let holder = next_holder();
+                let old = tx_holder;
+                // SAFETY: as above; the old handle is forgotten before the new
+                // one is used, and only `old` is called gone.
+                let new = unsafe {
+                    assert_eq!(
+                        take_over_producer::<SpinWait>(raw, SpinWait::std(), holder, |_| false)
+                            .err(),
+                        Some(Error::RoleTaken),
+                        "a live producer keeps its role"
+                    );
+                    take_over_producer(raw, SpinWait::std(), holder, |h| h == old)
+                        .expect("take over from a dead producer")
+                };
+                std::mem::forget(std::mem::replace(&mut tx, new));
+                tx_holder = holder;
+                assert_eq!(rx.producer_holder(), Some(holder));
+                m.producer_died();
+                // The successor has the defaults; give it the model's settings.
+                tx.set_spin_budget(4);
+                tx.set_line_padding(m.padding);
+                tx.set_early_wrap(m.wrap_from);
+            }
+            Op::CrashConsumer => {
+                let holder = next_holder();
+                let old = rx_holder;
+                // SAFETY: as for the producer.
+                let new = unsafe {
+                    take_over_consumer(raw, SpinWait::std(), holder, |h| h == old)
+                        .expect("take over from a dead consumer")
+                };
+                std::mem::forget(std::mem::replace(&mut rx, new));
+                rx_holder = holder;
+                assert_eq!(tx.consumer_holder(), Some(holder));
+                m.consumer_died(rx.stats().messages_released);
+                rx.set_spin_budget(4);
+                rx.set_release_threshold(m.threshold);
+            }
+            _ => apply(&mut m, &mut tx, &mut rx, op),
+        }
     }
     finish(&mut m, &mut tx, &mut rx);
 }
@@ -862,6 +971,8 @@ proptest! {
                 1 => threshold_strategy().prop_map(Op::SetThreshold),
                 1 => any::<bool>().prop_map(Op::SetLinePadding),
                 1 => early_wrap_strategy(256).prop_map(Op::SetEarlyWrap),
+                1 => Just(Op::CrashProducer),
+                1 => Just(Op::CrashConsumer),
             ],
             1..if cfg!(miri) { 40 } else { 600 },
         ),

@@ -41,7 +41,7 @@
  * The ABI's minor version: grows when functions, statuses or option
  * setters are added (nothing else changes in a minor).
  */
-#define MEMTUBE_ABI_VERSION_MINOR 0
+#define MEMTUBE_ABI_VERSION_MINOR 1
 
 /**
  * `major << 16 | minor`, as `memtube_abi_version()` returns it for the
@@ -50,7 +50,7 @@
  * (`memtube_message`, `memtube_grant`, ...) carry no size field: their
  * layout changes only with the major.
  */
-#define MEMTUBE_ABI_VERSION 65536
+#define MEMTUBE_ABI_VERSION 65537
 
 /**
  * Wait without limit (any negative `timeout_ns` does).
@@ -832,7 +832,8 @@ int32_t memtube_receiver_stats(struct memtube_receiver *rx, struct memtube_stats
 /**
  * `*state` = the peer's state, `MEMTUBE_PEER_STATE_*` (see
  * `memtube_sender_peer_state`; a region receiver reports CLOSED once the
- * producer role closed).
+ * producer role closed, and with `probe` GONE once the producer's process
+ * has exited).
  * Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
  * with its connection.
  *
@@ -884,6 +885,11 @@ int32_t memtube_ring_init(void *region, size_t len, uint32_t capacity);
  * ring). `*out` gets an OWNED sender (`memtube_sender_free`; NULL on
  * failure) for every sending function above; waiting uses a process-shared
  * futex. The region must stay mapped until the handle is freed.
+ *
+ * The role records this process (its pid and start time), so that the
+ * consumer can learn that it died (`memtube_receiver_peer_state` with
+ * `probe`: GONE) and a restarted producer can take the role over
+ * (`memtube_ring_take_over_producer`).
  * Threads: any thread; the returned handle is Send, not Sync.
  *
  * # Safety
@@ -903,6 +909,38 @@ int32_t memtube_ring_attach_producer(void *region, size_t len, struct memtube_se
  * As for `memtube_ring_attach_producer`.
  */
 int32_t memtube_ring_attach_consumer(void *region, size_t len, struct memtube_receiver **out);
+
+/**
+ * Become the producer of a ring whose producer role is free, or whose
+ * holder process has exited (a process that attached with
+ * `memtube_ring_attach_producer` and died without freeing its handle).
+ * Every message the dead producer published is still delivered, once, in
+ * order; what it had not published (an open grant, staged messages) is
+ * dropped, never delivered torn. ROLE_TAKEN: the holder still runs (or
+ * attached without recording itself); CLOSED: the producer freed its
+ * handle, the stream ended (initialize a new ring once the consumer is
+ * done); CORRUPT: the published records do not walk. Otherwise as
+ * `memtube_ring_attach_producer`. Both processes must be in the same pid
+ * namespace.
+ * Threads: any thread; the returned handle is Send, not Sync.
+ *
+ * # Safety
+ * As for `memtube_ring_attach_producer`.
+ */
+int32_t memtube_ring_take_over_producer(void *region, size_t len, struct memtube_sender **out);
+
+/**
+ * Become the consumer of a ring whose consumer role is free, or whose
+ * holder process has exited: as `memtube_ring_take_over_producer`.
+ * Delivery resumes at the position the dead consumer last released, so
+ * the messages it had received but not released are delivered again
+ * (at least once). CORRUPT: that position is not a record boundary.
+ * Threads: any thread; the returned handle is Send, not Sync.
+ *
+ * # Safety
+ * As for `memtube_ring_attach_producer`.
+ */
+int32_t memtube_ring_take_over_consumer(void *region, size_t len, struct memtube_receiver **out);
 
 /**
  * Send a request (type `type_id`, `len` bytes at `req`) on a duplex
@@ -1123,7 +1161,8 @@ int32_t memtube_sender_stats(struct memtube_sender *tx, struct memtube_stats *ou
  * `*state` = the peer's state, `MEMTUBE_PEER_STATE_*`: with `probe`, one
  * system call asks now; without, the state cached by the last probe (no
  * system call; may be stale). A region sender reports CLOSED once the
- * consumer role closed, else ALIVE (a region has no liveness channel).
+ * consumer role closed; with `probe`, GONE once the consumer's process
+ * (recorded when it attached) has exited; else ALIVE.
  * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
  * with its connection.
  *

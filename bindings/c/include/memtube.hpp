@@ -318,6 +318,16 @@ class Sender {
         return Sender(tx, true);
     }
 
+    /// The producer role of a ring whose producer process died without
+    /// closing (or a free role): every message it published is still
+    /// delivered. RoleTaken while it runs; Closed once it closed cleanly.
+    static Result<Sender> take_over(void *region, std::size_t len) {
+        memtube_sender *tx = nullptr;
+        int32_t st = memtube_ring_take_over_producer(region, len, &tx);
+        if (st != MEMTUBE_OK) return Error::last(st);
+        return Sender(tx, true);
+    }
+
     /// Copy `len` bytes in as one message and publish it, waiting at most
     /// `timeout` for room (no_wait: Full at once; forever: no limit).
     template <class R = int64_t, class P = std::nano>
@@ -397,6 +407,16 @@ class Receiver {
     static Result<Receiver> attach(void *region, std::size_t len) {
         memtube_receiver *rx = nullptr;
         int32_t st = memtube_ring_attach_consumer(region, len, &rx);
+        if (st != MEMTUBE_OK) return Error::last(st);
+        return Receiver(rx, true);
+    }
+
+    /// The consumer role of a ring whose consumer process died without
+    /// closing (or a free role): delivery resumes at the first message it
+    /// had not released (see Sender::take_over).
+    static Result<Receiver> take_over(void *region, std::size_t len) {
+        memtube_receiver *rx = nullptr;
+        int32_t st = memtube_ring_take_over_consumer(region, len, &rx);
         if (st != MEMTUBE_OK) return Error::last(st);
         return Receiver(rx, true);
     }

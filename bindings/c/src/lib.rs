@@ -50,13 +50,13 @@ use std::ffi::c_char;
 pub const MEMTUBE_ABI_VERSION_MAJOR: u32 = 1;
 /// The ABI's minor version: grows when functions, statuses or option
 /// setters are added (nothing else changes in a minor).
-pub const MEMTUBE_ABI_VERSION_MINOR: u32 = 0;
+pub const MEMTUBE_ABI_VERSION_MINOR: u32 = 1;
 /// `major << 16 | minor`, as `memtube_abi_version()` returns it for the
 /// library actually loaded. A program built against this header works with
 /// a library of the same major and an equal or greater minor. Structs
 /// (`memtube_message`, `memtube_grant`, ...) carry no size field: their
 /// layout changes only with the major.
-pub const MEMTUBE_ABI_VERSION: u32 = 0x0001_0000;
+pub const MEMTUBE_ABI_VERSION: u32 = 0x0001_0001;
 
 /// Wait without limit (any negative `timeout_ns` does).
 pub const MEMTUBE_FOREVER: i64 = -1;

@@ -15,6 +15,18 @@ pub(crate) fn state_code(s: mt::PeerState) -> i32 {
     }
 }
 
+/// The state of a region handle's peer: CLOSED once its role closed; with
+/// `probe`, GONE once the process its role records has exited; else ALIVE.
+pub(crate) fn ring_state(closed: bool, probe: bool, holder: Option<mt::ring::Holder>) -> i32 {
+    if closed {
+        MEMTUBE_PEER_STATE_CLOSED
+    } else if probe && holder.is_some_and(mt::ring::is_gone) {
+        MEMTUBE_PEER_STATE_GONE
+    } else {
+        MEMTUBE_PEER_STATE_ALIVE
+    }
+}
+
 /// The peer's process credentials, as the kernel recorded them when the
 /// connection was made.
 #[repr(C)]

@@ -2,7 +2,7 @@
 
 use crate::error::{invalid, status, value, Result};
 use crate::handles::{memtube_receiver, RxKind, RxRef};
-use crate::peer::{memtube_stats, state_code};
+use crate::peer::{memtube_stats, ring_state, state_code};
 use crate::util::{not_null_mut, Wait};
 use mt::ring::Wait as RingWait;
 
@@ -255,7 +255,8 @@ pub unsafe extern "C" fn memtube_receiver_stats(
 
 /// `*state` = the peer's state, `MEMTUBE_PEER_STATE_*` (see
 /// `memtube_sender_peer_state`; a region receiver reports CLOSED once the
-/// producer role closed).
+/// producer role closed, and with `probe` GONE once the producer's process
+/// has exited).
 /// Threads: one thread at a time per receiver (Send, not Sync); a borrowed one moves only
 /// with its connection.
 ///
@@ -279,11 +280,7 @@ pub unsafe extern "C" fn memtube_receiver_peer_state(
             } else {
                 mt::PeerState::Alive
             }),
-            RxRef::Ring(c) => state_code(if c.is_producer_closed() {
-                mt::PeerState::Closed
-            } else {
-                mt::PeerState::Alive
-            }),
+            RxRef::Ring(c) => ring_state(c.is_producer_closed(), probe, c.producer_holder()),
         };
         Ok(())
     })

@@ -2,7 +2,7 @@
 
 use crate::error::{busy, invalid, status, value, Result};
 use crate::handles::{memtube_sender, TxKind, TxRef};
-use crate::peer::{memtube_stats, state_code};
+use crate::peer::{memtube_stats, ring_state, state_code};
 use crate::util::{bytes, not_null_mut, Wait};
 use std::ffi::c_void;
 
@@ -308,7 +308,8 @@ pub unsafe extern "C" fn memtube_sender_stats(
 /// `*state` = the peer's state, `MEMTUBE_PEER_STATE_*`: with `probe`, one
 /// system call asks now; without, the state cached by the last probe (no
 /// system call; may be stale). A region sender reports CLOSED once the
-/// consumer role closed, else ALIVE (a region has no liveness channel).
+/// consumer role closed; with `probe`, GONE once the consumer's process
+/// (recorded when it attached) has exited; else ALIVE.
 /// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only
 /// with its connection.
 ///
@@ -332,11 +333,7 @@ pub unsafe extern "C" fn memtube_sender_peer_state(
             } else {
                 mt::PeerState::Alive
             }),
-            TxRef::Ring(p) => state_code(if p.is_consumer_closed() {
-                mt::PeerState::Closed
-            } else {
-                mt::PeerState::Alive
-            }),
+            TxRef::Ring(p) => ring_state(p.is_consumer_closed(), probe, p.consumer_holder()),
         };
         Ok(())
     })

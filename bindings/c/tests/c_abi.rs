@@ -8,6 +8,10 @@
 //! this test's own profile and target directory (cargo builds a cdylib /
 //! staticlib for nobody's tests, and the library's name would collide with
 //! the facade's as an rlib): the first test that needs it builds it.
+//!
+//! Cross runs (CI's aarch64 step, under qemu-user) set `MEMTUBE_TEST_TARGET`
+//! to the target triple, which the library is then built for, and
+//! `MEMTUBE_TEST_CC` to that target's C compiler.
 
 #![cfg(target_os = "linux")]
 
@@ -46,9 +50,14 @@ fn build() -> &'static Build {
     static B: OnceLock<Build> = OnceLock::new();
     B.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
-        // <target>/<profile>/deps/c_abi-<hash>
+        // <target>/<profile>/deps/c_abi-<hash>, or
+        // <target>/<triple>/<profile>/deps/c_abi-<hash> when cross-built.
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let target_dir = profile_dir.parent().unwrap();
+        let triple = std::env::var("MEMTUBE_TEST_TARGET").ok();
+        let mut target_dir = profile_dir.parent().unwrap();
+        if triple.is_some() {
+            target_dir = target_dir.parent().unwrap();
+        }
         let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
             "debug" => "dev".to_string(),
             other => other.to_string(),
@@ -56,6 +65,7 @@ fn build() -> &'static Build {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = Command::new(cargo)
             .args(["build", "-p", "memtube-ffi", "--lib", "--profile", &profile])
+            .args(triple.iter().flat_map(|t| ["--target", t.as_str()]))
             .arg("--manifest-path")
             .arg(manifest_dir().join("Cargo.toml"))
             .arg("--target-dir")
@@ -301,6 +311,17 @@ fn c_unit() {
 fn c_region_between_processes() {
     let line = Proc::c("peer", &["region-fork", "20000"]).finish("echoed");
     assert!(line.contains("end MEMTUBE_CLOSED child 0"), "{line}");
+}
+
+/// The same, with the producer SIGKILLed mid-stream: the consumer drains
+/// what it published, probes it GONE, and a successor process takes the
+/// role over (`memtube_ring_take_over_producer`).
+#[test]
+fn c_region_producer_killed_and_replaced() {
+    for n in [1, 777, 5000] {
+        let line = Proc::c("peer", &["region-kill", &n.to_string()]).finish("killed");
+        assert!(line.contains("end MEMTUBE_CLOSED child 0"), "{line}");
+    }
 }
 
 #[test]

@@ -115,6 +115,36 @@ impl<'a, W: Wait> Consumer<'a, W> {
         read_stats(self.sh.prod, self.sh.cons)
     }
 
+    /// Who holds the producer role, if the producer recorded it
+    /// ([`attach_producer_as`](crate::attach_producer_as)): ask whether it
+    /// still exists when nothing arrives.
+    pub fn producer_holder(&self) -> Option<crate::Holder> {
+        crate::Holder::read(&self.sh.prod.wait)
+    }
+
+    /// A consumer that continues the stream of one that is gone (see
+    /// `take_over_consumer`): from the released position it last stored.
+    pub(crate) fn resume(sh: Shared<'a>, wait: W) -> Result<Self, Error> {
+        // SYNC POINT: Acquire; pairs with the old consumer's Release store.
+        let released = sh.cons.hot.released.load(Acquire);
+        // A record boundary, so 8-aligned, unless someone else wrote it.
+        // Whatever else is wrong with it, the records read from it are
+        // validated as any others (and the producer refuses it if it is out
+        // of its range).
+        if released % RECORD_ALIGN != 0 {
+            return Err(Error::Corrupt(Corruption::BadReleasedPosition));
+        }
+        let mut c = Consumer::new(sh, wait);
+        c.tail = released;
+        c.published = released;
+        c.checked = released;
+        c.messages = c.sh.cons.hot.messages.load(Relaxed);
+        c.bytes = c.sh.cons.hot.bytes.load(Relaxed);
+        let wakes = c.sh.cons.hot.wakes.load(Relaxed);
+        c.sleep.resume(&c.sh.cons.wait, wakes);
+        Ok(c)
+    }
+
     #[cold]
     #[inline(never)]
     fn poisoned(&mut self, c: Corruption) -> Error {

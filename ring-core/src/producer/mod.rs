@@ -15,6 +15,7 @@ mod commit;
 mod grant;
 mod place;
 mod released;
+mod resume;
 
 pub use grant::{DetachedGrant, Grant};
 use place::Plan;
@@ -238,6 +239,13 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// Counters and role states of this ring. May be stale.
     pub fn stats(&self) -> Stats {
         read_stats(self.sh.prod, self.sh.cons)
+    }
+
+    /// Who holds the consumer role, if the consumer recorded it
+    /// ([`attach_consumer_as`](crate::attach_consumer_as)): ask whether it
+    /// still exists when the ring stays full.
+    pub fn consumer_holder(&self) -> Option<crate::Holder> {
+        crate::Holder::read(&self.sh.cons.wait)
     }
 
     #[cold]

@@ -3,6 +3,7 @@
  * hostile listener, and a ring in a region shared through fork.
  *
  *   peer region-fork N
+ *   peer region-kill N                  a forked producer SIGKILLed after N, a successor takes over
  *   peer send ADDR listen|connect N     sends N messages (payload(i), type i)
  *   peer recv ADDR listen|connect N     receives N, then expects the end
  *   peer serve ADDR listen|connect      serves until the caller closes
@@ -17,6 +18,7 @@
 #include "common.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -341,10 +343,80 @@ static int mode_region_fork(uint64_t n) {
     }
 }
 
+/* A ring in a MAP_SHARED region: a forked producer streams until it is
+ * SIGKILLed after N messages were received; the consumer drains what it
+ * published, sees the peer GONE, and a second forked process takes the
+ * producer role over and sends 100 more, then frees its handle. */
+static int mode_region_kill(uint64_t n) {
+    uint32_t cap = 4096;
+    size_t size = memtube_ring_region_size(cap), stride = (size + 4095) & ~(size_t)4095;
+    uint8_t *a = mmap(NULL, stride, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    memtube_sender *tx = NULL;
+    memtube_receiver *rx = NULL;
+    memtube_message m;
+    uint64_t i, got = 0, drained;
+    int32_t st, state;
+    pid_t pid;
+    int status;
+    if (a == MAP_FAILED) return 2;
+    MUST(memtube_ring_init(a, size, cap));
+    MUST(memtube_ring_attach_consumer(a, size, &rx));
+    pid = fork();
+    if (pid == 0) {
+        MUST(memtube_ring_attach_producer(a, size, &tx));
+        for (i = 0;; i++) send_one(tx, i); /* until killed, blocking when full */
+    }
+    for (; got < n; got++) {
+        st = memtube_recv(rx, 20 * SECOND, &m);
+        if (st != MEMTUBE_OK) die("recv", st);
+        if (!is_payload(got, m.data, m.len, m.type_id)) return 1;
+    }
+    MUST(memtube_receiver_peer_state(rx, true, &state));
+    if (state != MEMTUBE_PEER_STATE_ALIVE) return 1;
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    /* What it published arrives, then nothing. */
+    for (;;) {
+        st = memtube_recv(rx, 100 * 1000000LL, &m);
+        if (st != MEMTUBE_OK) break;
+        if (!is_payload(got, m.data, m.len, m.type_id)) return 1;
+        got++;
+    }
+    drained = got - n;
+    if (st != MEMTUBE_TIMEOUT) die("drain", st);
+    MUST(memtube_receiver_peer_state(rx, true, &state));
+    if (state != MEMTUBE_PEER_STATE_GONE) {
+        fprintf(stderr, "peer: state %d after SIGKILL\n", state);
+        return 1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        st = memtube_ring_take_over_producer(a, size, &tx);
+        if (st != MEMTUBE_OK) die("take over", st);
+        for (i = 0; i < 100; i++) send_one(tx, i);
+        memtube_sender_free(tx);
+        _exit(0);
+    }
+    for (i = 0; i < 100; i++) {
+        st = memtube_recv(rx, 20 * SECOND, &m);
+        if (st != MEMTUBE_OK) die("recv from the successor", st);
+        if (!is_payload(i, m.data, m.len, m.type_id)) return 1;
+    }
+    st = memtube_recv(rx, 20 * SECOND, &m);
+    memtube_receiver_free(rx);
+    waitpid(pid, &status, 0);
+    say("killed after %llu, drained %llu, successor 100, end %s child %d",
+        (unsigned long long)n, (unsigned long long)drained, memtube_status_name(st),
+        WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return st == MEMTUBE_CLOSED && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     if (strcmp(mode, "region-fork") == 0 && argc == 3)
         return mode_region_fork(strtoull(argv[2], NULL, 10));
+    if (strcmp(mode, "region-kill") == 0 && argc == 3)
+        return mode_region_kill(strtoull(argv[2], NULL, 10));
     if (strcmp(mode, "send") == 0 && argc == 5)
         return mode_send(argv[2], argv[3], strtoull(argv[4], NULL, 10));
     if (strcmp(mode, "recv") == 0 && argc == 5)

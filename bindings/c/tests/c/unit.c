@@ -819,6 +819,11 @@ static void test_regions(void) {
     EXPECT_FAIL(memtube_ring_attach_producer(region, size, &tx2), MEMTUBE_ROLE_TAKEN);
     CHECK(tx2 == NULL);
     EXPECT(memtube_ring_attach_consumer(region, size, &rx), MEMTUBE_OK);
+    /* Both roles are held by this process, which runs: no take-over. */
+    EXPECT_FAIL(memtube_ring_take_over_producer(region, size, &tx2), MEMTUBE_ROLE_TAKEN);
+    CHECK(tx2 == NULL);
+    EXPECT_FAIL(memtube_ring_take_over_consumer(region, size, NULL), MEMTUBE_INVALID_ARGUMENT);
+    EXPECT_FAIL(memtube_ring_take_over_producer(NULL, size, &tx2), MEMTUBE_INVALID_ARGUMENT);
 
     EXPECT(memtube_sender_capacity(tx, &u), MEMTUBE_OK);
     CHECK(u == cap);
@@ -856,8 +861,12 @@ static void test_regions(void) {
     CHECK(m.len == 1 && m.data[0] == 'z');
     EXPECT(memtube_recv(rx, SECOND, &m), MEMTUBE_CLOSED);
     memtube_receiver_free(rx);
-    /* Both roles closed: a new attach is refused. */
+    /* Both roles closed: a new attach is refused, and a closed role is
+     * not taken over (the stream ended). */
     EXPECT_FAIL(memtube_ring_attach_consumer(region, size, &rx), MEMTUBE_ROLE_TAKEN);
+    EXPECT_FAIL(memtube_ring_take_over_producer(region, size, &tx2), MEMTUBE_CLOSED);
+    EXPECT_FAIL(memtube_ring_take_over_consumer(region, size, &rx), MEMTUBE_CLOSED);
+    CHECK(rx == NULL && tx2 == NULL);
     free(region);
 }
 

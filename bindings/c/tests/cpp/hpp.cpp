@@ -196,6 +196,9 @@ static void rings_in_caller_memory() {
     auto rx = memtube::Receiver::attach(r.mem, r.len);
     CHECK(tx && rx);
     CHECK(memtube::Sender::attach(r.mem, r.len).status() == memtube::Status::RoleTaken);
+    // This process holds both roles and runs: nothing to take over.
+    CHECK(memtube::Sender::take_over(r.mem, r.len).status() == memtube::Status::RoleTaken);
+    CHECK(memtube::Receiver::take_over(r.mem, r.len).status() == memtube::Status::RoleTaken);
     CHECK(tx->send("ring", 4, 3, 1s).ok());
     auto m = rx->recv(1s);
     CHECK(m && m->str() == "ring" && m->type_id() == 3);

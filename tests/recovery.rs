@@ -1,0 +1,407 @@
+//! Recovery of a ring in memory the processes mapped themselves (a file in
+//! /dev/shm here), between real processes: the test binary re-executes
+//! itself (`child_entry`, ignored in normal runs) to play the producer or
+//! the consumer, the parent SIGKILLs it mid-stream, and a successor
+//! process takes the role over (`take_over_producer` /
+//! `take_over_consumer` with `this_process` and `is_gone`).
+//!
+//! Checked: the survivor learns that its peer is gone (`is_gone` of the
+//! recorded holder, while it was `false` before the kill); after a
+//! producer's death every message it published arrives once, in order,
+//! intact (sequence numbers and a pattern per message), and the
+//! successor's stream follows; after a consumer's death the successor
+//! receives from exactly the first message the dead one had not released,
+//! to the end. `MEMTUBE_RECOVERY_ROUNDS` sets the rounds (default 4 each).
+
+#![cfg(target_os = "linux")]
+
+use memtube::ring::{
+    attach_consumer_as, attach_producer_as, init, is_gone, region_size, take_over_consumer,
+    take_over_producer, this_process, Config, Consumer, Error, NativeWait, Producer, RawRegion,
+};
+use rustix::fd::OwnedFd;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const ROLE: &str = "MEMTUBE_TEST_ROLE";
+const PATH: &str = "MEMTUBE_TEST_PATH";
+/// Small, so that streams wrap often and a stalled consumer fills it.
+const CAP: u32 = 4096;
+const T: Duration = Duration::from_secs(20);
+/// Messages the successor producer sends.
+const SUCCESSOR_MESSAGES: u64 = 3000;
+
+fn len() -> usize {
+    region_size(CAP).unwrap().next_multiple_of(4096)
+}
+
+/// A shared file mapped in this process; unlinked by the test that made it.
+struct Shm {
+    ptr: *mut u8,
+    _fd: OwnedFd,
+}
+
+impl Shm {
+    fn create(path: &str) -> Shm {
+        use rustix::fs::{ftruncate, open, Mode, OFlags};
+        let fd = open(
+            path,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        )
+        .unwrap();
+        ftruncate(&fd, len() as u64).unwrap();
+        Shm::map(fd)
+    }
+
+    fn open(path: &str) -> Shm {
+        use rustix::fs::{open, Mode, OFlags};
+        Shm::map(open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).unwrap())
+    }
+
+    fn map(fd: OwnedFd) -> Shm {
+        use rustix::mm::{mmap, MapFlags, ProtFlags};
+        // SAFETY: a new shared mapping of the whole file; nothing else is
+        // mapped at the address the kernel picks.
+        let ptr = unsafe {
+            mmap(
+                std::ptr::null_mut(),
+                len(),
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )
+        }
+        .unwrap();
+        Shm {
+            ptr: ptr.cast(),
+            _fd: fd,
+        }
+    }
+
+    fn raw(&self) -> RawRegion {
+        RawRegion::new(self.ptr, len())
+    }
+}
+
+// The mapping is never unmapped: a test's handles live as long as the
+// process, and a forgotten one may never be dropped.
+
+fn unique_path(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "/dev/shm/memtube-recovery-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn rounds() -> u64 {
+    std::env::var("MEMTUBE_RECOVERY_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
+
+fn spawn(role: &str, path: &str, stdout: Stdio) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE, role)
+        .env(PATH, path)
+        .stdout(stdout)
+        .spawn()
+        .expect("spawn child")
+}
+
+fn rand(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Message `seq` of generation `generation`: the sequence number, then
+/// 0..300 bytes of a pattern of both, so a torn or mixed message shows.
+fn message(generation: u32, seq: u64, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(&seq.to_le_bytes());
+    let n = (seq.wrapping_mul(0x9e37_79b9) >> 7) % 301;
+    buf.extend((0..n).map(|k| (seq as u8) ^ (k as u8).wrapping_mul(13) ^ generation as u8));
+}
+
+/// Check a received message against `message(generation, want)`.
+fn check(generation: u32, want: u64, type_id: u32, p: &[u8]) -> Result<(), String> {
+    let mut expect = Vec::new();
+    message(generation, want, &mut expect);
+    if type_id != generation || p != expect.as_slice() {
+        let got = p
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+        return Err(format!(
+            "expected message {want} of generation {generation}, got type {type_id}, \
+             seq {got:?}, {} bytes",
+            p.len()
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "entry point of the child processes that the other tests start"]
+fn child_entry() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let path = std::env::var(PATH).unwrap();
+    let code = match child(&role, &path) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("child {role}: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn child(role: &str, path: &str) -> Result<(), String> {
+    let shm = Shm::open(path);
+    let s = |e: Error| e.to_string();
+    match role {
+        // Sends generation 0 until killed, through every way of sending:
+        // blocking sends, staged batches, grants committed in part.
+        "producer" => {
+            // SAFETY: the mapping stays for the life of the process.
+            let mut tx: Producer<'static, NativeWait> = unsafe {
+                attach_producer_as(shm.raw(), NativeWait::default(), this_process()).map_err(s)?
+            };
+            let mut buf = Vec::new();
+            let mut seed = 0x2545_f491_4f6c_dd1d ^ u64::from(std::process::id());
+            for seq in 0.. {
+                message(0, seq, &mut buf);
+                match rand(&mut seed) % 4 {
+                    0 => {
+                        while tx.send_staged(&buf, 0) == Err(Error::Full) {
+                            tx.wait_for_room(buf.len(), Some(T)).map_err(s)?;
+                        }
+                        if rand(&mut seed) % 4 == 0 {
+                            tx.publish();
+                        }
+                    }
+                    1 => {
+                        let mut g = tx.reserve_timeout(buf.len() + 64, T).map_err(s)?;
+                        g[..buf.len()].copy_from_slice(&buf);
+                        g.commit(buf.len(), 0);
+                    }
+                    _ => tx.send_timeout(&buf, 0, T).map_err(s)?,
+                }
+            }
+            Ok(())
+        }
+        // Takes the producer role over and sends generation 1, then closes.
+        "successor-producer" => {
+            // SAFETY: as above.
+            let mut tx: Producer<'static, NativeWait> = unsafe {
+                take_over_producer(shm.raw(), NativeWait::default(), this_process(), is_gone)
+                    .map_err(s)?
+            };
+            let mut buf = Vec::new();
+            for seq in 0..SUCCESSOR_MESSAGES {
+                message(1, seq, &mut buf);
+                tx.send_timeout(&buf, 1, T).map_err(s)?;
+            }
+            Ok(())
+        }
+        // Receives generation 0 until killed.
+        "consumer" => {
+            // SAFETY: as above.
+            let mut rx: Consumer<'static, NativeWait> = unsafe {
+                attach_consumer_as(shm.raw(), NativeWait::default(), this_process()).map_err(s)?
+            };
+            for seq in 0.. {
+                let m = rx.recv_timeout(T).map_err(s)?;
+                check(0, seq, m.type_id(), m.payload())?;
+            }
+            Ok(())
+        }
+        // Takes the consumer role over, receives to the end, and prints the
+        // first and last sequence numbers.
+        "successor-consumer" => {
+            // SAFETY: as above.
+            let mut rx: Consumer<'static, NativeWait> = unsafe {
+                take_over_consumer(shm.raw(), NativeWait::default(), this_process(), is_gone)
+                    .map_err(s)?
+            };
+            let mut first = None;
+            let mut next = 0;
+            loop {
+                let m = match rx.recv_timeout(T) {
+                    Ok(m) => m,
+                    Err(Error::Closed) => break,
+                    Err(e) => return Err(e.to_string()),
+                };
+                let seq = u64::from_le_bytes(m.payload()[..8].try_into().unwrap());
+                let want = *first.get_or_insert(seq) + next;
+                check(0, want, m.type_id(), m.payload())?;
+                next += 1;
+            }
+            let first = first.ok_or("nothing received")?;
+            println!("first={first} last={}", first + next - 1);
+            Ok(())
+        }
+        other => Err(format!("unknown role {other}")),
+    }
+}
+
+/// The producer dies mid-stream (sending, blocked on a full ring, or
+/// between the halves of a staged batch); the consumer drains what it
+/// published, learns that it is gone, and a successor carries on.
+#[test]
+fn a_dead_producer_is_replaced_and_nothing_published_is_lost() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    for round in 0..rounds() {
+        let path = unique_path("p");
+        let shm = Shm::create(&path);
+        // SAFETY: the mapping stays for the life of the process; the ring
+        // in it is used only through these handles.
+        let mut rx: Consumer<'static, NativeWait> = unsafe {
+            init(shm.raw(), Config::new(CAP)).unwrap();
+            attach_consumer_as(shm.raw(), NativeWait::default(), this_process()).unwrap()
+        };
+        let mut child = spawn("producer", &path, Stdio::null());
+        let kill_at = 1 + rand(&mut seed) % 5000;
+        let mut next = 0u64;
+        while next < kill_at {
+            let m = rx.recv_timeout(T).unwrap();
+            check(0, next, m.type_id(), m.payload()).unwrap();
+            next += 1;
+        }
+        let holder = rx.producer_holder().expect("the producer recorded itself");
+        assert!(!is_gone(holder), "a running producer is not gone");
+        if rand(&mut seed) % 2 == 0 {
+            // Let the ring fill: the producer dies blocked.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+        let killed_at = next;
+        // Everything it published arrives, in order, then nothing.
+        let end = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(m) => {
+                    check(0, next, m.type_id(), m.payload()).unwrap();
+                    next += 1;
+                }
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(end, Error::Timeout);
+        assert!(is_gone(holder), "a killed producer is gone");
+        let mut successor = spawn("successor-producer", &path, Stdio::null());
+        // Its stream follows, then its close.
+        let started = Instant::now();
+        for seq in 0..SUCCESSOR_MESSAGES {
+            let m = rx.recv_timeout(T).unwrap();
+            check(1, seq, m.type_id(), m.payload()).unwrap();
+        }
+        assert_eq!(rx.recv_timeout(T).err(), Some(Error::Closed));
+        assert!(successor.wait().unwrap().success());
+        assert_ne!(rx.producer_holder(), Some(holder));
+        // A closed role is not taken over: the stream has ended.
+        // SAFETY: as above.
+        let again = unsafe {
+            take_over_producer::<NativeWait>(
+                shm.raw(),
+                NativeWait::default(),
+                this_process(),
+                is_gone,
+            )
+        };
+        assert_eq!(again.err(), Some(Error::Closed));
+        eprintln!(
+            "round {round}: killed after {killed_at} received, {} more drained, successor's {SUCCESSOR_MESSAGES} in {:?}",
+            next - killed_at,
+            started.elapsed()
+        );
+        drop(rx);
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+/// The consumer dies mid-stream; the producer learns that it is gone, and
+/// a successor receives from the first message the dead one had not
+/// released, to the end.
+#[test]
+fn a_dead_consumer_is_replaced_from_its_released_position() {
+    let mut seed = 0x2545_f491_4f6c_dd1d ^ u64::from(std::process::id());
+    for round in 0..rounds() {
+        let path = unique_path("c");
+        let shm = Shm::create(&path);
+        // SAFETY: as in the producer test.
+        let mut tx: Producer<'static, NativeWait> = unsafe {
+            init(shm.raw(), Config::new(CAP)).unwrap();
+            attach_producer_as(shm.raw(), NativeWait::default(), this_process()).unwrap()
+        };
+        let mut child = spawn("consumer", &path, Stdio::null());
+        let kill_at = 1 + rand(&mut seed) % 5000;
+        let mut buf = Vec::new();
+        let mut seq = 0u64;
+        while seq < kill_at {
+            message(0, seq, &mut buf);
+            tx.send_timeout(&buf, 0, T).unwrap();
+            seq += 1;
+        }
+        if let Some(h) = tx.consumer_holder() {
+            assert!(!is_gone(h), "a running consumer is not gone");
+        }
+        child.kill().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+        let holder = tx.consumer_holder();
+        assert!(holder.is_none_or(is_gone), "a killed consumer is gone");
+        // Fill the ring while nobody reads.
+        loop {
+            message(0, seq, &mut buf);
+            match tx.send_timeout(&buf, 0, Duration::from_millis(50)) {
+                Ok(()) => seq += 1,
+                Err(Error::Timeout) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let released = tx.stats().messages_released;
+        let mut successor = spawn("successor-consumer", &path, Stdio::piped());
+        let total = seq + 3000;
+        while seq < total {
+            message(0, seq, &mut buf);
+            tx.send_timeout(&buf, 0, T).unwrap();
+            seq += 1;
+        }
+        assert_ne!(tx.consumer_holder(), holder);
+        drop(tx);
+        let mut out = String::new();
+        successor
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(successor.wait().unwrap().success(), "successor: {out}");
+        let report = out.lines().find(|l| l.starts_with("first="));
+        assert_eq!(
+            report,
+            Some(format!("first={released} last={}", total - 1).as_str()),
+            "round {round}: the successor starts at the first unreleased message"
+        );
+        eprintln!("round {round}: killed after {kill_at} sent, successor from {released}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
