@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 /// A flag that stops blocking calls: once [`cancel`](Self::cancel) is called,
 /// every blocking call of the connections and listeners made with this token
-/// ([`Options::cancel_token`](crate::Options::cancel_token)) returns
+/// ([`Options::cancel_token`](crate::Options::cancel_token)), `connect` and
+/// `accept` included (their handshakes too), returns
 /// [`Error::Cancelled`](crate::Error::Cancelled) instead of waiting further,
 /// within about [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) (the calls look at
 /// the flag between their wait slices, never on the fast path). Calls that

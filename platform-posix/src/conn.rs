@@ -739,6 +739,16 @@ impl<O: Os> Connection<O> {
 
     /// The handles, to move to other threads. The liveness socket stays open
     /// until the last of them (and the connection) is dropped.
+    ///
+    /// The halves are independent: each owns the mappings of its own ring,
+    /// and dropping one (in any thread, while the other is blocked or not)
+    /// closes only that ring: the peer's opposite handle gets
+    /// [`Error::Closed`], and the other half goes on working, a blocked call
+    /// included, until its own ring ends (to stop it, use a
+    /// [`CancelToken`](crate::CancelToken)). The peer sees its socket close
+    /// cleanly ([`PeerState::Closed`]) when the last half is dropped, and
+    /// gone ([`Error::PeerGone`]) if a half was dropped while its thread
+    /// panicked.
     pub fn into_split(self) -> (Option<Sender<O>>, Option<Receiver<O>>) {
         (self.sender, self.receiver)
     }
@@ -890,6 +900,11 @@ impl<O: Os> Connection<O> {
     /// [`Error::ReplyTooLarge`] instead and serving goes on. The type id
     /// `u32::MAX` is reserved for such error replies; a handler that returns
     /// it makes the caller's `call` fail with [`Error::Protocol`].
+    ///
+    /// The `timeout` (and a cancel) also bounds the wait for room for the
+    /// reply: a request whose reply could not be sent in time stays
+    /// unanswered (the caller's `call` waits on until its own timeout, or
+    /// until this side closes).
     pub fn serve_one<F>(&mut self, timeout: Option<Duration>, mut handler: F) -> Result<()>
     where
         F: FnMut(u32, &[u8], &mut Vec<u8>) -> u32,

@@ -2,6 +2,7 @@
 //! validates it, maps and attaches the rings, and answers.
 //! Reference: unix(7), connect(2).
 
+use crate::cancel::CancelToken;
 use crate::conn::Connection;
 use crate::error::{Error, HandshakeFailure, Result};
 use crate::handshake;
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 /// listener that accepts and never answers does not hang the caller). With
 /// no listener: [`Error::NoListener`] (`ECONNREFUSED` or `ENOENT`). The listener's
 /// uid is checked against `opts`' policy; its handshake is validated in
-/// full ([`Error::Handshake`]).
+/// full ([`Error::Handshake`]). A [`CancelToken`] in `opts` ends both waits
+/// (each piece of a stream handshake included) with [`Error::Cancelled`]
+/// within about [`LIVENESS_SLICE`](crate::LIVENESS_SLICE).
 ///
 /// See [`listen`](crate::listen) for an example.
 pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connection<O>> {
@@ -40,6 +43,9 @@ pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connectio
             Err(Errno::INTR) => continue,
             // The listener's backlog is full: retry until the deadline.
             Err(Errno::AGAIN) => {
+                if opts.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+                    return Err(Error::Cancelled);
+                }
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(Error::Timeout);
                 }
@@ -55,9 +61,10 @@ pub fn connect<O: Os>(addr: impl Into<Addr>, opts: &Options) -> Result<Connectio
         }
     }
     let cred = peer::check::<O>(s.as_fd(), &opts.uid_policy)?;
-    let got = handshake::recv_watching::<O>(
+    let got = handshake::recv_cancellable::<O>(
         s.as_fd(),
         sock::deadline(Some(opts.handshake_timeout)),
+        opts.cancel.as_ref(),
         backend,
         sender_room,
     )?;

@@ -14,6 +14,7 @@
 //! layout itself is validated by ring-core when attaching.
 //! Reference: unix(7) `SCM_RIGHTS`, sendmsg(2), recvmsg(2).
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, HandshakeFailure, Result};
 use crate::region::{self, Backend};
 use crate::sock;
@@ -91,6 +92,19 @@ pub fn recv_watching<O: Os>(
     backend: Backend,
     sender_room: usize,
 ) -> Result<Received> {
+    recv_cancellable::<O>(sock, deadline, None, backend, sender_room)
+}
+
+/// [`recv_watching`], ended by `cancel` too: [`Error::Cancelled`] within
+/// about [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) of its cancel, in every
+/// wait (each piece of a stream handshake included).
+pub(crate) fn recv_cancellable<O: Os>(
+    sock: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+    backend: Backend,
+    sender_room: usize,
+) -> Result<Received> {
     let stream = crate::sock::socket_type(backend) == SocketType::STREAM;
     let mut buf = [0u8; Handshake::LEN + 1];
     let mut got = 0;
@@ -99,7 +113,7 @@ pub fn recv_watching<O: Os>(
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut sender = None;
     loop {
-        sock::wait_readable(sock, deadline, None)?;
+        sock::wait_readable(sock, deadline, cancel)?;
         let before = fds.len();
         let piece = recvmsg::<O>(sock, &mut buf[got..], sender_room, &mut fds, &mut sender);
         for fd in &fds[before..] {

@@ -178,8 +178,8 @@ impl<O: Os> Listener<O> {
     /// An error refuses this one peer ([`Error::PermissionDenied`],
     /// [`Error::Handshake`], ...); the listener keeps working, so a server
     /// loops on `accept`. With a [`CancelToken`](crate::CancelToken) in the
-    /// listener's options, a cancelled token ends the wait with
-    /// [`Error::Cancelled`].
+    /// listener's options, a cancelled token ends the wait (for a peer, or
+    /// for its answer to the handshake) with [`Error::Cancelled`].
     pub fn accept(&self) -> Result<Connection<O>> {
         self.accept_with(&self.opts, None)
     }
@@ -218,6 +218,8 @@ impl<O: Os> Listener<O> {
         // keep the memory alive.
         drop(fds);
         drop(created.fds);
+        // The wait for the answer, cancellable (`recv_ack` then reads at once).
+        sock::wait_readable(s.as_fd(), hs_deadline, opts.cancel.as_ref())?;
         handshake::recv_ack(s.as_fd(), hs_deadline)?;
         // SO_PEERCRED's pid is the process that connected: watch it too.
         let watch = O::watch_process(cred.pid);

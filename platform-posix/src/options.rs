@@ -210,11 +210,16 @@ impl Options {
     }
 
     /// Stop blocking calls with `token`: once it is cancelled, `accept` of a
-    /// listener made with these options, and every blocking call of the
-    /// connections made with them (`recv`, `send`, `reserve`, `call`,
+    /// listener made with these options and `connect` with them (each
+    /// including its wait for the peer's handshake), and every blocking call
+    /// of the connections made with them (`recv`, `send`, `reserve`, `call`,
     /// `serve`, ...), return [`Error::Cancelled`](crate::Error::Cancelled)
     /// within about [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) instead of
-    /// waiting on. See [`CancelToken`].
+    /// waiting on. A cancelled call took nothing and sent nothing partial:
+    /// the connection stays consistent, calls that need not wait go on
+    /// working, and dropping it is a clean close; every later call that
+    /// would wait returns `Cancelled` again (a token cannot be reset). See
+    /// [`CancelToken`].
     pub fn cancel_token(mut self, token: CancelToken) -> Self {
         self.cancel = Some(token);
         self

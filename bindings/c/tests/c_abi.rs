@@ -784,3 +784,25 @@ fn readme_c_and_cpp_blocks_build() {
         "no README blocks found"
     );
 }
+
+/// Teardown races from C, threads of one process (tests/c/teardown.c): a
+/// split sender freed while another thread blocks receiving on the same
+/// connection, a split receiver freed while another blocks sending, a
+/// cancel while a thread blocks. Rounds: `MEMTUBE_TEARDOWN_ROUNDS` (10).
+#[test]
+fn c_teardown_races() {
+    let rounds = std::env::var("MEMTUBE_TEARDOWN_ROUNDS").unwrap_or_else(|_| "10".into());
+    let p = Proc::c("teardown", &[&rounds]);
+    // About 0.3 s a round: wait for the summary accordingly.
+    let wait = T + Duration::from_secs(rounds.parse::<u64>().unwrap());
+    let worst = loop {
+        match p.lines.recv_timeout(wait) {
+            Ok(l) if l.starts_with("teardown: worst") => break l,
+            Ok(_) => {}
+            Err(e) => panic!("teardown {rounds}: no summary ({e})"),
+        }
+    };
+    eprintln!("{worst}");
+    let line = p.finish("teardown:");
+    assert!(line.ends_with(", 0 failed"), "{line}");
+}
