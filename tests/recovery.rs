@@ -406,13 +406,13 @@ fn a_dead_consumer_is_replaced_from_its_released_position() {
         // The first message the dead consumer had not released: the one
         // that starts at its released position (consumer block, offset
         // 384). The released-message counter agrees, unless the kill fell
-        // between the two stores.
+        // between the two stores (then it lags).
         let at = word(shm.ptr as usize, 384).load(Ordering::Acquire);
         let released = message_at(at, seq).expect("the released position is a message's start");
         let counted = tx.stats().messages_released;
         assert!(
-            counted == released || counted + 1 == released,
-            "{counted} vs {released}"
+            counted <= released,
+            "{counted} counted, {released} released"
         );
         let mut successor = spawn("successor-consumer", &path, Stdio::piped());
         let total = seq + 3000;
@@ -468,8 +468,9 @@ fn leaked_ring() -> (
 
 /// The `u32` at byte `off` of the region (4-aligned, inside it).
 fn word(base: usize, off: usize) -> &'static std::sync::atomic::AtomicU32 {
-    // SAFETY: the region is leaked (valid forever), 128-aligned, `off` is
-    // 4-aligned and in bounds; every access to these words is atomic.
+    // SAFETY: the region is leaked or a mapping never unmapped (valid
+    // forever), 128-aligned, `off` is 4-aligned and in bounds; every access
+    // to these words is atomic.
     unsafe { std::sync::atomic::AtomicU32::from_ptr((base + off) as *mut u32) }
 }
 
