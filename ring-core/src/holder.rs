@@ -41,7 +41,7 @@ use {
     crate::error::Error,
     crate::layout::{STATE_ATTACHED, STATE_CLOSED, STATE_FREE},
     crate::ring::{claim, open, RawRegion},
-    crate::sync::Ordering::{AcqRel, Release},
+    crate::sync::Ordering::{AcqRel, Relaxed, Release},
     crate::wait::Wait,
     crate::{Consumer, Producer},
 };
@@ -88,19 +88,20 @@ impl Holder {
 }
 
 /// Claim a free role, or take it from a holder that `is_gone`; returns with
-/// the role ours and `holder` recorded. `Ok(true)`: it was taken over.
+/// the role ours and `holder` recorded. `Ok(Some(old))`: it was taken over
+/// from `old`.
 #[cfg(not(loom))]
 fn claim_or_take(
     line: &WaitLine,
     holder: Holder,
     is_gone: impl FnOnce(Holder) -> bool,
-) -> Result<bool, Error> {
+) -> Result<Option<Holder>, Error> {
     match line.state.load(Acquire) {
         STATE_FREE => {
             if claim(&line.state).is_ok() {
                 // SYNC POINT: Release; pairs with the Acquire in `Holder::read`.
                 line.holder.store(holder.get(), Release);
-                return Ok(false);
+                return Ok(None);
             }
             // Lost the claim to another attacher: it holds the role now, and
             // a holder that just attached is not gone.
@@ -123,12 +124,22 @@ fn claim_or_take(
             // exchange.
             line.holder
                 .compare_exchange(old.get(), holder.get(), AcqRel, Acquire)
-                .map(|_| true)
+                .map(|_| Some(old))
                 .map_err(|_| Error::RoleTaken)
         }
         STATE_CLOSED => Err(Error::Closed),
         _ => Err(Error::RoleTaken),
     }
+}
+
+/// A take-over that failed after winning the holder word (the region is
+/// corrupt) records the dead holder again, so the role does not look held
+/// by a live process that has no handle for it.
+#[cfg(not(loom))]
+fn give_back(line: &WaitLine, ours: Holder, old: Holder) {
+    let _ = line
+        .holder
+        .compare_exchange(ours.get(), old.get(), Release, Relaxed);
 }
 
 #[cfg(not(loom))]
@@ -182,8 +193,7 @@ pub unsafe fn attach_consumer_as<'a, W: Wait>(
 /// another successor won), [`Error::Closed`] (the producer closed cleanly:
 /// the stream ended; lay a new ring with [`init`](crate::init) once the
 /// consumer is done with it), [`Error::Corrupt`] (the published records do
-/// not walk; nothing was changed then but the holder word), and the
-/// attach errors.
+/// not walk; the role is left as it was), and the attach errors.
 ///
 /// ```
 /// use memtube_ring::*;
@@ -220,10 +230,10 @@ pub unsafe fn take_over_producer<'a, W: Wait>(
 ) -> Result<Producer<'a, W>, Error> {
     // SAFETY: forwarded contract.
     let (_, sh) = unsafe { open(region)? };
-    if claim_or_take(&sh.prod.wait, holder, is_gone)? {
-        Producer::resume(sh, wait)
-    } else {
-        Ok(Producer::new(sh, wait))
+    let line = &sh.prod.wait;
+    match claim_or_take(line, holder, is_gone)? {
+        Some(old) => Producer::resume(sh, wait).inspect_err(|_| give_back(line, holder, old)),
+        None => Ok(Producer::new(sh, wait)),
     }
 }
 
@@ -250,9 +260,9 @@ pub unsafe fn take_over_consumer<'a, W: Wait>(
 ) -> Result<Consumer<'a, W>, Error> {
     // SAFETY: forwarded contract.
     let (_, sh) = unsafe { open(region)? };
-    if claim_or_take(&sh.cons.wait, holder, is_gone)? {
-        Consumer::resume(sh, wait)
-    } else {
-        Ok(Consumer::new(sh, wait))
+    let line = &sh.cons.wait;
+    match claim_or_take(line, holder, is_gone)? {
+        Some(old) => Consumer::resume(sh, wait).inspect_err(|_| give_back(line, holder, old)),
+        None => Ok(Consumer::new(sh, wait)),
     }
 }

@@ -626,6 +626,12 @@ fn take_over_of_a_scribbled_region_is_checked() {
                             matches!(e, Error::Corrupt(_)) || role_or_attach_error(e),
                             "take-over of the producer refused with {e:?}"
                         );
+                        if matches!(e, Error::Corrupt(_)) {
+                            // The role is left to the dead holder, not to a
+                            // live process without a handle.
+                            let h = u64::from(mem.peek(272)) | u64::from(mem.peek(276)) << 32;
+                            assert_eq!(h, dead.get(), "holder after a refused take-over");
+                        }
                     }
                 }
             } else {
