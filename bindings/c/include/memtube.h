@@ -889,7 +889,11 @@ int32_t memtube_ring_init(void *region, size_t len, uint32_t capacity);
  * The role records this process (its pid and start time), so that the
  * consumer can learn that it died (`memtube_receiver_peer_state` with
  * `probe`: GONE) and a restarted producer can take the role over
- * (`memtube_ring_take_over_producer`).
+ * (`memtube_ring_take_over_producer`). The handle belongs to this process:
+ * a child forked after the attach must not use it (once the parent exits
+ * the role counts as free to take over). Both processes must be in one pid
+ * namespace. Where the process's start time is unreadable (Linux without
+ * `/proc`) nothing is recorded and the role cannot be taken over.
  * Threads: any thread; the returned handle is Send, not Sync.
  *
  * # Safety
