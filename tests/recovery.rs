@@ -265,6 +265,39 @@ fn child(role: &str, path: &str) -> Result<(), String> {
     }
 }
 
+/// Whether this process reads its own start time as other processes read
+/// it, which process holders rely on. Every Linux kernel does; qemu-user
+/// (the aarch64 step of CI) does not: it answers `/proc/self/stat` (and
+/// `/proc/<own pid>/stat`) itself with a start time of its own making
+/// (linux-user/syscall.c `open_self_stat`), so a running child's recorded
+/// holder never matches what its parent reads and the child looks gone.
+/// Probed by a host `cat` of this process's stat; on native x86_64 it is not
+/// even consulted.
+fn own_start_time_is_real() -> bool {
+    if cfg!(target_arch = "x86_64") {
+        return true;
+    }
+    let start = |stat: &[u8]| -> Option<String> {
+        let close = stat.iter().rposition(|&b| b == b')')?;
+        let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+        rest.split_ascii_whitespace().nth(19).map(str::to_owned)
+    };
+    let own = std::fs::read("/proc/self/stat").ok();
+    let seen = Command::new("cat")
+        .arg(format!("/proc/{}/stat", std::process::id()))
+        .output()
+        .ok()
+        .map(|o| o.stdout);
+    let real = own.as_deref().and_then(start) == seen.as_deref().and_then(start);
+    if !real {
+        eprintln!(
+            "note: skipped: /proc/self/stat is emulated here (qemu-user), so process \
+             holders cannot be checked"
+        );
+    }
+    real
+}
+
 /// Which of the first `n` messages of a stream (`message`, no line
 /// padding, no early wrap) starts at ring position `pos`: a record that
 /// does not fit before the end of the data area follows an end pad.
@@ -294,6 +327,9 @@ fn message_at(pos: u32, n: u64) -> Option<u64> {
 /// published, learns that it is gone, and a successor carries on.
 #[test]
 fn a_dead_producer_is_replaced_and_nothing_published_is_lost() {
+    if !own_start_time_is_real() {
+        return;
+    }
     let mut seed = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
     for round in 0..rounds() {
         let path = unique_path("p");
@@ -369,6 +405,9 @@ fn a_dead_producer_is_replaced_and_nothing_published_is_lost() {
 /// released, to the end.
 #[test]
 fn a_dead_consumer_is_replaced_from_its_released_position() {
+    if !own_start_time_is_real() {
+        return;
+    }
     let mut seed = 0x2545_f491_4f6c_dd1d ^ u64::from(std::process::id());
     for round in 0..rounds() {
         let path = unique_path("c");
