@@ -7,6 +7,8 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use memtube::linux::{memfd, Linux};
 use memtube::{
     connect, listen, Connection, Direction, Error, HandshakeFailure, Options, PeerState, UidPolicy,
@@ -15,12 +17,10 @@ use memtube_ring::handshake::{Handshake, HandshakeError, RingDesc, Side, MAX_FDS
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const ROLE: &str = "MEMTUBE_TEST_ROLE";
-const ADDR: &str = "MEMTUBE_TEST_ADDR";
 const T: Duration = Duration::from_secs(20);
 /// A dead peer must be reported well within this (the design target is
 /// 100 ms; this bound only catches hangs on a loaded machine).
@@ -38,18 +38,7 @@ fn unique_addr(tag: &str) -> String {
 }
 
 fn spawn(role: &str, addr: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_entry",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE, role)
-        .env(ADDR, addr)
-        .stdout(Stdio::null())
+    common::child_command(role, addr)
         .spawn()
         .expect("spawn child")
 }
@@ -158,18 +147,7 @@ fn recv_stream(conn: &mut Connection, n: Option<u64>) -> Result<u64, String> {
 #[test]
 #[ignore = "entry point of the child processes that the other tests start"]
 fn child_entry() {
-    let Ok(role) = std::env::var(ROLE) else {
-        return;
-    };
-    let addr = std::env::var(ADDR).unwrap();
-    let code = match child(&role, &addr) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("child {role}: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
+    common::child_main(child);
 }
 
 fn child(role: &str, addr: &str) -> Result<(), String> {

@@ -15,6 +15,8 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use memtube::ring::raw::{COMMITTED, LEN_SHIFT};
 use memtube::ring::{
     attach_consumer_as, attach_producer_as, init, is_gone, region_size, take_over_consumer,
@@ -28,8 +30,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const ROLE: &str = "MEMTUBE_TEST_ROLE";
-const PATH: &str = "MEMTUBE_TEST_PATH";
 /// Small, so that streams wrap often and a stalled consumer fills it.
 const CAP: u32 = 4096;
 const T: Duration = Duration::from_secs(20);
@@ -110,17 +110,7 @@ fn rounds() -> u64 {
 }
 
 fn spawn(role: &str, path: &str, stdout: Stdio) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_entry",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE, role)
-        .env(PATH, path)
+    common::child_command(role, path)
         .stdout(stdout)
         .spawn()
         .expect("spawn child")
@@ -162,18 +152,7 @@ fn check(generation: u32, want: u64, type_id: u32, p: &[u8]) -> Result<(), Strin
 #[test]
 #[ignore = "entry point of the child processes that the other tests start"]
 fn child_entry() {
-    let Ok(role) = std::env::var(ROLE) else {
-        return;
-    };
-    let path = std::env::var(PATH).unwrap();
-    let code = match child(&role, &path) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("child {role}: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
+    common::child_main(child);
 }
 
 fn child(role: &str, path: &str) -> Result<(), String> {

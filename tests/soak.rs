@@ -22,9 +22,11 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use memtube::{connect, listen, Error, Options};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,8 +34,6 @@ const T: Duration = Duration::from_secs(20);
 /// A dead peer must be reported, and every call return, well within this
 /// (the design figure is one 50 ms liveness slice; this only catches hangs).
 const BOUND: Duration = Duration::from_secs(5);
-const ROLE: &str = "MEMTUBE_SOAK_ROLE";
-const ADDR: &str = "MEMTUBE_SOAK_ADDR";
 const SHARED: &str = "MEMTUBE_SOAK_SHARED";
 const SEED: &str = "MEMTUBE_SOAK_SEED";
 const CAPACITY: u32 = 4096;
@@ -90,19 +90,8 @@ fn message(i: u64, max: usize, buf: &mut Vec<u8>) {
 }
 
 fn spawn(role: &str, addr: &str, shared: Option<&std::path::Path>, seed: u64) -> Child {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "child_entry",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-        "-q",
-    ])
-    .env(ROLE, role)
-    .env(ADDR, addr)
-    .env(SEED, seed.to_string())
-    .stdout(Stdio::null());
+    let mut c = common::child_command(role, addr);
+    c.env(SEED, seed.to_string());
     if let Some(p) = shared {
         c.env(SHARED, p);
     }
@@ -160,18 +149,7 @@ impl Drop for Shared {
 #[test]
 #[ignore = "entry point of the child processes that the other tests start"]
 fn child_entry() {
-    let Ok(role) = std::env::var(ROLE) else {
-        return;
-    };
-    let addr = std::env::var(ADDR).unwrap();
-    let code = match child(&role, &addr) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("child {role}: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
+    common::child_main(child);
 }
 
 fn child(role: &str, addr: &str) -> Result<(), String> {

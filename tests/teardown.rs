@@ -32,12 +32,14 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use memtube::{
     connect, listen, CancelToken, Connection, Error, Options, PeerState, LIVENESS_SLICE,
 };
 use rustix::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -47,8 +49,6 @@ const T: Duration = Duration::from_secs(20);
 /// it (the design figure is one `LIVENESS_SLICE`; this bound only catches
 /// hangs on a loaded machine).
 const BOUND: Duration = Duration::from_secs(2);
-const ROLE: &str = "MEMTUBE_TEARDOWN_ROLE";
-const ADDR: &str = "MEMTUBE_TEARDOWN_ADDR";
 
 /// Rounds of each race: `MEMTUBE_TEARDOWN_ROUNDS`, else `default`.
 fn rounds(default: u64) -> u64 {
@@ -528,18 +528,7 @@ fn a_cancel_from_another_thread_ends_every_blocking_call() {
 #[test]
 #[ignore = "entry point of the child processes that the other tests start"]
 fn child_entry() {
-    let Ok(role) = std::env::var(ROLE) else {
-        return;
-    };
-    let addr = std::env::var(ADDR).unwrap();
-    let code = match child(&role, &addr) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("child {role}: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
+    common::child_main(child);
 }
 
 fn child(role: &str, addr: &str) -> Result<(), String> {
@@ -580,13 +569,9 @@ fn a_peer_that_closes_or_dies_while_we_block_gives_closed_or_peer_gone() {
         let k = rand(&mut seed) % 200;
         let addr = unique_addr("end");
         let l = listen(addr.as_str(), &duplex(true)).unwrap();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["child_entry", "--exact", "--ignored", "--nocapture", "-q"])
-            .env(ROLE, "send-then-wait")
-            .env(ADDR, &addr)
+        let mut child = common::child_command("send-then-wait", &addr)
             .env("MEMTUBE_TEARDOWN_K", k.to_string())
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
             .spawn()
             .unwrap();
         let c = l.accept_timeout(T).unwrap();
