@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::{rand, unique_addr};
+
 use memtube::linux::{memfd, Linux};
 use memtube::{
     connect, listen, Connection, Direction, Error, HandshakeFailure, Options, PeerState, UidPolicy,
@@ -18,7 +20,6 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -27,15 +28,6 @@ const T: Duration = Duration::from_secs(20);
 const GONE_BOUND: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------- helpers
-
-fn unique_addr(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "@memtube-test-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn spawn(role: &str, addr: &str) -> Child {
     common::child_command(role, addr)
@@ -101,14 +93,6 @@ fn opts(direction: Direction, pure_spin: bool) -> Options {
         .capacity(4096)
         .direction(direction)
         .pure_spin(pure_spin)
-}
-
-/// A tiny deterministic generator for kill points.
-fn rand(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
 }
 
 fn send_stream(conn: &mut Connection, n: Option<u64>) -> Result<u64, Error> {
@@ -1552,10 +1536,7 @@ fn connections_leave_no_descriptor_behind() {
 /// Messages in `stress_between_processes` (MEMTUBE_STRESS_MESSAGES, default
 /// 100 000; the soak before a release: 10 000 000).
 fn stress_count() -> u64 {
-    std::env::var("MEMTUBE_STRESS_MESSAGES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000)
+    common::env_u64("MEMTUBE_STRESS_MESSAGES", 100_000)
 }
 
 /// Message `i` of the stress stream: a length drawn from 0..=max (so records

@@ -17,6 +17,8 @@
 
 mod common;
 
+use common::rand;
+
 use memtube::ring::raw::{COMMITTED, LEN_SHIFT};
 use memtube::ring::{
     attach_consumer_as, attach_producer_as, init, is_gone, region_size, take_over_consumer,
@@ -103,10 +105,7 @@ fn unique_path(tag: &str) -> String {
 }
 
 fn rounds() -> u64 {
-    std::env::var("MEMTUBE_RECOVERY_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4)
+    common::env_u64("MEMTUBE_RECOVERY_ROUNDS", 4)
 }
 
 fn spawn(role: &str, path: &str, stdout: Stdio) -> Child {
@@ -114,13 +113,6 @@ fn spawn(role: &str, path: &str, stdout: Stdio) -> Child {
         .stdout(stdout)
         .spawn()
         .expect("spawn child")
-}
-
-fn rand(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
 }
 
 /// Message `seq` of generation `generation`: the sequence number, then

@@ -24,10 +24,12 @@
 
 mod common;
 
+use common::{env_u64, rand, unique_addr};
+
 use memtube::{connect, listen, Error, Options};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -37,29 +39,6 @@ const BOUND: Duration = Duration::from_secs(5);
 const SHARED: &str = "MEMTUBE_SOAK_SHARED";
 const SEED: &str = "MEMTUBE_SOAK_SEED";
 const CAPACITY: u32 = 4096;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn unique_addr(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "@memtube-soak-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn rand(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
 
 fn time_seed() -> u64 {
     let t = std::time::SystemTime::now()

@@ -34,13 +34,14 @@
 
 mod common;
 
+use common::{rand, unique_addr};
+
 use memtube::{
     connect, listen, CancelToken, Connection, Error, Options, PeerState, LIVENESS_SLICE,
 };
 use rustix::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -52,19 +53,7 @@ const BOUND: Duration = Duration::from_secs(2);
 
 /// Rounds of each race: `MEMTUBE_TEARDOWN_ROUNDS`, else `default`.
 fn rounds(default: u64) -> u64 {
-    std::env::var("MEMTUBE_TEARDOWN_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn unique_addr(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "@memtube-teardown-{}-{}-{tag}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::env_u64("MEMTUBE_TEARDOWN_ROUNDS", default)
 }
 
 fn seed(salt: u64) -> u64 {
@@ -73,13 +62,6 @@ fn seed(salt: u64) -> u64 {
         .unwrap()
         .subsec_nanos();
     (salt ^ u64::from(t) ^ (u64::from(std::process::id()) << 32)) | 1
-}
-
-fn rand(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
 }
 
 /// A random wait: none, a yield, a few microseconds (the call is spinning),

@@ -46,3 +46,32 @@ pub fn child_main(child: impl FnOnce(&str, &str) -> Result<(), String>) {
     };
     std::process::exit(code);
 }
+
+/// A Linux abstract socket name no other test of any binary uses: the
+/// process id, a counter, and `tag`.
+pub fn unique_addr(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "@memtube-test-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// xorshift64: deterministic, no dependency. `seed` must not be 0.
+pub fn rand(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// A count from the environment variable `name` (a soak's size), else
+/// `default` (CI's size).
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
