@@ -12,6 +12,13 @@
 //!   OPTIONS: --size S (largest payload, default 256, at least 8)
 //!            --capacity C (ring bytes, default 65536)  --timeout SECS (default 10)
 //!            --unchecked (with --recv: only count messages and bytes, for rates)
+//!            --spin (pure spin: never sleep in the kernel while waiting)
+//!   BENCHMARK ROLES (duplex; one side each):
+//!          --echo      send every message back unchanged (same bytes, same
+//!                      type id) until the peer closes
+//!          --ping N    N/10 untimed round trips, then N timed ones: send a
+//!                      message of exactly S bytes (S = --size), wait for its
+//!                      echo; closing line adds p50_ns, p99_ns and p999_ns
 //! ```
 //!
 //! The sequence (every implementation produces and checks the same): message
@@ -30,6 +37,14 @@
 //! the first message to the last; any mismatch prints `error: ...` and exits 1.
 //! With `--unchecked`, a receiver checks nothing and hashes nothing (`fnv=0`):
 //! a rate benchmark's sink (bindings/python/bench/pingpong.py).
+//!
+//! `--ping` and `--echo` are the cross-language round-trip benchmark
+//! (memtube-bench `langs`): ping message `i` is `i` as u64 little-endian
+//! followed by zero bytes up to S; the pinger checks that each echo has
+//! S bytes, type id `i` and starts with `i`, and times each round trip with
+//! its language's monotonic clock (one reading per round trip, the previous
+//! reading being the start of the next). `--echo` and `--ping` print
+//! `fnv=0`.
 
 use memtube::{Connection, Direction, Options};
 use std::io::Write;
@@ -66,6 +81,8 @@ enum Role {
     Recv,
     Serve,
     Call(u64),
+    Echo,
+    Ping(u64),
 }
 
 struct Args {
@@ -76,13 +93,14 @@ struct Args {
     capacity: u32,
     timeout: Duration,
     unchecked: bool,
+    spin: bool,
 }
 
 fn parse() -> Result<Args, BoxError> {
     let mut a = std::env::args().skip(1);
     let (mut listen, mut connect, mut role) = (None, None, None);
     let (mut size, mut capacity, mut timeout) = (256usize, 1u32 << 16, 10.0f64);
-    let mut unchecked = false;
+    let (mut unchecked, mut spin) = (false, false);
     while let Some(arg) = a.next() {
         let mut val = || a.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -96,6 +114,9 @@ fn parse() -> Result<Args, BoxError> {
             "--capacity" => capacity = val()?.parse()?,
             "--timeout" => timeout = val()?.parse()?,
             "--unchecked" => unchecked = true,
+            "--spin" => spin = true,
+            "--echo" => role = Some(Role::Echo),
+            "--ping" => role = Some(Role::Ping(val()?.parse()?)),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -108,16 +129,20 @@ fn parse() -> Result<Args, BoxError> {
     Ok(Args {
         listen,
         connect,
-        role: role.ok_or("give a role: --send N, --recv, --serve or --call N")?,
+        role: role.ok_or("give a role: --send N, --recv, --serve, --call N, --echo or --ping N")?,
         size,
         capacity,
         timeout: Duration::from_secs_f64(timeout),
         unchecked,
+        spin,
     })
 }
 
 fn open(args: &Args) -> Result<Connection, BoxError> {
-    let duplex = matches!(args.role, Role::Serve | Role::Call(_));
+    let duplex = matches!(
+        args.role,
+        Role::Serve | Role::Call(_) | Role::Echo | Role::Ping(_)
+    );
     let sends = matches!(args.role, Role::Send(_));
     let listening = args.listen.is_some();
     let direction = if sends == listening {
@@ -128,7 +153,8 @@ fn open(args: &Args) -> Result<Connection, BoxError> {
     let opts = Options::new()
         .capacity(args.capacity)
         .duplex(duplex)
-        .direction(direction);
+        .direction(direction)
+        .pure_spin(args.spin);
     if let Some(addr) = &args.listen {
         let l = memtube::listen(addr.as_str(), &opts)?;
         println!("listening");
@@ -147,8 +173,12 @@ fn open(args: &Args) -> Result<Connection, BoxError> {
     }
 }
 
-fn run(args: &Args) -> Result<(u64, u64, u64, f64), BoxError> {
+/// The closing line's fields after `secs` (the percentiles of `--ping`).
+type Extra = String;
+
+fn run(args: &Args) -> Result<(u64, u64, u64, f64, Extra), BoxError> {
     let mut conn = open(args)?;
+    let mut extra = Extra::new();
     let (mut count, mut bytes, mut fnv) = (0u64, 0u64, Fnv::new());
     let mut want = Vec::new();
     let mut start = None;
@@ -212,6 +242,51 @@ fn run(args: &Args) -> Result<(u64, u64, u64, f64), BoxError> {
                 return Err(format!("request {i} differs").into());
             }
         }
+        Role::Echo => {
+            let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
+                return Err("a duplex connection has both handles".into());
+            };
+            loop {
+                let m = match rx.recv_timeout(args.timeout) {
+                    Ok(m) => m,
+                    Err(memtube::Error::Closed) => break,
+                    Err(e) => return Err(e.into()),
+                };
+                start.get_or_insert_with(Instant::now);
+                tx.send_timeout(&m, m.type_id(), args.timeout)?;
+                bytes += m.len() as u64;
+                count += 1;
+            }
+        }
+        Role::Ping(n) => {
+            let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
+                return Err("a duplex connection has both handles".into());
+            };
+            let warm = n / 10;
+            let mut msg = vec![0u8; args.size];
+            let mut samples = Vec::with_capacity(n as usize);
+            let mut prev = Instant::now();
+            for i in 0..warm + n {
+                msg[..8].copy_from_slice(&i.to_le_bytes());
+                tx.send_timeout(&msg, i as u32, args.timeout)?;
+                let m = rx.recv_timeout(args.timeout)?;
+                if m.len() != args.size || m.type_id() != i as u32 || m[..8] != msg[..8] {
+                    return Err(format!("echo {i} differs").into());
+                }
+                drop(m);
+                let now = Instant::now();
+                if i >= warm {
+                    samples.push((now - prev).as_nanos() as u64);
+                    start.get_or_insert(prev);
+                    bytes += args.size as u64;
+                    count += 1;
+                }
+                prev = now;
+            }
+            samples.sort_unstable();
+            let q = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+            extra = format!(" p50_ns={} p99_ns={} p999_ns={}", q(0.5), q(0.99), q(0.999));
+        }
         Role::Call(n) => {
             let mut rev = Vec::new();
             for i in 0..n {
@@ -231,14 +306,19 @@ fn run(args: &Args) -> Result<(u64, u64, u64, f64), BoxError> {
     }
     let secs = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
     let fnv = if args.unchecked { 0 } else { fnv.0 };
-    Ok((count, bytes, fnv, secs))
+    let fnv = if matches!(args.role, Role::Echo | Role::Ping(_)) {
+        0
+    } else {
+        fnv
+    };
+    Ok((count, bytes, fnv, secs, extra))
 }
 
 fn main() {
     let result = parse().and_then(|a| run(&a));
     match result {
-        Ok((count, bytes, fnv, secs)) => {
-            println!("ok count={count} bytes={bytes} fnv={fnv:016x} secs={secs:.6}")
+        Ok((count, bytes, fnv, secs, extra)) => {
+            println!("ok count={count} bytes={bytes} fnv={fnv:016x} secs={secs:.6}{extra}")
         }
         Err(e) => {
             println!("error: {e}");
