@@ -6,8 +6,9 @@
  *   cargo build -p memtube-ffi && cc -std=c99 -O2 -Ibindings/c/include \
  *       examples/c/interop.c target/debug/libmemtube.a -lpthread -ldl -lm -o interop-c
  *
- *   interop-c (--listen ADDR | --connect ADDR) (--send N | --recv | --serve | --call N)
- *             [--size S] [--capacity C] [--timeout SECS]
+ *   interop-c (--listen ADDR | --connect ADDR)
+ *             (--send N | --recv | --serve | --call N | --echo | --ping N)
+ *             [--size S] [--capacity C] [--timeout SECS] [--unchecked] [--spin]
  */
 #define _POSIX_C_SOURCE 200809L
 #include "memtube.h"
@@ -19,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-enum role { NONE, SEND, RECV, SERVE, CALL };
+enum role { NONE, SEND, RECV, SERVE, CALL, ECHO, PING };
 
 struct args {
     const char *listen, *connect;
@@ -28,6 +29,7 @@ struct args {
     size_t size;
     uint32_t capacity;
     int64_t timeout_ns;
+    bool unchecked, spin;
 };
 
 struct stream {
@@ -68,7 +70,7 @@ static void fail(const char *what, int32_t st) {
 }
 
 static memtube_connection *open_conn(const struct args *a) {
-    bool duplex = a->role == SERVE || a->role == CALL;
+    bool duplex = a->role == SERVE || a->role == CALL || a->role == ECHO || a->role == PING;
     bool sends = a->role == SEND, listening = a->listen != NULL;
     memtube_options *o = memtube_options_new();
     memtube_connection *c = NULL;
@@ -76,6 +78,7 @@ static memtube_connection *open_conn(const struct args *a) {
     if (!o) fail("options", MEMTUBE_PANIC);
     if ((st = memtube_options_set_capacity(o, a->capacity)) != MEMTUBE_OK) fail("capacity", st);
     memtube_options_set_duplex(o, duplex);
+    memtube_options_set_pure_spin(o, a->spin);
     memtube_options_set_direction(o, sends == listening ? MEMTUBE_DIRECTION_LISTENER_TO_CONNECTOR
                                                         : MEMTUBE_DIRECTION_CONNECTOR_TO_LISTENER);
     if (listening) {
@@ -112,8 +115,63 @@ static uint32_t serve_one(void *ctx, uint32_t type_id, const uint8_t *req, size_
     return type_id + 1;
 }
 
+static int cmp_u64(const void *x, const void *y) {
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* --ping: N/10 untimed round trips, then N timed (see interop.rs). */
+static void ping(memtube_connection *c, const struct args *a, struct stream *s) {
+    memtube_sender *tx = memtube_connection_sender(c);
+    memtube_receiver *rx = memtube_connection_receiver(c);
+    uint64_t warm = a->n / 10, i, prev, *samples = malloc((a->n ? a->n : 1) * sizeof *samples);
+    uint8_t *msg = calloc(1, a->size);
+    memtube_message m;
+    int32_t st;
+    size_t j;
+    if (!samples || !msg) fail("ping", MEMTUBE_PANIC);
+    prev = now_ns();
+    for (i = 0; i < warm + a->n; i++) {
+        uint64_t t;
+        for (j = 0; j < 8; j++) msg[j] = (uint8_t)(i >> (8 * j));
+        if ((st = memtube_send(tx, msg, a->size, (uint32_t)i, a->timeout_ns)) != MEMTUBE_OK)
+            fail("send", st);
+        if ((st = memtube_recv(rx, a->timeout_ns, &m)) != MEMTUBE_OK) fail("recv", st);
+        if (m.len != a->size || m.type_id != (uint32_t)i || memcmp(m.data, msg, 8) != 0) {
+            printf("error: echo %" PRIu64 " differs\n", i);
+            exit(1);
+        }
+        memtube_release(rx);
+        t = now_ns();
+        if (i >= warm) {
+            if (s->count == 0) s->start = now_s() - (double)(t - prev) * 1e-9;
+            samples[i - warm] = t - prev;
+            s->bytes += a->size;
+            s->count++;
+        }
+        prev = t;
+    }
+    qsort(samples, a->n, sizeof *samples, cmp_u64);
+#define Q(p) samples[(uint64_t)((double)a->n * (p)) < a->n ? (uint64_t)((double)a->n * (p)) : a->n - 1]
+    if (a->n)
+        printf("ok count=%" PRIu64 " bytes=%" PRIu64 " fnv=%016" PRIx64 " secs=%.6f p50_ns=%" PRIu64
+               " p99_ns=%" PRIu64 " p999_ns=%" PRIu64 "\n", s->count, s->bytes, (uint64_t)0,
+               now_s() - s->start, Q(0.5), Q(0.99), Q(0.999));
+    else
+        printf("ok count=0 bytes=0 fnv=%016" PRIx64 " secs=0.000000\n", (uint64_t)0);
+#undef Q
+    free(samples);
+    free(msg);
+}
+
 int main(int argc, char **argv) {
-    struct args a = {NULL, NULL, NONE, 0, 256, 1u << 16, 10000000000LL};
+    struct args a = {NULL, NULL, NONE, 0, 256, 1u << 16, 10000000000LL, false, false};
     struct stream s = {0, 0, 0xcbf29ce484222325ULL, 0, 0.0, false};
     memtube_connection *c;
     uint8_t *want;
@@ -123,11 +181,15 @@ int main(int argc, char **argv) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--recv")) a.role = RECV;
         else if (!strcmp(argv[i], "--serve")) a.role = SERVE;
+        else if (!strcmp(argv[i], "--echo")) a.role = ECHO;
+        else if (!strcmp(argv[i], "--unchecked")) a.unchecked = true;
+        else if (!strcmp(argv[i], "--spin")) a.spin = true;
         else if (!v) break;
         else if (!strcmp(argv[i], "--listen")) a.listen = argv[++i];
         else if (!strcmp(argv[i], "--connect")) a.connect = argv[++i];
         else if (!strcmp(argv[i], "--send")) a.role = SEND, a.n = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--call")) a.role = CALL, a.n = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--ping")) a.role = PING, a.n = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--size")) a.size = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--capacity")) a.capacity = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--timeout")) a.timeout_ns = (int64_t)(atof(argv[++i]) * 1e9);
@@ -135,7 +197,8 @@ int main(int argc, char **argv) {
     }
     if (i < argc || (a.listen == NULL) == (a.connect == NULL) || a.role == NONE || a.size < 8) {
         printf("error: usage: %s (--listen ADDR | --connect ADDR) (--send N | --recv | --serve | "
-               "--call N) [--size S] [--capacity C] [--timeout SECS]\n", argv[0]);
+               "--call N | --echo | --ping N) [--size S] [--capacity C] [--timeout SECS] "
+               "[--unchecked] [--spin]\n", argv[0]);
         return 1;
     }
     s.size = a.size;
@@ -154,7 +217,13 @@ int main(int argc, char **argv) {
         memtube_receiver *rx = memtube_connection_receiver(c);
         memtube_message m;
         while ((st = memtube_recv(rx, a.timeout_ns, &m)) == MEMTUBE_OK) {
-            size_t n = message(s.count, a.size, want);
+            size_t n;
+            if (a.unchecked) {
+                if (s.count++ == 0) s.start = now_s();
+                s.bytes += m.len;
+                continue;
+            }
+            n = message(s.count, a.size, want);
             if (m.type_id != (uint32_t)s.count || m.len != n || memcmp(m.data, want, n) != 0) {
                 printf("error: message %" PRIu64 " differs: type id %" PRIu32 ", %zu bytes\n",
                        s.count, m.type_id, m.len);
@@ -163,6 +232,22 @@ int main(int argc, char **argv) {
             account(&s, m.data, m.len);
         }
         if (st != MEMTUBE_CLOSED) fail("recv", st);
+    } else if (a.role == ECHO) {
+        memtube_sender *tx = memtube_connection_sender(c);
+        memtube_receiver *rx = memtube_connection_receiver(c);
+        memtube_message m;
+        while ((st = memtube_recv(rx, a.timeout_ns, &m)) == MEMTUBE_OK) {
+            int32_t sst = memtube_send(tx, m.data, m.len, m.type_id, a.timeout_ns);
+            if (sst != MEMTUBE_OK) fail("send", sst);
+            if (s.count++ == 0) s.start = now_s();
+            s.bytes += m.len;
+        }
+        if (st != MEMTUBE_CLOSED) fail("recv", st);
+    } else if (a.role == PING) {
+        ping(c, &a, &s);
+        memtube_connection_free(c);
+        free(want);
+        return 0;
     } else if (a.role == SERVE) {
         if ((st = memtube_serve(c, serve_one, &s)) != MEMTUBE_OK) fail("serve", st);
         if (s.bad) {
@@ -188,6 +273,7 @@ int main(int argc, char **argv) {
             account(&s, want, n);
         }
     }
+    if (a.unchecked || a.role == ECHO) s.fnv = 0;
     printf("ok count=%" PRIu64 " bytes=%" PRIu64 " fnv=%016" PRIx64 " secs=%.6f\n", s.count,
            s.bytes, s.fnv, s.count ? now_s() - s.start : 0.0);
     memtube_connection_free(c);

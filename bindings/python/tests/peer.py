@@ -3,8 +3,9 @@ deterministic sequence of messages, the same closing line, so that any two
 of {Python, Rust, C, ...} can be run against each other between two real
 processes. See examples/interop.rs for the specification.
 
-    python peer.py (--listen ADDR | --connect ADDR) (--send N | --recv | --serve | --call N)
-                   [--size S] [--capacity C] [--timeout SECS]
+    python peer.py (--listen ADDR | --connect ADDR)
+                   (--send N | --recv | --serve | --call N | --echo | --ping N)
+                   [--size S] [--capacity C] [--timeout SECS] [--unchecked] [--spin]
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ class Fnv:
 
 
 def open_conn(args: argparse.Namespace) -> memtube.Connection:
-    duplex = args.serve or args.call is not None
+    duplex = args.serve or args.echo or args.call is not None or args.ping is not None
     sends = args.send is not None
     listening = args.listen is not None
     direction = "listener_to_connector" if sends == listening else "connector_to_listener"
-    opts = dict(capacity=args.capacity, duplex=duplex, direction=direction)
+    opts = dict(
+        capacity=args.capacity, duplex=duplex, direction=direction, pure_spin=args.spin
+    )
     if listening:
         listener = memtube.listen(args.listen, **opts)
         print("listening", flush=True)
@@ -65,8 +68,43 @@ def open_conn(args: argparse.Namespace) -> memtube.Connection:
             time.sleep(0.01)
 
 
-def run(args: argparse.Namespace) -> tuple[int, int, int, float]:
+def ping(conn: memtube.Connection, args: argparse.Namespace) -> tuple[int, int, float, str]:
+    """--ping N: N/10 untimed round trips, then N timed ones (interop.rs)."""
+    tx, rx = conn.sender, conn.receiver
+    n, warm, size, timeout = args.ping, args.ping // 10, args.size, args.timeout
+    msg = bytearray(size)
+    samples = []
+    clock = time.perf_counter_ns
+    prev = clock()
+    start = None
+    for i in range(warm + n):
+        msg[:8] = i.to_bytes(8, "little")
+        tx.send(msg, i & 0xFFFFFFFF, timeout=timeout)
+        with rx.recv(timeout=timeout) as m:
+            if len(m) != size or m.type_id != i & 0xFFFFFFFF or memoryview(m)[:8] != msg[:8]:
+                raise SystemExit(f"error: echo {i} differs")
+        t = clock()
+        if i >= warm:
+            samples.append(t - prev)
+            start = start or prev
+        prev = t
+    samples.sort()
+    if not samples:
+        return 0, 0, 0.0, ""
+
+    def q(p: float) -> int:
+        return samples[min(int(len(samples) * p), len(samples) - 1)]
+
+    extra = f" p50_ns={q(0.5)} p99_ns={q(0.99)} p999_ns={q(0.999)}"
+    return n, n * size, (prev - start) / 1e9, extra
+
+
+def run(args: argparse.Namespace) -> tuple[int, int, int, float, str]:
     conn = open_conn(args)
+    if args.ping is not None:
+        count, nbytes, secs, extra = ping(conn, args)
+        conn.close()
+        return count, nbytes, 0, secs, extra
     count = nbytes = 0
     fnv = Fnv()
     start = None
@@ -79,6 +117,20 @@ def run(args: argparse.Namespace) -> tuple[int, int, int, float]:
             fnv.update(m)
             nbytes += len(m)
             count += 1
+    elif args.echo:
+        tx = conn.sender
+        for msg in conn.receiver:
+            start = start or time.perf_counter()
+            tx.send(msg, msg.type_id, timeout=args.timeout)
+            nbytes += len(msg)
+            count += 1
+            msg.release()
+    elif args.recv and args.unchecked:
+        for msg in conn.receiver:
+            start = start or time.perf_counter()
+            nbytes += len(msg)
+            count += 1
+            msg.release()
     elif args.recv:
         for msg in conn.receiver:
             start = start or time.perf_counter()
@@ -120,7 +172,8 @@ def run(args: argparse.Namespace) -> tuple[int, int, int, float]:
             count += 1
     conn.close()
     secs = time.perf_counter() - start if start else 0.0
-    return count, nbytes, fnv.h, secs
+    h = 0 if args.echo or args.unchecked else fnv.h
+    return count, nbytes, h, secs, ""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,18 +186,22 @@ def main(argv: list[str] | None = None) -> None:
     role.add_argument("--recv", action="store_true")
     role.add_argument("--serve", action="store_true")
     role.add_argument("--call", type=int)
+    role.add_argument("--echo", action="store_true")
+    role.add_argument("--ping", type=int)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--capacity", type=int, default=1 << 16)
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--unchecked", action="store_true")
+    p.add_argument("--spin", action="store_true")
     args = p.parse_args(argv)
     if args.size < 8:
         p.error("--size must be at least 8")
     try:
-        count, nbytes, h, secs = run(args)
+        count, nbytes, h, secs, extra = run(args)
     except memtube.Error as e:
         print(f"error: {type(e).__name__}: {e}", flush=True)
         sys.exit(1)
-    print(f"ok count={count} bytes={nbytes} fnv={h:016x} secs={secs:.6f}", flush=True)
+    print(f"ok count={count} bytes={nbytes} fnv={h:016x} secs={secs:.6f}{extra}", flush=True)
 
 
 if __name__ == "__main__":
