@@ -3,13 +3,17 @@
 Each language has a peer that sends, receives, serves or calls the same
 deterministic sequence and checks every byte (examples/interop.rs says how):
 Rust (examples/interop.rs), Python (tests/peer.py, this package), C
-(examples/c/interop.c over libmemtube) and C++ (examples/cpp/interop.cpp over
-memtube.hpp). For each ordered pair: a stream from one to the other (who
-listens alternates), and call/serve. Both sides must end with the same count,
-byte count and FNV-1a hash.
+(examples/c/interop.c over libmemtube), C++ (examples/cpp/interop.cpp over
+memtube.hpp), Go, Node.js and Java (each binding's own peer, built by
+bindings/LANG/build-peer.sh over libmemtube). For each ordered pair: a stream
+from one to the other (who listens alternates), and call/serve. Both sides
+must end with the same count, byte count and FNV-1a hash. Each language's
+round-trip benchmark roles (--ping against --echo) are checked against Rust
+both ways.
 
-The C and C++ peers are built here with cargo, gcc and g++. Without a C or
-C++ compiler these cases are skipped, except in CI (CI=true), where they fail.
+The C and C++ peers are built here with cargo, gcc and g++, the others by
+their build-peer.sh. A language whose compiler or toolchain is missing is
+skipped, with the reason, except in CI (CI=true), where that fails.
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ import pytest
 
 from conftest import REPO, python_peer, unique_addr
 
-LANGS = ["rust", "python", "c", "cpp"]
+LANGS = ["rust", "python", "c", "cpp", "go", "node", "java"]
+# The languages built by bindings/LANG/build-peer.sh OUTDIR (exit 77: the
+# toolchain is missing, the reason on stderr).
+SCRIPTED = ["go", "node", "java"]
+# The languages whose peers have the benchmark roles --echo and --ping.
+PINGERS = ["rust", "python", "c", "go", "node", "java"]
 N = 2000
 CALLS = 300
 SIZE = "700"  # payloads of 8..700 bytes
@@ -63,17 +72,39 @@ def native_peers(interop_bin, tmp_path_factory) -> dict[str, Path]:
             check=True,
         )
         built[lang] = exe
+    missing = {}
+    for lang in SCRIPTED:
+        script = REPO / "bindings" / lang / "build-peer.sh"
+        if not script.exists():
+            missing[lang] = f"{script} does not exist"
+            continue
+        env = dict(os.environ, MEMTUBE_LIB_DIR=str(lib.parent))
+        r = subprocess.run(["bash", str(script), str(out)], env=env, capture_output=True, text=True)
+        if r.returncode == 77:
+            missing[lang] = r.stderr.strip()
+            continue
+        assert r.returncode == 0, (lang, r.stdout, r.stderr)
+        exe = out / f"interop-{lang}"
+        assert exe.exists(), (lang, r.stdout, r.stderr)
+        built[lang] = exe
+    built["missing"] = missing
     return built
 
 
 @pytest.fixture(scope="session")
 def peers(interop_bin, native_peers) -> dict[str, list[str]]:
     cmds = {"rust": [interop_bin], "python": python_peer()}
-    cmds.update({lang: [str(exe)] for lang, exe in native_peers.items()})
+    cmds.update({lang: [str(exe)] for lang, exe in native_peers.items() if lang != "missing"})
+    cmds["missing"] = native_peers["missing"]
     return cmds
 
 
-def peer(peers: dict[str, list[str]], lang: str) -> list[str]:
+def peer(peers: dict, lang: str) -> list[str]:
+    if lang in peers["missing"]:
+        why = f"the {lang} peer cannot be built here: {peers['missing'][lang]}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI must test every language)")
+        pytest.skip(why)
     if lang not in peers:
         _need("gcc" if lang == "c" else "g++")
     return peers[lang]
@@ -133,3 +164,23 @@ def test_call_serve(peers, server, caller):
         [*peer(peers, caller), "--connect", addr, "--call", str(CALLS), "--size", SIZE],
     )
     check_same(a, b, CALLS)
+
+
+PING_PAIRS = [(a, "rust") for a in PINGERS] + [("rust", b) for b in PINGERS if b != "rust"]
+
+
+@pytest.mark.parametrize("pinger,echo", PING_PAIRS, ids=[f"{a}-pings-{b}" for a, b in PING_PAIRS])
+def test_ping_echo(peers, pinger, echo):
+    """The round-trip benchmark's roles: every echo comes back intact (the
+    pinger checks length, type id and sequence number), percentiles printed."""
+    addr = unique_addr(f"p{pinger}{echo}")
+    n = 2000
+    a, b = run_pair(
+        [*peer(peers, echo), "--listen", addr, "--echo", "--size", "32"],
+        [*peer(peers, pinger), "--connect", addr, "--ping", str(n), "--size", "32"],
+    )
+    fields = dict(w.split("=", 1) for w in b.split()[1:])
+    assert b.split()[0] == "ok" and int(fields["count"]) == n, b
+    assert 0 < int(fields["p50_ns"]) <= int(fields["p99_ns"]) <= int(fields["p999_ns"]), b
+    echoed = dict(w.split("=", 1) for w in a.split()[1:])
+    assert a.split()[0] == "ok" and int(echoed["count"]) == n + n // 10, a
