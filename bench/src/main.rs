@@ -6,6 +6,7 @@
 //! cargo run --release -p memtube-bench -- --quick   # well under a minute
 //! cargo run --release -p memtube-bench -- --full    # a few minutes
 //! cargo run --release -p memtube-bench --features iceoryx2,tachyon -- --full
+//! bench/tools/langs.sh --quick   # every language binding's round trip (--langs)
 //! ```
 //!
 //! The program starts its peer by re-executing itself (`--peer ...`); the two
@@ -16,6 +17,7 @@
 //! latency jumps between levels every few seconds). Every figure is reported
 //! as a ratio to its own run's floor, then summarised over the kept rounds.
 
+mod langs;
 mod report;
 mod shm;
 mod systems;
@@ -319,6 +321,7 @@ struct Args {
     out: PathBuf,
     only: Option<String>,
     list: bool,
+    langs: Option<PathBuf>,
 }
 
 fn parse_args(args: &[String]) -> Result<Args, BoxError> {
@@ -327,6 +330,7 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
     let mut out = PathBuf::from("target/bench");
     let mut only = None;
     let mut list = false;
+    let mut langs = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -336,8 +340,9 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
             "--out" => out = PathBuf::from(it.next().ok_or("--out DIR")?),
             "--only" => only = Some(it.next().ok_or("--only WORD")?.to_lowercase()),
             "--list" => list = true,
+            "--langs" => langs = Some(PathBuf::from(it.next().ok_or("--langs DIR")?)),
             "-h" | "--help" => return Err(
-                "usage: memtube-bench [--quick | --full] [--rounds N] [--out DIR] [--only WORD] [--list]\n       memtube-bench --selfloop raw|memtube|memtube-noiso N   (for callgrind)"
+                "usage: memtube-bench [--quick | --full] [--rounds N] [--out DIR] [--only WORD] [--list] [--langs DIR]\n       memtube-bench --selfloop raw|memtube|memtube-noiso N   (for callgrind)"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
@@ -354,6 +359,7 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
         out,
         only,
         list,
+        langs,
     })
 }
 
@@ -385,7 +391,12 @@ fn main() -> Result<(), BoxError> {
         out,
         only,
         list,
+        langs,
     } = parse_args(&args)?;
+    let langs = match langs {
+        Some(dir) => Some((langs::available(&dir)?, dir)),
+        None => None,
+    };
     if list {
         // The runs of a round, without running them.
         for (sys, len) in select(systems::plan(), only.as_deref()) {
@@ -472,13 +483,15 @@ fn main() -> Result<(), BoxError> {
     };
 
     let plan = select(systems::plan(), only.as_deref());
-    println!(
-        "memtube-bench --{}: {} rounds of {} runs each (A B C ... A B C); every run framed by a {}-round-trip one-line floor probe",
-        mode.name,
-        mode.rounds,
-        plan.len(),
-        mode.probe
-    );
+    if langs.is_none() {
+        println!(
+            "memtube-bench --{}: {} rounds of {} runs each (A B C ... A B C); every run framed by a {}-round-trip one-line floor probe",
+            mode.name,
+            mode.rounds,
+            plan.len(),
+            mode.probe
+        );
+    }
     if cfg!(debug_assertions) {
         println!("WARNING: debug build; build with --release for meaningful numbers");
     }
@@ -498,7 +511,65 @@ fn main() -> Result<(), BoxError> {
             Err(e) => Err(e.into()),
         }
     };
+    let mut lang_runs = Vec::new();
+    if let Some((langs, dir)) = &langs {
+        let pairs = langs::pairs(langs);
+        println!(
+            "--langs {}: {} pairs per round ({}), {} B round trips, {} per run, spin mode",
+            dir.display(),
+            pairs.len(),
+            langs.join(", "),
+            langs::SIZE,
+            mode.round_trips
+        );
+        for round in 0..mode.rounds {
+            for &pair in &pairs {
+                run_id += 1;
+                let before = probe(&mut ctx, &mut peer, run_id)?;
+                let addr = format!("@memtube-bench-{main_pid}-lang-{run_id}");
+                let (p50, p99, p999) =
+                    match langs::run_pair(dir, pair, mode.round_trips, echo_cpu, &addr) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            eprintln!("run failed: {} → {}: {e}", pair.ping, pair.echo);
+                            failures.push(report::Failure {
+                                round,
+                                system: "langs",
+                                payload_bytes: langs::SIZE,
+                                error: format!("{} → {}: {e}", pair.ping, pair.echo),
+                            });
+                            continue;
+                        }
+                    };
+                let after = probe(&mut ctx, &mut peer, run_id)?;
+                lang_runs.push(langs::LangRun {
+                    round,
+                    pair,
+                    round_trips: mode.round_trips,
+                    p50_ns: p50,
+                    p99_ns: p99,
+                    p999_ns: p999,
+                    floor_ns: (before, after),
+                    kept: langs::same_level(before, after),
+                });
+            }
+            eprintln!(
+                "round {}/{}: {} of {} runs kept, {:.1} s so far",
+                round + 1,
+                mode.rounds,
+                lang_runs
+                    .iter()
+                    .filter(|r| r.round == round && r.kept)
+                    .count(),
+                pairs.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
     for round in 0..mode.rounds {
+        if langs.is_some() {
+            break;
+        }
         let mut kept = 0;
         for &(sys, len) in &plan {
             run_id += 1;
@@ -593,6 +664,37 @@ fn main() -> Result<(), BoxError> {
         .map(String::from)
         .collect(),
     };
+    if let Some((langs, _)) = &langs {
+        let pairs = langs::pairs(langs);
+        let summaries = langs::summarize(&pairs, &lang_runs);
+        let header = format!(
+            "{} B round trips, spin mode, {} ({} CPUs, kernel {}); {}; {} rounds of {} round trips, medians over the kept rounds",
+            langs::SIZE,
+            machine.cpu_model,
+            machine.cpus,
+            machine.kernel,
+            machine.pinning,
+            mode.rounds,
+            mode.round_trips
+        );
+        let md = langs::table(&summaries, &header);
+        println!("\n{md}");
+        std::fs::create_dir_all(&out)?;
+        std::fs::write(out.join("langs.md"), &md)?;
+        let json = serde_json::json!({
+            "machine": machine,
+            "mode": mode,
+            "summaries": summaries,
+            "runs": lang_runs,
+            "failures": failures,
+        });
+        std::fs::write(out.join("langs.json"), serde_json::to_string_pretty(&json)?)?;
+        println!("wrote {}/langs.md and langs.json", out.display());
+        if !failures.is_empty() {
+            return Err(format!("{} runs failed", failures.len()).into());
+        }
+        return Ok(());
+    }
     report::write_all(&out, mode, &machine, &records, &failures, started.elapsed())?;
     Ok(())
 }
