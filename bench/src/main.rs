@@ -21,6 +21,7 @@ mod langs;
 mod report;
 mod shm;
 mod systems;
+mod topology;
 
 use rustix::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::error::Error;
@@ -648,6 +649,10 @@ fn main() -> Result<(), BoxError> {
             }
             _ => "not pinned (fewer than two CPUs allowed, or sched_setaffinity failed)".into(),
         },
+        placement: match (main_cpu, echo_cpu) {
+            (Some(m), Some(e)) => topology::placement(m, e).to_string(),
+            _ => topology::Placement::Unknown.to_string(),
+        },
         scheduler,
         build: if cfg!(debug_assertions) {
             "debug"
@@ -668,12 +673,13 @@ fn main() -> Result<(), BoxError> {
         let pairs = langs::pairs(langs);
         let summaries = langs::summarize(&pairs, &lang_runs);
         let header = format!(
-            "{} B round trips, spin mode, {} ({} CPUs, kernel {}); {}; {} rounds of {} round trips, medians over the kept rounds",
+            "{} B round trips, spin mode, {} ({} CPUs, kernel {}); {}; the two CPUs: {}; {} rounds of {} round trips, medians over the kept rounds",
             langs::SIZE,
             machine.cpu_model,
             machine.cpus,
             machine.kernel,
             machine.pinning,
+            machine.placement,
             mode.rounds,
             mode.round_trips
         );

@@ -23,6 +23,8 @@ pub struct Machine {
     pub kernel: String,
     /// Where the two processes ran.
     pub pinning: String,
+    /// How the two CPUs relate (SMT siblings, shared cache, ...).
+    pub placement: String,
     /// Both processes' scheduler policies.
     pub scheduler: String,
     /// "release" or "debug".
@@ -409,11 +411,12 @@ fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'
     );
     let _ = writeln!(
         m,
-        "machine: {} ({} CPUs), kernel {}; {}; scheduler: {}; {} build{}",
+        "machine: {} ({} CPUs), kernel {}; {}; the two CPUs: {}; scheduler: {}; {} build{}",
         machine.cpu_model,
         machine.cpus,
         machine.kernel,
         machine.pinning,
+        machine.placement,
         machine.scheduler,
         machine.build,
         if machine.features.is_empty() {
