@@ -6,6 +6,7 @@ import "C"
 import (
 	"context"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,9 @@ type Listener struct {
 // something else is at the path.
 func Listen(addr string, opts *Options) (*Listener, error) {
 	op := "listen " + addr
+	if strings.IndexByte(addr, 0) >= 0 {
+		return nil, newError(op, StatusInvalidArgument, "the address contains a NUL byte")
+	}
 	co, err := cOptions(op, opts, 0, nil)
 	if err != nil {
 		return nil, err
@@ -118,7 +122,7 @@ func (l *Listener) AcceptWith(ctx context.Context, opts *Options) (*Conn, error)
 			continue
 		}
 		C.memtube_cancel_token_free(tok)
-		err = fromScratch(op, st, l.c.s)
+		err = l.c.fail(op, st)
 		if st == C.MEMTUBE_TIMEOUT {
 			err = w.timeoutError(err)
 		}
@@ -146,6 +150,9 @@ func (l *Listener) Close() error {
 // listener may not be up yet).
 func Connect(ctx context.Context, addr string, opts *Options) (*Conn, error) {
 	op := "connect " + addr
+	if strings.IndexByte(addr, 0) >= 0 {
+		return nil, newError(op, StatusInvalidArgument, "the address contains a NUL byte")
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(op, ctx)
 	}
@@ -284,7 +291,7 @@ func (c *Conn) Split() (*Sender, *Receiver, error) {
 	st := C.mt_split(c.conn, &ctx0, &crx, c.c.s)
 	var err error
 	if st != C.MEMTUBE_OK {
-		err = fromScratch(op, st, c.c.s)
+		err = c.c.fail(op, st)
 	}
 	// The connection is gone, even on failure (the C ABI frees it).
 	c.conn = nil
@@ -350,7 +357,7 @@ func (c *Conn) closeLocked() {
 // Close closes the connection: staged messages are published, the rings
 // close cleanly (the peer gets ErrClosed after the last message), a held
 // Message and an outstanding Grant die with it. Any goroutine may call it: a
-// call blocked on the connection returns ErrClosed (a Call: ErrCanceled)
+// call blocked on the connection returns ErrClosed
 // within about 50 ms first. A second Close returns nil.
 func (c *Conn) Close() error {
 	atomic.StoreInt32(&c.c.closing, 1)
@@ -384,7 +391,7 @@ func (c *Conn) PeerCred() (PeerCred, error) {
 	}
 	defer c.c.mu.Unlock()
 	if st := C.mt_conn_peer_cred(c.conn, c.c.s); st != C.MEMTUBE_OK {
-		return PeerCred{}, fromScratch("peer cred", st, c.c.s)
+		return PeerCred{}, c.c.fail("peer cred", st)
 	}
 	return PeerCred{int32(c.c.s.cred.pid), uint32(c.c.s.cred.uid), uint32(c.c.s.cred.gid)}, nil
 }
@@ -397,7 +404,7 @@ func (c *Conn) PeerState(probe bool) (PeerState, error) {
 	}
 	defer c.c.mu.Unlock()
 	if st := C.mt_conn_peer_state(c.conn, C._Bool(probe), c.c.s); st != C.MEMTUBE_OK {
-		return 0, fromScratch("peer state", st, c.c.s)
+		return 0, c.c.fail("peer state", st)
 	}
 	return PeerState(c.c.s.state), nil
 }
@@ -409,7 +416,7 @@ func (c *Conn) MaxRequest() (int, error) {
 	}
 	defer c.c.mu.Unlock()
 	if st := C.mt_max_request(c.conn, c.c.s); st != C.MEMTUBE_OK {
-		return 0, fromScratch("max request", st, c.c.s)
+		return 0, c.c.fail("max request", st)
 	}
 	return int(c.c.s.u32), nil
 }

@@ -237,6 +237,15 @@ func (c *core) next(w *wait, op string) (ns int64, last bool, err error) {
 	return ns, false, nil
 }
 
+// fail is the error of status st from a call on this handle: a
+// cancellation caused by Close (through the token) reads as ErrClosed.
+func (c *core) fail(op string, st C.int32_t) error {
+	if st == C.MEMTUBE_CANCELLED && atomic.LoadInt32(&c.closing) != 0 {
+		return newError(op, StatusClosed, "closed by another goroutine while waiting")
+	}
+	return fromScratch(op, st, c.s)
+}
+
 // timeoutOf is the whole remaining time of ctx as a C timeout
 // (MEMTUBE_FOREVER without a deadline), for the calls that cannot wait in
 // slices (Connect, Call).
@@ -266,6 +275,12 @@ func watch(ctx context.Context, tok *C.memtube_cancel_token) (stop func() bool) 
 	go func() {
 		select {
 		case <-done:
+			// A deadline is the C call's own timeout: only a cancellation
+			// needs the token (which stays cancelled).
+			if ctx.Err() != context.Canceled {
+				fired <- false
+				return
+			}
 			// tok is live: the caller frees it only after stop returned.
 			C.memtube_cancel_token_cancel(tok)
 			fired <- true

@@ -99,7 +99,7 @@ func (m *Message) Release() error {
 
 func (r *Receiver) releaseLocked() error {
 	if st := C.mt_release(r.st.rx, r.c.s); st != C.MEMTUBE_OK {
-		return fromScratch("release", st, r.c.s)
+		return r.c.fail("release", st)
 	}
 	r.st.drop()
 	return nil
@@ -162,7 +162,7 @@ func (r *Receiver) recv(w *wait) (Message, error) {
 		if st == C.MEMTUBE_TIMEOUT && !last {
 			continue
 		}
-		err = fromScratch(op, st, r.c.s)
+		err = r.c.fail(op, st)
 		if st == C.MEMTUBE_TIMEOUT {
 			err = w.timeoutError(err)
 		}
@@ -182,7 +182,7 @@ func (r *Receiver) TryRecv() (Message, error) {
 		return r.hold(), nil
 	}
 	r.st.drop()
-	return Message{}, fromScratch(op, st, r.c.s)
+	return Message{}, r.c.fail(op, st)
 }
 
 // RecvCopy receives the next message into buf and releases it: each byte is
@@ -216,7 +216,7 @@ func (r *Receiver) RecvCopy(ctx context.Context, buf []byte) (n int, typeID uint
 		if st == C.MEMTUBE_TIMEOUT && !last {
 			continue
 		}
-		err = fromScratch(op, st, r.c.s)
+		err = r.c.fail(op, st)
 		if st == C.MEMTUBE_TOO_LARGE {
 			return int(r.c.s.msg.len), uint32(r.c.s.msg.type_id), err
 		}
@@ -232,7 +232,7 @@ func (r *Receiver) query(op string, what C.int, probe bool) error {
 		return err
 	}
 	if st := C.mt_receiver_query(r.st.rx, what, C._Bool(probe), r.c.s); st != C.MEMTUBE_OK {
-		err := fromScratch(op, st, r.c.s)
+		err := r.c.fail(op, st)
 		r.c.mu.Unlock()
 		return err
 	}

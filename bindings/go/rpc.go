@@ -63,15 +63,10 @@ func (c *Conn) call(w *wait, typeID uint32, req []byte) (Message, error) {
 		r := &Receiver{c: c.c, st: c.rx, conn: c}
 		return r.hold(), nil
 	}
-	if st == C.MEMTUBE_CANCELLED {
-		if atomic.LoadInt32(&c.c.closing) != 0 {
-			return Message{}, newError(op, StatusCanceled, "the connection was closed during the call")
-		}
-		if w.ctx != nil && w.ctx.Err() != nil {
-			return Message{}, ctxError(op, w.ctx)
-		}
+	if st == C.MEMTUBE_CANCELLED && atomic.LoadInt32(&c.c.closing) == 0 && w.ctx != nil && w.ctx.Err() != nil {
+		return Message{}, ctxError(op, w.ctx)
 	}
-	err := fromScratch(op, st, c.c.s)
+	err := c.c.fail(op, st)
 	if st == C.MEMTUBE_TIMEOUT {
 		err = w.timeoutError(err)
 	}
@@ -205,7 +200,7 @@ func (c *Conn) serve(ctx context.Context, h Handler, one bool) error {
 		case st == C.MEMTUBE_CLOSED && !one:
 			return nil
 		default:
-			err := fromScratch(op, st, c.c.s)
+			err := c.c.fail(op, st)
 			if st == C.MEMTUBE_TIMEOUT {
 				err = w.timeoutError(err)
 			}

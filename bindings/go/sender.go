@@ -78,7 +78,7 @@ func (s *Sender) send(w *wait, p []byte, typeID uint32) error {
 // fail is the error of status st; a TIMEOUT at a context's deadline also
 // matches context.DeadlineExceeded.
 func (s *Sender) fail(op string, st C.int32_t, w *wait) error {
-	err := fromScratch(op, st, s.c.s)
+	err := s.c.fail(op, st)
 	if st == C.MEMTUBE_TIMEOUT && w != nil {
 		return w.timeoutError(err)
 	}
@@ -93,7 +93,7 @@ func (s *Sender) TrySend(p []byte, typeID uint32) error {
 	}
 	defer s.c.mu.Unlock()
 	if st := C.mt_send(s.st.tx, bytesArg(p), C.size_t(len(p)), C.uint32_t(typeID), 0, s.c.s); st != C.MEMTUBE_OK {
-		return fromScratch(op, st, s.c.s)
+		return s.c.fail(op, st)
 	}
 	return nil
 }
@@ -108,7 +108,7 @@ func (s *Sender) SendStaged(p []byte, typeID uint32) error {
 	}
 	defer s.c.mu.Unlock()
 	if st := C.mt_send_staged(s.st.tx, bytesArg(p), C.size_t(len(p)), C.uint32_t(typeID), s.c.s); st != C.MEMTUBE_OK {
-		return fromScratch(op, st, s.c.s)
+		return s.c.fail(op, st)
 	}
 	return nil
 }
@@ -122,7 +122,7 @@ func (s *Sender) Publish() error {
 	}
 	defer s.c.mu.Unlock()
 	if st := C.mt_publish(s.st.tx, s.c.s); st != C.MEMTUBE_OK {
-		return fromScratch(op, st, s.c.s)
+		return s.c.fail(op, st)
 	}
 	return nil
 }
@@ -222,7 +222,7 @@ func (g *Grant) Commit(used int, typeID uint32) error {
 		return newError(op, StatusInvalidArgument, "negative length")
 	}
 	if st := C.mt_commit(s.st.tx, C.size_t(used), C.uint32_t(typeID), s.c.s); st != C.MEMTUBE_OK {
-		return fromScratch(op, st, s.c.s)
+		return s.c.fail(op, st)
 	}
 	s.st.granted = false
 	s.st.gen++
@@ -245,7 +245,7 @@ func (g *Grant) Abort() error {
 		return nil
 	}
 	if st := C.mt_abort(s.st.tx, s.c.s); st != C.MEMTUBE_OK {
-		return fromScratch(op, st, s.c.s)
+		return s.c.fail(op, st)
 	}
 	s.st.granted = false
 	s.st.gen++
@@ -257,7 +257,7 @@ func (s *Sender) query(op string, what C.int, probe bool) error {
 		return err
 	}
 	if st := C.mt_sender_query(s.st.tx, what, C._Bool(probe), s.c.s); st != C.MEMTUBE_OK {
-		err := fromScratch(op, st, s.c.s)
+		err := s.c.fail(op, st)
 		s.c.mu.Unlock()
 		return err
 	}
@@ -307,7 +307,7 @@ func (s *Sender) set(op string, what C.int, v uint32) error {
 	}
 	defer s.c.mu.Unlock()
 	if st := C.mt_sender_set(s.st.tx, what, C.uint32_t(v), s.c.s); st != C.MEMTUBE_OK {
-		return fromScratch(op, st, s.c.s)
+		return s.c.fail(op, st)
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 /* shim.c: see shim.h. Every helper forwards to memtube and, when the status
  * is not MEMTUBE_OK, records the thread-local error text and errno in the
  * caller's scratch block before returning to Go. */
+#define _POSIX_C_SOURCE 200809L
 #include <string.h>
+#include <time.h>
 #include "shim.h"
 #include "_cgo_export.h"
 
@@ -161,4 +163,13 @@ static uint32_t trampoline(void *ctx, uint32_t type_id, const uint8_t *req, size
 
 int32_t mt_serve_one(memtube_connection *c, int64_t timeout_ns, uintptr_t handle, mt_scratch *s) {
     return fail(memtube_serve_one(c, timeout_ns, trampoline, (void *)handle), s);
+}
+
+/* For the scheduler measurement in the tests (README.md, "Threads"): a plain
+ * blocking C call of the same length as a memtube wait, to compare with. */
+void mt_plain_sleep(int64_t ns) {
+    struct timespec t;
+    t.tv_sec = (time_t)(ns / 1000000000);
+    t.tv_nsec = (long)(ns % 1000000000);
+    nanosleep(&t, NULL);
 }

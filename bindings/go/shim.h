@@ -78,4 +78,7 @@ int32_t mt_serve_one(memtube_connection *c, int64_t timeout_ns, uintptr_t handle
 #define MT_S_NONTEMPORAL 0
 #define MT_S_LINE_PADDING 1
 
+/* a plain blocking C call, for comparisons (tests) */
+void mt_plain_sleep(int64_t ns);
+
 #endif
