@@ -283,7 +283,7 @@ func (c *Conn) Split() (*Sender, *Receiver, error) {
 		return nil, nil, newError(op, StatusBusy, "a grant is outstanding: commit or abort it first")
 	}
 	if c.rx != nil && c.rx.held {
-		C.mt_release(c.rx.rx, c.c.s)
+		C.mt_release(c.rx.urx(), c.c.us())
 		c.rx.drop()
 	}
 	var ctx0 *C.memtube_sender

@@ -134,6 +134,10 @@ type core struct {
 	s       *C.mt_scratch // under mu; C memory, freed with the handle
 }
 
+// us is the scratch block as the hot-path helpers take it (C memory, so
+// no cgo pointer check is needed).
+func (c *core) us() C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Pointer(c.s))) }
+
 func newCore() (*core, error) {
 	s := C.mt_scratch_new()
 	if s == nil {
@@ -177,11 +181,15 @@ func (c *core) endClose() {
 }
 
 // wait is how long a blocking call may wait: until ctx ends (ctx non-nil)
-// and/or until deadline (has).
+// and/or until deadline (has). A wait made from a duration (waitFor) reads
+// the clock only when its first slice ran out: the fast path, where the
+// first slice succeeds, costs no clock reading.
 type wait struct {
 	ctx      context.Context
 	deadline time.Time
 	has      bool
+	dur      time.Duration // with lazy: the whole wait
+	lazy     int8          // 1: before the first slice, 2: after it, deadline not yet read; 0: has says
 }
 
 // waitCtx waits as ctx allows.
@@ -195,7 +203,7 @@ func waitFor(d time.Duration) wait {
 	if d < 0 {
 		return wait{}
 	}
-	return wait{deadline: time.Now().Add(d), has: true}
+	return wait{dur: d, lazy: 1}
 }
 
 // timeoutError is the error of a wait that reached its deadline.
@@ -225,6 +233,20 @@ func (c *core) next(w *wait, op string) (ns int64, last bool, err error) {
 		}
 	}
 	ns = int64(slice)
+	switch w.lazy {
+	case 1:
+		if w.dur <= slice {
+			w.lazy = 0 // (this slice is the whole wait: last)
+			return int64(w.dur), true, nil
+		}
+		w.lazy = 2
+		return ns, false, nil
+	case 2:
+		// The first slice, a whole slice long, ran out: the rest of the
+		// wait follows from the clock.
+		w.lazy = 0
+		w.deadline, w.has = time.Now().Add(w.dur-slice), true
+	}
 	if w.has {
 		r := time.Until(w.deadline)
 		if r <= 0 {

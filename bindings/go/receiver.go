@@ -23,6 +23,9 @@ func (r *rxState) drop() {
 	r.gen++
 }
 
+// urx is the C receiver as the hot-path helpers take it.
+func (r *rxState) urx() C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Pointer(r.rx))) }
+
 // Receiver is the reading end of a ring: borrowed from a Conn
 // (Conn.Receiver) or owned (Conn.Split). One goroutine at a time (ErrBusy
 // otherwise). It holds at most one Message: the next receive releases the
@@ -98,7 +101,7 @@ func (m *Message) Release() error {
 }
 
 func (r *Receiver) releaseLocked() error {
-	if st := C.mt_release(r.st.rx, r.c.s); st != C.MEMTUBE_OK {
+	if st := C.mt_release(r.st.urx(), r.c.us()); st != C.MEMTUBE_OK {
 		return r.c.fail("release", st)
 	}
 	r.st.drop()
@@ -153,7 +156,7 @@ func (r *Receiver) recv(w *wait) (Message, error) {
 		if err != nil {
 			return Message{}, err
 		}
-		st := C.mt_recv(r.st.rx, C.int64_t(ns), r.c.s)
+		st := C.mt_recv(r.st.urx(), C.int64_t(ns), r.c.us())
 		if st == C.MEMTUBE_OK {
 			return r.hold(), nil
 		}
@@ -177,7 +180,7 @@ func (r *Receiver) TryRecv() (Message, error) {
 		return Message{}, err
 	}
 	defer r.c.mu.Unlock()
-	st := C.mt_recv(r.st.rx, 0, r.c.s)
+	st := C.mt_recv(r.st.urx(), 0, r.c.us())
 	if st == C.MEMTUBE_OK {
 		return r.hold(), nil
 	}

@@ -17,6 +17,9 @@ type txState struct {
 	gen     uint64 // bumped at every reserve, commit, abort and close: stale Grants see a new value
 }
 
+// utx is the C sender as the hot-path helpers take it.
+func (t *txState) utx() C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Pointer(t.tx))) }
+
 // Sender is the writing end of a ring: borrowed from a Conn (Conn.Sender) or
 // owned (Conn.Split). One goroutine at a time (ErrBusy otherwise).
 type Sender struct {
@@ -64,7 +67,7 @@ func (s *Sender) send(w *wait, p []byte, typeID uint32) error {
 		if err != nil {
 			return err
 		}
-		st := C.mt_send(s.st.tx, bytesArg(p), C.size_t(len(p)), C.uint32_t(typeID), C.int64_t(ns), s.c.s)
+		st := C.mt_send(s.st.utx(), bytesArg(p), C.size_t(len(p)), C.uint32_t(typeID), C.int64_t(ns), s.c.us())
 		if st == C.MEMTUBE_OK {
 			return nil
 		}
@@ -92,7 +95,7 @@ func (s *Sender) TrySend(p []byte, typeID uint32) error {
 		return err
 	}
 	defer s.c.mu.Unlock()
-	if st := C.mt_send(s.st.tx, bytesArg(p), C.size_t(len(p)), C.uint32_t(typeID), 0, s.c.s); st != C.MEMTUBE_OK {
+	if st := C.mt_send(s.st.utx(), bytesArg(p), C.size_t(len(p)), C.uint32_t(typeID), 0, s.c.us()); st != C.MEMTUBE_OK {
 		return s.c.fail(op, st)
 	}
 	return nil
@@ -170,7 +173,7 @@ func (s *Sender) reserve(w *wait, n int) (Grant, error) {
 				return Grant{}, err
 			}
 		}
-		st := C.mt_reserve(s.st.tx, C.size_t(n), C.int64_t(ns), s.c.s)
+		st := C.mt_reserve(s.st.utx(), C.size_t(n), C.int64_t(ns), s.c.us())
 		if st == C.MEMTUBE_OK {
 			s.st.granted = true
 			s.st.gen++
@@ -221,7 +224,7 @@ func (g *Grant) Commit(used int, typeID uint32) error {
 	if used < 0 {
 		return newError(op, StatusInvalidArgument, "negative length")
 	}
-	if st := C.mt_commit(s.st.tx, C.size_t(used), C.uint32_t(typeID), s.c.s); st != C.MEMTUBE_OK {
+	if st := C.mt_commit(s.st.utx(), C.size_t(used), C.uint32_t(typeID), s.c.us()); st != C.MEMTUBE_OK {
 		return s.c.fail(op, st)
 	}
 	s.st.granted = false

@@ -82,9 +82,13 @@ int32_t mt_options(memtube_options *o, uint32_t capacity, uint32_t max_capacity,
     return MEMTUBE_OK;
 }
 
-int32_t mt_send(memtube_sender *tx, const void *data, size_t len, uint32_t type_id,
-                int64_t timeout_ns, mt_scratch *s) {
-    return fail(memtube_send(tx, data, len, type_id, timeout_ns), s);
+#define TX(x) ((memtube_sender *)(x))
+#define RX(x) ((memtube_receiver *)(x))
+#define SCR(x) ((mt_scratch *)(x))
+
+int32_t mt_send(uintptr_t tx, const void *data, size_t len, uint32_t type_id,
+                int64_t timeout_ns, uintptr_t s) {
+    return fail(memtube_send(TX(tx), data, len, type_id, timeout_ns), SCR(s));
 }
 
 int32_t mt_send_staged(memtube_sender *tx, const void *data, size_t len, uint32_t type_id,
@@ -94,12 +98,12 @@ int32_t mt_send_staged(memtube_sender *tx, const void *data, size_t len, uint32_
 
 int32_t mt_publish(memtube_sender *tx, mt_scratch *s) { return fail(memtube_publish(tx), s); }
 
-int32_t mt_reserve(memtube_sender *tx, size_t len, int64_t timeout_ns, mt_scratch *s) {
-    return fail(memtube_reserve(tx, len, timeout_ns, &s->grant), s);
+int32_t mt_reserve(uintptr_t tx, size_t len, int64_t timeout_ns, uintptr_t s) {
+    return fail(memtube_reserve(TX(tx), len, timeout_ns, &SCR(s)->grant), SCR(s));
 }
 
-int32_t mt_commit(memtube_sender *tx, size_t used, uint32_t type_id, mt_scratch *s) {
-    return fail(memtube_commit(tx, used, type_id), s);
+int32_t mt_commit(uintptr_t tx, size_t used, uint32_t type_id, uintptr_t s) {
+    return fail(memtube_commit(TX(tx), used, type_id), SCR(s));
 }
 
 int32_t mt_abort(memtube_sender *tx, mt_scratch *s) { return fail(memtube_abort(tx), s); }
@@ -118,8 +122,8 @@ int32_t mt_sender_set(memtube_sender *tx, int what, uint32_t value, mt_scratch *
     return fail(memtube_sender_set_line_padding(tx, value != 0), s);
 }
 
-int32_t mt_recv(memtube_receiver *rx, int64_t timeout_ns, mt_scratch *s) {
-    return fail(memtube_recv(rx, timeout_ns, &s->msg), s);
+int32_t mt_recv(uintptr_t rx, int64_t timeout_ns, uintptr_t s) {
+    return fail(memtube_recv(RX(rx), timeout_ns, &SCR(s)->msg), SCR(s));
 }
 
 int32_t mt_recv_copy(memtube_receiver *rx, int64_t timeout_ns, uint8_t *buf, size_t cap,
@@ -133,7 +137,7 @@ int32_t mt_recv_copy(memtube_receiver *rx, int64_t timeout_ns, uint8_t *buf, siz
     return fail(st, s);
 }
 
-int32_t mt_release(memtube_receiver *rx, mt_scratch *s) { return fail(memtube_release(rx), s); }
+int32_t mt_release(uintptr_t rx, uintptr_t s) { return fail(memtube_release(RX(rx)), SCR(s)); }
 
 int32_t mt_receiver_query(memtube_receiver *rx, int what, _Bool probe, mt_scratch *s) {
     switch (what) {

@@ -46,21 +46,25 @@ int32_t mt_options(memtube_options *o, uint32_t capacity, uint32_t max_capacity,
                    int32_t uid_kind, const uint32_t *uids, size_t n_uids,
                    const memtube_cancel_token *token, mt_scratch *s);
 
-int32_t mt_send(memtube_sender *tx, const void *data, size_t len, uint32_t type_id,
-                int64_t timeout_ns, mt_scratch *s);
+/* The hot-path helpers take the handle and the scratch block as uintptr_t:
+ * both are C memory, and cgo checks every pointer-typed argument for Go
+ * pointers on each call (about a tenth of a Go round trip), which C memory
+ * never needs. */
+int32_t mt_send(uintptr_t tx, const void *data, size_t len, uint32_t type_id,
+                int64_t timeout_ns, uintptr_t s);
 int32_t mt_send_staged(memtube_sender *tx, const void *data, size_t len, uint32_t type_id,
                        mt_scratch *s);
 int32_t mt_publish(memtube_sender *tx, mt_scratch *s);
-int32_t mt_reserve(memtube_sender *tx, size_t len, int64_t timeout_ns, mt_scratch *s);
-int32_t mt_commit(memtube_sender *tx, size_t used, uint32_t type_id, mt_scratch *s);
+int32_t mt_reserve(uintptr_t tx, size_t len, int64_t timeout_ns, uintptr_t s);
+int32_t mt_commit(uintptr_t tx, size_t used, uint32_t type_id, uintptr_t s);
 int32_t mt_abort(memtube_sender *tx, mt_scratch *s);
 int32_t mt_sender_query(memtube_sender *tx, int what, _Bool probe, mt_scratch *s);
 int32_t mt_sender_set(memtube_sender *tx, int what, uint32_t value, mt_scratch *s);
 
-int32_t mt_recv(memtube_receiver *rx, int64_t timeout_ns, mt_scratch *s);
+int32_t mt_recv(uintptr_t rx, int64_t timeout_ns, uintptr_t s);
 int32_t mt_recv_copy(memtube_receiver *rx, int64_t timeout_ns, uint8_t *buf, size_t cap,
                      mt_scratch *s);
-int32_t mt_release(memtube_receiver *rx, mt_scratch *s);
+int32_t mt_release(uintptr_t rx, uintptr_t s);
 int32_t mt_receiver_query(memtube_receiver *rx, int what, _Bool probe, mt_scratch *s);
 
 int32_t mt_call(memtube_connection *c, uint32_t type_id, const void *req, size_t len,
