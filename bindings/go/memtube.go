@@ -272,6 +272,9 @@ func (c *core) fail(op string, st C.int32_t) error {
 // (MEMTUBE_FOREVER without a deadline), for the calls that cannot wait in
 // slices (Connect, Call).
 func timeoutOf(w *wait) int64 {
+	if w.lazy != 0 {
+		return int64(w.dur)
+	}
 	if w.has {
 		r := time.Until(w.deadline)
 		if r <= 0 {

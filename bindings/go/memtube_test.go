@@ -487,6 +487,20 @@ func TestCallCancel(t *testing.T) {
 	_, err = cli.CallTimeout(1, []byte("x"), 50*time.Millisecond)
 	mustIs(t, err, ErrCanceled)
 
+	// a duration bounds a call too (0: only a reply there at once)
+	s4, c4 := pair(t, &Options{Duplex: true})
+	_ = s4
+	t0 = time.Now()
+	_, err = c4.CallTimeout(1, []byte("x"), 0)
+	mustIs(t, err, ErrTimeout)
+	_, err = c4.CallTimeout(1, []byte("x"), 30*time.Millisecond)
+	mustIs(t, err, ErrTimeout)
+	_, err = c4.CallTimeout(1, []byte("x"), 80*time.Millisecond)
+	mustIs(t, err, ErrTimeout)
+	if el := time.Since(t0); el < 100*time.Millisecond || el > 2*time.Second {
+		t.Fatalf("timed calls took %v", el)
+	}
+
 	// a deadline is a timeout, and the connection stays usable
 	s2, c2 := pair(t, &Options{Duplex: true})
 	_, err = c2.Call(ctxFor(t, 80*time.Millisecond), 1, []byte("x"))
@@ -607,5 +621,35 @@ func TestLivenessAndStats(t *testing.T) {
 	}
 	if ps != PeerClosed {
 		t.Fatalf("peer state after close: %v", ps)
+	}
+}
+
+func TestTimeoutVariants(t *testing.T) {
+	srv, cli := pair(t, &Options{Capacity: 4096})
+	tx, _ := cli.Sender()
+	rx, _ := srv.Receiver()
+	_, err := rx.RecvTimeout(0)
+	mustIs(t, err, ErrEmpty) // 0 does not wait
+	for err == nil || errors.Is(err, ErrEmpty) {
+		err = tx.SendTimeout(make([]byte, 500), 0, 0)
+	}
+	mustIs(t, err, ErrFull)
+	// longer than one slice: the clock is read after the first
+	t0 := time.Now()
+	mustIs(t, tx.SendTimeout(make([]byte, 500), 0, 130*time.Millisecond), ErrTimeout)
+	if el := time.Since(t0); el < 120*time.Millisecond || el > 2*time.Second {
+		t.Fatalf("a 130 ms send timeout took %v", el)
+	}
+	for {
+		if _, err := rx.TryRecv(); err != nil {
+			mustIs(t, err, ErrEmpty)
+			break
+		}
+	}
+	time.AfterFunc(120*time.Millisecond, func() { tx.TrySend([]byte("late"), 9) })
+	m, err := rx.RecvTimeout(-1) // no limit
+	must(t, err)
+	if string(m.Bytes()) != "late" {
+		t.Fatal("late message")
 	}
 }

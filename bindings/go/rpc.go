@@ -50,8 +50,10 @@ func (c *Conn) call(w *wait, typeID uint32, req []byte) (Message, error) {
 	if c.rx == nil || c.tx == nil {
 		return Message{}, newError(op, StatusNoSuchHandle, "call needs a duplex connection")
 	}
-	if _, _, err := c.c.next(w, op); err != nil {
-		return Message{}, err
+	if w.lazy == 0 { // (a lazy wait has not started: nothing to check yet)
+		if _, _, err := c.c.next(w, op); err != nil {
+			return Message{}, err
+		}
 	}
 	c.rx.drop() // the call releases the message held first, whatever it returns
 	stop := watch(w.ctx, c.tok)
