@@ -653,3 +653,79 @@ func TestTimeoutVariants(t *testing.T) {
 		t.Fatal("late message")
 	}
 }
+
+func TestAcceptWithAndConnectContext(t *testing.T) {
+	a := addr(t)
+	l, err := Listen(a, &Options{Capacity: 1 << 12})
+	must(t, err)
+	defer l.Close()
+
+	// nobody accepts: Connect waits in the handshake until its context ends
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	t0 := time.Now()
+	_, err = Connect(ctx, a, nil)
+	mustIs(t, err, ErrCanceled, context.Canceled)
+	if el := time.Since(t0); el > 600*time.Millisecond {
+		t.Fatalf("connect cancelled after %v", el)
+	}
+	t0 = time.Now()
+	_, err = Connect(ctxFor(t, 100*time.Millisecond), a, nil)
+	mustIs(t, err, ErrTimeout, context.DeadlineExceeded)
+	if el := time.Since(t0); el > 2*time.Second {
+		t.Fatalf("connect timed out after %v", el)
+	}
+	// (drain the two abandoned attempts from the backlog)
+	for i := 0; i < 2; i++ {
+		if c, err := l.Accept(ctxFor(t, 100*time.Millisecond)); err == nil {
+			c.Close()
+		}
+	}
+
+	// per-connection options: another capacity for this one
+	ch := make(chan error, 1)
+	go func() {
+		c, err := Connect(ctxFor(t, 5*time.Second), a, nil)
+		if err == nil {
+			tx, _ := c.Sender()
+			var n int
+			if n, err = tx.Capacity(); err == nil && n != 1<<14 {
+				err = fmt.Errorf("capacity %d", n)
+			}
+			c.Close()
+		}
+		ch <- err
+	}()
+	c, err := l.AcceptWith(ctxFor(t, 5*time.Second), &Options{Capacity: 1 << 14})
+	must(t, err)
+	must(t, <-ch)
+	c.Close()
+
+	// a uid policy that lets nobody in: the peer is refused, the listener goes on
+	l2, err := Listen(addr(t), &Options{UIDPolicy: ListedUIDs})
+	must(t, err)
+	defer l2.Close()
+	go func() {
+		_, err := Connect(ctxFor(t, 5*time.Second), l2.Addr(), nil)
+		ch <- err
+	}()
+	_, err = l2.Accept(ctxFor(t, 5*time.Second))
+	mustIs(t, err, ErrPermissionDenied)
+	if err := <-ch; err == nil {
+		t.Fatal("a refused connector connected")
+	}
+	l3, err := Listen(addr(t), &Options{UIDPolicy: ListedUIDs, UIDs: []uint32{uint32(os.Getuid())}})
+	must(t, err)
+	defer l3.Close()
+	go func() {
+		c, err := Connect(ctxFor(t, 5*time.Second), l3.Addr(), nil)
+		if err == nil {
+			c.Close()
+		}
+		ch <- err
+	}()
+	c, err = l3.Accept(ctxFor(t, 5*time.Second))
+	must(t, err)
+	c.Close()
+	must(t, <-ch)
+}
