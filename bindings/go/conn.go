@@ -113,6 +113,8 @@ func (l *Listener) AcceptWith(ctx context.Context, opts *Options) (*Conn, error)
 			C.memtube_cancel_token_free(tok)
 			return nil, err
 		}
+		// cgo pointer rules: &c is Go memory holding no Go pointer (the
+		// library writes a C pointer into it during the call).
 		var c *C.memtube_connection
 		st := C.mt_accept(l.l, co, C.int64_t(ns), &c, l.c.s)
 		if st == C.MEMTUBE_OK {
@@ -189,6 +191,7 @@ func Connect(ctx context.Context, addr string, opts *Options) (*Conn, error) {
 	ca := C.CString(addr)
 	defer C.free(unsafe.Pointer(ca))
 	stop := watch(ctx, tok)
+	// cgo pointer rules: as in Accept (&c only receives a C pointer).
 	var c *C.memtube_connection
 	st := C.mt_connect(ca, co, &c, s)
 	if stop() {
@@ -286,6 +289,7 @@ func (c *Conn) Split() (*Sender, *Receiver, error) {
 		C.mt_release(c.rx.urx(), c.c.us())
 		c.rx.drop()
 	}
+	// cgo pointer rules: as in Accept (both only receive C pointers).
 	var ctx0 *C.memtube_sender
 	var crx *C.memtube_receiver
 	st := C.mt_split(c.conn, &ctx0, &crx, c.c.s)

@@ -126,6 +126,19 @@ func TestPathListenerRemovesSocket(t *testing.T) {
 	}
 	_, err = l.Accept(context.Background())
 	mustIs(t, err, ErrClosed)
+
+	// Close from another goroutine ends a blocked Accept
+	l, err = Listen(addr(t), nil)
+	must(t, err)
+	res := make(chan error, 1)
+	go func() { _, err := l.Accept(context.Background()); res <- err }()
+	time.Sleep(30 * time.Millisecond)
+	t0 := time.Now()
+	must(t, l.Close())
+	mustIs(t, <-res, ErrClosed)
+	if el := time.Since(t0); el > 500*time.Millisecond {
+		t.Fatalf("close took %v", el)
+	}
 }
 
 func TestOneWaySendReserveStaged(t *testing.T) {
