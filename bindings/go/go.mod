@@ -1,0 +1,3 @@
+module memtube
+
+go 1.19
