@@ -1,7 +1,8 @@
 #!/bin/sh
 # What CI runs for the Go binding, self-contained on a fresh Debian machine
 # (as root): installs Go from Debian's packages if missing, builds libmemtube
-# (unless MEMTUBE_LIB_DIR names a folder holding libmemtube.a and interop),
+# (unless MEMTUBE_LIB_DIR names a folder holding libmemtube.a, and the Rust
+# interop peer as interop or examples/interop),
 # then gofmt, go vet, the package's tests under the race detector, the
 # interop peer against the Rust one both ways, and the pkg-config install
 # route of README.md. Without Go and outside CI (CI unset or not "true") it
@@ -26,12 +27,19 @@ fi
 go version
 
 if [ -z "${MEMTUBE_LIB_DIR:-}" ]; then
-    (cd "$repo" && cargo build --release -p memtube-ffi --example interop)
+    (cd "$repo" && cargo build --release -p memtube-ffi && cargo build --release -p memtube --example interop)
     MEMTUBE_LIB_DIR=$repo/target/release
-    cp "$repo/target/release/examples/interop" "$MEMTUBE_LIB_DIR/interop"
 fi
 lib=$(cd "$MEMTUBE_LIB_DIR" && pwd)
-export MEMTUBE_LIB_DIR=$lib MEMTUBE_INTEROP=$lib/interop
+# The Rust interop peer: beside the library (a prepared folder) or where
+# cargo puts it (a target folder).
+interop=$lib/interop
+[ -x "$interop" ] || interop=$lib/examples/interop
+if [ ! -x "$interop" ]; then
+    echo "ci.sh: no Rust interop peer in $lib or $lib/examples (cargo build -p memtube --example interop)" >&2
+    exit 1
+fi
+export MEMTUBE_LIB_DIR=$lib MEMTUBE_INTEROP=$interop
 export GOPROXY=off GOFLAGS=-tags=memtube_nopkgconfig CGO_ENABLED=1
 export CGO_CFLAGS="-O2 -I$repo/bindings/c/include"
 export CGO_LDFLAGS="$lib/libmemtube.a -lpthread -ldl -lm"
@@ -52,7 +60,7 @@ echo "== the interop peer against the Rust one"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$here/build-peer.sh" "$tmp" >/dev/null
-G=$tmp/interop-go R=$lib/interop
+G=$tmp/interop-go R=$interop
 pairrun() { # LISTENER-BIN LISTENER-ARGS CONNECTOR-BIN CONNECTOR-ARGS
     a="@memtube-go-ci-$$-$1"
     "$2" --listen "$a" $3 >"$tmp/l.out" &
