@@ -1,0 +1,174 @@
+package dev.memtube;
+
+import java.io.InterruptedIOException;
+import java.lang.ref.Cleaner;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
+
+/**
+ * One native handle's guard: the C handles are Send, not Sync (one thread at
+ * a time), so every call enters the guard with a compare-and-set and leaves
+ * it after. A second thread entering meanwhile gets a {@link BusyException}
+ * instead of a data race; a closed guard an {@link IllegalStateException}.
+ *
+ * <p>The pointer of an owned handle lives in an {@link AtomicLong} shared
+ * with the {@link Cleaner} action: {@link #close()} and the Cleaner both
+ * take it with {@code getAndSet(0)}, so it is freed exactly once, never
+ * while a call on it runs (close waits for the guard), and never used
+ * after (every use enters the guard first, which fails once closed).
+ * Borrowed handles (a connection's sender and receiver) share their
+ * connection's guard and own no pointer.
+ */
+final class Handle {
+    static final Cleaner CLEANER = Cleaner.create();
+
+    /** Longest single wait in the C library, so that interrupts and closes are seen. */
+    static final long SLICE_NS = 50_000_000L;
+
+    private static final int IDLE = 0, BUSY = 1, CLOSED = 2;
+
+    private final String what;
+    private final AtomicInteger state = new AtomicInteger(IDLE);
+    private volatile boolean closeRequested;
+    private volatile Thread owner;
+    private final AtomicLong ptr;
+    private final Cleaner.Cleanable cleanable;
+
+    /** The freeing action: holds the pointer only, never the Java object it guards. */
+    private static final class Free implements Runnable {
+        private final AtomicLong ptr;
+        private final LongConsumer free;
+
+        Free(AtomicLong ptr, LongConsumer free) {
+            this.ptr = ptr;
+            this.free = free;
+        }
+
+        @Override
+        public void run() {
+            long p = ptr.getAndSet(0);
+            if (p != 0) free.accept(p);
+        }
+    }
+
+    /** Guards (and, when {@code free} is not null, owns) pointer {@code p} for {@code referent}. */
+    Handle(String what, Object referent, long p, LongConsumer free) {
+        this.what = what;
+        this.ptr = new AtomicLong(p);
+        this.cleanable = free == null ? null : CLEANER.register(referent, new Free(ptr, free));
+    }
+
+    /** The pointer; read only between {@link #enter()} and {@link #exit()}. */
+    long ptr() {
+        return ptr.get();
+    }
+
+    void enter() throws BusyException {
+        if (!closeRequested && state.compareAndSet(IDLE, BUSY)) {
+            owner = Thread.currentThread();
+            return;
+        }
+        if (closeRequested || state.get() == CLOSED) throw new IllegalStateException(what + " is closed");
+        throw new BusyException(what + " is in use by another thread (a handle is for one thread at a time)");
+    }
+
+    /** As {@link #enter()}, but false (not entered) when the handle is closed. */
+    boolean enterIfOpen() throws BusyException {
+        if (!closeRequested && state.compareAndSet(IDLE, BUSY)) {
+            owner = Thread.currentThread();
+            return true;
+        }
+        if (closeRequested || state.get() == CLOSED) return false;
+        throw new BusyException(what + " is in use by another thread (a handle is for one thread at a time)");
+    }
+
+    void exit() {
+        owner = null;
+        state.set(IDLE);
+    }
+
+    boolean isClosed() {
+        return closeRequested || state.get() == CLOSED;
+    }
+
+    /**
+     * Between two wait slices of a blocking call: throws when the thread was
+     * interrupted (the interrupt status stays set, as for NIO channels) or
+     * another thread asked to close the handle.
+     */
+    void checkpoint() throws InterruptedIOException, HandleClosedException {
+        if (Thread.currentThread().isInterrupted()) {
+            throw new InterruptedIOException(what + ": interrupted while waiting");
+        }
+        if (closeRequested) throw new HandleClosedException(what + " was closed by another thread");
+    }
+
+    /**
+     * Close: waits for a call running on another thread to leave (a blocking
+     * call notices within one slice, about 50 ms, and throws
+     * {@link HandleClosedException}), then frees the pointer once. Idempotent.
+     */
+    void close() {
+        if (owner == Thread.currentThread()) {
+            throw new IllegalStateException(what + " cannot be closed from inside its own call (a serve handler)");
+        }
+        closeRequested = true;
+        while (true) {
+            int s = state.get();
+            if (s == CLOSED) return;
+            if (s == IDLE && state.compareAndSet(IDLE, CLOSED)) break;
+            Thread.onSpinWait();
+            Thread.yield();
+        }
+        if (cleanable != null) cleanable.clean();
+    }
+
+    /**
+     * Marks the guard closed after the native handle was consumed (split):
+     * nothing is freed. The caller holds the guard.
+     */
+    void consumed() {
+        ptr.set(0);
+        closeRequested = true;
+        owner = null;
+        state.set(CLOSED);
+        if (cleanable != null) cleanable.clean();
+    }
+
+    /** A timeout as the C ABI wants it: negative for none. */
+    static long nanos(Duration timeout) {
+        if (timeout == null) return -1;
+        if (timeout.isNegative()) throw new IllegalArgumentException("negative timeout " + timeout);
+        try {
+            return timeout.toNanos();
+        } catch (ArithmeticException e) {
+            return -1; // longer than 292 years: no limit
+        }
+    }
+
+    /** Deadline arithmetic for sliced waits. */
+    static final class Wait {
+        private final long total;
+        private final long start;
+
+        Wait(long timeoutNs) {
+            this.total = timeoutNs;
+            this.start = timeoutNs > 0 ? System.nanoTime() : 0;
+        }
+
+        /** The next slice: at most {@link #SLICE_NS}; 0 when the time is up (or was 0). */
+        long slice() {
+            if (total < 0) return SLICE_NS;
+            if (total == 0) return 0;
+            long left = total - (System.nanoTime() - start);
+            return left <= 0 ? 0 : Math.min(left, SLICE_NS);
+        }
+
+        /** Whether a TIMEOUT of a slice means the whole wait is over. */
+        boolean over() {
+            return total >= 0 && (total == 0 || System.nanoTime() - start >= total);
+        }
+    }
+}
