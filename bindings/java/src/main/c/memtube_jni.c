@@ -20,7 +20,9 @@
  *   byte[] reserves ring space first and copies straight into it.
  */
 #include <jni.h>
+#define _GNU_SOURCE /* fopen mode "e" (O_CLOEXEC) is glibc's; harmless elsewhere */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -444,6 +446,44 @@ JNIEXPORT jint FN(release)(JNIEnv *env, jclass k, jlong rx) {
 JNIEXPORT jobject FN(view)(JNIEnv *env, jclass k, jlong addr, jlong len) {
     (void)k;
     return view(env, P(addr), (size_t)len);
+}
+
+/* A read-only-intended direct ByteBuffer over the whole mapping that holds
+ * `addr` (a message memtube_recv just returned), found in /proc/self/maps;
+ * `out[0]` = the mapping's start. NULL (no exception) when no readable
+ * mapping holds it or it is larger than a ByteBuffer can be (2 GiB).
+ *
+ * Why this is sound: the kernel lists the mapping as readable now, and it is
+ * the ring's mapping (memtube maps each ring with one mmap of its own memfd,
+ * which never merges with a neighbour), so it stays mapped exactly as long as
+ * the message pointers memtube gives for this receiver: until the receiver
+ * (or its connection) is freed. The Java side slices messages out of it with
+ * bounds checks and never uses it after the close (Receiver.view). */
+JNIEXPORT jobject FN(window)(JNIEnv *env, jclass k, jlong addr, jlongArray out) {
+    FILE *f;
+    char line[512];
+    int at_start = 1;
+    unsigned long lo = 0, hi = 0, a = (unsigned long)(uintptr_t)addr;
+    char perms[8];
+    jobject buf = NULL;
+    jlong v;
+    (void)k;
+    f = fopen("/proc/self/maps", "re");
+    if (f == NULL) return NULL;
+    while (fgets(line, sizeof line, f) != NULL) {
+        int whole = strchr(line, '\n') != NULL;
+        /* only the start of a line holds the range (a long path spills over) */
+        if (at_start && sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && lo <= a && a < hi) {
+            if (perms[0] == 'r' && hi - lo <= 0x7fffffffUL) buf = (*env)->NewDirectByteBuffer(env, (void *)lo, (jlong)(hi - lo));
+            break;
+        }
+        at_start = whole;
+    }
+    fclose(f);
+    if (buf == NULL) return NULL; /* also when NewDirectByteBuffer failed: its exception is pending */
+    v = (jlong)lo;
+    if (set_longs(env, out, 1, &v) != 0) return NULL;
+    return buf;
 }
 
 JNIEXPORT jint FN(receiverMaxPayload)(JNIEnv *env, jclass k, jlong rx) {

@@ -32,7 +32,10 @@ final class Handle {
     private final String what;
     private final AtomicInteger state = new AtomicInteger(IDLE);
     private volatile boolean closeRequested;
-    private volatile Thread owner;
+    // The thread inside a call, only to refuse a close from inside it (a serve
+    // handler closing its own connection). Plain field: a thread reading it
+    // compares it with itself, and it always sees its own writes.
+    private Thread owner;
     private final AtomicLong ptr;
     private final Cleaner.Cleanable cleanable;
 
@@ -86,7 +89,9 @@ final class Handle {
 
     void exit() {
         owner = null;
-        state.set(IDLE);
+        // Release store: the next thread's compare-and-set (acquire) sees
+        // everything this call did, as with a lock's unlock.
+        state.setRelease(IDLE);
     }
 
     boolean isClosed() {

@@ -28,7 +28,6 @@ public final class Message implements AutoCloseable {
     private final int typeId;
     private final long gen;
     private boolean released;
-    private ByteBuffer view;
 
     Message(Receiver rx, long addr, int len, int typeId, long gen) {
         this.rx = rx;
@@ -72,8 +71,7 @@ public final class Message implements AutoCloseable {
      */
     public ByteBuffer payload() {
         check();
-        if (view == null) view = Native.view(addr, len).asReadOnlyBuffer();
-        return view.duplicate();
+        return rx.view(addr, len);
     }
 
     /** A copy of the payload. */

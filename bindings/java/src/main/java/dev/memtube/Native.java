@@ -99,6 +99,7 @@ final class Native {
     static native int recvCopyDirect(long rx, long timeoutNs, ByteBuffer b, int off, int cap, long[] out);
     static native int release(long rx);
     static native ByteBuffer view(long addr, long len);
+    static native ByteBuffer window(long addr, long[] start);
     static native int receiverMaxPayload(long rx);
     static native int receiverStats(long rx, long[] out);
     static native int receiverPeerState(long rx, boolean probe);

@@ -22,6 +22,43 @@ public final class Receiver implements AutoCloseable {
     long gen;
     private final long[] out = new long[3];
 
+    /**
+     * A read-only buffer over the ring's whole mapping, from which message
+     * views are sliced in Java (no JNI call per view). One object, so a
+     * reader sees a consistent start and buffer.
+     */
+    private static final class Window {
+        final ByteBuffer buf;
+        final long start;
+
+        Window(ByteBuffer buf, long start) {
+            this.buf = buf;
+            this.start = start;
+        }
+    }
+
+    private Window window;
+
+    /**
+     * A read-only view of {@code len} bytes at {@code addr}, a live message of
+     * this receiver (the caller checked). Sliced from the window over the
+     * ring's mapping; the window is found once (see memtube_jni.c: window),
+     * and a message outside it gets a view of its own.
+     */
+    ByteBuffer view(long addr, int len) {
+        Window w = window;
+        if (w == null || addr < w.start || addr - w.start + len > w.buf.capacity()) {
+            long[] start = new long[1];
+            ByteBuffer b = len == 0 ? null : Native.window(addr, start);
+            if (b == null || addr - start[0] + len > b.capacity()) {
+                return Native.view(addr, len).asReadOnlyBuffer();
+            }
+            w = new Window(b.asReadOnlyBuffer(), start[0]);
+            window = w;
+        }
+        return w.buf.slice((int) (addr - w.start), len);
+    }
+
     Receiver(Handle connectionGuard, long ptr, Connection owner) {
         this.guard = connectionGuard;
         this.ptr = ptr;
