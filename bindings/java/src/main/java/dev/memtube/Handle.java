@@ -2,7 +2,10 @@ package dev.memtube;
 
 import java.io.InterruptedIOException;
 import java.lang.ref.Cleaner;
+import java.lang.ref.WeakReference;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
@@ -39,28 +42,64 @@ final class Handle {
     private final AtomicLong ptr;
     private final Cleaner.Cleanable cleanable;
 
-    /** The freeing action: holds the pointer only, never the Java object it guards. */
+    /**
+     * The freeing action: holds the pointer and weak references to the view
+     * windows handed out, never the Java object it guards.
+     *
+     * <p>Run by {@link #close()}, it frees at once. Run by the Cleaner (the
+     * handle was forgotten), it first checks the windows over the handle's
+     * rings (see {@link Receiver#view}): while one is still reachable (a
+     * forgotten connection's message buffer kept by the program), the free
+     * waits for that window's own collection, so a buffer that outlives a
+     * forgotten connection never reads unmapped memory.
+     */
     private static final class Free implements Runnable {
         private final AtomicLong ptr;
         private final LongConsumer free;
+        private final List<WeakReference<Object>> windows = new ArrayList<>();
+        volatile boolean explicit;
 
         Free(AtomicLong ptr, LongConsumer free) {
             this.ptr = ptr;
             this.free = free;
         }
 
+        synchronized void track(Object window) {
+            windows.removeIf(w -> w.get() == null);
+            windows.add(new WeakReference<>(window));
+        }
+
         @Override
         public void run() {
+            if (!explicit) {
+                synchronized (this) {
+                    for (WeakReference<Object> w : windows) {
+                        Object live = w.get();
+                        if (live != null) {
+                            CLEANER.register(live, this); // again once that window is collected
+                            return;
+                        }
+                    }
+                }
+            }
             long p = ptr.getAndSet(0);
             if (p != 0) free.accept(p);
         }
     }
 
+    private final Free action;
+
     /** Guards (and, when {@code free} is not null, owns) pointer {@code p} for {@code referent}. */
     Handle(String what, Object referent, long p, LongConsumer free) {
         this.what = what;
         this.ptr = new AtomicLong(p);
-        this.cleanable = free == null ? null : CLEANER.register(referent, new Free(ptr, free));
+        this.action = free == null ? null : new Free(ptr, free);
+        this.cleanable = action == null ? null : CLEANER.register(referent, action);
+    }
+
+    /** Keep the native handle mapped while {@code window}, a buffer over its memory, is reachable. */
+    void trackWindow(Object window) {
+        if (action != null) action.track(window);
     }
 
     /** The pointer; read only between {@link #enter()} and {@link #exit()}. */
@@ -127,7 +166,10 @@ final class Handle {
             Thread.onSpinWait();
             Thread.yield();
         }
-        if (cleanable != null) cleanable.clean();
+        if (cleanable != null) {
+            action.explicit = true;
+            cleanable.clean();
+        }
     }
 
     /**
@@ -139,7 +181,10 @@ final class Handle {
         closeRequested = true;
         owner = null;
         state.set(CLOSED);
-        if (cleanable != null) cleanable.clean();
+        if (cleanable != null) {
+            action.explicit = true;
+            cleanable.clean();
+        }
     }
 
     /** A timeout as the C ABI wants it: negative for none. */

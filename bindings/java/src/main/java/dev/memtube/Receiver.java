@@ -53,6 +53,9 @@ public final class Receiver implements AutoCloseable {
             if (b == null || addr - start[0] + len > b.capacity()) {
                 return Native.view(addr, len).asReadOnlyBuffer();
             }
+            // Views are slices of b (their attachment keeps b reachable), so
+            // while one is reachable a forgotten handle is not unmapped.
+            guard.trackWindow(b);
             w = new Window(b.asReadOnlyBuffer(), start[0]);
             window = w;
         }

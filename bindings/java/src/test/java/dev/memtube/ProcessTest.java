@@ -131,6 +131,45 @@ public final class ProcessTest {
         check(now <= base + 2, "descriptors leaked: " + base + " -> " + now);
     }
 
+    /**
+     * A payload buffer kept after its connection was forgotten keeps the ring
+     * mapped (never reads unmapped memory); once it goes, the Cleaner frees.
+     */
+    @Test
+    public void keptViewDefersTheFreeOfAForgottenConnection() throws Exception {
+        for (int i = 0; i < 3; i++) System.gc();
+        Util.sleep(200);
+        int base = Util.fds();
+        ByteBuffer kept = keepView();
+        for (int i = 0; i < 5; i++) {
+            System.gc();
+            Util.sleep(100);
+        }
+        int held = Util.fds();
+        // the connecting side was freed; the accepted side waits for the view
+        check(held > base, "the kept view holds its connection: " + base + " -> " + held);
+        byte[] got = new byte[kept.remaining()];
+        kept.get(got); // would crash the JVM if the ring were unmapped
+        check(got.length == 5 && got[0] == 1 && got[4] == 5, "the kept view reads the message");
+        kept = null;
+        long end = System.nanoTime() + 15_000_000_000L;
+        int now = held;
+        while (System.nanoTime() < end && now > base) {
+            System.gc();
+            Util.sleep(100);
+            now = Util.fds();
+        }
+        check(now <= base, "freed once the view went: " + base + " -> " + now);
+    }
+
+    private static ByteBuffer keepView() throws Exception {
+        Util.Pair p = Util.pair(new Options());
+        p.c.sender().send(new byte[] {1, 2, 3, 4, 5}, 1);
+        p.c.close();
+        Message m = p.l.receiver().recv(T);
+        return m.payload(); // the message, its receiver and connection are forgotten
+    }
+
     private static void forget(int round) throws Exception {
         Util.Pair p = Util.pair(new Options().duplex(true).capacity(4096));
         p.c.sender().send(new byte[] {1, 2, 3}, round);
