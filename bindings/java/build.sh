@@ -1,7 +1,8 @@
 #!/bin/sh
 # Build the Java binding: OUTDIR/memtube.jar (classes + libmemtube_jni.so packed
 # inside), OUTDIR/libmemtube_jni.so, and with --all also the interop peer
-# (OUTDIR/memtube-peer.jar) and the tests (OUTDIR/test-classes).
+# (OUTDIR/memtube-peer.jar), the tests (OUTDIR/test-classes) and the README's
+# example (OUTDIR/example-classes).
 #
 #   bindings/java/build.sh [--all] [OUTDIR]     (default OUTDIR: bindings/java/build)
 #
@@ -59,5 +60,8 @@ if [ "$all" = yes ]; then
     "$jhome/bin/jar" --create --file "$out/memtube-peer.jar" -C "$out/peer-classes" .
     "$jhome/bin/javac" --release 17 -Xlint:all -Werror -cp "$out/memtube.jar" -d "$out/test-classes" \
         $(find "$here/src/test/java" -name '*.java')
+    rm -rf "$out/example-classes"
+    "$jhome/bin/javac" --release 17 -Xlint:all -Werror -cp "$out/memtube.jar" -d "$out/example-classes" \
+        "$here/examples/Hello.java"
 fi
 echo "$jhome" > "$out/java-home"

@@ -14,9 +14,12 @@ import java.nio.ByteBuffer;
  * {@link ByteBuffer} that {@link #payload()} returns cannot be invalidated
  * by Java: after the release it still reads ring memory, which the sender
  * then reuses for later messages (stale or changing bytes, never a crash
- * while the receiver is open); after the receiver or connection is closed
- * the ring is unmapped and reading it would crash the JVM. So do not keep
- * a payload buffer past its message: copy what you need.
+ * while the receiver is open). A receiver or connection that is merely
+ * forgotten stays mapped while such a buffer is reachable (the Cleaner
+ * waits for it). But after an explicit {@code close()} of the receiver or
+ * connection the ring is unmapped, and reading a buffer kept past it would
+ * crash the JVM. So do not keep a payload buffer past its message: copy
+ * what you need.
  *
  * <p>The bytes are the sender's: a hostile sender can change them while you
  * read (never the length). Use {@link Receiver#recvInto} for untrusted peers.

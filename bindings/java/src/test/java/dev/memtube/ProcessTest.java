@@ -30,6 +30,33 @@ public final class ProcessTest {
         if (!"listening".equals(line)) throw new AssertionError("the peer said " + line);
     }
 
+    /** The README's example (examples/Hello.java) between two JVMs, the library extracted from the jar. */
+    @Test
+    public void readmeExample() throws Exception {
+        String classes = System.getProperty("memtube.examples");
+        if (classes == null) throw new TestRunner.Skip("-Dmemtube.examples not set");
+        String jar = null;
+        for (String e : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+            if (e.endsWith("memtube.jar")) jar = e;
+        }
+        check(jar != null, "memtube.jar on the class path");
+        String javaBin = System.getProperty("java.home") + "/bin/java";
+        String cp = jar + java.io.File.pathSeparator + classes;
+        // no memtube.jni.path: the library is extracted from the jar
+        Process rx = new ProcessBuilder(javaBin, "-cp", cp, "Hello").redirectErrorStream(true).start();
+        long until = System.nanoTime() + 30_000_000_000L; // until the receiver listens
+        while (!java.nio.file.Files.readString(java.nio.file.Path.of("/proc/net/unix")).contains("@memtube-java-hello")) {
+            check(System.nanoTime() < until && rx.isAlive(), "the receiver did not listen");
+            Util.sleep(20);
+        }
+        Process tx = new ProcessBuilder(javaBin, "-cp", cp, "Hello", "send").redirectErrorStream(true).start();
+        check(tx.waitFor(30, TimeUnit.SECONDS) && tx.exitValue() == 0,
+                "sender: " + new String(tx.getInputStream().readAllBytes()));
+        check(rx.waitFor(30, TimeUnit.SECONDS), "the receiver ended");
+        String out = new String(rx.getInputStream().readAllBytes());
+        check(rx.exitValue() == 0 && out.equals("1: hello\n"), "receiver printed " + out);
+    }
+
     /** SIGKILL of the peer while this side is blocked in a receive: PeerGone, promptly. */
     @Test
     public void sigkillOfBlockedPeerGivesPeerGone() throws Exception {
