@@ -146,8 +146,7 @@ JNIEXPORT jint FN(optionsSetUidPolicy)(JNIEnv *env, jclass k, jlong o, jint kind
     jint *copy = NULL;
     int32_t st;
     (void)k;
-    if (uids != NULL) {
-        n = (*env)->GetArrayLength(env, uids);
+    if (uids != NULL && (n = (*env)->GetArrayLength(env, uids)) > 0) {
         /* GetIntArrayElements may copy; it is released right after (no wait in between). */
         copy = (*env)->GetIntArrayElements(env, uids, NULL);
         if (copy == NULL) return JNI_EXCEPTION_PENDING;
@@ -311,7 +310,11 @@ JNIEXPORT jint FN(callArray)(JNIEnv *env, jclass k, jlong c, jint type, jbyteArr
      * no critical region). Small requests use the stack. */
     if ((size_t)len > sizeof small) {
         buf = malloc((size_t)len);
-        if (buf == NULL) return MEMTUBE_OS;
+        if (buf == NULL) {
+            jclass oom = (*env)->FindClass(env, "java/lang/OutOfMemoryError");
+            if (oom != NULL) (*env)->ThrowNew(env, oom, "copying a call's request");
+            return JNI_EXCEPTION_PENDING;
+        }
     }
     (*env)->GetByteArrayRegion(env, arr, off, len, buf);
     if ((*env)->ExceptionCheck(env)) {

@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongConsumer;
 
 /**
@@ -33,6 +34,16 @@ final class Handle {
     private static final int IDLE = 0, BUSY = 1, CLOSED = 2;
 
     private final String what;
+    /**
+     * The Java object the Cleaner watches. Held here on purpose: a thread in
+     * a call holds this Handle (it calls {@link #exit()} after the native
+     * call), so the referent stays reachable, and the Cleaner cannot free the
+     * pointer under a running native call even when the program has dropped
+     * every other reference (the case {@code Reference.reachabilityFence}
+     * exists for). The Cleaner's action does not reach this Handle.
+     */
+    @SuppressWarnings("unused")
+    private final Object referent;
     private final AtomicInteger state = new AtomicInteger(IDLE);
     private volatile boolean closeRequested;
     // The thread inside a call, only to refuse a close from inside it (a serve
@@ -92,6 +103,7 @@ final class Handle {
     /** Guards (and, when {@code free} is not null, owns) pointer {@code p} for {@code referent}. */
     Handle(String what, Object referent, long p, LongConsumer free) {
         this.what = what;
+        this.referent = referent;
         this.ptr = new AtomicLong(p);
         this.action = free == null ? null : new Free(ptr, free);
         this.cleanable = action == null ? null : CLEANER.register(referent, action);
@@ -163,8 +175,7 @@ final class Handle {
             int s = state.get();
             if (s == CLOSED) return;
             if (s == IDLE && state.compareAndSet(IDLE, CLOSED)) break;
-            Thread.onSpinWait();
-            Thread.yield();
+            LockSupport.parkNanos(200_000); // a blocking call leaves within one slice
         }
         if (cleanable != null) {
             action.explicit = true;

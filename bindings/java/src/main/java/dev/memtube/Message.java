@@ -90,12 +90,14 @@ public final class Message implements AutoCloseable {
      */
     public void release() {
         if (released) return;
-        released = true;
+        boolean entered;
         try {
-            if (!rx.guard.enterIfOpen()) return;
+            entered = rx.guard.enterIfOpen();
         } catch (BusyException e) {
             throw new IllegalStateException(e.getMessage(), e);
         }
+        released = true;
+        if (!entered) return; // the close released it
         try {
             if (rx.gen == gen) {
                 rx.gen++;

@@ -77,6 +77,33 @@ public final class ApiTest {
     }
 
     @Test
+    public void uidPolicy() throws Exception {
+        int uid;
+        try (Pair p = Util.pair(new Options())) {
+            uid = p.l.peerCred().uid();
+        }
+        try (Pair p = Util.pair(new Options().allowUids(12345, uid), new Options())) {
+            check(p.c.isPeerAlive(), "our uid is in the list");
+        }
+        try (Pair p = Util.pair(new Options().allowAnyUid(), new Options())) {
+            check(p.c.isPeerAlive(), "any uid");
+        }
+        String a = Util.addr();
+        try (Listener l = Memtube.listen(a, new Options().allowUids())) { // nobody
+            CompletableFuture<Throwable> con = CompletableFuture.supplyAsync(() -> {
+                try {
+                    Memtube.connect(a).close();
+                    return null;
+                } catch (Throwable t) {
+                    return t;
+                }
+            });
+            expect(PermissionDeniedException.class, () -> l.accept(T));
+            check(con.get(10, TimeUnit.SECONDS) instanceof MemtubeException, "the refused peer fails: " + con.get());
+        }
+    }
+
+    @Test
     public void acceptTimeoutsAndAddressErrors() throws Exception {
         String a = Util.addr();
         try (Listener l = Memtube.listen(a)) {
