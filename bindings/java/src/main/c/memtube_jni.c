@@ -445,7 +445,11 @@ JNIEXPORT jint FN(release)(JNIEnv *env, jclass k, jlong rx) {
     return memtube_release(P(rx));
 }
 
-/* A direct ByteBuffer over ring memory (a received message or a grant). */
+/* A direct ByteBuffer over ring memory: a received message (when no window
+ * could be made) or a grant. Sound for as long as the message is held or the
+ * grant outstanding, which is what the Java side documents and checks before
+ * handing the buffer out (Message.payload, Grant.buffer); the memory stays
+ * mapped until the receiver, sender or connection is freed. */
 JNIEXPORT jobject FN(view)(JNIEnv *env, jclass k, jlong addr, jlong len) {
     (void)k;
     return view(env, P(addr), (size_t)len);

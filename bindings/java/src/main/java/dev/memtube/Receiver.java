@@ -38,6 +38,8 @@ public final class Receiver implements AutoCloseable {
     }
 
     private Window window;
+    /** No window could be made (a 2 GiB ring, no /proc): one JNI buffer per view. */
+    private boolean windowless;
 
     /**
      * A read-only view of {@code len} bytes at {@code addr}, a live message of
@@ -48,9 +50,11 @@ public final class Receiver implements AutoCloseable {
     ByteBuffer view(long addr, int len) {
         Window w = window;
         if (w == null || addr < w.start || addr - w.start + len > w.buf.capacity()) {
+            if (windowless || len == 0) return Native.view(addr, len).asReadOnlyBuffer();
             long[] start = new long[1];
-            ByteBuffer b = len == 0 ? null : Native.window(addr, start);
+            ByteBuffer b = Native.window(addr, start);
             if (b == null || addr - start[0] + len > b.capacity()) {
+                windowless = true;
                 return Native.view(addr, len).asReadOnlyBuffer();
             }
             // Views are slices of b (their attachment keeps b reachable), so
