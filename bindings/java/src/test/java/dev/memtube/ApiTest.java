@@ -345,6 +345,12 @@ public final class ApiTest {
                             } catch (Throwable t) {
                                 inner.set(t);
                             }
+                            try {
+                                p.l.close(); // nor may it close its own connection
+                                inner.set(new AssertionError("closed from inside the handler"));
+                            } catch (IllegalStateException e) {
+                                // refused, the connection stays usable
+                            }
                             return 97;
                         }
                         check(req.isReadOnly() && req.isDirect(), "request view");
