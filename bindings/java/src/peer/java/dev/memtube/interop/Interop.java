@@ -93,6 +93,10 @@ public final class Interop {
                 case "--echo": a.role = Role.ECHO; continue;
                 default: break;
             }
+            if (!java.util.List.of("--listen", "--connect", "--send", "--call", "--ping", "--size", "--capacity",
+                    "--timeout").contains(arg)) {
+                throw new Failure("unknown argument " + arg);
+            }
             if (k + 1 >= argv.length) throw new Failure(arg + " needs a value");
             String v = argv[++k];
             try {
