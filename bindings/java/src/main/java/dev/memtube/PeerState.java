@@ -1,0 +1,15 @@
+package dev.memtube;
+
+/** What is known of the peer ({@code MEMTUBE_PEER_STATE_*}). */
+public enum PeerState {
+    /** Alive, as of the last probe. */
+    ALIVE,
+    /** Closed cleanly. */
+    CLOSED,
+    /** Died (its socket closed without a clean close). */
+    GONE;
+
+    static PeerState of(int s) {
+        return values()[s];
+    }
+}
