@@ -93,7 +93,10 @@ final class Util {
         if (p == null || p.isEmpty()) p = System.getenv("MEMTUBE_INTEROP");
         if (p == null || p.isEmpty()) {
             String dir = System.getenv("MEMTUBE_LIB_DIR");
-            if (dir != null && new File(dir, "interop").canExecute()) p = new File(dir, "interop").getPath();
+            // Beside the library (a prepared folder) or where cargo puts it.
+            for (String rel : new String[] {"interop", "examples/interop"}) {
+                if (p == null && dir != null && new File(dir, rel).canExecute()) p = new File(dir, rel).getPath();
+            }
         }
         return p != null && new File(p).canExecute() ? p : null;
     }
