@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 /// The languages, in report order; Rust is the reference and must be there.
 pub const LANGS: [&str; 6] = ["rust", "c", "python", "go", "node", "java"];
 
+/// Round trips per run, at least (a tenth of them, untimed, warm up the
+/// JIT of Java and Node.js: Java's C2 compiler needs about 10 000 calls).
+pub const MIN_ROUND_TRIPS: u64 = 200_000;
+
 /// The payload of every round trip (bytes).
 pub const SIZE: usize = 32;
 

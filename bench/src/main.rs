@@ -513,6 +513,9 @@ fn main() -> Result<(), BoxError> {
         }
     };
     let mut lang_runs = Vec::new();
+    // Enough round trips for JIT-compiled bindings (Java, Node.js) to warm
+    // up in the untimed tenth before the timed ones.
+    let lang_round_trips = mode.round_trips.max(langs::MIN_ROUND_TRIPS);
     if let Some((langs, dir)) = &langs {
         let pairs = langs::pairs(langs);
         println!(
@@ -521,7 +524,7 @@ fn main() -> Result<(), BoxError> {
             pairs.len(),
             langs.join(", "),
             langs::SIZE,
-            mode.round_trips
+            lang_round_trips
         );
         for round in 0..mode.rounds {
             for &pair in &pairs {
@@ -529,7 +532,7 @@ fn main() -> Result<(), BoxError> {
                 let before = probe(&mut ctx, &mut peer, run_id)?;
                 let addr = format!("@memtube-bench-{main_pid}-lang-{run_id}");
                 let (p50, p99, p999) =
-                    match langs::run_pair(dir, pair, mode.round_trips, echo_cpu, &addr) {
+                    match langs::run_pair(dir, pair, lang_round_trips, echo_cpu, &addr) {
                         Ok(r) => r,
                         Err(e) => {
                             eprintln!("run failed: {} → {}: {e}", pair.ping, pair.echo);
@@ -546,7 +549,7 @@ fn main() -> Result<(), BoxError> {
                 lang_runs.push(langs::LangRun {
                     round,
                     pair,
-                    round_trips: mode.round_trips,
+                    round_trips: lang_round_trips,
                     p50_ns: p50,
                     p99_ns: p99,
                     p999_ns: p999,
@@ -681,7 +684,7 @@ fn main() -> Result<(), BoxError> {
             machine.pinning,
             machine.placement,
             mode.rounds,
-            mode.round_trips
+            lang_round_trips
         );
         let md = langs::table(&summaries, &header);
         println!("\n{md}");
