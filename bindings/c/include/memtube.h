@@ -41,7 +41,7 @@
  * The ABI's minor version: grows when functions, statuses or option
  * setters are added (nothing else changes in a minor).
  */
-#define MEMTUBE_ABI_VERSION_MINOR 1
+#define MEMTUBE_ABI_VERSION_MINOR 2
 
 /**
  * `major << 16 | minor`, as `memtube_abi_version()` returns it for the
@@ -50,7 +50,7 @@
  * (`memtube_message`, `memtube_grant`, ...) carry no size field: their
  * layout changes only with the major.
  */
-#define MEMTUBE_ABI_VERSION 65537
+#define MEMTUBE_ABI_VERSION 65538
 
 /**
  * Wait without limit (any negative `timeout_ns` does).
@@ -576,6 +576,42 @@ int32_t memtube_connection_peer_cred(struct memtube_connection *c, struct memtub
  * `c` is NULL or a live connection; `state` NULL or writable.
  */
 int32_t memtube_connection_peer_state(struct memtube_connection *c, bool probe, int32_t *state);
+
+/**
+ * Send `len` bytes at `data` as one message of type `type_id` on `tx`
+ * (exactly as `memtube_send`), then receive the next message on `rx` into
+ * `*out` (exactly as `memtube_recv`): one call instead of two, for
+ * request/reply in lockstep and for echoes. `timeout_ns` applies to each
+ * of the two waits (0: neither waits; negative: no limit).
+ *
+ * `data` may point into the message `rx` holds (an echo sends back what it
+ * received, with no copy of its own): that message is released only after
+ * the send, at the start of the receive.
+ *
+ * Returns `MEMTUBE_OK` when both happened; otherwise the status of the
+ * step that failed, and `*sent` (when not NULL) says which: false when the
+ * send failed (nothing was sent, nothing received, the message `rx` held
+ * is still held and valid, `*out` is {NULL, 0, 0}), true when the message
+ * went out and the receive failed (as `memtube_recv` fails; retry with
+ * `memtube_recv`, not with this call, or the message goes out twice).
+ *
+ * Lifetime: `out->data` as for `memtube_recv`.
+ * Threads: one thread at a time for `tx` and for `rx` (each is Send, not
+ * Sync); they may belong to one duplex connection or to two.
+ *
+ * # Safety
+ * `tx` is NULL or a live sender; `rx` is NULL or a live receiver; `data`
+ * is readable for `len` bytes (NULL when `len` is 0); `out` is NULL or
+ * writable; `sent` is NULL or writable.
+ */
+int32_t memtube_sendrecv(struct memtube_sender *tx,
+                         const void *data,
+                         size_t len,
+                         uint32_t type_id,
+                         struct memtube_receiver *rx,
+                         int64_t timeout_ns,
+                         struct memtube_message *out,
+                         bool *sent);
 
 /**
  * New options with the defaults: the connector sends, 64 KiB rings, not

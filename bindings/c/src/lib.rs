@@ -25,6 +25,7 @@
 
 mod conn;
 mod error;
+mod exchange;
 mod handles;
 mod options;
 mod peer;
@@ -36,6 +37,7 @@ mod util;
 
 pub use conn::*;
 pub use error::memtube_status;
+pub use exchange::*;
 pub use handles::{memtube_connection, memtube_receiver, memtube_sender};
 pub use options::*;
 pub use peer::*;
@@ -50,13 +52,13 @@ use std::ffi::c_char;
 pub const MEMTUBE_ABI_VERSION_MAJOR: u32 = 1;
 /// The ABI's minor version: grows when functions, statuses or option
 /// setters are added (nothing else changes in a minor).
-pub const MEMTUBE_ABI_VERSION_MINOR: u32 = 1;
+pub const MEMTUBE_ABI_VERSION_MINOR: u32 = 2;
 /// `major << 16 | minor`, as `memtube_abi_version()` returns it for the
 /// library actually loaded. A program built against this header works with
 /// a library of the same major and an equal or greater minor. Structs
 /// (`memtube_message`, `memtube_grant`, ...) carry no size field: their
 /// layout changes only with the major.
-pub const MEMTUBE_ABI_VERSION: u32 = 0x0001_0001;
+pub const MEMTUBE_ABI_VERSION: u32 = 0x0001_0002;
 
 /// Wait without limit (any negative `timeout_ns` does).
 pub const MEMTUBE_FOREVER: i64 = -1;

@@ -1,6 +1,6 @@
 /* Every function of the C ABI in one process (threads play the peer):
  * results, misuse (NULLs, BUSY, commit > reserved, double release, free of
- * a borrowed handle), timeouts, call/serve, split, cancel, regions.
+ * a borrowed handle), timeouts, call/serve, split, sendrecv, cancel, regions.
  * Prints "unit: N passed, M failed"; exits 0 only when M is 0. */
 #define _GNU_SOURCE
 #include "common.h"
@@ -684,6 +684,98 @@ static void test_split(void) {
     memtube_options_free(o);
 }
 
+/* ---------------------------------------------------------- sendrecv */
+
+/* An echo over memtube_sendrecv: receive one, then send back what it holds
+ * (straight from the ring) and receive the next in one call, until CLOSED. */
+static void *sendrecv_echo_main(void *arg) {
+    struct echo_args *e = arg;
+    memtube_message m;
+    bool sent = true;
+    int32_t st;
+    if (memtube_recv(e->rx, 10 * SECOND, &m) != MEMTUBE_OK) return NULL;
+    for (;;) {
+        st = memtube_sendrecv(e->tx, m.data, m.len, m.type_id, e->rx, 10 * SECOND, &m, &sent);
+        if (st == MEMTUBE_CLOSED && sent) break;
+        if (st != MEMTUBE_OK) return NULL;
+        e->n++;
+    }
+    e->ok = 1;
+    return NULL;
+}
+
+static void test_sendrecv(void) {
+    memtube_options *o = opts(4096, true);
+    memtube_connection *server, *client;
+    memtube_sender *stx = NULL, *ctx_ = NULL;
+    memtube_receiver *srx = NULL, *crx = NULL;
+    memtube_message m, held;
+    struct echo_args e;
+    pthread_t t;
+    uint8_t buf[608], big[8192];
+    bool sent = true;
+    int i;
+
+    make_pair("sendrecv", o, &server, &client);
+    /* Argument checks come first: nothing goes out. */
+    sent = true;
+    EXPECT_FAIL(memtube_sendrecv(memtube_connection_sender(client), "x", 1, 0, NULL, 0, &m, &sent),
+                MEMTUBE_INVALID_ARGUMENT);
+    CHECK(!sent && m.data == NULL);
+    EXPECT_FAIL(memtube_sendrecv(memtube_connection_sender(client), "x", 1, 0,
+                                 memtube_connection_receiver(client), 0, NULL, &sent),
+                MEMTUBE_INVALID_ARGUMENT);
+    EXPECT_FAIL(memtube_sendrecv(NULL, "x", 1, 0, memtube_connection_receiver(client), 0, &m, NULL),
+                MEMTUBE_INVALID_ARGUMENT);
+    EXPECT(memtube_recv(memtube_connection_receiver(server), 0, &m), MEMTUBE_EMPTY);
+
+    /* A failed send: nothing sent, the held message still held and valid. */
+    EXPECT(memtube_send(memtube_connection_sender(server), "keep", 4, 9, 0), MEMTUBE_OK);
+    EXPECT(memtube_recv(memtube_connection_receiver(client), SECOND, &held), MEMTUBE_OK);
+    memset(big, 7, sizeof big);
+    sent = true;
+    EXPECT_FAIL(memtube_sendrecv(memtube_connection_sender(client), big, sizeof big, 1,
+                                 memtube_connection_receiver(client), 0, &m, &sent),
+                MEMTUBE_TOO_LARGE);
+    CHECK(!sent && m.data == NULL && m.len == 0);
+    CHECK(held.len == 4 && memcmp(held.data, "keep", 4) == 0 && held.type_id == 9);
+    /* Sent, then nothing to receive: sent is true, the status the receive's,
+     * and the held message was released by the receive. */
+    EXPECT_FAIL(memtube_sendrecv(memtube_connection_sender(client), held.data, held.len, 10,
+                                 memtube_connection_receiver(client), 0, &m, &sent),
+                MEMTUBE_EMPTY);
+    CHECK(sent && m.data == NULL);
+    EXPECT(memtube_recv(memtube_connection_receiver(server), SECOND, &m), MEMTUBE_OK);
+    CHECK(m.len == 4 && memcmp(m.data, "keep", 4) == 0 && m.type_id == 10);
+    EXPECT(memtube_sendrecv(memtube_connection_sender(client), "y", 1, 11,
+                            memtube_connection_receiver(client), 20 * 1000000LL, &m, &sent),
+           MEMTUBE_TIMEOUT);
+    CHECK(sent);
+    EXPECT(memtube_recv(memtube_connection_receiver(server), SECOND, &m), MEMTUBE_OK);
+    CHECK(m.len == 1 && m.data[0] == 'y' && m.type_id == 11);
+
+    /* Lockstep against an echo that forwards from the ring: every byte back. */
+    EXPECT(memtube_connection_split(server, &stx, &srx), MEMTUBE_OK);
+    EXPECT(memtube_connection_split(client, &ctx_, &crx), MEMTUBE_OK);
+    e.tx = stx;
+    e.rx = srx;
+    e.n = 0;
+    e.ok = 0;
+    pthread_create(&t, NULL, sendrecv_echo_main, &e);
+    for (i = 0; i < 300; i++) {
+        size_t len = payload((uint64_t)i, buf);
+        EXPECT(memtube_sendrecv(ctx_, buf, len, (uint32_t)i, crx, 10 * SECOND, &m, &sent), MEMTUBE_OK);
+        CHECK(sent && is_payload((uint64_t)i, m.data, m.len, m.type_id));
+    }
+    memtube_sender_free(ctx_);
+    pthread_join(t, NULL);
+    CHECK(e.ok && e.n == 299);
+    memtube_receiver_free(crx);
+    memtube_sender_free(stx);
+    memtube_receiver_free(srx);
+    memtube_options_free(o);
+}
+
 /* ------------------------------------------------------------ cancel */
 
 struct cancel_args {
@@ -878,6 +970,7 @@ int main(void) {
     test_one_way();
     test_call_serve();
     test_split();
+    test_sendrecv();
     test_cancel();
     test_listener();
     test_regions();
