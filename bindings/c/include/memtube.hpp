@@ -289,6 +289,8 @@ enum class PeerState : int32_t {
     Gone = MEMTUBE_PEER_STATE_GONE,
 };
 
+class Receiver;
+
 /// The writing end of a ring. Owned (from Connection::split or
 /// Sender::attach) or borrowed from a Connection.
 class Sender {
@@ -338,6 +340,14 @@ class Sender {
     Result<void> try_send(const void *data, std::size_t len, uint32_t type_id) {
         return send(data, len, type_id, no_wait);
     }
+    /// Send, then receive the next message on `rx`, in one call
+    /// (memtube_sendrecv): a lockstep exchange, or an echo forwarding the
+    /// message `rx` holds (`data` may point into it). `timeout` applies to
+    /// each wait. On failure `*sent` (when given) says whether the message
+    /// went out: if it did, retry with rx.recv(), not with sendrecv.
+    template <class R = int64_t, class P = std::nano>
+    Result<Message> sendrecv(const void *data, std::size_t len, uint32_t type_id, Receiver &rx,
+                             std::chrono::duration<R, P> timeout = forever, bool *sent = nullptr);
     /// Stage a message (visible at the next publish or publishing send).
     Result<void> send_staged(const void *data, std::size_t len, uint32_t type_id) {
         return detail::check(memtube_send_staged(tx_, data, len, type_id));
@@ -474,10 +484,22 @@ class Receiver {
 
   private:
     friend class Connection;
+    friend class Sender;
     Receiver(memtube_receiver *rx, bool owned) : rx_(rx), owned_(owned) {}
     memtube_receiver *rx_ = nullptr;
     bool owned_ = false;
 };
+
+template <class R, class P>
+Result<Message> Sender::sendrecv(const void *data, std::size_t len, uint32_t type_id, Receiver &rx,
+                                 std::chrono::duration<R, P> timeout, bool *sent) {
+    memtube_message m{};
+    bool out = false;
+    int32_t st = memtube_sendrecv(tx_, data, len, type_id, rx.rx_, detail::ns(timeout), &m, &out);
+    if (sent) *sent = out;
+    if (st != MEMTUBE_OK) return Error::last(st);
+    return Message(m);
+}
 
 /// Size, in bytes, of a region for a ring of `capacity` data bytes (0 if
 /// `capacity` is not a valid one: a power of two from 64).

@@ -173,6 +173,24 @@ static void call_serve_and_split() {
         CHECK(m && m->type_id() == i && got == i);
     }
     echo.join();
+    // sendrecv: lockstep against an echo that forwards from the ring.
+    std::thread echo2([&] {
+        auto m = brx.recv(5s);
+        while (m) {
+            bool sent = false;
+            m = btx.sendrecv(m->data(), m->size(), m->type_id(), brx, 5s, &sent);
+            if (!m) CHECK(sent && m.status() == memtube::Status::Closed);
+        }
+    });
+    for (uint32_t i = 0; i < 500; i++) {
+        bool sent = false;
+        auto m = atx.sendrecv(&i, sizeof i, i + 7, arx, 5s, &sent);
+        uint32_t got = 0;
+        if (m && m->size() == sizeof got) std::memcpy(&got, m->data(), sizeof got);
+        CHECK(sent && m && m->type_id() == i + 7 && got == i);
+    }
+    { memtube::Sender done = std::move(atx); }
+    echo2.join();
 }
 
 /// 128-byte aligned, zeroed memory for a region.
