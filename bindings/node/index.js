@@ -159,6 +159,10 @@ class Message {
     if (st !== 0) throw lastError(st);
   }
 
+  /** Where the payload is in this process's memory (a BigInt; 0n once
+   * released or when empty): inside the shared ring, never a copy. */
+  get address() { return native.addressOf(this.data); }
+
   /** A copy of the bytes that outlives the message. */
   toBuffer() { return Buffer.from(this.data); }
 
@@ -581,7 +585,12 @@ function connectSync(address, options) {
   return new Connection(r);
 }
 
+/** Where the bytes of a Buffer or TypedArray are in this process (BigInt;
+ * 0n when empty or detached): a grant or message view lies in the ring. */
+function addressOf(view) { return native.addressOf(view); }
+
 module.exports = {
+  addressOf,
   listen, connect, connectSync,
   Listener, Connection, Sender, Receiver, Message, MemtubeError,
   version: VERSION,

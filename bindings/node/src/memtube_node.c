@@ -1421,6 +1421,18 @@ static napi_value js_busy(napi_env env, napi_callback_info info) {
     return r;
 }
 
+/* addressOf(typedArray) -> BigInt: where its bytes are in this process (to
+ * show that a message view is ring memory, not a copy). */
+static napi_value js_address_of(napi_env env, napi_callback_info info) {
+    ARGS(1);
+    const void *d;
+    size_t n;
+    if (!arg_bytes(env, argv[0], &d, &n)) return NULL;
+    napi_value r;
+    NAPI_OK(napi_create_bigint_uint64(env, n ? (uint64_t)(uintptr_t)d : 0, &r));
+    return r;
+}
+
 NAPI_MODULE_INIT() {
     napi_property_descriptor props[] = {
 #define FN(name, f) {name, NULL, f, NULL, NULL, NULL, napi_enumerable, NULL}
@@ -1438,6 +1450,7 @@ NAPI_MODULE_INIT() {
         FN("close", js_close),
         FN("isClosed", js_is_closed),
         FN("isBusy", js_busy),
+        FN("addressOf", js_address_of),
         FN("split", js_split),
         FN("send", js_send),
         FN("sendAsync", js_send_async),
