@@ -487,6 +487,23 @@ class Connection extends Handle {
     if (st !== 0) throw lastError(st);
   }
 
+  /** Serve requests until the peer closes (resolves) or an error
+   * (rejects), without blocking the event loop: a pool thread waits for
+   * each request, and `handler` (as for serveOneSync) runs on this thread.
+   * A handler that throws: the caller gets PROTOCOL and the promise rejects
+   * with the exception. close() ends it (CANCELLED). */
+  serve(handler) {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    return new Promise((resolve, reject) => {
+      const st = native.serveAsync(this._core, handler, (s, r, extra) => {
+        if (s === 0) resolve();
+        else if (s === -1) reject(r);
+        else reject(asyncError(s, r, extra));
+      });
+      if (typeof st === 'number') reject(lastError(st));
+    });
+  }
+
   /** Serve requests on this thread until the peer closes (returns) or an
    * error (throws). Blocks the event loop: run it in a worker thread or a
    * process of its own. */

@@ -30,6 +30,7 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -527,7 +528,7 @@ static int32_t build_opts(napi_env env, napi_value o, memtube_options **out) {
 /* ---- async works ---- */
 
 enum op {
-    OP_ACCEPT, OP_CONNECT, OP_RECV, OP_SEND, OP_RESERVE, OP_CALL
+    OP_ACCEPT, OP_CONNECT, OP_RECV, OP_SEND, OP_RESERVE, OP_CALL, OP_SERVE
 };
 
 typedef struct work {
@@ -549,7 +550,15 @@ typedef struct work {
     memtube_grant g;
     memtube_connection *conn;
     memtube_cancel_token *token;
+    /* OP_SERVE: the JS handler runs on the JS thread through this */
+    napi_threadsafe_function tsfn;
+    napi_ref exc;     /* the handler's exception, rethrown by the promise */
+    char bad[200];    /* the handler returned something that is no reply */
+    bool stop;        /* pool thread only: stop serving after this request */
 } work;
+
+static uint32_t pool_serve_handler(void *ctx, uint32_t type_id, const uint8_t *req, size_t len,
+                                   memtube_reply *reply);
 
 static void capture_err(work *w) {
     snprintf(w->err, sizeof w->err, "%s", memtube_last_error_message());
@@ -608,6 +617,25 @@ static void work_execute(napi_env env, void *data) {
          * the connection's token instead (CANCELLED within ~50 ms). */
         w->st = memtube_call(c->conn, w->type_id, w->data, w->len, w->timeout, &w->m);
         break;
+    case OP_SERVE:
+        /* Serve until the peer closes (OK), an error, close() (the abort
+         * flag, checked between slices) or a handler failure. */
+        for (;;) {
+            if (atomic_load(&c->abort)) {
+                w->st = MEMTUBE_CANCELLED;
+                snprintf(w->err, sizeof w->err, "the connection was closed while serving");
+                return;
+            }
+            w->st = memtube_serve_one(c->conn, SLICE_NS, pool_serve_handler, w);
+            if (w->stop) {
+                w->st = MEMTUBE_OK; /* the handler's failure is reported instead */
+                return;
+            }
+            if (w->st == MEMTUBE_OK || w->st == MEMTUBE_TIMEOUT || w->st == MEMTUBE_REPLY_TOO_LARGE) continue;
+            if (w->st == MEMTUBE_CLOSED) w->st = MEMTUBE_OK;
+            break;
+        }
+        break;
     }
     if (w->st != MEMTUBE_OK) capture_err(w);
 }
@@ -648,9 +676,21 @@ static void work_complete(napi_env env, napi_status status, void *data) {
             result = make_view(env, c, w->g.data, w->g.len, true);
             break;
         case OP_SEND:
+        case OP_SERVE:
             result = undef(env);
             break;
         }
+    }
+    if (w->tsfn) napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);
+    napi_value handler_exc = NULL;
+    if (w->exc) {
+        napi_get_reference_value(env, w->exc, &handler_exc);
+        napi_delete_reference(env, w->exc);
+    } else if (w->bad[0]) {
+        napi_value msg, code;
+        napi_create_string_utf8(env, w->bad, NAPI_AUTO_LENGTH, &msg);
+        napi_create_string_utf8(env, "ERR_INVALID_RETURN_VALUE", NAPI_AUTO_LENGTH, &code);
+        napi_create_type_error(env, code, msg, &handler_exc);
     }
     if (w->token) memtube_cancel_token_free(w->token);
     bool pending = false;
@@ -661,6 +701,10 @@ static void work_complete(napi_env env, napi_status status, void *data) {
         argv[0] = num(env, MEMTUBE_PANIC);
         napi_create_string_utf8(env, "the addon could not build the result", NAPI_AUTO_LENGTH, &argv[1]);
         argv[2] = e;
+    } else if (handler_exc) {
+        argv[0] = num(env, -1); /* reject with argv[1] as it is */
+        argv[1] = handler_exc;
+        argv[2] = undef(env);
     } else if (w->st == MEMTUBE_OK) {
         argv[0] = num(env, 0);
         argv[1] = result ? result : undef(env);
@@ -1184,6 +1228,86 @@ static napi_value js_call_async(napi_env env, napi_callback_info info) {
     return start_work(env, w, argv[0], argv[4]);
 }
 
+/* What a serve handler returned, as a reply: undefined/null (empty, the
+ * request's type id), bytes or a string (the request's type id), or
+ * [typeId, bytes-or-string]. On success `*d`, `*n` are the bytes (JS memory, or
+ * *owned when a string was encoded: free it) and *rty the type id; false
+ * with `bad` set when the value is none of these. */
+static bool parse_reply(napi_env env, napi_value out, uint32_t req_type, uint32_t *rty,
+                        const void **d, size_t *n, char **owned, char *bad, size_t badlen) {
+    static const char *shape = "a serve handler returns undefined, bytes, a string or [typeId, bytes] (typeId < 2^32-1)";
+    napi_valuetype t;
+    bool is = false;
+    napi_value body = out;
+    *rty = req_type;
+    *d = NULL;
+    *n = 0;
+    *owned = NULL;
+    napi_typeof(env, out, &t);
+    if (t == napi_object) napi_is_array(env, out, &is);
+    if (is) {
+        uint32_t len = 0;
+        napi_value tv;
+        double v = -1;
+        napi_get_array_length(env, out, &len);
+        if (len != 2 || napi_get_element(env, out, 0, &tv) != napi_ok ||
+            napi_get_value_double(env, tv, &v) != napi_ok || !(v >= 0 && v < 4294967295.0) ||
+            v != (double)(uint32_t)v) {
+            snprintf(bad, badlen, "%s", shape);
+            return false;
+        }
+        *rty = (uint32_t)v;
+        napi_get_element(env, out, 1, &body);
+        napi_typeof(env, body, &t);
+    }
+    if (t == napi_undefined || t == napi_null) return true;
+    if (t == napi_string) {
+        size_t len;
+        napi_get_value_string_utf8(env, body, NULL, 0, &len);
+        *owned = malloc(len + 1);
+        if (!*owned) {
+            snprintf(bad, badlen, "out of memory");
+            return false;
+        }
+        napi_get_value_string_utf8(env, body, *owned, len + 1, &len);
+        *d = *owned;
+        *n = len;
+        return true;
+    }
+    bool view = false;
+    napi_is_typedarray(env, body, &view);
+    if (!view) napi_is_arraybuffer(env, body, &view);
+    if (!view) napi_is_dataview(env, body, &view);
+    if (view && arg_bytes(env, body, d, n)) return true;
+    snprintf(bad, badlen, "%s", shape);
+    return false;
+}
+
+/* Call the JS handler with a view of the request (detached when it
+ * returns: the request is valid during the handler only). Returns the
+ * handler's result, or NULL with its exception pending. */
+static napi_value call_handler(napi_env env, napi_value fn, uint32_t type_id, const uint8_t *req, size_t len) {
+    napi_value buf = NULL, ab = NULL, argv[2], out = NULL, global;
+    /* SAFETY of the raw pointer: the request is valid during this call
+     * and the view is detached below, before the call returns. */
+    if (len == 0) {
+        if (napi_create_buffer(env, 0, NULL, &buf) != napi_ok) buf = NULL;
+    } else if (napi_create_external_buffer(env, len, (void *)req, NULL, NULL, &buf) != napi_ok ||
+               napi_get_typedarray_info(env, buf, NULL, NULL, NULL, &ab, NULL) != napi_ok) {
+        buf = NULL;
+    }
+    if (!buf) {
+        throw_last(env, "napi_create_external_buffer");
+        return NULL;
+    }
+    napi_get_global(env, &global);
+    argv[0] = num(env, type_id);
+    argv[1] = buf;
+    if (napi_call_function(env, global, fn, 2, argv, &out) != napi_ok) out = NULL;
+    if (ab) napi_detach_arraybuffer(env, ab);
+    return out;
+}
+
 typedef struct {
     napi_env env;
     napi_value fn;
@@ -1191,90 +1315,139 @@ typedef struct {
     char bad[200];
 } serve_ctx;
 
-/* The C handler of serveOne: runs the JS handler on this (the JS) thread
- * with a view of the request, valid during the handler only (detached when
- * it returns). A JS exception never unwinds through memtube: it stays
- * pending, the reply gets the reserved type id (the caller sees PROTOCOL),
- * and serveOne rethrows it once memtube_serve_one has returned. */
+/* The C handler of serveOne (the JS thread serves): a JS exception never
+ * unwinds through memtube: it stays pending, the reply gets the reserved
+ * type id (the caller sees PROTOCOL), and serveOne rethrows it once
+ * memtube_serve_one has returned. */
 static uint32_t serve_handler(void *ctx, uint32_t type_id, const uint8_t *req, size_t len,
                               memtube_reply *reply) {
     serve_ctx *s = ctx;
     napi_env env = s->env;
-    if (s->threw) return UINT32_MAX;
-    napi_value buf = NULL, ab = NULL, argv[2], out, global;
-    bool ok = true;
-    if (len == 0) {
-        ok = napi_create_buffer(env, 0, NULL, &buf) == napi_ok;
-    } else {
-        /* SAFETY of the raw pointer: the request is valid during this call;
-         * the view is detached before we return (no finalizer needed). */
-        ok = napi_create_external_buffer(env, len, (void *)req, NULL, NULL, &buf) == napi_ok &&
-             napi_get_typedarray_info(env, buf, NULL, NULL, NULL, &ab, NULL) == napi_ok;
-    }
-    if (!ok) {
+    if (s->threw || s->bad[0]) return UINT32_MAX;
+    napi_value out = call_handler(env, s->fn, type_id, req, len);
+    if (!out) {
         s->threw = true;
-        throw_last(env, "napi_create_external_buffer");
         return UINT32_MAX;
     }
-    napi_get_global(env, &global);
-    argv[0] = num(env, type_id);
-    argv[1] = buf;
-    napi_status cs = napi_call_function(env, global, s->fn, 2, argv, &out);
-    uint32_t rty = type_id;
-    if (cs == napi_ok) {
-        napi_valuetype t;
-        bool is_arr = false;
-        napi_typeof(env, out, &t);
-        napi_value body = out;
-        if (t == napi_object) napi_is_array(env, out, &is_arr);
-        if (is_arr) {
-            uint32_t n = 0;
-            napi_value tv;
-            napi_get_array_length(env, out, &n);
-            double d = -1;
-            if (n == 2 && napi_get_element(env, out, 0, &tv) == napi_ok &&
-                napi_get_value_double(env, tv, &d) == napi_ok && d >= 0 && d < 4294967295.0 &&
-                d == (double)(uint32_t)d) {
-                rty = (uint32_t)d;
-                napi_get_element(env, out, 1, &body);
-                napi_typeof(env, body, &t);
-            } else {
-                snprintf(s->bad, sizeof s->bad, "a serve handler returns undefined, bytes, a string or [typeId, bytes] (typeId < 2^32-1)");
-                t = napi_undefined;
-                rty = UINT32_MAX;
-            }
-        }
-        if (rty != UINT32_MAX && t == napi_string) {
-            size_t n;
-            napi_get_value_string_utf8(env, body, NULL, 0, &n);
-            char *tmp = malloc(n + 1);
-            if (!tmp) {
-                rty = UINT32_MAX;
-            } else {
-                napi_get_value_string_utf8(env, body, tmp, n + 1, &n);
-                if (memtube_reply_write(reply, tmp, n) != MEMTUBE_OK) rty = UINT32_MAX;
-                free(tmp);
-            }
-        } else if (rty != UINT32_MAX && t != napi_undefined && t != napi_null) {
-            const void *d;
-            size_t n;
-            bool is_view = false;
-            napi_is_typedarray(env, body, &is_view);
-            if (!is_view) napi_is_arraybuffer(env, body, &is_view);
-            if (!is_view) napi_is_dataview(env, body, &is_view);
-            if (is_view && arg_bytes(env, body, &d, &n)) {
-                if (memtube_reply_write(reply, d, n) != MEMTUBE_OK) rty = UINT32_MAX;
-            } else {
-                snprintf(s->bad, sizeof s->bad, "a serve handler returns undefined, bytes, a string or [typeId, bytes]");
-                rty = UINT32_MAX;
-            }
-        }
-    } else {
-        s->threw = true; /* the exception stays pending */
-        rty = UINT32_MAX;
-    }
-    if (ab) napi_detach_arraybuffer(env, ab);
+    uint32_t rty;
+    const void *d;
+    size_t n;
+    char *owned;
+    if (!parse_reply(env, out, type_id, &rty, &d, &n, &owned, s->bad, sizeof s->bad)) return UINT32_MAX;
+    /* `d` is JS memory or ours: no JS runs until the write is done. */
+    if (n && memtube_reply_write(reply, d, n) != MEMTUBE_OK) rty = UINT32_MAX;
+    free(owned);
     return rty;
+}
+
+/* One request of an async serve, handed from the serving pool thread to the
+ * JS thread and back. */
+typedef struct {
+    uint32_t type_id;
+    const uint8_t *req;
+    size_t len;
+    uint8_t *reply; /* malloc'd copy of the reply bytes */
+    size_t reply_len;
+    uint32_t reply_type;
+    bool failed;
+    bool done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} serve_item;
+
+static void item_done(serve_item *it) {
+    pthread_mutex_lock(&it->mu);
+    it->done = true;
+    pthread_cond_signal(&it->cv);
+    pthread_mutex_unlock(&it->mu);
+}
+
+/* On the JS thread: run the handler for one request of an async serve. */
+static void serve_call_js(napi_env env, napi_value fn, void *context, void *data) {
+    work *w = context;
+    serve_item *it = data;
+    if (env == NULL || fn == NULL) { /* shutting down */
+        it->failed = true;
+        item_done(it);
+        return;
+    }
+    napi_value out = call_handler(env, fn, it->type_id, it->req, it->len);
+    if (!out) {
+        napi_value e;
+        it->failed = true;
+        if (napi_get_and_clear_last_exception(env, &e) == napi_ok && !w->exc)
+            napi_create_reference(env, e, 1, &w->exc);
+        item_done(it);
+        return;
+    }
+    const void *d;
+    size_t n;
+    char *owned;
+    if (!parse_reply(env, out, it->type_id, &it->reply_type, &d, &n, &owned, w->bad, sizeof w->bad)) {
+        it->failed = true;
+    } else {
+        /* A copy: the serving thread writes it into the reply after we return. */
+        it->reply = malloc(n ? n : 1);
+        if (!it->reply) it->failed = true;
+        else if (n) memcpy(it->reply, d, n);
+        it->reply_len = n;
+    }
+    free(owned);
+    item_done(it);
+}
+
+/* The C handler of an async serve, on the serving pool thread: hands the
+ * request to the JS thread and waits for the reply (the request stays valid
+ * meanwhile: this call has not returned). The reply is written here, on the
+ * serving thread, as the C ABI requires. */
+static uint32_t pool_serve_handler(void *ctx, uint32_t type_id, const uint8_t *req, size_t len,
+                                   memtube_reply *reply) {
+    work *w = ctx;
+    if (w->stop) return UINT32_MAX;
+    serve_item it = {.type_id = type_id, .req = req, .len = len};
+    pthread_mutex_init(&it.mu, NULL);
+    pthread_cond_init(&it.cv, NULL);
+    uint32_t rty = UINT32_MAX;
+    if (napi_call_threadsafe_function(w->tsfn, &it, napi_tsfn_blocking) != napi_ok) {
+        w->stop = true;
+    } else {
+        pthread_mutex_lock(&it.mu);
+        while (!it.done) pthread_cond_wait(&it.cv, &it.mu);
+        pthread_mutex_unlock(&it.mu);
+        if (it.failed) {
+            w->stop = true;
+        } else {
+            rty = it.reply_type;
+            if (it.reply_len && memtube_reply_write(reply, it.reply, it.reply_len) != MEMTUBE_OK)
+                rty = UINT32_MAX;
+        }
+    }
+    free(it.reply);
+    pthread_mutex_destroy(&it.mu);
+    pthread_cond_destroy(&it.cv);
+    return rty;
+}
+
+/* serveAsync(core, handler, cb): serve on the pool until the peer closes. */
+static napi_value js_serve_async(napi_env env, napi_callback_info info) {
+    ARGS(3);
+    core *c;
+    if (!arg_core(env, argv[0], &c)) return NULL;
+    GATE(c);
+    if (!c->conn) return local_fail(env, MEMTUBE_NO_SUCH_HANDLE, "serve needs a (duplex) connection, not a split half");
+    drop_msg_view(env, c);
+    if (c->rx) memtube_release(c->rx);
+    work *w = work_new(env, c, OP_SERVE);
+    if (!w) return NULL;
+    napi_value name;
+    NAPI_OK(napi_create_string_utf8(env, "memtube serve", NAPI_AUTO_LENGTH, &name));
+    if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, w,
+                                        serve_call_js, &w->tsfn) != napi_ok) {
+        free(w);
+        throw_last(env, "napi_create_threadsafe_function");
+        return NULL;
+    }
+    return start_work(env, w, argv[0], argv[2]);
 }
 
 /* serveOne(core, timeoutNs, handler) -> status (or throws the handler's
@@ -1468,6 +1641,7 @@ NAPI_MODULE_INIT() {
         FN("call", js_call),
         FN("callAsync", js_call_async),
         FN("serveOne", js_serve_one),
+        FN("serveAsync", js_serve_async),
         FN("stats", js_stats),
         FN("peerState", js_peer_state),
         FN("sizes", js_sizes),

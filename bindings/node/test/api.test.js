@@ -336,6 +336,45 @@ test('call and serve: sync server, async and sync calls, handler errors', async 
   c1.close();
 });
 
+test('serve() answers calls without blocking the event loop; errors reject it', async () => {
+  const [s, c] = await pair({ duplex: true });
+  let ticks = 0;
+  const iv = setInterval(() => ticks++, 5);
+  let seen = 0;
+  const served = s.serve((ty, req) => {
+    seen++;
+    assert.throws(() => s.receiver.tryRecv(), (e) => e.code === 'BUSY');
+    return [ty * 2, Buffer.from(req).reverse()];
+  });
+  for (let i = 1; i <= 20; i++) {
+    const r = await c.call(i, `req${i}`, { timeout: 5000 });
+    assert.equal(r.typeId, i * 2);
+    assert.equal(r.toString(), [...`req${i}`].reverse().join(""));
+  }
+  await new Promise((r) => setTimeout(r, 100)); // idle: the server waits on the pool
+  const r = await c.call(1, 'again', { timeout: 5000 });
+  assert.equal(r.toString(), 'niaga');
+  c.close();
+  await served; // resolves when the peer closes
+  clearInterval(iv);
+  assert.equal(seen, 21);
+  assert.ok(ticks >= 10, `${ticks} ticks`);
+  s.close();
+
+  const [s2, c2] = await pair({ duplex: true });
+  const failing = s2.serve(() => { throw new Error('no such method'); });
+  await rejectsCode(c2.call(1, 'x', { timeout: 5000 }), 'PROTOCOL');
+  await assert.rejects(failing, /no such method/);
+  const bad = s2.serve(() => 17);
+  await rejectsCode(c2.call(1, 'x', { timeout: 5000 }), 'PROTOCOL');
+  await assert.rejects(bad, (e) => e instanceof TypeError && e.code === 'ERR_INVALID_RETURN_VALUE');
+  const pending = s2.serve(() => 'never');
+  await sleep(20);
+  s2.close();
+  await rejectsCode(pending, 'CANCELLED');
+  c2.close();
+});
+
 test('one pending call per handle: a second one is BUSY, never a race', async () => {
   const [s, c] = await pair({ duplex: true });
   const rx = s.receiver;

@@ -37,7 +37,7 @@ async function connectRetry(a, opts) {
   }
 }
 
-test('SIGKILL of the sending peer: PEER_GONE after its messages, within the bound', { skip }, async () => {
+test('SIGKILL of the sending peer: PEER_GONE after its messages, within the bound', { skip }, async (t) => {
   const a = addr('kill');
   const p = peer(['--listen', a, '--send', '1000000000', '--size', '64', '--timeout', '30']);
   const c = await connectRetry(a, { direction: 'listenerToConnector' });
@@ -63,11 +63,11 @@ test('SIGKILL of the sending peer: PEER_GONE after its messages, within the boun
   assert.equal(err.code, 'PEER_GONE', err.message);
   assert.ok(ms < LIVENESS_MS + MARGIN_MS, `PEER_GONE after ${ms.toFixed(1)} ms`);
   assert.equal(rx.peerState(), 'gone');
-  console.log(`# PEER_GONE ${ms.toFixed(1)} ms after SIGKILL (${drained} committed messages drained first)`);
+  t.diagnostic(`PEER_GONE ${ms.toFixed(1)} ms after SIGKILL (${drained} committed messages drained first)`);
   c.close();
 });
 
-test('SIGKILL of the peer ends a pending receive with PEER_GONE', { skip }, async () => {
+test('SIGKILL of the peer ends a pending receive with PEER_GONE', { skip }, async (t) => {
   const a = addr('kill2');
   const p = peer(['--listen', a, '--serve', '--timeout', '30']);
   const c = await connectRetry(a, { duplex: true });
@@ -82,7 +82,7 @@ test('SIGKILL of the peer ends a pending receive with PEER_GONE', { skip }, asyn
   c.close();
 });
 
-test('a stream from Rust and calls to a Rust server, checked by both sides', { skip }, async () => {
+test('a stream from Rust and calls to a Rust server, checked by both sides', { skip }, async (t) => {
   const a = addr('rs');
   const p = peer(['--listen', a, '--send', '300', '--size', '300']);
   const c = await connectRetry(a, { direction: 'listenerToConnector' });
@@ -115,7 +115,7 @@ test('a stream from Rust and calls to a Rust server, checked by both sides', { s
   assert.match((await srv.done, srv.out), /^ok count=50 /m);
 });
 
-test('pending receives do not block the event loop', async () => {
+test('pending receives do not block the event loop', async (t) => {
   // four connections wait in recv() on the thread pool for 400 ms while a
   // 5 ms timer keeps ticking and the loop's delay stays small
   const pairs = [];
@@ -141,7 +141,7 @@ test('pending receives do not block the event loop', async () => {
   assert.ok(ticks >= 30, `only ${ticks} timer ticks in ${waited.toFixed(0)} ms`);
   const maxDelayMs = h.max / 1e6;
   assert.ok(maxDelayMs < 100, `the event loop stalled ${maxDelayMs.toFixed(1)} ms`);
-  console.log(`# ${ticks} ticks of a 5 ms timer during ${waited.toFixed(0)} ms of 3 pending receives; event loop delay p50 ${(h.percentile(50) / 1e6).toFixed(1)} ms, max ${maxDelayMs.toFixed(1)} ms`);
+  t.diagnostic(`${ticks} ticks of a 5 ms timer during ${waited.toFixed(0)} ms of 3 pending receives; event loop delay p50 ${(h.percentile(50) / 1e6).toFixed(1)} ms, max ${maxDelayMs.toFixed(1)} ms`);
   for (const [s, c] of pairs) {
     s.close();
     c.close();
