@@ -362,12 +362,14 @@ test('serve() answers calls without blocking the event loop; errors reject it', 
   s.close();
 
   const [s2, c2] = await pair({ duplex: true });
-  const failing = s2.serve(() => { throw new Error('no such method'); });
-  await rejectsCode(c2.call(1, 'x', { timeout: 5000 }), 'PROTOCOL');
-  await assert.rejects(failing, /no such method/);
-  const bad = s2.serve(() => 17);
-  await rejectsCode(c2.call(1, 'x', { timeout: 5000 }), 'PROTOCOL');
-  await assert.rejects(bad, (e) => e instanceof TypeError && e.code === 'ERR_INVALID_RETURN_VALUE');
+  await Promise.all([
+    assert.rejects(s2.serve(() => { throw new Error('no such method'); }), /no such method/),
+    rejectsCode(c2.call(1, 'x', { timeout: 5000 }), 'PROTOCOL'),
+  ]);
+  await Promise.all([
+    assert.rejects(s2.serve(() => 17), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_RETURN_VALUE'),
+    rejectsCode(c2.call(1, 'x', { timeout: 5000 }), 'PROTOCOL'),
+  ]);
   const pending = s2.serve(() => 'never');
   await sleep(20);
   s2.close();
