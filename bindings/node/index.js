@@ -28,6 +28,9 @@ const CODES = [
 ];
 const EMPTY = 1, FULL = 2, TIMEOUT = 3, CLOSED = 4, TOO_LARGE = 7;
 const FOREVER = -1;
+// Symbol.dispose (`using`), or Node's own name for it where the language
+// has none yet.
+const kDispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 
 /** Every failure memtube reports: `code` is the kind ('PEER_GONE', ...). */
 class MemtubeError extends Error {
@@ -168,7 +171,7 @@ class Message {
 
   toString(encoding = 'utf8') { return this.data.toString(encoding); }
 
-  [Symbol.dispose]() { this.release(); }
+  [kDispose]() { this.release(); }
 }
 
 function closeHandle(core) {
@@ -300,7 +303,7 @@ class Sender extends Handle {
     if (!this.#owned) throw new MemtubeError(19, "a connection's sender closes with its connection (close the connection, or split() it)");
     closeHandle(this._core);
   }
-  [Symbol.dispose]() { if (this.#owned) this.close(); }
+  [kDispose]() { if (this.#owned) this.close(); }
 }
 
 /** The reading end of a ring. Async iteration receives until the peer
@@ -391,7 +394,7 @@ class Receiver extends Handle {
     if (!this.#owned) throw new MemtubeError(19, "a connection's receiver closes with its connection (close the connection, or split() it)");
     closeHandle(this._core);
   }
-  [Symbol.dispose]() { if (this.#owned) this.close(); }
+  [kDispose]() { if (this.#owned) this.close(); }
 }
 
 function check(st) { if (st !== 0) throw lastError(st); }
@@ -534,7 +537,7 @@ class Connection extends Handle {
   /** Close: the peer gets CLOSED after the last message. A pending call on
    * it rejects with CANCELLED (within ~50 ms). Idempotent. */
   close() { closeHandle(this._core); }
-  [Symbol.dispose]() { this.close(); }
+  [kDispose]() { this.close(); }
 }
 
 /** A listening socket. */
@@ -572,7 +575,7 @@ class Listener extends Handle {
   /** Stop listening (the socket file is removed); a pending accept rejects
    * with CANCELLED within ~50 ms. Accepted connections live on. */
   close() { closeHandle(this._core); }
-  [Symbol.dispose]() { this.close(); }
+  [kDispose]() { this.close(); }
 }
 
 /** Listen on `address`: a socket path, or "@name" (Linux abstract). */

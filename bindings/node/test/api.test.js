@@ -255,7 +255,7 @@ test('release: stale views read nothing, a stale release leaves the new message 
   tx.sendSync('disposed');
   const m3 = rx.recvSync(1000);
   assert.equal(m3.toString(), 'disposed');
-  m3[Symbol.dispose]();
+  m3[Symbol.dispose ?? Symbol.for('nodejs.dispose')]();
   assert.equal(m3.released, true);
   assert.equal(m3.length, 0);
   // close detaches a held view: it never reads unmapped memory
