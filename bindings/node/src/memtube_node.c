@@ -63,6 +63,9 @@ typedef struct core {
     napi_ref msg_ref; /* weak: ArrayBuffer of the held message or reply */
     uint32_t msg_gen; /* counts held messages; a Message names its own */
     bool msg_held;    /* message msg_gen is held (not released yet) */
+    const uint8_t *msg_ptr; /* its bytes (to refuse them as a call's request) */
+    size_t msg_len;
+    bool release_later; /* released (or collected) while busy: release after the work */
     napi_ref grant_ref; /* weak: ArrayBuffer of the outstanding grant */
     uint32_t grant_gen;
 } core;
@@ -265,6 +268,15 @@ static void detach_ref(napi_env env, napi_ref *ref) {
 static void drop_msg_view(napi_env env, core *c) {
     detach_ref(env, &c->msg_ref);
     c->msg_held = false;
+    c->msg_ptr = NULL;
+    c->msg_len = 0;
+}
+
+/* Whether `n` bytes at `d` overlap the held message (which a call or a
+ * receive releases before it reads its arguments). */
+static bool overlaps_held(const core *c, const void *d, size_t n) {
+    const uint8_t *p = d;
+    return c->msg_ptr && n && p < c->msg_ptr + c->msg_len && c->msg_ptr < p + n;
 }
 
 static void free_handles(napi_env env, core *c) {
@@ -345,7 +357,16 @@ static void view_finalize(napi_env env, void *data, void *hint) {
     (void)data;
     view_hint *h = hint;
     core *c = h->c;
-    if (!c->closed && !c->busy) {
+    if (!c->closed && c->busy) {
+        /* The handle is in use on a pool thread: the work's completion
+         * releases the message (a grant cannot be outstanding then: the
+         * sender's calls are BUSY, and reserve's completion makes a new one). */
+        if (!h->grant && c->msg_ref && c->msg_gen == h->gen) {
+            napi_value ab = NULL;
+            napi_get_reference_value(env, c->msg_ref, &ab);
+            if (!ab) c->release_later = true;
+        }
+    } else if (!c->closed) {
         if (!h->grant && c->msg_ref && c->msg_gen == h->gen) {
             napi_value ab = NULL;
             napi_get_reference_value(env, c->msg_ref, &ab);
@@ -372,7 +393,11 @@ static void view_finalize(napi_env env, void *data, void *hint) {
 /* A Buffer over `len` bytes of ring memory at `p`, tracked by `*ref`. */
 static napi_value make_view(napi_env env, core *c, void *p, size_t len, bool grant) {
     uint32_t gen = grant ? ++c->grant_gen : ++c->msg_gen;
-    if (!grant) c->msg_held = true;
+    if (!grant) {
+        c->msg_held = true;
+        c->msg_ptr = p;
+        c->msg_len = len;
+    }
     napi_value buf, ab;
     if (len == 0) {
         /* Nothing to read or write: an ordinary empty Buffer (no ring memory). */
@@ -645,6 +670,15 @@ static void work_complete(napi_env env, napi_status status, void *data) {
     core *c = w->c;
     napi_value cb, argv[3], result = NULL, global;
     if (c) c->busy = false;
+    if (c && c->release_later) {
+        /* msg.release() (or its collection) came while the work ran. A
+         * receive, call or serve released that message when it started. */
+        c->release_later = false;
+        if (!c->closed && c->rx && w->op != OP_RECV && w->op != OP_CALL && w->op != OP_SERVE) {
+            drop_msg_view(env, c);
+            memtube_release(c->rx);
+        }
+    }
     if (status == napi_cancelled) {
         w->st = MEMTUBE_CANCELLED;
         snprintf(w->err, sizeof w->err, "the call was cancelled before it started");
@@ -1137,11 +1171,13 @@ static napi_value js_recv_copy(napi_env env, napi_callback_info info) {
     size_t cap, len = 0;
     int64_t t;
     uint32_t ty = 0;
-    if (!arg_core(env, argv[0], &c) || !arg_bytes(env, argv[1], &d, &cap) || !arg_i64(env, argv[2], &t))
-        return NULL;
+    if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[2], &t)) return NULL;
     GATE(c);
     SIDE(c, SIDE_RX);
+    /* Detach the held message's view first: were `buf` that view (read-only
+     * ring memory the call releases), it is now empty (TOO_LARGE). */
     drop_msg_view(env, c);
+    if (!arg_bytes(env, argv[1], &d, &cap)) return NULL;
     /* `d` is the JS buffer's memory: no JS runs during the call. */
     int32_t st = memtube_recv_copy(c->rx, t, (uint8_t *)d, cap, &len, &ty);
     if (scratch) {
@@ -1158,7 +1194,13 @@ static napi_value js_release(napi_env env, napi_callback_info info) {
     core *c;
     uint32_t gen;
     if (!arg_core(env, argv[0], &c) || !arg_u32(env, argv[1], &gen)) return NULL;
-    if (c->closed || c->busy || !c->rx || gen != c->msg_gen) return num(env, 0);
+    if (c->closed || !c->rx || gen != c->msg_gen || !c->msg_held) return num(env, 0);
+    if (c->busy) {
+        /* In use on a pool thread: detach the view now, release after. */
+        drop_msg_view(env, c);
+        c->release_later = true;
+        return num(env, 0);
+    }
     drop_msg_view(env, c);
     return status_value(env, memtube_release(c->rx));
 }
@@ -1190,6 +1232,8 @@ static napi_value js_call(napi_env env, napi_callback_info info) {
         return NULL;
     GATE(c);
     if (!c->conn) return local_fail(env, MEMTUBE_NO_SUCH_HANDLE, "call needs a (duplex) connection, not a split half");
+    if (overlaps_held(c, d, n))
+        return local_fail(env, MEMTUBE_INVALID_ARGUMENT, "the request is (part of) the message this connection holds, which call() releases first: pass a copy (msg.toBuffer())");
     drop_msg_view(env, c);
     memtube_message m;
     int32_t st = memtube_call(c->conn, ty, d, n, t, &m);
@@ -1211,8 +1255,6 @@ static napi_value js_call_async(napi_env env, napi_callback_info info) {
         return NULL;
     GATE(c);
     if (!c->conn) return local_fail(env, MEMTUBE_NO_SUCH_HANDLE, "call needs a (duplex) connection, not a split half");
-    drop_msg_view(env, c);
-    if (c->rx) memtube_release(c->rx);
     work *w = work_new(env, c, OP_CALL);
     if (!w) return NULL;
     w->data = malloc(n ? n : 1);
@@ -1221,7 +1263,10 @@ static napi_value js_call_async(napi_env env, napi_callback_info info) {
         napi_throw_error(env, "ERR_MEMTUBE_OOM", "out of memory");
         return NULL;
     }
+    /* Copied before the held message is released: the request may be it. */
     if (n) memcpy(w->data, d, n);
+    drop_msg_view(env, c);
+    if (c->rx) memtube_release(c->rx);
     w->len = n;
     w->type_id = ty;
     w->timeout = t;

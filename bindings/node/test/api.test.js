@@ -268,6 +268,44 @@ test('release: stale views read nothing, a stale release leaves the new message 
   c.close();
 });
 
+test('views of the held message passed back in: refused or copied, never read after release', async () => {
+  const [s, c] = await pair({ duplex: true });
+  c.sender.sendSync('0123456789', 1);
+  let m = s.receiver.recvSync(1000);
+  // recvInto releases the held message first: its view is empty by then
+  c.sender.sendSync('abc', 2);
+  assert.throws(() => s.receiver.recvInto(m.data, 1000), (e) => e.code === 'TOO_LARGE' && e.length === 3);
+  m = s.receiver.recvSync(1000); // kept by TOO_LARGE
+  assert.throws(() => s.callSync(1, m.data, 1000), (e) => e.code === 'INVALID_ARGUMENT');
+  assert.equal(m.toString(), 'abc', 'refused before anything was released');
+  const p = s.call(5, m.data.subarray(1), { timeout: 5000 }); // copied before the release
+  assert.equal(m.data.length, 0);
+  c.serveOneSync((ty, req) => [ty, Buffer.concat([req, Buffer.from('!')])], 5000);
+  assert.equal((await p).toString(), 'bc!');
+  c.close();
+  s.close();
+});
+
+test('release() while the connection is busy detaches now and releases after', async () => {
+  const [s, c] = await pair({ duplex: true, capacity: 256 });
+  c.sender.sendSync('held', 1);
+  const m = s.receiver.recvSync(1000);
+  const big = Buffer.alloc(s.sender.maxPayload);
+  while (s.sender.trySend(big));
+  const pending = s.sender.send(big, 2, { timeout: 5000 }); // waits on the pool
+  m.release();
+  assert.equal(m.data.length, 0);
+  assert.equal(m.released, true);
+  let done = false;
+  pending.then(() => { done = true; });
+  while (!done) if (c.receiver.tryRecv() === null) await sleep(1); // drain: room for the send
+  await pending;
+  c.sender.sendSync('next', 3);
+  assert.equal(s.receiver.recvSync(1000).toString(), 'next');
+  c.close();
+  s.close();
+});
+
 test('a view cannot be transferred to a worker (it could not be detached there)', async () => {
   const { MessageChannel } = require('node:worker_threads');
   const [s, c] = await pair();

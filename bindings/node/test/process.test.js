@@ -147,3 +147,30 @@ test('pending receives do not block the event loop', async (t) => {
     c.close();
   }
 });
+
+test('a received view is read-only memory: with isolation a write is SIGSEGV (documented limit)', async (t) => {
+  // JavaScript has no read-only ArrayBuffer (Node 20): the binding cannot
+  // turn this write into an exception. README.md says so; this test keeps
+  // the claim true. Without isolation the pages are writable.
+  const script = `
+    const mt = require(${JSON.stringify(require.resolve('..'))});
+    (async () => {
+      const a = '@ro-' + process.pid, o = { isolation: process.argv[1] === 'on' };
+      const l = mt.listen(a, o);
+      const [s, c] = await Promise.all([l.accept(), mt.connect(a, o)]);
+      c.sender.sendSync('abc');
+      const m = s.receiver.recvSync(1000);
+      m.data[0] = 65;
+      process.stdout.write(m.toString());
+    })();`;
+  const run = (iso) => new Promise((res) => {
+    const p = spawn(process.execPath, ['-e', script, iso], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.on('exit', (code, signal) => res({ code, signal, out }));
+  });
+  const on = await run('on');
+  assert.equal(on.signal, 'SIGSEGV');
+  const off = await run('off');
+  assert.deepEqual([off.code, off.out], [0, 'Abc']);
+});
