@@ -207,7 +207,8 @@ class Sender extends Handle {
     if (st === 0) return Promise.resolve();
     if (st !== FULL || t === 0) return Promise.reject(st === FULL && t === 0 ? lastError(FULL) : lastError(st));
     return new Promise((resolve, reject) => {
-      native.sendAsync(this._core, data, ty, t, (s, r, extra) => (s === 0 ? resolve() : reject(asyncError(s, r, extra))));
+      const st = native.sendAsync(this._core, data, ty, t, (s, r, extra) => (s === 0 ? resolve() : reject(asyncError(s, r, extra))));
+      if (typeof st === 'number') reject(lastError(st));
     });
   }
 
@@ -247,7 +248,8 @@ class Sender extends Handle {
     if (typeof r !== 'number') return Promise.resolve(this.#granted(r));
     if (r !== FULL || t === 0) return Promise.reject(lastError(r));
     return new Promise((resolve, reject) => {
-      native.reserveAsync(this._core, n, t, (s, buf, extra) => (s === 0 ? resolve(this.#granted(buf)) : reject(asyncError(s, buf, extra))));
+      const st = native.reserveAsync(this._core, n, t, (s, buf, extra) => (s === 0 ? resolve(this.#granted(buf)) : reject(asyncError(s, buf, extra))));
+      if (typeof st === 'number') reject(lastError(st));
     });
   }
 
@@ -331,10 +333,11 @@ class Receiver extends Handle {
     if (r !== EMPTY) return Promise.reject(lastError(r));
     if (t === 0) return Promise.reject(lastError(EMPTY));
     return new Promise((resolve, reject) => {
-      native.recvAsync(this._core, t, (s, buf, extra) => {
+      const st = native.recvAsync(this._core, t, (s, buf, extra) => {
         if (s === 0) resolve(new Message(this, this._core, buf, extra, scratch[1]));
         else reject(asyncError(s, buf, extra));
       });
+      if (typeof st === 'number') reject(lastError(st));
     });
   }
 

@@ -135,14 +135,11 @@ static bool arg_core(napi_env env, napi_value v, core **out) {
 }
 
 static bool arg_i64(napi_env env, napi_value v, int64_t *out) {
-    napi_valuetype t;
-    napi_typeof(env, v, &t);
-    if (t != napi_number) {
+    double d;
+    if (napi_get_value_double(env, v, &d) != napi_ok) {
         napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a number");
         return false;
     }
-    double d;
-    napi_get_value_double(env, v, &d);
     if (d != d) d = -1; /* NaN: treat as forever; JS validated already */
     if (d > 9.2e18) d = -1; /* beyond int64: forever */
     *out = (int64_t)d;
@@ -150,14 +147,11 @@ static bool arg_i64(napi_env env, napi_value v, int64_t *out) {
 }
 
 static bool arg_u32(napi_env env, napi_value v, uint32_t *out) {
-    napi_valuetype t;
-    napi_typeof(env, v, &t);
-    if (t != napi_number) {
+    double d;
+    if (napi_get_value_double(env, v, &d) != napi_ok) {
         napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a number");
         return false;
     }
-    double d;
-    napi_get_value_double(env, v, &d);
     if (!(d >= 0 && d <= 4294967295.0) || d != (double)(uint32_t)d) {
         napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "expected an integer from 0 to 2^32-1");
         return false;
