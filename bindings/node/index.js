@@ -430,8 +430,9 @@ class Connection extends Handle {
    * connection). Borrowed: it closes with the connection. */
   get sender() {
     if (!this.#sender) {
-      const s = sizes(this._core);
-      if (s.txMaxPayload === undefined) throw new MemtubeError(16, 'this side of the connection does not send');
+      const s = native.sides(this._core);
+      if (s < 0) throw lastError(-s);
+      if (!(s & 1)) throw new MemtubeError(16, 'this side of the connection does not send');
       this.#sender = new Sender(this._core, this);
     }
     return this.#sender;
@@ -440,8 +441,9 @@ class Connection extends Handle {
   /** This side's receiver (NO_SUCH_HANDLE on the sending side). */
   get receiver() {
     if (!this.#receiver) {
-      const s = sizes(this._core);
-      if (s.rxMaxPayload === undefined) throw new MemtubeError(16, 'this side of the connection does not receive');
+      const s = native.sides(this._core);
+      if (s < 0) throw lastError(-s);
+      if (!(s & 2)) throw new MemtubeError(16, 'this side of the connection does not receive');
       this.#receiver = new Receiver(this._core, this);
     }
     return this.#receiver;

@@ -1586,6 +1586,19 @@ static napi_value js_sizes(napi_env env, napi_callback_info info) {
     return o;
 }
 
+/* sides(core) -> 1 (sends) | 2 (receives), or -CLOSED: our own fields only,
+ * no memtube call, so it needs no gate against a pending work. */
+static napi_value js_sides(napi_env env, napi_callback_info info) {
+    ARGS(1);
+    core *c;
+    if (!arg_core(env, argv[0], &c)) return NULL;
+    if (c->closed) {
+        local_fail(env, MEMTUBE_CLOSED, "this handle is closed (close() was called on it or its connection was split)");
+        return num(env, -MEMTUBE_CLOSED);
+    }
+    return num(env, (c->tx ? 1 : 0) | (c->rx ? 2 : 0));
+}
+
 static napi_value js_peer_cred(napi_env env, napi_callback_info info) {
     ARGS(1);
     core *c;
@@ -1685,6 +1698,7 @@ NAPI_MODULE_INIT() {
         FN("peerState", js_peer_state),
         FN("sizes", js_sizes),
         FN("peerCred", js_peer_cred),
+        FN("sides", js_sides),
         FN("setNontemporalThreshold", js_set_nt),
         FN("setLinePadding", js_set_padding),
 #undef FN
