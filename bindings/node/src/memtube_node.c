@@ -72,7 +72,18 @@ typedef struct core {
 
 /* The error text of a failure decided here (BUSY, closed handle, ...), per
  * thread like memtube's own; empty when memtube's last error applies. */
-static _Thread_local char local_err[256];
+static _Thread_local char local_err[512];
+static _Thread_local int32_t local_os;
+
+/* Keep memtube's message of the failure `st` before another memtube call
+ * (a free) clears it. Returns `st`. */
+static int32_t capture(int32_t st) {
+    if (st != MEMTUBE_OK && !local_err[0]) {
+        snprintf(local_err, sizeof local_err, "%s", memtube_last_error_message());
+        local_os = memtube_last_os_error();
+    }
+    return st;
+}
 /* Scratch words the JS side reads after a call (type id, generation). */
 static _Thread_local uint32_t *scratch;
 static _Thread_local napi_ref scratch_ref;
@@ -107,6 +118,7 @@ static napi_value status_value(napi_env env, int32_t st) { return num(env, st); 
 
 static napi_value local_fail(napi_env env, int32_t st, const char *msg) {
     snprintf(local_err, sizeof local_err, "%s", msg);
+    local_os = 0;
     return status_value(env, st);
 }
 
@@ -455,7 +467,7 @@ static napi_value js_last_error(napi_env env, napi_callback_info info) {
 
 static napi_value js_last_os_error(napi_env env, napi_callback_info info) {
     (void)info;
-    return num(env, local_err[0] ? 0 : memtube_last_os_error());
+    return num(env, local_err[0] ? local_os : memtube_last_os_error());
 }
 
 static napi_value js_status_name(napi_env env, napi_callback_info info) {
@@ -537,6 +549,7 @@ static int32_t build_opts(napi_env env, napi_value o, memtube_options **out) {
         if (st == MEMTUBE_OK) st = memtube_options_set_uid_policy(op, (int32_t)d, uids, n);
     }
     if (st != MEMTUBE_OK) {
+        capture(st);
         memtube_options_free(op);
         return st;
     }
@@ -807,7 +820,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
         return status_value(env, st);
     }
     memtube_listener *l = NULL;
-    st = memtube_listen(addr, op, &l);
+    st = capture(memtube_listen(addr, op, &l));
     free(addr);
     if (st != MEMTUBE_OK) {
         memtube_options_free(op);
@@ -836,7 +849,7 @@ static napi_value js_accept_sync(napi_env env, napi_callback_info info) {
     memtube_cancel_token *tok = memtube_cancel_token_new();
     memtube_options_set_cancel_token(c->lopts, tok);
     memtube_connection *conn = NULL;
-    int32_t st = memtube_listener_accept(c->lis, c->lopts, t, &conn);
+    int32_t st = capture(memtube_listener_accept(c->lis, c->lopts, t, &conn));
     if (st != MEMTUBE_OK) {
         memtube_cancel_token_free(tok);
         return status_value(env, st);
@@ -872,7 +885,7 @@ static napi_value js_connect_sync(napi_env env, napi_callback_info info) {
     memtube_cancel_token *tok = memtube_cancel_token_new();
     memtube_options_set_cancel_token(op, tok);
     memtube_connection *conn = NULL;
-    st = memtube_connect(addr, op, &conn);
+    st = capture(memtube_connect(addr, op, &conn));
     free(addr);
     memtube_options_free(op);
     if (st != MEMTUBE_OK) {
@@ -960,7 +973,7 @@ static napi_value js_split(napi_env env, napi_callback_info info) {
      * their views valid, now tracked by the new cores. */
     memtube_sender *tx = NULL;
     memtube_receiver *rx = NULL;
-    int32_t st = memtube_connection_split(c->conn, &tx, &rx);
+    int32_t st = capture(memtube_connection_split(c->conn, &tx, &rx));
     c->conn = NULL;
     c->tx = NULL;
     c->rx = NULL;
