@@ -174,3 +174,27 @@ test('a received view is read-only memory: with isolation a write is SIGSEGV (do
   const off = await run('off');
   assert.deepEqual([off.code, off.out], [0, 'Abc']);
 });
+
+test('a worker thread loads its own instance and talks to the main thread', async () => {
+  const { Worker } = require('node:worker_threads');
+  const a = addr('worker');
+  const l = mt.listen(a);
+  const pkg = JSON.stringify(require.resolve('..'));
+  const w = new Worker(`
+    const mt = require(${pkg});
+    const c = mt.connectSync(${JSON.stringify(a)});
+    for (let i = 0; i < 100; i++) c.sender.sendSync('w' + i, i);
+    c.close();`, { eval: true });
+  const exited = new Promise((r) => w.on('exit', r));
+  const c = await l.accept({ timeout: 5000 });
+  let n = 0;
+  for await (const m of c.receiver) {
+    assert.equal(m.toString(), `w${n}`);
+    assert.equal(m.typeId, n);
+    n++;
+  }
+  assert.equal(n, 100);
+  assert.equal(await exited, 0);
+  c.close();
+  l.close();
+});
