@@ -176,11 +176,12 @@ static bool arg_u32(napi_env env, napi_value v, uint32_t *out) {
  * the next JS call (the caller copies or uses them synchronously). */
 static bool arg_bytes(napi_env env, napi_value v, const void **data, size_t *len) {
     bool is;
-    if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
-        napi_typedarray_type ty;
-        size_t n;
-        void *p;
-        napi_get_typedarray_info(env, v, &ty, &n, &p, NULL, NULL);
+    napi_typedarray_type ty;
+    size_t n;
+    void *p;
+    /* Fails (napi_invalid_arg) for anything but a TypedArray: one call for
+     * the common case instead of a check and a call. */
+    if (napi_get_typedarray_info(env, v, &ty, &n, &p, NULL, NULL) == napi_ok) {
         size_t el = 1;
         switch (ty) {
         case napi_int16_array: case napi_uint16_array: el = 2; break;
@@ -193,16 +194,12 @@ static bool arg_bytes(napi_env env, napi_value v, const void **data, size_t *len
         return true;
     }
     if (napi_is_dataview(env, v, &is) == napi_ok && is) {
-        void *p;
-        size_t n;
         napi_get_dataview_info(env, v, &n, &p, NULL, NULL);
         *data = p;
         *len = n;
         return true;
     }
     if (napi_is_arraybuffer(env, v, &is) == napi_ok && is) {
-        void *p;
-        size_t n;
         napi_get_arraybuffer_info(env, v, &p, &n);
         *data = p;
         *len = n;
