@@ -348,6 +348,8 @@ static napi_value new_conn_core(napi_env env, memtube_connection *conn, memtube_
 
 /* ---- views over ring memory ---- */
 
+/* The finalizer hint of a view: the core it was made on (kept allocated by
+ * the reference the view holds, core->refs) and which message or grant. */
 typedef struct {
     core *c;
     bool grant;
@@ -616,7 +618,11 @@ static void capture_err(work *w) {
         }                                                                      \
     } while (0)
 
-/* Runs on a libuv pool thread: only the core's C handle, never napi. */
+/* Runs on a libuv pool thread: only the core's C handle, never napi. The
+ * core stays allocated (its external is referenced by w->keep, so neither
+ * its finalizer nor a free runs) and its handles stay live: every call on
+ * a busy core returns BUSY, and close() only sets flags (the free happens
+ * in work_complete, after this returns). */
 static void work_execute(napi_env env, void *data) {
     (void)env;
     work *w = data;
@@ -1060,6 +1066,7 @@ static napi_value js_send_staged(napi_env env, napi_callback_info info) {
         return NULL;
     GATE(c);
     SIDE(c, SIDE_TX);
+    /* `d` is the JS buffer's memory, read during the call only (no JS runs). */
     return status_value(env, memtube_send_staged(c->tx, d, n, ty));
 }
 
@@ -1240,6 +1247,8 @@ static napi_value js_call(napi_env env, napi_callback_info info) {
         return local_fail(env, MEMTUBE_INVALID_ARGUMENT, "the request is (part of) the message this connection holds, which call() releases first: pass a copy (msg.toBuffer())");
     drop_msg_view(env, c);
     memtube_message m;
+    /* `d` is JS memory (no JS runs during the call) and not the message the
+     * call releases first (refused above). */
     int32_t st = memtube_call(c->conn, ty, d, n, t, &m);
     if (st != MEMTUBE_OK) return status_value(env, st);
     napi_value v = make_view(env, c, (void *)m.data, m.len, false);
