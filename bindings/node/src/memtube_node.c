@@ -1568,7 +1568,7 @@ static napi_value js_peer_state(napi_env env, napi_callback_info info) {
     ARGS(3);
     core *c;
     uint32_t side;
-    bool probe;
+    bool probe = false;
     if (!arg_core(env, argv[0], &c) || !arg_u32(env, argv[1], &side)) return NULL;
     napi_get_value_bool(env, argv[2], &probe);
     napi_value g = gate(env, c);
@@ -1648,7 +1648,7 @@ static napi_value js_set_nt(napi_env env, napi_callback_info info) {
 static napi_value js_set_padding(napi_env env, napi_callback_info info) {
     ARGS(2);
     core *c;
-    bool on;
+    bool on = false;
     if (!arg_core(env, argv[0], &c)) return NULL;
     napi_get_value_bool(env, argv[1], &on);
     GATE(c);
