@@ -5,6 +5,8 @@
 //
 //   MEMTUBE_LIB_DIR  folder holding libmemtube.a; unset: built from this
 //                    repository (`cargo build --release -p memtube-ffi`).
+//   MEMTUBE_INCLUDE_DIR  folder of memtube.h (default: this repository's
+//                    bindings/c/include, else LIB_DIR/../include).
 //   CC               the C compiler (default cc).
 //   MEMTUBE_CFLAGS   extra compiler flags (e.g. "-O0 -g -fsanitize=address").
 'use strict';
@@ -45,8 +47,15 @@ function libDir() {
 
 const lib = path.join(libDir(), 'libmemtube.a');
 if (!fs.existsSync(lib)) fail(`${lib} does not exist`);
-const header = path.join(repo, 'bindings', 'c', 'include');
-if (!fs.existsSync(path.join(header, 'memtube.h'))) fail(`no memtube.h in ${header}`);
+// memtube.h: MEMTUBE_INCLUDE_DIR, else this repository's, else the include
+// folder beside the library's (the layout of bindings/c/install.sh).
+const headers = [
+  process.env.MEMTUBE_INCLUDE_DIR,
+  path.join(repo, 'bindings', 'c', 'include'),
+  path.join(path.dirname(lib), '..', 'include'),
+].filter(Boolean);
+const header = headers.find((d) => fs.existsSync(path.join(d, 'memtube.h')));
+if (!header) fail(`no memtube.h in ${headers.join(', ')} (set MEMTUBE_INCLUDE_DIR)`);
 fs.mkdirSync(path.join(here, 'build'), { recursive: true });
 const out = path.join(here, 'build', 'memtube.node');
 const extra = (process.env.MEMTUBE_CFLAGS || '').split(/\s+/).filter(Boolean);
