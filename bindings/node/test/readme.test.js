@@ -1,0 +1,33 @@
+// The README's example, run as it is written: receiver and sender as two
+// processes (the package name and the socket path substituted).
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+test("the README's example works", async () => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  const block = readme.match(/```js\n([\s\S]*?)```/)[1];
+  const [recv, send] = block.split(/\n(?=\/\/ sender\.mjs)/);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memtube-readme-'));
+  const sock = path.join(dir, 'demo.sock');
+  const pkg = JSON.stringify(path.join(__dirname, '..', 'index.js'));
+  const fix = (src) => src.replaceAll("'memtube'", pkg).replaceAll("'/tmp/demo.sock'", JSON.stringify(sock));
+  fs.writeFileSync(path.join(dir, 'receiver.mjs'), fix(recv));
+  fs.writeFileSync(path.join(dir, 'sender.mjs'), fix(send));
+  const r = spawn(process.execPath, [path.join(dir, 'receiver.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  r.stdout.on('data', (d) => { out += d; });
+  const done = new Promise((res) => r.on('exit', res));
+  for (let i = 0; !fs.existsSync(sock); i++) {
+    assert.ok(i < 500, 'the receiver listens');
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  execFileSync(process.execPath, [path.join(dir, 'sender.mjs')], { stdio: 'inherit', timeout: 10000 });
+  assert.equal(await done, 0);
+  assert.equal(out, '1 hello\n');
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -1,0 +1,50 @@
+// Compiled by `tsc -p tsconfig.json` (never run): the README's example and
+// each part of the API type-check against index.d.ts.
+import * as memtube from '..';
+import { MemtubeError, type Message, type Connection } from '..';
+
+async function receiver(): Promise<void> {
+  const listener = memtube.listen('/tmp/demo.sock', { capacity: 1 << 16, uidPolicy: 'same' });
+  const conn: Connection = await listener.accept({ timeout: 5000 });
+  for await (const msg of conn.receiver) {
+    const m: Message = msg;
+    console.log(m.typeId, m.data.toString('utf8'), m.address === 0n);
+  }
+  conn.close();
+  listener.close();
+}
+
+async function sender(): Promise<void> {
+  const conn = await memtube.connect('/tmp/demo.sock');
+  await conn.sender.send('hello', 1);
+  const buf: Buffer = conn.sender.reserveSync(5);
+  buf.write('world');
+  conn.sender.commit(5, 2);
+  const ok: boolean = conn.sender.trySend(new Uint8Array(3));
+  void ok;
+  conn.close();
+}
+
+async function duplex(): Promise<void> {
+  const conn = await memtube.connect('@rpc', { duplex: true, pureSpin: false, direction: 'connectorToListener' });
+  const reply = await conn.call(7, Buffer.from('req'), { timeout: 1000 });
+  reply.release();
+  await conn.serve((ty, req) => [ty + 1, Buffer.from(req).reverse()]);
+  conn.serveOneSync(() => 'text', 0);
+  const { sender, receiver } = conn.split();
+  sender?.close();
+  const r = receiver?.recvInto(Buffer.alloc(64), 10);
+  if (r) console.log(r.length, r.typeId);
+  receiver?.close();
+}
+
+function errors(e: unknown): string {
+  if (e instanceof MemtubeError && e.code === 'PEER_GONE') return e.message;
+  return String(e);
+}
+
+void receiver;
+void sender;
+void duplex;
+void errors;
+console.log(memtube.version, memtube.abiVersion, memtube.codes.length);
