@@ -7,6 +7,7 @@
 //! cargo run --release -p memtube-bench -- --full    # a few minutes
 //! cargo run --release -p memtube-bench --features iceoryx2,tachyon -- --full
 //! bench/tools/langs.sh --quick   # every language binding's round trip (--langs)
+//! cargo run --release -p memtube-bench -- --full --fifo   # SCHED_FIFO + mlockall, for every system
 //! ```
 //!
 //! The program starts its peer by re-executing itself (`--peer ...`); the two
@@ -232,6 +233,9 @@ fn peer_main(args: &[String]) -> Result<(), BoxError> {
     if cpu.is_some_and(|c| !core_affinity::set_for_current(core_affinity::CoreId { id: c })) {
         shm.u64(shm::PEER_PIN_FAILED).store(1, Ordering::Relaxed);
     }
+    if std::env::var_os("MEMTUBE_BENCH_FIFO").is_some() {
+        lock_memory()?;
+    }
     // Die with the main process, even in the middle of a run.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
     let mut ctx = Ctx {
@@ -299,6 +303,31 @@ fn peer_main(args: &[String]) -> Result<(), BoxError> {
     }
 }
 
+/// Run this process (and the processes it starts, which inherit the
+/// policy) under SCHED_FIFO at priority 99, with its memory locked, as
+/// Tachyon's own benchmark runs both of its processes: `--fifo` gives every
+/// system of a comparison the same policy. Needs root or CAP_SYS_NICE.
+fn enter_fifo() -> Result<(), BoxError> {
+    let param = libc::sched_param { sched_priority: 99 };
+    // SAFETY: sched_setscheduler reads `param` (a valid, initialised struct)
+    // during the call only; pid 0 is this process.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        return Err(format!(
+            "--fifo: sched_setscheduler(SCHED_FIFO, 99): {} (needs root or CAP_SYS_NICE)",
+            std::io::Error::last_os_error()
+        )
+        .into());
+    }
+    lock_memory()
+}
+
+/// mlockall(MCL_CURRENT), as Tachyon's benchmark does (the peer process
+/// calls it for itself: locks are not inherited across exec).
+fn lock_memory() -> Result<(), BoxError> {
+    rustix::mm::mlockall(rustix::mm::MlockAllFlags::CURRENT)
+        .map_err(|e| format!("--fifo: mlockall: {e}").into())
+}
+
 /// The scheduler policy of `pid` (field 41 of /proc/PID/stat).
 fn sched_policy(pid: u32) -> String {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -323,6 +352,7 @@ struct Args {
     only: Option<String>,
     list: bool,
     langs: Option<PathBuf>,
+    fifo: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Args, BoxError> {
@@ -332,6 +362,7 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
     let mut only = None;
     let mut list = false;
     let mut langs = None;
+    let mut fifo = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -341,9 +372,10 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
             "--out" => out = PathBuf::from(it.next().ok_or("--out DIR")?),
             "--only" => only = Some(it.next().ok_or("--only WORD")?.to_lowercase()),
             "--list" => list = true,
+            "--fifo" => fifo = true,
             "--langs" => langs = Some(PathBuf::from(it.next().ok_or("--langs DIR")?)),
             "-h" | "--help" => return Err(
-                "usage: memtube-bench [--quick | --full] [--rounds N] [--out DIR] [--only WORD] [--list] [--langs DIR]\n       memtube-bench --selfloop raw|memtube|memtube-noiso N   (for callgrind)"
+                "usage: memtube-bench [--quick | --full] [--rounds N] [--out DIR] [--only WORD] [--list] [--langs DIR] [--fifo]\n       memtube-bench --selfloop raw|memtube|memtube-noiso N   (for callgrind)"
                     .into(),
             ),
             other => return Err(format!("unknown argument {other:?}; see --help").into()),
@@ -361,6 +393,7 @@ fn parse_args(args: &[String]) -> Result<Args, BoxError> {
         only,
         list,
         langs,
+        fifo,
     })
 }
 
@@ -393,6 +426,7 @@ fn main() -> Result<(), BoxError> {
         only,
         list,
         langs,
+        fifo,
     } = parse_args(&args)?;
     let langs = match langs {
         Some(dir) => Some((langs::available(&dir)?, dir)),
@@ -420,6 +454,9 @@ fn main() -> Result<(), BoxError> {
         return Ok(());
     }
     let started = Instant::now();
+    if fifo {
+        enter_fifo()?;
+    }
 
     // Descriptors for the peer (inheritable: no close-on-exec).
     let (shm_fd, shm) = shm::Shm::create()?;
@@ -444,7 +481,11 @@ fn main() -> Result<(), BoxError> {
         [a, b, ..] => (Some(a.id), Some(b.id)),
         _ => (None, None),
     };
-    let child = Command::new(std::env::current_exe()?)
+    let mut child = Command::new(std::env::current_exe()?);
+    if fifo {
+        child.env("MEMTUBE_BENCH_FIFO", "1");
+    }
+    let child = child
         .arg("--peer")
         .args(
             [
