@@ -21,6 +21,7 @@
  */
 #include <jni.h>
 #define _GNU_SOURCE /* fopen mode "e" (O_CLOEXEC) is glibc's; harmless elsewhere */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -532,6 +533,78 @@ JNIEXPORT jint FN(receiverPeerState)(JNIEnv *env, jclass k, jlong rx, jboolean p
 JNIEXPORT void FN(receiverFree)(JNIEnv *env, jclass k, jlong rx) {
     (void)env; (void)k;
     memtube_receiver_free(P(rx));
+}
+
+/* ---- send, then receive (memtube_sendrecv) ---------------------------- */
+
+/* out[0..2] = the received message (address, length, type id), out[3] = 1
+ * when the message went out (memtube_sendrecv's `sent`), else 0. */
+static jint fill_exchange(JNIEnv *env, int32_t st, const struct memtube_message *m, bool sent,
+                          jlongArray out) {
+    jlong v[4];
+    v[0] = J(m->data);
+    v[1] = (jlong)m->len;
+    v[2] = (jlong)m->type_id;
+    v[3] = sent ? 1 : 0;
+    if (set_longs(env, out, 4, v) != 0) return JNI_EXCEPTION_PENDING;
+    return st;
+}
+
+/* From a direct buffer: no copy of our own (memtube copies into the ring). */
+JNIEXPORT jint FN(sendRecvDirect)(JNIEnv *env, jclass k, jlong tx, jobject b, jint off, jint len,
+                                  jint type, jlong rx, jlong timeout, jlongArray out) {
+    struct memtube_message m = {NULL, 0, 0};
+    bool sent = false;
+    uint8_t *p = direct(env, b, off);
+    int32_t st;
+    (void)k;
+    if (p == NULL) return JNI_EXCEPTION_PENDING;
+    st = memtube_sendrecv(P(tx), p, (size_t)len, (uint32_t)type, P(rx), (int64_t)timeout, &m, &sent);
+    return fill_exchange(env, st, &m, sent, out);
+}
+
+/* From an address: the payload of the message `rx` holds (the Java side
+ * checked that the Message is valid and is rx's, under rx's guard), so the
+ * bytes are mapped and unchanged until memtube_sendrecv has sent them; it
+ * releases that message only after the send. */
+JNIEXPORT jint FN(sendRecvAddress)(JNIEnv *env, jclass k, jlong tx, jlong addr, jint len,
+                                   jint type, jlong rx, jlong timeout, jlongArray out) {
+    struct memtube_message m = {NULL, 0, 0};
+    bool sent = false;
+    int32_t st;
+    (void)k;
+    st = memtube_sendrecv(P(tx), len == 0 ? NULL : P(addr), (size_t)len, (uint32_t)type, P(rx),
+                          (int64_t)timeout, &m, &sent);
+    return fill_exchange(env, st, &m, sent, out);
+}
+
+/* From a byte[]: copied out of the Java heap first (the call may block, so
+ * no critical region), onto the stack when small. */
+JNIEXPORT jint FN(sendRecvArray)(JNIEnv *env, jclass k, jlong tx, jbyteArray arr, jint off,
+                                 jint len, jint type, jlong rx, jlong timeout, jlongArray out) {
+    struct memtube_message m = {NULL, 0, 0};
+    bool sent = false;
+    jbyte small[512];
+    jbyte *buf = small;
+    int32_t st;
+    (void)k;
+    if ((size_t)len > sizeof small) {
+        buf = malloc((size_t)len);
+        if (buf == NULL) {
+            jclass oom = (*env)->FindClass(env, "java/lang/OutOfMemoryError");
+            if (oom != NULL) (*env)->ThrowNew(env, oom, "copying a sendRecv's message");
+            return JNI_EXCEPTION_PENDING;
+        }
+    }
+    (*env)->GetByteArrayRegion(env, arr, off, len, buf);
+    if ((*env)->ExceptionCheck(env)) {
+        if (buf != small) free(buf);
+        return JNI_EXCEPTION_PENDING;
+    }
+    st = memtube_sendrecv(P(tx), len == 0 ? NULL : buf, (size_t)len, (uint32_t)type, P(rx),
+                          (int64_t)timeout, &m, &sent);
+    if (buf != small) free(buf);
+    return fill_exchange(env, st, &m, sent, out);
 }
 
 /* ---- sender ----------------------------------------------------------- */

@@ -105,6 +105,13 @@ final class Native {
     static native int receiverPeerState(long rx, boolean probe);
     static native void receiverFree(long rx);
 
+    /** memtube_sendrecv: out = {address, length, type id, sent (1/0)}. */
+    static native int sendRecvDirect(long tx, ByteBuffer b, int off, int len, int type, long rx, long timeoutNs,
+            long[] out);
+    static native int sendRecvAddress(long tx, long addr, int len, int type, long rx, long timeoutNs, long[] out);
+    static native int sendRecvArray(long tx, byte[] a, int off, int len, int type, long rx, long timeoutNs,
+            long[] out);
+
     static native int sendArray(long tx, byte[] a, int off, int len, int type, long timeoutNs);
     static native int sendDirect(long tx, ByteBuffer b, int off, int len, int type, long timeoutNs);
     static native int sendStagedArray(long tx, byte[] a, int off, int len, int type);

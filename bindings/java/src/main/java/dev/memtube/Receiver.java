@@ -21,6 +21,8 @@ public final class Receiver implements AutoCloseable {
     /** Bumped whenever the held message changes (receive, release, call, close); under the guard. */
     long gen;
     private final long[] out = new long[3];
+    /** Sender.sendRecv's results (message, sent flag); under this receiver's guard. */
+    final long[] exchangeOut = new long[4];
 
     /**
      * A read-only buffer over the ring's whole mapping, from which message
