@@ -216,9 +216,20 @@ public final class Sender implements AutoCloseable {
         }
     }
 
+    /**
+     * The last direct buffer sendRecv sent from and its address (a direct
+     * buffer's address never changes), so that the next sendRecv from the
+     * same buffer is an all-primitive JNI call. Under the guard. Holds that
+     * one buffer until a sendRecv from another one or the close.
+     */
+    private ByteBuffer lastBuf;
+    private long lastAddr;
+
     private Message exchangeLocked(Receiver rx, ByteBuffer direct, byte[] arr, Message held, int off, int len,
             int typeId, long ns, ByteBuffer moved) throws IOException {
-        long[] o = rx.exchangeOut;
+        rx.exchangeArea();
+        ByteBuffer o = rx.exchangeOut;
+        long oa = rx.exchangeOutAddr;
         Handle.Wait w = new Handle.Wait(ns);
         int st;
         long began;
@@ -226,13 +237,19 @@ public final class Sender implements AutoCloseable {
             long slice = w.slice();
             began = ns > 0 ? System.nanoTime() : 0;
             if (held != null) {
-                st = Native.sendRecvAddress(ptr, held.address(), len, typeId, rx.ptr, slice, o);
+                st = Native.sendRecvAddress(ptr, held.address(), len, typeId, rx.ptr, slice, oa);
             } else if (direct != null) {
-                st = Native.sendRecvDirect(ptr, direct, off, len, typeId, rx.ptr, slice, o);
+                if (direct == lastBuf) {
+                    st = Native.sendRecvAddress(ptr, lastAddr + off, len, typeId, rx.ptr, slice, oa);
+                } else {
+                    st = Native.sendRecvDirect(ptr, direct, off, len, typeId, rx.ptr, slice, oa);
+                    lastBuf = direct; // (a buffer that is not direct threw above)
+                    lastAddr = o.getLong(24);
+                }
             } else {
-                st = Native.sendRecvArray(ptr, arr, off, len, typeId, rx.ptr, slice, o);
+                st = Native.sendRecvArray(ptr, arr, off, len, typeId, rx.ptr, slice, oa);
             }
-            if (o[3] != 0) break; // sent
+            if (o.getInt(20) != 0) break; // sent
             // Nothing sent: a message rx holds is still held (and `held` valid).
             if (st != Status.TIMEOUT.code() && st != Status.FULL.code()) throw Errors.of(st);
             if (w.over()) {
@@ -244,7 +261,8 @@ public final class Sender implements AutoCloseable {
         // Sent: the receive released the message rx held (whatever it returned).
         rx.gen++;
         if (moved != null) moved.position(moved.limit());
-        if (st == 0) return new Message(rx, o[0], (int) o[1], (int) o[2], rx.gen);
+        if (st == 0) return new Message(rx, o.getLong(0), (int) o.getLong(8), o.getInt(16), rx.gen);
+        long[] r = rx.out;
         try {
             if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw Errors.of(st);
             // The receive's wait began at most when the last slice did.
@@ -255,8 +273,8 @@ public final class Sender implements AutoCloseable {
                             : "sent; no message within " + Duration.ofNanos(ns));
                 }
                 checkpoint(rx, true, len);
-                st = Native.recv(rx.ptr, rw.slice(), o);
-                if (st == 0) return new Message(rx, o[0], (int) o[1], (int) o[2], rx.gen);
+                st = Native.recv(rx.ptr, rw.slice(), r);
+                if (st == 0) return new Message(rx, r[0], (int) r[1], (int) r[2], rx.gen);
                 if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw Errors.of(st);
             }
         } catch (MemtubeException e) {
