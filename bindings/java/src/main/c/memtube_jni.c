@@ -21,6 +21,7 @@
  */
 #include <jni.h>
 #define _GNU_SOURCE /* fopen mode "e" (O_CLOEXEC) is glibc's; harmless elsewhere */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -532,6 +533,88 @@ JNIEXPORT jint FN(receiverPeerState)(JNIEnv *env, jclass k, jlong rx, jboolean p
 JNIEXPORT void FN(receiverFree)(JNIEnv *env, jclass k, jlong rx) {
     (void)env; (void)k;
     memtube_receiver_free(P(rx));
+}
+
+/* ---- send, then receive (memtube_sendrecv) ---------------------------- */
+
+/* The results of an exchange, written into a 32-byte area of the Java side
+ * (a direct ByteBuffer each Receiver allocates once, read there in native
+ * byte order): no JNI call back into the JVM to return them. */
+struct exchange_out {
+    int64_t data;   /* the received message: address, */
+    int64_t len;    /* length, */
+    uint32_t type;  /* type id, */
+    uint32_t sent;  /* 1 when the message went out (memtube_sendrecv's `sent`) */
+    int64_t base;   /* sendRecvDirect: the buffer's address, which Java caches */
+};
+
+static jint exchange(jlong tx, const void *data, jint len, jint type, jlong rx, jlong timeout,
+                     jlong out_addr) {
+    struct memtube_message m = {NULL, 0, 0};
+    bool sent = false;
+    struct exchange_out *o = P(out_addr);
+    int32_t st = memtube_sendrecv(P(tx), len == 0 ? NULL : data, (size_t)len, (uint32_t)type, P(rx),
+                                  (int64_t)timeout, &m, &sent);
+    o->data = J(m.data);
+    o->len = (int64_t)m.len;
+    o->type = m.type_id;
+    o->sent = sent ? 1 : 0;
+    return st;
+}
+
+/* The address of a direct buffer, 0 when it is not one (no exception). */
+JNIEXPORT jlong FN(address)(JNIEnv *env, jclass k, jobject b) {
+    (void)k;
+    return J((*env)->GetDirectBufferAddress(env, b));
+}
+
+/* From a direct buffer: no copy of our own (memtube copies into the ring).
+ * Also returns the buffer's address (out->base) for the Java side's cache. */
+JNIEXPORT jint FN(sendRecvDirect)(JNIEnv *env, jclass k, jlong tx, jobject b, jint off, jint len,
+                                  jint type, jlong rx, jlong timeout, jlong out_addr) {
+    uint8_t *p = direct(env, b, 0);
+    (void)k;
+    if (p == NULL) return JNI_EXCEPTION_PENDING;
+    ((struct exchange_out *)P(out_addr))->base = J(p);
+    return exchange(tx, p + off, len, type, rx, timeout, out_addr);
+}
+
+/* From an address, all arguments primitive (the cheapest JNI call): either
+ * a direct buffer's memory (address cached by Sender, the buffer held by the
+ * argument, so alive) or the payload of the message `rx` holds (the Java side
+ * checked that the Message is valid and is rx's, under rx's guard): mapped
+ * and unchanged until memtube_sendrecv has sent it, and released only after
+ * the send. `out_addr` is the Receiver's 32-byte result area. */
+JNIEXPORT jint FN(sendRecvAddress)(JNIEnv *env, jclass k, jlong tx, jlong addr, jint len,
+                                   jint type, jlong rx, jlong timeout, jlong out_addr) {
+    (void)env; (void)k;
+    return exchange(tx, P(addr), len, type, rx, timeout, out_addr);
+}
+
+/* From a byte[]: copied out of the Java heap first (the call may block, so
+ * no critical region), onto the stack when small. */
+JNIEXPORT jint FN(sendRecvArray)(JNIEnv *env, jclass k, jlong tx, jbyteArray arr, jint off,
+                                 jint len, jint type, jlong rx, jlong timeout, jlong out_addr) {
+    jbyte small[512];
+    jbyte *buf = small;
+    int32_t st;
+    (void)k;
+    if ((size_t)len > sizeof small) {
+        buf = malloc((size_t)len);
+        if (buf == NULL) {
+            jclass oom = (*env)->FindClass(env, "java/lang/OutOfMemoryError");
+            if (oom != NULL) (*env)->ThrowNew(env, oom, "copying a sendRecv's message");
+            return JNI_EXCEPTION_PENDING;
+        }
+    }
+    (*env)->GetByteArrayRegion(env, arr, off, len, buf);
+    if ((*env)->ExceptionCheck(env)) {
+        if (buf != small) free(buf);
+        return JNI_EXCEPTION_PENDING;
+    }
+    st = exchange(tx, buf, len, type, rx, timeout, out_addr);
+    if (buf != small) free(buf);
+    return st;
 }
 
 /* ---- sender ----------------------------------------------------------- */

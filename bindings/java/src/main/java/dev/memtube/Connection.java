@@ -214,6 +214,30 @@ public final class Connection implements AutoCloseable {
     }
 
     /**
+     * A lockstep exchange on this duplex connection's own handles:
+     * {@code sender().sendRecv(data, typeId, receiver(), timeout)}, see
+     * {@link Sender#sendRecv(byte[], int, Receiver, Duration)}. Unlike
+     * {@link #call} it pairs with any peer that sends (an echo, a stream of
+     * replies), is interruptible, and tells which step failed
+     * ({@link MemtubeException#messageSent()}).
+     *
+     * @throws NoSuchHandleException a one-way connection
+     */
+    public Message sendRecv(byte[] data, int typeId, Duration timeout) throws IOException {
+        return sender().sendRecv(data, typeId, receiver(), timeout);
+    }
+
+    /** As {@link #sendRecv(byte[], int, Duration)} with the remaining bytes of {@code data} (moved once sent). */
+    public Message sendRecv(ByteBuffer data, int typeId, Duration timeout) throws IOException {
+        return sender().sendRecv(data, typeId, receiver(), timeout);
+    }
+
+    /** Forward {@code held}, the message this connection's receiver holds: see {@link Sender#sendRecv(Message, int, Receiver, Duration)}. */
+    public Message sendRecv(Message held, int typeId, Duration timeout) throws IOException {
+        return sender().sendRecv(held, typeId, receiver(), timeout);
+    }
+
+    /**
      * Serve one request: wait for it (at most {@code timeout}; null: no limit),
      * call {@code handler}, send its reply. Interruptible (within about 50 ms).
      *

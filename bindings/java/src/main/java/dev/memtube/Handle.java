@@ -219,6 +219,12 @@ final class Handle {
             this.start = timeoutNs > 0 ? System.nanoTime() : 0;
         }
 
+        /** A wait that began at {@code start} (a {@link System#nanoTime()}). */
+        Wait(long timeoutNs, long start) {
+            this.total = timeoutNs;
+            this.start = start;
+        }
+
         /** The next slice: at most {@link #SLICE_NS}; 0 when the time is up (or was 0). */
         long slice() {
             if (total < 0) return SLICE_NS;

@@ -19,6 +19,8 @@ import java.io.IOException;
 public class MemtubeException extends IOException {
     private static final long serialVersionUID = 1L;
     private final Status status;
+    /** Set by {@link Sender#sendRecv}: its message went out before this failure. */
+    boolean sent;
 
     public MemtubeException(Status status, String message) {
         super(message);
@@ -28,5 +30,16 @@ public class MemtubeException extends IOException {
     /** The C ABI status behind this exception ({@link Status#UNKNOWN} for Java-side conditions). */
     public Status status() {
         return status;
+    }
+
+    /**
+     * Whether a {@link Sender#sendRecv sendRecv} (or {@link Connection#sendRecv})
+     * failed after its message went out: then the receive failed, and the way
+     * on is {@link Receiver#recv}, never the same sendRecv again (the
+     * message would go out twice). False when nothing was sent, and for
+     * every other call.
+     */
+    public boolean messageSent() {
+        return sent;
     }
 }

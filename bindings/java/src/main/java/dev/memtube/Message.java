@@ -55,6 +55,11 @@ public final class Message implements AutoCloseable {
         return addr;
     }
 
+    /** The receiver that holds it. */
+    Receiver receiver() {
+        return rx;
+    }
+
     /** Whether the message is still held (not released, not replaced, receiver open). */
     public boolean isValid() {
         return !released && rx.gen == gen && !rx.guard.isClosed();

@@ -105,6 +105,19 @@ final class Native {
     static native int receiverPeerState(long rx, boolean probe);
     static native void receiverFree(long rx);
 
+    /**
+     * memtube_sendrecv. Results in the 32-byte area at {@code outAddr} (a
+     * Receiver's, native order): message address (8), length (8), type id
+     * (4), sent flag (4), and for sendRecvDirect the buffer's address (8).
+     */
+    static native int sendRecvDirect(long tx, ByteBuffer b, int off, int len, int type, long rx, long timeoutNs,
+            long outAddr);
+    static native int sendRecvAddress(long tx, long addr, int len, int type, long rx, long timeoutNs, long outAddr);
+    static native int sendRecvArray(long tx, byte[] a, int off, int len, int type, long rx, long timeoutNs,
+            long outAddr);
+    /** A direct buffer's address (0 if not direct). */
+    static native long address(ByteBuffer b);
+
     static native int sendArray(long tx, byte[] a, int off, int len, int type, long timeoutNs);
     static native int sendDirect(long tx, ByteBuffer b, int off, int len, int type, long timeoutNs);
     static native int sendStagedArray(long tx, byte[] a, int off, int len, int type);

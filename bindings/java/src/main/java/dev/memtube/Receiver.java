@@ -20,7 +20,23 @@ public final class Receiver implements AutoCloseable {
     private final Connection owner; // keeps a borrowed handle's connection reachable
     /** Bumped whenever the held message changes (receive, release, call, close); under the guard. */
     long gen;
-    private final long[] out = new long[3];
+    final long[] out = new long[3]; // under the guard
+    /**
+     * Sender.sendRecv's results, written by the JNI shim in place (see
+     * memtube_jni.c: struct exchange_out), so that no JNI call back into the
+     * JVM returns them; made on the first sendRecv, used under this
+     * receiver's guard.
+     */
+    ByteBuffer exchangeOut;
+    long exchangeOutAddr;
+
+    void exchangeArea() {
+        if (exchangeOut == null) {
+            ByteBuffer b = ByteBuffer.allocateDirect(32).order(java.nio.ByteOrder.nativeOrder());
+            exchangeOutAddr = Native.address(b);
+            exchangeOut = b;
+        }
+    }
 
     /**
      * A read-only buffer over the ring's whole mapping, from which message

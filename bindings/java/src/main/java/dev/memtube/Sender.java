@@ -115,6 +115,185 @@ public final class Sender implements AutoCloseable {
         }
     }
 
+    /** {@link #sendRecv(byte[], int, Receiver, Duration)} without a time limit. */
+    public Message sendRecv(byte[] data, int typeId, Receiver rx) throws IOException {
+        return sendRecv(data, typeId, rx, null);
+    }
+
+    /**
+     * A lockstep exchange in one native call (the C ABI's
+     * {@code memtube_sendrecv}, MPI's Sendrecv): send {@code data} as one
+     * message of type {@code typeId} on this sender, then wait for the next
+     * message on {@code rx} and return it, zero copy, held like
+     * {@link Receiver#recv}'s (the message {@code rx} held before is released
+     * once the send is done). {@code rx} may be this connection's own
+     * receiver or another one (a split pair); both handles are entered, so a
+     * second thread on either gets a {@link BusyException}.
+     *
+     * <p>{@code timeout} (null: no limit; {@link Duration#ZERO}: neither step
+     * waits) bounds each of the two waits, as in the C ABI: the wait for room
+     * and the wait for the next message. Both wait in slices of about 50 ms
+     * ({@link Thread#interrupt()}, a close from another thread).
+     *
+     * <p>On failure {@link MemtubeException#messageSent()} (or
+     * {@link ExchangeInterruptedException#messageSent()}) says which step
+     * failed. False: nothing was sent, and a message {@code rx} held is still
+     * held and valid. True: the message went out and the receive failed
+     * (a {@link TimeoutException}, {@link ClosedException}, ...): continue
+     * with {@link Receiver#recv}, never with sendRecv again, or the message
+     * goes out twice.
+     *
+     * @throws TimeoutException no room in time (nothing sent), or no message in time (sent)
+     * @throws TooLargeException above {@link #maxPayload()} (nothing sent)
+     * @throws BusyException a grant is outstanding, or another thread uses one of the handles
+     * @throws ClosedException the peer closed (nothing sent, or sent and every message received)
+     * @throws PeerGoneException the peer died
+     */
+    public Message sendRecv(byte[] data, int typeId, Receiver rx, Duration timeout) throws IOException {
+        Objects.requireNonNull(data, "data");
+        return exchange(rx, null, data, null, 0, data.length, typeId, Handle.nanos(timeout), null);
+    }
+
+    /**
+     * As {@link #sendRecv(byte[], int, Receiver, Duration)} with the
+     * remaining bytes of {@code data}; its position moves to its limit once
+     * the message went out. A direct buffer is copied straight into the ring
+     * (it may be the payload of the message {@code rx} holds: an echo).
+     */
+    public Message sendRecv(ByteBuffer data, int typeId, Receiver rx, Duration timeout) throws IOException {
+        long ns = Handle.nanos(timeout);
+        if (data.isDirect()) return exchange(rx, data, null, null, data.position(), data.remaining(), typeId, ns, data);
+        if (data.hasArray()) {
+            return exchange(rx, null, data.array(), null, data.arrayOffset() + data.position(), data.remaining(),
+                    typeId, ns, data);
+        }
+        byte[] copy = new byte[data.remaining()];
+        data.duplicate().get(copy);
+        return exchange(rx, null, copy, null, 0, copy.length, typeId, ns, data);
+    }
+
+    /**
+     * Forward: send the payload of {@code held}, the message {@code rx} holds,
+     * straight from the ring as a message of type {@code typeId} (no copy of
+     * our own, no buffer made), then wait for the next message on {@code rx}
+     * as {@link #sendRecv(byte[], int, Receiver, Duration)} does. {@code held}
+     * stays valid until its bytes went out, and is released then. An echo:
+     * {@code m = tx.sendRecv(m, m.typeId(), rx, timeout)} in a loop. (For a
+     * message of another receiver, pass its {@link Message#payload()}.)
+     *
+     * @throws IllegalStateException {@code held} is no longer valid
+     * @throws IllegalArgumentException {@code held} is not {@code rx}'s
+     */
+    public Message sendRecv(Message held, int typeId, Receiver rx, Duration timeout) throws IOException {
+        Objects.requireNonNull(held, "held");
+        return exchange(rx, null, null, held, 0, held.size(), typeId, Handle.nanos(timeout), null);
+    }
+
+    /**
+     * sendRecv's core: enters both guards (once when they are one, a
+     * connection's own handles), then calls memtube_sendrecv in slices while
+     * nothing went out, and memtube_recv in slices once it did (never the
+     * exchange again: the message would go out twice).
+     */
+    private Message exchange(Receiver rx, ByteBuffer direct, byte[] arr, Message held, int off, int len, int typeId,
+            long ns, ByteBuffer moved) throws IOException {
+        Objects.requireNonNull(rx, "rx");
+        Handle rg = rx.guard;
+        guard.enter();
+        try {
+            if (rg != guard) rg.enter();
+            try {
+                if (held != null) {
+                    if (held.receiver() != rx) throw new IllegalArgumentException("the message is not rx's");
+                    if (!held.isValid()) throw new IllegalStateException("message released (release(), a later receive, or its receiver closed)");
+                }
+                return exchangeLocked(rx, direct, arr, held, off, len, typeId, ns, moved);
+            } finally {
+                if (rg != guard) rg.exit();
+            }
+        } finally {
+            guard.exit();
+        }
+    }
+
+    /**
+     * The last direct buffer sendRecv sent from and its address (a direct
+     * buffer's address never changes), so that the next sendRecv from the
+     * same buffer is an all-primitive JNI call. Under the guard. Holds that
+     * one buffer until a sendRecv from another one or the close.
+     */
+    private ByteBuffer lastBuf;
+    private long lastAddr;
+
+    private Message exchangeLocked(Receiver rx, ByteBuffer direct, byte[] arr, Message held, int off, int len,
+            int typeId, long ns, ByteBuffer moved) throws IOException {
+        rx.exchangeArea();
+        ByteBuffer o = rx.exchangeOut;
+        long oa = rx.exchangeOutAddr;
+        Handle.Wait w = new Handle.Wait(ns);
+        int st;
+        long began;
+        while (true) {
+            long slice = w.slice();
+            began = ns > 0 ? System.nanoTime() : 0;
+            if (held != null) {
+                st = Native.sendRecvAddress(ptr, held.address(), len, typeId, rx.ptr, slice, oa);
+            } else if (direct != null) {
+                if (direct == lastBuf) {
+                    st = Native.sendRecvAddress(ptr, lastAddr + off, len, typeId, rx.ptr, slice, oa);
+                } else {
+                    st = Native.sendRecvDirect(ptr, direct, off, len, typeId, rx.ptr, slice, oa);
+                    lastBuf = direct; // (a buffer that is not direct threw above)
+                    lastAddr = o.getLong(24);
+                }
+            } else {
+                st = Native.sendRecvArray(ptr, arr, off, len, typeId, rx.ptr, slice, oa);
+            }
+            if (o.getInt(20) != 0) break; // sent
+            // Nothing sent: a message rx holds is still held (and `held` valid).
+            if (st != Status.TIMEOUT.code() && st != Status.FULL.code()) throw Errors.of(st);
+            if (w.over()) {
+                throw new TimeoutException(ns == 0 ? "no room in the ring now"
+                        : "no room in the ring within " + Duration.ofNanos(ns));
+            }
+            checkpoint(rx, false, len);
+        }
+        // Sent: the receive released the message rx held (whatever it returned).
+        rx.gen++;
+        if (moved != null) moved.position(moved.limit());
+        if (st == 0) return new Message(rx, o.getLong(0), (int) o.getLong(8), o.getInt(16), rx.gen);
+        long[] r = rx.out;
+        try {
+            if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw Errors.of(st);
+            // The receive's wait began at most when the last slice did.
+            Handle.Wait rw = new Handle.Wait(ns, began);
+            while (true) {
+                if (rw.over()) {
+                    throw new TimeoutException(ns == 0 ? "sent; no message now"
+                            : "sent; no message within " + Duration.ofNanos(ns));
+                }
+                checkpoint(rx, true, len);
+                st = Native.recv(rx.ptr, rw.slice(), r);
+                if (st == 0) return new Message(rx, r[0], (int) r[1], (int) r[2], rx.gen);
+                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw Errors.of(st);
+            }
+        } catch (MemtubeException e) {
+            e.sent = true;
+            throw e;
+        }
+    }
+
+    /** Between two slices of sendRecv: an interrupt, or a close of either handle by another thread. */
+    private void checkpoint(Receiver rx, boolean sent, int len) throws IOException {
+        if (Thread.currentThread().isInterrupted()) {
+            throw new ExchangeInterruptedException(sent
+                    ? "sendRecv: sent, then interrupted while waiting for the next message (continue with recv)"
+                    : "sendRecv: interrupted while waiting for room (nothing sent)", sent, len);
+        }
+        guard.checkpoint();
+        rx.guard.checkpoint();
+    }
+
     /** Reserve {@code n} bytes to write in place, waiting for room without limit. */
     public Grant reserve(int n) throws IOException {
         return reserve(n, null);

@@ -32,7 +32,7 @@ public final class TestRunner {
         }
     }
 
-    static final String[] SUITES = {"dev.memtube.ApiTest", "dev.memtube.ProcessTest"};
+    static final String[] SUITES = {"dev.memtube.ApiTest", "dev.memtube.SendRecvTest", "dev.memtube.ProcessTest"};
 
     public static void main(String[] args) throws Exception {
         boolean ea = false;

@@ -22,9 +22,9 @@ import java.util.Arrays;
  * that Java can be run against Rust, C, Python, ... between two processes.
  * See examples/interop.rs for the specification. Uses the public API only:
  * received messages are zero-copy views, --send writes each message in place
- * (reserve + commit), --echo sends the received view straight back, and
- * --ping takes the latency path (send from a direct buffer, receive by
- * copying into a reused direct buffer: no allocation per round trip).
+ * (reserve + commit), --echo forwards each held message straight from the ring
+ * and receives the next in one call (sendRecv), and --ping takes the latency
+ * path (send from a direct buffer and receive the echo in one call, sendRecv).
  *
  * <pre>
  * interop-java (--listen ADDR | --connect ADDR) ROLE [OPTIONS]
@@ -248,17 +248,29 @@ public final class Interop {
                     break;
                 }
                 case ECHO: {
+                    // One native call per round trip: the held message goes back
+                    // straight from the ring and the next one is received
+                    // (Sender.sendRecv(Message, ...), the C ABI's memtube_sendrecv).
                     Connection.Split s = conn.split();
                     try (Sender tx = s.sender(); Receiver rx = s.receiver()) {
-                        while (true) {
-                            try (Message m = rx.recv(a.timeout)) {
-                                if (!started) { start = System.nanoTime(); started = true; }
-                                tx.send(m.payload(), m.typeId(), a.timeout);
-                                bytes += m.size();
-                                count++;
+                        Message m;
+                        try {
+                            m = rx.recv(a.timeout);
+                        } catch (ClosedException e) {
+                            m = null;
+                        }
+                        if (m != null) start = System.nanoTime();
+                        started = m != null;
+                        while (m != null) {
+                            int size = m.size();
+                            try {
+                                m = tx.sendRecv(m, m.typeId(), rx, a.timeout);
                             } catch (ClosedException e) {
-                                break;
+                                if (!e.messageSent()) throw e;
+                                m = null; // forwarded; then the peer closed
                             }
+                            bytes += size;
+                            count++;
                         }
                     }
                     break;
@@ -269,18 +281,16 @@ public final class Interop {
                         long warm = a.n / 10;
                         long[] samples = new long[(int) a.n];
                         ByteBuffer msg = ByteBuffer.allocateDirect(a.size).order(ByteOrder.LITTLE_ENDIAN);
-                        ByteBuffer in = ByteBuffer.allocateDirect(a.size).order(ByteOrder.LITTLE_ENDIAN);
                         long prev = System.nanoTime();
                         for (long i = 0; i < warm + a.n; i++) {
                             msg.clear();
                             msg.putLong(0, i);
-                            tx.send(msg, (int) i, a.timeout);
-                            // The latency path: the echo is copied into a reused direct
-                            // buffer (one JNI call, no allocation); a view (recv) costs
-                            // a ByteBuffer made by JNI per message, ~140 ns more here.
-                            in.clear();
-                            int ty = rx.recvInto(in, a.timeout);
-                            if (in.position() != a.size || ty != (int) i || in.getLong(0) != i) {
+                            // The latency path: send, then receive the echo in one
+                            // native call (Sender.sendRecv, memtube_sendrecv); the
+                            // echo is read in place and released by the next call.
+                            Message m = tx.sendRecv(msg, (int) i, rx, a.timeout);
+                            if (m.size() != a.size || m.typeId() != (int) i
+                                    || m.payload().order(ByteOrder.LITTLE_ENDIAN).getLong(0) != i) {
                                 throw new Failure("echo " + i + " differs");
                             }
                             long now = System.nanoTime();
