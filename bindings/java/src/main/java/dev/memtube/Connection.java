@@ -180,6 +180,9 @@ public final class Connection implements AutoCloseable {
      * <p>Not interruptible: the C ABI's call cannot be resumed after a partial
      * wait, so bound it with {@code timeout} (a reply that comes after a
      * timeout is skipped by the next call) or a {@link CancelToken}.
+     * {@link #close()} from another thread ends it at once (each connection
+     * has its own cancel token, which close cancels) with
+     * {@link HandleClosedException}.
      *
      * @param timeout bounds the whole call; null: no limit
      * @throws TimeoutException no reply in time
