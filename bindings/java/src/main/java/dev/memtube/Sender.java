@@ -441,7 +441,12 @@ public final class Sender implements AutoCloseable {
         }
     }
 
-    /** Copying sends of at least {@code bytes} bytes use non-temporal stores (x86-64; -1: never). */
+    /**
+     * Copying sends of at least {@code bytes} bytes use non-temporal stores
+     * (x86-64; -1: never). Applies to sends from direct buffers (memtube_send);
+     * a {@code byte[]} send copies from the Java heap straight into reserved
+     * ring space (one copy, reserve+commit), which this setting does not change.
+     */
     public void setNontemporalThreshold(int bytes) throws MemtubeException {
         guard.enter();
         try {
