@@ -400,22 +400,6 @@ JNIEXPORT jint FN(replyWriteArray)(JNIEnv *env, jclass k, jlong r, jbyteArray ar
     return (*env)->ExceptionCheck(env) ? JNI_EXCEPTION_PENDING : MEMTUBE_OK;
 }
 
-JNIEXPORT jint FN(replyWriteDirect)(JNIEnv *env, jclass k, jlong r, jobject b, jint off, jint len) {
-    uint8_t *p = direct(env, b, off);
-    (void)k;
-    if (p == NULL) return JNI_EXCEPTION_PENDING;
-    return memtube_reply_write(P(r), p, (size_t)len);
-}
-
-JNIEXPORT jobject FN(replyExtend)(JNIEnv *env, jclass k, jlong r, jint n) {
-    uint8_t *p;
-    (void)k;
-    if (r == 0) return NULL;
-    p = memtube_reply_extend(P(r), (size_t)n);
-    if (p == NULL) return NULL;
-    return view(env, p, (size_t)n);
-}
-
 /* ---- receiver --------------------------------------------------------- */
 
 JNIEXPORT jint FN(recv)(JNIEnv *env, jclass k, jlong rx, jlong timeout, jlongArray out) {

@@ -10,6 +10,9 @@ package dev.memtube;
  */
 public final class CancelToken implements AutoCloseable {
     private final Handle handle;
+    /** The connections' own tokens made with options holding this one: cancelled with it. */
+    private final java.util.List<java.lang.ref.WeakReference<ConnectionToken>> linked = new java.util.ArrayList<>();
+    private boolean cancelled;
 
     public CancelToken() {
         long t = Native.tokenNew();
@@ -24,6 +27,22 @@ public final class CancelToken implements AutoCloseable {
     public synchronized void cancel() {
         if (handle.isClosed()) throw new IllegalStateException("CancelToken is closed");
         Native.tokenCancel(handle.ptr());
+        cancelled = true;
+        for (java.lang.ref.WeakReference<ConnectionToken> w : linked) {
+            ConnectionToken t = w.get();
+            if (t != null) t.cancel();
+        }
+        linked.clear();
+    }
+
+    /** {@code t} is cancelled with this token (at once if it is cancelled already). */
+    synchronized void link(ConnectionToken t) {
+        if (cancelled) {
+            t.cancel();
+            return;
+        }
+        linked.removeIf(w -> w.get() == null);
+        linked.add(new java.lang.ref.WeakReference<>(t));
     }
 
     /** The token's pointer for {@link Options}; the caller holds this object's lock. */

@@ -25,8 +25,15 @@ public final class Connection implements AutoCloseable {
     private Receiver receiver;
     private final long[] out = new long[3];
 
-    Connection(long c) {
-        this.handle = new Handle("Connection", this, c, Native::connectionFree);
+    private final ConnectionToken tok;
+
+    Connection(long c, ConnectionToken tok) {
+        this.tok = tok;
+        // The free action holds the token, never this object.
+        this.handle = new Handle("Connection", this, c, p -> {
+            Native.connectionFree(p);
+            tok.free();
+        });
     }
 
     /**
@@ -91,16 +98,21 @@ public final class Connection implements AutoCloseable {
         handle.enter();
         long[] o = new long[2];
         int st;
+        // Payload buffers taken before the split read the same rings: the new
+        // owned handles keep them mapped while they are reachable.
+        java.util.List<Object> windows = handle.liveWindows();
         try {
             st = Native.split(handle.ptr(), o);
         } finally {
             // memtube_connection_split consumes the connection even on failure.
             handle.consumed();
+            tok.free(); // the split handles keep its flag; nobody cancels it any more
         }
         if (receiver != null) receiver.gen++;
         Errors.check(st);
         Sender tx = o[0] == 0 ? null : new Sender(o[0]);
         Receiver rx = o[1] == 0 ? null : new Receiver(o[1]);
+        if (rx != null) for (Object w : windows) rx.guard.trackWindow(w);
         if (tx != null && sender != null && sender.grant != null) {
             tx.grant = sender.grant;
             tx.grant.sender = tx;
@@ -168,6 +180,9 @@ public final class Connection implements AutoCloseable {
      * <p>Not interruptible: the C ABI's call cannot be resumed after a partial
      * wait, so bound it with {@code timeout} (a reply that comes after a
      * timeout is skipped by the next call) or a {@link CancelToken}.
+     * {@link #close()} from another thread ends it at once (each connection
+     * has its own cancel token, which close cancels) with
+     * {@link HandleClosedException}.
      *
      * @param timeout bounds the whole call; null: no limit
      * @throws TimeoutException no reply in time
@@ -202,12 +217,20 @@ public final class Connection implements AutoCloseable {
                 throw new BusyException("a grant is outstanding on this connection's sender");
             }
             Receiver rx = receiverLocked();
+            if (direct != null && rx.overlapsHeld(Native.address(direct) + off, len)) {
+                // memtube_call releases the held message before it reads the
+                // request: a request in that message is copied first.
+                arr = new byte[len];
+                direct.duplicate().position(off).get(arr);
+                direct = null;
+                off = 0;
+            }
             rx.gen++; // memtube_call releases a message held on the receiver
             int st = direct != null
                     ? Native.callDirect(handle.ptr(), typeId, direct, off, len, ns, out)
                     : Native.callArray(handle.ptr(), typeId, arr, off, len, ns, out);
-            Errors.check(st);
-            return new Message(rx, out[0], (int) out[1], (int) out[2], rx.gen);
+            if (st != 0) throw handle.error(st);
+            return rx.held(out[0], (int) out[1], (int) out[2]);
         } finally {
             handle.exit();
         }
@@ -255,7 +278,7 @@ public final class Connection implements AutoCloseable {
             while (true) {
                 int st = Native.serveOne(handle.ptr(), w.slice(), handler);
                 if (st == 0) return;
-                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw Errors.of(st);
+                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw handle.error(st);
                 if (w.over()) throw new TimeoutException("no request within " + timeout);
                 handle.checkpoint();
             }
@@ -286,12 +309,15 @@ public final class Connection implements AutoCloseable {
 
     // Called from the JNI shim's memtube_handler (memtube_jni.c: serve_cb).
     private static int dispatch(Handler h, int typeId, ByteBuffer request, long replyPtr) throws IOException {
-        Reply r = new Reply(replyPtr);
+        Reply r = new Reply();
+        int type;
         try {
-            return h.handle(typeId, request.asReadOnlyBuffer(), r);
+            type = h.handle(typeId, request.asReadOnlyBuffer(), r);
         } finally {
             r.invalidate();
         }
+        r.flush(replyPtr); // the reply's one hand-over to the C library
+        return type;
     }
 
     /** Whether {@link #close()} or {@link #split()} was called. */
@@ -307,6 +333,6 @@ public final class Connection implements AutoCloseable {
      */
     @Override
     public void close() {
-        handle.close();
+        handle.close(tok::cancel);
     }
 }

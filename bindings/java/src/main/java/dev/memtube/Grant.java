@@ -11,7 +11,10 @@ import java.nio.ByteBuffer;
  * <p>While a grant is outstanding every other writing call on its sender
  * throws {@link BusyException}. The buffer is a writable direct buffer over
  * the ring and Java cannot invalidate it: after the commit or abort, writes
- * through it would corrupt later messages, so drop it.
+ * through it would corrupt later messages, so drop it. After the close of
+ * its sender or connection (from any thread) the ring is unmapped:
+ * {@link #buffer()} then throws, but a buffer obtained before the close must
+ * not be used after it (that would crash the JVM).
  */
 public final class Grant implements AutoCloseable {
     Sender sender; // moves to the new sender on Connection.split()
@@ -26,9 +29,18 @@ public final class Grant implements AutoCloseable {
         this.len = len;
     }
 
-    /** The reserved bytes (the same buffer each time; position 0, limit {@link #size()}, big-endian). */
+    /**
+     * The reserved bytes (the same buffer each time; position 0, limit
+     * {@link #size()}, big-endian).
+     *
+     * @throws IllegalStateException the grant was committed or aborted, or
+     *     its sender (or connection) is closed: the ring may be unmapped
+     */
     public ByteBuffer buffer() {
         if (done) throw new IllegalStateException("grant already committed or aborted");
+        if (sender.guard.isClosed()) {
+            throw new IllegalStateException("the grant's sender is closed (its ring is unmapped)");
+        }
         if (buf == null) buf = Native.view(addr, len);
         return buf;
     }

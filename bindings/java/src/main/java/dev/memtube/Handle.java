@@ -114,6 +114,20 @@ final class Handle {
         if (action != null) action.track(window);
     }
 
+    /** The windows still reachable that this handle tracks (to hand on at a split). */
+    List<Object> liveWindows() {
+        List<Object> l = new ArrayList<>();
+        if (action != null) {
+            synchronized (action) {
+                for (WeakReference<Object> w : action.windows) {
+                    Object o = w.get();
+                    if (o != null) l.add(o);
+                }
+            }
+        }
+        return l;
+    }
+
     /** The pointer; read only between {@link #enter()} and {@link #exit()}. */
     long ptr() {
         return ptr.get();
@@ -162,15 +176,34 @@ final class Handle {
     }
 
     /**
+     * The exception for a failed status of a blocking call: CANCELLED after
+     * another thread asked to close (it cancelled the connection's token) is
+     * a {@link HandleClosedException}, as a close noticed between slices is.
+     */
+    MemtubeException error(int st) {
+        if (st == Status.CANCELLED.code() && closeRequested) {
+            return new HandleClosedException(what + " was closed by another thread");
+        }
+        return Errors.of(st);
+    }
+
+    void close() {
+        close(null);
+    }
+
+    /**
      * Close: waits for a call running on another thread to leave (a blocking
      * call notices within one slice, about 50 ms, and throws
      * {@link HandleClosedException}), then frees the pointer once. Idempotent.
      */
-    void close() {
+    void close(Runnable wake) {
         if (owner == Thread.currentThread()) {
             throw new IllegalStateException(what + " cannot be closed from inside its own call (a serve handler)");
         }
         closeRequested = true;
+        // A call that waits in one piece (Connection.call) is woken by the
+        // connection's cancel token; sliced waits notice closeRequested.
+        if (wake != null && state.get() != CLOSED) wake.run();
         while (true) {
             int s = state.get();
             if (s == CLOSED) return;

@@ -12,10 +12,12 @@ public final class Listener implements AutoCloseable {
     private final Handle handle;
     private final String address;
     private final long[] out = new long[1];
+    private final Options options; // a copy of the listen options, for accept(null, ...)
 
-    Listener(long l, String address) {
+    Listener(long l, String address, Options options) {
         this.handle = new Handle("Listener", this, l, Native::listenerFree);
         this.address = address;
+        this.options = options;
     }
 
     /** The address listened on, as given. */
@@ -46,13 +48,23 @@ public final class Listener implements AutoCloseable {
      */
     public Connection accept(Options options, Duration timeout) throws IOException {
         long ns = Handle.nanos(timeout);
-        long o = options == null ? 0 : options.toNative();
         handle.enter();
+        // Always explicit options: the connection gets its own cancel token
+        // (the listener's options when none are given).
+        ConnectionToken tok = null;
+        long o = 0;
+        boolean ok = false;
         try {
+            tok = new ConnectionToken();
+            o = (options == null ? this.options : options).toNative(tok);
             Handle.Wait w = new Handle.Wait(ns);
             while (true) {
                 int st = Native.accept(handle.ptr(), o, w.slice(), out);
-                if (st == 0) return new Connection(out[0]);
+                if (st == 0) {
+                    Connection c = new Connection(out[0], tok);
+                    ok = true;
+                    return c;
+                }
                 if (st != Status.TIMEOUT.code()) throw Errors.of(st);
                 if (w.over()) throw new TimeoutException("no peer connected within " + timeout);
                 handle.checkpoint();
@@ -60,6 +72,7 @@ public final class Listener implements AutoCloseable {
         } finally {
             handle.exit();
             if (o != 0) Native.optionsFree(o);
+            if (!ok && tok != null) tok.free();
         }
     }
 

@@ -28,7 +28,7 @@ public final class Memtube {
         try {
             long[] out = new long[1];
             Errors.check(Native.listen(addr, o, out));
-            return new Listener(out[0], addr);
+            return new Listener(out[0], addr, options.copy());
         } finally {
             Native.optionsFree(o);
         }
@@ -47,13 +47,21 @@ public final class Memtube {
      */
     public static Connection connect(String addr, Options options) throws MemtubeException {
         if (addr == null) throw new IllegalArgumentException("addr is null");
-        long o = options.toNative();
+        ConnectionToken tok = new ConnectionToken();
+        boolean ok = false;
         try {
-            long[] out = new long[1];
-            Errors.check(Native.connect(addr, o, out));
-            return new Connection(out[0]);
+            long o = options.toNative(tok);
+            try {
+                long[] out = new long[1];
+                Errors.check(Native.connect(addr, o, out));
+                Connection c = new Connection(out[0], tok);
+                ok = true;
+                return c;
+            } finally {
+                Native.optionsFree(o);
+            }
         } finally {
-            Native.optionsFree(o);
+            if (!ok) tok.free();
         }
     }
 

@@ -92,8 +92,6 @@ final class Native {
     static native int maxRequest(long c);
     static native int serveOne(long c, long timeoutNs, Handler handler) throws IOException;
     static native int replyWriteArray(long r, byte[] a, int off, int len);
-    static native int replyWriteDirect(long r, ByteBuffer b, int off, int len);
-    static native ByteBuffer replyExtend(long r, int n);
 
     static native int recv(long rx, long timeoutNs, long[] out);
     static native int recvCopyDirect(long rx, long timeoutNs, ByteBuffer b, int off, int cap, long[] out);

@@ -117,8 +117,36 @@ public final class Options {
         return this;
     }
 
+    /** A copy (the listener keeps one for the connections it accepts). */
+    Options copy() {
+        Options o = new Options();
+        o.capacity = capacity;
+        o.maxCapacity = maxCapacity;
+        o.duplex = duplex;
+        o.isolation = isolation;
+        o.pureSpin = pureSpin;
+        o.hugePages = hugePages;
+        o.mlock = mlock;
+        o.direction = direction;
+        o.connectTimeout = connectTimeout;
+        o.handshakeTimeout = handshakeTimeout;
+        o.uidKind = uidKind;
+        o.uids = uids == null ? null : uids.clone();
+        o.cancelToken = cancelToken;
+        return o;
+    }
+
     /** A native memtube_options with these settings; the caller frees it. */
     long toNative() throws MemtubeException {
+        return toNative(null);
+    }
+
+    /**
+     * As {@link #toNative()}, for a connection with its own token {@code conn}
+     * (not null): the options carry it instead of the user's token, which is
+     * linked to it (cancelling the user's token cancels it).
+     */
+    long toNative(ConnectionToken conn) throws MemtubeException {
         long o = Native.optionsNew();
         if (o == 0) throw new OutOfMemoryError("memtube_options_new");
         boolean ok = false;
@@ -134,7 +162,12 @@ public final class Options {
             if (connectTimeout != null) set(o, Native.OPT_CONNECT_TIMEOUT, Handle.nanos(neg(connectTimeout)));
             if (handshakeTimeout != null) set(o, Native.OPT_HANDSHAKE_TIMEOUT, Handle.nanos(neg(handshakeTimeout)));
             if (uidKind != 0) Errors.check(Native.optionsSetUidPolicy(o, uidKind, uids));
-            if (cancelToken != null) {
+            if (conn != null) {
+                if (cancelToken != null) cancelToken.link(conn);
+                synchronized (conn) {
+                    set(o, Native.OPT_CANCEL_TOKEN, conn.ptr());
+                }
+            } else if (cancelToken != null) {
                 synchronized (cancelToken) {
                     set(o, Native.OPT_CANCEL_TOKEN, cancelToken.ptr());
                 }

@@ -5,7 +5,7 @@ package dev.memtube;
  * connection was made.
  *
  * @param pid process id
- * @param uid user id (unsigned)
- * @param gid group id (unsigned)
+ * @param uid user id: the C {@code uint32_t}'s bits (read it with {@link Integer#toUnsignedLong})
+ * @param gid group id: as {@code uid}
  */
 public record PeerCred(int pid, int uid, int gid) {}

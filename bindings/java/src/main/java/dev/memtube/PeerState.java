@@ -10,6 +10,8 @@ public enum PeerState {
     GONE;
 
     static PeerState of(int s) {
-        return values()[s];
+        PeerState[] v = values();
+        if (s < 0 || s >= v.length) throw new IllegalStateException("unknown peer state " + s + " (a newer libmemtube)");
+        return v[s];
     }
 }

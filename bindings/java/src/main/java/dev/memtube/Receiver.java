@@ -53,33 +53,71 @@ public final class Receiver implements AutoCloseable {
         }
     }
 
-    private Window window;
-    /** No window could be made (a 2 GiB ring, no /proc): one JNI buffer per view. */
+    /**
+     * Written only under the guard (by {@link #held}, right after a receive,
+     * so the ring is mapped while /proc/self/maps is read); read by
+     * {@link #view} from any thread: volatile, and a final-field object.
+     */
+    private volatile Window window;
+    /** No window could be made (a 2 GiB ring, no /proc): one JNI buffer per view. Under the guard. */
     private boolean windowless;
+    /** The message this receiver holds (when {@code heldGen == gen}); under the guard. */
+    private long heldAddr, heldGen = -1;
+    private int heldLen;
 
     /**
-     * A read-only view of {@code len} bytes at {@code addr}, a live message of
-     * this receiver (the caller checked). Sliced from the window over the
-     * ring's mapping; the window is found once (see memtube_jni.c: window),
-     * and a message outside it gets a view of its own.
+     * The Message for what a receive (or call, or sendRecv) just returned;
+     * the caller holds the guard. Finds the window over the ring the first
+     * time, here, while the ring is certainly mapped (never from
+     * {@link #view}, which runs outside the guard).
      */
-    ByteBuffer view(long addr, int len) {
+    Message held(long addr, int len, int typeId) {
+        heldAddr = addr;
+        heldLen = len;
+        heldGen = gen;
         Window w = window;
-        if (w == null || addr < w.start || addr - w.start + len > w.buf.capacity()) {
-            if (windowless || len == 0) return Native.view(addr, len).asReadOnlyBuffer();
+        if (w == null && !windowless && len > 0) {
             long[] start = new long[1];
             ByteBuffer b = Native.window(addr, start);
             if (b == null || addr - start[0] + len > b.capacity()) {
                 windowless = true;
-                return Native.view(addr, len).asReadOnlyBuffer();
+            } else {
+                // Views are slices of b (their attachment keeps b reachable), so
+                // while one is reachable a forgotten handle is not unmapped.
+                guard.trackWindow(b);
+                window = new Window(b.asReadOnlyBuffer(), start[0]);
             }
-            // Views are slices of b (their attachment keeps b reachable), so
-            // while one is reachable a forgotten handle is not unmapped.
-            guard.trackWindow(b);
-            w = new Window(b.asReadOnlyBuffer(), start[0]);
-            window = w;
+        }
+        return new Message(this, addr, len, typeId, gen);
+    }
+
+    /** Whether [addr, addr+len) overlaps the message this receiver holds; under the guard. */
+    boolean overlapsHeld(long addr, int len) {
+        return heldGen == gen && len > 0 && heldLen > 0 && addr < heldAddr + heldLen && heldAddr < addr + len;
+    }
+
+    /**
+     * A read-only view of {@code len} bytes at {@code addr}, a live message of
+     * this receiver (the caller checked). Sliced from the window over the
+     * ring's mapping (found under the guard by {@link #held}); a message
+     * outside it gets a view of its own, tracked like the window so that a
+     * forgotten handle stays mapped while it is reachable. Never reads
+     * /proc/self/maps, so a close racing with it cannot make it build a
+     * window over some other mapping.
+     */
+    ByteBuffer view(long addr, int len) {
+        Window w = window;
+        if (w == null || addr < w.start || addr - w.start + len > w.buf.capacity()) {
+            ByteBuffer b = Native.view(addr, len);
+            if (len > 0) guard.trackWindow(b); // the read-only view's attachment keeps b reachable
+            return b.asReadOnlyBuffer();
         }
         return w.buf.slice((int) (addr - w.start), len);
+    }
+
+    /** Whether the window over the ring was found (for the tests). */
+    boolean hasWindow() {
+        return window != null;
     }
 
     Receiver(Handle connectionGuard, long ptr, Connection owner) {
@@ -135,8 +173,8 @@ public final class Receiver implements AutoCloseable {
             Handle.Wait w = new Handle.Wait(ns);
             while (true) {
                 int st = Native.recv(ptr, w.slice(), out);
-                if (st == 0) return new Message(this, out[0], (int) out[1], (int) out[2], gen);
-                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw Errors.of(st);
+                if (st == 0) return held(out[0], (int) out[1], (int) out[2]);
+                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw guard.error(st);
                 if (ns == 0) return null;
                 if (w.over()) throw new TimeoutException("no message within " + Duration.ofNanos(ns));
                 guard.checkpoint();
@@ -174,7 +212,7 @@ public final class Receiver implements AutoCloseable {
                     throw new TooLargeException("the message has " + out[0] + " bytes, the buffer room for "
                             + dst.remaining());
                 }
-                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw Errors.of(st);
+                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw guard.error(st);
                 if (w.over()) throw new TimeoutException("no message within " + timeout);
                 guard.checkpoint();
             }

@@ -105,7 +105,7 @@ public final class Sender implements AutoCloseable {
                         ? Native.sendDirect(ptr, direct, off, len, typeId, w.slice())
                         : Native.sendArray(ptr, arr, off, len, typeId, w.slice());
                 if (st == 0) return true;
-                if (st != Status.TIMEOUT.code() && st != Status.FULL.code()) throw Errors.of(st);
+                if (st != Status.TIMEOUT.code() && st != Status.FULL.code()) throw guard.error(st);
                 if (ns == 0) return false;
                 if (w.over()) throw new TimeoutException("no room in the ring within " + Duration.ofNanos(ns));
                 guard.checkpoint();
@@ -251,7 +251,7 @@ public final class Sender implements AutoCloseable {
             }
             if (o.getInt(20) != 0) break; // sent
             // Nothing sent: a message rx holds is still held (and `held` valid).
-            if (st != Status.TIMEOUT.code() && st != Status.FULL.code()) throw Errors.of(st);
+            if (st != Status.TIMEOUT.code() && st != Status.FULL.code()) throw guard.error(st);
             if (w.over()) {
                 throw new TimeoutException(ns == 0 ? "no room in the ring now"
                         : "no room in the ring within " + Duration.ofNanos(ns));
@@ -261,10 +261,10 @@ public final class Sender implements AutoCloseable {
         // Sent: the receive released the message rx held (whatever it returned).
         rx.gen++;
         if (moved != null) moved.position(moved.limit());
-        if (st == 0) return new Message(rx, o.getLong(0), (int) o.getLong(8), o.getInt(16), rx.gen);
+        if (st == 0) return rx.held(o.getLong(0), (int) o.getLong(8), o.getInt(16));
         long[] r = rx.out;
         try {
-            if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw Errors.of(st);
+            if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw guard.error(st);
             // The receive's wait began at most when the last slice did.
             Handle.Wait rw = new Handle.Wait(ns, began);
             while (true) {
@@ -274,8 +274,8 @@ public final class Sender implements AutoCloseable {
                 }
                 checkpoint(rx, true, len);
                 st = Native.recv(rx.ptr, rw.slice(), r);
-                if (st == 0) return new Message(rx, r[0], (int) r[1], (int) r[2], rx.gen);
-                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw Errors.of(st);
+                if (st == 0) return rx.held(r[0], (int) r[1], (int) r[2]);
+                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw guard.error(st);
             }
         } catch (MemtubeException e) {
             e.sent = true;
@@ -326,7 +326,7 @@ public final class Sender implements AutoCloseable {
                     grant = new Grant(this, out[0], n);
                     return grant;
                 }
-                if (st != Status.TIMEOUT.code() && st != Status.FULL.code()) throw Errors.of(st);
+                if (st != Status.TIMEOUT.code() && st != Status.FULL.code()) throw guard.error(st);
                 if (ns == 0) return null;
                 if (w.over()) throw new TimeoutException("no room in the ring within " + Duration.ofNanos(ns));
                 guard.checkpoint();
@@ -441,7 +441,12 @@ public final class Sender implements AutoCloseable {
         }
     }
 
-    /** Copying sends of at least {@code bytes} bytes use non-temporal stores (x86-64; -1: never). */
+    /**
+     * Copying sends of at least {@code bytes} bytes use non-temporal stores
+     * (x86-64; -1: never). Applies to sends from direct buffers (memtube_send);
+     * a {@code byte[]} send copies from the Java heap straight into reserved
+     * ring space (one copy, reserve+commit), which this setting does not change.
+     */
     public void setNontemporalThreshold(int bytes) throws MemtubeException {
         guard.enter();
         try {

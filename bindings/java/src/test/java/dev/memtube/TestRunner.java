@@ -32,7 +32,8 @@ public final class TestRunner {
         }
     }
 
-    static final String[] SUITES = {"dev.memtube.ApiTest", "dev.memtube.SendRecvTest", "dev.memtube.ProcessTest"};
+    static final String[] SUITES = {"dev.memtube.ApiTest", "dev.memtube.SendRecvTest", "dev.memtube.ProcessTest",
+            "dev.memtube.ReviewFixTest"};
 
     public static void main(String[] args) throws Exception {
         boolean ea = false;
