@@ -126,6 +126,13 @@ int32_t mt_recv(uintptr_t rx, int64_t timeout_ns, uintptr_t s) {
     return fail(memtube_recv(RX(rx), timeout_ns, &SCR(s)->msg), SCR(s));
 }
 
+int32_t mt_sendrecv(uintptr_t tx, const void *data, size_t len, uint32_t type_id, uintptr_t rx,
+                    int64_t timeout_ns, uintptr_t s) {
+    return fail(memtube_sendrecv(TX(tx), data, len, type_id, RX(rx), timeout_ns, &SCR(s)->msg,
+                                 &SCR(s)->sent),
+                SCR(s));
+}
+
 int32_t mt_recv_copy(memtube_receiver *rx, int64_t timeout_ns, uint8_t *buf, size_t cap,
                      mt_scratch *s) {
     size_t len = 0;

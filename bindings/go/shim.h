@@ -25,6 +25,7 @@ typedef struct mt_scratch {
     memtube_peer_cred cred;
     uint32_t u32;          /* max_payload, capacity, max_request */
     int32_t state;         /* peer state */
+    _Bool sent;            /* mt_sendrecv: the message went out (the receive is what failed) */
     int32_t os_errno;      /* memtube_last_os_error() of the last failure */
     char err[MT_ERR_CAP];  /* memtube_last_error_message() of the last failure */
 } mt_scratch;
@@ -62,6 +63,9 @@ int32_t mt_sender_query(memtube_sender *tx, int what, _Bool probe, mt_scratch *s
 int32_t mt_sender_set(memtube_sender *tx, int what, uint32_t value, mt_scratch *s);
 
 int32_t mt_recv(uintptr_t rx, int64_t timeout_ns, uintptr_t s);
+/* memtube_sendrecv: the message into s->msg, which step failed into s->sent */
+int32_t mt_sendrecv(uintptr_t tx, const void *data, size_t len, uint32_t type_id, uintptr_t rx,
+                    int64_t timeout_ns, uintptr_t s);
 int32_t mt_recv_copy(memtube_receiver *rx, int64_t timeout_ns, uint8_t *buf, size_t cap,
                      mt_scratch *s);
 int32_t mt_release(uintptr_t rx, uintptr_t s);
