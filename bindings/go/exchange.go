@@ -8,6 +8,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // SendRecv sends p as one message of type typeID on s (as Send), then
@@ -19,18 +20,19 @@ import (
 // goroutine for the call: ErrBusy when another goroutine is in either (with
 // nothing sent), ErrClosed when either is closed.
 //
-// p may be the bytes of the message r holds (an echo forwards what it got,
-// straight from the ring, with no copy of its own): that message is
-// released only after the send, when the receive starts. The returned
-// Message is held by r, as Recv's.
+// p may be the bytes of the message r holds (an echo forwards what it got
+// straight from the ring): that message is released only after the send,
+// when the receive starts. The returned Message is held by r, as Recv's.
+// (Payloads up to 256 bytes are first copied to C memory of the handle's:
+// cheaper than cgo's check of a pointer argument.)
 //
 // The context bounds the whole exchange, waiting in slices of at most 50 ms
 // as Recv does (a send that had to wait for room may let the call end up
 // to one slice after the deadline). When the call fails, Sent(err) says
 // which step failed:
 //   - false: nothing was sent and nothing received; the message r held is
-//     still held and valid (ErrTooLarge, ErrFull-like timeouts, ErrClosed,
-//     ErrBusy, ...);
+//     still held and valid (ErrTooLarge; ErrTimeout, or ErrFull without
+//     waiting, when the ring stayed full; ErrClosed; ErrBusy; ...);
 //   - true: p went out and the receive failed (ErrTimeout, ErrCanceled,
 //     ErrClosed when the peer closed after it, ...); the message r held was
 //     released. Continue with r.Recv: calling SendRecv again would send p a
@@ -75,6 +77,24 @@ func (s *Sender) sendRecv(w *wait, p []byte, typeID uint32, r *Receiver) (Messag
 		}
 		defer r.c.mu.Unlock()
 	}
+	return s.exchange(w, p, typeID, r, op)
+}
+
+// exchange is SendRecv's work, both handles held by the caller (apart, so
+// that sendRecv's few returns keep its defers open-coded).
+func (s *Sender) exchange(w *wait, p []byte, typeID uint32, r *Receiver, op string) (Message, error) {
+	two := r.c != s.c
+	// A small payload goes to C through the scratch block (C memory): a
+	// call with no pointer argument skips cgo's pointer check, which costs
+	// more than this copy (README.md, Performance).
+	small := len(p) <= C.MT_SMALL_CAP
+	if small {
+		// SAFETY (raw pointer): r.c.s is the receiver's live scratch block
+		// (freed only by a close, which waits for the lock this goroutine
+		// holds); small holds MT_SMALL_CAP >= len(p) bytes. p may be the
+		// held message's bytes: copied before anything releases it.
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&r.c.s.small[0])), len(p)), p)
+	}
 	for {
 		ns, last, err := s.c.next(w, op)
 		if err == nil && two && atomic.LoadInt32(&r.c.closing) != 0 {
@@ -85,8 +105,13 @@ func (s *Sender) sendRecv(w *wait, p []byte, typeID uint32, r *Receiver) (Messag
 		}
 		// The error text, the message and the step that failed go to the
 		// receiver's scratch block (this goroutine holds both handles).
-		st := C.mt_sendrecv(s.st.utx(), bytesArg(p), C.size_t(len(p)), C.uint32_t(typeID),
-			r.st.urx(), C.int64_t(ns), r.c.us())
+		var st C.int32_t
+		if small {
+			st = C.mt_sendrecv_small(s.st.utx(), C.size_t(len(p)), C.uint32_t(typeID), r.st.urx(), C.int64_t(ns), r.c.us())
+		} else {
+			st = C.mt_sendrecv(s.st.utx(), bytesArg(p), C.size_t(len(p)), C.uint32_t(typeID),
+				r.st.urx(), C.int64_t(ns), r.c.us())
+		}
 		if st == C.MEMTUBE_OK {
 			return r.hold(), nil
 		}
