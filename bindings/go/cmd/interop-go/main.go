@@ -297,12 +297,9 @@ func run(a *args) (*result, error) {
 			r.count++
 		}
 	case echo:
-		tx, rx, err := conn.Split()
-		if err != nil {
-			return nil, err
-		}
-		defer tx.Close()
-		defer rx.Close()
+		// the connection's own handles: one goroutine, one lock per call
+		tx, _ := conn.Sender()
+		rx, _ := conn.Receiver()
 		m, err := rx.RecvTimeout(a.timeout)
 		for err == nil {
 			r.begin()
@@ -321,12 +318,9 @@ func run(a *args) (*result, error) {
 			return nil, err
 		}
 	case ping:
-		tx, rx, err := conn.Split()
-		if err != nil {
-			return nil, err
-		}
-		defer tx.Close()
-		defer rx.Close()
+		// the connection's own handles: one goroutine, one lock per call
+		tx, _ := conn.Sender()
+		rx, _ := conn.Receiver()
 		warm := a.n / 10
 		msg := make([]byte, a.size)
 		samples := make([]int64, 0, a.n)
