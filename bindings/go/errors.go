@@ -95,6 +95,7 @@ type Error struct {
 	Status  Status        // the C status
 	Message string        // the library's explanation (may be empty)
 	Errno   syscall.Errno // the OS error behind it, or 0
+	Sent    bool          // SendRecv only: the message went out and the receive failed (see Sent)
 	ctx     error         // context.DeadlineExceeded / context.Canceled when a context ended the call
 }
 
@@ -110,6 +111,9 @@ func (e *Error) Error() string {
 	}
 	if e.Errno != 0 && e.Status == StatusOS {
 		s += fmt.Sprintf(" (%v)", e.Errno)
+	}
+	if e.Sent {
+		s += " (after the message was sent)"
 	}
 	return s
 }

@@ -15,6 +15,8 @@
 #include "memtube.h"
 
 #define MT_ERR_CAP 512
+/* payloads up to this size are staged in the scratch block (see mt_sendrecv_small) */
+#define MT_SMALL_CAP 256
 
 /* One per Go handle (listener, connection, sender, receiver): used by one
  * goroutine at a time, under the handle's mutex. */
@@ -25,8 +27,10 @@ typedef struct mt_scratch {
     memtube_peer_cred cred;
     uint32_t u32;          /* max_payload, capacity, max_request */
     int32_t state;         /* peer state */
+    _Bool sent;            /* mt_sendrecv: the message went out (the receive is what failed) */
     int32_t os_errno;      /* memtube_last_os_error() of the last failure */
     char err[MT_ERR_CAP];  /* memtube_last_error_message() of the last failure */
+    uint8_t small[MT_SMALL_CAP]; /* a small payload, copied here by Go (mt_*_small) */
 } mt_scratch;
 
 mt_scratch *mt_scratch_new(void);
@@ -62,6 +66,13 @@ int32_t mt_sender_query(memtube_sender *tx, int what, _Bool probe, mt_scratch *s
 int32_t mt_sender_set(memtube_sender *tx, int what, uint32_t value, mt_scratch *s);
 
 int32_t mt_recv(uintptr_t rx, int64_t timeout_ns, uintptr_t s);
+/* memtube_sendrecv: the message into s->msg, which step failed into s->sent */
+int32_t mt_sendrecv(uintptr_t tx, const void *data, size_t len, uint32_t type_id, uintptr_t rx,
+                    int64_t timeout_ns, uintptr_t s);
+/* mt_sendrecv of the len <= MT_SMALL_CAP bytes Go copied to s->small: no
+ * pointer argument, so no cgo pointer check (about 15 ns a call here) */
+int32_t mt_sendrecv_small(uintptr_t tx, size_t len, uint32_t type_id, uintptr_t rx,
+                          int64_t timeout_ns, uintptr_t s);
 int32_t mt_recv_copy(memtube_receiver *rx, int64_t timeout_ns, uint8_t *buf, size_t cap,
                      mt_scratch *s);
 int32_t mt_release(uintptr_t rx, uintptr_t s);
@@ -84,5 +95,8 @@ int32_t mt_serve_one(memtube_connection *c, int64_t timeout_ns, uintptr_t handle
 
 /* a plain blocking C call, for comparisons (tests) */
 void mt_plain_sleep(int64_t ns);
+/* empty calls, for the benchmarks */
+void mt_plain_noop(void);
+void mt_plain_noop_ptr(const void *p);
 
 #endif

@@ -297,45 +297,38 @@ func run(a *args) (*result, error) {
 			r.count++
 		}
 	case echo:
-		tx, rx, err := conn.Split()
-		if err != nil {
-			return nil, err
-		}
-		defer tx.Close()
-		defer rx.Close()
-		for {
-			m, err := rx.RecvTimeout(a.timeout)
-			if errors.Is(err, memtube.ErrClosed) {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
+		// the connection's own handles: one goroutine, one lock per call
+		tx, _ := conn.Sender()
+		rx, _ := conn.Receiver()
+		m, err := rx.RecvTimeout(a.timeout)
+		for err == nil {
 			r.begin()
-			// the view goes straight back into the other ring (one copy, ring to ring)
-			if err := tx.SendTimeout(m.Bytes(), m.TypeID(), a.timeout); err != nil {
-				return nil, err
+			// One call per round trip: the held message goes straight from
+			// one ring into the other (one copy, ring to ring; it is
+			// released after the send), then the next one is received.
+			n := uint64(m.Len())
+			m, err = tx.SendRecvTimeout(m.Bytes(), m.TypeID(), rx, a.timeout)
+			if err != nil && !memtube.Sent(err) {
+				return nil, err // the echo did not go out
 			}
-			r.bytes += uint64(m.Len())
+			r.bytes += n
 			r.count++
 		}
-	case ping:
-		tx, rx, err := conn.Split()
-		if err != nil {
+		if !errors.Is(err, memtube.ErrClosed) {
 			return nil, err
 		}
-		defer tx.Close()
-		defer rx.Close()
+	case ping:
+		// the connection's own handles: one goroutine, one lock per call
+		tx, _ := conn.Sender()
+		rx, _ := conn.Receiver()
 		warm := a.n / 10
 		msg := make([]byte, a.size)
 		samples := make([]int64, 0, a.n)
 		prev := time.Now()
 		for i := uint64(0); i < warm+a.n; i++ {
 			binary.LittleEndian.PutUint64(msg, i)
-			if err := tx.SendTimeout(msg, uint32(i), a.timeout); err != nil {
-				return nil, err
-			}
-			m, err := rx.RecvTimeout(a.timeout)
+			// send, then wait for the echo: one call into the library
+			m, err := tx.SendRecvTimeout(msg, uint32(i), rx, a.timeout)
 			if err != nil {
 				return nil, err
 			}
