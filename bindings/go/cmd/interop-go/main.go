@@ -303,16 +303,17 @@ func run(a *args) (*result, error) {
 		m, err := rx.RecvTimeout(a.timeout)
 		for err == nil {
 			r.begin()
-			// One call per round trip: the held message goes straight from
-			// one ring into the other (one copy, ring to ring; it is
-			// released after the send), then the next one is received.
-			n := uint64(m.Len())
-			m, err = tx.SendRecvTimeout(m.Bytes(), m.TypeID(), rx, a.timeout)
-			if err != nil && !memtube.Sent(err) {
-				return nil, err // the echo did not go out
+			// Send then receive, two cgo calls: measured 10-20 ns faster per
+			// round trip here than one SendRecv (the send's return and the
+			// receive's entry overlap the peer's work; a SendRecv puts its
+			// whole wrapper on the critical path), so the latency path.
+			// The held message goes straight from one ring into the other.
+			if err = tx.SendTimeout(m.Bytes(), m.TypeID(), a.timeout); err != nil {
+				return nil, err
 			}
-			r.bytes += n
+			r.bytes += uint64(m.Len())
 			r.count++
+			m, err = rx.RecvTimeout(a.timeout)
 		}
 		if !errors.Is(err, memtube.ErrClosed) {
 			return nil, err
@@ -327,8 +328,11 @@ func run(a *args) (*result, error) {
 		prev := time.Now()
 		for i := uint64(0); i < warm+a.n; i++ {
 			binary.LittleEndian.PutUint64(msg, i)
-			// send, then wait for the echo: one call into the library
-			m, err := tx.SendRecvTimeout(msg, uint32(i), rx, a.timeout)
+			// send, then wait for the echo (two calls: see --echo)
+			if err := tx.SendTimeout(msg, uint32(i), a.timeout); err != nil {
+				return nil, err
+			}
+			m, err := rx.RecvTimeout(a.timeout)
 			if err != nil {
 				return nil, err
 			}
