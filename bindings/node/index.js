@@ -323,10 +323,8 @@ class Sender extends Handle {
     if (typeof r !== 'number') return Promise.resolve(new Message(rx, rx._core, r, scratch[0], scratch[1]));
     const sent = scratch[3] === 1;
     if (t === 0 || (sent ? -r !== EMPTY : -r !== FULL)) return Promise.reject(sendRecvError(-r, sent));
-    if (sent) {
-      // the message went out: wait with a plain receive
-      return rx.recv({ timeout }).catch((e) => { e.sent = true; throw e; });
-    }
+    // Wait on the pool, both handles busy meanwhile: for room and the reply
+    // (not sent: FULL), or (sent: EMPTY) only for the reply.
     return new Promise((resolve, reject) => {
       const st = native.sendRecvAsync(this._core, data, ty, rx._core, t, (s, buf, extra, wasSent) => {
         if (s === 0) resolve(new Message(rx, rx._core, buf, scratch[0], scratch[1]));
@@ -335,8 +333,8 @@ class Sender extends Handle {
           e.sent = wasSent;
           reject(e);
         }
-      });
-      if (typeof st === 'number') reject(sendRecvError(st, false));
+      }, sent);
+      if (typeof st === 'number') reject(sendRecvError(st, sent));
     });
   }
 
@@ -357,7 +355,7 @@ class Sender extends Handle {
     const rx = asReceiver(receiver);
     const r = native.sendRecv(this._core, bytes(data), typeId(type), rx._core, toNs(timeout), SR_WINDOW);
     if (r < 0) throw sendRecvError(-r, scratch[3] === 1);
-    return rx._windowMessage(r);
+    return windowMessage(rx, r);
   }
 
   /** sendRecvSync() copying the message received into `buf` (released at
@@ -408,21 +406,6 @@ class Receiver extends Handle {
     return new Message(this, this._core, buf, scratch[0], scratch[1]);
   }
 
-  // A Message from native.recvWindow / sendRecv(SR_WINDOW): a window of
-  // the ring (offset), or a detaching view (Buffer) when there is none.
-  _windowMessage(r) {
-    if (typeof r !== 'number') return new Message(this, this._core, r, scratch[0], scratch[1]);
-    const len = scratch[2];
-    if (len === 0) return new Message(this, this._core, EMPTY_VIEW, scratch[0], scratch[1]);
-    let ring = this._ring;
-    if (ring === null) {
-      ring = this._ring = native.ringBuffer(this._core);
-      // a transferred copy of the ring could outlive its mapping
-      untransferable(new Uint8Array(ring, 0, 1));
-    }
-    return new Message(this, this._core, new RingView(ring, r, len), scratch[0], scratch[1]);
-  }
-
   /** recvSync() with a cheaper view: `data` is a window of ONE ArrayBuffer
    * over this receiver's whole ring, made once (no Node-API object per
    * message). The catch: release() (or the next receive) does NOT empty
@@ -432,7 +415,7 @@ class Receiver extends Handle {
   recvView(timeout = Infinity) {
     const r = native.recvWindow(this._core, toNs(timeout));
     if (r < 0) throw lastError(-r);
-    return this._windowMessage(r);
+    return windowMessage(this, r);
   }
 
   /** The next message, waited for off the event loop (at most `timeout` ms;
@@ -513,6 +496,22 @@ class Receiver extends Handle {
 }
 
 function check(st) { if (st !== 0) throw lastError(st); }
+
+// A Message from native.recvWindow / sendRecv(SR_WINDOW) on receiver `rx`:
+// a window of the ring (r = its offset), or a detaching view (r = a Buffer)
+// when the ring has no window.
+function windowMessage(rx, r) {
+  if (typeof r !== 'number') return new Message(rx, rx._core, r, scratch[0], scratch[1]);
+  const len = scratch[2];
+  if (len === 0) return new Message(rx, rx._core, EMPTY_VIEW, scratch[0], scratch[1]);
+  let ring = rx._ring;
+  if (ring === null) {
+    ring = rx._ring = native.ringBuffer(rx._core);
+    // a transferred copy of the ring could outlive its mapping
+    untransferable(new Uint8Array(ring, 0, 1));
+  }
+  return new Message(rx, rx._core, new RingView(ring, r, len), scratch[0], scratch[1]);
+}
 
 function asReceiver(r) {
   if (!(r instanceof Receiver)) {

@@ -1540,11 +1540,16 @@ static napi_value js_send_recv(napi_env env, napi_callback_info info) {
     }
 }
 
-/* sendRecvAsync(txCore, data, typeId, rxCore, timeoutNs, cb): the send
- * (of a copy of `data`) and the receive on the pool, in slices; the held
- * message of `rxCore` is released first, here (as recvAsync does). */
+/* sendRecvAsync(txCore, data, typeId, rxCore, timeoutNs, cb, sent): the
+ * send (of a copy of `data`) and the receive on the pool, in slices; the
+ * held message of `rxCore` is released first, here (as recvAsync does).
+ * With `sent` true the message already went out (a sendRecv on this thread
+ * found no reply yet): only the receive runs. Both handles are busy until
+ * the callback. */
 static napi_value js_send_recv_async(napi_env env, napi_callback_info info) {
-    ARGS(6);
+    ARGS(7);
+    bool already = false;
+    napi_get_value_bool(env, argv[6], &already);
     core *tc, *rc;
     const void *d;
     size_t n;
@@ -1560,6 +1565,8 @@ static napi_value js_send_recv_async(napi_env env, napi_callback_info info) {
     if (g) return num(env, g);
     work *w = work_new(env, tc, OP_SENDRECV);
     if (!w) return NULL;
+    w->sent = already;
+    if (already) n = 0; /* nothing left to send */
     w->data = malloc(n ? n : 1);
     if (!w->data) {
         free(w);
