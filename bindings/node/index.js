@@ -358,13 +358,24 @@ class Sender extends Handle {
     return windowMessage(rx, r);
   }
 
-  /** sendRecvSync() copying the message received into `buf` (released at
-   * once; each byte read once) and returning `{length, typeId}`. `buf`
-   * must hold receiver.maxPayload bytes (INVALID_ARGUMENT, nothing sent). */
+  /** sendRecvSync() copying the message received into `buf` (as
+   * receiver.recvInto: each byte read once, released at once) and
+   * returning `{length, typeId}`. A message larger than `buf`: TOO_LARGE
+   * with `sent` true and `length` (the room it needs), the message kept
+   * for the next receive. */
   sendRecvInto(data, type, receiver, buf, timeout = Infinity) {
     const rx = asReceiver(receiver);
+    if (!ArrayBuffer.isView(buf) && !(buf instanceof ArrayBuffer)) {
+      const e = new TypeError('buf must be a Buffer, TypedArray, DataView or ArrayBuffer');
+      e.code = 'ERR_INVALID_ARG_TYPE';
+      throw e;
+    }
     const r = native.sendRecv(this._core, bytes(data), typeId(type), rx._core, toNs(timeout), SR_COPY, buf);
-    if (r < 0) throw sendRecvError(-r, scratch[3] === 1);
+    if (r < 0) {
+      const e = sendRecvError(-r, scratch[3] === 1);
+      if (-r === TOO_LARGE) e.length = scratch[2];
+      throw e;
+    }
     return { length: r, typeId: scratch[0] };
   }
 

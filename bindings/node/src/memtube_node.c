@@ -1454,12 +1454,18 @@ static napi_value js_recv_window(napi_env env, napi_callback_info info) {
 
 enum { SR_VIEW = 0, SR_WINDOW = 1, SR_COPY = 2 };
 
-/* sendRecv(txCore, data, typeId, rxCore, timeoutNs, mode[, buf]):
- * memtube_sendrecv on this thread. Result by mode: SR_VIEW a detaching
- * Buffer view; SR_WINDOW as recvWindow; SR_COPY the length copied into
- * `buf` (then released). Failure: -status. scratch = [typeId, gen, length,
- * sent]: sent = 1 when the message went out (the failure was the
- * receive's: continue with a plain receive, never send again). */
+/* sendRecv(txCore, data, typeId, rxCore, timeoutNs, mode[, buf]): send,
+ * then receive, on this thread, in ONE Node-API call. Result by mode:
+ * SR_VIEW a detaching Buffer view; SR_WINDOW as recvWindow; SR_COPY the
+ * length copied into `buf` (index.js checked that it is a TypedArray,
+ * DataView or ArrayBuffer). Failure: -status. scratch = [typeId, gen,
+ * length, sent]: sent = 1 when the message went out (the failure was the
+ * receive's: continue with a plain receive, never send again).
+ *
+ * Only what the send needs is converted before it (the handles, the bytes,
+ * the type id, the timeout, the guards of both handles): the rest (mode,
+ * `buf`) after it, while the message is on its way, so that it is not on
+ * the round trip's critical path. */
 static napi_value js_send_recv(napi_env env, napi_callback_info info) {
     size_t argc = 7;
     napi_value argv[7];
@@ -1477,7 +1483,7 @@ static napi_value js_send_recv(napi_env env, napi_callback_info info) {
     int64_t t;
     if (!arg_core(env, argv[0], &tc) || !arg_bytes(env, argv[1], &d, &n) ||
         !arg_u32(env, argv[2], &ty) || !arg_core(env, argv[3], &rc) ||
-        !arg_i64(env, argv[4], &t) || !arg_u32(env, argv[5], &mode))
+        !arg_i64(env, argv[4], &t))
         return NULL;
     /* Both handles' one-user-at-a-time guards (one core for a connection's
      * own sender and receiver). */
@@ -1486,33 +1492,38 @@ static napi_value js_send_recv(napi_env env, napi_callback_info info) {
     if (!g) g = side_st(tc, SIDE_TX);
     if (!g) g = side_st(rc, SIDE_RX);
     if (g) return num(env, -g);
-    void *buf = NULL;
-    size_t cap = 0;
-    if (mode == SR_COPY) {
-        const void *b;
-        if (argc < 7 || !arg_bytes(env, argv[6], &b, &cap)) {
-            if (argc < 7) napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing the buffer");
-            return NULL;
-        }
-        buf = (void *)b;
-        uint32_t mp = 0;
-        memtube_receiver_max_payload(rc->rx, &mp);
-        /* Checked before anything is sent: a reply that did not fit could
-         * be neither delivered nor put back. */
-        if (cap < mp) {
-            snprintf(local_err, sizeof local_err,
-                     "the buffer (%zu bytes) is smaller than the receiver's largest message (%u bytes, receiver.maxPayload)", cap, mp);
-            local_os = 0;
-            return num(env, -MEMTUBE_INVALID_ARGUMENT);
-        }
-        /* The held message's view (released by this call) or a ring
+    if (argc >= 7) {
+        /* SR_COPY: memtube_send, then memtube_recv_copy (the C ABI has no
+         * copying sendrecv; this is its composition, with the same
+         * contract: `data` may be the held message, released by the
+         * receive after the send). */
+        /* `d` is JS memory or the held message of `rc` (released only by
+         * the receive below), valid during the call: no JS runs. */
+        int32_t st = memtube_send(tc->tx, d, n, ty, t);
+        if (st != MEMTUBE_OK) return num(env, -st);
+        if (scratch) scratch[3] = 1;
+        const void *b = NULL;
+        size_t cap = 0, len = 0;
+        uint32_t rty = 0;
+        /* Cannot fail: index.js passes only a TypedArray, DataView or
+         * ArrayBuffer (a detached one has no bytes: cap 0). */
+        if (!arg_bytes(env, argv[6], &b, &cap)) return NULL;
+        /* The held message's view (which the receive releases) or a ring
          * window is read-only ring memory: a copy into it would fault. */
-        if (overlaps_held(rc, buf, cap) || in_ring(rc, buf, cap)) {
-            snprintf(local_err, sizeof local_err, "the buffer is ring memory (a received message's view): copy into a Buffer of your own");
-            local_os = 0;
+        if (overlaps_held(rc, b, cap) || in_ring(rc, b, cap)) {
+            local_fail(env, MEMTUBE_INVALID_ARGUMENT, "the buffer is ring memory (a received message's view): copy into a Buffer of your own (the message went out: receive with recvInto)");
             return num(env, -MEMTUBE_INVALID_ARGUMENT);
         }
+        drop_msg_view(env, rc);
+        st = memtube_recv_copy(rc->rx, t, (uint8_t *)b, cap, &len, &rty);
+        if (scratch) {
+            scratch[0] = rty;
+            scratch[2] = (uint32_t)len;
+        }
+        if (st != MEMTUBE_OK) return num(env, -st);
+        return num(env, (double)len);
     }
+    if (!arg_u32(env, argv[5], &mode)) return NULL;
     memtube_message m;
     bool sent = false;
     /* `d` is JS memory or the held message of `rc` (the C ABI releases
@@ -1527,17 +1538,8 @@ static napi_value js_send_recv(napi_env env, napi_callback_info info) {
         scratch[0] = m.type_id;
         scratch[2] = (uint32_t)m.len;
     }
-    switch (mode) {
-    case SR_WINDOW:
-        return window_of(env, rc, m.data, m.len);
-    case SR_COPY:
-        /* cap >= max payload >= m.len (checked above) */
-        if (m.len) memcpy(buf, m.data, m.len);
-        memtube_release(rc->rx);
-        return num(env, (double)m.len);
-    default:
-        return make_view(env, rc, (void *)m.data, m.len, false);
-    }
+    if (mode == SR_WINDOW) return window_of(env, rc, m.data, m.len);
+    return make_view(env, rc, (void *)m.data, m.len, false);
 }
 
 /* sendRecvAsync(txCore, data, typeId, rxCore, timeoutNs, cb, sent): the
