@@ -267,6 +267,31 @@ test('recvView: windows of one ArrayBuffer over the ring, no copy, detached with
   s.close();
 });
 
+test('windows and detaching views of the same ring memory mix', async () => {
+  const [s, c] = await pair({ capacity: 1024 });
+  const rx = c.receiver;
+  const kept = [];
+  for (let i = 0; i < 200; i++) { // wraps the ring: views land on window bytes
+    s.sender.sendSync(`m${i}`, i);
+    const m = i % 2 ? rx.recvView(1000) : rx.recvSync(1000);
+    assert.equal(m.toString(), `m${i}`);
+    assert.equal(m.typeId, i);
+    if (i % 3 === 0) {
+      // forward the held message (view or window) in place; the reply is there
+      s.sender.sendSync(`r${i}`, i);
+      const r = i % 2 ? c.sendRecvView(m.data, m.typeId, 0) : c.sendRecvSync(m.data, m.typeId, 0);
+      assert.equal(r.toString(), `r${i}`);
+      assert.equal(s.receiver.recvSync(0).toString(), `m${i}`);
+      kept.push(r);
+    }
+    kept.push(m);
+  }
+  assert.ok(kept.filter((m) => m.released).length === kept.length - 1, 'all released but the last');
+  assert.ok(kept.some((m) => m.length === 0) && kept.some((m) => m.length > 0), 'detaching views emptied, windows not');
+  s.close();
+  c.close();
+});
+
 test('a ring window is detached when its forgotten connection is collected', async () => {
   let window;
   await (async () => {
