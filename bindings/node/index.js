@@ -156,7 +156,7 @@ class Message {
   #owner;
   #core;
   #gen;
-  constructor(owner, core, data, typeId, gen) {
+  constructor(owner, core, data, typeId, gen, windowed = false) {
     this.#owner = owner; // keeps the handle (and the ring) reachable
     this.#core = core;
     this.#gen = gen;
@@ -164,7 +164,8 @@ class Message {
     this.data = data;
     /** The type id the sender gave it. */
     this.typeId = typeId;
-    if (!(data instanceof RingView)) untransferable(data);
+    // (a window's ring ArrayBuffer was marked once, when it was made)
+    if (!windowed) untransferable(data);
   }
 
   /** The payload's length (0 once released). */
@@ -514,14 +515,14 @@ function check(st) { if (st !== 0) throw lastError(st); }
 function windowMessage(rx, r) {
   if (typeof r !== 'number') return new Message(rx, rx._core, r, scratch[0], scratch[1]);
   const len = scratch[2];
-  if (len === 0) return new Message(rx, rx._core, EMPTY_VIEW, scratch[0], scratch[1]);
+  if (len === 0) return new Message(rx, rx._core, EMPTY_VIEW, scratch[0], scratch[1], true);
   let ring = rx._ring;
   if (ring === null) {
     ring = rx._ring = native.ringBuffer(rx._core);
     // a transferred copy of the ring could outlive its mapping
     untransferable(new Uint8Array(ring, 0, 1));
   }
-  return new Message(rx, rx._core, new RingView(ring, r, len), scratch[0], scratch[1]);
+  return new Message(rx, rx._core, new RingView(ring, r, len), scratch[0], scratch[1], true);
 }
 
 function asReceiver(r) {
