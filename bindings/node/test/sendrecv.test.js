@@ -200,12 +200,14 @@ test('sendRecv misuse: closed handles, BUSY on either handle, bad arguments', as
   s.sender.sendSync('view');
   const v = c.receiver.recvSync(1000);
   assert.throws(() => c.sendRecvInto('y', 1, v.data, 0), isCode('INVALID_ARGUMENT', true));
+  const big = Buffer.alloc(c.receiver.maxPayload);
   assert.deepEqual(drain(s.receiver), ['y']);
 
   // split halves: a pending receive makes the receiver BUSY for sendRecv,
   // a pending sendRecv makes both halves BUSY
   const { sender: tx, receiver: rx } = c.split();
   const pending = rx.recv({ timeout: 5000 });
+  assert.throws(() => rx.recvInto(big, 0), isCode('BUSY'));
   assert.throws(() => tx.sendRecvSync('y', 1, rx, 0), isCode('BUSY', false));
   assert.throws(() => tx.sendRecvView('y', 1, rx, 0), isCode('BUSY', false));
   await assert.rejects(tx.sendRecv('y', 1, rx), isCode('BUSY', false));
@@ -225,6 +227,9 @@ test('sendRecv misuse: closed handles, BUSY on either handle, bad arguments', as
   rx.close();
   await assert.rejects(q, isCode('CANCELLED', true));
   assert.throws(() => tx.sendRecvSync('x', 1, rx, 0), isCode('CLOSED', false));
+  // recvInto on a closed or busy handle throws too (it used to return the
+  // status as a length)
+  assert.throws(() => rx.recvInto(big, 0), isCode('CLOSED'));
   tx.close();
   assert.throws(() => tx.sendRecvSync('x', 1, rx, 0), isCode('CLOSED', false));
   s.close();
