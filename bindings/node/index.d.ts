@@ -17,6 +17,10 @@ export class MemtubeError extends Error {
   readonly status: number;
   /** The errno behind an `OS` failure. */
   readonly errno?: number;
+  /** From sendRecv*: true when the message went out and the receive
+   * failed (continue with a plain receive, never send it again); false when
+   * nothing was sent. */
+  readonly sent?: boolean;
   /** With TOO_LARGE from recvInto: the bytes the message needs. */
   length?: number;
 }
@@ -108,6 +112,17 @@ export class Sender {
   send(data: Bytes, typeId?: number, options?: WaitOptions): Promise<void>;
   /** send() on this thread (blocks the event loop while full). */
   sendSync(data: Bytes, typeId?: number, timeout?: Millis): void;
+  /** Send, then wait for the next message on `receiver` (memtube_sendrecv),
+   * off the event loop; both handles are busy until it settles. A failure
+   * has `sent`. `data` may be the view of the message `receiver` holds. */
+  sendRecv(data: Bytes, typeId: number, receiver: Receiver, options?: WaitOptions): Promise<Message>;
+  /** sendRecv() on this thread: a detaching view, as recvSync(). */
+  sendRecvSync(data: Bytes, typeId: number, receiver: Receiver, timeout?: Millis): Message;
+  /** sendRecvSync() returning a ring window, as Receiver.recvView(). */
+  sendRecvView(data: Bytes, typeId: number, receiver: Receiver, timeout?: Millis): Message;
+  /** sendRecvSync() copying the message into `buf` (at least
+   * receiver.maxPayload bytes) and releasing it. */
+  sendRecvInto(data: Bytes, typeId: number, receiver: Receiver, buf: ArrayBufferView | ArrayBuffer, timeout?: Millis): { length: number; typeId: number };
   /** false when the ring is full now. */
   trySend(data: Bytes, typeId?: number): boolean;
   sendStaged(data: Bytes, typeId?: number): void;
@@ -140,6 +155,10 @@ export class Receiver implements AsyncIterable<Message> {
   tryRecv(): Message | null;
   /** Copy the next message into `buf` (each byte read once). */
   recvInto(buf: ArrayBufferView | ArrayBuffer, timeout?: Millis): { length: number; typeId: number };
+  /** recvSync() as a window of one ArrayBuffer over the whole ring (no
+   * Node-API object per message). release() does NOT empty the window: a
+   * stale one reads newer ring bytes. Emptied when the receiver closes. */
+  recvView(timeout?: Millis): Message;
   [Symbol.asyncIterator](): AsyncIterator<Message>;
   stats(): Stats;
   peerState(options?: { probe?: boolean }): PeerState;
@@ -161,6 +180,11 @@ export class Connection {
   isPeerAlive(): boolean;
   call(typeId: number, data: Bytes, options?: WaitOptions): Promise<Message>;
   callSync(typeId: number, data: Bytes, timeout?: Millis): Message;
+  /** sender.sendRecv(data, typeId, receiver) on this connection's own handles. */
+  sendRecv(data: Bytes, typeId: number, options?: WaitOptions): Promise<Message>;
+  sendRecvSync(data: Bytes, typeId: number, timeout?: Millis): Message;
+  sendRecvView(data: Bytes, typeId: number, timeout?: Millis): Message;
+  sendRecvInto(data: Bytes, typeId: number, buf: ArrayBufferView | ArrayBuffer, timeout?: Millis): { length: number; typeId: number };
   /** Serve until the peer closes, off the event loop (the handler runs on it). */
   serve(handler: Handler): Promise<void>;
   serveOneSync(handler: Handler, timeout?: Millis): void;

@@ -27,6 +27,8 @@ const CODES = [
   'BAD_REGION', 'ROLE_TAKEN', 'PANIC',
 ];
 const EMPTY = 1, FULL = 2, TIMEOUT = 3, CLOSED = 4, TOO_LARGE = 7;
+// sendRecv's result forms (src/memtube_node.c)
+const SR_VIEW = 0, SR_WINDOW = 1, SR_COPY = 2;
 const FOREVER = -1;
 // Symbol.dispose (`using`), or Node's own name for it where the language
 // has none yet.
@@ -47,6 +49,14 @@ class MemtubeError extends Error {
 // The error of the failed call just made on this thread.
 function lastError(status) {
   return new MemtubeError(status, native.lastError(), native.lastOsError());
+}
+
+// A failed sendRecv: `sent` says whether the message went out (the
+// receive failed: continue with a plain receive, never send it again).
+function sendRecvError(status, sent) {
+  const e = lastError(status);
+  e.sent = sent;
+  return e;
 }
 
 function asyncError(status, message, errno) {
@@ -128,6 +138,13 @@ function untransferable(buf) {
   markAsUntransferable(buf.buffer);
 }
 
+// The windows of recvView(): Buffers (Buffer.prototype is in their chain,
+// so Buffer.isBuffer, toString, equals, ... work) made in JS over the
+// receiver's ring ArrayBuffer, without a Node-API call per message.
+class RingView extends Uint8Array {}
+Object.setPrototypeOf(RingView.prototype, Buffer.prototype);
+const EMPTY_VIEW = new RingView(0);
+
 /**
  * A received message (or call reply) in place in the ring. `data` is a
  * Buffer over the ring memory (no copy), valid until release(), the next
@@ -139,7 +156,7 @@ class Message {
   #owner;
   #core;
   #gen;
-  constructor(owner, core, data, typeId, gen) {
+  constructor(owner, core, data, typeId, gen, windowed = false) {
     this.#owner = owner; // keeps the handle (and the ring) reachable
     this.#core = core;
     this.#gen = gen;
@@ -147,7 +164,8 @@ class Message {
     this.data = data;
     /** The type id the sender gave it. */
     this.typeId = typeId;
-    untransferable(data);
+    // (a window's ring ArrayBuffer was marked once, when it was made)
+    if (!windowed) untransferable(data);
   }
 
   /** The payload's length (0 once released). */
@@ -287,6 +305,81 @@ class Sender extends Handle {
     this.#grantLen = -1;
   }
 
+  /** Send `data` as one message of type `typeId` (as send()), then wait for
+   * the next message on `receiver` (as recv()): a lockstep exchange in one
+   * call (memtube_sendrecv). `receiver` is this connection's own receiver
+   * or any other (split halves). Resolves to a Message; rejects with a
+   * MemtubeError whose `sent` says which step failed: false, nothing was
+   * sent; true, the message went out and the receive failed (continue
+   * with receiver.recv(), never send it again). The wait runs off the event
+   * loop (at most `timeout` ms per wait). `data` may be a view of the
+   * message `receiver` holds (an echo forwards it); when the ring is full
+   * the bytes are copied and that message released before the wait. */
+  sendRecv(data, type, receiver, { timeout } = {}) {
+    data = bytes(data);
+    const ty = typeId(type);
+    const rx = asReceiver(receiver);
+    const t = toNs(timeout);
+    const r = native.sendRecv(this._core, data, ty, rx._core, 0, SR_VIEW);
+    if (typeof r !== 'number') return Promise.resolve(new Message(rx, rx._core, r, scratch[0], scratch[1]));
+    const sent = scratch[3] === 1;
+    if (t === 0 || (sent ? -r !== EMPTY : -r !== FULL)) return Promise.reject(sendRecvError(-r, sent));
+    // Wait on the pool, both handles busy meanwhile: for room and the reply
+    // (not sent: FULL), or (sent: EMPTY) only for the reply.
+    return new Promise((resolve, reject) => {
+      const st = native.sendRecvAsync(this._core, data, ty, rx._core, t, (s, buf, extra, wasSent) => {
+        if (s === 0) resolve(new Message(rx, rx._core, buf, scratch[0], scratch[1]));
+        else {
+          const e = asyncError(s, buf, extra);
+          e.sent = wasSent;
+          reject(e);
+        }
+      }, sent);
+      if (typeof st === 'number') reject(sendRecvError(st, sent));
+    });
+  }
+
+  /** sendRecv() on this thread (blocks the event loop; with `pureSpin`
+   * connections it spins): the Message received (a detaching view, as
+   * recvSync). Throws a MemtubeError with `sent` (see sendRecv). When the
+   * send fails, a message `receiver` held is still held (its view valid). */
+  sendRecvSync(data, type, receiver, timeout = Infinity) {
+    const rx = asReceiver(receiver);
+    const r = native.sendRecv(this._core, bytes(data), typeId(type), rx._core, toNs(timeout), SR_VIEW);
+    if (typeof r === 'number') throw sendRecvError(-r, scratch[3] === 1);
+    return new Message(rx, rx._core, r, scratch[0], scratch[1]);
+  }
+
+  /** sendRecvSync() returning the message as a window of the ring, as
+   * receiver.recvView() (cheaper; a stale window reads newer bytes). */
+  sendRecvView(data, type, receiver, timeout = Infinity) {
+    const rx = asReceiver(receiver);
+    const r = native.sendRecv(this._core, bytes(data), typeId(type), rx._core, toNs(timeout), SR_WINDOW);
+    if (r < 0) throw sendRecvError(-r, scratch[3] === 1);
+    return windowMessage(rx, r);
+  }
+
+  /** sendRecvSync() copying the message received into `buf` (as
+   * receiver.recvInto: each byte read once, released at once) and
+   * returning `{length, typeId}`. A message larger than `buf`: TOO_LARGE
+   * with `sent` true and `length` (the room it needs), the message kept
+   * for the next receive. */
+  sendRecvInto(data, type, receiver, buf, timeout = Infinity) {
+    const rx = asReceiver(receiver);
+    if (!ArrayBuffer.isView(buf) && !(buf instanceof ArrayBuffer)) {
+      const e = new TypeError('buf must be a Buffer, TypedArray, DataView or ArrayBuffer');
+      e.code = 'ERR_INVALID_ARG_TYPE';
+      throw e;
+    }
+    const r = native.sendRecv(this._core, bytes(data), typeId(type), rx._core, toNs(timeout), SR_COPY, buf);
+    if (r < 0) {
+      const e = sendRecvError(-r, scratch[3] === 1);
+      if (-r === TOO_LARGE) e.length = scratch[2];
+      throw e;
+    }
+    return { length: r, typeId: scratch[0] };
+  }
+
   /** The largest payload this ring takes. */
   get maxPayload() { return sizes(this._core).txMaxPayload; }
   /** The ring's data-area bytes. */
@@ -319,8 +412,22 @@ class Receiver extends Handle {
     this.#owned = owner === null;
   }
 
+  _ring = null; // the ring window's ArrayBuffer (recvView), made once
+
   #message(buf) {
     return new Message(this, this._core, buf, scratch[0], scratch[1]);
+  }
+
+  /** recvSync() with a cheaper view: `data` is a window of ONE ArrayBuffer
+   * over this receiver's whole ring, made once (no Node-API object per
+   * message). The catch: release() (or the next receive) does NOT empty
+   * it: a stale window reads whatever the ring holds there later (newer
+   * messages). It is emptied (detached) with the receiver, so it never
+   * reads unmapped memory. Read-only like every received view. */
+  recvView(timeout = Infinity) {
+    const r = native.recvWindow(this._core, toNs(timeout));
+    if (r < 0) throw lastError(-r);
+    return windowMessage(this, r);
   }
 
   /** The next message, waited for off the event loop (at most `timeout` ms;
@@ -401,6 +508,31 @@ class Receiver extends Handle {
 }
 
 function check(st) { if (st !== 0) throw lastError(st); }
+
+// A Message from native.recvWindow / sendRecv(SR_WINDOW) on receiver `rx`:
+// a window of the ring (r = its offset), or a detaching view (r = a Buffer)
+// when the ring has no window.
+function windowMessage(rx, r) {
+  if (typeof r !== 'number') return new Message(rx, rx._core, r, scratch[0], scratch[1]);
+  const len = scratch[2];
+  if (len === 0) return new Message(rx, rx._core, EMPTY_VIEW, scratch[0], scratch[1], true);
+  let ring = rx._ring;
+  if (ring === null) {
+    ring = rx._ring = native.ringBuffer(rx._core);
+    // a transferred copy of the ring could outlive its mapping
+    untransferable(new Uint8Array(ring, 0, 1));
+  }
+  return new Message(rx, rx._core, new RingView(ring, r, len), scratch[0], scratch[1], true);
+}
+
+function asReceiver(r) {
+  if (!(r instanceof Receiver)) {
+    const e = new TypeError('receiver must be a memtube Receiver (connection.receiver or a split half)');
+    e.code = 'ERR_INVALID_ARG_TYPE';
+    throw e;
+  }
+  return r;
+}
 
 function sizes(core) {
   const r = native.sizes(core);
@@ -525,6 +657,16 @@ class Connection extends Handle {
       }
     }
   }
+
+  /** sender.sendRecv(data, typeId, receiver) on this duplex connection's
+   * own sender and receiver. */
+  sendRecv(data, type, options) { return this.sender.sendRecv(data, type, this.receiver, options); }
+  /** sender.sendRecvSync on this connection's own sender and receiver. */
+  sendRecvSync(data, type, timeout) { return this.sender.sendRecvSync(data, type, this.receiver, timeout); }
+  /** sender.sendRecvView on this connection's own sender and receiver. */
+  sendRecvView(data, type, timeout) { return this.sender.sendRecvView(data, type, this.receiver, timeout); }
+  /** sender.sendRecvInto on this connection's own sender and receiver. */
+  sendRecvInto(data, type, buf, timeout) { return this.sender.sendRecvInto(data, type, this.receiver, buf, timeout); }
 
   /** Owned halves that can be used at the same time (and closed apart):
    * `{sender, receiver}` (null for a side this end does not have). The

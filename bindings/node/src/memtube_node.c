@@ -68,6 +68,15 @@ typedef struct core {
     bool release_later; /* released (or collected) while busy: release after the work */
     napi_ref grant_ref; /* weak: ArrayBuffer of the outstanding grant */
     uint32_t grant_gen;
+    /* The ring window (recvView): ONE external ArrayBuffer over the whole
+     * mapping that holds this receiver's ring, made at the first windowed
+     * receive; per-message views are windows of it made in JS. Strong
+     * reference: detached (and dropped) when the handles are freed, before
+     * the ring is unmapped. */
+    napi_ref ring_ref;
+    const uint8_t *ring_base;
+    size_t ring_len;
+    bool ring_tried; /* looked for the mapping (found or not) */
 } core;
 
 /* The error text of a failure decided here (BUSY, closed handle, ...), per
@@ -233,6 +242,29 @@ static napi_value gate(napi_env env, core *c) {
         if (g_) return g_;                                                     \
     } while (0)
 
+/* gate() as a status (0: open and not busy), for calls whose results are
+ * numbers. */
+static int32_t gate_st(core *c) {
+    if (c->closed) {
+        snprintf(local_err, sizeof local_err, "this handle is closed (close() was called on it or its connection was split)");
+        local_os = 0;
+        return MEMTUBE_CLOSED;
+    }
+    if (c->busy) {
+        snprintf(local_err, sizeof local_err, "another call is pending on this handle (one at a time: await it first, or split() the connection to use both directions at once)");
+        local_os = 0;
+        return MEMTUBE_BUSY;
+    }
+    return 0;
+}
+
+static int32_t side_st(core *c, int side) {
+    if ((side == SIDE_TX && c->tx) || (side == SIDE_RX && c->rx)) return 0;
+    snprintf(local_err, sizeof local_err, side == SIDE_TX ? "this side of the connection does not send" : "this side of the connection does not receive");
+    local_os = 0;
+    return MEMTUBE_NO_SUCH_HANDLE;
+}
+
 static napi_value need_side(napi_env env, core *c, int side) {
     if (side == SIDE_TX && !c->tx)
         return local_fail(env, MEMTUBE_NO_SUCH_HANDLE, "this side of the connection does not send");
@@ -285,6 +317,10 @@ static bool overlaps_held(const core *c, const void *d, size_t n) {
 static void free_handles(napi_env env, core *c) {
     drop_msg_view(env, c);
     detach_ref(env, &c->grant_ref);
+    /* Before the free unmaps the ring: every window of it becomes empty. */
+    detach_ref(env, &c->ring_ref);
+    c->ring_base = NULL;
+    c->ring_len = 0;
     if (c->lis) memtube_listener_free(c->lis);
     if (c->lopts) memtube_options_free(c->lopts);
     if (c->conn) {
@@ -437,6 +473,108 @@ static napi_value make_view(napi_env env, core *c, void *p, size_t len, bool gra
     return buf;
 }
 
+/* ---- the ring window (recvView) ---- */
+
+/* The mapping (one line of /proc/self/maps) that holds address `p`: every
+ * byte of it is mapped for as long as the receiver whose message lies at
+ * `p` lives (memtube maps each ring file once, at offset 0, and unmaps it
+ * only when the last handle using it is freed). */
+static bool find_mapping(const void *p, const uint8_t **base, size_t *len) {
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f) return false;
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+    uintptr_t a = (uintptr_t)p;
+    while (getline(&line, &cap, f) > 0) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= a && a < hi) {
+            *base = (const uint8_t *)(uintptr_t)lo;
+            *len = (size_t)(hi - lo);
+            found = true;
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* Make the core's ring window around the message at `p` (once per core:
+ * ring_tried). An external ArrayBuffer with no finalizer: the memory is the
+ * ring's, freed by memtube, and free_handles detaches the ArrayBuffer
+ * before that. */
+static void ring_window(napi_env env, core *c, const void *p) {
+    if (c->ring_tried) return;
+    c->ring_tried = true;
+    const uint8_t *base;
+    size_t len;
+    if (!find_mapping(p, &base, &len)) return;
+    napi_value ab;
+    /* SAFETY of the raw pointer: [base, base+len) is the mapping of this
+     * receiver's ring (found above from a message memtube just gave us),
+     * mapped until the receiver is freed; free_handles detaches this
+     * ArrayBuffer first, so no window of it ever reads unmapped memory. */
+    if (napi_create_external_arraybuffer(env, (void *)base, len, NULL, NULL, &ab) != napi_ok) {
+        bool pending = false;
+        napi_is_exception_pending(env, &pending);
+        if (pending) {
+            napi_value e;
+            napi_get_and_clear_last_exception(env, &e);
+        }
+        return; /* no window: the caller falls back to a detaching view */
+    }
+    if (napi_create_reference(env, ab, 1, &c->ring_ref) != napi_ok) {
+        napi_detach_arraybuffer(env, ab);
+        return;
+    }
+    c->ring_base = base;
+    c->ring_len = len;
+}
+
+/* The message just received at `p` (`len` bytes) as a window of the ring:
+ * its offset (a number >= 0), or a detaching view when there is no window
+ * (the mapping was not found, or the message lies outside it). Records the
+ * held message as make_view does. */
+static napi_value window_of(napi_env env, core *c, const uint8_t *p, size_t len) {
+    if (len == 0) {
+        c->msg_gen++;
+        c->msg_held = true;
+        c->msg_ptr = NULL;
+        c->msg_len = 0;
+        if (scratch) scratch[1] = c->msg_gen;
+        return num(env, 0);
+    }
+    ring_window(env, c, p);
+    if (!c->ring_ref || p < c->ring_base || (size_t)(p - c->ring_base) > c->ring_len ||
+        len > c->ring_len - (size_t)(p - c->ring_base))
+        return make_view(env, c, (void *)p, len, false);
+    c->msg_gen++;
+    c->msg_held = true;
+    c->msg_ptr = p;
+    c->msg_len = len;
+    if (scratch) scratch[1] = c->msg_gen;
+    return num(env, (double)(size_t)(p - c->ring_base));
+}
+
+/* Whether `n` bytes at `d` touch the ring window (read-only ring memory a
+ * copy must not be written into). */
+static bool in_ring(const core *c, const void *d, size_t n) {
+    const uint8_t *p = d;
+    return c->ring_base && n && p < c->ring_base + c->ring_len && c->ring_base < p + n;
+}
+
+/* ringBuffer(core) -> the ring window's ArrayBuffer, or null */
+static napi_value js_ring_buffer(napi_env env, napi_callback_info info) {
+    ARGS(1);
+    core *c;
+    if (!arg_core(env, argv[0], &c)) return NULL;
+    napi_value r;
+    if (c->ring_ref && napi_get_reference_value(env, c->ring_ref, &r) == napi_ok && r) return r;
+    napi_get_null(env, &r);
+    return r;
+}
+
 /* ---- module-level functions ---- */
 
 static napi_value js_init(napi_env env, napi_callback_info info) {
@@ -559,7 +697,7 @@ static int32_t build_opts(napi_env env, napi_value o, memtube_options **out) {
 /* ---- async works ---- */
 
 enum op {
-    OP_ACCEPT, OP_CONNECT, OP_RECV, OP_SEND, OP_RESERVE, OP_CALL, OP_SERVE
+    OP_ACCEPT, OP_CONNECT, OP_RECV, OP_SEND, OP_RESERVE, OP_CALL, OP_SERVE, OP_SENDRECV
 };
 
 typedef struct work {
@@ -567,6 +705,9 @@ typedef struct work {
     napi_ref cb;
     napi_ref keep; /* the core's external, alive while the work runs */
     core *c;
+    core *c2;       /* OP_SENDRECV on split halves: the receiver's core */
+    napi_ref keep2; /* and its external */
+    bool sent;      /* OP_SENDRECV: the message went out */
     enum op op;
     int64_t timeout;
     uint32_t type_id;
@@ -652,6 +793,35 @@ static void work_execute(napi_env env, void *data) {
          * the connection's token instead (CANCELLED within ~50 ms). */
         w->st = memtube_call(c->conn, w->type_id, w->data, w->len, w->timeout, &w->m);
         break;
+    case OP_SENDRECV: {
+        /* In slices (close() of either handle ends the wait): memtube_sendrecv
+         * until the message went out, then a plain memtube_recv (never send
+         * twice). The timeout applies to each of the two waits. */
+        core *r = w->c2 ? w->c2 : c;
+        int64_t deadline = w->timeout < 0 ? -1 : now_ns() + w->timeout;
+        for (;;) {
+            if (atomic_load(&c->abort) || atomic_load(&r->abort)) {
+                w->st = MEMTUBE_CANCELLED;
+                snprintf(w->err, sizeof w->err, "the handle was closed while this call waited");
+                return;
+            }
+            int64_t slice = SLICE_NS;
+            if (deadline >= 0) {
+                int64_t rem = deadline - now_ns();
+                if (rem < slice) slice = rem > 0 ? rem : 0;
+            }
+            if (!w->sent) {
+                w->st = memtube_sendrecv(c->tx, w->data, w->len, w->type_id, r->rx, slice, &w->m, &w->sent);
+                /* Sent in this slice: the receive's wait starts now. */
+                if (w->sent && w->st == MEMTUBE_TIMEOUT && w->timeout >= 0) deadline = now_ns() + w->timeout;
+            } else {
+                w->st = memtube_recv(r->rx, slice, &w->m);
+            }
+            if (w->st != MEMTUBE_TIMEOUT) break;
+            if (deadline >= 0 && now_ns() >= deadline) break;
+        }
+        break;
+    }
     case OP_SERVE:
         /* Serve until the peer closes (OK), an error, close() (the abort
          * flag, checked between slices) or a handler failure. */
@@ -678,13 +848,28 @@ static void work_execute(napi_env env, void *data) {
 static void work_complete(napi_env env, napi_status status, void *data) {
     work *w = data;
     core *c = w->c;
-    napi_value cb, argv[3], result = NULL, global;
+    napi_value cb, argv[4], result = NULL, global;
     if (c) c->busy = false;
+    if (w->c2) {
+        core *r = w->c2;
+        r->busy = false;
+        /* The receiver of a sendRecv on split halves. Its held message was
+         * released when the work started (release_later has nothing left). */
+        r->release_later = false;
+        if (r->close_later) {
+            if (w->st == MEMTUBE_OK) {
+                w->st = MEMTUBE_CANCELLED;
+                snprintf(w->err, sizeof w->err, "the handle was closed while this call waited");
+            }
+            free_handles(env, r);
+        }
+    }
     if (c && c->release_later) {
         /* msg.release() (or its collection) came while the work ran. A
          * receive, call or serve released that message when it started. */
         c->release_later = false;
-        if (!c->closed && c->rx && w->op != OP_RECV && w->op != OP_CALL && w->op != OP_SERVE) {
+        if (!c->closed && c->rx && w->op != OP_RECV && w->op != OP_CALL && w->op != OP_SERVE &&
+            w->op != OP_SENDRECV) {
             drop_msg_view(env, c);
             memtube_release(c->rx);
         }
@@ -719,6 +904,12 @@ static void work_complete(napi_env env, napi_status status, void *data) {
         case OP_RESERVE:
             result = make_view(env, c, w->g.data, w->g.len, true);
             break;
+        case OP_SENDRECV: {
+            core *r = w->c2 ? w->c2 : c;
+            result = make_view(env, r, (void *)w->m.data, w->m.len, false);
+            if (result && scratch) scratch[0] = w->m.type_id;
+            break;
+        }
         case OP_SEND:
         case OP_SERVE:
             result = undef(env);
@@ -758,17 +949,19 @@ static void work_complete(napi_env env, napi_status status, void *data) {
         napi_create_string_utf8(env, w->err, NAPI_AUTO_LENGTH, &argv[1]);
         argv[2] = num(env, w->os_err);
     }
+    napi_get_boolean(env, w->sent, &argv[3]);
     napi_get_reference_value(env, w->cb, &cb);
     napi_get_global(env, &global);
     napi_delete_reference(env, w->cb);
     if (w->keep) napi_delete_reference(env, w->keep);
+    if (w->keep2) napi_delete_reference(env, w->keep2);
     napi_delete_async_work(env, w->w);
     if (w->opts) memtube_options_free(w->opts);
     free(w->data);
     free(w);
     /* An exception thrown by the callback surfaces as uncaught (as in any
      * Node callback); index.js's callbacks only settle promises. */
-    napi_call_function(env, global, cb, 3, argv, NULL);
+    napi_call_function(env, global, cb, 4, argv, NULL);
 }
 
 /* Queue `w` (cb = the JS callback (status, result, extra)). Returns NULL
@@ -781,6 +974,7 @@ static napi_value start_work(napi_env env, work *w, napi_value core_val, napi_va
     NAPI_OK(napi_create_async_work(env, NULL, name, work_execute, work_complete, w, &w->w));
     NAPI_OK(napi_queue_async_work(env, w->w));
     if (w->c) w->c->busy = true;
+    if (w->c2) w->c2->busy = true;
     return undef(env);
 }
 
@@ -1183,12 +1377,19 @@ static napi_value js_recv_copy(napi_env env, napi_callback_info info) {
     int64_t t;
     uint32_t ty = 0;
     if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[2], &t)) return NULL;
-    GATE(c);
-    SIDE(c, SIDE_RX);
+    /* Failures are negative here (a length is not): -status. */
+    int32_t g = gate_st(c);
+    if (!g) g = side_st(c, SIDE_RX);
+    if (g) return num(env, -g);
     /* Detach the held message's view first: were `buf` that view (read-only
      * ring memory the call releases), it is now empty (TOO_LARGE). */
     drop_msg_view(env, c);
     if (!arg_bytes(env, argv[1], &d, &cap)) return NULL;
+    /* A window of the ring (recvView) is read-only ring memory. */
+    if (in_ring(c, d, cap)) {
+        local_fail(env, MEMTUBE_INVALID_ARGUMENT, "the buffer is ring memory (a received message's view): copy into a Buffer of your own");
+        return num(env, -MEMTUBE_INVALID_ARGUMENT);
+    }
     /* `d` is the JS buffer's memory: no JS runs during the call. */
     int32_t st = memtube_recv_copy(c->rx, t, (uint8_t *)d, cap, &len, &ty);
     if (scratch) {
@@ -1226,6 +1427,166 @@ static napi_value js_held(napi_env env, napi_callback_info info) {
     bool held = !c->closed && c->rx && gen == c->msg_gen && c->msg_held;
     NAPI_OK(napi_get_boolean(env, held, &r));
     return r;
+}
+
+/* recvWindow(core, timeoutNs) -> offset >= 0 in the ring window | Buffer
+ * (a detaching view: no window) | -status; scratch = [typeId, gen, length] */
+static napi_value js_recv_window(napi_env env, napi_callback_info info) {
+    ARGS(2);
+    core *c;
+    int64_t t;
+    if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[1], &t)) return NULL;
+    int32_t g = gate_st(c);
+    if (!g && !c->rx) g = side_st(c, SIDE_RX);
+    if (g) return num(env, -g);
+    drop_msg_view(env, c);
+    memtube_message m;
+    int32_t st = memtube_recv(c->rx, t, &m);
+    if (st != MEMTUBE_OK) return num(env, -st);
+    if (scratch) {
+        scratch[0] = m.type_id;
+        scratch[2] = (uint32_t)m.len;
+    }
+    return window_of(env, c, m.data, m.len);
+}
+
+/* ---- send, then receive (memtube_sendrecv) ---- */
+
+enum { SR_VIEW = 0, SR_WINDOW = 1, SR_COPY = 2 };
+
+/* sendRecv(txCore, data, typeId, rxCore, timeoutNs, mode[, buf]): send,
+ * then receive, on this thread, in ONE Node-API call. Result by mode:
+ * SR_VIEW a detaching Buffer view; SR_WINDOW as recvWindow; SR_COPY the
+ * length copied into `buf` (index.js checked that it is a TypedArray,
+ * DataView or ArrayBuffer). Failure: -status. scratch = [typeId, gen,
+ * length, sent]: sent = 1 when the message went out (the failure was the
+ * receive's: continue with a plain receive, never send again).
+ *
+ * Only what the send needs is converted before it (the handles, the bytes,
+ * the type id, the timeout, the guards of both handles): the rest (mode,
+ * `buf`) after it, while the message is on its way, so that it is not on
+ * the round trip's critical path. */
+static napi_value js_send_recv(napi_env env, napi_callback_info info) {
+    size_t argc = 7;
+    napi_value argv[7];
+    NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 6) {
+        napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
+        return NULL;
+    }
+    local_err[0] = 0;
+    if (scratch) scratch[3] = 0;
+    core *tc, *rc;
+    const void *d;
+    size_t n;
+    uint32_t ty, mode;
+    int64_t t;
+    if (!arg_core(env, argv[0], &tc) || !arg_bytes(env, argv[1], &d, &n) ||
+        !arg_u32(env, argv[2], &ty) || !arg_core(env, argv[3], &rc) ||
+        !arg_i64(env, argv[4], &t))
+        return NULL;
+    /* Both handles' one-user-at-a-time guards (one core for a connection's
+     * own sender and receiver). */
+    int32_t g = gate_st(tc);
+    if (!g && rc != tc) g = gate_st(rc);
+    if (!g) g = side_st(tc, SIDE_TX);
+    if (!g) g = side_st(rc, SIDE_RX);
+    if (g) return num(env, -g);
+    if (argc >= 7) {
+        /* SR_COPY: memtube_send, then memtube_recv_copy (the C ABI has no
+         * copying sendrecv; this is its composition, with the same
+         * contract: `data` may be the held message, released by the
+         * receive after the send). */
+        /* `d` is JS memory or the held message of `rc` (released only by
+         * the receive below), valid during the call: no JS runs. */
+        int32_t st = memtube_send(tc->tx, d, n, ty, t);
+        if (st != MEMTUBE_OK) return num(env, -st);
+        if (scratch) scratch[3] = 1;
+        const void *b = NULL;
+        size_t cap = 0, len = 0;
+        uint32_t rty = 0;
+        /* Cannot fail: index.js passes only a TypedArray, DataView or
+         * ArrayBuffer (a detached one has no bytes: cap 0). */
+        if (!arg_bytes(env, argv[6], &b, &cap)) return NULL;
+        /* The held message's view (which the receive releases) or a ring
+         * window is read-only ring memory: a copy into it would fault. */
+        if (overlaps_held(rc, b, cap) || in_ring(rc, b, cap)) {
+            local_fail(env, MEMTUBE_INVALID_ARGUMENT, "the buffer is ring memory (a received message's view): copy into a Buffer of your own (the message went out: receive with recvInto)");
+            return num(env, -MEMTUBE_INVALID_ARGUMENT);
+        }
+        drop_msg_view(env, rc);
+        st = memtube_recv_copy(rc->rx, t, (uint8_t *)b, cap, &len, &rty);
+        if (scratch) {
+            scratch[0] = rty;
+            scratch[2] = (uint32_t)len;
+        }
+        if (st != MEMTUBE_OK) return num(env, -st);
+        return num(env, (double)len);
+    }
+    if (!arg_u32(env, argv[5], &mode)) return NULL;
+    memtube_message m;
+    bool sent = false;
+    /* `d` is JS memory or the held message of `rc` (the C ABI releases
+     * that only after the send), valid during the call: no JS runs. */
+    int32_t st = memtube_sendrecv(tc->tx, d, n, ty, rc->rx, t, &m, &sent);
+    if (scratch) scratch[3] = sent ? 1 : 0;
+    /* Sent: the held message was released (at the start of the receive):
+     * detach its view now. Not sent: it is still held, its view valid. */
+    if (sent) drop_msg_view(env, rc);
+    if (st != MEMTUBE_OK) return num(env, -st);
+    if (scratch) {
+        scratch[0] = m.type_id;
+        scratch[2] = (uint32_t)m.len;
+    }
+    if (mode == SR_WINDOW) return window_of(env, rc, m.data, m.len);
+    return make_view(env, rc, (void *)m.data, m.len, false);
+}
+
+/* sendRecvAsync(txCore, data, typeId, rxCore, timeoutNs, cb, sent): the
+ * send (of a copy of `data`) and the receive on the pool, in slices; the
+ * held message of `rxCore` is released first, here (as recvAsync does).
+ * With `sent` true the message already went out (a sendRecv on this thread
+ * found no reply yet): only the receive runs. Both handles are busy until
+ * the callback. */
+static napi_value js_send_recv_async(napi_env env, napi_callback_info info) {
+    ARGS(7);
+    bool already = false;
+    napi_get_value_bool(env, argv[6], &already);
+    core *tc, *rc;
+    const void *d;
+    size_t n;
+    uint32_t ty;
+    int64_t t;
+    if (!arg_core(env, argv[0], &tc) || !arg_bytes(env, argv[1], &d, &n) ||
+        !arg_u32(env, argv[2], &ty) || !arg_core(env, argv[3], &rc) || !arg_i64(env, argv[4], &t))
+        return NULL;
+    int32_t g = gate_st(tc);
+    if (!g && rc != tc) g = gate_st(rc);
+    if (!g) g = side_st(tc, SIDE_TX);
+    if (!g) g = side_st(rc, SIDE_RX);
+    if (g) return num(env, g);
+    work *w = work_new(env, tc, OP_SENDRECV);
+    if (!w) return NULL;
+    w->sent = already;
+    if (already) n = 0; /* nothing left to send */
+    w->data = malloc(n ? n : 1);
+    if (!w->data) {
+        free(w);
+        napi_throw_error(env, "ERR_MEMTUBE_OOM", "out of memory");
+        return NULL;
+    }
+    /* Copied before the held message is released: `data` may be it. */
+    if (n) memcpy(w->data, d, n);
+    drop_msg_view(env, rc);
+    memtube_release(rc->rx);
+    w->len = n;
+    w->type_id = ty;
+    w->timeout = t;
+    if (rc != tc) {
+        w->c2 = rc;
+        NAPI_OK(napi_create_reference(env, argv[3], 1, &w->keep2));
+    }
+    return start_work(env, w, argv[0], argv[5]);
 }
 
 /* ---- call / serve ---- */
@@ -1707,6 +2068,10 @@ NAPI_MODULE_INIT() {
         FN("recv", js_recv),
         FN("recvAsync", js_recv_async),
         FN("recvCopy", js_recv_copy),
+        FN("recvWindow", js_recv_window),
+        FN("ringBuffer", js_ring_buffer),
+        FN("sendRecv", js_send_recv),
+        FN("sendRecvAsync", js_send_recv_async),
         FN("release", js_release),
         FN("held", js_held),
         FN("call", js_call),

@@ -38,7 +38,25 @@ async function duplex(): Promise<void> {
   receiver?.close();
 }
 
+async function exchange(): Promise<void> {
+  const conn = await memtube.connect('@echo', { duplex: true, pureSpin: true });
+  const m: Message = conn.sendRecvSync('ping', 1, 1000);
+  const w: Message = conn.sendRecvView(m.data, m.typeId, 1000);
+  const r = conn.sendRecvInto(w.data, 2, Buffer.alloc(conn.receiver.maxPayload));
+  const p: Message = await conn.sendRecv(new Uint8Array(r.length), 3, { timeout: 100 });
+  const { sender, receiver } = conn.split();
+  if (sender && receiver) {
+    const v: Message = receiver.recvView(10);
+    const n: Message = await sender.sendRecv(v.data, v.typeId, receiver);
+    sender.sendRecvSync(n.data, 4, receiver, 10).release();
+    sender.sendRecvView('x', 5, receiver);
+    sender.sendRecvInto('y', 6, receiver, Buffer.alloc(64), 0);
+  }
+  void p;
+}
+
 function errors(e: unknown): string {
+  if (e instanceof MemtubeError && e.sent === true) return 'sent';
   if (e instanceof MemtubeError && e.code === 'PEER_GONE') return e.message;
   return String(e);
 }
@@ -47,4 +65,5 @@ void receiver;
 void sender;
 void duplex;
 void errors;
+void exchange;
 console.log(memtube.version, memtube.abiVersion, memtube.codes.length);
