@@ -284,8 +284,10 @@ fn run(args: &Args) -> Result<(u64, u64, u64, f64, Extra), BoxError> {
                 prev = now;
             }
             samples.sort_unstable();
-            let q = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-            extra = format!(" p50_ns={} p99_ns={} p999_ns={}", q(0.5), q(0.99), q(0.999));
+            if let Some(last) = samples.len().checked_sub(1) {
+                let q = |p: f64| samples[((samples.len() as f64 * p) as usize).min(last)];
+                extra = format!(" p50_ns={} p99_ns={} p999_ns={}", q(0.5), q(0.99), q(0.999));
+            }
         }
         Role::Call(n) => {
             let mut rev = Vec::new();
