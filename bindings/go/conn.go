@@ -65,7 +65,9 @@ func Listen(addr string, opts *Options) (*Listener, error) {
 func (l *Listener) Addr() string { return l.addr }
 
 // Fd is the listening socket's descriptor, to poll it (readable: a peer is
-// waiting). The listener owns it: do not close it. -1 once closed.
+// waiting). The listener owns it: do not close it, and keep the listener
+// reachable while you use it (runtime.KeepAlive(l) after the last use), or
+// its finalizer may close it, as with os.File.Fd. -1 once closed.
 func (l *Listener) Fd() int {
 	if err := l.c.enter("fd"); err != nil {
 		return -1
@@ -208,7 +210,15 @@ func Connect(ctx context.Context, addr string, opts *Options) (*Conn, error) {
 		if st == C.MEMTUBE_TIMEOUT && ctx.Err() != nil {
 			return nil, ctxError(op, ctx)
 		}
-		return nil, fromScratch(op, st, s)
+		err := fromScratch(op, st, s)
+		if d, ok := ctx.Deadline(); ok && st == C.MEMTUBE_TIMEOUT && time.Until(d) < 10*time.Millisecond {
+			// The library's clock (poll's milliseconds) may end the wait
+			// just before the context's: still the context's deadline.
+			if e, ok := err.(*Error); ok {
+				e.ctx = context.DeadlineExceeded
+			}
+		}
+		return nil, err
 	}
 	return newConn(c, tok, opts != nil && opts.Duplex)
 }

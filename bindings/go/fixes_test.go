@@ -53,20 +53,25 @@ func TestCloseInsideHandler(t *testing.T) {
 	srv, cli := pair(t, &Options{Duplex: true})
 	watchdog := time.AfterFunc(10*time.Second, func() { panic("Conn.Close from inside the handler deadlocked") })
 	defer watchdog.Stop()
-	go cli.CallTimeout(1, []byte("x"), 5*time.Second)
+	called := make(chan error, 1)
+	call := func(ty uint32) {
+		go func() { _, err := cli.CallTimeout(ty, []byte("x"), 5*time.Second); called <- err }()
+	}
+	call(1)
 	var inner error
 	must(t, srv.ServeOne(ctxFor(t, 5*time.Second), func(ty uint32, req []byte, r *Reply) uint32 {
 		inner = srv.Close()
 		return ty
 	}))
 	mustIs(t, inner, ErrBusy)
+	must(t, <-called)
 	if _, err := srv.MaxRequest(); err != nil {
 		t.Fatalf("the refused Close closed the connection: %v", err)
 	}
 
 	// Another goroutine's Close during a handler waits for it.
 	entered, release := make(chan struct{}), make(chan struct{})
-	go cli.CallTimeout(2, []byte("y"), 5*time.Second)
+	call(2)
 	served := make(chan error, 1)
 	go func() {
 		served <- srv.Serve(ctxFor(t, 5*time.Second), func(ty uint32, req []byte, r *Reply) uint32 {
@@ -86,6 +91,7 @@ func TestCloseInsideHandler(t *testing.T) {
 	close(release)
 	must(t, <-closed)
 	mustIs(t, <-served, ErrClosed)
+	<-called // (the reply may or may not have gone out before the close)
 }
 
 // Message and Grant views read their state while another goroutine closes
@@ -195,4 +201,37 @@ func TestServeReleasesHeldReplyFirst(t *testing.T) {
 	if valid || view != nil {
 		t.Fatal("the reply held before ServeOne was still valid in its handler (released by the library)")
 	}
+}
+
+// A Call whose context is cancelled as its reply comes either succeeds and
+// leaves the connection usable, or returns ErrCanceled: never a success
+// that left the connection's cancel token cancelled behind it.
+func TestCallCancelledAsReplyComes(t *testing.T) {
+	succeeded, cancelled := 0, 0
+	for i := 0; i < 100; i++ {
+		srv, cli := pair(t, &Options{Duplex: true})
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() {
+			served <- srv.ServeOne(ctxFor(t, 5*time.Second), func(ty uint32, req []byte, r *Reply) uint32 {
+				cancel() // the reply goes out right after
+				return ty
+			})
+		}()
+		_, err := cli.Call(ctx, 1, []byte("x"))
+		must(t, <-served)
+		if err != nil {
+			mustIs(t, err, ErrCanceled, context.Canceled)
+			cancelled++
+		} else {
+			succeeded++
+			// the connection must still wait: a blocking receive times out
+			rx, _ := cli.Receiver()
+			_, err := rx.RecvTimeout(time.Millisecond)
+			mustIs(t, err, ErrTimeout)
+		}
+		srv.Close()
+		cli.Close()
+	}
+	t.Logf("%d calls succeeded, %d were cancelled", succeeded, cancelled)
 }

@@ -23,7 +23,9 @@ import (
 // its request is out), so cancelling ctx stops it through the connection's
 // cancel token, and a token once cancelled stays so: the connection's later
 // blocking calls return ErrCanceled (what needs no wait still works; close
-// it). Prefer a deadline to stop a Call that may hang. With a cancellable
+// it). A cancellation that comes as the reply does is reported too
+// (ErrCanceled, the reply released): the token is cancelled either way.
+// Prefer a deadline to stop a Call that may hang. With a cancellable
 // ctx each Call also starts a goroutine that watches it.
 //
 // ErrTooLarge above MaxRequest; ErrReplyTooLarge when the server's reply did
@@ -102,7 +104,7 @@ func overlaps(p []byte, data uintptr, n int) bool {
 // valid only during the call: copy what you keep), and an empty reply to
 // fill. It returns the reply's type id (math.MaxUint32 is reserved: the
 // caller then gets ErrProtocol). It must not use the connection being served
-// (such calls return ErrBusy). A panic in the handler is recovered at the C
+// (such calls return ErrBusy, Close included). A panic in the handler is recovered at the C
 // boundary, the caller gets ErrProtocol, and Serve re-panics with the same
 // value in the serving goroutine.
 type Handler func(typeID uint32, req []byte, reply *Reply) uint32
