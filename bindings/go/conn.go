@@ -65,7 +65,9 @@ func Listen(addr string, opts *Options) (*Listener, error) {
 func (l *Listener) Addr() string { return l.addr }
 
 // Fd is the listening socket's descriptor, to poll it (readable: a peer is
-// waiting). The listener owns it: do not close it. -1 once closed.
+// waiting). The listener owns it: do not close it, and keep the listener
+// reachable while you use it (runtime.KeepAlive(l) after the last use), or
+// its finalizer may close it, as with os.File.Fd. -1 once closed.
 func (l *Listener) Fd() int {
 	if err := l.c.enter("fd"); err != nil {
 		return -1
@@ -208,7 +210,15 @@ func Connect(ctx context.Context, addr string, opts *Options) (*Conn, error) {
 		if st == C.MEMTUBE_TIMEOUT && ctx.Err() != nil {
 			return nil, ctxError(op, ctx)
 		}
-		return nil, fromScratch(op, st, s)
+		err := fromScratch(op, st, s)
+		if d, ok := ctx.Deadline(); ok && st == C.MEMTUBE_TIMEOUT && time.Until(d) < 10*time.Millisecond {
+			// The library's clock (poll's milliseconds) may end the wait
+			// just before the context's: still the context's deadline.
+			if e, ok := err.(*Error); ok {
+				e.ctx = context.DeadlineExceeded
+			}
+		}
+		return nil, err
 	}
 	return newConn(c, tok, opts != nil && opts.Duplex)
 }
@@ -221,14 +231,13 @@ func Connect(ctx context.Context, addr string, opts *Options) (*Conn, error) {
 // closed by a finalizer once unreachable (nothing of it, a Message or Grant
 // included, is referenced any more).
 type Conn struct {
-	c        *core
-	conn     *C.memtube_connection
-	tokMu    sync.Mutex              // guards tok, which Close reads without c.c.mu
-	tok      *C.memtube_cancel_token // this connection's: cancelled by Close (and a Call's context)
-	tx       *txState
-	rx       *rxState
-	duplex   bool
-	canceled bool // under c.mu: tok was cancelled by a Call's context
+	c      *core
+	conn   *C.memtube_connection
+	tokMu  sync.Mutex              // guards tok, which Close reads without c.c.mu
+	tok    *C.memtube_cancel_token // this connection's: cancelled by Close (and a Call's context)
+	tx     *txState
+	rx     *rxState
+	duplex bool
 }
 
 func newConn(c *C.memtube_connection, tok *C.memtube_cancel_token, duplex bool) (*Conn, error) {
@@ -281,11 +290,11 @@ func (c *Conn) Split() (*Sender, *Receiver, error) {
 	if err := c.c.enter(op); err != nil {
 		return nil, nil, err
 	}
-	if c.tx != nil && c.tx.granted {
+	if c.tx != nil && c.tx.granted() {
 		c.c.mu.Unlock()
 		return nil, nil, newError(op, StatusBusy, "a grant is outstanding: commit or abort it first")
 	}
-	if c.rx != nil && c.rx.held {
+	if c.rx != nil && c.rx.held() {
 		C.mt_release(c.rx.urx(), c.c.us())
 		c.rx.drop()
 	}
@@ -351,8 +360,7 @@ func (c *Conn) closeLocked() {
 		c.rx.drop()
 	}
 	if c.tx != nil {
-		c.tx.granted = false
-		c.tx.gen++
+		c.tx.ungrant()
 	}
 	c.c.endClose()
 	runtime.SetFinalizer(c, nil)
@@ -363,14 +371,22 @@ func (c *Conn) closeLocked() {
 // Message and an outstanding Grant die with it. Any goroutine may call it: a
 // call blocked on the connection returns ErrClosed
 // within about 50 ms first. A second Close returns nil.
+//
+// ErrBusy from inside a Handler serving this connection (the goroutine
+// that would have to wait is this one): return from the handler, end
+// Serve (its context), then close.
 func (c *Conn) Close() error {
-	atomic.StoreInt32(&c.c.closing, 1)
 	if !c.c.mu.TryLock() {
+		if C.mt_serving_here(c.c.key()) {
+			return newError("close", StatusBusy, "Close from inside a handler serving this connection: return from it and close after Serve")
+		}
 		// A goroutine is inside. A sliced wait sees c.c.closing at its next
 		// slice; a Call waits in one piece and is stopped by the token.
+		atomic.StoreInt32(&c.c.closing, 1)
 		c.cancelToken()
 		c.c.mu.Lock()
 	}
+	atomic.StoreInt32(&c.c.closing, 1)
 	if c.c.closed {
 		c.c.mu.Unlock()
 		return nil

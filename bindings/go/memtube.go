@@ -129,14 +129,20 @@ const slice = 50 * time.Millisecond
 // and the C scratch block the shim reports through.
 type core struct {
 	mu      sync.Mutex
-	closing int32         // atomic: Close was called; blocking loops stop at their next slice
-	closed  bool          // under mu: the C handle is gone
-	s       *C.mt_scratch // under mu; C memory, freed with the handle
+	closing int32 // atomic: Close was called; blocking loops stop at their next slice
+	closed  bool  // under mu: the C handle is gone
+	// canceled (under mu): a Call's context cancelled the connection's
+	// cancel token, which stays cancelled.
+	canceled bool
+	s        *C.mt_scratch // under mu; C memory, freed with the handle
 }
 
 // us is the scratch block as the hot-path helpers take it (C memory, so
 // no cgo pointer check is needed).
 func (c *core) us() C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Pointer(c.s))) }
+
+// key identifies the handle to the shim (a number, never used as a pointer).
+func (c *core) key() C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Pointer(c))) }
 
 func newCore() (*core, error) {
 	s := C.mt_scratch_new()
@@ -264,6 +270,9 @@ func (c *core) next(w *wait, op string) (ns int64, last bool, err error) {
 func (c *core) fail(op string, st C.int32_t) error {
 	if st == C.MEMTUBE_CANCELLED && atomic.LoadInt32(&c.closing) != 0 {
 		return newError(op, StatusClosed, "closed by another goroutine while waiting")
+	}
+	if st == C.MEMTUBE_CANCELLED && c.canceled {
+		return newError(op, StatusCanceled, "the connection's cancel token was cancelled by an earlier Call's context and stays so: close the connection")
 	}
 	return fromScratch(op, st, c.s)
 }

@@ -6,21 +6,31 @@ import "C"
 import (
 	"context"
 	"runtime"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
 
 // rxState is the Go side of one C receiver: the message it holds.
 type rxState struct {
-	rx   *C.memtube_receiver
-	held bool   // a message (or call reply) is held in the ring
-	gen  uint64 // bumped at every receive, release and close: stale Messages see a new value
+	rx  *C.memtube_receiver
+	gen uint64 // under the handle's lock: bumped at every hold, so each Message has its own
+	// cur is the gen of the message held in the ring (or call reply), 0
+	// when none. Atomic: Message views read it without the handle's lock,
+	// while Close (from any goroutine) clears it under the lock.
+	cur  atomic.Uint64
+	data uintptr // under the lock: the held message's bytes (Call checks its request against them)
+	n    int
 }
+
+// held reports whether a message is held.
+func (r *rxState) held() bool { return r.cur.Load() != 0 }
 
 // drop forgets the held message (the C side released it or is gone).
 func (r *rxState) drop() {
-	r.held = false
-	r.gen++
+	if r.cur.Load() != 0 {
+		r.cur.Store(0)
+	}
 }
 
 // urx is the C receiver as the hot-path helpers take it.
@@ -53,7 +63,11 @@ type Message struct {
 }
 
 // live reports whether m is still its receiver's held message.
-func (m *Message) live() bool { return m.r != nil && m.r.st.held && m.r.st.gen == m.gen }
+//
+// A Close by another goroutine may end the message at any moment: a view
+// taken before must not be read after (as the mapping of a file closed by
+// another goroutine); live never races in Go's sense (atomic state).
+func (m *Message) live() bool { return m.r != nil && m.r.st.cur.Load() == m.gen }
 
 // Bytes is the payload, in the ring (read-only by contract: the sender may
 // reuse the space once it is released, and a hostile sender may change the
@@ -88,7 +102,7 @@ func (m *Message) Release() error {
 	}
 	r := m.r
 	if err := r.c.enter("release"); err != nil {
-		if r.c.closed || !m.live() {
+		if !m.live() { // (released, or its receiver closed)
 			return nil
 		}
 		return err
@@ -119,10 +133,12 @@ func (r *Receiver) Release() error {
 
 // held records the message the shim wrote into the scratch block.
 func (r *Receiver) hold() Message {
-	r.st.held = true
-	r.st.gen++
+	st := r.st
+	st.gen++
+	st.cur.Store(st.gen)
 	m := &r.c.s.msg
-	return Message{r: r, gen: r.st.gen, data: (*byte)(unsafe.Pointer(m.data)), n: int(m.len), typeID: uint32(m.type_id)}
+	st.data, st.n = uintptr(unsafe.Pointer(m.data)), int(m.len)
+	return Message{r: r, gen: st.gen, data: (*byte)(unsafe.Pointer(m.data)), n: int(m.len), typeID: uint32(m.type_id)}
 }
 
 // Recv receives the next message, in place (the one held before is released

@@ -23,7 +23,9 @@ import (
 // its request is out), so cancelling ctx stops it through the connection's
 // cancel token, and a token once cancelled stays so: the connection's later
 // blocking calls return ErrCanceled (what needs no wait still works; close
-// it). Prefer a deadline to stop a Call that may hang. With a cancellable
+// it). A cancellation that comes as the reply does is reported too
+// (ErrCanceled, the reply released): the token is cancelled either way.
+// Prefer a deadline to stop a Call that may hang. With a cancellable
 // ctx each Call also starts a goroutine that watches it.
 //
 // ErrTooLarge above MaxRequest; ErrReplyTooLarge when the server's reply did
@@ -55,11 +57,24 @@ func (c *Conn) call(w *wait, typeID uint32, req []byte) (Message, error) {
 			return Message{}, err
 		}
 	}
+	if c.rx.held() && overlaps(req, c.rx.data, c.rx.n) {
+		// The call releases the held message before it reads req: a
+		// request made of that message's bytes (a reply passed on) is
+		// copied first, while they are still ours.
+		req = append([]byte(nil), req...)
+	}
 	c.rx.drop() // the call releases the message held first, whatever it returns
 	stop := watch(w.ctx, c.tok)
 	st := C.mt_call(c.conn, C.uint32_t(typeID), bytesArg(req), C.size_t(len(req)), C.int64_t(timeoutOf(w)), c.c.s)
 	if stop() {
-		c.canceled = true
+		// The context's cancellation cancelled the token, for good: even
+		// when the reply came first, the call reports the cancellation
+		// (later blocking calls would fail anyway) and gives the reply back.
+		c.c.canceled = true
+		if st == C.MEMTUBE_OK {
+			C.mt_release(c.rx.urx(), c.c.us())
+			return Message{}, ctxError(op, w.ctx)
+		}
 	}
 	if st == C.MEMTUBE_OK {
 		r := &Receiver{c: c.c, st: c.rx, conn: c}
@@ -75,51 +90,69 @@ func (c *Conn) call(w *wait, typeID uint32, req []byte) (Message, error) {
 	return Message{}, err
 }
 
+// overlaps reports whether p shares a byte with the n bytes at data.
+func overlaps(p []byte, data uintptr, n int) bool {
+	if len(p) == 0 || n == 0 {
+		return false
+	}
+	// (Addresses compared as numbers only: no pointer is made from them.)
+	a := uintptr(unsafe.Pointer(&p[0]))
+	return a < data+uintptr(n) && data < a+uintptr(len(p))
+}
+
 // Handler answers one request: typeID and body req (in place in the ring,
 // valid only during the call: copy what you keep), and an empty reply to
 // fill. It returns the reply's type id (math.MaxUint32 is reserved: the
 // caller then gets ErrProtocol). It must not use the connection being served
-// (such calls return ErrBusy). A panic in the handler is recovered at the C
+// (such calls return ErrBusy, Close included). A panic in the handler is recovered at the C
 // boundary, the caller gets ErrProtocol, and Serve re-panics with the same
 // value in the serving goroutine.
 type Handler func(typeID uint32, req []byte, reply *Reply) uint32
 
 // Reply is the reply a Handler fills; valid only during the handler's call.
+// It is built in Go memory and handed to the library once, when the handler
+// returns: no slice of it points into the library's memory.
 type Reply struct {
-	r *C.memtube_reply
+	buf    []byte
+	ext    []extent // the slices Extend gave, copied into buf at the handler's return
+	active bool     // false outside the handler's call
+}
+
+// extent is a slice Extend gave, for bytes at of the reply.
+type extent struct {
+	at int
+	p  []byte
 }
 
 // Write appends p to the reply (io.Writer).
 func (r *Reply) Write(p []byte) (int, error) {
-	if r.r == nil {
+	if !r.active {
 		return 0, newError("reply write", StatusInvalidArgument, "the reply is used outside its handler")
 	}
-	if st := C.memtube_reply_write(r.r, bytesArg(p), C.size_t(len(p))); st != C.MEMTUBE_OK {
-		return 0, newError("reply write", Status(st), C.GoString(C.memtube_last_error_message()))
-	}
+	r.buf = append(r.buf, p...)
 	return len(p), nil
 }
 
 // Extend appends n zero bytes to the reply and returns them to fill in
-// place: valid until the next Write or Extend, or the handler's return.
-// Nil when out of memory, or outside the handler.
+// place, until the handler returns: later Writes and Extends do not move
+// them (a header may be filled in once the body is written). Their content
+// when the handler returns is what is sent. Nil for a negative n, or
+// outside the handler.
 func (r *Reply) Extend(n int) []byte {
-	if r.r == nil || n < 0 {
+	if !r.active || n < 0 {
 		return nil
 	}
-	p := C.memtube_reply_extend(r.r, C.size_t(n))
-	if p == nil {
-		return nil
-	}
-	// SAFETY (raw pointer): the library appended n bytes to the reply's
-	// buffer and returned them; valid until the next reply call or the
-	// handler's return, as documented.
-	return unsafe.Slice((*byte)(unsafe.Pointer(p)), n)
+	p := make([]byte, n)
+	r.ext = append(r.ext, extent{len(r.buf), p})
+	r.buf = append(r.buf, p...) // (room, filled from p at the handler's return)
+	return p
 }
 
 // serving is what the C handler trampoline finds through its cgo.Handle.
 type serving struct {
 	h        Handler
+	buf      []byte   // the reply's buffer, reused from one request to the next
+	ext      []extent // its Extend slices, likewise
 	panicked bool
 	panicVal interface{}
 }
@@ -130,14 +163,29 @@ func goMemtubeHandle(h C.uintptr_t, typeID C.uint32_t, req *C.uint8_t, n C.size_
 	if sv.panicked {
 		return C.uint32_t(math.MaxUint32)
 	}
-	rep := &Reply{r: reply}
+	rep := &Reply{buf: sv.buf[:0], ext: sv.ext[:0], active: true}
 	// No Go panic may unwind into the library's frames: recover here.
 	defer func() {
-		rep.r = nil
+		rep.active = false
 		if p := recover(); p != nil {
 			sv.panicked = true
 			sv.panicVal = p
 			ret = C.uint32_t(math.MaxUint32)
+			return
+		}
+		for i, e := range rep.ext {
+			copy(rep.buf[e.at:], e.p)
+			rep.ext[i] = extent{} // (no slice kept alive by the reuse)
+		}
+		sv.buf, sv.ext = rep.buf, rep.ext
+		if len(rep.buf) == 0 {
+			return
+		}
+		// The reply goes to the library in one copy (cgo pointer rules:
+		// rep.buf is Go memory holding no Go pointers, read during the call
+		// only).
+		if st := C.memtube_reply_write(reply, unsafe.Pointer(&rep.buf[0]), C.size_t(len(rep.buf))); st != C.MEMTUBE_OK {
+			ret = C.uint32_t(math.MaxUint32) // out of memory: the caller gets ErrProtocol
 		}
 	}()
 	body := []byte{}
@@ -185,8 +233,8 @@ func (c *Conn) serve(ctx context.Context, h Handler, one bool) error {
 		if err != nil {
 			return err
 		}
-		st := C.mt_serve_one(c.conn, C.int64_t(ns), C.uintptr_t(hd), c.c.s)
-		c.rx.drop() // a held message was released first
+		c.rx.drop() // the call releases a held message first (before the handler runs)
+		st := C.mt_serve_one(c.conn, C.int64_t(ns), C.uintptr_t(hd), c.c.key(), c.c.s)
 		if sv.panicked {
 			// The handler's panic, re-raised in the serving goroutine
 			// (the deferred Unlock and Delete run on the way out).

@@ -6,16 +6,26 @@ import "C"
 import (
 	"context"
 	"runtime"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
 
 // txState is the Go side of one C sender: the grant it has out.
 type txState struct {
-	tx      *C.memtube_sender
-	granted bool   // a Grant is outstanding
-	gen     uint64 // bumped at every reserve, commit, abort and close: stale Grants see a new value
+	tx  *C.memtube_sender
+	gen uint64 // under the handle's lock: bumped at every reserve, so each Grant has its own
+	// cur is the gen of the outstanding Grant, 0 when none. Atomic: Grant
+	// views read it without the handle's lock, while Close (from any
+	// goroutine) clears it under the lock.
+	cur atomic.Uint64
 }
+
+// granted reports whether a Grant is outstanding.
+func (t *txState) granted() bool { return t.cur.Load() != 0 }
+
+// ungrant forgets the outstanding Grant (committed, aborted or gone).
+func (t *txState) ungrant() { t.cur.Store(0) }
 
 // utx is the C sender as the hot-path helpers take it.
 func (t *txState) utx() C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Pointer(t.tx))) }
@@ -175,8 +185,8 @@ func (s *Sender) reserve(w *wait, n int) (Grant, error) {
 		}
 		st := C.mt_reserve(s.st.utx(), C.size_t(n), C.int64_t(ns), s.c.us())
 		if st == C.MEMTUBE_OK {
-			s.st.granted = true
 			s.st.gen++
+			s.st.cur.Store(s.st.gen)
 			return Grant{s: s, gen: s.st.gen, data: (*byte)(unsafe.Pointer(s.c.s.grant.data)), n: int(s.c.s.grant.len)}, nil
 		}
 		if st == C.MEMTUBE_TIMEOUT && !last {
@@ -187,7 +197,9 @@ func (s *Sender) reserve(w *wait, n int) (Grant, error) {
 }
 
 // live reports whether g is still its sender's outstanding grant.
-func (g *Grant) live() bool { return g.s != nil && g.s.st.granted && g.s.st.gen == g.gen }
+// (Atomic state, as Message.live: a Close by another goroutine may end the
+// grant at any moment, but reading this never races.)
+func (g *Grant) live() bool { return g.s != nil && g.s.st.cur.Load() == g.gen }
 
 // Bytes is the reserved memory, in the ring: valid until Commit, Abort or the
 // close of the Sender (or its connection); nil after. A slice kept past that
@@ -227,8 +239,7 @@ func (g *Grant) Commit(used int, typeID uint32) error {
 	if st := C.mt_commit(s.st.utx(), C.size_t(used), C.uint32_t(typeID), s.c.us()); st != C.MEMTUBE_OK {
 		return s.c.fail(op, st)
 	}
-	s.st.granted = false
-	s.st.gen++
+	s.st.ungrant()
 	return nil
 }
 
@@ -250,8 +261,7 @@ func (g *Grant) Abort() error {
 	if st := C.mt_abort(s.st.tx, s.c.s); st != C.MEMTUBE_OK {
 		return s.c.fail(op, st)
 	}
-	s.st.granted = false
-	s.st.gen++
+	s.st.ungrant()
 	return nil
 }
 
@@ -345,8 +355,7 @@ func (s *Sender) Close() error {
 	}
 	C.memtube_sender_free(s.st.tx)
 	s.st.tx = nil
-	s.st.granted = false
-	s.st.gen++
+	s.st.ungrant()
 	s.c.endClose()
 	runtime.SetFinalizer(s, nil)
 	return nil

@@ -181,9 +181,22 @@ static uint32_t trampoline(void *ctx, uint32_t type_id, const uint8_t *req, size
     return goMemtubeHandle((uintptr_t)ctx, type_id, (uint8_t *)req, len, reply);
 }
 
-int32_t mt_serve_one(memtube_connection *c, int64_t timeout_ns, uintptr_t handle, mt_scratch *s) {
-    return fail(memtube_serve_one(c, timeout_ns, trampoline, (void *)handle), s);
+/* The key of the handle this thread serves (0: none). A Go handler runs on
+ * the thread that called mt_serve_one, locked to it for the callback, so a
+ * Conn.Close that finds its own key here is called from inside the handler
+ * (and waiting for the lock would wait for itself). */
+static __thread uintptr_t serving_key;
+
+int32_t mt_serve_one(memtube_connection *c, int64_t timeout_ns, uintptr_t handle, uintptr_t key,
+                     mt_scratch *s) {
+    uintptr_t outer = serving_key;
+    serving_key = key;
+    int32_t st = memtube_serve_one(c, timeout_ns, trampoline, (void *)handle);
+    serving_key = outer;
+    return fail(st, s);
 }
+
+bool mt_serving_here(uintptr_t key) { return key != 0 && serving_key == key; }
 
 /* For the scheduler measurement in the tests (README.md, "Threads"): a plain
  * blocking C call of the same length as a memtube wait, to compare with. */

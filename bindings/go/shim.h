@@ -82,7 +82,10 @@ int32_t mt_call(memtube_connection *c, uint32_t type_id, const void *req, size_t
                 int64_t timeout_ns, mt_scratch *s);
 int32_t mt_max_request(memtube_connection *c, mt_scratch *s);
 /* serve one request with the Go handler registered under `handle` (a cgo.Handle) */
-int32_t mt_serve_one(memtube_connection *c, int64_t timeout_ns, uintptr_t handle, mt_scratch *s);
+int32_t mt_serve_one(memtube_connection *c, int64_t timeout_ns, uintptr_t handle, uintptr_t key, mt_scratch *s);
+/* Whether this thread is inside mt_serve_one for the handle key (so in its
+ * handler, when Go asks: the callback's goroutine is locked to the thread). */
+bool mt_serving_here(uintptr_t key);
 
 /* what mt_*_query reads */
 #define MT_Q_MAX_PAYLOAD 0
