@@ -71,7 +71,19 @@ function toNs(ms, what = 'timeout') {
     e.code = 'ERR_OUT_OF_RANGE';
     throw e;
   }
-  return Math.round(ms * 1e6);
+  // Beyond 2^63 ns (292 years) the ABI's int64 would overflow: no limit.
+  const ns = Math.round(ms * 1e6);
+  return ns >= 2 ** 63 ? FOREVER : ns;
+}
+
+/** A byte count (reserve's length): an integer from 0 to 2^53-1. */
+function byteCount(n, what) {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    const e = new RangeError(`${what} must be an integer >= 0, not ${typeof n === 'string' ? JSON.stringify(n) : n}`);
+    e.code = 'ERR_OUT_OF_RANGE';
+    throw e;
+  }
+  return n;
 }
 
 function typeId(t) {
@@ -95,8 +107,8 @@ function normalize(o = {}) {
   const n = {};
   const num = (k, v) => {
     if (v === undefined) return;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-      const e = new RangeError(`options.${k} must be a finite number >= 0`);
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+      const e = new RangeError(`options.${k} must be an integer from 0 to 2^32-1, not ${v}`);
       e.code = 'ERR_OUT_OF_RANGE';
       throw e;
     }
@@ -133,9 +145,39 @@ const PEER_STATES = ['alive', 'closed', 'gone'];
 // of postMessage transfer lists (a transferred copy could not be detached).
 let markAsUntransferable = null;
 function untransferable(buf) {
+  if (ringMemory !== null) ringMemory.add(buf.buffer);
   if (buf.byteLength === 0) return;
   if (markAsUntransferable === null) markAsUntransferable = require('node:worker_threads').markAsUntransferable || (() => {});
   markAsUntransferable(buf.buffer);
+}
+
+// ArrayBuffer.prototype.transfer() / transferToFixedLength() (Node >= 21)
+// detach the ArrayBuffer they are called on and move its memory into a NEW
+// ArrayBuffer, which the addon does not track and so could never detach: a
+// view of ring memory would outlive release()/close() (and read unmapped
+// memory after close). Node-API has no way to forbid it (no detach key), so
+// this module wraps both methods, once, to refuse the ArrayBuffers of its
+// views (ringMemory: every one it hands out). Code that saved the original
+// methods before loading memtube bypasses this: don't transfer views.
+let ringMemory = null;
+for (const name of ['transfer', 'transferToFixedLength']) {
+  const original = ArrayBuffer.prototype[name];
+  if (typeof original !== 'function') continue;
+  if (ringMemory === null) ringMemory = globalThis[Symbol.for('memtube.ringMemory')] ??= new WeakSet();
+  if (original[Symbol.for('memtube.guard')]) continue; // another copy of memtube wrapped it
+  const rings = ringMemory;
+  const guarded = {
+    [name](...args) {
+      if (rings.has(this)) {
+        const e = new TypeError(`memtube: ${name}() of a view of ring memory (it would outlive its message): copy it instead`);
+        e.code = 'ERR_INVALID_STATE';
+        throw e;
+      }
+      return original.apply(this, args);
+    },
+  }[name];
+  guarded[Symbol.for('memtube.guard')] = true;
+  Object.defineProperty(ArrayBuffer.prototype, name, { value: guarded, writable: true, configurable: true, enumerable: false });
 }
 
 // The windows of recvView(): Buffers (Buffer.prototype is in their chain,
@@ -261,6 +303,7 @@ class Sender extends Handle {
    * valid until commit() or abort() (then detached). Waits off the event
    * loop for room, at most `timeout` ms. */
   reserve(n, { timeout } = {}) {
+    try { byteCount(n, 'reserve length'); } catch (e) { return Promise.reject(e); }
     const t = toNs(timeout);
     const r = native.reserve(this._core, n, 0);
     if (typeof r !== 'number') return Promise.resolve(this.#granted(r));
@@ -273,6 +316,7 @@ class Sender extends Handle {
 
   /** reserve() on this thread (blocks the event loop while full). */
   reserveSync(n, timeout = Infinity) {
+    byteCount(n, 'reserve length');
     const r = native.reserve(this._core, n, toNs(timeout));
     if (typeof r === 'number') throw lastError(r);
     return this.#granted(r);
@@ -507,6 +551,15 @@ class Receiver extends Handle {
   [kDispose]() { if (this.#owned) this.close(); }
 }
 
+// A serve handler whose request view (ring memory, detached when the
+// handler returns) cannot be transferred out of the addon's reach.
+function guardRequest(handler) {
+  return (type, request) => {
+    untransferable(request);
+    return handler(type, request);
+  };
+}
+
 function check(st) { if (st !== 0) throw lastError(st); }
 
 // A Message from native.recvWindow / sendRecv(SR_WINDOW) on receiver `rx`:
@@ -623,7 +676,7 @@ class Connection extends Handle {
    * (0: EMPTY when no request is there). */
   serveOneSync(handler, timeout = Infinity) {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function');
-    const st = native.serveOne(this._core, toNs(timeout), handler);
+    const st = native.serveOne(this._core, toNs(timeout), guardRequest(handler));
     if (st !== 0) throw lastError(st);
   }
 
@@ -635,7 +688,7 @@ class Connection extends Handle {
   serve(handler) {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function');
     return new Promise((resolve, reject) => {
-      const st = native.serveAsync(this._core, handler, (s, r, extra) => {
+      const st = native.serveAsync(this._core, guardRequest(handler), (s, r, extra) => {
         if (s === 0) resolve();
         else if (s === -1) reject(r);
         else reject(asyncError(s, r, extra));

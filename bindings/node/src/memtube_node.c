@@ -66,6 +66,7 @@ typedef struct core {
     const uint8_t *msg_ptr; /* its bytes (to refuse them as a call's request) */
     size_t msg_len;
     bool release_later; /* released (or collected) while busy: release after the work */
+    bool abort_later;   /* the grant was collected while busy: abort it after the work */
     napi_ref grant_ref; /* weak: ArrayBuffer of the outstanding grant */
     uint32_t grant_gen;
     /* The ring window (recvView): ONE external ArrayBuffer over the whole
@@ -285,6 +286,16 @@ static void core_unref(core *c) {
     if (--c->refs == 0) free(c);
 }
 
+/* Detach `ab` (an external ArrayBuffer over memory that stops being ours).
+ * Memory safety rests on it: if it ever fails, a JS view could read memory
+ * that is released or unmapped, so the process stops instead. */
+static void detach_or_die(napi_env env, napi_value ab) {
+    if (napi_detach_arraybuffer(env, ab) != napi_ok)
+        napi_fatal_error("memtube", NAPI_AUTO_LENGTH,
+                         "could not detach a view of ring memory (it would outlive the memory)",
+                         NAPI_AUTO_LENGTH);
+}
+
 /* Detach the ArrayBuffer behind a weak reference (if it is still alive) and
  * drop the reference. After this no JS view can reach that ring memory. */
 static void detach_ref(napi_env env, napi_ref *ref) {
@@ -292,7 +303,7 @@ static void detach_ref(napi_env env, napi_ref *ref) {
     napi_value ab = NULL;
     if (napi_get_reference_value(env, *ref, &ab) == napi_ok && ab) {
         /* A detachable external ArrayBuffer: length 0 from now on. */
-        napi_detach_arraybuffer(env, ab);
+        detach_or_die(env, ab);
     }
     napi_delete_reference(env, *ref);
     *ref = NULL;
@@ -399,13 +410,18 @@ static void view_finalize(napi_env env, void *data, void *hint) {
     view_hint *h = hint;
     core *c = h->c;
     if (!c->closed && c->busy) {
-        /* The handle is in use on a pool thread: the work's completion
-         * releases the message (a grant cannot be outstanding then: the
-         * sender's calls are BUSY, and reserve's completion makes a new one). */
+        /* The handle is in use (a pool thread, or a serveOneSync handler):
+         * the work's completion (after_busy) releases the message or aborts
+         * the grant. A grant can be outstanding while the core is busy: a
+         * connection's sender holds it while its receiver's recv() runs. */
         if (!h->grant && c->msg_ref && c->msg_gen == h->gen) {
             napi_value ab = NULL;
             napi_get_reference_value(env, c->msg_ref, &ab);
             if (!ab) c->release_later = true;
+        } else if (h->grant && c->grant_ref && c->grant_gen == h->gen) {
+            napi_value ab = NULL;
+            napi_get_reference_value(env, c->grant_ref, &ab);
+            if (!ab) c->abort_later = true;
         }
     } else if (!c->closed) {
         if (!h->grant && c->msg_ref && c->msg_gen == h->gen) {
@@ -440,13 +456,11 @@ static napi_value make_view(napi_env env, core *c, void *p, size_t len, bool gra
         c->msg_len = len;
     }
     napi_value buf, ab;
-    if (len == 0) {
-        /* Nothing to read or write: an ordinary empty Buffer (no ring memory). */
-        NAPI_OK(napi_create_buffer(env, 0, NULL, &buf));
-        if (grant) c->grant_ref = NULL; else c->msg_ref = NULL;
-        if (scratch) scratch[1] = gen;
-        return buf;
-    }
+    /* A zero-length view gets the same tracking as any other (a collected
+     * empty grant must still be aborted, or the sender stays BUSY): an
+     * external buffer over no bytes (memtube may give NULL for them). */
+    static uint8_t no_bytes;
+    if (len == 0) p = &no_bytes;
     view_hint *h = malloc(sizeof *h);
     if (!h) {
         napi_throw_error(env, "ERR_MEMTUBE_OOM", "out of memory");
@@ -737,11 +751,32 @@ static void capture_err(work *w) {
     w->os_err = memtube_last_os_error();
 }
 
+/* The deadline of a wait of `timeout` ns from now: -1 for no limit (a
+ * negative timeout, or one so large that the sum would overflow). */
+static int64_t deadline_of(int64_t timeout) {
+    if (timeout < 0) return -1;
+    int64_t now = now_ns();
+    return timeout > INT64_MAX - now ? -1 : now + timeout;
+}
+
+/* A positive timeout whose deadline passed before the last slice: that
+ * slice was 0 (try, do not wait), whose EMPTY / FULL means TIMEOUT here. */
+#define EXPIRED(w, slice)                                                      \
+    do {                                                                       \
+        if ((slice) == 0 && (w)->timeout > 0 &&                                \
+            ((w)->st == MEMTUBE_EMPTY || (w)->st == MEMTUBE_FULL)) {           \
+            (w)->st = MEMTUBE_TIMEOUT;                                         \
+            snprintf((w)->err, sizeof (w)->err, "timed out after %lld ns", (long long)(w)->timeout); \
+            (w)->os_err = 0;                                                   \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
+
 /* Wait in slices so that close() (the core's abort flag) ends the wait
  * within SLICE_NS; a slice that times out has no effect on the ring. */
 #define SLICED(call_with_slice)                                                \
     do {                                                                       \
-        int64_t deadline_ = w->timeout < 0 ? -1 : now_ns() + w->timeout;        \
+        int64_t deadline_ = deadline_of(w->timeout);                           \
         for (;;) {                                                             \
             if (atomic_load(&c->abort)) {                                      \
                 w->st = MEMTUBE_CANCELLED;                                     \
@@ -754,6 +789,7 @@ static void capture_err(work *w) {
                 if (rem_ < slice) slice = rem_ > 0 ? rem_ : 0;                 \
             }                                                                  \
             w->st = (call_with_slice);                                         \
+            EXPIRED(w, slice);                                                 \
             if (w->st != MEMTUBE_TIMEOUT) break;                               \
             if (deadline_ >= 0 && now_ns() >= deadline_) break;                \
         }                                                                      \
@@ -798,7 +834,7 @@ static void work_execute(napi_env env, void *data) {
          * until the message went out, then a plain memtube_recv (never send
          * twice). The timeout applies to each of the two waits. */
         core *r = w->c2 ? w->c2 : c;
-        int64_t deadline = w->timeout < 0 ? -1 : now_ns() + w->timeout;
+        int64_t deadline = deadline_of(w->timeout);
         for (;;) {
             if (atomic_load(&c->abort) || atomic_load(&r->abort)) {
                 w->st = MEMTUBE_CANCELLED;
@@ -813,10 +849,11 @@ static void work_execute(napi_env env, void *data) {
             if (!w->sent) {
                 w->st = memtube_sendrecv(c->tx, w->data, w->len, w->type_id, r->rx, slice, &w->m, &w->sent);
                 /* Sent in this slice: the receive's wait starts now. */
-                if (w->sent && w->st == MEMTUBE_TIMEOUT && w->timeout >= 0) deadline = now_ns() + w->timeout;
+                if (w->sent && w->st == MEMTUBE_TIMEOUT && w->timeout >= 0) deadline = deadline_of(w->timeout);
             } else {
                 w->st = memtube_recv(r->rx, slice, &w->m);
             }
+            EXPIRED(w, slice);
             if (w->st != MEMTUBE_TIMEOUT) break;
             if (deadline >= 0 && now_ns() >= deadline) break;
         }
@@ -845,11 +882,28 @@ static void work_execute(napi_env env, void *data) {
     if (w->st != MEMTUBE_OK) capture_err(w);
 }
 
+/* The grant's view was collected while the core was busy (view_finalize):
+ * abort it now, on the JS thread, if it is still outstanding. */
+static void abort_collected_grant(napi_env env, core *c) {
+    if (!c->abort_later) return;
+    c->abort_later = false;
+    if (c->closed || !c->tx || !c->grant_ref) return;
+    napi_value ab = NULL;
+    napi_get_reference_value(env, c->grant_ref, &ab);
+    if (ab) return; /* a newer grant, alive */
+    napi_delete_reference(env, c->grant_ref);
+    c->grant_ref = NULL;
+    memtube_abort(c->tx);
+}
+
 static void work_complete(napi_env env, napi_status status, void *data) {
     work *w = data;
     core *c = w->c;
     napi_value cb, argv[4], result = NULL, global;
-    if (c) c->busy = false;
+    if (c) {
+        c->busy = false;
+        abort_collected_grant(env, c);
+    }
     if (w->c2) {
         core *r = w->c2;
         r->busy = false;
@@ -1702,11 +1756,16 @@ static bool parse_reply(napi_env env, napi_value out, uint32_t req_type, uint32_
     return false;
 }
 
-/* Call the JS handler with a view of the request (detached when it
- * returns: the request is valid during the handler only). Returns the
- * handler's result, or NULL with its exception pending. */
-static napi_value call_handler(napi_env env, napi_value fn, uint32_t type_id, const uint8_t *req, size_t len) {
+/* Call the JS handler with a view of the request. Returns the handler's
+ * result, or NULL with its exception pending; *req_ab is the view's
+ * ArrayBuffer (NULL for an empty request), which the caller detaches with
+ * detach_or_die once it has read (or copied) the reply, as the reply may be
+ * the request or a part of it: the request is valid during the handler
+ * only. */
+static napi_value call_handler(napi_env env, napi_value fn, uint32_t type_id, const uint8_t *req, size_t len,
+                               napi_value *req_ab) {
     napi_value buf = NULL, ab = NULL, argv[2], out = NULL, global;
+    *req_ab = NULL;
     /* SAFETY of the raw pointer: the request is valid during this call
      * and the view is detached below, before the call returns. */
     if (len == 0) {
@@ -1722,8 +1781,8 @@ static napi_value call_handler(napi_env env, napi_value fn, uint32_t type_id, co
     napi_get_global(env, &global);
     argv[0] = num(env, type_id);
     argv[1] = buf;
+    *req_ab = ab;
     if (napi_call_function(env, global, fn, 2, argv, &out) != napi_ok) out = NULL;
-    if (ab) napi_detach_arraybuffer(env, ab);
     return out;
 }
 
@@ -1743,19 +1802,26 @@ static uint32_t serve_handler(void *ctx, uint32_t type_id, const uint8_t *req, s
     serve_ctx *s = ctx;
     napi_env env = s->env;
     if (s->threw || s->bad[0]) return UINT32_MAX;
-    napi_value out = call_handler(env, s->fn, type_id, req, len);
+    napi_value req_ab;
+    napi_value out = call_handler(env, s->fn, type_id, req, len, &req_ab);
+    uint32_t rty = UINT32_MAX;
     if (!out) {
         s->threw = true;
-        return UINT32_MAX;
+    } else {
+        const void *d;
+        size_t n;
+        char *owned;
+        if (parse_reply(env, out, type_id, &rty, &d, &n, &owned, s->bad, sizeof s->bad)) {
+            /* `d` is JS memory, ours, or the request itself (still valid:
+             * the handler has not returned, its view is detached below):
+             * no JS runs until the write (a copy into the reply) is done. */
+            if (n && memtube_reply_write(reply, d, n) != MEMTUBE_OK) rty = UINT32_MAX;
+            free(owned);
+        } else {
+            rty = UINT32_MAX;
+        }
     }
-    uint32_t rty;
-    const void *d;
-    size_t n;
-    char *owned;
-    if (!parse_reply(env, out, type_id, &rty, &d, &n, &owned, s->bad, sizeof s->bad)) return UINT32_MAX;
-    /* `d` is JS memory or ours: no JS runs until the write is done. */
-    if (n && memtube_reply_write(reply, d, n) != MEMTUBE_OK) rty = UINT32_MAX;
-    free(owned);
+    if (req_ab) detach_or_die(env, req_ab);
     return rty;
 }
 
@@ -1790,10 +1856,12 @@ static void serve_call_js(napi_env env, napi_value fn, void *context, void *data
         item_done(it);
         return;
     }
-    napi_value out = call_handler(env, fn, it->type_id, it->req, it->len);
+    napi_value req_ab;
+    napi_value out = call_handler(env, fn, it->type_id, it->req, it->len, &req_ab);
     if (!out) {
         napi_value e;
         it->failed = true;
+        if (req_ab) detach_or_die(env, req_ab);
         if (napi_get_and_clear_last_exception(env, &e) == napi_ok && !w->exc)
             napi_create_reference(env, e, 1, &w->exc);
         item_done(it);
@@ -1812,6 +1880,8 @@ static void serve_call_js(napi_env env, napi_value fn, void *context, void *data
         it->reply_len = n;
     }
     free(owned);
+    /* After the copy: the reply may be (part of) the request. */
+    if (req_ab) detach_or_die(env, req_ab);
     item_done(it);
 }
 
@@ -1885,6 +1955,14 @@ static napi_value js_serve_one(napi_env env, napi_callback_info info) {
     c->busy = true;
     int32_t st = memtube_serve_one(c->conn, t, serve_handler, &s);
     c->busy = false;
+    /* What the handler (or a GC during it) asked for while busy: the
+     * message it released was released by the serve itself. */
+    c->release_later = false;
+    abort_collected_grant(env, c);
+    if (c->close_later) {
+        /* close() inside the handler: the reply went out; free now. */
+        free_handles(env, c);
+    }
     if (s.threw) return NULL; /* the handler's exception is pending */
     if (s.bad[0]) {
         napi_throw_type_error(env, "ERR_INVALID_RETURN_VALUE", s.bad);
