@@ -230,8 +230,12 @@ pub struct Summary {
     /// Median of p50 / that run's floor (the mean of its two probes).
     pub p50_over_floor: Option<f64>,
     /// Median of p50 / the same round's Rust ↔ Rust p50 (rounds where both
-    /// were kept).
+    /// were kept and their floors were at the same level).
     pub p50_over_rust: Option<f64>,
+    /// Median of p50 − the same round's Rust ↔ Rust p50 (ns; the same
+    /// rounds): what the binding adds to a round trip, which unlike the
+    /// ratio does not move with this machine's latency level.
+    pub p50_minus_rust_ns: Option<f64>,
     /// Min and max of that ratio.
     pub p50_over_rust_range: Option<(f64, f64)>,
 }
@@ -248,14 +252,27 @@ pub fn summarize(pairs: &[Pair], runs: &[LangRun]) -> Vec<Summary> {
             let all: Vec<_> = runs.iter().filter(|r| r.pair == pair).collect();
             let kept: Vec<_> = all.iter().filter(|r| r.kept).collect();
             let floor = |r: &LangRun| (r.floor_ns.0 + r.floor_ns.1) as f64 / 2.0;
-            let over_rust: Vec<f64> = kept
+            // The same round's Rust ↔ Rust run, if its floor was at the same
+            // level as this run's (the level can change between two runs).
+            let bases: Vec<(&LangRun, &LangRun)> = kept
                 .iter()
                 .filter_map(|r| {
-                    let base = runs
-                        .iter()
-                        .find(|b| b.pair == rust && b.round == r.round && b.kept)?;
-                    Some(r.p50_ns as f64 / base.p50_ns.max(1) as f64)
+                    let base = runs.iter().find(|b| {
+                        b.pair == rust
+                            && b.round == r.round
+                            && b.kept
+                            && same_level(floor(b) as u64, floor(r) as u64)
+                    })?;
+                    Some((**r, base))
                 })
+                .collect();
+            let over_rust: Vec<f64> = bases
+                .iter()
+                .map(|(r, b)| r.p50_ns as f64 / b.p50_ns.max(1) as f64)
+                .collect();
+            let minus_rust: Vec<f64> = bases
+                .iter()
+                .map(|(r, b)| r.p50_ns as f64 - b.p50_ns as f64)
                 .collect();
             let range = over_rust.iter().fold(None, |acc: Option<(f64, f64)>, &x| {
                 Some(acc.map_or((x, x), |(a, b)| (a.min(x), b.max(x))))
@@ -268,6 +285,7 @@ pub fn summarize(pairs: &[Pair], runs: &[LangRun]) -> Vec<Summary> {
                 p99_ns: median(kept.iter().map(|r| r.p99_ns as f64).collect()),
                 p50_over_floor: median(kept.iter().map(|r| r.p50_ns as f64 / floor(r)).collect()),
                 p50_over_rust: median(over_rust),
+                p50_minus_rust_ns: median(minus_rust),
                 p50_over_rust_range: range,
             }
         })
@@ -280,9 +298,9 @@ pub fn table(summaries: &[Summary], header: &str) -> String {
     let _ = writeln!(s, "{header}\n");
     let _ = writeln!(
         s,
-        "| ping → echo | kept | p50 ns | p99 ns | p50 / floor | p50 / Rust↔Rust (range) |"
+        "| ping → echo | kept | p50 ns | p99 ns | p50 / floor | p50 / Rust↔Rust (range) | p50 − Rust↔Rust |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     let f = |x: Option<f64>, d: usize| x.map_or("–".into(), |v| format!("{v:.d$}"));
     for m in summaries {
         let range = m
@@ -290,7 +308,7 @@ pub fn table(summaries: &[Summary], header: &str) -> String {
             .map_or(String::new(), |(a, b)| format!(" ({a:.2}–{b:.2})"));
         let _ = writeln!(
             s,
-            "| {} → {} | {}/{} | {} | {} | {} | {}{range} |",
+            "| {} → {} | {}/{} | {} | {} | {} | {}{range} | {} ns |",
             m.pair.ping,
             m.pair.echo,
             m.kept,
@@ -299,6 +317,7 @@ pub fn table(summaries: &[Summary], header: &str) -> String {
             f(m.p99_ns, 0),
             f(m.p50_over_floor, 2),
             f(m.p50_over_rust, 2),
+            f(m.p50_minus_rust_ns, 0),
         );
     }
     s
@@ -339,9 +358,30 @@ mod tests {
         // Round 2's Rust run was dropped: only rounds 0 and 1 give ratios.
         assert_eq!(go.p50_over_rust, Some(1.75));
         assert_eq!(go.p50_over_rust_range, Some((1.5, 2.0)));
+        assert_eq!(go.p50_minus_rust_ns, Some(250.0));
         assert_eq!(s[0].p50_ns, Some(300.0));
         assert_eq!(s[2].p50_ns, None);
         assert!(table(&s, "t").contains("| go → go | 3/3 | 800 |"));
+        assert!(table(&s, "t").contains("| 250 ns |"));
+    }
+
+    #[test]
+    fn no_ratio_across_latency_levels() {
+        let pairs = pairs(&["rust", "go"]);
+        let mut slow = run(0, "go", "go", 900, true);
+        slow.floor_ns = (300, 310); // kept, but at another level than Rust's run
+        let runs = vec![
+            run(0, "rust", "rust", 200, true),
+            slow,
+            run(1, "rust", "rust", 210, true),
+            run(1, "go", "go", 400, true),
+        ];
+        let s = summarize(&pairs, &runs);
+        assert_eq!(
+            s[1].p50_over_rust_range,
+            Some((400.0 / 210.0, 400.0 / 210.0))
+        );
+        assert_eq!(s[1].p50_minus_rust_ns, Some(190.0));
     }
 
     #[test]
