@@ -1149,19 +1149,39 @@ static bool arg_str(napi_env env, napi_value v, char **out) {
     return true;
 }
 
+/* (addr, opts): a copy of the address (free it) and the options; false
+ * with *ret the entry point's result (a status, or NULL after throwing). */
+static bool addr_args(napi_env env, napi_value *argv, char **addr, memtube_options **op, napi_value *ret) {
+    *ret = NULL;
+    if (!arg_str(env, argv[0], addr)) return false;
+    int32_t st = build_opts(env, argv[1], op);
+    if (st != MEMTUBE_OK) {
+        free(*addr);
+        *ret = status_value(env, st);
+        return false;
+    }
+    return true;
+}
+
+/* The result of an accept or connect (`st`): the connection, with the
+ * cancel token its close() uses, or the status (the token freed). */
+static napi_value conn_result(napi_env env, int32_t st, memtube_connection *conn, memtube_cancel_token *tok) {
+    if (st != MEMTUBE_OK) {
+        memtube_cancel_token_free(tok);
+        return status_value(env, st);
+    }
+    return new_conn_core(env, conn, tok);
+}
+
 /* listen(addr, opts) -> listener | status */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
     ARGS(2);
     char *addr;
-    if (!arg_str(env, argv[0], &addr)) return NULL;
     memtube_options *op;
-    int32_t st = build_opts(env, argv[1], &op);
-    if (st != MEMTUBE_OK) {
-        free(addr);
-        return status_value(env, st);
-    }
+    napi_value ret;
+    if (!addr_args(env, argv, &addr, &op, &ret)) return ret;
     memtube_listener *l = NULL;
-    st = capture(memtube_listen(addr, op, &l));
+    int32_t st = capture(memtube_listen(addr, op, &l));
     free(addr);
     if (st != MEMTUBE_OK) {
         memtube_options_free(op);
@@ -1191,11 +1211,7 @@ static napi_value js_accept_sync(napi_env env, napi_callback_info info) {
     memtube_options_set_cancel_token(c->lopts, tok);
     memtube_connection *conn = NULL;
     int32_t st = capture(memtube_listener_accept(c->lis, c->lopts, a.t, &conn));
-    if (st != MEMTUBE_OK) {
-        memtube_cancel_token_free(tok);
-        return status_value(env, st);
-    }
-    return new_conn_core(env, conn, tok);
+    return conn_result(env, st, conn, tok);
 }
 
 /* acceptAsync(listener, timeoutNs, cb) */
@@ -1215,37 +1231,25 @@ static napi_value js_accept_async(napi_env env, napi_callback_info info) {
 static napi_value js_connect_sync(napi_env env, napi_callback_info info) {
     ARGS(2);
     char *addr;
-    if (!arg_str(env, argv[0], &addr)) return NULL;
     memtube_options *op;
-    int32_t st = build_opts(env, argv[1], &op);
-    if (st != MEMTUBE_OK) {
-        free(addr);
-        return status_value(env, st);
-    }
+    napi_value ret;
+    if (!addr_args(env, argv, &addr, &op, &ret)) return ret;
     memtube_cancel_token *tok = memtube_cancel_token_new();
     memtube_options_set_cancel_token(op, tok);
     memtube_connection *conn = NULL;
-    st = capture(memtube_connect(addr, op, &conn));
+    int32_t st = capture(memtube_connect(addr, op, &conn));
     free(addr);
     memtube_options_free(op);
-    if (st != MEMTUBE_OK) {
-        memtube_cancel_token_free(tok);
-        return status_value(env, st);
-    }
-    return new_conn_core(env, conn, tok);
+    return conn_result(env, st, conn, tok);
 }
 
 /* connectAsync(addr, opts, cb) -> undefined | status (bad options) */
 static napi_value js_connect_async(napi_env env, napi_callback_info info) {
     ARGS(3);
     char *addr;
-    if (!arg_str(env, argv[0], &addr)) return NULL;
     memtube_options *op;
-    int32_t st = build_opts(env, argv[1], &op);
-    if (st != MEMTUBE_OK) {
-        free(addr);
-        return status_value(env, st);
-    }
+    napi_value ret;
+    if (!addr_args(env, argv, &addr, &op, &ret)) return ret;
     work *w = work_new(env, NULL, OP_CONNECT);
     if (!w) {
         free(addr);
