@@ -266,10 +266,7 @@ class Sender extends Handle {
     const st = native.send(this._core, data, ty, 0);
     if (st === 0) return Promise.resolve();
     if (st !== FULL || t === 0) return Promise.reject(st === FULL && t === 0 ? lastError(FULL) : lastError(st));
-    return new Promise((resolve, reject) => {
-      const st = native.sendAsync(this._core, data, ty, t, (s, r, extra) => (s === 0 ? resolve() : reject(asyncError(s, r, extra))));
-      if (typeof st === 'number') reject(lastError(st));
-    });
+    return pending((done) => native.sendAsync(this._core, data, ty, t, done), () => undefined);
   }
 
   /** send() on this thread: blocks the event loop while the ring is full
@@ -308,10 +305,7 @@ class Sender extends Handle {
     const r = native.reserve(this._core, n, 0);
     if (typeof r !== 'number') return Promise.resolve(this.#granted(r));
     if (r !== FULL || t === 0) return Promise.reject(lastError(r));
-    return new Promise((resolve, reject) => {
-      const st = native.reserveAsync(this._core, n, t, (s, buf, extra) => (s === 0 ? resolve(this.#granted(buf)) : reject(asyncError(s, buf, extra))));
-      if (typeof st === 'number') reject(lastError(st));
-    });
+    return pending((done) => native.reserveAsync(this._core, n, t, done), (buf) => this.#granted(buf));
   }
 
   /** reserve() on this thread (blocks the event loop while full). */
@@ -370,17 +364,14 @@ class Sender extends Handle {
     if (t === 0 || (sent ? -r !== EMPTY : -r !== FULL)) return Promise.reject(sendRecvError(-r, sent));
     // Wait on the pool, both handles busy meanwhile: for room and the reply
     // (not sent: FULL), or (sent: EMPTY) only for the reply.
-    return new Promise((resolve, reject) => {
-      const st = native.sendRecvAsync(this._core, data, ty, rx._core, t, (s, buf, extra, wasSent) => {
-        if (s === 0) resolve(new Message(rx, rx._core, buf, scratch[0], scratch[1]));
-        else {
-          const e = asyncError(s, buf, extra);
-          e.sent = wasSent;
-          reject(e);
-        }
-      }, sent);
-      if (typeof st === 'number') reject(sendRecvError(st, sent));
-    });
+    return pending((done, resolve, reject) => native.sendRecvAsync(this._core, data, ty, rx._core, t, (s, buf, extra, wasSent) => {
+      if (s === 0) resolve(new Message(rx, rx._core, buf, scratch[0], scratch[1]));
+      else {
+        const e = asyncError(s, buf, extra);
+        e.sent = wasSent;
+        reject(e);
+      }
+    }, sent), undefined, (st) => sendRecvError(st, sent));
   }
 
   /** sendRecv() on this thread (blocks the event loop; with `pureSpin`
@@ -416,11 +407,7 @@ class Sender extends Handle {
       throw e;
     }
     const r = native.sendRecv(this._core, bytes(data), typeId(type), rx._core, toNs(timeout), SR_COPY, buf);
-    if (r < 0) {
-      const e = sendRecvError(-r, scratch[3] === 1);
-      if (-r === TOO_LARGE) e.length = scratch[2];
-      throw e;
-    }
+    if (r < 0) throw copyError(sendRecvError(-r, scratch[3] === 1), r);
     return { length: r, typeId: scratch[0] };
   }
 
@@ -483,13 +470,7 @@ class Receiver extends Handle {
     if (typeof r !== 'number') return Promise.resolve(this.#message(r));
     if (r !== EMPTY) return Promise.reject(lastError(r));
     if (t === 0) return Promise.reject(lastError(EMPTY));
-    return new Promise((resolve, reject) => {
-      const st = native.recvAsync(this._core, t, (s, buf, extra) => {
-        if (s === 0) resolve(new Message(this, this._core, buf, extra, scratch[1]));
-        else reject(asyncError(s, buf, extra));
-      });
-      if (typeof st === 'number') reject(lastError(st));
-    });
+    return pending((done) => native.recvAsync(this._core, t, done), (buf, ty) => new Message(this, this._core, buf, ty, scratch[1]));
   }
 
   /** recv() on this thread: blocks the event loop up to `timeout` ms
@@ -515,11 +496,7 @@ class Receiver extends Handle {
    * message kept) when `buf` is too small. */
   recvInto(buf, timeout = Infinity) {
     const r = native.recvCopy(this._core, buf, toNs(timeout));
-    if (r < 0) {
-      const e = lastError(-r);
-      if (-r === TOO_LARGE) e.length = scratch[2];
-      throw e;
-    }
+    if (r < 0) throw copyError(lastError(-r), r);
     return { length: r, typeId: scratch[0] };
   }
 
@@ -561,6 +538,24 @@ function guardRequest(handler) {
 }
 
 function check(st) { if (st !== 0) throw lastError(st); }
+
+// The promise of an async native call: start(done, resolve, reject) queues
+// it with `done`, the callback (status, result, extra) that resolves with
+// ok(result, extra) or rejects with the failure; a status returned instead
+// (the call could not start) rejects with fail(status).
+function pending(start, ok, fail = lastError) {
+  return new Promise((resolve, reject) => {
+    const done = (s, r, extra) => (s === 0 ? resolve(ok(r, extra)) : reject(asyncError(s, r, extra)));
+    const st = start(done, resolve, reject);
+    if (typeof st === 'number') reject(fail(st));
+  });
+}
+
+// The failure of a copying receive (-r): TOO_LARGE carries the length needed.
+function copyError(e, r) {
+  if (-r === TOO_LARGE) e.length = scratch[2];
+  return e;
+}
 
 // A Message from native.recvWindow / sendRecv(SR_WINDOW) on receiver `rx`:
 // a window of the ring (r = its offset), or a detaching view (r = a Buffer)
@@ -614,24 +609,19 @@ class Connection extends Handle {
   /** This side's sender (NO_SUCH_HANDLE on the receiving side of a one-way
    * connection). Borrowed: it closes with the connection. */
   get sender() {
-    if (!this.#sender) {
-      const s = native.sides(this._core);
-      if (s < 0) throw lastError(-s);
-      if (!(s & 1)) throw new MemtubeError(16, 'this side of the connection does not send');
-      this.#sender = new Sender(this._core, this);
-    }
-    return this.#sender;
+    return (this.#sender ??= (this.#side(1, 'send'), new Sender(this._core, this)));
   }
 
   /** This side's receiver (NO_SUCH_HANDLE on the sending side). */
   get receiver() {
-    if (!this.#receiver) {
-      const s = native.sides(this._core);
-      if (s < 0) throw lastError(-s);
-      if (!(s & 2)) throw new MemtubeError(16, 'this side of the connection does not receive');
-      this.#receiver = new Receiver(this._core, this);
-    }
-    return this.#receiver;
+    return (this.#receiver ??= (this.#side(2, 'receive'), new Receiver(this._core, this)));
+  }
+
+  // Throws unless this end has the side `bit` (1 sends, 2 receives).
+  #side(bit, verb) {
+    const s = native.sides(this._core);
+    if (s < 0) throw lastError(-s);
+    if (!(s & bit)) throw new MemtubeError(16, `this side of the connection does not ${verb}`);
   }
 
   /** The peer's credentials when it connected: {pid, uid, gid}. */
@@ -652,13 +642,7 @@ class Connection extends Handle {
   call(type, data, { timeout } = {}) {
     const t = toNs(timeout);
     const ty = typeId(type);
-    return new Promise((resolve, reject) => {
-      const st = native.callAsync(this._core, ty, bytes(data), t, (s, buf, extra) => {
-        if (s === 0) resolve(new Message(this, this._core, buf, extra, scratch[1]));
-        else reject(asyncError(s, buf, extra));
-      });
-      if (typeof st === 'number') reject(lastError(st));
-    });
+    return pending((done) => native.callAsync(this._core, ty, bytes(data), t, done), (buf, rty) => new Message(this, this._core, buf, rty, scratch[1]));
   }
 
   /** call() on this thread (blocks the event loop until the reply). */
@@ -687,14 +671,8 @@ class Connection extends Handle {
    * with the exception. close() ends it (CANCELLED). */
   serve(handler) {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function');
-    return new Promise((resolve, reject) => {
-      const st = native.serveAsync(this._core, guardRequest(handler), (s, r, extra) => {
-        if (s === 0) resolve();
-        else if (s === -1) reject(r);
-        else reject(asyncError(s, r, extra));
-      });
-      if (typeof st === 'number') reject(lastError(st));
-    });
+    // s === -1: the handler threw `r`.
+    return pending((done, resolve, reject) => native.serveAsync(this._core, guardRequest(handler), (s, r, extra) => (s === -1 ? reject(r) : done(s, r, extra))), () => undefined);
   }
 
   /** Serve requests on this thread until the peer closes (returns) or an
@@ -752,10 +730,7 @@ class Listener extends Handle {
    * (default no limit). */
   accept({ timeout } = {}) {
     const t = toNs(timeout);
-    return new Promise((resolve, reject) => {
-      const st = native.acceptAsync(this._core, t, (s, c, extra) => (s === 0 ? resolve(new Connection(c)) : reject(asyncError(s, c, extra))));
-      if (typeof st === 'number') reject(lastError(st));
-    });
+    return pending((done) => native.acceptAsync(this._core, t, done), (c) => new Connection(c));
   }
 
   /** accept() on this thread (blocks the event loop). */
@@ -791,10 +766,7 @@ function listen(address, options) {
 function connect(address, options) {
   if (typeof address !== 'string') throw new TypeError('address must be a string');
   const n = normalize(options);
-  return new Promise((resolve, reject) => {
-    const st = native.connectAsync(address, n, (s, c, extra) => (s === 0 ? resolve(new Connection(c)) : reject(asyncError(s, c, extra))));
-    if (typeof st === 'number') reject(lastError(st));
-  });
+  return pending((done) => native.connectAsync(address, n, done), (c) => new Connection(c));
 }
 
 /** connect() on this thread (blocks the event loop for the handshake). */

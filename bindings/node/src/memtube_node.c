@@ -126,10 +126,15 @@ static napi_value num(napi_env env, double v) {
 
 static napi_value status_value(napi_env env, int32_t st) { return num(env, st); }
 
-static napi_value local_fail(napi_env env, int32_t st, const char *msg) {
+/* A failure found here (not by memtube): its message. Returns `st`. */
+static inline int32_t fail_st(int32_t st, const char *msg) {
     snprintf(local_err, sizeof local_err, "%s", msg);
     local_os = 0;
-    return status_value(env, st);
+    return st;
+}
+
+static napi_value local_fail(napi_env env, int32_t st, const char *msg) {
+    return status_value(env, fail_st(st, msg));
 }
 
 static napi_value undef(napi_env env) {
@@ -220,65 +225,61 @@ static bool arg_bytes(napi_env env, napi_value v, const void **data, size_t *len
     return false;
 }
 
-#define ARGS(n)                                                                \
+/* At most n arguments into argv, at least min of them. */
+#define ARGS_MIN(n, min)                                                       \
     size_t argc = (n);                                                         \
     napi_value argv[(n) > 0 ? (n) : 1];                                        \
     NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));             \
-    if (argc < (n)) {                                                          \
+    if (argc < (min)) {                                                        \
         napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");   \
         return NULL;                                                           \
     }                                                                          \
     local_err[0] = 0
+#define ARGS(n) ARGS_MIN(n, n)
 
-/* The usual gate of a call on a core: open, not busy. */
-static napi_value gate(napi_env env, core *c) {
-    if (c->closed) return local_fail(env, MEMTUBE_CLOSED, "this handle is closed (close() was called on it or its connection was split)");
-    if (c->busy) return local_fail(env, MEMTUBE_BUSY, "another call is pending on this handle (one at a time: await it first, or split() the connection to use both directions at once)");
-    return NULL;
-}
+/* The usual gate of a call on a core: open, not busy, and with that side
+ * (SIDE_TX, SIDE_RX; any other value: no side check). A status (0: go on), its message in local_err. */
+#define SIDE_ANY (-1)
+#define CLOSED_MSG "this handle is closed (close() was called on it or its connection was split)"
 
-#define GATE(c)                                                                \
-    do {                                                                       \
-        napi_value g_ = gate(env, (c));                                        \
-        if (g_) return g_;                                                     \
-    } while (0)
-
-/* gate() as a status (0: open and not busy), for calls whose results are
- * numbers. */
-static int32_t gate_st(core *c) {
-    if (c->closed) {
-        snprintf(local_err, sizeof local_err, "this handle is closed (close() was called on it or its connection was split)");
-        local_os = 0;
-        return MEMTUBE_CLOSED;
-    }
-    if (c->busy) {
-        snprintf(local_err, sizeof local_err, "another call is pending on this handle (one at a time: await it first, or split() the connection to use both directions at once)");
-        local_os = 0;
-        return MEMTUBE_BUSY;
-    }
+static inline int32_t gate_st(core *c) {
+    if (c->closed) return fail_st(MEMTUBE_CLOSED, CLOSED_MSG);
+    if (c->busy) return fail_st(MEMTUBE_BUSY, "another call is pending on this handle (one at a time: await it first, or split() the connection to use both directions at once)");
     return 0;
 }
 
-static int32_t side_st(core *c, int side) {
-    if ((side == SIDE_TX && c->tx) || (side == SIDE_RX && c->rx)) return 0;
-    snprintf(local_err, sizeof local_err, side == SIDE_TX ? "this side of the connection does not send" : "this side of the connection does not receive");
-    local_os = 0;
-    return MEMTUBE_NO_SUCH_HANDLE;
+static inline int32_t side_st(core *c, int side) {
+    if ((side != SIDE_TX || c->tx) && (side != SIDE_RX || c->rx)) return 0;
+    return fail_st(MEMTUBE_NO_SUCH_HANDLE, side == SIDE_TX ? "this side of the connection does not send" : "this side of the connection does not receive");
 }
 
-static napi_value need_side(napi_env env, core *c, int side) {
-    if (side == SIDE_TX && !c->tx)
-        return local_fail(env, MEMTUBE_NO_SUCH_HANDLE, "this side of the connection does not send");
-    if (side == SIDE_RX && !c->rx)
-        return local_fail(env, MEMTUBE_NO_SUCH_HANDLE, "this side of the connection does not receive");
-    return NULL;
+static inline int32_t ready_st(core *c, int side) {
+    int32_t g = gate_st(c);
+    return g ? g : side_st(c, side);
 }
 
-#define SIDE(c, s)                                                             \
+/* Both handles of a sendRecv (one core for a connection's own sender and
+ * receiver): their one-user-at-a-time guards, then their sides. */
+static inline int32_t pair_st(core *tc, core *rc) {
+    int32_t g = gate_st(tc);
+    if (!g && rc != tc) g = gate_st(rc);
+    if (!g) g = side_st(tc, SIDE_TX);
+    if (!g) g = side_st(rc, SIDE_RX);
+    return g;
+}
+
+/* ready_st as the entry point's result: NULL to go on, else the status. */
+static inline napi_value ready(napi_env env, core *c, int side) {
+    int32_t g = ready_st(c, side);
+    return g ? status_value(env, g) : NULL;
+}
+
+#define READY(c, s)                                                            \
     do {                                                                       \
-        napi_value s_ = need_side(env, (c), (s));                              \
-        if (s_) return s_;                                                     \
+        napi_value r_ = ready(env, (c), (s));                                  \
+        if (r_) return r_;                                                     \
     } while (0)
+#define GATE(c) READY(c, SIDE_ANY)
 
 /* ---- cores and their lifetimes ---- */
 
@@ -1042,6 +1043,95 @@ static work *work_new(napi_env env, core *c, enum op op) {
     return w;
 }
 
+/* A work that sends a copy of `n` bytes at `d` (the JS buffer may change or
+ * be detached while the work runs), of type `ty`, waiting up to `t`. */
+static work *work_copy(napi_env env, core *c, enum op op, const void *d, size_t n, uint32_t ty, int64_t t) {
+    work *w = work_new(env, c, op);
+    if (!w) return NULL;
+    w->data = malloc(n ? n : 1);
+    if (!w->data) {
+        free(w);
+        napi_throw_error(env, "ERR_MEMTUBE_OOM", "out of memory");
+        return NULL;
+    }
+    if (n) memcpy(w->data, d, n);
+    w->len = n;
+    w->type_id = ty;
+    w->timeout = t;
+    return w;
+}
+
+/* ---- the arguments of the entry points ----
+ *
+ * The sync and async forms of a call take the same leading arguments and
+ * check them the same way: a prologue does both. It returns true to go on,
+ * else false with *ret what the entry point returns (a status, or NULL
+ * after throwing). */
+
+typedef struct {
+    core *c;
+    const void *d; /* data */
+    size_t n;
+    uint32_t ty;   /* type id */
+    int64_t len;   /* reserve: the length */
+    int64_t t;     /* timeout */
+} args;
+
+/* (core, timeoutNs) on a core open, not busy, with `side` */
+static inline bool core_t_args(napi_env env, napi_value *argv, int side, args *a, napi_value *ret) {
+    *ret = NULL;
+    if (!arg_core(env, argv[0], &a->c) || !arg_i64(env, argv[1], &a->t)) return false;
+    return !(*ret = ready(env, a->c, side));
+}
+
+/* send(core, data, typeId, timeoutNs) */
+static inline bool send_args(napi_env env, napi_value *argv, args *a, napi_value *ret) {
+    *ret = NULL;
+    if (!arg_core(env, argv[0], &a->c) || !arg_bytes(env, argv[1], &a->d, &a->n) ||
+        !arg_u32(env, argv[2], &a->ty) || !arg_i64(env, argv[3], &a->t))
+        return false;
+    return !(*ret = ready(env, a->c, SIDE_TX));
+}
+
+/* reserve(core, n, timeoutNs) */
+static inline bool reserve_args(napi_env env, napi_value *argv, args *a, napi_value *ret) {
+    *ret = NULL;
+    if (!arg_core(env, argv[0], &a->c) || !arg_i64(env, argv[1], &a->len) || !arg_i64(env, argv[2], &a->t))
+        return false;
+    if ((*ret = ready(env, a->c, SIDE_TX))) return false;
+    if (a->len < 0) *ret = local_fail(env, MEMTUBE_INVALID_ARGUMENT, "reserve: a negative length");
+    return !*ret;
+}
+
+/* recv(core, timeoutNs): the held message's view is detached (the receive
+ * releases it). */
+static inline bool recv_args(napi_env env, napi_value *argv, args *a, napi_value *ret) {
+    if (!core_t_args(env, argv, SIDE_RX, a, ret)) return false;
+    drop_msg_view(env, a->c);
+    return true;
+}
+
+/* call(core, typeId, data, timeoutNs) on a duplex connection */
+static inline bool call_args(napi_env env, napi_value *argv, args *a, napi_value *ret) {
+    *ret = NULL;
+    if (!arg_core(env, argv[0], &a->c) || !arg_u32(env, argv[1], &a->ty) ||
+        !arg_bytes(env, argv[2], &a->d, &a->n) || !arg_i64(env, argv[3], &a->t))
+        return false;
+    if ((*ret = ready(env, a->c, SIDE_ANY))) return false;
+    if (!a->c->conn) *ret = local_fail(env, MEMTUBE_NO_SUCH_HANDLE, "call needs a (duplex) connection, not a split half");
+    return !*ret;
+}
+
+/* sendRecv(txCore, data, typeId, rxCore, timeoutNs): the handles' gates as
+ * a status (*g), for results that are numbers. */
+static inline bool sr_args(napi_env env, napi_value *argv, args *tx, core **rc, int32_t *g) {
+    if (!arg_core(env, argv[0], &tx->c) || !arg_bytes(env, argv[1], &tx->d, &tx->n) ||
+        !arg_u32(env, argv[2], &tx->ty) || !arg_core(env, argv[3], rc) || !arg_i64(env, argv[4], &tx->t))
+        return false;
+    *g = pair_st(tx->c, *rc);
+    return true;
+}
+
 /* ---- listen / connect / accept ---- */
 
 static bool arg_str(napi_env env, napi_value v, char **out) {
@@ -1059,19 +1149,39 @@ static bool arg_str(napi_env env, napi_value v, char **out) {
     return true;
 }
 
+/* (addr, opts): a copy of the address (free it) and the options; false
+ * with *ret the entry point's result (a status, or NULL after throwing). */
+static bool addr_args(napi_env env, napi_value *argv, char **addr, memtube_options **op, napi_value *ret) {
+    *ret = NULL;
+    if (!arg_str(env, argv[0], addr)) return false;
+    int32_t st = build_opts(env, argv[1], op);
+    if (st != MEMTUBE_OK) {
+        free(*addr);
+        *ret = status_value(env, st);
+        return false;
+    }
+    return true;
+}
+
+/* The result of an accept or connect (`st`): the connection, with the
+ * cancel token its close() uses, or the status (the token freed). */
+static napi_value conn_result(napi_env env, int32_t st, memtube_connection *conn, memtube_cancel_token *tok) {
+    if (st != MEMTUBE_OK) {
+        memtube_cancel_token_free(tok);
+        return status_value(env, st);
+    }
+    return new_conn_core(env, conn, tok);
+}
+
 /* listen(addr, opts) -> listener | status */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
     ARGS(2);
     char *addr;
-    if (!arg_str(env, argv[0], &addr)) return NULL;
     memtube_options *op;
-    int32_t st = build_opts(env, argv[1], &op);
-    if (st != MEMTUBE_OK) {
-        free(addr);
-        return status_value(env, st);
-    }
+    napi_value ret;
+    if (!addr_args(env, argv, &addr, &op, &ret)) return ret;
     memtube_listener *l = NULL;
-    st = capture(memtube_listen(addr, op, &l));
+    int32_t st = capture(memtube_listen(addr, op, &l));
     free(addr);
     if (st != MEMTUBE_OK) {
         memtube_options_free(op);
@@ -1093,31 +1203,26 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
 /* acceptSync(listener, timeoutNs) -> connection | status */
 static napi_value js_accept_sync(napi_env env, napi_callback_info info) {
     ARGS(2);
-    core *c;
-    int64_t t;
-    if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[1], &t)) return NULL;
-    GATE(c);
+    args a;
+    napi_value ret;
+    if (!core_t_args(env, argv, SIDE_ANY, &a, &ret)) return ret;
+    core *c = a.c;
     memtube_cancel_token *tok = memtube_cancel_token_new();
     memtube_options_set_cancel_token(c->lopts, tok);
     memtube_connection *conn = NULL;
-    int32_t st = capture(memtube_listener_accept(c->lis, c->lopts, t, &conn));
-    if (st != MEMTUBE_OK) {
-        memtube_cancel_token_free(tok);
-        return status_value(env, st);
-    }
-    return new_conn_core(env, conn, tok);
+    int32_t st = capture(memtube_listener_accept(c->lis, c->lopts, a.t, &conn));
+    return conn_result(env, st, conn, tok);
 }
 
 /* acceptAsync(listener, timeoutNs, cb) */
 static napi_value js_accept_async(napi_env env, napi_callback_info info) {
     ARGS(3);
-    core *c;
-    int64_t t;
-    if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[1], &t)) return NULL;
-    GATE(c);
-    work *w = work_new(env, c, OP_ACCEPT);
+    args a;
+    napi_value ret;
+    if (!core_t_args(env, argv, SIDE_ANY, &a, &ret)) return ret;
+    work *w = work_new(env, a.c, OP_ACCEPT);
     if (!w) return NULL;
-    w->timeout = t;
+    w->timeout = a.t;
     w->token = memtube_cancel_token_new();
     return start_work(env, w, argv[0], argv[2]);
 }
@@ -1126,37 +1231,25 @@ static napi_value js_accept_async(napi_env env, napi_callback_info info) {
 static napi_value js_connect_sync(napi_env env, napi_callback_info info) {
     ARGS(2);
     char *addr;
-    if (!arg_str(env, argv[0], &addr)) return NULL;
     memtube_options *op;
-    int32_t st = build_opts(env, argv[1], &op);
-    if (st != MEMTUBE_OK) {
-        free(addr);
-        return status_value(env, st);
-    }
+    napi_value ret;
+    if (!addr_args(env, argv, &addr, &op, &ret)) return ret;
     memtube_cancel_token *tok = memtube_cancel_token_new();
     memtube_options_set_cancel_token(op, tok);
     memtube_connection *conn = NULL;
-    st = capture(memtube_connect(addr, op, &conn));
+    int32_t st = capture(memtube_connect(addr, op, &conn));
     free(addr);
     memtube_options_free(op);
-    if (st != MEMTUBE_OK) {
-        memtube_cancel_token_free(tok);
-        return status_value(env, st);
-    }
-    return new_conn_core(env, conn, tok);
+    return conn_result(env, st, conn, tok);
 }
 
 /* connectAsync(addr, opts, cb) -> undefined | status (bad options) */
 static napi_value js_connect_async(napi_env env, napi_callback_info info) {
     ARGS(3);
     char *addr;
-    if (!arg_str(env, argv[0], &addr)) return NULL;
     memtube_options *op;
-    int32_t st = build_opts(env, argv[1], &op);
-    if (st != MEMTUBE_OK) {
-        free(addr);
-        return status_value(env, st);
-    }
+    napi_value ret;
+    if (!addr_args(env, argv, &addr, &op, &ret)) return ret;
     work *w = work_new(env, NULL, OP_CONNECT);
     if (!w) {
         free(addr);
@@ -1174,8 +1267,8 @@ static napi_value js_listener_fd(napi_env env, napi_callback_info info) {
     ARGS(1);
     core *c;
     if (!arg_core(env, argv[0], &c)) return NULL;
-    napi_value g = gate(env, c);
-    if (g) return num(env, -(double)(c->closed ? MEMTUBE_CLOSED : MEMTUBE_BUSY));
+    int32_t g = gate_st(c);
+    if (g) return num(env, -g);
     return num(env, memtube_listener_fd(c->lis));
 }
 
@@ -1255,51 +1348,33 @@ static napi_value js_split(napi_env env, napi_callback_info info) {
     return arr;
 }
 
+/* A received message as a detaching view; scratch[0] = its type id. */
+static napi_value msg_view(napi_env env, core *c, const memtube_message *m) {
+    napi_value v = make_view(env, c, (void *)m->data, m->len, false);
+    if (v && scratch) scratch[0] = m->type_id;
+    return v;
+}
+
 /* ---- sending ---- */
 
 /* send(core, data, typeId, timeoutNs) -> status */
 static napi_value js_send(napi_env env, napi_callback_info info) {
     ARGS(4);
-    core *c;
-    const void *d;
-    size_t n;
-    uint32_t ty;
-    int64_t t;
-    if (!arg_core(env, argv[0], &c) || !arg_bytes(env, argv[1], &d, &n) ||
-        !arg_u32(env, argv[2], &ty) || !arg_i64(env, argv[3], &t))
-        return NULL;
-    GATE(c);
-    SIDE(c, SIDE_TX);
+    args a;
+    napi_value ret;
+    if (!send_args(env, argv, &a, &ret)) return ret;
     /* `d` stays valid: no JS runs during the call. */
-    return status_value(env, memtube_send(c->tx, d, n, ty, t));
+    return status_value(env, memtube_send(a.c->tx, a.d, a.n, a.ty, a.t));
 }
 
 /* sendAsync(core, data, typeId, timeoutNs, cb): copies the bytes. */
 static napi_value js_send_async(napi_env env, napi_callback_info info) {
     ARGS(5);
-    core *c;
-    const void *d;
-    size_t n;
-    uint32_t ty;
-    int64_t t;
-    if (!arg_core(env, argv[0], &c) || !arg_bytes(env, argv[1], &d, &n) ||
-        !arg_u32(env, argv[2], &ty) || !arg_i64(env, argv[3], &t))
-        return NULL;
-    GATE(c);
-    SIDE(c, SIDE_TX);
-    work *w = work_new(env, c, OP_SEND);
+    args a;
+    napi_value ret;
+    if (!send_args(env, argv, &a, &ret)) return ret;
+    work *w = work_copy(env, a.c, OP_SEND, a.d, a.n, a.ty, a.t);
     if (!w) return NULL;
-    /* A copy: the JS buffer may change or be detached while the work runs. */
-    w->data = malloc(n ? n : 1);
-    if (!w->data) {
-        free(w);
-        napi_throw_error(env, "ERR_MEMTUBE_OOM", "out of memory");
-        return NULL;
-    }
-    if (n) memcpy(w->data, d, n);
-    w->len = n;
-    w->type_id = ty;
-    w->timeout = t;
     return start_work(env, w, argv[0], argv[4]);
 }
 
@@ -1312,8 +1387,7 @@ static napi_value js_send_staged(napi_env env, napi_callback_info info) {
     if (!arg_core(env, argv[0], &c) || !arg_bytes(env, argv[1], &d, &n) ||
         !arg_u32(env, argv[2], &ty))
         return NULL;
-    GATE(c);
-    SIDE(c, SIDE_TX);
+    READY(c, SIDE_TX);
     /* `d` is the JS buffer's memory, read during the call only (no JS runs). */
     return status_value(env, memtube_send_staged(c->tx, d, n, ty));
 }
@@ -1322,40 +1396,31 @@ static napi_value js_publish(napi_env env, napi_callback_info info) {
     ARGS(1);
     core *c;
     if (!arg_core(env, argv[0], &c)) return NULL;
-    GATE(c);
-    SIDE(c, SIDE_TX);
+    READY(c, SIDE_TX);
     return status_value(env, memtube_publish(c->tx));
 }
 
 /* reserve(core, n, timeoutNs) -> Buffer | status */
 static napi_value js_reserve(napi_env env, napi_callback_info info) {
     ARGS(3);
-    core *c;
-    int64_t n, t;
-    if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[1], &n) || !arg_i64(env, argv[2], &t))
-        return NULL;
-    GATE(c);
-    SIDE(c, SIDE_TX);
-    if (n < 0) return local_fail(env, MEMTUBE_INVALID_ARGUMENT, "reserve: a negative length");
+    args a;
+    napi_value ret;
+    if (!reserve_args(env, argv, &a, &ret)) return ret;
     memtube_grant g;
-    int32_t st = memtube_reserve(c->tx, (size_t)n, t, &g);
+    int32_t st = memtube_reserve(a.c->tx, (size_t)a.len, a.t, &g);
     if (st != MEMTUBE_OK) return status_value(env, st);
-    return make_view(env, c, g.data, g.len, true);
+    return make_view(env, a.c, g.data, g.len, true);
 }
 
 static napi_value js_reserve_async(napi_env env, napi_callback_info info) {
     ARGS(4);
-    core *c;
-    int64_t n, t;
-    if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[1], &n) || !arg_i64(env, argv[2], &t))
-        return NULL;
-    GATE(c);
-    SIDE(c, SIDE_TX);
-    if (n < 0) return local_fail(env, MEMTUBE_INVALID_ARGUMENT, "reserve: a negative length");
-    work *w = work_new(env, c, OP_RESERVE);
+    args a;
+    napi_value ret;
+    if (!reserve_args(env, argv, &a, &ret)) return ret;
+    work *w = work_new(env, a.c, OP_RESERVE);
     if (!w) return NULL;
-    w->len = (size_t)n;
-    w->timeout = t;
+    w->len = (size_t)a.len;
+    w->timeout = a.t;
     return start_work(env, w, argv[0], argv[3]);
 }
 
@@ -1368,8 +1433,7 @@ static napi_value js_commit(napi_env env, napi_callback_info info) {
     uint32_t ty;
     if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[1], &used) || !arg_u32(env, argv[2], &ty))
         return NULL;
-    GATE(c);
-    SIDE(c, SIDE_TX);
+    READY(c, SIDE_TX);
     if (used < 0) return local_fail(env, MEMTUBE_INVALID_ARGUMENT, "commit: a negative length");
     int32_t st = memtube_commit(c->tx, (size_t)used, ty);
     if (st == MEMTUBE_OK) detach_ref(env, &c->grant_ref);
@@ -1380,8 +1444,7 @@ static napi_value js_abort(napi_env env, napi_callback_info info) {
     ARGS(1);
     core *c;
     if (!arg_core(env, argv[0], &c)) return NULL;
-    GATE(c);
-    SIDE(c, SIDE_TX);
+    READY(c, SIDE_TX);
     detach_ref(env, &c->grant_ref);
     return status_value(env, memtube_abort(c->tx));
 }
@@ -1391,34 +1454,26 @@ static napi_value js_abort(napi_env env, napi_callback_info info) {
 /* recv(core, timeoutNs) -> Buffer | status; scratch = [typeId, gen] */
 static napi_value js_recv(napi_env env, napi_callback_info info) {
     ARGS(2);
-    core *c;
-    int64_t t;
-    if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[1], &t)) return NULL;
-    GATE(c);
-    SIDE(c, SIDE_RX);
-    /* memtube_recv releases the held message first: detach its view now. */
-    drop_msg_view(env, c);
+    args a;
+    napi_value ret;
+    /* memtube_recv releases the held message first: its view is detached. */
+    if (!recv_args(env, argv, &a, &ret)) return ret;
     memtube_message m;
-    int32_t st = memtube_recv(c->rx, t, &m);
+    int32_t st = memtube_recv(a.c->rx, a.t, &m);
     if (st != MEMTUBE_OK) return status_value(env, st);
-    napi_value v = make_view(env, c, (void *)m.data, m.len, false);
-    if (v && scratch) scratch[0] = m.type_id;
-    return v;
+    return msg_view(env, a.c, &m);
 }
 
 static napi_value js_recv_async(napi_env env, napi_callback_info info) {
     ARGS(3);
-    core *c;
-    int64_t t;
-    if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[1], &t)) return NULL;
-    GATE(c);
-    SIDE(c, SIDE_RX);
-    drop_msg_view(env, c);
+    args a;
+    napi_value ret;
+    if (!recv_args(env, argv, &a, &ret)) return ret;
     /* Release on this thread: no view finalizer can race the pool thread. */
-    memtube_release(c->rx);
-    work *w = work_new(env, c, OP_RECV);
+    memtube_release(a.c->rx);
+    work *w = work_new(env, a.c, OP_RECV);
     if (!w) return NULL;
-    w->timeout = t;
+    w->timeout = a.t;
     return start_work(env, w, argv[0], argv[2]);
 }
 
@@ -1432,8 +1487,7 @@ static napi_value js_recv_copy(napi_env env, napi_callback_info info) {
     uint32_t ty = 0;
     if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[2], &t)) return NULL;
     /* Failures are negative here (a length is not): -status. */
-    int32_t g = gate_st(c);
-    if (!g) g = side_st(c, SIDE_RX);
+    int32_t g = ready_st(c, SIDE_RX);
     if (g) return num(env, -g);
     /* Detach the held message's view first: were `buf` that view (read-only
      * ring memory the call releases), it is now empty (TOO_LARGE). */
@@ -1490,8 +1544,7 @@ static napi_value js_recv_window(napi_env env, napi_callback_info info) {
     core *c;
     int64_t t;
     if (!arg_core(env, argv[0], &c) || !arg_i64(env, argv[1], &t)) return NULL;
-    int32_t g = gate_st(c);
-    if (!g && !c->rx) g = side_st(c, SIDE_RX);
+    int32_t g = ready_st(c, SIDE_RX);
     if (g) return num(env, -g);
     drop_msg_view(env, c);
     memtube_message m;
@@ -1521,31 +1574,19 @@ enum { SR_VIEW = 0, SR_WINDOW = 1, SR_COPY = 2 };
  * `buf`) after it, while the message is on its way, so that it is not on
  * the round trip's critical path. */
 static napi_value js_send_recv(napi_env env, napi_callback_info info) {
-    size_t argc = 7;
-    napi_value argv[7];
-    NAPI_OK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-    if (argc < 6) {
-        napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
-        return NULL;
-    }
-    local_err[0] = 0;
+    ARGS_MIN(7, 6);
     if (scratch) scratch[3] = 0;
-    core *tc, *rc;
-    const void *d;
-    size_t n;
-    uint32_t ty, mode;
-    int64_t t;
-    if (!arg_core(env, argv[0], &tc) || !arg_bytes(env, argv[1], &d, &n) ||
-        !arg_u32(env, argv[2], &ty) || !arg_core(env, argv[3], &rc) ||
-        !arg_i64(env, argv[4], &t))
-        return NULL;
-    /* Both handles' one-user-at-a-time guards (one core for a connection's
-     * own sender and receiver). */
-    int32_t g = gate_st(tc);
-    if (!g && rc != tc) g = gate_st(rc);
-    if (!g) g = side_st(tc, SIDE_TX);
-    if (!g) g = side_st(rc, SIDE_RX);
+    args a;
+    core *rc;
+    uint32_t mode;
+    int32_t g;
+    if (!sr_args(env, argv, &a, &rc, &g)) return NULL;
     if (g) return num(env, -g);
+    core *tc = a.c;
+    const void *d = a.d;
+    size_t n = a.n;
+    uint32_t ty = a.ty;
+    int64_t t = a.t;
     if (argc >= 7) {
         /* SR_COPY: memtube_send, then memtube_recv_copy (the C ABI has no
          * copying sendrecv; this is its composition, with the same
@@ -1606,37 +1647,19 @@ static napi_value js_send_recv_async(napi_env env, napi_callback_info info) {
     ARGS(7);
     bool already = false;
     napi_get_value_bool(env, argv[6], &already);
-    core *tc, *rc;
-    const void *d;
-    size_t n;
-    uint32_t ty;
-    int64_t t;
-    if (!arg_core(env, argv[0], &tc) || !arg_bytes(env, argv[1], &d, &n) ||
-        !arg_u32(env, argv[2], &ty) || !arg_core(env, argv[3], &rc) || !arg_i64(env, argv[4], &t))
-        return NULL;
-    int32_t g = gate_st(tc);
-    if (!g && rc != tc) g = gate_st(rc);
-    if (!g) g = side_st(tc, SIDE_TX);
-    if (!g) g = side_st(rc, SIDE_RX);
+    args a;
+    core *rc;
+    int32_t g;
+    if (!sr_args(env, argv, &a, &rc, &g)) return NULL;
     if (g) return num(env, g);
-    work *w = work_new(env, tc, OP_SENDRECV);
+    /* Copied before the held message is released: `data` may be it (with
+     * `sent`, nothing is left to send). */
+    work *w = work_copy(env, a.c, OP_SENDRECV, a.d, already ? 0 : a.n, a.ty, a.t);
     if (!w) return NULL;
     w->sent = already;
-    if (already) n = 0; /* nothing left to send */
-    w->data = malloc(n ? n : 1);
-    if (!w->data) {
-        free(w);
-        napi_throw_error(env, "ERR_MEMTUBE_OOM", "out of memory");
-        return NULL;
-    }
-    /* Copied before the held message is released: `data` may be it. */
-    if (n) memcpy(w->data, d, n);
     drop_msg_view(env, rc);
     memtube_release(rc->rx);
-    w->len = n;
-    w->type_id = ty;
-    w->timeout = t;
-    if (rc != tc) {
+    if (rc != a.c) {
         w->c2 = rc;
         NAPI_OK(napi_create_reference(env, argv[3], 1, &w->keep2));
     }
@@ -1648,56 +1671,30 @@ static napi_value js_send_recv_async(napi_env env, napi_callback_info info) {
 /* call(core, typeId, data, timeoutNs) -> Buffer | status */
 static napi_value js_call(napi_env env, napi_callback_info info) {
     ARGS(4);
-    core *c;
-    uint32_t ty;
-    const void *d;
-    size_t n;
-    int64_t t;
-    if (!arg_core(env, argv[0], &c) || !arg_u32(env, argv[1], &ty) ||
-        !arg_bytes(env, argv[2], &d, &n) || !arg_i64(env, argv[3], &t))
-        return NULL;
-    GATE(c);
-    if (!c->conn) return local_fail(env, MEMTUBE_NO_SUCH_HANDLE, "call needs a (duplex) connection, not a split half");
-    if (overlaps_held(c, d, n))
+    args a;
+    napi_value ret;
+    if (!call_args(env, argv, &a, &ret)) return ret;
+    if (overlaps_held(a.c, a.d, a.n))
         return local_fail(env, MEMTUBE_INVALID_ARGUMENT, "the request is (part of) the message this connection holds, which call() releases first: pass a copy (msg.toBuffer())");
-    drop_msg_view(env, c);
+    drop_msg_view(env, a.c);
     memtube_message m;
     /* `d` is JS memory (no JS runs during the call) and not the message the
      * call releases first (refused above). */
-    int32_t st = memtube_call(c->conn, ty, d, n, t, &m);
+    int32_t st = memtube_call(a.c->conn, a.ty, a.d, a.n, a.t, &m);
     if (st != MEMTUBE_OK) return status_value(env, st);
-    napi_value v = make_view(env, c, (void *)m.data, m.len, false);
-    if (v && scratch) scratch[0] = m.type_id;
-    return v;
+    return msg_view(env, a.c, &m);
 }
 
 static napi_value js_call_async(napi_env env, napi_callback_info info) {
     ARGS(5);
-    core *c;
-    uint32_t ty;
-    const void *d;
-    size_t n;
-    int64_t t;
-    if (!arg_core(env, argv[0], &c) || !arg_u32(env, argv[1], &ty) ||
-        !arg_bytes(env, argv[2], &d, &n) || !arg_i64(env, argv[3], &t))
-        return NULL;
-    GATE(c);
-    if (!c->conn) return local_fail(env, MEMTUBE_NO_SUCH_HANDLE, "call needs a (duplex) connection, not a split half");
-    work *w = work_new(env, c, OP_CALL);
-    if (!w) return NULL;
-    w->data = malloc(n ? n : 1);
-    if (!w->data) {
-        free(w);
-        napi_throw_error(env, "ERR_MEMTUBE_OOM", "out of memory");
-        return NULL;
-    }
+    args a;
+    napi_value ret;
+    if (!call_args(env, argv, &a, &ret)) return ret;
     /* Copied before the held message is released: the request may be it. */
-    if (n) memcpy(w->data, d, n);
-    drop_msg_view(env, c);
-    if (c->rx) memtube_release(c->rx);
-    w->len = n;
-    w->type_id = ty;
-    w->timeout = t;
+    work *w = work_copy(env, a.c, OP_CALL, a.d, a.n, a.ty, a.t);
+    if (!w) return NULL;
+    drop_msg_view(env, a.c);
+    if (a.c->rx) memtube_release(a.c->rx);
     return start_work(env, w, argv[0], argv[4]);
 }
 
@@ -1994,8 +1991,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
     core *c;
     uint32_t side;
     if (!arg_core(env, argv[0], &c) || !arg_u32(env, argv[1], &side)) return NULL;
-    GATE(c);
-    SIDE(c, (int)side);
+    READY(c, (int)side);
     memtube_stats s;
     int32_t st = side == SIDE_TX ? memtube_sender_stats(c->tx, &s) : memtube_receiver_stats(c->rx, &s);
     if (st != MEMTUBE_OK) return status_value(env, st);
@@ -2010,8 +2006,8 @@ static napi_value js_peer_state(napi_env env, napi_callback_info info) {
     bool probe = false;
     if (!arg_core(env, argv[0], &c) || !arg_u32(env, argv[1], &side)) return NULL;
     napi_get_value_bool(env, argv[2], &probe);
-    napi_value g = gate(env, c);
-    if (g) return num(env, -(double)(c->closed ? MEMTUBE_CLOSED : MEMTUBE_BUSY));
+    int32_t g = gate_st(c);
+    if (g) return num(env, -g);
     int32_t state = 0, st;
     if (side == 2 && c->conn) st = memtube_connection_peer_state(c->conn, probe, &state);
     else if (side == SIDE_TX && c->tx) st = memtube_sender_peer_state(c->tx, probe, &state);
@@ -2051,8 +2047,7 @@ static napi_value js_sides(napi_env env, napi_callback_info info) {
     core *c;
     if (!arg_core(env, argv[0], &c)) return NULL;
     if (c->closed) {
-        local_fail(env, MEMTUBE_CLOSED, "this handle is closed (close() was called on it or its connection was split)");
-        return num(env, -MEMTUBE_CLOSED);
+        return num(env, -fail_st(MEMTUBE_CLOSED, CLOSED_MSG));
     }
     return num(env, (c->tx ? 1 : 0) | (c->rx ? 2 : 0));
 }
@@ -2079,8 +2074,7 @@ static napi_value js_set_nt(napi_env env, napi_callback_info info) {
     core *c;
     uint32_t v;
     if (!arg_core(env, argv[0], &c) || !arg_u32(env, argv[1], &v)) return NULL;
-    GATE(c);
-    SIDE(c, SIDE_TX);
+    READY(c, SIDE_TX);
     return status_value(env, memtube_sender_set_nontemporal_threshold(c->tx, v));
 }
 
@@ -2090,8 +2084,7 @@ static napi_value js_set_padding(napi_env env, napi_callback_info info) {
     bool on = false;
     if (!arg_core(env, argv[0], &c)) return NULL;
     napi_get_value_bool(env, argv[1], &on);
-    GATE(c);
-    SIDE(c, SIDE_TX);
+    READY(c, SIDE_TX);
     return status_value(env, memtube_sender_set_line_padding(c->tx, on));
 }
 
