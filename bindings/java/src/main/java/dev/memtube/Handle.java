@@ -242,10 +242,17 @@ final class Handle {
         }
     }
 
-    /** Deadline arithmetic for sliced waits. */
+    /**
+     * Deadline arithmetic for sliced waits. A lazy wait ({@link #lazy}) reads
+     * no clock before its first slice: that slice is min(timeout, SLICE_NS),
+     * and the start is only reconstructed (now minus that slice) when it timed
+     * out, so a call that succeeds at once costs no clock read.
+     */
     static final class Wait {
         private final long total;
-        private final long start;
+        private long start;
+        /** The first slice of a lazy wait whose start is not known yet; 0 otherwise. */
+        private long first;
 
         Wait(long timeoutNs) {
             this.total = timeoutNs;
@@ -258,17 +265,40 @@ final class Handle {
             this.start = start;
         }
 
+        /**
+         * A wait whose first slice reads no clock. Only for C calls that, when
+         * they give TIMEOUT for a slice, waited that whole slice (the start is
+         * then taken as now minus the slice).
+         */
+        static Wait lazy(long timeoutNs) {
+            return new Wait(timeoutNs, 0L, timeoutNs > 0 ? Math.min(timeoutNs, SLICE_NS) : 0);
+        }
+
+        private Wait(long timeoutNs, long start, long first) {
+            this.total = timeoutNs;
+            this.start = start;
+            this.first = first;
+        }
+
         /** The next slice: at most {@link #SLICE_NS}; 0 when the time is up (or was 0). */
         long slice() {
             if (total < 0) return SLICE_NS;
             if (total == 0) return 0;
+            if (first != 0) return first; // lazy, before its first slice timed out
             long left = total - (System.nanoTime() - start);
             return left <= 0 ? 0 : Math.min(left, SLICE_NS);
         }
 
         /** Whether a TIMEOUT of a slice means the whole wait is over. */
         boolean over() {
-            return total >= 0 && (total == 0 || System.nanoTime() - start >= total);
+            if (total < 0) return false;
+            if (total == 0) return true;
+            long now = System.nanoTime();
+            if (first != 0) { // the first slice (all of it) is behind us
+                start = now - first;
+                first = 0;
+            }
+            return now - start >= total;
         }
     }
 }

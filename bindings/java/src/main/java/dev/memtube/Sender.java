@@ -230,12 +230,13 @@ public final class Sender implements AutoCloseable {
         rx.exchangeArea();
         ByteBuffer o = rx.exchangeOut;
         long oa = rx.exchangeOutAddr;
-        Handle.Wait w = new Handle.Wait(ns);
+        // Lazy: no clock read unless a slice times out (memtube_sendrecv's
+        // TIMEOUT means one of its waits took the whole slice).
+        Handle.Wait w = Handle.Wait.lazy(ns);
         int st;
-        long began;
+        long slice;
         while (true) {
-            long slice = w.slice();
-            began = ns > 0 ? System.nanoTime() : 0;
+            slice = w.slice();
             if (held != null) {
                 st = Native.sendRecvAddress(ptr, held.address(), len, typeId, rx.ptr, slice, oa);
             } else if (direct != null) {
@@ -265,8 +266,9 @@ public final class Sender implements AutoCloseable {
         long[] r = rx.out;
         try {
             if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw guard.error(st);
-            // The receive's wait began at most when the last slice did.
-            Handle.Wait rw = new Handle.Wait(ns, began);
+            // The receive's wait took the whole last slice (TIMEOUT), or none of it
+            // (EMPTY, slice 0): it began that slice before now.
+            Handle.Wait rw = new Handle.Wait(ns, ns > 0 ? System.nanoTime() - slice : 0);
             while (true) {
                 if (rw.over()) {
                     throw new TimeoutException(ns == 0 ? "sent; no message now"

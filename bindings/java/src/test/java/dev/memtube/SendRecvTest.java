@@ -159,6 +159,33 @@ public final class SendRecvTest {
         }
     }
 
+    /** Timeouts shorter than one wait slice (the first slice reads no clock: it is the whole timeout). */
+    @Test
+    public void timeoutsShorterThanOneSlice() throws Exception {
+        try (Pair p = Util.pair(duplex())) {
+            Receiver lrx = p.l.receiver();
+            // sent, then no reply within 30 ms
+            long t0 = System.nanoTime();
+            TimeoutException e = expect(TimeoutException.class,
+                    () -> p.c.sendRecv(new byte[] {1}, 1, Duration.ofMillis(30)));
+            long el = ms(t0);
+            check(e.messageSent(), "the message went out");
+            check(el >= 25 && el < 3000, "waited " + el + " ms for the reply");
+            try (Message m = lrx.recv(T)) {
+                check(m.typeId() == 1, "sent once");
+            }
+            // no room within 30 ms: nothing sent
+            int filled = fill(p.c.sender(), 100);
+            check(filled > 0, "filled the ring");
+            t0 = System.nanoTime();
+            TimeoutException full = expect(TimeoutException.class,
+                    () -> p.c.sendRecv(new byte[] {2}, 2, Duration.ofMillis(30)));
+            el = ms(t0);
+            check(!full.messageSent(), "no room: not sent");
+            check(el >= 25 && el < 3000, "waited " + el + " ms for room");
+        }
+    }
+
     @Test
     public void receiveFailedAfterSendIsNotSentAgain() throws Exception {
         try (Pair p = Util.pair(duplex())) {
