@@ -91,6 +91,10 @@ int32_t mt_send(uintptr_t tx, const void *data, size_t len, uint32_t type_id,
     return fail(memtube_send(TX(tx), data, len, type_id, timeout_ns), SCR(s));
 }
 
+int32_t mt_send_small(uintptr_t tx, size_t len, uint32_t type_id, int64_t timeout_ns, uintptr_t s) {
+    return fail(memtube_send(TX(tx), SCR(s)->small, len, type_id, timeout_ns), SCR(s));
+}
+
 int32_t mt_send_staged(memtube_sender *tx, const void *data, size_t len, uint32_t type_id,
                        mt_scratch *s) {
     return fail(memtube_send_staged(tx, data, len, type_id), s);

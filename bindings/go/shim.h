@@ -56,6 +56,9 @@ int32_t mt_options(memtube_options *o, uint32_t capacity, uint32_t max_capacity,
  * never needs. */
 int32_t mt_send(uintptr_t tx, const void *data, size_t len, uint32_t type_id,
                 int64_t timeout_ns, uintptr_t s);
+/* mt_send of the len <= MT_SMALL_CAP bytes Go copied to s->small (no
+ * pointer argument: no cgo pointer check) */
+int32_t mt_send_small(uintptr_t tx, size_t len, uint32_t type_id, int64_t timeout_ns, uintptr_t s);
 int32_t mt_send_staged(memtube_sender *tx, const void *data, size_t len, uint32_t type_id,
                        mt_scratch *s);
 int32_t mt_publish(memtube_sender *tx, mt_scratch *s);
