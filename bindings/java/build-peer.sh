@@ -14,7 +14,7 @@ out=$(cd "$1" && pwd)
 jhome=$(cat "$out/java/java-home")
 cat > "$out/interop-java" <<WRAP
 #!/bin/sh
-exec "$jhome/bin/java" -Xmn16m -Dmemtube.jni.path="$out/java/libmemtube_jni.so" \\
+exec "$jhome/bin/java" -Xms64m -Xmn16m -XX:+AlwaysPreTouch -Dmemtube.jni.path="$out/java/libmemtube_jni.so" \\
     -cp "$out/java/memtube.jar:$out/java/memtube-peer.jar" dev.memtube.interop.Interop "\$@"
 WRAP
 chmod +x "$out/interop-java"
