@@ -117,12 +117,7 @@ final class Handle {
      * {@link Errors#value(int)}.
      */
     int value(IntSupplier call) throws MemtubeException {
-        enter();
-        try {
-            return Errors.value(call.getAsInt());
-        } finally {
-            exit();
-        }
+        return (int) longValue(call::getAsInt); // an int's value, or its status, is the same as a long
     }
 
     /** As {@link #value(IntSupplier)} for a native call that returns a long. */
