@@ -86,6 +86,39 @@ static int set_ints(JNIEnv *env, jintArray out, jsize n, const jint *v) {
     return (*env)->ExceptionCheck(env) ? -1 : 0;
 }
 
+/* A query's answer as the Java side reads it (Errors.value): >= 0 the value
+ * `v` (status OK), < 0 -(status + 1). */
+static jint value_or_status(int32_t st, jint v) {
+    return st == MEMTUBE_OK ? v : -st - 1;
+}
+
+/* A length as a Java int: memtube's u32 lengths, the top bit masked off. */
+#define JLEN(n) ((jint)((n) & 0x7fffffff))
+
+/* Copies `len` bytes of `arr` from `off` out of the Java heap (a blocking
+ * call follows, so no critical region): into `small` (`small_len` bytes, on
+ * the caller's stack) when they fit, else into a malloc'd buffer, which the
+ * caller frees (when the result is not `small`). NULL: an exception is
+ * pending (an OutOfMemoryError about `what`, or the copy's own). */
+static jbyte *copy_in(JNIEnv *env, jbyteArray arr, jint off, jint len, jbyte *small,
+                      size_t small_len, const char *what) {
+    jbyte *buf = small;
+    if ((size_t)len > small_len) {
+        buf = malloc((size_t)len);
+        if (buf == NULL) {
+            jclass oom = (*env)->FindClass(env, "java/lang/OutOfMemoryError");
+            if (oom != NULL) (*env)->ThrowNew(env, oom, what);
+            return NULL;
+        }
+    }
+    (*env)->GetByteArrayRegion(env, arr, off, len, buf);
+    if ((*env)->ExceptionCheck(env)) {
+        if (buf != small) free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 #define FN(name) JNICALL Java_dev_memtube_Native_##name
 
 /* ---- library ---------------------------------------------------------- */
@@ -174,44 +207,38 @@ JNIEXPORT void FN(tokenFree)(JNIEnv *env, jclass k, jlong t) {
 
 /* ---- listener and connection ------------------------------------------ */
 
-/* Copies a Java string into a NUL-terminated modified-UTF-8 buffer for the
- * duration of `f`. memtube requires UTF-8: modified UTF-8 differs only for
+/* listen and connect: copies a Java string into a NUL-terminated
+ * modified-UTF-8 buffer for the duration of memtube_listen (`is_listener`)
+ * or memtube_connect. memtube requires UTF-8: modified UTF-8 differs only for
  * NUL and supplementary characters, which addresses do not contain (and an
  * invalid one is refused by memtube as INVALID_ARGUMENT). */
-JNIEXPORT jint FN(listen)(JNIEnv *env, jclass k, jstring addr, jlong o, jlongArray out) {
+static jint open_at(JNIEnv *env, jstring addr, jlong o, jlongArray out, bool is_listener) {
     struct memtube_listener *l = NULL;
+    struct memtube_connection *c = NULL;
     const char *a;
     int32_t st;
     jlong v;
-    (void)k;
     a = (*env)->GetStringUTFChars(env, addr, NULL);
     if (a == NULL) return JNI_EXCEPTION_PENDING;
-    st = memtube_listen(a, P(o), &l);
+    st = is_listener ? memtube_listen(a, P(o), &l) : memtube_connect(a, P(o), &c);
     (*env)->ReleaseStringUTFChars(env, addr, a);
-    v = J(l);
+    v = is_listener ? J(l) : J(c);
     if (set_longs(env, out, 1, &v) != 0) {
-        memtube_listener_free(l);
+        if (is_listener) memtube_listener_free(l);
+        else memtube_connection_free(c);
         return JNI_EXCEPTION_PENDING;
     }
     return st;
 }
 
-JNIEXPORT jint FN(connect)(JNIEnv *env, jclass k, jstring addr, jlong o, jlongArray out) {
-    struct memtube_connection *c = NULL;
-    const char *a;
-    int32_t st;
-    jlong v;
+JNIEXPORT jint FN(listen)(JNIEnv *env, jclass k, jstring addr, jlong o, jlongArray out) {
     (void)k;
-    a = (*env)->GetStringUTFChars(env, addr, NULL);
-    if (a == NULL) return JNI_EXCEPTION_PENDING;
-    st = memtube_connect(a, P(o), &c);
-    (*env)->ReleaseStringUTFChars(env, addr, a);
-    v = J(c);
-    if (set_longs(env, out, 1, &v) != 0) {
-        memtube_connection_free(c);
-        return JNI_EXCEPTION_PENDING;
-    }
-    return st;
+    return open_at(env, addr, o, out, true);
+}
+
+JNIEXPORT jint FN(connect)(JNIEnv *env, jclass k, jstring addr, jlong o, jlongArray out) {
+    (void)k;
+    return open_at(env, addr, o, out, false);
 }
 
 JNIEXPORT jint FN(accept)(JNIEnv *env, jclass k, jlong l, jlong o, jlong timeout, jlongArray out) {
@@ -286,7 +313,7 @@ JNIEXPORT jint FN(connectionPeerState)(JNIEnv *env, jclass k, jlong c, jboolean 
     int32_t state = -1, st;
     (void)env; (void)k;
     st = memtube_connection_peer_state(P(c), probe != JNI_FALSE, &state);
-    return st == MEMTUBE_OK ? state : -st - 1; /* >= 0: a state; < 0: -(status + 1) */
+    return value_or_status(st, state);
 }
 
 /* ---- call / serve ----------------------------------------------------- */
@@ -304,24 +331,13 @@ JNIEXPORT jint FN(callArray)(JNIEnv *env, jclass k, jlong c, jint type, jbyteArr
                              jint len, jlong timeout, jlongArray out) {
     struct memtube_message m = {NULL, 0, 0};
     jbyte small[512];
-    jbyte *buf = small;
+    jbyte *buf;
     int32_t st;
     (void)k;
     /* The request is copied out of the Java heap first (a call may block, so
      * no critical region). Small requests use the stack. */
-    if ((size_t)len > sizeof small) {
-        buf = malloc((size_t)len);
-        if (buf == NULL) {
-            jclass oom = (*env)->FindClass(env, "java/lang/OutOfMemoryError");
-            if (oom != NULL) (*env)->ThrowNew(env, oom, "copying a call's request");
-            return JNI_EXCEPTION_PENDING;
-        }
-    }
-    (*env)->GetByteArrayRegion(env, arr, off, len, buf);
-    if ((*env)->ExceptionCheck(env)) {
-        if (buf != small) free(buf);
-        return JNI_EXCEPTION_PENDING;
-    }
+    buf = copy_in(env, arr, off, len, small, sizeof small, "copying a call's request");
+    if (buf == NULL) return JNI_EXCEPTION_PENDING;
     st = memtube_call(P(c), (uint32_t)type, buf, (size_t)len, (int64_t)timeout, &m);
     if (buf != small) free(buf);
     return fill_message(env, st, &m, out);
@@ -342,7 +358,7 @@ JNIEXPORT jint FN(maxRequest)(JNIEnv *env, jclass k, jlong c) {
     uint32_t n = 0;
     int32_t st = memtube_max_request(P(c), &n);
     (void)env; (void)k;
-    return st == MEMTUBE_OK ? (jint)(n & 0x7fffffff) : -st - 1;
+    return value_or_status(st, JLEN(n));
 }
 
 struct serve_ctx {
@@ -482,7 +498,7 @@ JNIEXPORT jint FN(receiverMaxPayload)(JNIEnv *env, jclass k, jlong rx) {
     uint32_t n = 0;
     int32_t st = memtube_receiver_max_payload(P(rx), &n);
     (void)env; (void)k;
-    return st == MEMTUBE_OK ? (jint)(n & 0x7fffffff) : -st - 1;
+    return value_or_status(st, JLEN(n));
 }
 
 static jint fill_stats(JNIEnv *env, int32_t st, const struct memtube_stats *s, jlongArray out) {
@@ -511,7 +527,7 @@ JNIEXPORT jint FN(receiverPeerState)(JNIEnv *env, jclass k, jlong rx, jboolean p
     int32_t state = -1, st;
     (void)env; (void)k;
     st = memtube_receiver_peer_state(P(rx), probe != JNI_FALSE, &state);
-    return st == MEMTUBE_OK ? state : -st - 1;
+    return value_or_status(st, state);
 }
 
 JNIEXPORT void FN(receiverFree)(JNIEnv *env, jclass k, jlong rx) {
@@ -580,22 +596,11 @@ JNIEXPORT jint FN(sendRecvAddress)(JNIEnv *env, jclass k, jlong tx, jlong addr, 
 JNIEXPORT jint FN(sendRecvArray)(JNIEnv *env, jclass k, jlong tx, jbyteArray arr, jint off,
                                  jint len, jint type, jlong rx, jlong timeout, jlong out_addr) {
     jbyte small[512];
-    jbyte *buf = small;
+    jbyte *buf;
     int32_t st;
     (void)k;
-    if ((size_t)len > sizeof small) {
-        buf = malloc((size_t)len);
-        if (buf == NULL) {
-            jclass oom = (*env)->FindClass(env, "java/lang/OutOfMemoryError");
-            if (oom != NULL) (*env)->ThrowNew(env, oom, "copying a sendRecv's message");
-            return JNI_EXCEPTION_PENDING;
-        }
-    }
-    (*env)->GetByteArrayRegion(env, arr, off, len, buf);
-    if ((*env)->ExceptionCheck(env)) {
-        if (buf != small) free(buf);
-        return JNI_EXCEPTION_PENDING;
-    }
+    buf = copy_in(env, arr, off, len, small, sizeof small, "copying a sendRecv's message");
+    if (buf == NULL) return JNI_EXCEPTION_PENDING;
     st = exchange(tx, buf, len, type, rx, timeout, out_addr);
     if (buf != small) free(buf);
     return st;
@@ -682,7 +687,7 @@ JNIEXPORT jint FN(senderMaxPayload)(JNIEnv *env, jclass k, jlong tx) {
     uint32_t n = 0;
     int32_t st = memtube_sender_max_payload(P(tx), &n);
     (void)env; (void)k;
-    return st == MEMTUBE_OK ? (jint)(n & 0x7fffffff) : -st - 1;
+    return value_or_status(st, JLEN(n));
 }
 
 JNIEXPORT jlong FN(senderCapacity)(JNIEnv *env, jclass k, jlong tx) {
@@ -705,7 +710,7 @@ JNIEXPORT jint FN(senderPeerState)(JNIEnv *env, jclass k, jlong tx, jboolean pro
     int32_t state = -1, st;
     (void)env; (void)k;
     st = memtube_sender_peer_state(P(tx), probe != JNI_FALSE, &state);
-    return st == MEMTUBE_OK ? state : -st - 1;
+    return value_or_status(st, state);
 }
 
 JNIEXPORT jint FN(setNontemporalThreshold)(JNIEnv *env, jclass k, jlong tx, jint bytes) {

@@ -19,8 +19,7 @@ import java.util.Objects;
  * message, then {@link ClosedException}); a forgotten connection is closed
  * by the Cleaner once it, its handles and its messages are unreachable.
  */
-public final class Connection implements AutoCloseable {
-    final Handle handle;
+public final class Connection extends Endpoint implements AutoCloseable {
     private Sender sender;
     private Receiver receiver;
     private final long[] out = new long[3];
@@ -28,12 +27,17 @@ public final class Connection implements AutoCloseable {
     private final ConnectionToken tok;
 
     Connection(long c, ConnectionToken tok) {
-        this.tok = tok;
         // The free action holds the token, never this object.
-        this.handle = new Handle("Connection", this, c, p -> {
+        super("Connection", c, p -> {
             Native.connectionFree(p);
             tok.free();
         });
+        this.tok = tok;
+    }
+
+    @Override
+    int peerStateCode(boolean probe) {
+        return Native.connectionPeerState(guard.ptr(), probe);
     }
 
     /**
@@ -42,11 +46,11 @@ public final class Connection implements AutoCloseable {
      * @throws NoSuchHandleException on the receiving side of a one-way connection
      */
     public Sender sender() throws MemtubeException {
-        handle.enter();
+        guard.enter();
         try {
             return senderLocked();
         } finally {
-            handle.exit();
+            guard.exit();
         }
     }
 
@@ -56,28 +60,28 @@ public final class Connection implements AutoCloseable {
      * @throws NoSuchHandleException on the sending side of a one-way connection
      */
     public Receiver receiver() throws MemtubeException {
-        handle.enter();
+        guard.enter();
         try {
             return receiverLocked();
         } finally {
-            handle.exit();
+            guard.exit();
         }
     }
 
     private Sender senderLocked() throws MemtubeException {
         if (sender == null) {
-            long p = Native.connectionSender(handle.ptr());
+            long p = Native.connectionSender(guard.ptr());
             if (p == 0) throw Errors.of(Status.NO_SUCH_HANDLE.code());
-            sender = new Sender(handle, p, this);
+            sender = new Sender(guard, p, this);
         }
         return sender;
     }
 
     private Receiver receiverLocked() throws MemtubeException {
         if (receiver == null) {
-            long p = Native.connectionReceiver(handle.ptr());
+            long p = Native.connectionReceiver(guard.ptr());
             if (p == 0) throw Errors.of(Status.NO_SUCH_HANDLE.code());
-            receiver = new Receiver(handle, p, this);
+            receiver = new Receiver(guard, p, this);
         }
         return receiver;
     }
@@ -95,17 +99,17 @@ public final class Connection implements AutoCloseable {
      * is no longer valid. call/serve are not available on split handles.
      */
     public Split split() throws MemtubeException {
-        handle.enter();
+        guard.enter();
         long[] o = new long[2];
         int st;
         // Payload buffers taken before the split read the same rings: the new
         // owned handles keep them mapped while they are reachable.
-        java.util.List<Object> windows = handle.liveWindows();
+        java.util.List<Object> windows = guard.liveWindows();
         try {
-            st = Native.split(handle.ptr(), o);
+            st = Native.split(guard.ptr(), o);
         } finally {
             // memtube_connection_split consumes the connection even on failure.
-            handle.consumed();
+            guard.consumed();
             tok.free(); // the split handles keep its flag; nobody cancels it any more
         }
         if (receiver != null) receiver.gen++;
@@ -124,47 +128,21 @@ public final class Connection implements AutoCloseable {
     /** The peer's credentials (pid, uid, gid when it connected). */
     public PeerCred peerCred() throws MemtubeException {
         int[] v = new int[3];
-        handle.enter();
-        try {
-            Errors.check(Native.peerCred(handle.ptr(), v));
-        } finally {
-            handle.exit();
-        }
+        guard.check(() -> Native.peerCred(guard.ptr(), v));
         return new PeerCred(v[0], v[1], v[2]);
     }
 
-    /** The peer's state as of the last probe (no system call; may be stale). */
-    public PeerState peerState() throws MemtubeException {
-        return state(false);
-    }
+    // peerState() and isPeerAlive(): Endpoint's.
 
     /** Ask the system now whether the peer is alive (one system call). */
+    @Override
     public PeerState probePeer() throws MemtubeException {
-        return state(true);
-    }
-
-    /** Whether the peer was alive at the last probe (may be stale). */
-    public boolean isPeerAlive() throws MemtubeException {
-        return state(false) == PeerState.ALIVE;
-    }
-
-    private PeerState state(boolean probe) throws MemtubeException {
-        handle.enter();
-        try {
-            return PeerState.of(Errors.value(Native.connectionPeerState(handle.ptr(), probe)));
-        } finally {
-            handle.exit();
-        }
+        return super.probePeer();
     }
 
     /** The largest request body {@link #call} sends. */
     public int maxRequest() throws MemtubeException {
-        handle.enter();
-        try {
-            return Errors.value(Native.maxRequest(handle.ptr()));
-        } finally {
-            handle.exit();
-        }
+        return guard.value(() -> Native.maxRequest(guard.ptr()));
     }
 
     /** {@link #call(int, byte[], Duration)} without a time limit. */
@@ -211,7 +189,7 @@ public final class Connection implements AutoCloseable {
     private Message callImpl(int typeId, ByteBuffer direct, byte[] arr, int off, int len, Duration timeout)
             throws MemtubeException {
         long ns = Handle.nanos(timeout);
-        handle.enter();
+        guard.enter();
         try {
             if (sender != null && sender.grant != null) {
                 throw new BusyException("a grant is outstanding on this connection's sender");
@@ -227,12 +205,12 @@ public final class Connection implements AutoCloseable {
             }
             rx.gen++; // memtube_call releases a message held on the receiver
             int st = direct != null
-                    ? Native.callDirect(handle.ptr(), typeId, direct, off, len, ns, out)
-                    : Native.callArray(handle.ptr(), typeId, arr, off, len, ns, out);
-            if (st != 0) throw handle.error(st);
+                    ? Native.callDirect(guard.ptr(), typeId, direct, off, len, ns, out)
+                    : Native.callArray(guard.ptr(), typeId, arr, off, len, ns, out);
+            if (st != 0) throw guard.error(st);
             return rx.held(out[0], (int) out[1], (int) out[2]);
         } finally {
-            handle.exit();
+            guard.exit();
         }
     }
 
@@ -271,19 +249,19 @@ public final class Connection implements AutoCloseable {
     public void serveOne(Handler handler, Duration timeout) throws IOException {
         Objects.requireNonNull(handler, "handler");
         long ns = Handle.nanos(timeout);
-        handle.enter();
+        guard.enter();
         try {
             if (receiver != null) receiver.gen++; // a held message is released first
             Handle.Wait w = new Handle.Wait(ns);
             while (true) {
-                int st = Native.serveOne(handle.ptr(), w.slice(), handler);
+                int st = Native.serveOne(guard.ptr(), w.slice(), handler);
                 if (st == 0) return;
-                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw handle.error(st);
+                if (st != Status.TIMEOUT.code() && st != Status.EMPTY.code()) throw guard.error(st);
                 if (w.over()) throw new TimeoutException("no request within " + timeout);
-                handle.checkpoint();
+                guard.checkpoint();
             }
         } finally {
-            handle.exit();
+            guard.exit();
         }
     }
 
@@ -322,7 +300,7 @@ public final class Connection implements AutoCloseable {
 
     /** Whether {@link #close()} or {@link #split()} was called. */
     public boolean isClosed() {
-        return handle.isClosed();
+        return guard.isClosed();
     }
 
     /**
@@ -333,6 +311,6 @@ public final class Connection implements AutoCloseable {
      */
     @Override
     public void close() {
-        handle.close(tok::cancel);
+        guard.close(tok::cancel);
     }
 }

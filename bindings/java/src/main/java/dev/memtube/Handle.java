@@ -9,7 +9,9 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.IntSupplier;
 import java.util.function.LongConsumer;
+import java.util.function.LongSupplier;
 
 /**
  * One native handle's guard: the C handles are Send, not Sync (one thread at
@@ -107,6 +109,35 @@ final class Handle {
         this.ptr = new AtomicLong(p);
         this.action = free == null ? null : new Free(ptr, free);
         this.cleanable = action == null ? null : CLEANER.register(referent, action);
+    }
+
+    /**
+     * A guarded query: {@code call} (a native call on this handle) between
+     * {@link #enter()} and {@link #exit()}, its result checked by
+     * {@link Errors#value(int)}.
+     */
+    int value(IntSupplier call) throws MemtubeException {
+        return (int) longValue(call::getAsInt); // an int's value, or its status, is the same as a long
+    }
+
+    /** As {@link #value(IntSupplier)} for a native call that returns a long. */
+    long longValue(LongSupplier call) throws MemtubeException {
+        enter();
+        try {
+            return Errors.value(call.getAsLong());
+        } finally {
+            exit();
+        }
+    }
+
+    /** A guarded call: {@code call} between {@link #enter()} and {@link #exit()}, its status checked by {@link Errors#check}. */
+    void check(IntSupplier call) throws MemtubeException {
+        enter();
+        try {
+            Errors.check(call.getAsInt());
+        } finally {
+            exit();
+        }
     }
 
     /** Keep the native handle mapped while {@code window}, a buffer over its memory, is reachable. */

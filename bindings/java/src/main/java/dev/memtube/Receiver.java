@@ -14,10 +14,7 @@ import java.time.Duration;
  * status stays set; no message is lost: one that arrived is returned), and a
  * close from another thread with a {@link HandleClosedException}.
  */
-public final class Receiver implements AutoCloseable {
-    final Handle guard;
-    final long ptr;
-    private final Connection owner; // keeps a borrowed handle's connection reachable
+public final class Receiver extends RingEnd implements AutoCloseable {
     /** Bumped whenever the held message changes (receive, release, call, close); under the guard. */
     long gen;
     final long[] out = new long[3]; // under the guard
@@ -121,15 +118,21 @@ public final class Receiver implements AutoCloseable {
     }
 
     Receiver(Handle connectionGuard, long ptr, Connection owner) {
-        this.guard = connectionGuard;
-        this.ptr = ptr;
-        this.owner = owner;
+        super(connectionGuard, ptr, owner);
     }
 
     Receiver(long ptr) {
-        this.guard = new Handle("Receiver", this, ptr, Native::receiverFree);
-        this.ptr = ptr;
-        this.owner = null;
+        super("Receiver", ptr, Native::receiverFree);
+    }
+
+    @Override
+    int peerStateCode(boolean probe) {
+        return Native.receiverPeerState(ptr, probe);
+    }
+
+    @Override
+    int statsCode(long[] v) {
+        return Native.receiverStats(ptr, v);
     }
 
     /** Receive the next message, waiting without limit. The message held before is released. */
@@ -223,48 +226,7 @@ public final class Receiver implements AutoCloseable {
 
     /** The largest payload this ring carries. */
     public int maxPayload() throws MemtubeException {
-        guard.enter();
-        try {
-            return Errors.value(Native.receiverMaxPayload(ptr));
-        } finally {
-            guard.exit();
-        }
-    }
-
-    /** The ring's counters (may be slightly stale). */
-    public Stats stats() throws MemtubeException {
-        long[] v = new long[7];
-        guard.enter();
-        try {
-            Errors.check(Native.receiverStats(ptr, v));
-        } finally {
-            guard.exit();
-        }
-        return Stats.of(v);
-    }
-
-    /** The peer's state as of the last probe (no system call; may be stale). */
-    public PeerState peerState() throws MemtubeException {
-        return state(false);
-    }
-
-    /** Ask the system now (one system call). */
-    public PeerState probePeer() throws MemtubeException {
-        return state(true);
-    }
-
-    /** Whether the peer was alive at the last probe (may be stale). */
-    public boolean isPeerAlive() throws MemtubeException {
-        return state(false) == PeerState.ALIVE;
-    }
-
-    private PeerState state(boolean probe) throws MemtubeException {
-        guard.enter();
-        try {
-            return PeerState.of(Errors.value(Native.receiverPeerState(ptr, probe)));
-        } finally {
-            guard.exit();
-        }
+        return guard.value(() -> Native.receiverMaxPayload(ptr));
     }
 
     /** Whether this receiver (or, if borrowed, its connection) is closed. */
@@ -280,10 +242,7 @@ public final class Receiver implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (owner != null) {
-            throw new IllegalStateException("a connection's own receiver is closed with the connection");
-        }
-        guard.close();
+        closeOwned("receiver");
         gen++;
     }
 }

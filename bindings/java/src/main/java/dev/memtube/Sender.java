@@ -15,24 +15,27 @@ import java.util.Objects;
  * {@link java.io.InterruptedIOException} (nothing sent), and a close from
  * another thread with a {@link HandleClosedException}.
  */
-public final class Sender implements AutoCloseable {
-    final Handle guard;
-    final long ptr;
-    private final Connection owner; // keeps a borrowed handle's connection reachable
+public final class Sender extends RingEnd implements AutoCloseable {
     /** The outstanding grant, if any; under the guard. */
     Grant grant;
     private final long[] out = new long[1];
 
     Sender(Handle connectionGuard, long ptr, Connection owner) {
-        this.guard = connectionGuard;
-        this.ptr = ptr;
-        this.owner = owner;
+        super(connectionGuard, ptr, owner);
     }
 
     Sender(long ptr) {
-        this.guard = new Handle("Sender", this, ptr, Native::senderFree);
-        this.ptr = ptr;
-        this.owner = null;
+        super("Sender", ptr, Native::senderFree);
+    }
+
+    @Override
+    int peerStateCode(boolean probe) {
+        return Native.senderPeerState(ptr, probe);
+    }
+
+    @Override
+    int statsCode(long[] v) {
+        return Native.senderStats(ptr, v);
     }
 
     /** Send {@code data} as one message (copied into the ring), waiting for room without limit. */
@@ -379,68 +382,17 @@ public final class Sender implements AutoCloseable {
 
     /** Publish the staged messages (one store and one wake-up check for the batch). */
     public void publish() throws MemtubeException {
-        guard.enter();
-        try {
-            Errors.check(Native.publish(ptr));
-        } finally {
-            guard.exit();
-        }
+        guard.check(() -> Native.publish(ptr));
     }
 
     /** The largest payload this ring takes. */
     public int maxPayload() throws MemtubeException {
-        guard.enter();
-        try {
-            return Errors.value(Native.senderMaxPayload(ptr));
-        } finally {
-            guard.exit();
-        }
+        return guard.value(() -> Native.senderMaxPayload(ptr));
     }
 
     /** The ring's data-area bytes. */
     public long capacity() throws MemtubeException {
-        guard.enter();
-        try {
-            return Errors.value(Native.senderCapacity(ptr));
-        } finally {
-            guard.exit();
-        }
-    }
-
-    /** The ring's counters (may be slightly stale). */
-    public Stats stats() throws MemtubeException {
-        long[] v = new long[7];
-        guard.enter();
-        try {
-            Errors.check(Native.senderStats(ptr, v));
-        } finally {
-            guard.exit();
-        }
-        return Stats.of(v);
-    }
-
-    /** The peer's state as of the last probe (no system call; may be stale). */
-    public PeerState peerState() throws MemtubeException {
-        return state(false);
-    }
-
-    /** Ask the system now (one system call). */
-    public PeerState probePeer() throws MemtubeException {
-        return state(true);
-    }
-
-    /** Whether the peer was alive at the last probe (may be stale). */
-    public boolean isPeerAlive() throws MemtubeException {
-        return state(false) == PeerState.ALIVE;
-    }
-
-    private PeerState state(boolean probe) throws MemtubeException {
-        guard.enter();
-        try {
-            return PeerState.of(Errors.value(Native.senderPeerState(ptr, probe)));
-        } finally {
-            guard.exit();
-        }
+        return guard.longValue(() -> Native.senderCapacity(ptr));
     }
 
     /**
@@ -450,22 +402,12 @@ public final class Sender implements AutoCloseable {
      * ring space (one copy, reserve+commit), which this setting does not change.
      */
     public void setNontemporalThreshold(int bytes) throws MemtubeException {
-        guard.enter();
-        try {
-            Errors.check(Native.setNontemporalThreshold(ptr, bytes));
-        } finally {
-            guard.exit();
-        }
+        guard.check(() -> Native.setNontemporalThreshold(ptr, bytes));
     }
 
     /** Pad small published messages to the end of their cache line. */
     public void setLinePadding(boolean on) throws MemtubeException {
-        guard.enter();
-        try {
-            Errors.check(Native.setLinePadding(ptr, on));
-        } finally {
-            guard.exit();
-        }
+        guard.check(() -> Native.setLinePadding(ptr, on));
     }
 
     /** Whether this sender (or, if borrowed, its connection) is closed. */
@@ -482,9 +424,6 @@ public final class Sender implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (owner != null) {
-            throw new IllegalStateException("a connection's own sender is closed with the connection");
-        }
-        guard.close();
+        closeOwned("sender");
     }
 }
