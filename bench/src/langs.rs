@@ -292,6 +292,41 @@ pub fn summarize(pairs: &[Pair], runs: &[LangRun]) -> Vec<Summary> {
         .collect()
 }
 
+/// Print and write (`out/langs.md`, `out/langs.json`) the summaries of
+/// `runs`; an error if any run failed.
+pub fn write_report(
+    out: &Path,
+    mode: crate::Mode,
+    machine: &crate::report::Machine,
+    langs: &[&'static str],
+    round_trips: u64,
+    runs: &[LangRun],
+    failures: &[crate::report::Failure],
+) -> Result<(), BoxError> {
+    let summaries = summarize(&pairs(langs), runs);
+    let header = format!(
+        "{SIZE} B round trips, spin mode, {} ({} CPUs, kernel {}); {}; the two CPUs: {}; {} rounds of {round_trips} round trips, medians over the kept rounds",
+        machine.cpu_model, machine.cpus, machine.kernel, machine.pinning, machine.placement, mode.rounds,
+    );
+    let md = table(&summaries, &header);
+    println!("\n{md}");
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("langs.md"), &md)?;
+    let json = serde_json::json!({
+        "machine": machine,
+        "mode": mode,
+        "summaries": summaries,
+        "runs": runs,
+        "failures": failures,
+    });
+    std::fs::write(out.join("langs.json"), serde_json::to_string_pretty(&json)?)?;
+    println!("wrote {}/langs.md and langs.json", out.display());
+    if !failures.is_empty() {
+        return Err(format!("{} runs failed", failures.len()).into());
+    }
+    Ok(())
+}
+
 /// The markdown table of the summaries.
 pub fn table(summaries: &[Summary], header: &str) -> String {
     let mut s = String::new();

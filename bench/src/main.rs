@@ -611,10 +611,9 @@ fn main() -> Result<(), BoxError> {
             );
         }
     }
-    for round in 0..mode.rounds {
-        if langs.is_some() {
-            break;
-        }
+    // The plan's rounds, unless this run is --langs.
+    let plan_rounds = if langs.is_some() { 0 } else { mode.rounds };
+    for round in 0..plan_rounds {
         let mut kept = 0;
         for &(sys, len) in &plan {
             run_id += 1;
@@ -714,36 +713,15 @@ fn main() -> Result<(), BoxError> {
         .collect(),
     };
     if let Some((langs, _)) = &langs {
-        let pairs = langs::pairs(langs);
-        let summaries = langs::summarize(&pairs, &lang_runs);
-        let header = format!(
-            "{} B round trips, spin mode, {} ({} CPUs, kernel {}); {}; the two CPUs: {}; {} rounds of {} round trips, medians over the kept rounds",
-            langs::SIZE,
-            machine.cpu_model,
-            machine.cpus,
-            machine.kernel,
-            machine.pinning,
-            machine.placement,
-            mode.rounds,
-            lang_round_trips
+        return langs::write_report(
+            &out,
+            mode,
+            &machine,
+            langs,
+            lang_round_trips,
+            &lang_runs,
+            &failures,
         );
-        let md = langs::table(&summaries, &header);
-        println!("\n{md}");
-        std::fs::create_dir_all(&out)?;
-        std::fs::write(out.join("langs.md"), &md)?;
-        let json = serde_json::json!({
-            "machine": machine,
-            "mode": mode,
-            "summaries": summaries,
-            "runs": lang_runs,
-            "failures": failures,
-        });
-        std::fs::write(out.join("langs.json"), serde_json::to_string_pretty(&json)?)?;
-        println!("wrote {}/langs.md and langs.json", out.display());
-        if !failures.is_empty() {
-            return Err(format!("{} runs failed", failures.len()).into());
-        }
-        return Ok(());
     }
     report::write_all(&out, mode, &machine, &records, &failures, started.elapsed())?;
     Ok(())
