@@ -172,6 +172,9 @@ struct Summary {
     over_tachyon: Option<Spread>,
     /// Stream: GB/s / memcpy's GB/s (64 KiB), same round.
     over_memcpy: Option<Spread>,
+    /// Stream: messages/s / the faster transfer floor's (ordinary or
+    /// non-temporal stores), same round and size.
+    over_transfer_floor: Option<Spread>,
     /// Wake-up: p50 / the futex wake-up's, same round.
     over_futex_wake: Option<Spread>,
     /// Latency: p50 over kept rounds (ns).
@@ -284,6 +287,10 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
     let iceoryx2_stream = Sys::find(Kind::Stream, names::ICEORYX2);
     let tachyon_stream = Sys::find(Kind::Stream, names::TACHYON);
     let memcpy = Sys::find(Kind::Stream, names::MEMCPY);
+    let transfer = [
+        Sys::find(Kind::Stream, names::TRANSFER_PLAIN),
+        Sys::find(Kind::Stream, names::TRANSFER_NT),
+    ];
     let mut merged_all = BTreeMap::new();
     let mut out = Vec::new();
     for &(sys, len) in order {
@@ -303,6 +310,7 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
             over_iceoryx2: None,
             over_tachyon: None,
             over_memcpy: None,
+            over_transfer_floor: None,
             over_futex_wake: None,
             p50_ns: None,
             p999_over_p50: None,
@@ -373,6 +381,21 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
                 }
                 if Some(sys) != tachyon_stream && Some(sys) != memcpy {
                     s.over_tachyon = index.ratio(&kept, (tachyon_stream, len), rate);
+                }
+                if !transfer.contains(&Some(sys)) && Some(sys) != memcpy {
+                    // Against the faster of the two transfer floors of the
+                    // same round and size (either may be missing or dropped).
+                    s.over_transfer_floor = spread(
+                        kept.iter()
+                            .filter_map(|r| {
+                                let best = transfer
+                                    .iter()
+                                    .filter_map(|t| rate(index.kept((*t)?, len, r.round)?))
+                                    .reduce(f64::max)?;
+                                Some(rate(r)? / best)
+                            })
+                            .collect(),
+                    );
                 }
                 if Some(sys) != memcpy && len == 65536 {
                     // Bytes per second against memcpy's of 64 KiB blocks.
@@ -477,12 +500,12 @@ fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'
         "### One-way streaming (the receiver reads every byte in place)"
     );
     let _ = writeln!(m);
-    let _ = writeln!(m, "| transport | size | rounds | messages/s | GB/s | ns per message ×floor | ×iceoryx2 | ×Tachyon | ×memcpy 64 KiB |");
-    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(m, "| transport | size | rounds | messages/s | GB/s | ns per message ×floor | ×iceoryx2 | ×Tachyon | ×transfer floor | ×memcpy 64 KiB |");
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|---|");
     for s in summaries.iter().filter(|s| s.kind == "stream") {
         let _ = writeln!(
             m,
-            "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} |",
             s.system,
             size_name(s.payload_bytes),
             s.rounds_kept,
@@ -494,6 +517,7 @@ fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'
             fmt_spread(&s.over_floor),
             fmt_spread(&s.over_iceoryx2),
             fmt_spread(&s.over_tachyon),
+            fmt_spread(&s.over_transfer_floor),
             fmt_spread(&s.over_memcpy),
         );
     }

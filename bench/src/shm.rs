@@ -79,7 +79,16 @@ pub const AREA: usize = 64 * 1024;
 /// reads read-only, and has no other mapping of them (as a memtube consumer
 /// with isolation on). Area A (written by the main process) at `SIZE`, B at
 /// `SIZE + AREA`.
-pub const TOTAL: usize = SIZE + 2 * AREA;
+pub const TRANSFER: usize = SIZE + 2 * AREA;
+/// Bytes of the transfer floor's area (as the streams' 256 KiB rings).
+pub const TRANSFER_LEN: usize = 256 * 1024;
+/// Bytes of the memfd: the transfer floor's area lies past the read-only
+/// variant's, in a read-write mapping of its own.
+pub const TOTAL: usize = TRANSFER + TRANSFER_LEN;
+/// Transfer floor: `u64` count of blocks the writer (peer) published.
+pub const TRANSFER_PUBLISHED: usize = 4096 + 1024;
+/// Transfer floor: `u64` count of blocks the reader (main) released.
+pub const TRANSFER_RELEASED: usize = 4096 + 1152;
 
 /// The mappings of the shared memfd, never unmapped (they live as long as
 /// the process): `SIZE` bytes read-write, plus this process's two
@@ -88,6 +97,7 @@ pub struct Shm {
     base: *mut u8,
     own: *mut u8,
     other: *const u8,
+    transfer: *mut u8,
 }
 
 impl Shm {
@@ -126,10 +136,12 @@ impl Shm {
         };
         let own = map(AREA, own_off, rw)?;
         let other = map(AREA, other_off, ProtFlags::READ)?;
+        let transfer = map(TRANSFER_LEN, TRANSFER, rw)?;
         Ok(Shm {
             base: base.cast(),
             own: own.cast(),
             other: other.cast_const().cast(),
+            transfer: transfer.cast(),
         })
     }
 
@@ -149,6 +161,14 @@ impl Shm {
         // SAFETY: as for `own_u64`; the mapping is readable, and callers
         // only load (a store would fault, not corrupt).
         unsafe { &*(self.other.add(off) as *const AtomicU64) }
+    }
+
+    /// The transfer floor's area: `TRANSFER_LEN` bytes, page-aligned,
+    /// mapped read-write by both processes and never unmapped. Its bytes
+    /// are plain memory: the floor's protocol gives each block to one
+    /// process at a time.
+    pub fn transfer(&self) -> *mut u8 {
+        self.transfer
     }
 
     /// The raw region at byte offset `off` (`RAW_LEN` bytes, 128-aligned).

@@ -1,8 +1,9 @@
 //! The hardware floors: one word, or a record, ping-ponged through the
 //! shared page with nothing else (what any shared-memory transport pays at
-//! least), and memcpy on one core (the streams' ceiling).
+//! least), blocks moved from one core to the other with nothing else (the
+//! large streams' floor), and memcpy on one core (the streams' ceiling).
 
-use super::{lat, time_round_trips, wait_for, Bench, Ctx, Measured, Run};
+use super::{lat, read_all, time_round_trips, wait_for, Bench, Ctx, Measured, Run};
 use crate::shm::{self, Shm};
 use crate::BoxError;
 use hdrhistogram::Histogram;
@@ -99,6 +100,149 @@ impl Bench for RecordFloor {
 
     fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
         record_floor_peer(&ctx.shm, *self, run)
+    }
+}
+
+/// The transfer floor: the peer writes blocks into a 256 KiB area (as the
+/// streams' rings) split into slots of the payload's size, the main process
+/// reads every byte of each (as the streams' reader) and hands the slot
+/// back; one counter of blocks written, one of blocks read, each in a line
+/// of its own. No ring, no records, no API: what moving the bytes from one
+/// core to the other costs, written the way this variant says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    /// The writer copies each block in with ordinary stores (`memcpy`).
+    Plain,
+    /// The writer copies each block in with non-temporal stores (x86-64),
+    /// then a store fence, as ring-core's non-temporal copy.
+    NonTemporal,
+}
+
+impl Bench for Transfer {
+    fn prepare(&self, ctx: &Ctx, _run: Run) -> Result<(), BoxError> {
+        ctx.shm
+            .u64(shm::TRANSFER_PUBLISHED)
+            .store(0, Ordering::Relaxed);
+        ctx.shm
+            .u64(shm::TRANSFER_RELEASED)
+            .store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
+        transfer_read(&ctx.shm, run)
+    }
+
+    fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        transfer_write(&ctx.shm, *self, run)
+    }
+}
+
+/// The slots of the transfer floor's area for `len`-byte blocks.
+fn transfer_slots(len: usize) -> Result<u64, BoxError> {
+    if len == 0 || len % 64 != 0 || len > shm::TRANSFER_LEN {
+        return Err(format!("transfer floor: {len}-byte blocks do not fit its slots").into());
+    }
+    Ok((shm::TRANSFER_LEN / len) as u64)
+}
+
+/// The transfer floor's reader: wait for block `n`, read all of it, release.
+fn transfer_read(shm: &Shm, run: Run) -> Result<Measured, BoxError> {
+    let slots = transfer_slots(run.len)?;
+    let (published, released) = (
+        shm.u64(shm::TRANSFER_PUBLISHED),
+        shm.u64(shm::TRANSFER_RELEASED),
+    );
+    let mut start = None;
+    let mut sum = 0u64;
+    for n in 0..run.count {
+        wait_for("transfer floor", || published.load(Ordering::Acquire) > n)?;
+        start.get_or_insert_with(Instant::now);
+        let at = (n % slots) as usize * run.len;
+        // SAFETY: the slot lies inside the area (`transfer_slots`), which
+        // stays mapped; the writer published block `n` (Acquire above) and
+        // writes this slot again only after we release it below, so no one
+        // writes these bytes while the slice lives.
+        let block = unsafe { std::slice::from_raw_parts(shm.transfer().add(at), run.len) };
+        sum = sum.wrapping_add(read_all(block, n, run.len)?);
+        released.store(n + 1, Ordering::Release);
+    }
+    black_box(sum);
+    Ok(Measured::Stream {
+        // Timed from the first block's arrival, as the streams.
+        messages: run.count - 1,
+        seconds: start.map_or(0.0, |s| s.elapsed().as_secs_f64()),
+    })
+}
+
+/// The transfer floor's writer: wait for a free slot, copy block `n` in
+/// (its first 8 bytes its number, as the streams' payloads), publish.
+fn transfer_write(shm: &Shm, sys: Transfer, run: Run) -> Result<(), BoxError> {
+    let slots = transfer_slots(run.len)?;
+    let (published, released) = (
+        shm.u64(shm::TRANSFER_PUBLISHED),
+        shm.u64(shm::TRANSFER_RELEASED),
+    );
+    let mut payload = vec![0x5au8; run.len];
+    for n in 0..run.count {
+        wait_for("transfer floor writer", || {
+            released.load(Ordering::Acquire) + slots > n
+        })?;
+        payload[..8].copy_from_slice(&n.to_ne_bytes());
+        let at = (n % slots) as usize * run.len;
+        // SAFETY: the slot lies inside the area (`transfer_slots`), which
+        // stays mapped; the reader released the block that used it last
+        // (Acquire above) and reads it again only after we publish below.
+        let dst = unsafe { shm.transfer().add(at) };
+        match sys {
+            // SAFETY: `dst` is valid for `run.len` bytes (above) and does
+            // not overlap our own `payload`.
+            Transfer::Plain => unsafe {
+                std::ptr::copy_nonoverlapping(payload.as_ptr(), dst, run.len)
+            },
+            // SAFETY: as above; `dst` is 64-aligned (a page-aligned area,
+            // slots a multiple of 64 bytes long: `transfer_slots`).
+            Transfer::NonTemporal => unsafe { copy_nontemporal(dst, &payload)? },
+        }
+        published.store(n + 1, Ordering::Release);
+    }
+    Ok(())
+}
+
+/// Copy `src` (a multiple of 64 bytes) to the 64-aligned `dst` with
+/// non-temporal stores, then a store fence (so the publishing Release store
+/// cannot pass them).
+///
+/// # Safety
+/// `dst` is valid for `src.len()` bytes, 64-aligned, and does not overlap `src`.
+unsafe fn copy_nontemporal(dst: *mut u8, src: &[u8]) -> Result<(), BoxError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+        let s = src.as_ptr();
+        for i in (0..src.len() / 64 * 64).step_by(64) {
+            // SAFETY: `i + 64 <= src.len()`: in both buffers (the caller's
+            // contract); `dst + i` is 64-aligned (16 needed); SSE2 is part
+            // of x86-64.
+            unsafe {
+                let from = s.add(i).cast::<__m128i>();
+                let to = dst.add(i).cast::<__m128i>();
+                let (a, b) = (_mm_loadu_si128(from), _mm_loadu_si128(from.add(1)));
+                let (c, d) = (_mm_loadu_si128(from.add(2)), _mm_loadu_si128(from.add(3)));
+                _mm_stream_si128(to, a);
+                _mm_stream_si128(to.add(1), b);
+                _mm_stream_si128(to.add(2), c);
+                _mm_stream_si128(to.add(3), d);
+            }
+        }
+        // SAFETY: SSE is part of x86-64.
+        unsafe { _mm_sfence() };
+        Ok(())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (dst, src);
+        Err("transfer floor: non-temporal stores are x86-64 only".into())
     }
 }
 

@@ -191,6 +191,10 @@ impl System {
     }
 }
 
+/// The sizes where the non-temporal copy knob's fixed settings run (below
+/// a cache line it has no whole line to write).
+const NT_SIZES: [usize; 4] = [256, 1024, 4096, 65536];
+
 /// Names the report compares with.
 pub mod names {
     /// The level probe.
@@ -203,6 +207,10 @@ pub mod names {
     pub const TACHYON: &str = "tachyon";
     /// memcpy on one core (streams' `over_memcpy`).
     pub const MEMCPY: &str = "memcpy (one core)";
+    /// The transfer floor with ordinary stores (streams' `over_transfer`).
+    pub const TRANSFER_PLAIN: &str = "transfer floor: ordinary stores";
+    /// The transfer floor with non-temporal stores.
+    pub const TRANSFER_NT: &str = "transfer floor: non-temporal stores";
     /// The futex round trip and wake-up (wake-ups' `over_futex_wake`).
     pub const FUTEX: &str = "futex";
 }
@@ -348,6 +356,26 @@ pub static SYSTEMS: &[System] = &[
         &[32, 256, 1024],
         &floors::RecordFloor::RoPadded,
     ),
+    // Blocks moved from the peer's core to the main process's with nothing
+    // else: the peer copies each into a slot of a 256 KiB area, the main
+    // process reads every byte and hands the slot back (large streams'
+    // floor), with ordinary stores ...
+    System::new(
+        names::TRANSFER_PLAIN,
+        Kind::Stream,
+        Section::Streams,
+        &[4096, 65536],
+        &floors::Transfer::Plain,
+    ),
+    // ... and with non-temporal stores (x86-64).
+    System::new(
+        names::TRANSFER_NT,
+        Kind::Stream,
+        Section::Streams,
+        &[4096, 65536],
+        &floors::Transfer::NonTemporal,
+    )
+    .built(cfg!(target_arch = "x86_64")),
     // memcpy of the payload on one core (no peer).
     System::new(
         names::MEMCPY,
@@ -375,14 +403,23 @@ pub static SYSTEMS: &[System] = &[
         &SIZES,
         &facade::RoundTrip::new(|o| o.duplex(true)),
     ),
-    // Pure spin with non-temporal copies off.
+    // Pure spin with non-temporal copies off, and on at every size: the
+    // two fixed settings of that knob the default is held against.
     System::new(
         "memtube pure-spin, non-temporal copy off",
         Kind::RoundTrip,
         Section::Variants,
-        &[65536],
+        &NT_SIZES,
         &facade::RoundTrip::new(|o| o.duplex(true).pure_spin(true))
             .sender(|tx| tx.set_nontemporal_threshold(u32::MAX)),
+    ),
+    System::new(
+        "memtube pure-spin, non-temporal copy always",
+        Kind::RoundTrip,
+        Section::Variants,
+        &NT_SIZES,
+        &facade::RoundTrip::new(|o| o.duplex(true).pure_spin(true))
+            .sender(|tx| tx.set_nontemporal_threshold(0)),
     ),
     // Pure spin with isolation off (one shared region per ring; line
     // padding and early wrap on, their defaults in duplex connections).
@@ -467,14 +504,21 @@ pub static SYSTEMS: &[System] = &[
         &[8, 32],
         &facade::Stream::new(facade::Way::Copy).sender(|tx| tx.set_line_padding(false)),
     ),
-    // The same with non-temporal copies off (on from 16 KiB by default:
-    // the sizes from 16 KiB).
+    // The same with non-temporal copies off, and on at every size (the
+    // default depends on the machine: `Sender::set_nontemporal_threshold`).
     System::new(
         "memtube copy, non-temporal copy off",
         Kind::Stream,
         Section::Streams,
-        &[65536],
+        &NT_SIZES,
         &facade::Stream::new(facade::Way::Copy).sender(|tx| tx.set_nontemporal_threshold(u32::MAX)),
+    ),
+    System::new(
+        "memtube copy, non-temporal copy always",
+        Kind::Stream,
+        Section::Streams,
+        &NT_SIZES,
+        &facade::Stream::new(facade::Way::Copy).sender(|tx| tx.set_nontemporal_threshold(0)),
     ),
     // One way: `send_staged`, `publish` every 16 messages.
     System::new(
