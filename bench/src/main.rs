@@ -711,6 +711,10 @@ fn main() -> Result<(), BoxError> {
         .flatten()
         .map(String::from)
         .collect(),
+        defaults: match memtube::ring::default_nontemporal_threshold() {
+            u32::MAX => "non-temporal copies off".into(),
+            t => format!("non-temporal copies from {t} B"),
+        },
     };
     if let Some((langs, _)) = &langs {
         return langs::write_report(

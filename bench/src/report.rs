@@ -31,6 +31,8 @@ pub struct Machine {
     pub build: String,
     /// Optional baselines compiled in.
     pub features: Vec<String>,
+    /// The defaults memtube picked for this machine.
+    pub defaults: String,
 }
 
 /// The CPU model from /proc/cpuinfo.
@@ -447,6 +449,11 @@ fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'
         } else {
             format!(", baselines: {}", machine.features.join(", "))
         }
+    );
+    let _ = writeln!(
+        m,
+        "memtube's defaults on this machine: {}",
+        machine.defaults
     );
     if !out.failed_runs.is_empty() {
         let _ = writeln!(m, "failed runs ({}, not counted):", out.failed_runs.len());

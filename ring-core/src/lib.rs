@@ -126,14 +126,14 @@
 //!   consumer mapping); streams of small messages published one by one
 //!   lose rate, so it is a setting.
 //! - **Non-temporal copies of large payloads.** Copying sends of payloads
-//!   of at least [`Producer::set_nontemporal_threshold`] bytes (default
-//!   16 KiB) write their whole cache lines with non-temporal stores on
-//!   x86-64, then a store fence, so the Release store that publishes them
-//!   cannot pass them. The consumer then reads them from memory instead of
-//!   fetching every line from the producer's cache, at about the same speed
-//!   wherever the two cores are. Where the cores share a cache closely the
-//!   cached path is faster, and smaller round trips lose: hence the
-//!   default and the setting.
+//!   of at least [`Producer::set_nontemporal_threshold`] bytes write their
+//!   whole cache lines with non-temporal stores on x86-64, then a store
+//!   fence, so the Release store that publishes them cannot pass them. The
+//!   consumer then reads them from memory instead of fetching every line
+//!   from the producer's cache, at about the same speed wherever the two
+//!   cores are. Which path is faster depends on the processor, so the
+//!   default does too ([`default_nontemporal_threshold`]: 1 KiB on AMD,
+//!   off elsewhere), and it is a setting.
 //! - **Lazy release.** The consumer stores its released position on its own
 //!   line only after [`Consumer::set_release_threshold`] bytes (default: a
 //!   quarter of the capacity), when it finds the ring empty (a blocking
@@ -289,6 +289,7 @@ mod loom_tests;
 mod tests;
 
 pub use consumer::{Consumer, Message, Peek};
+pub use copy::default_nontemporal_threshold;
 pub use error::{Corruption, Error};
 pub use holder::Holder;
 #[cfg(not(loom))]

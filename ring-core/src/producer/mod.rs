@@ -78,9 +78,6 @@ pub struct Producer<'a, W: Wait> {
 // handle to another thread moves that exclusive role with it.
 unsafe impl<W: Wait + Send> Send for Producer<'_, W> {}
 
-/// See [`Producer::set_nontemporal_threshold`].
-const DEFAULT_NONTEMPORAL_FROM: u32 = 16 * 1024;
-
 impl<'a, W: Wait> Producer<'a, W> {
     pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
         let mask = sh.capacity - 1;
@@ -94,7 +91,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             zeroed: RECORD_HEADER,
             small_last: true,
             pad_below: 0,
-            nontemporal_from: DEFAULT_NONTEMPORAL_FROM,
+            nontemporal_from: crate::copy::default_nontemporal_threshold(),
             wrap_from: u32::MAX,
             refresh_from: u32::MAX,
             pending: None,
@@ -159,19 +156,22 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// bytes write their whole cache lines with non-temporal stores, which
     /// bypass the producer's cache (x86-64 with SSE2 only; elsewhere, and
     /// under Miri, it changes nothing); so does [`Grant::copy_from`] for
-    /// what it copies. Default 16 KiB; `u32::MAX` turns it off. Grants the
-    /// caller fills itself: see the end of this text.
+    /// what it copies. `u32::MAX` turns it off. The default depends on the
+    /// processor: [`default_nontemporal_threshold`](crate::default_nontemporal_threshold)
+    /// (1 KiB on AMD, off elsewhere). Grants the caller fills itself: see
+    /// the end of this text.
     ///
-    /// A large message is read once, by another core. With ordinary stores
-    /// its lines stay modified in the producer's cache and the consumer
-    /// fetches each from there, at a speed that depends on where the two
-    /// cores are; non-temporal stores put them in memory, where the
-    /// consumer's prefetches find them at about the same speed wherever the
-    /// cores are. The trade-off: large messages between cores that do not
-    /// share a cache closely gain, those between cores that do lose (set
-    /// `u32::MAX` there), and smaller round trips lose, which the default
-    /// stays above; streams of smaller messages between distant cores gain
-    /// from a lower threshold.
+    /// A message is read once, by another core. With ordinary stores its
+    /// lines stay modified in the producer's cache and the consumer fetches
+    /// each from there, at a speed that depends on the processor and on
+    /// where the two cores are; non-temporal stores put them in memory,
+    /// where the consumer's prefetches find them at about the same speed
+    /// wherever the cores are. Which is faster depends on the machine: on
+    /// the AMD EPYC (Zen 4) measured, memory won from 1 KiB (cores in
+    /// different complexes fetch each other's modified lines slowly), on the
+    /// Intel Xeon measured the caches won at every size measured. Measure
+    /// yours with memtube-bench (its "non-temporal copy off/always" rows)
+    /// before changing it.
     ///
     /// Grants are filled by the caller: one who writes a payload with
     /// non-temporal stores must issue a store fence (`_mm_sfence`) before
