@@ -660,3 +660,237 @@ impl Figure {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(system: &str, len: usize, p50: f64) -> Row {
+        Row {
+            system: system.into(),
+            kind: RowKind::RoundTrip,
+            len,
+            p50_ns: Some(p50),
+            percentiles: QUANTILES
+                .iter()
+                .map(|&q| (q, p50 * (1.0 + nines(q))))
+                .collect(),
+            gb_per_s: None,
+        }
+    }
+
+    fn stream(system: &str, len: usize, gb: f64) -> Row {
+        Row {
+            system: system.into(),
+            kind: RowKind::Stream,
+            len,
+            p50_ns: None,
+            percentiles: Vec::new(),
+            gb_per_s: Some(gb),
+        }
+    }
+
+    /// Every system of a full run with every baseline, and a transfer floor.
+    fn everything() -> Vec<Row> {
+        let mut rows = Vec::new();
+        for &len in &crate::SIZES {
+            for s in [
+                name::PURE_SPIN,
+                name::DEFAULT,
+                name::ICEORYX2,
+                name::TACHYON,
+            ] {
+                rows.push(rt(s, len, 100.0 + len as f64));
+            }
+            for s in [
+                name::ZERO_COPY,
+                name::COPY,
+                name::BATCHED,
+                name::ICEORYX2,
+                name::TACHYON,
+            ] {
+                rows.push(stream(s, len, len as f64 / 100.0));
+            }
+        }
+        for s in [
+            "floor: one line",
+            "floor: two lines",
+            "ring floor: 64 KiB",
+            "eventfd",
+            "futex",
+        ] {
+            rows.push(rt(s, 8, 80.0));
+        }
+        for s in [
+            "memtube pure-spin, isolation off",
+            "memtube (ring-core) two processes, raw",
+            "unix socket",
+            "pipe",
+            "record floor: ring-core protocol, minimal code",
+        ] {
+            rows.push(rt(s, 32, 90.0));
+        }
+        rows.push(stream("memtube copy, line padding off", 32, 1.0));
+        rows.push(stream("memcpy (one core)", 65536, 30.0));
+        rows.push(stream("transfer floor: 64 KiB, core to core", 65536, 25.0));
+        rows
+    }
+
+    fn labels(series: &[Series]) -> Vec<&str> {
+        series.iter().map(|s| s.label.as_str()).collect()
+    }
+
+    #[test]
+    fn headline_has_one_series_per_present_system_and_the_floor() {
+        // iceoryx2 absent (its feature off): three lines, the floor last.
+        let mut rows: Vec<Row> = everything()
+            .into_iter()
+            .filter(|r| r.system != name::ICEORYX2)
+            .collect();
+        rows.reverse(); // the points come out sorted by size anyway
+        let h = headline(&rows);
+        assert_eq!(
+            labels(&h),
+            ["memtube default", "tachyon", "floor: one line (8 B)"]
+        );
+        let sizes: Vec<f64> = crate::SIZES.iter().map(|&l| l as f64).collect();
+        for s in &h[..2] {
+            assert_eq!(s.look, Look::Line);
+            assert_eq!(s.points.iter().map(|p| p.0).collect::<Vec<_>>(), sizes);
+        }
+        let floor = &h[2];
+        assert_eq!(floor.look, Look::Floor);
+        assert_eq!(
+            floor.points,
+            [(8.0, 80.0), (65536.0, 80.0)],
+            "flat, across the sizes"
+        );
+        assert!(floor.note.as_deref().is_some_and(|n| n.contains("floor")));
+        // Every baseline present: four series.
+        assert_eq!(headline(&everything()).len(), 4);
+        // No floor measured: no floor line.
+        let no_floor: Vec<Row> = everything()
+            .into_iter()
+            .filter(|r| r.system != name::FLOOR)
+            .collect();
+        assert!(headline(&no_floor).iter().all(|s| s.look == Look::Line));
+    }
+
+    #[test]
+    fn percentiles_draw_at_most_six_series_however_many_systems_ran() {
+        let rows = everything();
+        let round_trips_at_32_or_word = rows
+            .iter()
+            .filter(|r| r.kind == RowKind::RoundTrip && (r.len == 32 || r.len == 8))
+            .count();
+        assert!(round_trips_at_32_or_word > 2 * MAX_SERIES);
+        let p = percentiles(&rows);
+        assert_eq!(
+            labels(&p),
+            [
+                "memtube default (32 B)",
+                "memtube pure-spin (32 B)",
+                "tachyon (32 B)",
+                "iceoryx2 (32 B)",
+                "floor: one line (8 B)",
+                "futex round trip (kernel, 8 B)",
+            ]
+        );
+        let colours: Vec<RGBColor> = p.iter().map(|s| s.colour).collect();
+        for (i, c) in colours.iter().enumerate() {
+            assert!(!colours[..i].contains(c), "colour {c:?} repeats");
+        }
+        for s in &p {
+            assert_eq!(s.points.len(), QUANTILES.len());
+            assert_eq!(s.points[0].0, nines(0.5));
+        }
+    }
+
+    #[test]
+    fn throughput_draws_the_streams_and_the_transfer_floor_if_measured() {
+        let t = throughput(&everything());
+        assert!(t.len() <= MAX_SERIES);
+        assert_eq!(
+            labels(&t),
+            [
+                "memtube copy",
+                "memtube zero-copy",
+                "memtube batched",
+                "tachyon",
+                "iceoryx2",
+                "transfer floor: 64 KiB, core to core",
+            ]
+        );
+        assert_eq!(t[5].look, Look::Floor);
+        assert_eq!(t[5].points, [(65536.0, 25.0)]);
+        let without: Vec<Row> = everything()
+            .into_iter()
+            .filter(|r| !r.system.starts_with(name::TRANSFER_FLOOR))
+            .collect();
+        assert_eq!(throughput(&without).len(), 5);
+    }
+
+    #[test]
+    fn write_all_writes_three_valid_svgs_with_every_legend_label() {
+        let dir = std::env::temp_dir().join(format!("memtube-plots-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let data = Data {
+            machine: "Test CPU 9000".into(),
+            detail: "2 CPUs".into(),
+            rows: everything(),
+        };
+        let files = write_all(&dir, &data).expect("figures drawn");
+        assert_eq!(files, FILES);
+        let series = [
+            headline(&data.rows),
+            percentiles(&data.rows),
+            throughput(&data.rows),
+        ];
+        for (file, series) in files.iter().zip(&series) {
+            let text = std::fs::read_to_string(dir.join(file)).expect("written");
+            assert!(text.starts_with("<svg"), "{file}");
+            let doc = roxmltree::Document::parse(&text)
+                .unwrap_or_else(|e| panic!("{file} is not well-formed XML: {e}"));
+            let texts: Vec<&str> = doc
+                .descendants()
+                .filter(|n| n.tag_name().name() == "text")
+                .filter_map(|n| n.text())
+                .map(str::trim)
+                .collect();
+            assert!(
+                texts.iter().any(|t| t.contains("Test CPU 9000")),
+                "{file}: the machine is not named"
+            );
+            for s in series {
+                for line in wrap(&s.label) {
+                    assert!(
+                        texts.contains(&line.as_str()),
+                        "{file}: no legend label {line:?}"
+                    );
+                }
+            }
+        }
+        assert!(!dir.join("latency.svg").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn legend_labels_wrap_at_spaces() {
+        assert_eq!(wrap("memtube default"), ["memtube default"]);
+        let lines = wrap("transfer floor: 64 KiB block, one core writes, the other reads");
+        assert!(lines.len() > 1 && lines.iter().all(|l| l.chars().count() <= LEGEND_CHARS));
+        assert_eq!(
+            lines.join(" "),
+            "transfer floor: 64 KiB block, one core writes, the other reads"
+        );
+    }
+
+    #[test]
+    fn log_ticks_are_round_numbers() {
+        assert_eq!(log_ticks(90.0, 1100.0), [100.0, 200.0, 500.0, 1000.0]);
+        assert_eq!(log_ticks(0.04, 0.3), [0.05, 0.1, 0.2]);
+        assert_eq!(fmt_ns(2000.0), "2 µs");
+        assert_eq!(fmt_nines(3.0), "p99.9");
+    }
+}

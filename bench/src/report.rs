@@ -737,3 +737,109 @@ pub fn write_all(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::systems::Run;
+
+    fn histogram() -> Histogram<u64> {
+        Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("bounds")
+    }
+
+    /// A round-trip run of `samples` samples, all at `p50` ns.
+    fn latency(round: usize, name: &str, len: usize, p50: u64, samples: u64, kept: bool) -> Record {
+        let sys = Sys::find(Kind::RoundTrip, name).expect("a system of the table");
+        let mut h = histogram();
+        h.record_n(p50, samples).expect("in bounds");
+        Record {
+            round,
+            run: Run {
+                sys,
+                len,
+                count: samples,
+                id: round as u64,
+            },
+            floor: (100, 100),
+            kept,
+            measured: Measured::Latency(h),
+        }
+    }
+
+    /// The headline's points are the per-size medians of the kept runs'
+    /// p50s: not the merged histogram's p50, and no dropped run.
+    #[test]
+    fn headline_points_are_medians_of_kept_runs_p50() {
+        let mut records = Vec::new();
+        for (len, base) in [(8, 100), (32, 110), (65536, 500)] {
+            // p50s base, 2 base, 3 base; the first run has most samples
+            // (the merged p50 would be `base`); a dropped run far above.
+            records.push(latency(0, "memtube default", len, base, 1000, true));
+            records.push(latency(1, "memtube default", len, 2 * base, 10, true));
+            records.push(latency(2, "memtube default", len, 3 * base, 10, true));
+            records.push(latency(
+                3,
+                "memtube default",
+                len,
+                100 * base,
+                10_000,
+                false,
+            ));
+            records.push(latency(0, names::TACHYON, len, 4 * base, 100, true));
+        }
+        records.push(latency(0, "floor: one line", 8, 70, 100, true));
+        records.push(latency(1, "floor: one line", 8, 90, 100, true));
+        records.push(latency(0, "unix socket", 32, 9000, 100, true));
+        let mut order = Vec::new();
+        for r in &records {
+            if !order.contains(&(r.run.sys, r.run.len)) {
+                order.push((r.run.sys, r.run.len));
+            }
+        }
+        let (summaries, merged) = summarize(&order, &records);
+        let rows = figure_rows(&summaries, &merged);
+        let h = plots::headline(&rows);
+        let labels: Vec<&str> = h.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["memtube default", "tachyon", "floor: one line (8 B)"]
+        );
+        assert_eq!(
+            h[0].points,
+            [(8.0, 200.0), (32.0, 220.0), (65536.0, 1000.0)]
+        );
+        assert_eq!(
+            h[1].points,
+            [(8.0, 400.0), (32.0, 440.0), (65536.0, 2000.0)]
+        );
+        assert_eq!(h[2].points, [(8.0, 80.0), (65536.0, 80.0)]);
+        // The percentile curves come from the merged histograms.
+        let p = plots::percentiles(&rows);
+        assert_eq!(p.len(), 3, "default, tachyon and the floor at 32 B / 8 B");
+        assert_eq!(p[0].points[0], (plots::nines(0.5), 110.0));
+    }
+
+    /// The published results.json reads back (`--replot`) into every figure.
+    #[test]
+    fn published_results_replot() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bench/results.json");
+        let json =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let data = saved_data(&json).expect("results.json reads back");
+        assert!(!data.machine.is_empty());
+        assert_eq!(
+            plots::headline(&data.rows).len(),
+            4,
+            "memtube, tachyon, iceoryx2, the floor"
+        );
+        assert_eq!(plots::percentiles(&data.rows).len(), plots::MAX_SERIES);
+        assert_eq!(plots::throughput(&data.rows).len(), 5);
+        let out = std::env::temp_dir().join(format!("memtube-replot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        replot(path.parent().expect("docs/bench"), &out).expect("replot");
+        for f in plots::FILES {
+            assert!(out.join(f).exists(), "{f}");
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

@@ -131,6 +131,9 @@ fn quick_mode_writes_well_formed_outputs() {
     for f in ["headline.svg", "percentiles.svg", "throughput.svg"] {
         svg_ok(&dir.join(f));
     }
-    assert!(!dir.join("latency.svg").exists(), "latency.svg is no longer drawn");
+    assert!(
+        !dir.join("latency.svg").exists(),
+        "latency.svg is no longer drawn"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
