@@ -19,6 +19,7 @@
 //! as a ratio to its own run's floor, then summarised over the kept rounds.
 
 mod langs;
+mod plots;
 mod report;
 mod shm;
 mod systems;
@@ -401,6 +402,15 @@ fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--peer") {
         return peer_main(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("--replot") {
+        // Hidden: draw DIR/results.json's figures again (into OUT, else DIR),
+        // running nothing.
+        return match &args[1..] {
+            [dir] => report::replot(dir.as_ref(), dir.as_ref()),
+            [dir, flag, out] if flag == "--out" => report::replot(dir.as_ref(), out.as_ref()),
+            _ => Err("--replot DIR [--out OUT]".into()),
+        };
     }
     if let [flag, kind, n] = args.as_slice() {
         if flag == "--selfloop" {

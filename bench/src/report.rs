@@ -1,12 +1,12 @@
 //! Summaries over the kept rounds, and the outputs: a markdown table
-//! (stdout and `results.md`), `results.json` with every raw figure, and two
-//! SVG plots.
+//! (stdout and `results.md`), `results.json` with every raw figure, and the
+//! figures of [`crate::plots`].
 
+use crate::plots::{self, size_name};
 use crate::systems::{names, Kind, Measured, Sys};
 use crate::{BoxError, Mode, Record, LEVEL_TOLERANCE};
 use hdrhistogram::Histogram;
-use plotters::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -62,7 +62,8 @@ pub struct Failure {
 }
 
 /// Percentiles of one histogram (ns).
-#[derive(Serialize, Clone, Copy, Default)]
+#[derive(Serialize, Deserialize, Clone, Copy, Default)]
+#[serde(default)]
 pub struct Pcts {
     count: u64,
     min: u64,
@@ -110,7 +111,7 @@ fn mean_to(h: &Histogram<u64>, limit: u64) -> f64 {
 }
 
 /// The median and the spread of a figure over rounds.
-#[derive(Serialize, Clone, Copy)]
+#[derive(Serialize, Deserialize, Clone, Copy)]
 pub struct Spread {
     median: f64,
     min: f64,
@@ -419,14 +420,6 @@ fn fmt_spread(s: &Option<Spread>) -> String {
     }
 }
 
-fn size_name(len: usize) -> String {
-    if len >= 1024 {
-        format!("{} KiB", len / 1024)
-    } else {
-        format!("{len} B")
-    }
-}
-
 fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'_>) -> String {
     let mut m = String::new();
     let _ = writeln!(
@@ -558,147 +551,129 @@ fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'
     m
 }
 
-const QUANTILES: [f64; 11] = [
-    0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99995, 0.99999,
-];
-
-fn nines(q: f64) -> f64 {
-    -(1.0 - q).log10()
-}
-
-/// Latency percentile curves, one line per transport (32-byte payloads and
-/// the word-sized floors and kernel paths), log latency axis.
-fn latency_svg(path: &Path, merged: &Merged) -> Result<(), BoxError> {
-    let series: Vec<(String, Vec<(f64, f64)>)> = merged
+/// The figures' rows: every summary, with the merged histograms'
+/// percentile curves (the percentile figure's quantiles).
+fn figure_rows(summaries: &[Summary], merged: &Merged) -> Vec<plots::Row> {
+    summaries
         .iter()
-        .filter(|((sys, len), _)| sys.kind() == Kind::RoundTrip && (*len == 32 || sys.row().word))
-        .map(|((sys, len), h)| {
-            let pts = QUANTILES
-                .iter()
-                .map(|&q| (nines(q), h.value_at_quantile(q).max(1) as f64))
-                .collect();
-            (format!("{} ({} B)", sys.name(), len), pts)
-        })
-        .collect();
-    let (lo, hi) = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|&(_, y)| y))
-        .fold((f64::MAX, 1.0f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
-    let lo = if lo == f64::MAX { 1.0 } else { lo };
-    let root = SVGBackend::new(path, (1000, 640)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Round-trip latency percentiles, two processes (32 B payloads; floors and eventfd/futex move one word)", ("sans-serif", 17))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(nines(0.5)..nines(0.99999), ((lo * 0.8)..(hi * 1.3)).log_scale())?;
-    chart
-        .configure_mesh()
-        .x_desc("percentile")
-        .y_desc("round trip (ns, log)")
-        .x_labels(6)
-        .x_label_formatter(&|x| {
-            let q = 100.0 * (1.0 - 10f64.powf(-x));
-            format!("p{}", (q * 1000.0).round() / 1000.0)
-        })
-        .draw()?;
-    for (i, (name, pts)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
-            .label(name.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
-}
-
-/// Streaming throughput (GB/s, log axis) by payload size, one bar per transport.
-fn throughput_svg(path: &Path, summaries: &[Summary]) -> Result<(), BoxError> {
-    let streams: Vec<&Summary> = summaries
-        .iter()
-        .filter(|s| s.kind == "stream" && s.system != names::MEMCPY)
-        .collect();
-    let mut systems: Vec<&'static str> = Vec::new();
-    let mut sizes: Vec<usize> = Vec::new();
-    for s in &streams {
-        if !systems.contains(&s.system) {
-            systems.push(s.system);
-        }
-        if !sizes.contains(&s.payload_bytes) {
-            sizes.push(s.payload_bytes);
-        }
-    }
-    let values: Vec<f64> = streams
-        .iter()
-        .filter_map(|s| s.gb_per_s.map(|g| g.median))
-        .collect();
-    let hi = values.iter().copied().fold(0.01f64, f64::max);
-    let lo = values.iter().copied().fold(hi, f64::min).max(1e-4);
-    let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let n = sizes.len().max(1) as f64;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "One-way streaming throughput between two processes",
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..n, ((lo * 0.5)..(hi * 2.0)).log_scale())?;
-    let size_labels = sizes.clone();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_desc("payload size")
-        .y_desc("GB/s (log)")
-        .x_labels(sizes.len() * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - x.floor() - 0.5).abs() < 0.01 && i < size_labels.len() {
-                size_name(size_labels[i])
-            } else {
-                String::new()
+        .map(|s| {
+            let sys = Sys::all().find(|x| x.name() == s.system && kind_name(x.kind()) == s.kind);
+            let percentiles = sys
+                .and_then(|sys| merged.get(&(sys, s.payload_bytes)))
+                .map(|h| {
+                    plots::QUANTILES
+                        .iter()
+                        .map(|&q| (q, h.value_at_quantile(q) as f64))
+                        .collect()
+                })
+                .unwrap_or_default();
+            plots::Row {
+                system: s.system.to_string(),
+                kind: row_kind(s.kind),
+                len: s.payload_bytes,
+                p50_ns: s.p50_ns.map(|x| x.median),
+                percentiles,
+                gb_per_s: s.gb_per_s.map(|x| x.median),
             }
         })
-        .draw()?;
-    let width = 0.8 / systems.len().max(1) as f64;
-    for (j, sys) in systems.iter().enumerate() {
-        let color = Palette99::pick(j).to_rgba();
-        let bars: Vec<Rectangle<(f64, f64)>> = streams
-            .iter()
-            .filter(|s| s.system == *sys)
-            .filter_map(|s| {
-                let i = sizes.iter().position(|&z| z == s.payload_bytes)? as f64;
-                let x0 = i + 0.1 + j as f64 * width;
-                Some(Rectangle::new(
-                    [(x0, lo * 0.5), (x0 + width * 0.9, s.gb_per_s?.median)],
-                    color.filled(),
-                ))
-            })
-            .collect();
-        chart
-            .draw_series(bars)?
-            .label(*sys)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+        .collect()
+}
+
+fn row_kind(kind: &str) -> plots::RowKind {
+    match kind {
+        "stream" => plots::RowKind::Stream,
+        "wake_up" => plots::RowKind::Wake,
+        _ => plots::RowKind::RoundTrip,
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
+}
+
+/// The line under each figure's title: the CPUs, how the two relate, the
+/// scheduler (those known).
+fn machine_detail(cpus: usize, placement: &str, scheduler: &str) -> String {
+    let mut d = format!("{cpus} CPUs");
+    if !placement.is_empty() {
+        let _ = write!(d, "; the two CPUs: {placement}");
+    }
+    if !scheduler.is_empty() {
+        let _ = write!(d, "; {scheduler}");
+    }
+    d
+}
+
+/// `results.json` read back: what the figures need.
+#[derive(Deserialize)]
+struct Saved {
+    machine: SavedMachine,
+    summaries: Vec<SavedSummary>,
+}
+
+#[derive(Deserialize)]
+struct SavedMachine {
+    cpu_model: String,
+    #[serde(default)]
+    cpus: usize,
+    #[serde(default)]
+    placement: String,
+    #[serde(default)]
+    scheduler: String,
+}
+
+#[derive(Deserialize)]
+struct SavedSummary {
+    system: String,
+    kind: String,
+    payload_bytes: usize,
+    p50_ns: Option<Spread>,
+    merged_ns: Option<Pcts>,
+    gb_per_s: Option<Spread>,
+}
+
+/// The figures' data from a `results.json` (the percentile curves from its
+/// merged percentiles: p50, p90, p99, p99.9, p99.99).
+fn saved_data(json: &str) -> Result<plots::Data, BoxError> {
+    let saved: Saved = serde_json::from_str(json)?;
+    let rows = saved
+        .summaries
+        .into_iter()
+        .map(|s| plots::Row {
+            kind: row_kind(&s.kind),
+            len: s.payload_bytes,
+            p50_ns: s.p50_ns.map(|x| x.median),
+            percentiles: s
+                .merged_ns
+                .map(|p| {
+                    [
+                        (0.5, p.p50),
+                        (0.9, p.p90),
+                        (0.99, p.p99),
+                        (0.999, p.p999),
+                        (0.9999, p.p9999),
+                    ]
+                    .map(|(q, v)| (q, v as f64))
+                    .to_vec()
+                })
+                .unwrap_or_default(),
+            gb_per_s: s.gb_per_s.map(|x| x.median),
+            system: s.system,
+        })
+        .collect();
+    let m = saved.machine;
+    Ok(plots::Data {
+        detail: machine_detail(m.cpus, &m.placement, &m.scheduler),
+        machine: m.cpu_model,
+        rows,
+    })
+}
+
+/// Draw `dir/results.json`'s figures again into `out`, running nothing
+/// (`memtube-bench --replot DIR [--out OUT]`).
+pub fn replot(dir: &Path, out: &Path) -> Result<(), BoxError> {
+    let path = dir.join("results.json");
+    let json = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let data = saved_data(&json)?;
+    std::fs::create_dir_all(out)?;
+    let files = plots::write_all(out, &data)?;
+    println!("wrote {}/{}", out.display(), files.join(", "));
     Ok(())
 }
 
@@ -779,12 +754,123 @@ pub fn write_all(
         dir.join("results.json"),
         serde_json::to_string_pretty(&out)?,
     )?;
-    latency_svg(&dir.join("latency.svg"), &merged)?;
-    throughput_svg(&dir.join("throughput.svg"), &out.summaries)?;
+    let data = plots::Data {
+        machine: machine.cpu_model.clone(),
+        detail: machine_detail(machine.cpus, &machine.placement, &machine.scheduler),
+        rows: figure_rows(&out.summaries, &merged),
+    };
+    let files = plots::write_all(dir, &data)?;
     println!();
     println!(
-        "wrote {}/results.md, results.json, latency.svg, throughput.svg",
-        dir.display()
+        "wrote {}/results.md, results.json, {}",
+        dir.display(),
+        files.join(", ")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::systems::Run;
+
+    fn histogram() -> Histogram<u64> {
+        Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("bounds")
+    }
+
+    /// A round-trip run of `samples` samples, all at `p50` ns.
+    fn latency(round: usize, name: &str, len: usize, p50: u64, samples: u64, kept: bool) -> Record {
+        let sys = Sys::find(Kind::RoundTrip, name).expect("a system of the table");
+        let mut h = histogram();
+        h.record_n(p50, samples).expect("in bounds");
+        Record {
+            round,
+            run: Run {
+                sys,
+                len,
+                count: samples,
+                id: round as u64,
+            },
+            floor: (100, 100),
+            kept,
+            measured: Measured::Latency(h),
+        }
+    }
+
+    /// The headline's points are the per-size medians of the kept runs'
+    /// p50s: not the merged histogram's p50, and no dropped run.
+    #[test]
+    fn headline_points_are_medians_of_kept_runs_p50() {
+        let mut records = Vec::new();
+        for (len, base) in [(8, 100), (32, 110), (65536, 500)] {
+            // p50s base, 2 base, 3 base; the first run has most samples
+            // (the merged p50 would be `base`); a dropped run far above.
+            records.push(latency(0, "memtube default", len, base, 1000, true));
+            records.push(latency(1, "memtube default", len, 2 * base, 10, true));
+            records.push(latency(2, "memtube default", len, 3 * base, 10, true));
+            records.push(latency(
+                3,
+                "memtube default",
+                len,
+                100 * base,
+                10_000,
+                false,
+            ));
+            records.push(latency(0, names::TACHYON, len, 4 * base, 100, true));
+        }
+        records.push(latency(0, "floor: one line", 8, 70, 100, true));
+        records.push(latency(1, "floor: one line", 8, 90, 100, true));
+        records.push(latency(0, "unix socket", 32, 9000, 100, true));
+        let mut order = Vec::new();
+        for r in &records {
+            if !order.contains(&(r.run.sys, r.run.len)) {
+                order.push((r.run.sys, r.run.len));
+            }
+        }
+        let (summaries, merged) = summarize(&order, &records);
+        let rows = figure_rows(&summaries, &merged);
+        let h = plots::headline(&rows);
+        let labels: Vec<&str> = h.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["memtube default", "tachyon", "floor: one line (8 B)"]
+        );
+        assert_eq!(
+            h[0].points,
+            [(8.0, 200.0), (32.0, 220.0), (65536.0, 1000.0)]
+        );
+        assert_eq!(
+            h[1].points,
+            [(8.0, 400.0), (32.0, 440.0), (65536.0, 2000.0)]
+        );
+        assert_eq!(h[2].points, [(8.0, 80.0), (65536.0, 80.0)]);
+        // The percentile curves come from the merged histograms.
+        let p = plots::percentiles(&rows);
+        assert_eq!(p.len(), 3, "default, tachyon and the floor at 32 B / 8 B");
+        assert_eq!(p[0].points[0], (plots::nines(0.5), 110.0));
+    }
+
+    /// The published results.json reads back (`--replot`) into every figure.
+    #[test]
+    fn published_results_replot() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bench/results.json");
+        let json =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let data = saved_data(&json).expect("results.json reads back");
+        assert!(!data.machine.is_empty());
+        assert_eq!(
+            plots::headline(&data.rows).len(),
+            4,
+            "memtube, tachyon, iceoryx2, the floor"
+        );
+        assert_eq!(plots::percentiles(&data.rows).len(), plots::MAX_SERIES);
+        assert_eq!(plots::throughput(&data.rows).len(), 5);
+        let out = std::env::temp_dir().join(format!("memtube-replot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        replot(path.parent().expect("docs/bench"), &out).expect("replot");
+        for f in plots::FILES {
+            assert!(out.join(f).exists(), "{f}");
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
 }

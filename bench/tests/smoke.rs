@@ -128,7 +128,12 @@ fn quick_mode_writes_well_formed_outputs() {
     assert!(json["summaries"].as_array().is_some_and(|s| !s.is_empty()));
     assert!(json["failed_runs"].is_array());
 
-    svg_ok(&dir.join("latency.svg"));
-    svg_ok(&dir.join("throughput.svg"));
+    for f in ["headline.svg", "percentiles.svg", "throughput.svg"] {
+        svg_ok(&dir.join(f));
+    }
+    assert!(
+        !dir.join("latency.svg").exists(),
+        "latency.svg is no longer drawn"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
