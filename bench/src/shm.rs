@@ -80,8 +80,8 @@ pub const AREA: usize = 64 * 1024;
 /// with isolation on). Area A (written by the main process) at `SIZE`, B at
 /// `SIZE + AREA`.
 pub const TRANSFER: usize = SIZE + 2 * AREA;
-/// Bytes of the transfer floor's area (as the streams' 256 KiB rings).
-pub const TRANSFER_LEN: usize = 256 * 1024;
+/// Bytes of the transfer floor's area: the largest of its variants.
+pub const TRANSFER_LEN: usize = 4 * 1024 * 1024;
 /// Bytes of the memfd: the transfer floor's area lies past the read-only
 /// variant's, in a read-write mapping of its own.
 pub const TOTAL: usize = TRANSFER + TRANSFER_LEN;

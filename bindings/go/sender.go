@@ -351,7 +351,7 @@ func (s *Sender) set(op string, what C.int, v uint32) error {
 }
 
 // SetNontemporalThreshold: copying sends of at least bytes bytes use
-// non-temporal stores (x86-64; the default depends on the processor: 1 KiB
+// non-temporal stores (x86-64; the default depends on the processor: 16 KiB
 // on AMD, off elsewhere; math.MaxUint32 turns it off).
 func (s *Sender) SetNontemporalThreshold(bytes uint32) error {
 	return s.set("set nontemporal threshold", C.MT_S_NONTEMPORAL, bytes)

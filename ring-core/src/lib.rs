@@ -132,7 +132,7 @@
 //!   consumer then reads them from memory instead of fetching every line
 //!   from the producer's cache, at about the same speed wherever the two
 //!   cores are. Which path is faster depends on the processor, so the
-//!   default does too ([`default_nontemporal_threshold`]: 1 KiB on AMD,
+//!   default does too ([`default_nontemporal_threshold`]: 16 KiB on AMD,
 //!   off elsewhere), and it is a setting.
 //! - **Lazy release.** The consumer stores its released position on its own
 //!   line only after [`Consumer::set_release_threshold`] bytes (default: a

@@ -66,15 +66,27 @@ pub struct Stream {
     pub way: Way,
     /// The sender's settings.
     pub sender: fn(&mut memtube::Sender),
+    /// The ring's capacity in bytes.
+    pub capacity: u32,
 }
 
+/// The streams' ring capacity unless a row says otherwise.
+pub const STREAM_CAPACITY: u32 = 256 * 1024;
+
 impl Stream {
-    /// A stream sent this way, with the sender's defaults.
+    /// A stream sent this way, with the sender's defaults, over a ring of
+    /// [`STREAM_CAPACITY`].
     pub const fn new(way: Way) -> Self {
         Stream {
             way,
             sender: |_| {},
+            capacity: STREAM_CAPACITY,
         }
+    }
+
+    /// Over a ring of `capacity` bytes.
+    pub const fn capacity(self, capacity: u32) -> Self {
+        Stream { capacity, ..self }
     }
 
     /// With these sender settings.
@@ -85,7 +97,7 @@ impl Stream {
 
 impl Bench for Stream {
     fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
-        memtube_stream_main(ctx, run)
+        memtube_stream_main(self, ctx, run)
     }
 
     fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
@@ -94,9 +106,9 @@ impl Bench for Stream {
 }
 
 /// The streams' options (both sides pass the same).
-fn stream_options() -> Options {
+fn stream_options(capacity: u32) -> Options {
     Options::new()
-        .capacity(256 * 1024)
+        .capacity(capacity)
         .direction(Direction::ConnectorToListener)
 }
 
@@ -166,9 +178,9 @@ fn memtube_rt_peer(rt: &RoundTrip, ctx: &Ctx, run: Run) -> Result<(), BoxError> 
     Ok(())
 }
 
-fn memtube_stream_main(ctx: &Ctx, run: Run) -> Result<Measured, BoxError> {
+fn memtube_stream_main(stream: &Stream, ctx: &Ctx, run: Run) -> Result<Measured, BoxError> {
     let listener = ctx.listener.as_ref().ok_or("no listener")?;
-    let mut conn = listener.accept_with(&stream_options(), Some(TIMEOUT))?;
+    let mut conn = listener.accept_with(&stream_options(stream.capacity), Some(TIMEOUT))?;
     let rx = conn.receiver()?;
     let mut start = None;
     let mut sum = 0u64;
@@ -186,7 +198,7 @@ fn memtube_stream_main(ctx: &Ctx, run: Run) -> Result<Measured, BoxError> {
 }
 
 fn memtube_stream_peer(stream: &Stream, ctx: &Ctx, run: Run) -> Result<(), BoxError> {
-    let mut conn = memtube::connect(ctx.addr.as_str(), &stream_options())?;
+    let mut conn = memtube::connect(ctx.addr.as_str(), &stream_options(stream.capacity))?;
     let tx = conn.sender()?;
     let mut payload = vec![0x5au8; run.len];
     (stream.sender)(tx);

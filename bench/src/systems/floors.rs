@@ -103,19 +103,19 @@ impl Bench for RecordFloor {
     }
 }
 
-/// The transfer floor: the peer writes blocks into a 256 KiB area (as the
-/// streams' rings) split into slots of the payload's size, the main process
-/// reads every byte of each (as the streams' reader) and hands the slot
-/// back; one counter of blocks written, one of blocks read, each in a line
-/// of its own. No ring, no records, no API: what moving the bytes from one
-/// core to the other costs, written the way this variant says.
+/// The transfer floor: the peer writes blocks into an area of `area` bytes
+/// (as a stream's ring) split into slots of the payload's size, the main
+/// process reads every byte of each (as the streams' reader) and hands the
+/// slot back; one counter of blocks written, one of blocks read, each in a
+/// line of its own. No ring, no records, no API: what moving the bytes from
+/// one core to the other costs, written the way `nontemporal` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transfer {
-    /// The writer copies each block in with ordinary stores (`memcpy`).
-    Plain,
-    /// The writer copies each block in with non-temporal stores (x86-64),
-    /// then a store fence, as ring-core's non-temporal copy.
-    NonTemporal,
+pub struct Transfer {
+    /// Non-temporal stores (x86-64), then a store fence, as ring-core's
+    /// non-temporal copy; else ordinary stores (`memcpy`).
+    pub nontemporal: bool,
+    /// Bytes of the area (at most `shm::TRANSFER_LEN`).
+    pub area: usize,
 }
 
 impl Bench for Transfer {
@@ -130,7 +130,7 @@ impl Bench for Transfer {
     }
 
     fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
-        transfer_read(&ctx.shm, run)
+        transfer_read(&ctx.shm, *self, run)
     }
 
     fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
@@ -139,16 +139,20 @@ impl Bench for Transfer {
 }
 
 /// The slots of the transfer floor's area for `len`-byte blocks.
-fn transfer_slots(len: usize) -> Result<u64, BoxError> {
-    if len == 0 || len % 64 != 0 || len > shm::TRANSFER_LEN {
-        return Err(format!("transfer floor: {len}-byte blocks do not fit its slots").into());
+fn transfer_slots(sys: Transfer, len: usize) -> Result<u64, BoxError> {
+    if len == 0 || len % 64 != 0 || len > sys.area || sys.area > shm::TRANSFER_LEN {
+        return Err(format!(
+            "transfer floor: {len}-byte blocks do not fit a {}-byte area",
+            sys.area
+        )
+        .into());
     }
-    Ok((shm::TRANSFER_LEN / len) as u64)
+    Ok((sys.area / len) as u64)
 }
 
 /// The transfer floor's reader: wait for block `n`, read all of it, release.
-fn transfer_read(shm: &Shm, run: Run) -> Result<Measured, BoxError> {
-    let slots = transfer_slots(run.len)?;
+fn transfer_read(shm: &Shm, sys: Transfer, run: Run) -> Result<Measured, BoxError> {
+    let slots = transfer_slots(sys, run.len)?;
     let (published, released) = (
         shm.u64(shm::TRANSFER_PUBLISHED),
         shm.u64(shm::TRANSFER_RELEASED),
@@ -178,7 +182,7 @@ fn transfer_read(shm: &Shm, run: Run) -> Result<Measured, BoxError> {
 /// The transfer floor's writer: wait for a free slot, copy block `n` in
 /// (its first 8 bytes its number, as the streams' payloads), publish.
 fn transfer_write(shm: &Shm, sys: Transfer, run: Run) -> Result<(), BoxError> {
-    let slots = transfer_slots(run.len)?;
+    let slots = transfer_slots(sys, run.len)?;
     let (published, released) = (
         shm.u64(shm::TRANSFER_PUBLISHED),
         shm.u64(shm::TRANSFER_RELEASED),
@@ -194,15 +198,15 @@ fn transfer_write(shm: &Shm, sys: Transfer, run: Run) -> Result<(), BoxError> {
         // stays mapped; the reader released the block that used it last
         // (Acquire above) and reads it again only after we publish below.
         let dst = unsafe { shm.transfer().add(at) };
-        match sys {
+        if sys.nontemporal {
+            // SAFETY: `dst` is valid for `run.len` bytes (above), does not
+            // overlap our own `payload`, and is 64-aligned (a page-aligned
+            // area, slots a multiple of 64 bytes long: `transfer_slots`).
+            unsafe { copy_nontemporal(dst, &payload)? }
+        } else {
             // SAFETY: `dst` is valid for `run.len` bytes (above) and does
             // not overlap our own `payload`.
-            Transfer::Plain => unsafe {
-                std::ptr::copy_nonoverlapping(payload.as_ptr(), dst, run.len)
-            },
-            // SAFETY: as above; `dst` is 64-aligned (a page-aligned area,
-            // slots a multiple of 64 bytes long: `transfer_slots`).
-            Transfer::NonTemporal => unsafe { copy_nontemporal(dst, &payload)? },
+            unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), dst, run.len) }
         }
         published.store(n + 1, Ordering::Release);
     }

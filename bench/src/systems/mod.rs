@@ -191,6 +191,9 @@ impl System {
     }
 }
 
+/// The large rings' capacity (streams and transfer floors "4 MiB").
+const BIG_RING: u32 = 4 * 1024 * 1024;
+
 /// The sizes where the non-temporal copy knob's fixed settings run (below
 /// a cache line it has no whole line to write).
 const NT_SIZES: [usize; 4] = [256, 1024, 4096, 65536];
@@ -211,6 +214,11 @@ pub mod names {
     pub const TRANSFER_PLAIN: &str = "transfer floor: ordinary stores";
     /// The transfer floor with non-temporal stores.
     pub const TRANSFER_NT: &str = "transfer floor: non-temporal stores";
+    /// The transfer floors over 4 MiB (the streams named "4 MiB ring"
+    /// compare with these).
+    pub const TRANSFER_PLAIN_4M: &str = "transfer floor, 4 MiB: ordinary stores";
+    /// See [`TRANSFER_PLAIN_4M`].
+    pub const TRANSFER_NT_4M: &str = "transfer floor, 4 MiB: non-temporal stores";
     /// The futex round trip and wake-up (wake-ups' `over_futex_wake`).
     pub const FUTEX: &str = "futex";
 }
@@ -357,15 +365,18 @@ pub static SYSTEMS: &[System] = &[
         &floors::RecordFloor::RoPadded,
     ),
     // Blocks moved from the peer's core to the main process's with nothing
-    // else: the peer copies each into a slot of a 256 KiB area, the main
-    // process reads every byte and hands the slot back (large streams'
-    // floor), with ordinary stores ...
+    // else: the peer copies each into a slot of an area as large as the
+    // streams' ring, the main process reads every byte and hands the slot
+    // back (large streams' floor), with ordinary stores ...
     System::new(
         names::TRANSFER_PLAIN,
         Kind::Stream,
         Section::Streams,
         &[4096, 65536],
-        &floors::Transfer::Plain,
+        &floors::Transfer {
+            nontemporal: false,
+            area: facade::STREAM_CAPACITY as usize,
+        },
     ),
     // ... and with non-temporal stores (x86-64).
     System::new(
@@ -373,7 +384,33 @@ pub static SYSTEMS: &[System] = &[
         Kind::Stream,
         Section::Streams,
         &[4096, 65536],
-        &floors::Transfer::NonTemporal,
+        &floors::Transfer {
+            nontemporal: true,
+            area: facade::STREAM_CAPACITY as usize,
+        },
+    )
+    .built(cfg!(target_arch = "x86_64")),
+    // The same over 4 MiB, more than a core's private caches hold (the
+    // blocks leave the writer's cache before the reader comes).
+    System::new(
+        names::TRANSFER_PLAIN_4M,
+        Kind::Stream,
+        Section::Streams,
+        &[65536],
+        &floors::Transfer {
+            nontemporal: false,
+            area: BIG_RING as usize,
+        },
+    ),
+    System::new(
+        names::TRANSFER_NT_4M,
+        Kind::Stream,
+        Section::Streams,
+        &[65536],
+        &floors::Transfer {
+            nontemporal: true,
+            area: BIG_RING as usize,
+        },
     )
     .built(cfg!(target_arch = "x86_64")),
     // memcpy of the payload on one core (no peer).
@@ -519,6 +556,24 @@ pub static SYSTEMS: &[System] = &[
         Section::Streams,
         &NT_SIZES,
         &facade::Stream::new(facade::Way::Copy).sender(|tx| tx.set_nontemporal_threshold(0)),
+    ),
+    // Copying streams over a 4 MiB ring (against the 4 MiB transfer
+    // floors), with the default non-temporal setting and with it off.
+    System::new(
+        "memtube copy, 4 MiB ring",
+        Kind::Stream,
+        Section::Streams,
+        &[65536],
+        &facade::Stream::new(facade::Way::Copy).capacity(BIG_RING),
+    ),
+    System::new(
+        "memtube copy, 4 MiB ring, non-temporal copy off",
+        Kind::Stream,
+        Section::Streams,
+        &[65536],
+        &facade::Stream::new(facade::Way::Copy)
+            .capacity(BIG_RING)
+            .sender(|tx| tx.set_nontemporal_threshold(u32::MAX)),
     ),
     // One way: `send_staged`, `publish` every 16 messages.
     System::new(
@@ -917,10 +972,22 @@ mod tests {
     /// table under the same name and kind, so new results compare with them.
     #[test]
     fn published_systems_keep_their_names_and_sizes() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bench/results.json");
+        // One folder per machine and run: docs/bench/<machine>-<date>/results.json.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bench");
+        let mut published = 0;
+        for entry in std::fs::read_dir(&dir).expect("docs/bench") {
+            let path = entry.expect("entry").path().join("results.json");
+            if path.exists() {
+                published += 1;
+                check_published(&path);
+            }
+        }
+        assert!(published > 0, "no results.json under {}", dir.display());
+    }
+
+    fn check_published(path: &std::path::Path) {
         let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
         let summaries = json["summaries"].as_array().expect("summaries");
         assert!(!summaries.is_empty());
@@ -933,11 +1000,16 @@ mod tests {
                 other => panic!("unknown kind {other:?}"),
             };
             let len = s["payload_bytes"].as_u64().expect("payload_bytes") as usize;
-            let sys = Sys::find(kind, name)
-                .unwrap_or_else(|| panic!("published {name:?} ({kind:?}) is not in the table"));
+            let sys = Sys::find(kind, name).unwrap_or_else(|| {
+                panic!(
+                    "{}: published {name:?} ({kind:?}) is not in the table",
+                    path.display()
+                )
+            });
             assert!(
                 sys.row().sizes.contains(&len),
-                "published {sys:?} at {len} B no longer runs"
+                "{}: published {sys:?} at {len} B no longer runs",
+                path.display()
             );
         }
     }

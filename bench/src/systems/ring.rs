@@ -51,17 +51,24 @@ fn memtube_threads(run: Run, echo_cpu: Option<usize>) -> Result<Histogram<u64>, 
     let (mut ping_tx, mut ping_rx) = split(a.as_mut_slice(), cfg, SpinWait::std())?;
     let (mut pong_tx, mut pong_rx) = split(b.as_mut_slice(), cfg, SpinWait::std())?;
     let count = run.count;
+    // The echo thread starts on this thread's CPU; under SCHED_FIFO (`--fifo`)
+    // it would never run there while this thread spins, so this thread
+    // sleeps until the echo has moved to its own CPU.
+    let pinned = std::sync::Barrier::new(2);
+    let pinned = &pinned;
     std::thread::scope(|sc| {
         let echo = sc.spawn(move || -> Result<(), memtube::Error> {
             if let Some(c) = echo_cpu {
                 core_affinity::set_for_current(core_affinity::CoreId { id: c });
             }
+            pinned.wait();
             for _ in 0..count {
                 let m = ping_rx.recv_timeout(TIMEOUT)?;
                 pong_tx.send_timeout(&m, m.type_id(), TIMEOUT)?;
             }
             Ok(())
         });
+        pinned.wait();
         let mut payload = vec![0xa5u8; run.len];
         let h = time_round_trips(count, |s| {
             payload[..8].copy_from_slice(&s.to_ne_bytes());

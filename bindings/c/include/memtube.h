@@ -1213,7 +1213,7 @@ int32_t memtube_sender_peer_state(struct memtube_sender *tx, bool probe, int32_t
 
 /**
  * Copying sends of payloads of at least `bytes` bytes use non-temporal
- * stores (x86-64; the default depends on the processor: 1 KiB on AMD and
+ * stores (x86-64; the default depends on the processor: 16 KiB on AMD and
  * Hygon, off elsewhere; `UINT32_MAX` turns it off). BUSY while a grant is
  * outstanding.
  * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only

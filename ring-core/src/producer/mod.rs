@@ -158,7 +158,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// under Miri, it changes nothing); so does [`Grant::copy_from`] for
     /// what it copies. `u32::MAX` turns it off. The default depends on the
     /// processor: [`default_nontemporal_threshold`](crate::default_nontemporal_threshold)
-    /// (1 KiB on AMD, off elsewhere). Grants the caller fills itself: see
+    /// (16 KiB on AMD, off elsewhere). Grants the caller fills itself: see
     /// the end of this text.
     ///
     /// A message is read once, by another core. With ordinary stores its
@@ -166,9 +166,15 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// each from there, at a speed that depends on the processor and on
     /// where the two cores are; non-temporal stores put them in memory,
     /// where the consumer's prefetches find them at about the same speed
-    /// wherever the cores are. Which is faster depends on the machine: on
-    /// the AMD EPYC (Zen 4) measured, memory won from 1 KiB (cores in
-    /// different complexes fetch each other's modified lines slowly), on the
+    /// wherever the cores are. Which is faster depends on the machine, on
+    /// where the two cores are, on the ring and on the traffic. On the AMD
+    /// EPYC (Zen 4) measured: memory won for 64 KiB messages, except 64 KiB
+    /// streams over rings larger than a core's caches between close cores
+    /// (4 MiB ring: 37 GB/s with ordinary stores, 23 with non-temporal
+    /// ones); for 1–4 KiB messages it won streams (4 KiB: 1.6 times the
+    /// rate between close cores, 5 times between far ones) and round trips
+    /// between far cores (1.3 times faster) but lost round trips between
+    /// close ones (twice as slow), hence the 16 KiB default there. On the
     /// Intel Xeon measured the caches won at every size measured. Measure
     /// yours with memtube-bench (its "non-temporal copy off/always" rows)
     /// before changing it.
