@@ -70,11 +70,16 @@ pub mod ice {
         let stream = run.sys.kind() == Kind::Stream;
         let sname: ServiceName = name(ctx, run, which).as_str().try_into()?;
         let node = node(ctx)?;
+        // Round trips as iceoryx2's own publish-subscribe benchmark
+        // (benchmarks/publish-subscribe in its repository) configures its
+        // services: a buffer of one sample, safe overflow, no history;
+        // streams with a buffer deep enough to stream, no overflow.
+        let buffer = if stream { 256 } else { 1 };
         let svc = node
             .service_builder(&sname)
             .publish_subscribe::<[u8]>()
             .enable_safe_overflow(!stream)
-            .subscriber_max_buffer_size(if stream { 256 } else { 4 })
+            .subscriber_max_buffer_size(buffer)
             .history_size(0)
             .max_publishers(1)
             .max_subscribers(1)
@@ -87,10 +92,7 @@ pub mod ice {
                 .create()?;
             Ok((Some(p), None))
         } else {
-            let s = svc
-                .subscriber_builder()
-                .buffer_size(if stream { 256 } else { 4 })
-                .create()?;
+            let s = svc.subscriber_builder().buffer_size(buffer).create()?;
             Ok((None, Some(s)))
         }
     }
@@ -162,9 +164,14 @@ pub mod ice {
         set_word(ctx, shm::MAIN_READY, run.id);
         await_word(ctx, shm::PEER_READY, run.id)?;
         let mut payload = vec![0xa5u8; run.len];
+        // As iceoryx2's own benchmark: the next sample is loaned before the
+        // wait for the answer, off the round trip's path.
+        let mut next = Some(ping.loan_slice_uninit(run.len)?);
         let h = time_round_trips(run.count, |s| {
             payload[..8].copy_from_slice(&s.to_ne_bytes());
-            send(&ping, &payload)?;
+            let sample = next.take().ok_or("no loaned sample")?;
+            sample.write_from_slice(&payload).send()?;
+            next = Some(ping.loan_slice_uninit(run.len)?);
             let mut spin = crate::Spin::new();
             loop {
                 if let Some(m) = pong.receive()? {
@@ -200,10 +207,12 @@ pub mod ice {
             let (ping, pong) = (ping.ok_or("no subscriber")?, pong.ok_or("no publisher")?);
             set_word(ctx, shm::PEER_READY, run.id);
             for _ in 0..run.count {
+                // Loaned before the wait, as iceoryx2's own benchmark.
+                let sample = pong.loan_slice_uninit(run.len)?;
                 let mut spin = crate::Spin::new();
                 loop {
                     if let Some(m) = ping.receive()? {
-                        send(&pong, m.payload())?;
+                        sample.write_from_slice(m.payload()).send()?;
                         break;
                     }
                     spin_loop();

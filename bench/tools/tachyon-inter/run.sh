@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Cross-check of memtube-bench's Tachyon row: Tachyon's 32 B inter-process
+# round trip measured as Tachyon's own benchmark runs it (inter.c says how),
+# over the one-line floor of the same two processes, in rounds alternated
+# with memtube-bench's own Tachyon row and floor (same scheduling: --fifo).
+#
+#   bench/tools/tachyon-inter/run.sh [ROUNDS]      (as root: SCHED_FIFO)
+#
+# Builds Tachyon's C++ core from the sources the tachyon-sys crate vendors
+# (fetched by cargo with the bench's `tachyon` feature) with clang-19, as
+# Tachyon's own build does (-O3 -march=native -flto), into target/tachyon-inter.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+out="$repo/target/tachyon-inter"
+rounds=${1:-5}
+mkdir -p "$out"
+cd "$repo"
+core=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d -name 'tachyon-sys-*' 2>/dev/null | sort | tail -1)
+if [ -z "$core" ]; then
+    cargo fetch -q
+    core=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d -name 'tachyon-sys-*' | sort | tail -1)
+fi
+core="$core/vendor/core"
+[ -d "$core/src" ] || { echo "no Tachyon sources under $core" >&2; exit 1; }
+CXX=${CXX:-clang++-19}
+CC=${CC:-clang-19}
+flags="-O3 -march=native -flto"
+objs=()
+for f in arena shm tachyon_c transport_uds; do
+    $CXX $flags -std=c++23 -fno-exceptions -fno-rtti -I"$core/include" -c "$core/src/$f.cpp" -o "$out/$f.o"
+    objs+=("$out/$f.o")
+done
+$CC $flags -std=c17 -Wall -Wextra -I"$core/include" -c "$here/inter.c" -o "$out/inter.o"
+$CXX $flags -o "$out/inter" "$out/inter.o" "${objs[@]}" -lpthread -lrt
+echo "built $out/inter from $core" >&2
+
+bench="${MEMTUBE_BENCH:-$repo/target/tach/release/memtube-bench}"
+if [ ! -x "$bench" ]; then
+    CXX=$CXX CC=$CC CARGO_TARGET_DIR="$repo/target/tach" cargo build -q --release -p memtube-bench --features tachyon
+fi
+for r in $(seq 1 "$rounds"); do
+    "$out/inter" --rounds 1 --iterations 200000 | sed -n "s/^round 0: /round $r, Tachyon as its benchmark runs it: /p"
+    "$bench" --only 'tachyon|floor: one line' --rounds 1 --fifo --out "$out/bench-$r" |
+        awk -F'|' -v r="$r" '$2 == " tachyon " && $3 == " 32 B " && NF > 12 {
+            printf "round %s, memtube-bench Tachyon row: p50 %s ns, %sx the bench'"'"'s floor probe\n", r, $5 + 0, $6 + 0 }'
+done
