@@ -6,13 +6,23 @@
 //! read-only mapping (the word a side sleeps on is in the peer's pages, which
 //! it maps read-only under isolation).
 //!
-//! References: futex(2), futex(7), clock_gettime(2).
+//! Light wakes: this process registers for
+//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` (once, when the first
+//! handle asks), so that its handles wake their peers without a fence after
+//! publishing; a handle about to sleep whose peer wakes lightly calls that
+//! membarrier, which makes every running thread of the peer's process run a
+//! full barrier (ring-core's sleep protocol says why that suffices). The
+//! environment variable `MEMTUBE_LIGHT_WAKE=0`, read at that first
+//! registration, keeps the fence instead.
+//!
+//! References: futex(2), futex(7), clock_gettime(2), membarrier(2).
 
 use memtube_ring::atomic::AtomicU32;
 use memtube_ring::Wait;
 use rustix::io::Errno;
-use rustix::thread::futex;
+use rustix::thread::{futex, membarrier, membarrier_query, MembarrierCommand};
 use rustix::time::{ClockId, Timespec};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 /// The futex [`Wait`]: sleeps in the kernel until the peer wakes the word or
@@ -82,6 +92,50 @@ impl Wait for FutexWait {
             u32::try_from(t.tv_nsec).unwrap_or(0),
         )
     }
+
+    fn light_wake(&self) -> bool {
+        membarrier_state() & LIGHT != 0
+    }
+
+    fn barrier_light_wakers(&self) -> bool {
+        membarrier_state() & BARRIER != 0 && membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+    }
+}
+
+/// [`membarrier_state`]: this process registered for global expedited
+/// barriers (its handles may wake lightly).
+const LIGHT: u8 = 1;
+/// [`membarrier_state`]: the kernel offers global expedited barriers (a
+/// sleeper can make one).
+const BARRIER: u8 = 2;
+/// [`membarrier_state`]: not yet found out.
+const UNKNOWN: u8 = 0x80;
+
+/// What this process can do with `membarrier`, found out once: whether the
+/// kernel offers `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (Linux 4.16+, not
+/// refused by a seccomp filter) and whether registering this process for it
+/// succeeded (and `MEMTUBE_LIGHT_WAKE` is not `0`).
+fn membarrier_state() -> u8 {
+    static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+    let s = STATE.load(Ordering::Relaxed);
+    if s != UNKNOWN {
+        return s;
+    }
+    let q = membarrier_query();
+    let mut s = 0;
+    if q.contains_command(MembarrierCommand::GlobalExpedited) {
+        s |= BARRIER;
+        let wanted = std::env::var_os("MEMTUBE_LIGHT_WAKE").is_none_or(|v| v != "0");
+        if wanted
+            && q.contains_command(MembarrierCommand::RegisterGlobalExpedited)
+            && membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok()
+        {
+            s |= LIGHT;
+        }
+    }
+    // Racing first calls find the same answer (registering twice is harmless).
+    STATE.store(s, Ordering::Relaxed);
+    s
 }
 
 #[cfg(test)]
@@ -89,6 +143,20 @@ mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
+
+    /// Light wakes and the barrier follow what the kernel offers (and the
+    /// environment switch); the barrier returns when it can be made.
+    #[test]
+    fn light_wakes_follow_the_kernel() {
+        let q = membarrier_query();
+        let global = q.contains_command(MembarrierCommand::GlobalExpedited);
+        let off = std::env::var_os("MEMTUBE_LIGHT_WAKE").is_some_and(|v| v == "0");
+        assert_eq!(FutexWait.light_wake(), global && !off, "query {q:?}");
+        assert_eq!(FutexWait.barrier_light_wakers(), global);
+        // Cached: the same answer again, and the barrier can be repeated.
+        assert_eq!(FutexWait.light_wake(), global && !off);
+        assert_eq!(FutexWait.barrier_light_wakers(), global);
+    }
 
     #[test]
     fn waits_on_a_read_only_shared_mapping_and_wakes_across_mappings() {

@@ -9,7 +9,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// `"MEMTUBE1"` read as a native-endian `u64` on a little-endian machine.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"MEMTUBE1");
 /// Layout version. Changes on every change of the layout or the protocol.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Required alignment of a region (and of a separate consumer block).
 pub const REGION_ALIGN: usize = 128;
@@ -130,6 +130,12 @@ pub(crate) struct ProducerHot {
     pub wakes: AtomicU64,
 }
 
+/// [`WaitLine::flags`]: this side wakes its peer without a fence of its
+/// own (a *light* waker); a peer about to sleep must make every thread of
+/// this side's process run a memory barrier (Linux `membarrier`) between its
+/// sleep announcement and its re-check, or sleep in short slices.
+pub(crate) const WAIT_FLAG_LIGHT_WAKE: u32 = 1;
+
 /// One side's rarely written line: its role state, its sleep announcement
 /// and the word the *other* side futex-waits on.
 #[repr(C, align(128))]
@@ -140,7 +146,8 @@ pub(crate) struct WaitLine {
     pub sleeping: AtomicU32,
     /// Wait word of the peer: set to the peer's announced episode when waking it.
     pub seq: AtomicU32,
-    pub _reserved: AtomicU32,
+    /// `WAIT_FLAG_*` of this side's holder, written when it takes the role.
+    pub flags: AtomicU32,
     /// Who holds the role (a [`Holder`](crate::Holder)), 0 if not recorded.
     /// Written at attach and at take-over, never on the hot path.
     pub holder: AtomicU64,
@@ -200,6 +207,7 @@ const _: () = {
     assert!(offset_of!(WaitLine, state) == 0);
     assert!(offset_of!(WaitLine, sleeping) == 4);
     assert!(offset_of!(WaitLine, seq) == 8);
+    assert!(offset_of!(WaitLine, flags) == 12);
     assert!(offset_of!(WaitLine, holder) == 16);
     assert!(offset_of!(ConsumerHot, released) == 0);
     assert!(offset_of!(ConsumerHot, messages) == 8);

@@ -14,35 +14,141 @@ use crate::ring::loom_shared;
 use crate::wait::Wait;
 use crate::{Consumer, Error, Producer};
 use core::time::Duration;
+use loom::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering::SeqCst};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 use std::vec::Vec;
 
 /// A futex modelled with a mutex and a condition variable: the check of the
 /// word and going to sleep are atomic with respect to `wake`, as in the kernel.
-/// It ignores timeouts, so a lost wake-up is a deadlock, which loom reports.
-#[derive(Clone)]
-struct LoomFutex(Arc<(Mutex<()>, Condvar)>);
+/// It ignores timeouts, so a lost wake-up is a deadlock, which loom reports
+/// (a wait with a timeout is a sleep in slices: it returns after a yield).
+///
+/// It also models the barrier that light wakes rely on (Linux
+/// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`: an interrupt that makes
+/// every running thread of the target process execute a full barrier, the
+/// caller returning once they have). Each handle gets its own `LoomFutex`
+/// (`me`: 0 the producer's thread, 1 the consumer's). A barrier request
+/// for the other side is served, with a SeqCst fence, wherever that side
+/// next reaches a point where it may be interrupted: just before or just
+/// after a light waker's load of the sleep flag (`light_wake_point`),
+/// inside its own barrier request, or not at all if it is asleep in
+/// `wait` or its handle is gone (`parked`), since a thread that is not
+/// running passes through the scheduler's barrier (modelled by a fence)
+/// before it runs again.
+struct LoomFutex {
+    shared: Arc<Shared>,
+    me: usize,
+    /// `light_wake()`: this side wakes without its fence.
+    light: bool,
+    /// `barrier_light_wakers()`: this side can make the barrier.
+    barrier: bool,
+}
+
+struct Shared {
+    futex: (Mutex<()>, Condvar),
+    /// Per side: barriers requested of it, barriers it served, asleep.
+    requested: [AtomicU32; 2],
+    served: [AtomicU32; 2],
+    parked: [AtomicBool; 2],
+}
+
+/// How the handles of a model wake each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waking {
+    /// Both fence (no light wakes).
+    Fenced,
+    /// Both wake lightly; the sleeper makes the barrier.
+    Light,
+    /// Both wake lightly; no side can make the barrier (sleeps in slices).
+    LightNoBarrier,
+}
 
 impl LoomFutex {
-    fn new() -> Self {
-        LoomFutex(Arc::new((Mutex::new(()), Condvar::new())))
+    /// The two sides' futexes.
+    fn pair(waking: Waking) -> (Self, Self) {
+        let shared = Arc::new(Shared {
+            futex: (Mutex::new(()), Condvar::new()),
+            requested: [AtomicU32::new(0), AtomicU32::new(0)],
+            served: [AtomicU32::new(0), AtomicU32::new(0)],
+            parked: [AtomicBool::new(false), AtomicBool::new(false)],
+        });
+        let side = |me| LoomFutex {
+            shared: Arc::clone(&shared),
+            me,
+            light: waking != Waking::Fenced,
+            barrier: waking == Waking::Light,
+        };
+        (side(0), side(1))
+    }
+
+    /// Serve a barrier requested of this side: the interrupt lands here.
+    fn serve(&self) {
+        let s = &self.shared;
+        let r = s.requested[self.me].load(SeqCst);
+        if r > s.served[self.me].load(SeqCst) {
+            fence(SeqCst);
+            s.served[self.me].store(r, SeqCst);
+        }
+    }
+}
+
+/// A handle's end: its side never wakes anyone again, and a barrier
+/// request no longer waits for it (as for a thread that is not running).
+impl Drop for LoomFutex {
+    fn drop(&mut self) {
+        self.shared.parked[self.me].store(true, SeqCst);
     }
 }
 
 impl Wait for LoomFutex {
-    fn wait(&self, word: &crate::atomic::AtomicU32, expected: u32, _timeout: Option<Duration>) {
-        let g = self.0 .0.lock().unwrap();
-        if word.load(crate::sync::Ordering::Acquire) == expected {
-            drop(self.0 .1.wait(g).unwrap());
+    fn wait(&self, word: &crate::atomic::AtomicU32, expected: u32, timeout: Option<Duration>) {
+        let s = &self.shared;
+        if timeout.is_some() {
+            // A sleep in slices: wake up again after a while.
+            self.serve();
+            thread::yield_now();
+            return;
         }
+        s.parked[self.me].store(true, SeqCst);
+        {
+            let g = s.futex.0.lock().unwrap();
+            if word.load(crate::sync::Ordering::Acquire) == expected {
+                drop(s.futex.1.wait(g).unwrap());
+            }
+        }
+        s.parked[self.me].store(false, SeqCst);
+        // The scheduler's barrier as the thread runs again.
+        fence(SeqCst);
     }
     fn wake(&self, _word: &crate::atomic::AtomicU32) {
-        let _g = self.0 .0.lock().unwrap();
-        self.0 .1.notify_all();
+        let _g = self.shared.futex.0.lock().unwrap();
+        self.shared.futex.1.notify_all();
     }
     fn now(&self) -> Duration {
         Duration::ZERO
+    }
+    fn light_wake(&self) -> bool {
+        self.light
+    }
+    fn barrier_light_wakers(&self) -> bool {
+        if !self.barrier {
+            return false;
+        }
+        let s = &self.shared;
+        let other = 1 - self.me;
+        let want = s.requested[other].fetch_add(1, SeqCst) + 1;
+        loop {
+            // Both sides may ask at once: each serves the other while it waits.
+            self.serve();
+            if s.served[other].load(SeqCst) >= want || s.parked[other].load(SeqCst) {
+                return true;
+            }
+            thread::yield_now();
+        }
+    }
+    fn light_wake_point(&self) {
+        self.serve();
     }
 }
 
@@ -50,10 +156,18 @@ fn pair(
     capacity: u32,
     pure_spin: bool,
 ) -> (Producer<'static, LoomFutex>, Consumer<'static, LoomFutex>) {
+    pair_waking(capacity, pure_spin, Waking::Fenced)
+}
+
+fn pair_waking(
+    capacity: u32,
+    pure_spin: bool,
+    waking: Waking,
+) -> (Producer<'static, LoomFutex>, Consumer<'static, LoomFutex>) {
     let (ps, cs) = loom_shared(capacity, pure_spin);
-    let w = LoomFutex::new();
-    let mut p = Producer::new(ps, w.clone());
-    let mut c = Consumer::new(cs, w);
+    let (wp, wc) = LoomFutex::pair(waking);
+    let mut p = Producer::new(ps, wp);
+    let mut c = Consumer::new(cs, wc);
     p.set_spin_budget(0);
     c.set_spin_budget(0);
     p.set_line_padding(true);
@@ -219,8 +333,74 @@ fn staged_batch() {
 /// The consumer sleeps (no spinning) waiting for data; no wake-up is lost.
 #[test]
 fn consumer_sleep_no_lost_wakeup() {
+    consumer_sleep(Waking::Fenced);
+}
+
+/// The same with light wakes (no fence in the producer's publication; the
+/// sleeping consumer makes the barrier).
+#[test]
+fn consumer_sleep_no_lost_wakeup_light() {
+    consumer_sleep(Waking::Light);
+}
+
+/// The same with light wakes when the consumer cannot make the barrier: it
+/// sleeps in slices, and still gets every message.
+#[test]
+fn consumer_sleep_no_lost_wakeup_light_without_barrier() {
+    consumer_sleep(Waking::LightNoBarrier);
+}
+
+/// The model can fail: a light producer whose sleeping consumer skips the
+/// barrier (and sleeps without slices) loses a wake-up, which loom finds.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn light_wake_without_the_barrier_loses_a_wakeup() {
     loom::model(|| {
-        let (mut p, mut c) = pair(128, false);
+        let (ps, cs) = loom_shared(128, false);
+        let (wp, mut wc) = LoomFutex::pair(Waking::Light);
+        // The consumer claims it made the barrier but does not.
+        wc.barrier = false;
+        let mut p = Producer::new(ps, wp);
+        let mut c = Consumer::new(cs, NoSlices(wc));
+        p.set_spin_budget(0);
+        c.set_spin_budget(0);
+        let t = thread::spawn(move || {
+            for i in 0..2 {
+                p.try_send(&payload(i, 8), i).unwrap();
+            }
+        });
+        for _ in 0..2 {
+            c.recv().unwrap();
+        }
+        t.join().unwrap();
+    });
+}
+
+/// A futex that pretends to have made the barrier without making it, and
+/// sleeps without slices: the broken sleeper of the test above.
+struct NoSlices(LoomFutex);
+
+impl Wait for NoSlices {
+    fn wait(&self, word: &crate::atomic::AtomicU32, expected: u32, _: Option<Duration>) {
+        self.0.wait(word, expected, None)
+    }
+    fn wake(&self, word: &crate::atomic::AtomicU32) {
+        self.0.wake(word)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn light_wake(&self) -> bool {
+        true
+    }
+    fn barrier_light_wakers(&self) -> bool {
+        true
+    }
+}
+
+fn consumer_sleep(waking: Waking) {
+    loom::model(move || {
+        let (mut p, mut c) = pair_waking(128, false, waking);
         let t = thread::spawn(move || {
             for i in 0..2 {
                 p.try_send(&payload(i, 8), i).unwrap();
@@ -238,9 +418,9 @@ fn consumer_sleep_no_lost_wakeup() {
 /// with blocking calls, the consumer releasing at `threshold` bytes: the
 /// producer sleeps waiting for space while the consumer sleeps waiting for
 /// data, and no wake-up may be lost in either direction.
-fn both_sides_sleep(threshold: u32) {
+fn both_sides_sleep(threshold: u32, waking: Waking) {
     loom::model(move || {
-        let (mut p, mut c) = pair(64, false);
+        let (mut p, mut c) = pair_waking(64, false, waking);
         c.set_release_threshold(threshold);
         let t = thread::spawn(move || {
             for i in 0..2 {
@@ -259,7 +439,19 @@ fn both_sides_sleep(threshold: u32) {
 /// consumed message is released with the wake-up check.
 #[test]
 fn both_sides_sleep_no_lost_wakeup() {
-    both_sides_sleep(16);
+    both_sides_sleep(16, Waking::Fenced);
+}
+
+/// The same with light wakes both ways (each sleeper makes the barrier).
+#[test]
+fn both_sides_sleep_no_lost_wakeup_light() {
+    both_sides_sleep(16, Waking::Light);
+}
+
+/// The same with light wakes and no barrier anywhere (sleeps in slices).
+#[test]
+fn both_sides_sleep_no_lost_wakeup_light_without_barrier() {
+    both_sides_sleep(16, Waking::LightNoBarrier);
 }
 
 /// With the release threshold out of reach, the consumer releases only
@@ -270,7 +462,13 @@ fn both_sides_sleep_no_lost_wakeup() {
 /// for room is woken.
 #[test]
 fn release_on_empty_still_wakes_sleeping_producer() {
-    both_sides_sleep(u32::MAX);
+    both_sides_sleep(u32::MAX, Waking::Fenced);
+}
+
+/// The same with light wakes.
+#[test]
+fn release_on_empty_still_wakes_sleeping_producer_light() {
+    both_sides_sleep(u32::MAX, Waking::Light);
 }
 
 /// The release threshold counts from the last release that checked for a
@@ -309,8 +507,18 @@ fn release_threshold_counts_from_the_last_checked_release() {
 /// A sleeping consumer is woken by the producer's close, after delivery.
 #[test]
 fn close_wakes_sleeping_consumer() {
-    loom::model(|| {
-        let (mut p, mut c) = pair(64, false);
+    close_wakes_consumer(Waking::Fenced);
+}
+
+/// The same with a light close.
+#[test]
+fn close_wakes_sleeping_consumer_light() {
+    close_wakes_consumer(Waking::Light);
+}
+
+fn close_wakes_consumer(waking: Waking) {
+    loom::model(move || {
+        let (mut p, mut c) = pair_waking(64, false, waking);
         let t = thread::spawn(move || {
             p.try_send(&payload(0, 8), 0).unwrap();
             drop(p);
@@ -324,8 +532,18 @@ fn close_wakes_sleeping_consumer() {
 /// A producer sleeping on a full ring is woken by the consumer's close.
 #[test]
 fn close_wakes_sleeping_producer() {
-    loom::model(|| {
-        let (mut p, c) = pair(64, false);
+    close_wakes_producer(Waking::Fenced);
+}
+
+/// The same with a light close.
+#[test]
+fn close_wakes_sleeping_producer_light() {
+    close_wakes_producer(Waking::Light);
+}
+
+fn close_wakes_producer(waking: Waking) {
+    loom::model(move || {
+        let (mut p, c) = pair_waking(64, false, waking);
         p.try_send(&payload(0, 24), 0).unwrap();
         let t = thread::spawn(move || drop(c));
         assert_eq!(p.send(&payload(1, 24), 1), Err(Error::Closed));

@@ -11,6 +11,25 @@
 //! either the sleeper's re-check sees the publication or the publisher sees
 //! the announcement, so no wake-up is lost.
 //!
+//! A *light* waker (its process can be reached by the peer's barrier:
+//! [`Wait::light_wake`], announced in its wait line's flags when it takes
+//! the role) skips its fence, so that publishing costs a plain store and a
+//! load. Its side of the pair is then made by the sleeper: after its
+//! announcement and fence it reads the peer's flags and, if the peer wakes
+//! lightly, calls [`Wait::barrier_light_wakers`] (Linux
+//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`), which makes every thread
+//! of the waker's process run a full barrier before it returns. Wherever
+//! that barrier lands in the waker's program, the pair holds: after its
+//! publication, the publication is visible to the re-check that follows;
+//! before it, the waker's load that follows sees the announcement (made
+//! visible before the barrier was sent); a waker not running passes
+//! through the scheduler's barrier before it runs again. A sleeper whose
+//! platform cannot make that barrier sleeps in slices of at most
+//! [`LIGHT_FALLBACK_SLICE`] instead. The flag is stored, then a fence, when
+//! a handle is made, before any light wake: a sleeper that read the flag as
+//! clear after its own fence is ordered before that fence, so the waker's
+//! later loads see its announcement.
+//!
 //! The producer waits for room ([`sleep_until`] from `Producer::wait_plan`)
 //! and wakes the consumer after a publication or its close
 //! ([`wake_peer`] from `Producer::publish` and its `Drop`); the consumer
@@ -19,13 +38,18 @@
 //! `Consumer::publish_release` and its `Drop`).
 
 use crate::error::Error;
-use crate::layout::{WaitLine, STATE_CLOSED};
+use crate::layout::{WaitLine, STATE_CLOSED, WAIT_FLAG_LIGHT_WAKE};
 use crate::sync::{fence, spin_hint, AtomicU64, Ordering::*};
 use crate::wait::Wait;
+use core::sync::atomic::compiler_fence;
 use core::time::Duration;
 
 /// Polls of a blocking call before it announces sleep, unless set.
 pub(crate) const DEFAULT_SPIN_BUDGET: u32 = 4096;
+
+/// The longest single wait of a sleeper whose peer wakes lightly when its
+/// platform cannot make the barrier that light waking needs.
+pub(crate) const LIGHT_FALLBACK_SLICE: Duration = Duration::from_millis(1);
 
 /// One handle's part in the protocol: its sleep episodes, and the peer's
 /// that it woke.
@@ -36,6 +60,8 @@ pub(crate) struct Sleep {
     woken_episode: u32,
     /// Wake calls made (mirrored into our block's `wakes` counter).
     wakes: u64,
+    /// We wake the peer lightly (no fence: module docs).
+    light: bool,
 }
 
 impl Sleep {
@@ -44,7 +70,20 @@ impl Sleep {
             episode: 0,
             woken_episode: 0,
             wakes: 0,
+            light: false,
         }
+    }
+
+    /// Announce in our wait line how we wake the peer, when a handle takes
+    /// the role (before it can wake anyone): lightly if `light`.
+    pub(crate) fn announce_waker(&mut self, own: &WaitLine, light: bool) {
+        own.flags
+            .store(if light { WAIT_FLAG_LIGHT_WAKE } else { 0 }, Relaxed);
+        // SYNC POINT: orders the flag before every later load of the peer's
+        // sleep flag by a light wake; pairs with the fence in `sleep_until`
+        // between the peer's announcement and its load of our flags.
+        fence(SeqCst);
+        self.light = light;
     }
 }
 
@@ -138,8 +177,16 @@ pub(crate) fn sleep_until<'a, S: Side<'a>>(
         // re-check (of the released position, or of the header at `tail`)
         // and of the peer's state; pairs with the fence in `wake_peer`,
         // which the peer runs between its publication, release or close and
-        // its load of our flag.
+        // its load of our flag (and with the one in `announce_waker`).
         fence(SeqCst);
+        // A light waker has no fence of its own: the barrier we make it run
+        // is the other half of the pair (module docs).
+        let mut slice = remaining;
+        if peer.flags.load(Relaxed) & WAIT_FLAG_LIGHT_WAKE != 0
+            && !s.waiter().barrier_light_wakers()
+        {
+            slice = Some(remaining.map_or(LIGHT_FALLBACK_SLICE, |r| r.min(LIGHT_FALLBACK_SLICE)));
+        }
         let now_ready = s.ready(goal);
         if !matches!(now_ready, Ok(false)) || peer_closed(peer) {
             own.sleeping.store(0, Relaxed);
@@ -148,7 +195,7 @@ pub(crate) fn sleep_until<'a, S: Side<'a>>(
             }
             continue;
         }
-        s.waiter().wait(&peer.seq, seen, remaining);
+        s.waiter().wait(&peer.seq, seen, slice);
         own.sleeping.store(0, Relaxed);
     }
 }
@@ -158,11 +205,23 @@ pub(crate) fn sleep_until<'a, S: Side<'a>>(
 /// load of the peer's sleep flag; the wake itself is out of line.
 #[inline]
 pub(crate) fn wake_peer<'a, S: Side<'a>>(s: &mut S) {
-    // SYNC POINT (Dekker): orders the publication or release (or the closed
-    // state) before the load of the peer's sleep flag; pairs with the fence
-    // in `sleep_until` between the peer's announcement and its re-check.
-    fence(SeqCst);
-    let ep = s.lines().1.sleeping.load(Relaxed);
+    let ep = if s.sleep_state().light {
+        // A light waker: the peer, before it sleeps, makes this thread run
+        // the barrier (module docs); only the compiler must keep the load
+        // after the publication.
+        compiler_fence(SeqCst);
+        s.waiter().light_wake_point();
+        let ep = s.lines().1.sleeping.load(Relaxed);
+        s.waiter().light_wake_point();
+        ep
+    } else {
+        // SYNC POINT (Dekker): orders the publication or release (or the
+        // closed state) before the load of the peer's sleep flag; pairs with
+        // the fence in `sleep_until` between the peer's announcement and its
+        // re-check.
+        fence(SeqCst);
+        s.lines().1.sleeping.load(Relaxed)
+    };
     if ep != 0 && ep != s.sleep_state().woken_episode {
         wake_slow(s, ep);
     }

@@ -23,6 +23,36 @@ pub trait Wait {
     fn wake(&self, word: &AtomicU32);
     /// A monotonic clock, used to enforce deadlines across several waits.
     fn now(&self) -> Duration;
+
+    /// Whether this process's handles may wake their peer *lightly*: after
+    /// publishing (or releasing, or closing) they load the peer's sleep
+    /// flag without a fence of their own. Return `true` only when a peer
+    /// that calls [`barrier_light_wakers`](Wait::barrier_light_wakers)
+    /// makes every thread of this process run a full memory barrier (Linux:
+    /// this process registered with `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`).
+    /// Read once, when a handle is made. Default: `false` (the waker
+    /// fences, as the sleep/wake protocol otherwise requires).
+    fn light_wake(&self) -> bool {
+        false
+    }
+
+    /// Called by a handle about to sleep whose peer wakes lightly, between
+    /// its sleep announcement and its re-check: make every thread of every
+    /// process whose [`light_wake`](Wait::light_wake) returned `true` run
+    /// a full memory barrier, and return once they have (Linux:
+    /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`). Return `false` if it
+    /// cannot: the handle then sleeps in slices of at most a millisecond,
+    /// re-checking between them, so a wake-up can be late but never lost.
+    /// Default: `false`.
+    fn barrier_light_wakers(&self) -> bool {
+        false
+    }
+
+    /// Model checking only (loom's model of the barrier's interrupt): called
+    /// by a light waker just before and just after it loads its peer's sleep
+    /// flag. Does nothing elsewhere.
+    #[doc(hidden)]
+    fn light_wake_point(&self) {}
 }
 
 impl<W: Wait + ?Sized> Wait for &W {
@@ -34,6 +64,15 @@ impl<W: Wait + ?Sized> Wait for &W {
     }
     fn now(&self) -> Duration {
         (**self).now()
+    }
+    fn light_wake(&self) -> bool {
+        (**self).light_wake()
+    }
+    fn barrier_light_wakers(&self) -> bool {
+        (**self).barrier_light_wakers()
+    }
+    fn light_wake_point(&self) {
+        (**self).light_wake_point()
     }
 }
 

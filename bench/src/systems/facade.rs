@@ -68,6 +68,8 @@ pub struct Stream {
     pub sender: fn(&mut memtube::Sender),
     /// The ring's capacity in bytes.
     pub capacity: u32,
+    /// Pure-spin mode (else the default: spin, then sleep).
+    pub pure_spin: bool,
 }
 
 /// The streams' ring capacity unless a row says otherwise.
@@ -81,6 +83,15 @@ impl Stream {
             way,
             sender: |_| {},
             capacity: STREAM_CAPACITY,
+            pure_spin: false,
+        }
+    }
+
+    /// In pure-spin mode.
+    pub const fn pure_spin(self) -> Self {
+        Stream {
+            pure_spin: true,
+            ..self
         }
     }
 
@@ -106,9 +117,10 @@ impl Bench for Stream {
 }
 
 /// The streams' options (both sides pass the same).
-fn stream_options(capacity: u32) -> Options {
+fn stream_options(stream: &Stream) -> Options {
     Options::new()
-        .capacity(capacity)
+        .capacity(stream.capacity)
+        .pure_spin(stream.pure_spin)
         .direction(Direction::ConnectorToListener)
 }
 
@@ -180,7 +192,7 @@ fn memtube_rt_peer(rt: &RoundTrip, ctx: &Ctx, run: Run) -> Result<(), BoxError> 
 
 fn memtube_stream_main(stream: &Stream, ctx: &Ctx, run: Run) -> Result<Measured, BoxError> {
     let listener = ctx.listener.as_ref().ok_or("no listener")?;
-    let mut conn = listener.accept_with(&stream_options(stream.capacity), Some(TIMEOUT))?;
+    let mut conn = listener.accept_with(&stream_options(stream), Some(TIMEOUT))?;
     let rx = conn.receiver()?;
     let mut start = None;
     let mut sum = 0u64;
@@ -198,7 +210,7 @@ fn memtube_stream_main(stream: &Stream, ctx: &Ctx, run: Run) -> Result<Measured,
 }
 
 fn memtube_stream_peer(stream: &Stream, ctx: &Ctx, run: Run) -> Result<(), BoxError> {
-    let mut conn = memtube::connect(ctx.addr.as_str(), &stream_options(stream.capacity))?;
+    let mut conn = memtube::connect(ctx.addr.as_str(), &stream_options(stream))?;
     let tx = conn.sender()?;
     let mut payload = vec![0x5au8; run.len];
     (stream.sender)(tx);

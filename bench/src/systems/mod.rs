@@ -532,6 +532,22 @@ pub static SYSTEMS: &[System] = &[
         &SIZES,
         &facade::Stream::new(facade::Way::Copy),
     ),
+    // The same in pure-spin mode: what the default mode's wake-up check
+    // costs a stream (one zero-copy, one copying).
+    System::new(
+        "memtube zero-copy, pure spin",
+        Kind::Stream,
+        Section::Streams,
+        &[8, 32, 256],
+        &facade::Stream::new(facade::Way::ZeroCopy).pure_spin(),
+    ),
+    System::new(
+        "memtube copy, pure spin",
+        Kind::Stream,
+        Section::Streams,
+        &[8, 32, 256],
+        &facade::Stream::new(facade::Way::Copy).pure_spin(),
+    ),
     // The same with line padding off (on by default with isolation); line
     // padding applies to messages under a cache line only.
     System::new(

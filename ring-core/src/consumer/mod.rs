@@ -58,7 +58,7 @@ impl<'a, W: Wait> Consumer<'a, W> {
     pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
         let mask = sh.capacity - 1;
         let release_threshold = sh.capacity / 4;
-        Consumer {
+        let mut c = Consumer {
             sh,
             wait,
             tail: 0,
@@ -72,7 +72,11 @@ impl<'a, W: Wait> Consumer<'a, W> {
             messages: 0,
             bytes: 0,
             poison: None,
-        }
+        };
+        // Light wakes only in default mode (pure spin never wakes).
+        let light = !c.sh.pure_spin && c.wait.light_wake();
+        c.sleep.announce_waker(&c.sh.cons.wait, light);
+        c
     }
 
     /// Data-area capacity in bytes.

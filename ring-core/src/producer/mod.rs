@@ -81,7 +81,7 @@ unsafe impl<W: Wait + Send> Send for Producer<'_, W> {}
 impl<'a, W: Wait> Producer<'a, W> {
     pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
         let mask = sh.capacity - 1;
-        Producer {
+        let mut p = Producer {
             sh,
             wait,
             head: 0,
@@ -101,7 +101,11 @@ impl<'a, W: Wait> Producer<'a, W> {
             bytes: 0,
             full: 0,
             poison: None,
-        }
+        };
+        // Light wakes only in default mode (pure spin never wakes).
+        let light = !p.sh.pure_spin && p.wait.light_wake();
+        p.sleep.announce_waker(&p.sh.prod.wait, light);
+        p
     }
 
     /// Data-area capacity in bytes.
