@@ -10,6 +10,10 @@
 
 /// The non-temporal copy threshold producers get by default on AMD (and
 /// Hygon) processors (docs/design.md, non-temporal copies).
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri))),
+    allow(dead_code)
+)]
 pub(crate) const AMD_NONTEMPORAL_FROM: u32 = 16 * 1024;
 
 /// The non-temporal copy threshold a new [`Producer`](crate::Producer)
