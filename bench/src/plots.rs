@@ -120,8 +120,11 @@ mod name {
     pub const COPY: &str = "memtube copy";
     pub const ZERO_COPY: &str = "memtube zero-copy";
     pub const BATCHED: &str = "memtube batched";
-    /// The prefix of the transfer floor's name (a stream row, if any).
-    pub const TRANSFER_FLOOR: &str = "transfer floor";
+    /// The transfer floors over the streams' ring size (stream rows, if any).
+    pub const TRANSFER_FLOOR_PREFIX: &str = "transfer floor:";
+    /// The throughput figure's floor line: the faster of those.
+    pub const TRANSFER_FLOOR_LABEL: &str =
+        "transfer floor (no ring, same area; the faster of ordinary and non-temporal stores)";
 }
 
 /// At most this many series in a figure.
@@ -277,44 +280,65 @@ pub fn percentiles(rows: &[Row]) -> Vec<Series> {
 /// run has one: never more than six.
 pub fn throughput(rows: &[Row]) -> Vec<Series> {
     use okabe_ito::*;
-    let transfer = rows
-        .iter()
-        .find(|r| r.kind == RowKind::Stream && r.system.starts_with(name::TRANSFER_FLOOR))
-        .map(|r| r.system.as_str());
     let systems = [
-        (Some(name::COPY), BLUE, Marker::Circle, Look::Line),
-        (Some(name::ZERO_COPY), SKY_BLUE, Marker::Ring, Look::Line),
-        (Some(name::BATCHED), PURPLE, Marker::Box, Look::Line),
-        (Some(name::TACHYON), ORANGE, Marker::Triangle, Look::Line),
-        (Some(name::ICEORYX2), GREEN, Marker::Square, Look::Line),
-        (transfer, BLACK, Marker::Cross, Look::Floor),
+        (name::COPY, BLUE, Marker::Circle),
+        (name::ZERO_COPY, SKY_BLUE, Marker::Ring),
+        (name::BATCHED, PURPLE, Marker::Box),
+        (name::TACHYON, ORANGE, Marker::Triangle),
+        (name::ICEORYX2, GREEN, Marker::Square),
     ];
-    systems
+    let mut series: Vec<Series> = systems
         .iter()
-        .filter_map(|&(system, colour, marker, look)| {
-            let system = system?;
+        .filter_map(|&(system, colour, marker)| {
             let mut points: Vec<(f64, f64)> = rows
                 .iter()
                 .filter(|r| r.kind == RowKind::Stream && r.system == system)
                 .filter_map(|r| Some((r.len as f64, r.gb_per_s?)))
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            // A floor measured at one size says its value beside its point.
-            let note = match points.as_slice() {
-                [(_, v)] if look == Look::Floor => Some(fmt_gbps(*v)),
-                _ => None,
-            };
             (!points.is_empty()).then(|| Series {
                 label: system.to_string(),
                 colour,
                 marker,
-                look,
+                look: Look::Line,
                 points,
-                note,
+                note: None,
             })
         })
-        .take(MAX_SERIES)
-        .collect()
+        .collect();
+    // The transfer floor over the streams' ring size ("transfer floor: ..."
+    // rows; the "transfer floor, 4 MiB" ones are for the 4 MiB rows): the
+    // faster of its variants at each size.
+    let mut floor: Vec<(f64, f64)> = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.kind == RowKind::Stream && r.system.starts_with(name::TRANSFER_FLOOR_PREFIX))
+    {
+        let Some(v) = r.gb_per_s else { continue };
+        let x = r.len as f64;
+        match floor.iter_mut().find(|p| p.0 == x) {
+            Some(p) => p.1 = p.1.max(v),
+            None => floor.push((x, v)),
+        }
+    }
+    floor.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if !floor.is_empty() {
+        // A floor measured at one size says its value beside its point.
+        let note = match floor.as_slice() {
+            [(_, v)] => Some(fmt_gbps(*v)),
+            _ => None,
+        };
+        series.push(Series {
+            label: name::TRANSFER_FLOOR_LABEL.to_string(),
+            colour: BLACK,
+            marker: Marker::Cross,
+            look: Look::Floor,
+            points: floor,
+            note,
+        });
+    }
+    series.truncate(MAX_SERIES);
+    series
 }
 
 /// The files [`write_all`] writes.
@@ -733,6 +757,13 @@ mod tests {
         rows.push(stream("memtube copy, line padding off", 32, 1.0));
         rows.push(stream("memcpy (one core)", 65536, 30.0));
         rows.push(stream("transfer floor: 64 KiB, core to core", 65536, 25.0));
+        rows.push(stream("transfer floor: ordinary stores", 65536, 10.0));
+        rows.push(stream("transfer floor: ordinary stores", 4096, 5.0));
+        rows.push(stream(
+            "transfer floor, 4 MiB: ordinary stores",
+            65536,
+            40.0,
+        ));
         rows
     }
 
@@ -818,14 +849,15 @@ mod tests {
                 "memtube batched",
                 "tachyon",
                 "iceoryx2",
-                "transfer floor: 64 KiB, core to core",
+                name::TRANSFER_FLOOR_LABEL,
             ]
         );
         assert_eq!(t[5].look, Look::Floor);
-        assert_eq!(t[5].points, [(65536.0, 25.0)]);
+        // The faster variant per size; the 4 MiB floor is not this one.
+        assert_eq!(t[5].points, [(4096.0, 5.0), (65536.0, 25.0)]);
         let without: Vec<Row> = everything()
             .into_iter()
-            .filter(|r| !r.system.starts_with(name::TRANSFER_FLOOR))
+            .filter(|r| !r.system.starts_with("transfer floor"))
             .collect();
         assert_eq!(throughput(&without).len(), 5);
     }
