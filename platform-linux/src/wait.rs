@@ -117,7 +117,9 @@ const UNKNOWN: u8 = 0x80;
 /// succeeded (and `MEMTUBE_LIGHT_WAKE` is not `0`).
 fn membarrier_state() -> u8 {
     static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
-    let s = STATE.load(Ordering::Relaxed);
+    // Acquire / Release: a thread that sees the registration also sees
+    // everything before it (the kernel's own barriers order it anyway).
+    let s = STATE.load(Ordering::Acquire);
     if s != UNKNOWN {
         return s;
     }
@@ -134,7 +136,7 @@ fn membarrier_state() -> u8 {
         }
     }
     // Racing first calls find the same answer (registering twice is harmless).
-    STATE.store(s, Ordering::Relaxed);
+    STATE.store(s, Ordering::Release);
     s
 }
 

@@ -146,7 +146,7 @@ mod tests {
     /// The default follows the vendor the kernel names (x86-64 Linux, not
     /// under Miri, where CPUID is not read and the default is off).
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri), not(loom)))]
     fn the_default_follows_the_vendor() {
         extern crate std;
         let info = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo");

@@ -130,11 +130,11 @@ pub(crate) struct ProducerHot {
     pub wakes: AtomicU64,
 }
 
-/// [`WaitLine::flags`]: this side wakes its peer without a fence of its
+/// [`WaitLine::wflags`]: this side wakes its peer without a fence of its
 /// own (a *light* waker); a peer about to sleep must make every thread of
 /// this side's process run a memory barrier (Linux `membarrier`) between its
 /// sleep announcement and its re-check, or sleep in short slices.
-pub(crate) const WAIT_FLAG_LIGHT_WAKE: u32 = 1;
+pub(crate) const WAKE_LIGHT: u32 = 1;
 
 /// One side's rarely written line: its role state, its sleep announcement
 /// and the word the *other* side futex-waits on.
@@ -146,8 +146,9 @@ pub(crate) struct WaitLine {
     pub sleeping: AtomicU32,
     /// Wait word of the peer: set to the peer's announced episode when waking it.
     pub seq: AtomicU32,
-    /// `WAIT_FLAG_*` of this side's holder, written when it takes the role.
-    pub flags: AtomicU32,
+    /// How this side's holder wakes the peer ([`WAKE_LIGHT`]), written when
+    /// it takes the role.
+    pub wflags: AtomicU32,
     /// Who holds the role (a [`Holder`](crate::Holder)), 0 if not recorded.
     /// Written at attach and at take-over, never on the hot path.
     pub holder: AtomicU64,
@@ -207,7 +208,7 @@ const _: () = {
     assert!(offset_of!(WaitLine, state) == 0);
     assert!(offset_of!(WaitLine, sleeping) == 4);
     assert!(offset_of!(WaitLine, seq) == 8);
-    assert!(offset_of!(WaitLine, flags) == 12);
+    assert!(offset_of!(WaitLine, wflags) == 12);
     assert!(offset_of!(WaitLine, holder) == 16);
     assert!(offset_of!(ConsumerHot, released) == 0);
     assert!(offset_of!(ConsumerHot, messages) == 8);

@@ -182,7 +182,7 @@
 //! payload's bytes or a record's type id (read from the header each time it
 //! is asked for) while the consumer holds the record.
 //!
-//! # Region layout (version 2)
+//! # Region layout (version 3)
 //!
 //! All fields are native-endian, fixed width, at the offsets below; the
 //! region starts 128-byte aligned. Lines written by different sides are
@@ -191,7 +191,7 @@
 //! | offset | size | field | written by |
 //! |---|---|---|---|
 //! | 0 | 8 | `magic` = `u64::from_le_bytes(*b"MEMTUBE1")`, stored last by init | init |
-//! | 8 | 4 | `version` = 2 | init |
+//! | 8 | 4 | `version` = 3 | init |
 //! | 12 | 4 | `flags`: bit 0 pure-spin, bit 1 split layout; other bits 0 | init |
 //! | 16 | 4 | `capacity`: data-area bytes, power of two, 64..=2^31 | init |
 //! | 20 | 4 | `max_payload` = capacity / 2 − 8 | init |
@@ -205,6 +205,7 @@
 //! | 256 | 4 | producer `state`: 0 free, 1 attached, 2 closed | producer (claim: compare-exchange 0→1) |
 //! | 260 | 4 | producer `sleeping`: 0 awake, else its sleep episode | producer |
 //! | 264 | 4 | producer `seq`: the word the consumer sleeps on | producer |
+//! | 268 | 4 | producer `wflags`: bit 0, it wakes lightly (no fence; docs/PROTOCOL.md 3.6) | producer (at attach or take-over) |
 //! | 272 | 8 | producer `holder`: who holds the role ([`Holder`]), 0 if not recorded | producer (at attach or take-over) |
 //! | C+0 | 4 | consumer `released`: byte position (wrapping `u32`) released | consumer |
 //! | C+8 | 8 | consumer: messages released | consumer |
@@ -213,6 +214,7 @@
 //! | C+128 | 4 | consumer `state` | consumer |
 //! | C+132 | 4 | consumer `sleeping` | consumer |
 //! | C+136 | 4 | consumer `seq`: the word the producer sleeps on | consumer |
+//! | C+140 | 4 | consumer `wflags` | consumer (at attach or take-over) |
 //! | C+144 | 8 | consumer `holder` | consumer (at attach or take-over) |
 //! | 640 | capacity | data area | producer |
 //!

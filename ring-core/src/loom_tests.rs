@@ -62,6 +62,9 @@ enum Waking {
     Light,
     /// Both wake lightly; no side can make the barrier (sleeps in slices).
     LightNoBarrier,
+    /// The producer wakes lightly, the consumer fences; both can make the
+    /// barrier.
+    ProducerLight,
 }
 
 impl LoomFutex {
@@ -76,8 +79,12 @@ impl LoomFutex {
         let side = |me| LoomFutex {
             shared: Arc::clone(&shared),
             me,
-            light: waking != Waking::Fenced,
-            barrier: waking == Waking::Light,
+            light: match waking {
+                Waking::Fenced => false,
+                Waking::Light | Waking::LightNoBarrier => true,
+                Waking::ProducerLight => me == 0,
+            },
+            barrier: waking != Waking::LightNoBarrier,
         };
         (side(0), side(1))
     }
@@ -348,6 +355,39 @@ fn consumer_sleep_no_lost_wakeup_light() {
 #[test]
 fn consumer_sleep_no_lost_wakeup_light_without_barrier() {
     consumer_sleep(Waking::LightNoBarrier);
+}
+
+/// A light producer that takes its role while the consumer may already be
+/// asleep (it announces `wflags` inside its thread, as a process attaching
+/// late does): the consumer either read the flag and made the barrier, or
+/// read it clear before the producer's fence, so the producer's light loads
+/// see its announcement.
+#[test]
+fn light_producer_attaching_while_the_consumer_sleeps() {
+    loom::model(|| {
+        let (ps, cs) = loom_shared(128, false);
+        let (wp, wc) = LoomFutex::pair(Waking::Light);
+        let mut c = Consumer::new(cs, wc);
+        c.set_spin_budget(0);
+        let t = thread::spawn(move || {
+            let mut p = Producer::new(ps, wp);
+            p.set_spin_budget(0);
+            p.try_send(&payload(0, 8), 0).unwrap();
+            // Its end (and close) as the thread's last act: no barrier waits
+            // for a thread that no longer runs.
+            drop(p);
+        });
+        let m = c.recv().unwrap();
+        assert_eq!((m.type_id(), m.payload()), (0, &payload(0, 8)[..]));
+        drop(m);
+        t.join().unwrap();
+    });
+}
+
+/// Both sides asleep in turn with a light producer and a fencing consumer.
+#[test]
+fn both_sides_sleep_no_lost_wakeup_producer_light() {
+    both_sides_sleep(16, Waking::ProducerLight);
 }
 
 /// The model can fail: a light producer whose sleeping consumer skips the

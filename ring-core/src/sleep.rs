@@ -12,10 +12,10 @@
 //! the announcement, so no wake-up is lost.
 //!
 //! A *light* waker (its process can be reached by the peer's barrier:
-//! [`Wait::light_wake`], announced in its wait line's flags when it takes
+//! [`Wait::light_wake`], announced in its wait line's `wflags` when it takes
 //! the role) skips its fence, so that publishing costs a plain store and a
 //! load. Its side of the pair is then made by the sleeper: after its
-//! announcement and fence it reads the peer's flags and, if the peer wakes
+//! announcement and fence it reads the peer's `wflags` and, if the peer wakes
 //! lightly, calls [`Wait::barrier_light_wakers`] (Linux
 //! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`), which makes every thread
 //! of the waker's process run a full barrier before it returns. Wherever
@@ -38,7 +38,7 @@
 //! `Consumer::publish_release` and its `Drop`).
 
 use crate::error::Error;
-use crate::layout::{WaitLine, STATE_CLOSED, WAIT_FLAG_LIGHT_WAKE};
+use crate::layout::{WaitLine, STATE_CLOSED, WAKE_LIGHT};
 use crate::sync::{fence, spin_hint, AtomicU64, Ordering::*};
 use crate::wait::Wait;
 use core::sync::atomic::compiler_fence;
@@ -77,8 +77,8 @@ impl Sleep {
     /// Announce in our wait line how we wake the peer, when a handle takes
     /// the role (before it can wake anyone): lightly if `light`.
     pub(crate) fn announce_waker(&mut self, own: &WaitLine, light: bool) {
-        own.flags
-            .store(if light { WAIT_FLAG_LIGHT_WAKE } else { 0 }, Relaxed);
+        own.wflags
+            .store(if light { WAKE_LIGHT } else { 0 }, Relaxed);
         // SYNC POINT: orders the flag before every later load of the peer's
         // sleep flag by a light wake; pairs with the fence in `sleep_until`
         // between the peer's announcement and its load of our flags.
@@ -182,9 +182,7 @@ pub(crate) fn sleep_until<'a, S: Side<'a>>(
         // A light waker has no fence of its own: the barrier we make it run
         // is the other half of the pair (module docs).
         let mut slice = remaining;
-        if peer.flags.load(Relaxed) & WAIT_FLAG_LIGHT_WAKE != 0
-            && !s.waiter().barrier_light_wakers()
-        {
+        if peer.wflags.load(Relaxed) & WAKE_LIGHT != 0 && !s.waiter().barrier_light_wakers() {
             slice = Some(remaining.map_or(LIGHT_FALLBACK_SLICE, |r| r.min(LIGHT_FALLBACK_SLICE)));
         }
         let now_ready = s.ready(goal);
@@ -206,9 +204,10 @@ pub(crate) fn sleep_until<'a, S: Side<'a>>(
 #[inline]
 pub(crate) fn wake_peer<'a, S: Side<'a>>(s: &mut S) {
     let ep = if s.sleep_state().light {
-        // A light waker: the peer, before it sleeps, makes this thread run
-        // the barrier (module docs); only the compiler must keep the load
-        // after the publication.
+        // SYNC POINT (light wake): no fence; the peer, before it sleeps,
+        // makes this thread run a full barrier (`Wait::barrier_light_wakers`
+        // in its `sleep_until`; module docs), so only the compiler must keep
+        // the load after the publication, release or close.
         compiler_fence(SeqCst);
         s.waiter().light_wake_point();
         let ep = s.lines().1.sleeping.load(Relaxed);

@@ -31,7 +31,9 @@ pub trait Wait {
     /// makes every thread of this process run a full memory barrier (Linux:
     /// this process registered with `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`).
     /// Read once, when a handle is made. Default: `false` (the waker
-    /// fences, as the sleep/wake protocol otherwise requires).
+    /// fences, as the sleep/wake protocol otherwise requires). A `true`
+    /// that the barrier does not back loses wake-ups (a peer then sleeps
+    /// until its timeout; memory safety is not affected).
     fn light_wake(&self) -> bool {
         false
     }

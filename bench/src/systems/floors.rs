@@ -174,7 +174,7 @@ fn transfer_read(shm: &Shm, sys: Transfer, run: Run) -> Result<Measured, BoxErro
     black_box(sum);
     Ok(Measured::Stream {
         // Timed from the first block's arrival, as the streams.
-        messages: run.count - 1,
+        messages: run.count.saturating_sub(1),
         seconds: start.map_or(0.0, |s| s.elapsed().as_secs_f64()),
     })
 }
