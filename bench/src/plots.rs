@@ -152,6 +152,35 @@ fn find<'a>(rows: &'a [Row], kind: RowKind, system: &str, len: usize) -> Option<
         .find(|r| r.kind == kind && r.system == system && r.len == len)
 }
 
+/// One line per system of `systems` present among `rows` of `kind`: its
+/// `value` by payload size, points sorted by size.
+fn by_size(
+    rows: &[Row],
+    kind: RowKind,
+    systems: &[(&str, RGBColor, Marker)],
+    value: fn(&Row) -> Option<f64>,
+) -> Vec<Series> {
+    systems
+        .iter()
+        .filter_map(|&(system, colour, marker)| {
+            let mut points: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.kind == kind && r.system == system)
+                .filter_map(|r| Some((r.len as f64, value(r)?)))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (!points.is_empty()).then(|| Series {
+                label: system.to_string(),
+                colour,
+                marker,
+                look: Look::Line,
+                points,
+                note: None,
+            })
+        })
+        .collect()
+}
+
 /// The headline: the p50 round trip by payload size of memtube's default,
 /// Tachyon and iceoryx2 (those present), one series each, points sorted by
 /// size; then the one-line floor (8 B) as a flat line across the sizes.
@@ -162,14 +191,7 @@ pub fn headline(rows: &[Row]) -> Vec<Series> {
         (name::TACHYON, ORANGE, Marker::Triangle),
         (name::ICEORYX2, GREEN, Marker::Square),
     ];
-    let mut out: Vec<Series> = systems
-        .iter()
-        .filter_map(|&(system, colour, marker)| {
-            let mut points: Vec<(f64, f64)> = rows
-                .iter()
-                .filter(|r| r.kind == RowKind::RoundTrip && r.system == system)
-                .filter_map(|r| Some((r.len as f64, r.p50_ns?)))
-                .collect();
+    let mut out = by_size(rows, RowKind::RoundTrip, &systems, |r| r.p50_ns);
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             (!points.is_empty()).then(|| Series {
                 label: system.to_string(),
@@ -287,14 +309,7 @@ pub fn throughput(rows: &[Row]) -> Vec<Series> {
         (name::TACHYON, ORANGE, Marker::Triangle),
         (name::ICEORYX2, GREEN, Marker::Square),
     ];
-    let mut series: Vec<Series> = systems
-        .iter()
-        .filter_map(|&(system, colour, marker)| {
-            let mut points: Vec<(f64, f64)> = rows
-                .iter()
-                .filter(|r| r.kind == RowKind::Stream && r.system == system)
-                .filter_map(|r| Some((r.len as f64, r.gb_per_s?)))
-                .collect();
+    let mut series = by_size(rows, RowKind::Stream, &systems, |r| r.gb_per_s);
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             (!points.is_empty()).then(|| Series {
                 label: system.to_string(),

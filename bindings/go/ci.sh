@@ -83,7 +83,10 @@ pairrun go-serve-rust-call "$G" "--serve --size 700" "$R" "--call 2000 --size 70
 echo "== the pkg-config route (bindings/c/install.sh, default build tags)"
 if command -v pkg-config >/dev/null 2>&1; then
     TARGET_DIR=$lib "$repo/bindings/c/install.sh" "$tmp/prefix" >/dev/null
-    PKG_CONFIG_PATH=$tmp/prefix/lib/pkgconfig GOFLAGS= CGO_CFLAGS= CGO_LDFLAGS= \
+    # A build cache of its own: Go 1.19 reuses a cached cgo package whose
+    # link flags came from an earlier pkg-config run (another, since removed,
+    # prefix from a previous run of this script), and the link then fails.
+    GOCACHE=$tmp/gocache PKG_CONFIG_PATH=$tmp/prefix/lib/pkgconfig GOFLAGS= CGO_CFLAGS= CGO_LDFLAGS= \
         go build -o "$tmp/hello" ./examples/hello
     out=$(LD_LIBRARY_PATH=$tmp/prefix/lib "$tmp/hello")
     [ "$out" = "hello (type 1)" ] || { echo "hello said: $out" >&2; exit 1; }
