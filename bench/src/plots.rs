@@ -192,17 +192,6 @@ pub fn headline(rows: &[Row]) -> Vec<Series> {
         (name::ICEORYX2, GREEN, Marker::Square),
     ];
     let mut out = by_size(rows, RowKind::RoundTrip, &systems, |r| r.p50_ns);
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            (!points.is_empty()).then(|| Series {
-                label: system.to_string(),
-                colour,
-                marker,
-                look: Look::Line,
-                points,
-                note: None,
-            })
-        })
-        .collect();
     let floor = find(rows, RowKind::RoundTrip, name::FLOOR, 8).and_then(|r| r.p50_ns);
     if let Some(ns) = floor {
         let xs = out.iter().flat_map(|s| s.points.iter().map(|p| p.0));
@@ -310,17 +299,6 @@ pub fn throughput(rows: &[Row]) -> Vec<Series> {
         (name::ICEORYX2, GREEN, Marker::Square),
     ];
     let mut series = by_size(rows, RowKind::Stream, &systems, |r| r.gb_per_s);
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            (!points.is_empty()).then(|| Series {
-                label: system.to_string(),
-                colour,
-                marker,
-                look: Look::Line,
-                points,
-                note: None,
-            })
-        })
-        .collect();
     // The transfer floor over the streams' ring size ("transfer floor: ..."
     // rows; the "transfer floor, 4 MiB" ones are for the 4 MiB rows): the
     // faster of its variants at each size.
