@@ -357,10 +357,12 @@ impl<O: Os> Sender<O> {
     /// Copying sends ([`send`](Self::send), [`try_send`](Self::try_send),
     /// [`send_staged`](Self::send_staged), [`memtube_ring::Grant::copy_from`],
     /// which `call` and `serve_one` use) of payloads of at least `bytes`
-    /// bytes bypass the cache with non-temporal stores (x86-64; default
-    /// 16 KiB, `u32::MAX` turns it off). They make large messages much faster
-    /// between cores that share no cache level closely and slower between
-    /// cores that do: the best setting depends on the machine
+    /// bytes bypass the cache with non-temporal stores (x86-64; the default
+    /// depends on the processor: 16 KiB on AMD, off elsewhere,
+    /// [`memtube_ring::default_nontemporal_threshold`]; `u32::MAX` turns it
+    /// off). They make large messages much faster between cores that share
+    /// no cache level closely and can be slower between cores that do: the
+    /// best setting depends on the machine, the ring and the traffic
     /// (docs/design.md, "Non-temporal copies for large messages"; see
     /// [`memtube_ring::Producer::set_nontemporal_threshold`]).
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
