@@ -18,7 +18,7 @@
 //! References: futex(2), futex(7), clock_gettime(2), membarrier(2).
 
 use memtube_ring::atomic::AtomicU32;
-use memtube_ring::Wait;
+use memtube_ring::{SleepWord, Wait};
 use rustix::io::Errno;
 use rustix::thread::{futex, membarrier, membarrier_query, MembarrierCommand};
 use rustix::time::{ClockId, Timespec};
@@ -93,12 +93,82 @@ impl Wait for FutexWait {
         )
     }
 
+    fn wait_any(&self, words: &[SleepWord<'_>], timeout: Option<Duration>) {
+        if words.len() < 2 || words.len() > WAITV_MAX || !waitv_any(words, self.now(), timeout) {
+            // One word, too many for one call, or no `futex_waitv` (Linux
+            // before 5.16, or refused by a seccomp filter): the portable
+            // wait, in slices.
+            default_wait_any(self, words, timeout);
+        }
+    }
+
     fn light_wake(&self) -> bool {
         membarrier_state() & LIGHT != 0
     }
 
     fn barrier_light_wakers(&self) -> bool {
         membarrier_state() & BARRIER != 0 && membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+    }
+}
+
+/// The most words one `futex_waitv` takes (the kernel's `FUTEX_WAITV_MAX`).
+pub const WAITV_MAX: usize = 128;
+
+/// The portable [`Wait::wait_any`] (ring-core's default), for the cases
+/// `futex_waitv` does not cover.
+fn default_wait_any(w: &FutexWait, words: &[SleepWord<'_>], timeout: Option<Duration>) {
+    struct Portable<'w>(&'w FutexWait);
+    impl Wait for Portable<'_> {
+        fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+            self.0.wait(word, expected, timeout)
+        }
+        fn wake(&self, word: &AtomicU32) {
+            self.0.wake(word)
+        }
+        fn now(&self) -> Duration {
+            self.0.now()
+        }
+    }
+    Portable(w).wait_any(words, timeout)
+}
+
+/// `futex_waitv` over `words` (2 to [`WAITV_MAX`] of them) until one
+/// differs from its expected value, is woken, or `timeout` (counted from
+/// `now`, on `CLOCK_MONOTONIC`) passes. `false` when the kernel does not
+/// offer the call (remembered: it is not tried again).
+fn waitv_any(words: &[SleepWord<'_>], now: Duration, timeout: Option<Duration>) -> bool {
+    static UNAVAILABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if UNAVAILABLE.load(Ordering::Relaxed) {
+        return false;
+    }
+    let mut waits = [futex::Wait::new(); WAITV_MAX];
+    for (w, word) in waits.iter_mut().zip(words) {
+        w.val = u64::from(word.expected());
+        w.uaddr = futex::WaitPtr::new(word.word().as_ptr().cast());
+        // Process-shared (no FUTEX2_PRIVATE): the words are in memory
+        // shared with the peers, as for `futex::wait` above.
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    // `futex_waitv` takes an absolute deadline.
+    let deadline = timeout.map(|t| timespec(now.saturating_add(t)));
+    loop {
+        match futex::waitv(
+            &waits[..words.len()],
+            futex::WaitvFlags::empty(),
+            deadline.as_ref(),
+            ClockId::Monotonic,
+        ) {
+            // A signal: sleep again until the same deadline.
+            Err(Errno::INTR) => continue,
+            Err(Errno::NOSYS) | Err(Errno::PERM) => {
+                UNAVAILABLE.store(true, Ordering::Relaxed);
+                return false;
+            }
+            // Woken (the index of a word), a word already differed
+            // (EAGAIN), timed out, or an error the caller's re-check and
+            // deadline handle (a spurious return is allowed).
+            _ => return true,
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 
 use crate::ring::loom_shared;
 use crate::wait::Wait;
-use crate::{Consumer, Error, Producer};
+use crate::{sleep_many, Consumer, Error, Producer};
 use core::time::Duration;
 use loom::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering::SeqCst};
 use loom::sync::{Arc, Condvar, Mutex};
@@ -47,11 +47,15 @@ struct LoomFutex {
 
 struct Shared {
     futex: (Mutex<()>, Condvar),
-    /// Per side: barriers requested of it, barriers it served, asleep.
-    requested: [AtomicU32; 2],
-    served: [AtomicU32; 2],
-    parked: [AtomicBool; 2],
+    /// Per thread: barriers requested of it, barriers it served, asleep.
+    /// Thread 0 is the producer's, 1 the consumer's; 2 a second producer's
+    /// (the models of a wait over two rings), parked when there is none.
+    requested: [AtomicU32; PARTIES],
+    served: [AtomicU32; PARTIES],
+    parked: [AtomicBool; PARTIES],
 }
+
+const PARTIES: usize = 3;
 
 /// How the handles of a model wake each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,11 +74,26 @@ enum Waking {
 impl LoomFutex {
     /// The two sides' futexes.
     fn pair(waking: Waking) -> (Self, Self) {
+        let (p, c, _) = Self::parties(waking, false);
+        (p, c)
+    }
+
+    /// A consumer's futex (thread 1) and two producers' (threads 0 and 2),
+    /// one futex table: the consumer waits on both rings at once.
+    fn trio(waking: Waking) -> (Self, Self, Self) {
+        Self::parties(waking, true)
+    }
+
+    fn parties(waking: Waking, third: bool) -> (Self, Self, Self) {
         let shared = Arc::new(Shared {
             futex: (Mutex::new(()), Condvar::new()),
-            requested: [AtomicU32::new(0), AtomicU32::new(0)],
-            served: [AtomicU32::new(0), AtomicU32::new(0)],
-            parked: [AtomicBool::new(false), AtomicBool::new(false)],
+            requested: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
+            served: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
+            parked: [
+                AtomicBool::new(false),
+                AtomicBool::new(false),
+                AtomicBool::new(!third),
+            ],
         });
         let side = |me| LoomFutex {
             shared: Arc::clone(&shared),
@@ -82,11 +101,21 @@ impl LoomFutex {
             light: match waking {
                 Waking::Fenced => false,
                 Waking::Light | Waking::LightNoBarrier => true,
-                Waking::ProducerLight => me == 0,
+                Waking::ProducerLight => me != 1,
             },
             barrier: waking != Waking::LightNoBarrier,
         };
-        (side(0), side(1))
+        (side(0), side(1), side(2))
+    }
+
+    /// Another handle of the same thread (and process).
+    fn clone_side(&self) -> Self {
+        LoomFutex {
+            shared: Arc::clone(&self.shared),
+            me: self.me,
+            light: self.light,
+            barrier: self.barrier,
+        }
     }
 
     /// Serve a barrier requested of this side: the interrupt lands here.
@@ -143,16 +172,46 @@ impl Wait for LoomFutex {
             return false;
         }
         let s = &self.shared;
-        let other = 1 - self.me;
-        let want = s.requested[other].fetch_add(1, SeqCst) + 1;
-        loop {
-            // Both sides may ask at once: each serves the other while it waits.
-            self.serve();
-            if s.served[other].load(SeqCst) >= want || s.parked[other].load(SeqCst) {
-                return true;
+        // Every other thread of the model (a process each).
+        let mut want = [0; PARTIES];
+        for (o, w) in want.iter_mut().enumerate() {
+            if o != self.me {
+                *w = s.requested[o].fetch_add(1, SeqCst) + 1;
             }
-            thread::yield_now();
         }
+        for o in (0..PARTIES).filter(|&o| o != self.me) {
+            loop {
+                // Both sides may ask at once: each serves the other while it waits.
+                self.serve();
+                if s.served[o].load(SeqCst) >= want[o] || s.parked[o].load(SeqCst) {
+                    break;
+                }
+                thread::yield_now();
+            }
+        }
+        true
+    }
+    fn wait_any(&self, words: &[crate::SleepWord<'_>], timeout: Option<Duration>) {
+        let s = &self.shared;
+        if timeout.is_some() {
+            self.serve();
+            thread::yield_now();
+            return;
+        }
+        s.parked[self.me].store(true, SeqCst);
+        {
+            // `futex_waitv`: the checks of every word and going to sleep are
+            // atomic with respect to a wake of any of them.
+            let g = s.futex.0.lock().unwrap();
+            if words
+                .iter()
+                .all(|w| w.word().load(crate::sync::Ordering::Acquire) == w.expected())
+            {
+                drop(s.futex.1.wait(g).unwrap());
+            }
+        }
+        s.parked[self.me].store(false, SeqCst);
+        fence(SeqCst);
     }
     fn light_wake_point(&self) {
         self.serve();
@@ -620,5 +679,117 @@ fn dropped_and_partial_grants_never_deliver_payload_bytes() {
         recv_spinning(&mut c, 2, 8);
         t.join().unwrap();
         assert_eq!(c.try_recv().err(), Some(Error::Closed));
+    });
+}
+
+/// A consumer waiting on two rings at once (announce on both, one fence,
+/// re-check, one wait on both words: `sleep_many`), each fed by its own
+/// producer thread with `n` messages: every message arrives, none is lost
+/// to a missed wake-up (a lost one deadlocks the model).
+fn two_rings(waking: Waking, n: u32) {
+    loom::model(move || {
+        let (wa, wc, wb) = LoomFutex::trio(waking);
+        let (pa_sh, ca_sh) = loom_shared(128, false);
+        let (pb_sh, cb_sh) = loom_shared(128, false);
+        let mut ca = Consumer::new(ca_sh, wc.clone_side());
+        let mut cb = Consumer::new(cb_sh, wc.clone_side());
+        let sleeper = wc;
+        let feed = |sh, w, base: u32| {
+            thread::spawn(move || {
+                let mut p = Producer::new(sh, w);
+                p.set_spin_budget(0);
+                for i in 0..n {
+                    p.try_send(&payload(base + i, 8), base + i).unwrap();
+                }
+                drop(p);
+            })
+        };
+        let ta = feed(pa_sh, wa, 0);
+        let tb = feed(pb_sh, wb, 10);
+        let (mut got_a, mut got_b) = (0, 0);
+        while got_a < n || got_b < n {
+            let mut progress = false;
+            for (c, got, base) in [(&mut ca, &mut got_a, 0), (&mut cb, &mut got_b, 10)] {
+                if *got < n && c.has_message().unwrap() {
+                    let m = c.try_recv().unwrap();
+                    let i = base + *got;
+                    assert_eq!((m.type_id(), m.payload()), (i, &payload(i, 8)[..]));
+                    *got += 1;
+                    progress = true;
+                }
+            }
+            if progress {
+                continue;
+            }
+            // Sleep on the rings still awaited (a finished ring's producer
+            // closes, which would end every sleep at once).
+            let mut words = Vec::new();
+            if got_a < n {
+                words.push(ca.announce_sleep().unwrap());
+            }
+            if got_b < n {
+                words.push(cb.announce_sleep().unwrap());
+            }
+            sleep_many(&sleeper, &words, None, || {
+                (got_a < n && ca.has_message().unwrap()) || (got_b < n && cb.has_message().unwrap())
+            });
+            ca.withdraw_sleep();
+            cb.withdraw_sleep();
+        }
+        ta.join().unwrap();
+        tb.join().unwrap();
+    });
+}
+
+#[test]
+fn two_rings_no_lost_wakeup() {
+    two_rings(Waking::Fenced, 2);
+}
+
+#[test]
+fn two_rings_no_lost_wakeup_light() {
+    two_rings(Waking::Light, 1);
+}
+
+#[test]
+fn two_rings_no_lost_wakeup_light_without_barrier() {
+    two_rings(Waking::LightNoBarrier, 1);
+}
+
+/// The model can fail: a sleeper that waits on both words without
+/// re-checking after its announcements (`sleep_many` with a re-check that
+/// sees nothing) loses a wake-up whenever a producer published between the
+/// first look and the announcement; loom finds it.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn two_rings_without_the_recheck_lose_a_wakeup() {
+    loom::model(|| {
+        let (wa, wc, wb) = LoomFutex::trio(Waking::Fenced);
+        let (pa_sh, ca_sh) = loom_shared(128, false);
+        let (_pb_sh, cb_sh) = loom_shared(128, false);
+        let mut ca = Consumer::new(ca_sh, wc.clone_side());
+        let mut cb = Consumer::new(cb_sh, wc.clone_side());
+        drop(wb);
+        let t = thread::spawn(move || {
+            let mut p = Producer::new(pa_sh, wa);
+            p.set_spin_budget(0);
+            p.try_send(&payload(0, 8), 0).unwrap();
+            // Then block for room until the consumer releases or closes: the
+            // producer must not close early (its close would wake the sleeper).
+            let big = payload(1, p.max_payload() as usize);
+            let _ = p.send(&big, 1);
+        });
+        while !ca.has_message().unwrap() {
+            let seen_b = cb.has_message().unwrap();
+            assert!(!seen_b);
+            // The broken sleeper: it announced too late to matter, as if
+            // the first look were its re-check.
+            let words = [ca.announce_sleep().unwrap(), cb.announce_sleep().unwrap()];
+            wc.wait_any(&words, None);
+            ca.withdraw_sleep();
+            cb.withdraw_sleep();
+        }
+        drop(ca);
+        t.join().unwrap();
     });
 }

@@ -272,3 +272,117 @@ pub(crate) fn remaining(
         }
     }
 }
+
+/// One ring's part in a wait over several rings: the word its handle sleeps
+/// on (the peer's `seq`) and the value that word held when the handle
+/// announced sleep. Made by [`Consumer::announce_sleep`](crate::Consumer::announce_sleep)
+/// or [`Producer::announce_sleep`](crate::Producer::announce_sleep), given
+/// to [`sleep_many`].
+#[derive(Clone, Copy)]
+pub struct SleepWord<'a> {
+    peer: &'a WaitLine,
+    expected: u32,
+}
+
+impl<'a> SleepWord<'a> {
+    /// The word to wait on (process-shared, in the region; possibly mapped
+    /// read-only).
+    pub fn word(&self) -> &'a crate::sync::AtomicU32 {
+        &self.peer.seq
+    }
+
+    /// The value [`word`](Self::word) held at the announcement: the wait
+    /// lasts while it still holds it.
+    pub fn expected(&self) -> u32 {
+        self.expected
+    }
+}
+
+impl core::fmt::Debug for SleepWord<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SleepWord")
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The announcement of [`sleep_until`], alone: after it the peer wakes us
+/// (through our [`SleepWord`]) when it publishes, releases or closes, until
+/// [`withdraw`] or the next announcement.
+pub(crate) fn announce<'a, S: Side<'a>>(s: &mut S) -> SleepWord<'a> {
+    let (own, peer) = s.lines();
+    let seen = peer.seq.load(Acquire);
+    let st = s.sleep_state();
+    st.episode = next_episode(st.episode, seen);
+    own.sleeping.store(st.episode, Relaxed);
+    SleepWord {
+        peer,
+        expected: seen,
+    }
+}
+
+/// Take back an announcement: the peer stops waking us.
+pub(crate) fn withdraw<'a, S: Side<'a>>(s: &mut S) {
+    s.lines().0.sleeping.store(0, Relaxed);
+}
+
+/// The middle of a wait over several rings, each of whose handles has just
+/// announced sleep (`announce_sleep`, one [`SleepWord`] each): the
+/// sleeper's half of the sleep/wake protocol of a single blocking call,
+/// once for all of them. It fences (ordering every announcement before
+/// every re-check), makes the barrier if a peer wakes lightly, calls
+/// `recheck` (which must look again at everything the caller waits for:
+/// a message, room), and, if that finds nothing and no peer has closed,
+/// waits through [`Wait::wait_any`] for at most `timeout`. Returns whether
+/// the re-check (or a peer's close) found the caller ready, in which case
+/// it did not wait.
+///
+/// The caller then withdraws every announcement (`withdraw_sleep` on each
+/// handle) whatever this returned, and looks at its rings again: a return
+/// without a ready ring may be spurious. Announcements left in place are
+/// harmless for correctness; they only make peers wake the caller without
+/// need.
+///
+/// ```
+/// use memtube_ring::*;
+/// let mut a = RegionBuf::<{ region_size(1024).unwrap() }>::new();
+/// let mut b = RegionBuf::<{ region_size(1024).unwrap() }>::new();
+/// let w = SpinWait::std();
+/// let (mut ta, mut ra) = split(a.as_mut_slice(), Config::new(1024), w).unwrap();
+/// let (_tb, mut rb) = split(b.as_mut_slice(), Config::new(1024), w).unwrap();
+/// ta.try_send(b"x", 1).unwrap();
+/// // Nothing ready yet would mean: announce on both, then sleep once.
+/// let words = [ra.announce_sleep().unwrap(), rb.announce_sleep().unwrap()];
+/// let ready = sleep_many(&w, &words, Some(core::time::Duration::from_millis(10)), || {
+///     ra.has_message().unwrap_or(true) || rb.has_message().unwrap_or(true)
+/// });
+/// ra.withdraw_sleep();
+/// rb.withdraw_sleep();
+/// assert!(ready); // the re-check found ring a's message: no sleep
+/// assert_eq!(ra.try_recv().unwrap().payload(), b"x");
+/// ```
+pub fn sleep_many<W: Wait>(
+    waiter: &W,
+    words: &[SleepWord<'_>],
+    timeout: Option<Duration>,
+    mut recheck: impl FnMut() -> bool,
+) -> bool {
+    // SYNC POINT (Dekker): orders every announcement before the re-check
+    // and the loads of the peers' states and flags; pairs, for each ring,
+    // with the fence in that peer's `wake_peer` (or its barrier), exactly as
+    // the fence in `sleep_until` does for one ring.
+    fence(SeqCst);
+    let mut slice = timeout;
+    if words
+        .iter()
+        .any(|w| w.peer.wflags.load(Relaxed) & WAKE_LIGHT != 0)
+        && !waiter.barrier_light_wakers()
+    {
+        slice = Some(timeout.map_or(LIGHT_FALLBACK_SLICE, |t| t.min(LIGHT_FALLBACK_SLICE)));
+    }
+    if recheck() || words.iter().any(|w| peer_closed(w.peer)) {
+        return true;
+    }
+    waiter.wait_any(words, slice);
+    false
+}

@@ -1,8 +1,14 @@
 //! Blocking: the [`Wait`] trait that platform crates implement, and
 //! [`SpinWait`], the portable implementation shipped here.
 
+use crate::sleep::SleepWord;
 use crate::sync::AtomicU32;
 use core::time::Duration;
+
+/// The longest single wait of [`Wait::wait_any`]'s portable implementation
+/// over several words: it sleeps on the first and looks at the others
+/// between sleeps.
+pub const WAIT_ANY_SLICE: Duration = Duration::from_millis(1);
 
 /// How a handle blocks on, and wakes, a 32-bit word in the region.
 ///
@@ -50,6 +56,33 @@ pub trait Wait {
         false
     }
 
+    /// Block while every word of `words` holds its
+    /// [`expected`](SleepWord::expected) value, for at most `timeout`
+    /// (`None`: no limit): the wait of [`sleep_many`](crate::sleep_many),
+    /// over several rings. With no words, sleep for `timeout`.
+    ///
+    /// Spurious and early returns are allowed, as for [`wait`](Wait::wait).
+    /// The default waits on the first word in slices of at most
+    /// [`WAIT_ANY_SLICE`], looking at the others between them (so a change
+    /// of another word is seen within a slice); platforms that can block on
+    /// several words at once override it (Linux: `futex_waitv`).
+    fn wait_any(&self, words: &[SleepWord<'_>], timeout: Option<Duration>) {
+        match words {
+            [] => self.wait(&AtomicU32::new(0), 0, timeout),
+            [w] => self.wait(w.word(), w.expected(), timeout),
+            [first, rest @ ..] => {
+                let changed = |w: &SleepWord<'_>| {
+                    w.word().load(crate::sync::Ordering::Acquire) != w.expected()
+                };
+                if rest.iter().any(changed) {
+                    return;
+                }
+                let slice = timeout.map_or(WAIT_ANY_SLICE, |t| t.min(WAIT_ANY_SLICE));
+                self.wait(first.word(), first.expected(), Some(slice));
+            }
+        }
+    }
+
     /// Model checking only (loom's model of the barrier's interrupt): called
     /// by a light waker just before and just after it loads its peer's sleep
     /// flag. Does nothing elsewhere.
@@ -66,6 +99,9 @@ impl<W: Wait + ?Sized> Wait for &W {
     }
     fn now(&self) -> Duration {
         (**self).now()
+    }
+    fn wait_any(&self, words: &[SleepWord<'_>], timeout: Option<Duration>) {
+        (**self).wait_any(words, timeout)
     }
     fn light_wake(&self) -> bool {
         (**self).light_wake()

@@ -5,7 +5,8 @@
 use crate::error::{Corruption, Error};
 use crate::layout::*;
 use crate::ring::{read_stats, Shared, Stats};
-use crate::sleep::{sleep_until, wake_peer, Side, Sleep, DEFAULT_SPIN_BUDGET};
+use crate::sleep::DEFAULT_SPIN_BUDGET;
+use crate::sleep::{announce, sleep_until, wake_peer, withdraw, Side, Sleep, SleepWord};
 use crate::sync::{spin_hint, AtomicU64, Ordering::*};
 use crate::wait::Wait;
 use core::time::Duration;
@@ -316,6 +317,29 @@ impl<'a, W: Wait> Consumer<'a, W> {
     #[inline(never)]
     fn wait_record_slow(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         sleep_until(self, (), timeout)
+    }
+
+    /// For a wait on several rings ([`sleep_many`](crate::sleep_many)),
+    /// after [`has_message`](Self::has_message) said no: publish the space
+    /// released so far (waking a producer that waits for it), then announce
+    /// that this consumer sleeps until the producer publishes or closes.
+    /// The returned word is what to wait on. `None` in pure-spin mode,
+    /// where the producer never wakes anyone: poll instead.
+    ///
+    /// Every announcement is taken back with
+    /// [`withdraw_sleep`](Self::withdraw_sleep) once the wait is over.
+    pub fn announce_sleep(&mut self) -> Option<SleepWord<'a>> {
+        if self.sh.pure_spin {
+            return None;
+        }
+        self.publish_release();
+        Some(announce(self))
+    }
+
+    /// Take back [`announce_sleep`](Self::announce_sleep): the producer
+    /// stops waking this consumer.
+    pub fn withdraw_sleep(&mut self) {
+        withdraw(self);
     }
 
     /// Drain up to `max` messages, calling `f(type_id, payload)` for each,

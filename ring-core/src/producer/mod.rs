@@ -5,7 +5,8 @@
 use crate::error::{Corruption, Error};
 use crate::layout::*;
 use crate::ring::{read_stats, Shared, Stats};
-use crate::sleep::{sleep_until, wake_peer, Side, Sleep, DEFAULT_SPIN_BUDGET};
+use crate::sleep::DEFAULT_SPIN_BUDGET;
+use crate::sleep::{announce, sleep_until, wake_peer, withdraw, Side, Sleep, SleepWord};
 use crate::sync::{spin_hint, AtomicU64, Ordering::*};
 use crate::wait::Wait;
 use core::time::Duration;
@@ -381,6 +382,28 @@ impl<'a, W: Wait> Producer<'a, W> {
             }
         }
         sleep_until(self, plan.need, timeout)
+    }
+
+    /// For a wait on several rings ([`sleep_many`](crate::sleep_many)),
+    /// after [`has_room`](Self::has_room) said no: publish staged messages,
+    /// then announce that this producer sleeps until the consumer releases
+    /// space or closes. The returned word is what to wait on. `None` in
+    /// pure-spin mode, where the consumer never wakes anyone: poll instead.
+    ///
+    /// Every announcement is taken back with
+    /// [`withdraw_sleep`](Self::withdraw_sleep) once the wait is over.
+    pub fn announce_sleep(&mut self) -> Option<SleepWord<'a>> {
+        if self.sh.pure_spin {
+            return None;
+        }
+        self.publish();
+        Some(announce(self))
+    }
+
+    /// Take back [`announce_sleep`](Self::announce_sleep): the consumer
+    /// stops waking this producer.
+    pub fn withdraw_sleep(&mut self) {
+        withdraw(self);
     }
 
     /// Copy `payload` into the ring as one message of type `type_id` and
