@@ -13,6 +13,9 @@
 //!   `memtube-ring`.
 //! - [`typed`] sends and reads `#[repr(C)]` values in place.
 //!
+//! - [`PollSet`] waits on many connections at once (a server with many
+//!   clients), with no system call while any of them is busy.
+//!
 //! Blocking follows std and crossbeam: `recv()` blocks, `try_recv()` does
 //! not, `recv_timeout(d)` waits at most `d`; the same for `send` and
 //! `reserve`. Zero copy is the fast path: `reserve` space, write in place,
@@ -84,6 +87,40 @@ cfg_if::cfg_if! {
             LIVENESS_SLICE, PROBE_EVERY,
         };
         pub use memtube_posix::{CancelToken, Error, Result};
+        pub use memtube_posix::{Event, Events, Interest, Pollable};
+        /// One wait across many receivers, senders or connections; see
+        /// [`memtube_posix::PollSet`].
+        ///
+        /// ```
+        /// # #[cfg(any(target_os = "linux", target_os = "macos"))] {
+        /// use memtube::{connect, listen, Events, Options, PollSet};
+        /// use std::time::Duration;
+        ///
+        /// let addr = std::env::temp_dir().join(format!("memtube-doc-poll-{}.sock", std::process::id()));
+        /// let opts = Options::new();
+        /// let listener = listen(addr.as_path(), &opts)?;
+        /// // Three clients, normally other processes.
+        /// let a = addr.clone();
+        /// let clients = std::thread::spawn(move || -> memtube::Result<Vec<memtube::Connection>> {
+        ///     (0..3).map(|_| connect(a.as_path(), &Options::new())).collect()
+        /// });
+        /// let mut set: PollSet<memtube::Receiver> = PollSet::new();
+        /// for _ in 0..3 {
+        ///     let conn = listener.accept_timeout(Duration::from_secs(5))?;
+        ///     set.insert(conn.into_split().1.unwrap()); // its receiver
+        /// }
+        /// let mut clients = clients.join().unwrap()?;
+        /// clients[1].sender()?.send(b"hi", 7)?;
+        /// let mut events = Events::new();
+        /// set.wait(&mut events, Some(Duration::from_secs(5)))?;
+        /// let ev = events.iter().next().unwrap();
+        /// assert!(ev.is_readable());
+        /// let msg = set.get_mut(ev.key()).unwrap().try_recv()?;
+        /// assert_eq!((msg.type_id(), msg.payload()), (7, &b"hi"[..]));
+        /// # }
+        /// # Ok::<(), memtube::Error>(())
+        /// ```
+        pub type PollSet<T = Connection> = memtube_posix::PollSet<T>;
         /// A listening socket; see [`memtube_posix::Listener`].
         pub type Listener = memtube_posix::Listener<Sys>;
         /// A connection: one ring or two; see [`memtube_posix::Connection`].

@@ -5,7 +5,7 @@ use crate::liveness::{Link, PeerState};
 use crate::peer::PeerCred;
 use crate::rings::RingMaps;
 use crate::Os;
-use memtube_ring::{Consumer, Producer};
+use memtube_ring::{Consumer, Producer, SleepWord};
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -527,6 +527,70 @@ impl<O: Os> Receiver<O> {
     /// Ring counters (may be stale).
     pub fn stats(&self) -> memtube_ring::Stats {
         self.rx.stats()
+    }
+}
+
+// The poll set's view of the handles (`crate::poll`).
+impl<O: Os> Receiver<O> {
+    /// Whether a `try_recv` would return something other than `Empty`: a
+    /// message, or the end (closed ring, dead peer, corruption).
+    pub(crate) fn poll_readable(&mut self) -> bool {
+        match self.rx.has_message() {
+            Ok(false) => self.rx.is_producer_closed() || self.link.state() != PeerState::Alive,
+            _ => true,
+        }
+    }
+    pub(crate) fn announce_sleep(&mut self) -> Option<SleepWord<'static>> {
+        self.rx.announce_sleep()
+    }
+    pub(crate) fn withdraw_sleep(&mut self) {
+        self.rx.withdraw_sleep()
+    }
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
+    }
+    /// Whether the ring is over: the producer closed (messages may remain).
+    pub(crate) fn ring_closed(&self) -> bool {
+        self.rx.is_producer_closed()
+    }
+}
+
+impl<O: Os> Sender<O> {
+    /// Whether a `try_reserve(len)` would return something other than
+    /// `Full`: room, or the end (closed ring, dead peer, an error).
+    pub(crate) fn poll_writable(&mut self, len: usize) -> bool {
+        match self.tx.has_room(len) {
+            Ok(false) => self.check_peer().is_err(),
+            _ => true,
+        }
+    }
+    pub(crate) fn announce_sleep(&mut self) -> Option<SleepWord<'static>> {
+        self.tx.announce_sleep()
+    }
+    pub(crate) fn withdraw_sleep(&mut self) {
+        self.tx.withdraw_sleep()
+    }
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
+    }
+    /// Whether the ring is over: the consumer closed.
+    pub(crate) fn ring_closed(&self) -> bool {
+        self.tx.is_consumer_closed()
+    }
+}
+
+impl<O: Os> Connection<O> {
+    pub(crate) fn parts_mut(&mut self) -> (Option<&mut Sender<O>>, Option<&mut Receiver<O>>) {
+        (self.sender.as_mut(), self.receiver.as_mut())
+    }
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
+    }
+    pub(crate) fn has_sender(&self) -> bool {
+        self.sender.is_some()
+    }
+    pub(crate) fn has_receiver(&self) -> bool {
+        self.receiver.is_some()
     }
 }
 

@@ -42,7 +42,7 @@ pub enum PeerState {
 
 /// The liveness channel: the connected socket plus the cached state.
 #[derive(Debug)]
-pub(crate) struct Link {
+pub struct Link {
     sock: OwnedFd,
     /// 0 alive, 1 closed cleanly, 2 gone. Only moves away from 0.
     state: AtomicU8,
@@ -136,6 +136,45 @@ impl Link {
         };
         self.state.store(encode(now), Ordering::Relaxed);
         now
+    }
+}
+
+/// Probe many links with one `poll` of all their descriptors (sockets and
+/// process watches, without waiting), then a full [`Link::probe`] only of
+/// those where something happened (a close byte, end of file, an exited
+/// process): a poll set's liveness check between its sleep slices, one
+/// system call for any number of idle connections.
+pub(crate) fn probe_all<'l>(links: impl Iterator<Item = &'l Link>) {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let mut fds = Vec::new();
+    // Each live link and how many descriptors it put in `fds`.
+    let mut asked = Vec::new();
+    for l in links.filter(|l| l.state() == PeerState::Alive) {
+        fds.push(PollFd::new(&l.sock, PollFlags::IN));
+        if let Some(w) = &l.watch {
+            fds.push(PollFd::new(w, PollFlags::IN));
+        }
+        asked.push((l, 1 + usize::from(l.watch.is_some())));
+    }
+    if fds.is_empty() {
+        return;
+    }
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let all = match poll(&mut fds, Some(&zero)) {
+        Ok(0) => return,
+        Ok(_) => false,
+        // Could not ask all at once: ask each.
+        Err(_) => true,
+    };
+    let mut at = 0;
+    for (l, n) in asked {
+        if all || fds[at..at + n].iter().any(|f| !f.revents().is_empty()) {
+            l.probe();
+        }
+        at += n;
     }
 }
 
