@@ -1,40 +1,422 @@
-//! The poll set: many connections, one wait.
+//! The poll set: many connections, one wait. Threads play clients where the
+//! protocol is the point; child processes where a death must be seen.
 #![cfg(any(target_os = "linux", target_os = "macos"))]
 
-use memtube::{connect, listen, Events, Interest, Options, PollSet};
+mod common;
+
+use memtube::{connect, listen, Connection, Error, Events, Interest, Options, PollSet, Receiver};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
 
 fn addr(tag: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("memtube-poll-{tag}-{}.sock", std::process::id()))
 }
 
-/// `n` accepted receivers in a set, and their clients.
-fn receivers(tag: &str, n: usize, opts: &Options) -> (PollSet<memtube::Receiver>, Vec<memtube::Connection>) {
+fn small() -> Options {
+    Options::new().capacity(4096)
+}
+
+/// `n` accepted handles (made by `take` from each accepted connection) in
+/// a set, and the clients' connections.
+fn accepted<T: memtube::Pollable>(
+    tag: &str,
+    n: usize,
+    opts: &Options,
+    take: impl Fn(Connection) -> T,
+) -> (PollSet<T>, Vec<Connection>) {
     let a = addr(tag);
     let listener = listen(a.as_path(), opts).unwrap();
     let mut set = PollSet::new();
     let o = opts.clone();
     let clients = std::thread::spawn(move || {
-        (0..n).map(|_| connect(a.as_path(), &o).unwrap()).collect::<Vec<_>>()
+        (0..n)
+            .map(|_| connect(a.as_path(), &o).unwrap())
+            .collect::<Vec<_>>()
     });
     for _ in 0..n {
-        let conn = listener.accept_timeout(Duration::from_secs(5)).unwrap();
-        set.insert(conn.into_split().1.unwrap());
+        let conn = listener.accept_timeout(T).unwrap();
+        set.insert(take(conn));
     }
     (set, clients.join().unwrap())
 }
 
-#[test]
-fn reports_the_ready_receiver() {
-    let (mut set, mut clients) = receivers("ready", 3, &Options::new());
-    clients[1].sender().unwrap().send(b"hi", 7).unwrap();
-    let mut events = Events::new();
-    set.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
-    assert_eq!(events.len(), 1);
-    let ev = *events.iter().next().unwrap();
-    assert_eq!(ev.key(), 1);
-    assert!(ev.is_readable() && !ev.is_closed());
-    let m = set.get_mut(1).unwrap().try_recv().unwrap();
-    assert_eq!((m.type_id(), m.payload()), (7, &b"hi"[..]));
+fn receivers(tag: &str, n: usize) -> (PollSet<Receiver>, Vec<Connection>) {
+    accepted(tag, n, &small(), |c| c.into_split().1.unwrap())
 }
 
+fn keys(events: &Events) -> Vec<usize> {
+    let mut k: Vec<usize> = events.iter().map(|e| e.key()).collect();
+    k.sort_unstable();
+    k
+}
+
+/// The keys reported by successive waits until `n` different ones were
+/// (a wait reports the ready hot handles and at least one other).
+fn seen_within<T: memtube::Pollable>(
+    set: &mut PollSet<T>,
+    events: &mut Events,
+    n: usize,
+) -> Vec<usize> {
+    let mut seen = Vec::new();
+    for _ in 0..=set.len() {
+        set.wait(events, Some(T)).unwrap();
+        seen.extend(keys(events));
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() >= n {
+            break;
+        }
+    }
+    seen
+}
+
+#[test]
+fn reports_the_ready_receivers() {
+    let (mut set, mut clients) = receivers("ready", 4);
+    let mut events = Events::new();
+    assert_eq!(
+        set.wait(&mut events, Some(Duration::from_millis(20))),
+        Err(Error::Timeout)
+    );
+    assert!(events.is_empty());
+    clients[1].sender().unwrap().send(b"hi", 7).unwrap();
+    clients[3].sender().unwrap().send(b"yo", 8).unwrap();
+    // Both within a few waits (one may be found first).
+    assert_eq!(seen_within(&mut set, &mut events, 2), [1, 3]);
+    for (k, want) in [(1, (7, &b"hi"[..])), (3, (8, &b"yo"[..]))] {
+        let m = set.get_mut(k).unwrap().try_recv().unwrap();
+        assert_eq!((m.type_id(), m.payload()), want);
+    }
+    // Nothing left: the set reports nothing again.
+    assert_eq!(
+        set.wait(&mut events, Some(Duration::from_millis(20))),
+        Err(Error::Timeout)
+    );
+}
+
+/// A wait with nothing ready sleeps (its spin budget 0) and the first
+/// publication, to any of the rings, wakes it.
+#[test]
+fn a_sleeping_set_wakes_on_any_ring() {
+    for target in [0, 5, 9] {
+        let (mut set, mut clients) = receivers(&format!("wake{target}"), 10);
+        set.set_spin_budget(0);
+        let mut events = Events::new();
+        let t0 = Instant::now();
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            clients[target].sender().unwrap().send(b"x", 1).unwrap();
+            clients
+        });
+        set.wait(&mut events, Some(T)).unwrap();
+        let took = t0.elapsed();
+        assert_eq!(keys(&events), [target]);
+        assert!(took >= Duration::from_millis(90), "{took:?}");
+        // Woken, not found by a liveness slice.
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        drop(waker.join().unwrap());
+    }
+}
+
+/// More rings than one `futex_waitv` takes: the set still wakes (in slices).
+#[test]
+fn more_rings_than_one_kernel_wait_takes() {
+    let n = 130;
+    let (mut set, mut clients) = receivers("many", n);
+    set.set_spin_budget(0);
+    let mut events = Events::new();
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        clients[n - 1].sender().unwrap().send(b"x", 1).unwrap();
+        clients
+    });
+    set.wait(&mut events, Some(T)).unwrap();
+    assert_eq!(keys(&events), [n - 1]);
+    drop(waker.join().unwrap());
+}
+
+/// A closed client is reported readable and closed (after its messages),
+/// until removed; the other handles are not disturbed.
+#[test]
+fn a_closed_peer_is_reported_until_removed() {
+    let (mut set, mut clients) = receivers("closed", 3);
+    clients[2].sender().unwrap().send(b"last", 3).unwrap();
+    drop(clients.remove(2));
+    let mut events = Events::new();
+    set.wait(&mut events, Some(T)).unwrap();
+    assert_eq!(keys(&events), [2]);
+    let rx = set.get_mut(2).unwrap();
+    assert_eq!(rx.try_recv().unwrap().payload(), b"last");
+    assert_eq!(rx.try_recv().err(), Some(Error::Closed));
+    set.wait(&mut events, Some(T)).unwrap();
+    let ev = *events.iter().next().unwrap();
+    assert_eq!(ev.key(), 2);
+    assert!(ev.is_readable() && ev.is_closed());
+    assert!(set.remove(2).is_some());
+    assert_eq!(set.len(), 2);
+    assert_eq!(
+        set.wait(&mut events, Some(Duration::from_millis(20))),
+        Err(Error::Timeout)
+    );
+    // The others still work, and the freed key is reused.
+    clients[0].sender().unwrap().send(b"a", 1).unwrap();
+    set.wait(&mut events, Some(T)).unwrap();
+    assert_eq!(keys(&events), [0]);
+}
+
+/// Fairness: three clients keep their rings full while a fourth sends one
+/// message now and then; the set reports the quiet one within as many
+/// waits as it has handles, and every busy one is served.
+#[test]
+fn a_quiet_ring_is_not_starved_by_busy_ones() {
+    let (mut set, clients) = receivers("fair", 4);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let tx = c.sender().unwrap();
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if i == 3 {
+                    // The quiet one: one message, then wait until it is read.
+                    if tx.send(&sent.to_le_bytes(), 3).is_err() {
+                        break;
+                    }
+                    sent += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                } else {
+                    match tx.try_send(&sent.to_le_bytes(), i as u32) {
+                        Ok(()) => sent += 1,
+                        Err(Error::Full) => std::hint::spin_loop(),
+                        Err(_) => break,
+                    }
+                }
+            }
+            sent
+        }));
+    }
+    let mut events = Events::new();
+    let mut got = [0u32; 4];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    // Waits since the quiet ring last had a message it had not read.
+    while got[3] < 20 && Instant::now() < deadline {
+        set.wait(&mut events, Some(T)).unwrap();
+        for ev in &events {
+            // One message per event: the busy rings stay ready.
+            let rx = set.get_mut(ev.key()).unwrap();
+            let m = rx.try_recv().unwrap();
+            assert_eq!(m.type_id() as usize, ev.key());
+            assert_eq!(
+                u32::from_le_bytes(m.payload().try_into().unwrap()),
+                got[ev.key()]
+            );
+            got[ev.key()] += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(set);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(got[3] >= 20, "the quiet ring was starved: {got:?}");
+    assert!(
+        got[..3].iter().all(|&n| n > 100),
+        "a busy ring was starved: {got:?}"
+    );
+}
+
+/// A sender in a set is writable when its ring has room; a full ring is
+/// not, until the peer reads.
+#[test]
+fn senders_wait_for_room() {
+    let opts = small().direction(memtube::Direction::ListenerToConnector);
+    let (mut set, mut clients) = accepted("room", 2, &opts, |c| c.into_split().0.unwrap());
+    let mut events = Events::new();
+    assert_eq!(seen_within(&mut set, &mut events, 2), [0, 1]);
+    // Fill ring 0.
+    let tx = set.get_mut(0).unwrap();
+    while tx.try_send(&[0; 256], 0).is_ok() {}
+    let key1 = set.remove(1).unwrap();
+    // Room for 256 bytes, not just for an empty message.
+    let tx = set.remove(0).unwrap();
+    assert_eq!(set.insert_with(tx, Interest::writable(256)).ok(), Some(0));
+    set.set_spin_budget(0);
+    assert_eq!(
+        set.wait(&mut events, Some(Duration::from_millis(20))),
+        Err(Error::Timeout)
+    );
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        let rx = clients[0].receiver().unwrap();
+        while rx.try_recv().is_ok() {}
+        clients
+    });
+    set.wait(&mut events, Some(T)).unwrap();
+    assert_eq!(keys(&events), [0]);
+    assert!(events.iter().next().unwrap().is_writable());
+    set.get_mut(0).unwrap().try_send(&[1; 256], 1).unwrap();
+    drop((reader.join().unwrap(), key1));
+}
+
+/// Interests that a handle cannot have are refused, the handle given back.
+#[test]
+fn interests_follow_the_handle() {
+    let (mut set, _clients) = receivers("interest", 1);
+    let rx = set.remove(0).unwrap();
+    let (e, rx) = set.insert_with(rx, Interest::writable(8)).unwrap_err();
+    assert_eq!(e, Error::NoSuchHandle);
+    assert_eq!(set.insert_with(rx, Interest::READABLE).ok(), Some(0));
+    assert_eq!(set.interest(0), Some(Interest::READABLE));
+}
+
+/// Request/reply over a set of duplex connections: each caller gets its own
+/// replies.
+#[test]
+fn serves_many_callers() {
+    let opts = small().duplex(true);
+    let n = 8;
+    let (mut set, clients) = accepted("serve", n, &opts, |c| c);
+    let callers: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            std::thread::spawn(move || {
+                for k in 0..200u32 {
+                    let req = [i as u8, k as u8];
+                    let r = c.call_timeout(k, &req, T).unwrap();
+                    assert_eq!((r.type_id(), r.payload()), (k + 1, &[k as u8, i as u8][..]));
+                }
+            })
+        })
+        .collect();
+    let mut events = Events::new();
+    let mut open = n;
+    while open > 0 {
+        set.wait(&mut events, Some(T)).unwrap();
+        for ev in &events {
+            let conn = set.get_mut(ev.key()).unwrap();
+            match conn.serve_one(Some(T), |ty, req, reply| {
+                reply.extend(req.iter().rev());
+                ty + 1
+            }) {
+                Ok(()) => {}
+                Err(Error::Closed) => {
+                    set.remove(ev.key());
+                    open -= 1;
+                }
+                Err(e) => panic!("serve: {e}"),
+            }
+        }
+    }
+    for c in callers {
+        c.join().unwrap();
+    }
+}
+
+/// With all its rings idle, a waiting set sleeps: it uses next to no CPU.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_set_sleeps() {
+    let (mut set, _clients) = receivers("idle", 64);
+    let mut events = Events::new();
+    let cpu = || {
+        let u = rustix_like_rusage();
+        u.0 + u.1
+    };
+    let (c0, t0) = (cpu(), Instant::now());
+    assert_eq!(
+        set.wait(&mut events, Some(Duration::from_secs(1))),
+        Err(Error::Timeout)
+    );
+    let (used, wall) = (cpu() - c0, t0.elapsed());
+    // The spin budget (microseconds) and a liveness poll every 50 ms.
+    assert!(
+        used < wall / 20,
+        "an idle wait used {used:?} of CPU in {wall:?}"
+    );
+}
+
+/// This thread's user and system CPU time (Linux: /proc/thread-self/stat).
+#[cfg(target_os = "linux")]
+fn rustix_like_rusage() -> (Duration, Duration) {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // Fields after the command name (which ends with ')'): utime is the
+    // 14th field overall, stime the 15th, in clock ticks (100 per second
+    // on every Linux platform memtube runs on).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let tick = |s: &str| Duration::from_millis(s.parse::<u64>().unwrap() * 10);
+    (tick(f[11]), tick(f[12]))
+}
+
+/// A client process killed with SIGKILL is reported (readable and closed,
+/// then `PeerGone` from the receive) within the liveness bound, while the
+/// set sleeps; the other clients are not disturbed.
+#[test]
+fn a_killed_client_is_reported() {
+    let a = common::unique_addr("poll-kill");
+    let listener = listen(a.as_str(), &small()).unwrap();
+    let mut set = PollSet::new();
+    let mut kids = Vec::new();
+    for _ in 0..3 {
+        let kid = common::child_command("send-one-then-sleep", &a)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        kids.push(kid);
+        let conn = listener.accept_timeout(T).unwrap();
+        set.insert(conn.into_split().1.unwrap());
+    }
+    let mut events = Events::new();
+    let mut first = 0;
+    while first < 3 {
+        set.wait(&mut events, Some(T)).unwrap();
+        for ev in &events {
+            assert!(!ev.is_closed());
+            set.get_mut(ev.key()).unwrap().try_recv().unwrap();
+            first += 1;
+        }
+    }
+    set.set_spin_budget(0);
+    let t0 = Instant::now();
+    kids[1].kill().unwrap();
+    kids[1].wait().unwrap();
+    set.wait(&mut events, Some(T)).unwrap();
+    let took = t0.elapsed();
+    assert_eq!(keys(&events), [1]);
+    assert!(events.iter().next().unwrap().is_closed());
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert_eq!(
+        set.get_mut(1).unwrap().try_recv().err(),
+        Some(Error::PeerGone)
+    );
+    set.remove(1);
+    assert_eq!(
+        set.wait(&mut events, Some(Duration::from_millis(100))),
+        Err(Error::Timeout)
+    );
+    for mut k in kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+}
+
+#[test]
+#[ignore = "entry point of the child processes that the other tests start"]
+fn child_entry() {
+    common::child_main(|role, addr| match role {
+        "send-one-then-sleep" => {
+            let mut c = connect(addr, &small()).map_err(|e| e.to_string())?;
+            c.sender()
+                .unwrap()
+                .send(b"hello", 1)
+                .map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_secs(60));
+            Ok(())
+        }
+        r => Err(format!("unknown role {r}")),
+    });
+}

@@ -168,12 +168,18 @@ pub trait Pollable: Sealed {}
 
 fn rx_ready<O: Os>(rx: &mut Receiver<O>) -> (bool, bool) {
     let r = rx.poll_readable();
-    (r, r && (rx.ring_closed() || rx.link().state() != PeerState::Alive))
+    (
+        r,
+        r && (rx.ring_closed() || rx.link().state() != PeerState::Alive),
+    )
 }
 
 fn tx_ready<O: Os>(tx: &mut Sender<O>, len: usize) -> (bool, bool) {
     let w = tx.poll_writable(len);
-    (w, w && (tx.ring_closed() || tx.link().state() != PeerState::Alive))
+    (
+        w,
+        w && (tx.ring_closed() || tx.link().state() != PeerState::Alive),
+    )
 }
 
 impl<O: Os> Sealed for Receiver<O> {
