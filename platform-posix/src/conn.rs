@@ -580,9 +580,6 @@ impl<O: Os> Sender<O> {
 }
 
 impl<O: Os> Connection<O> {
-    pub(crate) fn parts_mut(&mut self) -> (Option<&mut Sender<O>>, Option<&mut Receiver<O>>) {
-        (self.sender.as_mut(), self.receiver.as_mut())
-    }
     pub(crate) fn link(&self) -> &Link {
         &self.link
     }
@@ -801,6 +798,14 @@ impl<O: Os> Connection<O> {
     /// This side's receiver ([`Error::NoSuchHandle`] if this side only sends).
     pub fn receiver(&mut self) -> Result<&mut Receiver<O>> {
         self.receiver.as_mut().ok_or(Error::NoSuchHandle)
+    }
+
+    /// Both handles at once, borrowed (each `None` if this side lacks it):
+    /// to answer a message with the other ring while the message is held,
+    /// for example an echo from a connection kept in a
+    /// [`PollSet`](crate::PollSet).
+    pub fn split_mut(&mut self) -> (Option<&mut Sender<O>>, Option<&mut Receiver<O>>) {
+        (self.sender.as_mut(), self.receiver.as_mut())
     }
 
     /// The handles, to move to other threads. The liveness socket stays open

@@ -233,7 +233,7 @@ impl<O: Os> Pollable for Sender<O> {}
 impl<O: Os> Sealed for Connection<O> {
     type Sys = O;
     fn readiness(&mut self, i: Interest) -> (bool, bool, bool) {
-        let (tx, rx) = self.parts_mut();
+        let (tx, rx) = self.split_mut();
         let (mut r, mut w, mut c) = (false, false, false);
         if let (true, Some(rx)) = (i.readable, rx) {
             (r, c) = rx_ready(rx);
@@ -246,7 +246,7 @@ impl<O: Os> Sealed for Connection<O> {
         (r, w, c)
     }
     fn announce(&mut self, i: Interest, words: &mut Vec<SleepWord<'static>>) -> bool {
-        let (tx, rx) = self.parts_mut();
+        let (tx, rx) = self.split_mut();
         let mut wakes = true;
         if let (true, Some(rx)) = (i.readable, rx) {
             wakes &= rx.announce_sleep().map(|w| words.push(w)).is_some();
@@ -257,7 +257,7 @@ impl<O: Os> Sealed for Connection<O> {
         wakes
     }
     fn withdraw(&mut self, i: Interest) {
-        let (tx, rx) = self.parts_mut();
+        let (tx, rx) = self.split_mut();
         if let (true, Some(rx)) = (i.readable, rx) {
             rx.withdraw_sleep();
         }

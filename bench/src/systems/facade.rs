@@ -305,3 +305,155 @@ pub fn selfloop_memtube(n: u64, isolation: bool) -> Result<u64, BoxError> {
     }
     Ok(sum)
 }
+
+// ---------------------------------------------------------------- poll sets
+
+/// Round trips through a server that serves `connections` duplex
+/// connections from one [`memtube::PollSet`]: the main side (the client)
+/// opens them all and times round trips over the last one while the
+/// others stay idle; the peer (the server) echoes whatever the set reports.
+pub struct PollRoundTrip {
+    /// Connections (one active).
+    pub connections: usize,
+}
+
+impl PollRoundTrip {
+    fn options(len: usize) -> Options {
+        Options::new().capacity(ring_capacity(len)).duplex(true)
+    }
+}
+
+impl Bench for PollRoundTrip {
+    fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
+        lat(poll_rt_main(self, ctx, run))
+    }
+
+    fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        poll_rt_peer(self, ctx, run)
+    }
+}
+
+#[inline(never)]
+fn poll_rt_main(p: &PollRoundTrip, ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
+    let listener = ctx.listener.as_ref().ok_or("no listener")?;
+    let opts = PollRoundTrip::options(run.len);
+    let mut conns = Vec::with_capacity(p.connections);
+    for _ in 0..p.connections {
+        conns.push(listener.accept_with(&opts, Some(TIMEOUT))?);
+    }
+    let active = conns.last_mut().ok_or("no connection")?;
+    let mut payload = vec![0xa5u8; run.len];
+    let h = time_round_trips(run.count, |s| {
+        payload[..8].copy_from_slice(&s.to_ne_bytes());
+        active.sender()?.send_timeout(&payload, 7, TIMEOUT)?;
+        let m = active.receiver()?.recv_timeout(TIMEOUT)?;
+        if m.len() != run.len || m[..8] != s.to_ne_bytes() {
+            return Err(format!("memtube poll-set echo mismatch at {s}").into());
+        }
+        Ok(())
+    })?;
+    Ok(h)
+}
+
+#[inline(never)]
+fn poll_rt_peer(p: &PollRoundTrip, ctx: &Ctx, run: Run) -> Result<(), BoxError> {
+    let opts = PollRoundTrip::options(run.len);
+    let mut set = memtube::PollSet::new();
+    for _ in 0..p.connections {
+        set.insert(memtube::connect(ctx.addr.as_str(), &opts)?);
+    }
+    let mut events = memtube::Events::with_capacity(p.connections);
+    let mut echoed = 0;
+    while echoed < run.count {
+        set.wait(&mut events, Some(TIMEOUT))?;
+        for ev in &events {
+            let conn = set.get_mut(ev.key()).ok_or("an event for a removed key")?;
+            let (Some(tx), Some(rx)) = conn.split_mut() else {
+                return Err("duplex connection without two rings".into());
+            };
+            let Ok(m) = rx.try_recv() else {
+                continue;
+            };
+            tx.send_timeout(&m, m.type_id(), TIMEOUT)?;
+            echoed += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A fan-in stream: the peer sends messages in turn over `clients`
+/// connections (one thread: message `n` goes to connection `n % clients`);
+/// the main side receives them all through one poll set and reads every
+/// byte. The aggregate rate, against the single pair's ("memtube copy").
+pub struct PollStream {
+    /// Connections, all active.
+    pub clients: usize,
+}
+
+fn poll_stream_options() -> Options {
+    Options::new()
+        .capacity(STREAM_CAPACITY)
+        .direction(Direction::ConnectorToListener)
+}
+
+impl Bench for PollStream {
+    fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
+        let listener = ctx.listener.as_ref().ok_or("no listener")?;
+        let mut set = memtube::PollSet::<memtube::Receiver>::new();
+        for _ in 0..self.clients {
+            let conn = listener.accept_with(&poll_stream_options(), Some(TIMEOUT))?;
+            set.insert(conn.into_split().1.ok_or("no receiver")?);
+        }
+        let k = self.clients as u64;
+        // The next sequence number each connection carries.
+        let mut next: Vec<u64> = (0..k).collect();
+        let mut events = memtube::Events::with_capacity(self.clients);
+        let mut start = None;
+        let mut got = 0u64;
+        let mut sum = 0u64;
+        while got < run.count {
+            set.wait(&mut events, Some(TIMEOUT))?;
+            start.get_or_insert_with(Instant::now);
+            for ev in &events {
+                let key = ev.key();
+                let rx = set.get_mut(key).ok_or("an event for a removed key")?;
+                // What is there now, up to a bound (fairness).
+                for _ in 0..64 {
+                    match rx.try_recv() {
+                        Ok(m) => {
+                            sum = sum.wrapping_add(read_all(&m, next[key], run.len)?);
+                            next[key] += k;
+                            got += 1;
+                        }
+                        Err(memtube::Error::Empty) | Err(memtube::Error::Closed) => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        black_box(sum);
+        let seconds = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        Ok(Measured::Stream {
+            messages: run.count - 1,
+            seconds,
+        })
+    }
+
+    fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        let mut conns = Vec::with_capacity(self.clients);
+        for _ in 0..self.clients {
+            conns.push(memtube::connect(ctx.addr.as_str(), &poll_stream_options())?);
+        }
+        let mut txs = Vec::with_capacity(self.clients);
+        for c in conns {
+            txs.push(c.into_split().0.ok_or("no sender")?);
+        }
+        let mut payload = vec![0x5au8; run.len];
+        let k = self.clients as u64;
+        for n in 0..run.count {
+            payload[..8].copy_from_slice(&n.to_ne_bytes());
+            txs[(n % k) as usize].send_timeout(&payload, 1, TIMEOUT)?;
+        }
+        Ok(())
+    }
+}

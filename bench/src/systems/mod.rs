@@ -440,6 +440,23 @@ pub static SYSTEMS: &[System] = &[
         &SIZES,
         &facade::RoundTrip::new(|o| o.duplex(true)),
     ),
+    // A server with a poll set (default mode) echoing round trips over
+    // one of its connections, the others idle: the cost of serving many
+    // connections from one wait, next to "memtube default" in each round.
+    System::new(
+        "memtube poll set: 1 connection",
+        Kind::RoundTrip,
+        Section::RoundTrips,
+        &[32],
+        &facade::PollRoundTrip { connections: 1 },
+    ),
+    System::new(
+        "memtube poll set: 64 connections, 1 active",
+        Kind::RoundTrip,
+        Section::RoundTrips,
+        &[32],
+        &facade::PollRoundTrip { connections: 64 },
+    ),
     // Pure spin with non-temporal copies off, and on at every size: the
     // two fixed settings of that knob the default is held against.
     System::new(
@@ -523,6 +540,29 @@ pub static SYSTEMS: &[System] = &[
         Section::Streams,
         &SIZES,
         &facade::Stream::new(facade::Way::ZeroCopy),
+    ),
+    // Fan-in: one sender thread over N connections in turn, one poll set
+    // receiving (the aggregate rate; the single pair is "memtube copy").
+    System::new(
+        "memtube poll set fan-in: 2 clients",
+        Kind::Stream,
+        Section::Streams,
+        &[32, 1024],
+        &facade::PollStream { clients: 2 },
+    ),
+    System::new(
+        "memtube poll set fan-in: 8 clients",
+        Kind::Stream,
+        Section::Streams,
+        &[32, 1024],
+        &facade::PollStream { clients: 8 },
+    ),
+    System::new(
+        "memtube poll set fan-in: 64 clients",
+        Kind::Stream,
+        Section::Streams,
+        &[32, 1024],
+        &facade::PollStream { clients: 64 },
     ),
     // One way: `send_blocking` copies the payload in.
     System::new(
