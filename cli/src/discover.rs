@@ -446,6 +446,23 @@ fn assign_roles(v: &mut RingView) {
         if known(p) || known(c) {
             v.producer_pid = p.filter(|x| v.mappers.contains_key(x));
             v.consumer_pid = c.filter(|x| v.mappers.contains_key(x));
+            // One role not (yet) recorded: between two processes, it is
+            // the other one's.
+            let other = |x: Option<u32>| {
+                let rest: Vec<u32> = v
+                    .mappers
+                    .keys()
+                    .copied()
+                    .filter(|&m| Some(m) != x)
+                    .collect();
+                (v.mappers.len() == 2 && rest.len() == 1).then(|| rest[0])
+            };
+            if v.consumer_pid.is_none() {
+                v.consumer_pid = other(v.producer_pid);
+            }
+            if v.producer_pid.is_none() {
+                v.producer_pid = other(v.consumer_pid);
+            }
             v.roles = RoleSource::Holder;
             return;
         }

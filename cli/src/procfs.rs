@@ -243,13 +243,13 @@ garbage line
 
     #[test]
     fn dev_numbers() {
-        // makedev(8, 1) and makedev(259, 70000).
+        // makedev(8, 1) and makedev(4100, 70000), as glibc encodes them.
+        let makedev = |ma: u64, mi: u64| {
+            (ma & 0xfff) << 8 | (ma & !0xfff) << 32 | (mi & 0xff) | (mi & !0xff) << 12
+        };
+        assert_eq!(makedev(8, 1), 0x801);
         assert_eq!(dev_parts(0x801), (8, 1));
-        let dev = (259u64 & 0xfff) << 8
-            | (259u64 & !0xfff) << 32
-            | (70000u64 & 0xff)
-            | (70000u64 & !0xff) << 12;
-        assert_eq!(dev_parts(dev), (259, 70000));
+        assert_eq!(dev_parts(makedev(4100, 70000)), (4100, 70000));
     }
 
     #[test]

@@ -184,11 +184,7 @@ pub fn measure(scan: &Scan, interval: Duration) -> (Vec<RingReport>, Vec<Skipped
     let mut rows = Vec::new();
     let mut skipped = scan.skipped.clone();
     for (v, a) in scan.rings.iter().zip(first) {
-        let b = if interval.is_zero() {
-            a.clone()
-        } else {
-            v.stats()
-        };
+        let b = if interval.is_zero() { a } else { v.stats() };
         match (a, b) {
             (Ok(a), Ok(b)) => {
                 let before = (!interval.is_zero()).then_some((&a, secs));

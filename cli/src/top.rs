@@ -188,7 +188,7 @@ fn draw(f: &mut Frame, s: &Screen, title: &str, interval: Duration) {
     let mut notes: Vec<Line> = Vec::new();
     if s.not_permitted > 0 {
         notes.push(Line::from(format!(
-            "{} processes not shown: the kernel would not show their mappings (another user's)",
+            "{} processes not shown: the kernel would not show their mappings (another user's, or more privileged)",
             s.not_permitted
         )));
     }

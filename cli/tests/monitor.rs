@@ -154,8 +154,11 @@ fn child(role: &str, addr: &str) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         // A duplex service; type 1 answers how many requests its handler saw.
-        "server" => {
-            let l = listen(addr, &Options::new().duplex(true))?;
+        "server" | "server-shared" => {
+            // server-shared: without isolation (one region per ring, both
+            // sides write it).
+            let opts = Options::new().duplex(true).isolation(role == "server");
+            let l = listen(addr, &opts)?;
             ready();
             let mut seen = 0u64;
             loop {
@@ -370,6 +373,56 @@ fn ping_is_answered_without_the_handler() {
     let mut conn = memtube::connect(addr.as_str(), &memtube::Options::new().duplex(true)).unwrap();
     let reply = conn.call_timeout(1, b"", Duration::from_secs(10)).unwrap();
     assert_eq!(reply.payload(), &1u64.to_le_bytes());
+}
+
+#[test]
+fn stat_tells_the_two_rings_of_duplex_connections_apart() {
+    let me = std::process::id();
+    for (role, isolated) in [("server", true), ("server-shared", false)] {
+        let addr = unique_addr(role);
+        let server = spawn(role, &addr);
+        let opts = memtube::Options::new().duplex(true);
+        let _conn = memtube::connect(addr.as_str(), &opts).unwrap();
+        // The server attaches its ends after the handshake we got: wait
+        // until both rings have both ends.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let doc = loop {
+            let doc = stat(&["--addr", &addr, "--interval", "0"]);
+            let attached = rings_of(&doc, server.pid()).iter().all(|r| {
+                r["producer"]["state"] == "attached" && r["consumer"]["state"] == "attached"
+            });
+            if attached || Instant::now() > deadline {
+                break doc;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let rings = rings_of(&doc, server.pid());
+        assert_eq!(rings.len(), 2, "{doc:#}");
+        let mut ends = Vec::new();
+        for r in &rings {
+            assert_eq!(r["isolation"], isolated, "{r:#}");
+            assert_eq!(r["consumer_block_paired_by_guess"], false, "{r:#}");
+            assert_eq!(r["roles_from"], "holder", "{r:#}");
+            assert_eq!(
+                r["mapped_by"],
+                serde_json::json!([me.min(server.pid()), me.max(server.pid())])
+            );
+            ends.push((
+                r["producer"]["pid"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{doc:#}")),
+                r["consumer"]["pid"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{doc:#}")),
+            ));
+        }
+        ends.sort();
+        let (a, b) = (
+            u64::from(me.min(server.pid())),
+            u64::from(me.max(server.pid())),
+        );
+        assert_eq!(ends, [(a, b), (b, a)], "{doc:#}");
+    }
 }
 
 #[test]
