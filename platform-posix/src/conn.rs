@@ -682,6 +682,10 @@ impl<O: Os> Reply<'_, O> {
 const ID_LEN: usize = 8;
 /// The type id of an error reply from `serve` (reserved: handlers never send it).
 pub const ERROR_REPLY: u32 = u32::MAX;
+/// The type id of a ping request (reserved): `serve` answers it itself with
+/// a reply of the same type and body, without calling the handler, so a
+/// monitor can measure round trips to a running service (`memtube ping`).
+pub const PING: u32 = 0xFFFF_FFFE;
 /// Error reply code: the handler's reply did not fit in the ring.
 /// Body after the id: code `u32`, ring maximum `u32`, reply length `u64` (LE).
 const ERROR_REPLY_TOO_LARGE: u32 = 1;
@@ -971,6 +975,8 @@ impl<O: Os> Connection<O> {
     /// [`Error::ReplyTooLarge`] instead and serving goes on. The type id
     /// `u32::MAX` is reserved for such error replies; a handler that returns
     /// it makes the caller's `call` fail with [`Error::Protocol`].
+    /// A request of type [`PING`] is answered here (same type, same body)
+    /// and never reaches the handler; it counts as the request served.
     ///
     /// The `timeout` (and a cancel) also bounds the wait for room for the
     /// reply: a request whose reply could not be sent in time stays
@@ -987,7 +993,13 @@ impl<O: Os> Connection<O> {
         let id =
             read_id(m.payload()).ok_or(Error::Protocol("request shorter than its 8-byte id"))?;
         self.scratch.clear();
-        let mut ty = handler(m.type_id(), &m.payload()[ID_LEN..], &mut self.scratch);
+        let mut ty = if m.type_id() == PING {
+            // A ping (`memtube ping`): echoed here, never shown to the handler.
+            self.scratch.extend_from_slice(&m.payload()[ID_LEN..]);
+            PING
+        } else {
+            handler(m.type_id(), &m.payload()[ID_LEN..], &mut self.scratch)
+        };
         drop(m);
         let max = tx.max_payload().saturating_sub(ID_LEN as u32);
         if self.scratch.len() > max as usize {

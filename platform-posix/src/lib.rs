@@ -61,7 +61,8 @@ mod sock;
 
 pub use cancel::CancelToken;
 pub use conn::{
-    Connection, Grant, Message, Receiver, Reply, Sender, ERROR_REPLY, LIVENESS_SLICE, PROBE_EVERY,
+    Connection, Grant, Message, Receiver, Reply, Sender, ERROR_REPLY, LIVENESS_SLICE, PING,
+    PROBE_EVERY,
 };
 pub use connect::connect;
 pub use error::{Error, HandshakeFailure, Result};

@@ -10,7 +10,7 @@ use memtube_ring::handshake::{
     Handshake, RingDesc, Side, CONSUMER_REGION_MIN, HS_HUGE_PAGES, HUGE_PAGE_ALIGN, NO_FD,
 };
 use memtube_ring::{Config, Consumer, Producer, RawRegion};
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// The mappings of one ring in this process. The handle that borrows them
 /// is dropped first (it is declared before this in every owner).
@@ -18,6 +18,21 @@ use rustix::fd::{AsFd, OwnedFd};
 pub(crate) struct RingMaps {
     pub(crate) main: Mapping,
     pub(crate) cons: Option<Mapping>,
+    /// A descriptor of each region (main, then consumer block), kept open
+    /// for as long as the ring is mapped so that a monitor of the same user
+    /// (`memtube top`) can open the region read-only through
+    /// `/proc/<pid>/fd`: an unprivileged process cannot open another one's
+    /// mapping (`/proc/<pid>/map_files` needs `CAP_CHECKPOINT_RESTORE`).
+    /// Best effort: empty if duplicating failed. Never used otherwise.
+    _fds: Vec<OwnedFd>,
+}
+
+/// Duplicates (close-on-exec) of `fds` for [`RingMaps`]; those that cannot
+/// be duplicated (descriptor limit) are left out: the ring works without them.
+fn keep_fds<'a>(fds: impl IntoIterator<Item = BorrowedFd<'a>>) -> Vec<OwnedFd> {
+    fds.into_iter()
+        .filter_map(|fd| rustix::io::fcntl_dupfd_cloexec(fd, 0).ok())
+        .collect()
 }
 
 impl RingMaps {
@@ -56,16 +71,30 @@ impl RingMaps {
         // readable) and stay mapped until this `RingMaps` drops, which every
         // owner does only after dropping the returned handle (field order);
         // this process touches the memory only through ring-core handles.
-        unsafe { memtube_ring::attach_producer(self.raw(), O::Wait::default()) }
-            .map_err(Error::from)
+        // The holder (this process) is recorded for monitors (`memtube top`
+        // tells the producer's pid by it); not recorded where the system
+        // will not say when this process started.
+        unsafe {
+            match crate::holder::try_this_process::<O>() {
+                Some(h) => memtube_ring::attach_producer_as(self.raw(), O::Wait::default(), h),
+                None => memtube_ring::attach_producer(self.raw(), O::Wait::default()),
+            }
+        }
+        .map_err(Error::from)
     }
 
     /// Attach as consumer, for as long as `self` lives.
     pub(crate) fn consumer<O: Os>(&self) -> Result<Consumer<'static, O::Wait>> {
         // SAFETY: as in `producer`; with the split layout the main region
         // needs only be readable and the consumer block is mapped writable.
-        unsafe { memtube_ring::attach_consumer(self.raw(), O::Wait::default()) }
-            .map_err(Error::from)
+        // The holder is recorded as in `producer`.
+        unsafe {
+            match crate::holder::try_this_process::<O>() {
+                Some(h) => memtube_ring::attach_consumer_as(self.raw(), O::Wait::default(), h),
+                None => memtube_ring::attach_consumer(self.raw(), O::Wait::default()),
+            }
+        }
+        .map_err(Error::from)
     }
 }
 
@@ -136,6 +165,7 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
                 RingMaps {
                     main: main_rw,
                     cons: None,
+                    _fds: keep_fds([main_fd.as_fd()]),
                 }
             }
             Some((cons, cons_rw)) => {
@@ -144,6 +174,7 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
                 // only read access to the rest.
                 let main_fd = main.finish::<O>(!we_produce)?;
                 let cfd = cons.finish::<O>(we_produce)?;
+                let kept = keep_fds([main_fd.as_fd(), cfd.as_fd()]);
                 let maps = if we_produce {
                     drop(cons_rw);
                     let ro =
@@ -151,6 +182,7 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
                     RingMaps {
                         main: main_rw,
                         cons: Some(ro),
+                        _fds: kept,
                     }
                 } else {
                     drop(main_rw);
@@ -158,6 +190,7 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
                     RingMaps {
                         main: ro,
                         cons: Some(cons_rw),
+                        _fds: kept,
                     }
                 };
                 let ci = fds.len() as u32 + 1;
@@ -250,7 +283,15 @@ pub(crate) fn map_received<O: Os>(
         } else {
             None
         };
-        let maps = RingMaps { main, cons };
+        let mut kept = keep_fds([fds[r.main_fd as usize].as_fd()]);
+        if split {
+            kept.extend(keep_fds([fds[r.consumer_fd as usize].as_fd()]));
+        }
+        let maps = RingMaps {
+            main,
+            cons,
+            _fds: kept,
+        };
         maps.validate()?;
         maps.main.populate();
         if opts.mlock {
