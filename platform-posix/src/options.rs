@@ -46,6 +46,7 @@ pub struct Options {
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) cancel: Option<CancelToken>,
+    pub(crate) monitorable: bool,
 }
 
 /// See [`Options::max_capacity`].
@@ -67,6 +68,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
             cancel: None,
+            monitorable: true,
         }
     }
 }
@@ -139,6 +141,18 @@ impl Options {
     /// when the kernel has none reserved; there is no silent fallback.
     pub fn huge_pages(mut self, yes: bool) -> Self {
         self.huge_pages = yes;
+        self
+    }
+
+    /// Keep a descriptor of each of this side's ring regions open while the
+    /// connection lives (the default), so that a monitor run by the same
+    /// user (`memtube top`, `memtube stat`) can find and map the rings
+    /// read-only through `/proc/<pid>/fd`: the kernel does not let an
+    /// unprivileged process open another one's mappings otherwise. Costs one
+    /// descriptor per region: 2 per duplex connection, 4 with isolation.
+    /// Off: the rings are visible to a monitor run by root only.
+    pub fn monitorable(mut self, yes: bool) -> Self {
+        self.monitorable = yes;
         self
     }
 

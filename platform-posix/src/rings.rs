@@ -23,13 +23,17 @@ pub(crate) struct RingMaps {
     /// (`memtube top`) can open the region read-only through
     /// `/proc/<pid>/fd`: an unprivileged process cannot open another one's
     /// mapping (`/proc/<pid>/map_files` needs `CAP_CHECKPOINT_RESTORE`).
-    /// Best effort: empty if duplicating failed. Never used otherwise.
+    /// Best effort: empty if duplicating failed, or without
+    /// [`Options::monitorable`]. Never used otherwise.
     _fds: Vec<OwnedFd>,
 }
 
 /// Duplicates (close-on-exec) of `fds` for [`RingMaps`]; those that cannot
 /// be duplicated (descriptor limit) are left out: the ring works without them.
-fn keep_fds<'a>(fds: impl IntoIterator<Item = BorrowedFd<'a>>) -> Vec<OwnedFd> {
+fn keep_fds<'a>(opts: &Options, fds: impl IntoIterator<Item = BorrowedFd<'a>>) -> Vec<OwnedFd> {
+    if !opts.monitorable {
+        return Vec::new();
+    }
     fds.into_iter()
         .filter_map(|fd| rustix::io::fcntl_dupfd_cloexec(fd, 0).ok())
         .collect()
@@ -165,7 +169,7 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
                 RingMaps {
                     main: main_rw,
                     cons: None,
-                    _fds: keep_fds([main_fd.as_fd()]),
+                    _fds: keep_fds(opts, [main_fd.as_fd()]),
                 }
             }
             Some((cons, cons_rw)) => {
@@ -174,7 +178,7 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
                 // only read access to the rest.
                 let main_fd = main.finish::<O>(!we_produce)?;
                 let cfd = cons.finish::<O>(we_produce)?;
-                let kept = keep_fds([main_fd.as_fd(), cfd.as_fd()]);
+                let kept = keep_fds(opts, [main_fd.as_fd(), cfd.as_fd()]);
                 let maps = if we_produce {
                     drop(cons_rw);
                     let ro =
@@ -283,9 +287,9 @@ pub(crate) fn map_received<O: Os>(
         } else {
             None
         };
-        let mut kept = keep_fds([fds[r.main_fd as usize].as_fd()]);
+        let mut kept = keep_fds(opts, [fds[r.main_fd as usize].as_fd()]);
         if split {
-            kept.extend(keep_fds([fds[r.consumer_fd as usize].as_fd()]));
+            kept.extend(keep_fds(opts, [fds[r.consumer_fd as usize].as_fd()]));
         }
         let maps = RingMaps {
             main,
