@@ -4,16 +4,18 @@ use crate::error::{Error, Result};
 use crate::liveness::{Link, PeerState};
 use crate::peer::PeerCred;
 use crate::rings::RingMaps;
+use crate::wake::ConnWait;
 use crate::Os;
+use rustix::fd::OwnedFd;
 use memtube_ring::{Consumer, Producer, SleepWord};
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A reservation in a [`Sender`]'s ring: write in place, then `commit`.
-pub type Grant<'s, O> = memtube_ring::Grant<'s, 'static, <O as Os>::Wait>;
+pub type Grant<'s, O> = memtube_ring::Grant<'s, 'static, ConnWait<O>>;
 /// A message in place in a [`Receiver`]'s ring; released when dropped.
-pub type Message<'r, O> = memtube_ring::Message<'r, 'static, <O as Os>::Wait>;
+pub type Message<'r, O> = memtube_ring::Message<'r, 'static, ConnWait<O>>;
 
 /// Blocking calls wait in slices of at most this long and check the peer's
 /// socket between slices, so a dead peer is noticed within about this long.
@@ -158,7 +160,9 @@ pub struct Sender<O: Os> {
     // Field order matters: the producer borrows `maps` and drops first.
     // `ManuallyDrop`: a handle dropped while its thread panics leaves its
     // role attached (see `Drop`); otherwise dropped first, in `Drop`.
-    tx: ManuallyDrop<Producer<'static, O::Wait>>,
+    tx: ManuallyDrop<Producer<'static, ConnWait<O>>>,
+    /// With readiness: the readable end of this handle's wake channel.
+    ready: Option<OwnedFd>,
     link: Arc<Link>,
     /// `Full` results since the last probe of the peer's socket.
     idle: u32,
@@ -169,9 +173,11 @@ pub struct Sender<O: Os> {
 const DEFAULT_EARLY_WRAP: u32 = 4096;
 
 impl<O: Os> Sender<O> {
-    pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
+    pub(crate) fn new(mut maps: RingMaps, link: Arc<Link>) -> Result<Self> {
+        let (ready, wake_tx) = maps.wake.take().unzip();
         Ok(Sender {
-            tx: ManuallyDrop::new(maps.producer::<O>()?),
+            tx: ManuallyDrop::new(maps.producer::<O>(wake_tx)?),
+            ready,
             link,
             idle: 0,
             _maps: maps,
@@ -426,7 +432,9 @@ impl<O: Os> Sender<O> {
 /// ```
 pub struct Receiver<O: Os> {
     // As in `Sender`.
-    rx: ManuallyDrop<Consumer<'static, O::Wait>>,
+    rx: ManuallyDrop<Consumer<'static, ConnWait<O>>>,
+    /// With readiness: the readable end of this handle's wake channel.
+    ready: Option<OwnedFd>,
     link: Arc<Link>,
     /// `Empty` results since the last probe of the peer's socket.
     idle: u32,
@@ -434,9 +442,11 @@ pub struct Receiver<O: Os> {
 }
 
 impl<O: Os> Receiver<O> {
-    pub(crate) fn new(maps: RingMaps, link: Arc<Link>) -> Result<Self> {
+    pub(crate) fn new(mut maps: RingMaps, link: Arc<Link>) -> Result<Self> {
+        let (ready, wake_tx) = maps.wake.take().unzip();
         Ok(Receiver {
-            rx: ManuallyDrop::new(maps.consumer::<O>()?),
+            rx: ManuallyDrop::new(maps.consumer::<O>(wake_tx)?),
+            ready,
             link,
             idle: 0,
             _maps: maps,
@@ -527,6 +537,131 @@ impl<O: Os> Receiver<O> {
     /// Ring counters (may be stale).
     pub fn stats(&self) -> memtube_ring::Stats {
         self.rx.stats()
+    }
+}
+
+// Readiness descriptors (`Options::readiness`): the event-loop protocol.
+impl<O: Os> Receiver<O> {
+    /// The descriptor that becomes readable when this receiver may have a
+    /// message (or its peer closed or died), for epoll, kqueue or an async
+    /// runtime; `None` unless the connection was made with
+    /// [`Options::readiness`](crate::Options::readiness).
+    ///
+    /// It is signalled only while [armed](Self::arm_readiness): a busy
+    /// ring never costs its producer a system call for it. The protocol:
+    ///
+    /// 1. [`arm_readiness`](Self::arm_readiness); on
+    ///    [`SleepPlan::Ready`](memtube_ring::SleepPlan::Ready) receive now.
+    /// 2. Otherwise wait until the descriptor is readable (or the plan's
+    ///    time cap, or [`LIVENESS_SLICE`], passes), then call
+    ///    [`disarm_readiness`](Self::disarm_readiness) and go back to 1.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// // In the `memtube` crate, `tokio::AsyncReceiver` does this for tokio.
+    /// # }
+    /// ```
+    pub fn readiness_fd(&self) -> Option<rustix::fd::BorrowedFd<'_>> {
+        crate::wake::fd(&self.ready)
+    }
+
+    /// Step 1 of the [readiness protocol](Self::readiness_fd): spin the
+    /// handle's spin budget looking for a message, then, if none came,
+    /// announce that this receiver waits on its descriptor (so the
+    /// producer's next publication or close signals it) and look once
+    /// more. [`Error::NoSuchHandle`] without readiness.
+    pub fn arm_readiness(&mut self) -> Result<memtube_ring::SleepPlan> {
+        use memtube_ring::SleepPlan;
+        if self.ready.is_none() {
+            return Err(Error::NoSuchHandle);
+        }
+        match self.rx.wait_message(Some(Duration::ZERO)) {
+            Err(memtube_ring::Error::Timeout) => {}
+            // A message, the end, or corruption: the receive says which.
+            _ => return Ok(SleepPlan::Ready),
+        }
+        if self.poll_readable() {
+            return Ok(SleepPlan::Ready);
+        }
+        let Some(word) = self.rx.announce_sleep() else {
+            // Pure spin: nobody signals; look again soon.
+            return Ok(SleepPlan::Sleep(Some(memtube_ring::WAIT_ANY_SLICE)));
+        };
+        let plan = memtube_ring::prepare_sleep(&O::Wait::default(), &[word], || {
+            self.poll_readable()
+        });
+        if plan == SleepPlan::Ready {
+            self.rx.withdraw_sleep();
+        }
+        Ok(plan)
+    }
+
+    /// Step 2 of the [readiness protocol](Self::readiness_fd), after the
+    /// descriptor became readable (or the wait timed out): read what the
+    /// descriptor holds and take back the announcement. If the peer's end
+    /// of the channel is closed, the peer is probed at once, so the next
+    /// receive reports its end.
+    pub fn disarm_readiness(&mut self) {
+        if let Some(fd) = &self.ready {
+            if !crate::wake::drain(rustix::fd::AsFd::as_fd(fd)) {
+                self.link.probe();
+            }
+        }
+        self.rx.withdraw_sleep();
+    }
+}
+
+impl<O: Os> Sender<O> {
+    /// The descriptor that becomes readable when this sender may have room
+    /// (or its peer closed or died); `None` unless the connection was made
+    /// with [`Options::readiness`](crate::Options::readiness). The protocol
+    /// is the receiver's ([`Receiver::readiness_fd`]), with
+    /// [`arm_readiness`](Self::arm_readiness) taking the length of the
+    /// message to make room for.
+    pub fn readiness_fd(&self) -> Option<rustix::fd::BorrowedFd<'_>> {
+        crate::wake::fd(&self.ready)
+    }
+
+    /// Step 1 of the readiness protocol: publish staged messages, spin
+    /// looking for room for a `len`-byte message, then, if there is none,
+    /// announce that this sender waits on its descriptor and look once more.
+    /// [`Error::NoSuchHandle`] without readiness; [`Error::TooLarge`] if
+    /// `len` never fits.
+    pub fn arm_readiness(&mut self, len: usize) -> Result<memtube_ring::SleepPlan> {
+        use memtube_ring::SleepPlan;
+        if self.ready.is_none() {
+            return Err(Error::NoSuchHandle);
+        }
+        match self.tx.wait_for_room(len, Some(Duration::ZERO)) {
+            Err(memtube_ring::Error::Timeout) => {}
+            Err(memtube_ring::Error::TooLarge { len, max }) => {
+                return Err(memtube_ring::Error::TooLarge { len, max }.into())
+            }
+            _ => return Ok(SleepPlan::Ready),
+        }
+        if self.poll_writable(len) {
+            return Ok(SleepPlan::Ready);
+        }
+        let Some(word) = self.tx.announce_sleep() else {
+            return Ok(SleepPlan::Sleep(Some(memtube_ring::WAIT_ANY_SLICE)));
+        };
+        let plan = memtube_ring::prepare_sleep(&O::Wait::default(), &[word], || {
+            self.poll_writable(len)
+        });
+        if plan == SleepPlan::Ready {
+            self.tx.withdraw_sleep();
+        }
+        Ok(plan)
+    }
+
+    /// Step 2 of the readiness protocol ([`Receiver::disarm_readiness`]).
+    pub fn disarm_readiness(&mut self) {
+        if let Some(fd) = &self.ready {
+            if !crate::wake::drain(rustix::fd::AsFd::as_fd(fd)) {
+                self.link.probe();
+            }
+        }
+        self.tx.withdraw_sleep();
     }
 }
 

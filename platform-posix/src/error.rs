@@ -127,8 +127,10 @@ pub enum HandshakeFailure {
         /// `fstat` size.
         actual: u64,
     },
-    /// The peer's options disagree with ours (direction or duplex).
+    /// The peer's options disagree with ours (direction, duplex or readiness).
     Mismatch(&'static str),
+    /// A wake channel descriptor is not a `SOCK_SEQPACKET` socket.
+    NotWakeChannel(rustix::io::Errno),
     /// A ring is larger than this side accepts
     /// ([`Options::max_capacity`](crate::Options::max_capacity)).
     CapacityTooLarge {
@@ -227,6 +229,9 @@ impl fmt::Display for HandshakeFailure {
                 write!(f, "memfd is {actual} bytes, handshake claims {claimed}")
             }
             HandshakeFailure::Mismatch(what) => write!(f, "peer's options differ: {what}"),
+            HandshakeFailure::NotWakeChannel(e) => {
+                write!(f, "wake channel descriptor is not a SOCK_SEQPACKET socket: {e}")
+            }
             HandshakeFailure::CapacityTooLarge { claimed, max } => write!(
                 f,
                 "the peer's ring of {claimed} bytes is larger than this side accepts ({max}; see Options::max_capacity)"
@@ -256,7 +261,9 @@ impl std::error::Error for HandshakeFailure {
         match self {
             HandshakeFailure::Format(e) => Some(e),
             HandshakeFailure::Attach(e) => Some(e),
-            HandshakeFailure::NotMemfd(e) | HandshakeFailure::NotShm(e) => Some(e),
+            HandshakeFailure::NotMemfd(e)
+            | HandshakeFailure::NotShm(e)
+            | HandshakeFailure::NotWakeChannel(e) => Some(e),
             _ => None,
         }
     }

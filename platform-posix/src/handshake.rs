@@ -158,6 +158,9 @@ pub(crate) fn recv_cancellable<O: Os>(
             )?;
         }
     }
+    for fd in &fds[hs.region_fd_count() as usize..] {
+        crate::wake::check_received(fd.as_fd())?;
+    }
     Ok(Received { hs, fds, sender })
 }
 

@@ -58,6 +58,7 @@ mod poll;
 pub mod region;
 mod rings;
 mod sock;
+mod wake;
 
 pub use cancel::CancelToken;
 pub use conn::{
@@ -74,3 +75,4 @@ pub use peer::{PeerCred, UidPolicy};
 pub use poll::{Event, Events, Interest, PollSet, Pollable};
 pub use region::Backend;
 pub use sock::Addr;
+pub use wake::ConnWait;

@@ -47,6 +47,7 @@ pub struct Options {
     pub(crate) handshake_timeout: Duration,
     pub(crate) cancel: Option<CancelToken>,
     pub(crate) monitorable: bool,
+    pub(crate) readiness: bool,
 }
 
 /// See [`Options::max_capacity`].
@@ -69,6 +70,7 @@ impl Default for Options {
             handshake_timeout: Duration::from_secs(5),
             cancel: None,
             monitorable: true,
+            readiness: false,
         }
     }
 }
@@ -141,6 +143,20 @@ impl Options {
     /// when the kernel has none reserved; there is no silent fallback.
     pub fn huge_pages(mut self, yes: bool) -> Self {
         self.huge_pages = yes;
+        self
+    }
+
+    /// Readiness descriptors for event loops (off by default): each
+    /// [`Sender`](crate::Sender) and [`Receiver`](crate::Receiver) can then
+    /// give a descriptor that becomes readable when it may be ready
+    /// ([`Receiver::readiness_fd`](crate::Receiver::readiness_fd)), for
+    /// epoll, kqueue or an async runtime (the `memtube` crate's `tokio`
+    /// feature). It costs two more descriptors per ring on each side, and
+    /// each wake-up of a sleeping peer one more system call (a byte on the
+    /// wake channel, docs/PROTOCOL.md 3.7); nothing while both sides keep
+    /// pace. Both sides must pass the same value.
+    pub fn readiness(mut self, yes: bool) -> Self {
+        self.readiness = yes;
         self
     }
 

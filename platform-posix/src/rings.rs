@@ -5,6 +5,7 @@
 use crate::error::{Error, HandshakeFailure, Result};
 use crate::options::{Direction, Options};
 use crate::region::{Mapping, NewRegion};
+use crate::wake::{self, ConnWait};
 use crate::Os;
 use memtube_ring::handshake::{
     Handshake, RingDesc, Side, CONSUMER_REGION_MIN, HS_HUGE_PAGES, HUGE_PAGE_ALIGN, NO_FD,
@@ -26,6 +27,9 @@ pub(crate) struct RingMaps {
     /// Best effort: empty if duplicating failed, or without
     /// [`Options::monitorable`]. Never used otherwise.
     _fds: Vec<OwnedFd>,
+    /// With [`Options::readiness`]: this side's ends of the ring's wake
+    /// channels (readable end, sending end), taken by the handle.
+    pub(crate) wake: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// Duplicates (close-on-exec) of `fds` for [`RingMaps`]; those that cannot
@@ -68,7 +72,10 @@ impl RingMaps {
     }
 
     /// Attach as producer, for as long as `self` lives.
-    pub(crate) fn producer<O: Os>(&self) -> Result<Producer<'static, O::Wait>> {
+    pub(crate) fn producer<O: Os>(
+        &self,
+        wake_tx: Option<OwnedFd>,
+    ) -> Result<Producer<'static, ConnWait<O>>> {
         // SAFETY: the region was initialized by `memtube_ring::init` (by us, or
         // validated by ring-core now if the peer did); the mappings are live
         // shared memory of the right lengths (main writable, consumer block
@@ -78,24 +85,29 @@ impl RingMaps {
         // The holder (this process) is recorded for monitors (`memtube top`
         // tells the producer's pid by it); not recorded where the system
         // will not say when this process started.
+        let w = ConnWait::<O>::new(wake_tx);
         unsafe {
             match crate::holder::try_this_process::<O>() {
-                Some(h) => memtube_ring::attach_producer_as(self.raw(), O::Wait::default(), h),
-                None => memtube_ring::attach_producer(self.raw(), O::Wait::default()),
+                Some(h) => memtube_ring::attach_producer_as(self.raw(), w, h),
+                None => memtube_ring::attach_producer(self.raw(), w),
             }
         }
         .map_err(Error::from)
     }
 
     /// Attach as consumer, for as long as `self` lives.
-    pub(crate) fn consumer<O: Os>(&self) -> Result<Consumer<'static, O::Wait>> {
+    pub(crate) fn consumer<O: Os>(
+        &self,
+        wake_tx: Option<OwnedFd>,
+    ) -> Result<Consumer<'static, ConnWait<O>>> {
         // SAFETY: as in `producer`; with the split layout the main region
         // needs only be readable and the consumer block is mapped writable.
         // The holder is recorded as in `producer`.
+        let w = ConnWait::<O>::new(wake_tx);
         unsafe {
             match crate::holder::try_this_process::<O>() {
-                Some(h) => memtube_ring::attach_consumer_as(self.raw(), O::Wait::default(), h),
-                None => memtube_ring::attach_consumer(self.raw(), O::Wait::default()),
+                Some(h) => memtube_ring::attach_consumer_as(self.raw(), w, h),
+                None => memtube_ring::attach_consumer(self.raw(), w),
             }
         }
         .map_err(Error::from)
@@ -170,6 +182,7 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
                     main: main_rw,
                     cons: None,
                     _fds: keep_fds(opts, [main_fd.as_fd()]),
+                    wake: None,
                 }
             }
             Some((cons, cons_rw)) => {
@@ -187,6 +200,7 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
                         main: main_rw,
                         cons: Some(ro),
                         _fds: kept,
+                        wake: None,
                     }
                 } else {
                     drop(main_rw);
@@ -195,6 +209,7 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
                         main: ro,
                         cons: Some(cons_rw),
                         _fds: kept,
+                        wake: None,
                     }
                 };
                 let ci = fds.len() as u32 + 1;
@@ -229,6 +244,16 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
         }
         ours.push((maps, we_produce));
     }
+    if opts.readiness {
+        // The wake channels, after every region descriptor, two per ring:
+        // the peer's readable end, then its sending end.
+        for (maps, _) in &mut ours {
+            let ch = wake::pair::<O>()?;
+            maps.wake = Some(ch.ours);
+            fds.push(ch.theirs.0);
+            fds.push(ch.theirs.1);
+        }
+    }
     let mut hs = match descs.as_slice() {
         [a] => Handshake::simplex(*a, opts.pure_spin),
         [a, b] => Handshake::duplex(*a, *b, opts.pure_spin),
@@ -236,6 +261,9 @@ pub(crate) fn create<O: Os>(opts: &Options) -> Result<Created> {
     };
     if huge {
         hs.flags |= HS_HUGE_PAGES;
+    }
+    if opts.readiness {
+        hs = hs.with_wake_channels();
     }
     Ok(Created { hs, fds, ours })
 }
@@ -249,6 +277,9 @@ pub(crate) fn map_received<O: Os>(
 ) -> Result<Vec<(RingMaps, bool)>> {
     if hs.is_duplex() != opts.duplex {
         return Err(HandshakeFailure::Mismatch("duplex").into());
+    }
+    if hs.has_wake_channels() != opts.readiness {
+        return Err(HandshakeFailure::Mismatch("readiness").into());
     }
     let rings = hs.rings();
     if !opts.duplex && rings[0].producer != sides(opts)[0] {
@@ -291,10 +322,19 @@ pub(crate) fn map_received<O: Os>(
         if split {
             kept.extend(keep_fds(opts, [fds[r.consumer_fd as usize].as_fd()]));
         }
+        // Ring i's wake channel ends follow the regions (checked on receipt).
+        let wake = if hs.has_wake_channels() {
+            let at = hs.region_fd_count() as usize + 2 * out.len();
+            let dup = |fd: &OwnedFd| rustix::io::fcntl_dupfd_cloexec(fd, 0);
+            Some((dup(&fds[at])?, dup(&fds[at + 1])?))
+        } else {
+            None
+        };
         let maps = RingMaps {
             main,
             cons,
             _fds: kept,
+            wake,
         };
         maps.validate()?;
         maps.main.populate();

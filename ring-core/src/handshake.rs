@@ -69,7 +69,13 @@ pub const HS_SPLIT: u32 = 1 << 1;
 pub const HS_PURE_SPIN: u32 = 1 << 2;
 /// Flag: the main regions are backed by huge pages (lengths rounded up).
 pub const HS_HUGE_PAGES: u32 = 1 << 3;
-const KNOWN_FLAGS: u32 = HS_DUPLEX | HS_SPLIT | HS_PURE_SPIN | HS_HUGE_PAGES;
+/// Flag: two wake channels per ring travel after the region descriptors
+/// (docs/PROTOCOL.md 3.7): for ring `i`, descriptor `R + 2i` is the
+/// receiver's end of the ring's *consumer wake* channel or its *producer
+/// wake* channel, whichever its role in that ring reads, and `R + 2i + 1` its
+/// end of the other, where `R` is the number of region descriptors.
+pub const HS_WAKE_CHANNELS: u32 = 1 << 4;
+const KNOWN_FLAGS: u32 = HS_DUPLEX | HS_SPLIT | HS_PURE_SPIN | HS_HUGE_PAGES | HS_WAKE_CHANNELS;
 /// Main regions backed by huge pages are a multiple of this many bytes long.
 pub const HUGE_PAGE_ALIGN: u64 = 2 * 1024 * 1024;
 /// Smallest consumer block region (one [`CONSUMER_BLOCK_SIZE`] block, page-rounded).
@@ -78,8 +84,9 @@ pub const CONSUMER_REGION_MIN: u64 = 4096;
 pub const CONSUMER_REGION_MAX: u64 = 64 * 1024;
 /// The consumer-descriptor index of a ring without the split layout.
 pub const NO_FD: u32 = u32::MAX;
-/// Most descriptors a handshake names (two rings, two regions each).
-pub const MAX_FDS: usize = 4;
+/// Most descriptors a handshake names (two rings, two regions and two wake
+/// channels each).
+pub const MAX_FDS: usize = 8;
 
 const _: () = assert!(CONSUMER_BLOCK_SIZE as u64 <= CONSUMER_REGION_MIN);
 
@@ -330,6 +337,25 @@ impl Handshake {
         self.flags & HS_HUGE_PAGES != 0
     }
 
+    /// Whether wake channels travel with the regions ([`HS_WAKE_CHANNELS`]).
+    pub fn has_wake_channels(&self) -> bool {
+        self.flags & HS_WAKE_CHANNELS != 0
+    }
+
+    /// The number of region descriptors: the wake channels' start
+    /// ([`HS_WAKE_CHANNELS`]).
+    pub fn region_fd_count(&self) -> u32 {
+        self.rings().iter().map(fds_of).sum()
+    }
+
+    /// With [`HS_WAKE_CHANNELS`] on a handshake whose regions are described:
+    /// add them (two descriptors per ring, after the regions).
+    pub fn with_wake_channels(mut self) -> Self {
+        self.flags |= HS_WAKE_CHANNELS;
+        self.fd_count = self.region_fd_count() + 2 * self.ring_count;
+        self
+    }
+
     /// The wire bytes (see the module docs). Encodes the fields as they are,
     /// valid or not; [`decode`](Self::decode) on the other side validates.
     pub fn encode(&self) -> [u8; Self::LEN] {
@@ -415,10 +441,18 @@ impl Handshake {
         if rings.len() == 2 && rings[0].producer == rings[1].producer {
             return Err(HandshakeError::Producer);
         }
+        // The wake channels take the indexes after the regions': a region
+        // index must be below them.
+        let channels = if self.has_wake_channels() {
+            2 * self.ring_count
+        } else {
+            0
+        };
+        let region_end = self.fd_count.saturating_sub(channels);
         let mut seen = [false; MAX_FDS];
         let mut named = 0u32;
         let mut mark = |idx: u32| -> Result<(), HandshakeError> {
-            if idx >= self.fd_count || idx as usize >= MAX_FDS || seen[idx as usize] {
+            if idx >= region_end || idx as usize >= MAX_FDS || seen[idx as usize] {
                 return Err(HandshakeError::Descriptors);
             }
             seen[idx as usize] = true;
@@ -460,7 +494,7 @@ impl Handshake {
                 }
             }
         }
-        if named != self.fd_count {
+        if named.checked_add(channels) != Some(self.fd_count) || self.fd_count as usize > MAX_FDS {
             return Err(HandshakeError::Descriptors);
         }
         Ok(())
@@ -536,6 +570,33 @@ mod tests {
             Err(HandshakeError::LayoutVersion(9))
         );
         assert_eq!(reencode(|b| b[28] = 1), Err(HandshakeError::Reserved));
+    }
+
+    #[test]
+    fn wake_channels_follow_the_regions() {
+        let a = RingDesc::split(1024, Side::Sender, 0, 1).unwrap();
+        let b = RingDesc::split(1024, Side::Receiver, 2, 3).unwrap();
+        let hs = Handshake::duplex(a, b, false).with_wake_channels();
+        assert_eq!((hs.fd_count, hs.region_fd_count()), (8, 4));
+        assert_eq!(Handshake::decode(&hs.encode()), Ok(hs));
+        let one = Handshake::simplex(RingDesc::single(64, Side::Sender, 0).unwrap(), false)
+            .with_wake_channels();
+        assert_eq!(one.fd_count, 3);
+        assert_eq!(Handshake::decode(&one.encode()), Ok(one));
+        // A region index among the channels' (and one region unnamed).
+        let mut bad = hs;
+        bad.rings[1].consumer_fd = 4;
+        assert_eq!(Handshake::decode(&bad.encode()), Err(HandshakeError::Descriptors));
+        // One channel descriptor too few or too many.
+        for n in [7, 9] {
+            let mut bad = hs;
+            bad.fd_count = n;
+            assert_eq!(Handshake::decode(&bad.encode()), Err(HandshakeError::Descriptors));
+        }
+        // The flag without its descriptors.
+        let mut bad = hs;
+        bad.fd_count = 4;
+        assert_eq!(Handshake::decode(&bad.encode()), Err(HandshakeError::Descriptors));
     }
 
     #[test]

@@ -305,7 +305,7 @@ pub use producer::{DetachedGrant, Grant, Producer};
 #[cfg(not(loom))]
 pub use ring::{attach_consumer, attach_producer, init, split, split_with_consumer_block};
 pub use ring::{Config, Monitor, RawRegion, RegionBuf, RoleState, Stats};
-pub use sleep::{sleep_many, SleepWord};
+pub use sleep::{prepare_sleep, sleep_many, SleepPlan, SleepWord};
 pub use wait::{SpinWait, Wait, WAIT_ANY_SLICE};
 
 /// The atomic type of the words that [`Wait`] blocks on.

@@ -365,24 +365,60 @@ pub fn sleep_many<W: Wait>(
     waiter: &W,
     words: &[SleepWord<'_>],
     timeout: Option<Duration>,
-    mut recheck: impl FnMut() -> bool,
+    recheck: impl FnMut() -> bool,
 ) -> bool {
+    match prepare_sleep(waiter, words, recheck) {
+        SleepPlan::Ready => true,
+        SleepPlan::Sleep(cap) => {
+            let slice = match (timeout, cap) {
+                (Some(t), Some(c)) => Some(t.min(c)),
+                (t, c) => t.or(c),
+            };
+            waiter.wait_any(words, slice);
+            false
+        }
+    }
+}
+
+/// What [`prepare_sleep`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SleepPlan {
+    /// The re-check found the caller ready (or a peer closed): do not
+    /// sleep; withdraw the announcements and look again.
+    Ready,
+    /// Sleep until a peer wakes the caller: through the words
+    /// ([`Wait::wait_any`]) or any other signal its wakes send (a wake
+    /// channel, docs/PROTOCOL.md 3.7). With `Some(d)`, a peer wakes lightly
+    /// and this process could not make the barrier light wakes need, so a
+    /// wake-up may never come: look again after at most `d`.
+    Sleep(Option<Duration>),
+}
+
+/// [`sleep_many`] without the wait: after every handle announced sleep,
+/// the fence (and barrier) and the re-check, for a caller that then waits
+/// by other means than [`Wait::wait_any`] (an event loop polling a wake
+/// channel's descriptor, for example). After the wait, or if this returned
+/// [`SleepPlan::Ready`], the caller withdraws every announcement.
+pub fn prepare_sleep<W: Wait>(
+    waiter: &W,
+    words: &[SleepWord<'_>],
+    mut recheck: impl FnMut() -> bool,
+) -> SleepPlan {
     // SYNC POINT (Dekker): orders every announcement before the re-check
     // and the loads of the peers' states and flags; pairs, for each ring,
     // with the fence in that peer's `wake_peer` (or its barrier), exactly as
     // the fence in `sleep_until` does for one ring.
     fence(SeqCst);
-    let mut slice = timeout;
+    let mut cap = None;
     if words
         .iter()
         .any(|w| w.peer.wflags.load(Relaxed) & WAKE_LIGHT != 0)
         && !waiter.barrier_light_wakers()
     {
-        slice = Some(timeout.map_or(LIGHT_FALLBACK_SLICE, |t| t.min(LIGHT_FALLBACK_SLICE)));
+        cap = Some(LIGHT_FALLBACK_SLICE);
     }
     if recheck() || words.iter().any(|w| peer_closed(w.peer)) {
-        return true;
+        return SleepPlan::Ready;
     }
-    waiter.wait_any(words, slice);
-    false
+    SleepPlan::Sleep(cap)
 }

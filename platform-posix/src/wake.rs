@@ -1,0 +1,140 @@
+//! Wake channels (docs/PROTOCOL.md 3.7): a connected pair of
+//! `AF_UNIX`/`SOCK_SEQPACKET` sockets per ring and direction of waking, made
+//! by the listener when the connection asks for readiness
+//! ([`Options::readiness`](crate::Options::readiness)). A waker that wakes
+//! its peer through the futex also sends one byte on its end; the sleeper
+//! may wait for its end to become readable instead, so that an event loop
+//! (epoll, kqueue, tokio) can wait for a ring. The peer's death closes its
+//! end: ours then reads end-of-file, readable too.
+//!
+//! Every send and receive passes `MSG_DONTWAIT`, so neither side depends on
+//! the descriptor's file status flags, which a hostile peer holding the same
+//! open file could change.
+
+use crate::error::{HandshakeFailure, Result};
+use crate::Os;
+use memtube_ring::atomic::AtomicU32;
+use memtube_ring::{SleepWord, Wait};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::net::{RecvFlags, SendFlags, SocketType};
+use std::time::Duration;
+
+/// A ring handle's wait in a connection: the system's ([`Os::Wait`]), plus,
+/// with readiness on, the sending end of the peer's wake channel, where
+/// every wake also sends a byte.
+pub struct ConnWait<O: Os> {
+    inner: O::Wait,
+    wake_tx: Option<OwnedFd>,
+}
+
+impl<O: Os> ConnWait<O> {
+    pub(crate) fn new(wake_tx: Option<OwnedFd>) -> Self {
+        ConnWait {
+            inner: O::Wait::default(),
+            wake_tx,
+        }
+    }
+}
+
+impl<O: Os> std::fmt::Debug for ConnWait<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnWait")
+            .field("wake_channel", &self.wake_tx.is_some())
+            .finish()
+    }
+}
+
+impl<O: Os> Wait for ConnWait<O> {
+    #[inline]
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        self.inner.wait(word, expected, timeout)
+    }
+
+    fn wake(&self, word: &AtomicU32) {
+        self.inner.wake(word);
+        if let Some(fd) = &self.wake_tx {
+            // Full (the peer has not drained earlier bytes: it is awake or
+            // about to look) or gone: either way nothing more to do.
+            let _ = rustix::net::send(fd, &[1], SendFlags::DONTWAIT | O::SEND_FLAGS);
+        }
+    }
+
+    #[inline]
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+
+    fn wait_any(&self, words: &[SleepWord<'_>], timeout: Option<Duration>) {
+        self.inner.wait_any(words, timeout)
+    }
+
+    fn light_wake(&self) -> bool {
+        self.inner.light_wake()
+    }
+
+    fn barrier_light_wakers(&self) -> bool {
+        self.inner.barrier_light_wakers()
+    }
+}
+
+/// One ring's wake channels as the listener makes them: the ends it keeps
+/// and the ends it sends, each as (readable end, sending end).
+pub(crate) struct Channels {
+    pub(crate) ours: (OwnedFd, OwnedFd),
+    pub(crate) theirs: (OwnedFd, OwnedFd),
+}
+
+/// The two wake channels of one ring.
+pub(crate) fn pair<O: Os>() -> Result<Channels> {
+    let (a_send, a_recv) = seqpacket_pair::<O>()?;
+    let (b_send, b_recv) = seqpacket_pair::<O>()?;
+    // Channel a wakes the listener's peer (we send), b wakes us.
+    Ok(Channels {
+        ours: (b_recv, a_send),
+        theirs: (a_recv, b_send),
+    })
+}
+
+fn seqpacket_pair<O: Os>() -> Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags};
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    for s in [&a, &b] {
+        O::received_fd(s)?;
+    }
+    Ok((a, b))
+}
+
+/// Check a wake channel end received in a handshake: a `SOCK_SEQPACKET`
+/// socket (anything else would never become readable as the protocol
+/// says, or accept our sends).
+pub(crate) fn check_received(fd: BorrowedFd<'_>) -> Result<()> {
+    match rustix::net::sockopt::socket_type(fd) {
+        Ok(SocketType::SEQPACKET) => Ok(()),
+        Ok(_) => Err(HandshakeFailure::NotWakeChannel(rustix::io::Errno::PROTOTYPE).into()),
+        Err(e) => Err(HandshakeFailure::NotWakeChannel(e).into()),
+    }
+}
+
+/// Read every byte waiting on a readable end (never blocks). `false` when
+/// the other end is closed (its process exited or dropped the handle).
+pub(crate) fn drain(fd: BorrowedFd<'_>) -> bool {
+    let mut b = [0u8; 16];
+    loop {
+        match rustix::net::recv(fd, &mut b, RecvFlags::DONTWAIT) {
+            Ok((_, 0)) => return false,
+            Ok(_) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// A readable end's descriptor, borrowed.
+pub(crate) fn fd(end: &Option<OwnedFd>) -> Option<BorrowedFd<'_>> {
+    end.as_ref().map(|f| f.as_fd())
+}
