@@ -1,10 +1,13 @@
-//! The three figures of a run: `headline.svg` (p50 round trip by payload
+//! The figures of a run: `headline.svg` (p50 round trip by payload
 //! size: memtube, the other libraries, the one-line floor),
-//! `percentiles.svg` (32 B round-trip percentile curves, at most six) and
-//! `throughput.svg` (one-way streams by payload size, at most six).
+//! `percentiles.svg` (32 B round-trip percentile curves, at most six),
+//! `throughput.svg` (one-way streams by payload size, at most six) and,
+//! when the run has the poll set's fan-in streams, `fanin.svg` (aggregate
+//! messages/s by number of clients, one line per payload size, the single
+//! pair at 1 client).
 //!
 //! Which series a figure draws is decided by pure functions
-//! ([`headline`], [`percentiles`], [`throughput`]) over [`Row`]s, the
+//! ([`headline`], [`percentiles`], [`throughput`], [`fanin`]) over [`Row`]s, the
 //! summaries of one run (a live run's, or `results.json`'s read back), so
 //! tests check the selection without parsing SVG. Diagnostics (variants,
 //! ring-core alone, other kernel paths, record floors) stay in the tables.
@@ -41,6 +44,8 @@ pub struct Row {
     pub percentiles: Vec<(f64, f64)>,
     /// Stream: the median of the kept runs' GB/s.
     pub gb_per_s: Option<f64>,
+    /// Stream: the median of the kept runs' messages/s.
+    pub messages_per_s: Option<f64>,
 }
 
 /// Everything the figures are drawn from.
@@ -73,8 +78,9 @@ pub struct Series {
     pub marker: Marker,
     /// Line or floor.
     pub look: Look,
-    /// (x, y) in data units: x is bytes (size figures) or nines
-    /// (percentile figure), y is ns or GB/s.
+    /// (x, y) in data units: x is bytes (size figures), nines
+    /// (percentile figure) or clients (fan-in figure), y is ns, GB/s or
+    /// millions of messages/s.
     pub points: Vec<(f64, f64)>,
     /// Written on the plot beside the series' first point (the floors').
     pub note: Option<String>,
@@ -120,6 +126,8 @@ mod name {
     pub const COPY: &str = "memtube copy";
     pub const ZERO_COPY: &str = "memtube zero-copy";
     pub const BATCHED: &str = "memtube batched";
+    /// The poll set's fan-in streams: this, then "N clients".
+    pub const FAN_IN_PREFIX: &str = "memtube poll set fan-in: ";
     /// The transfer floors over the streams' ring size (stream rows, if any).
     pub const TRANSFER_FLOOR_PREFIX: &str = "transfer floor:";
     /// The throughput figure's floor line: the faster of those.
@@ -145,6 +153,15 @@ pub fn size_name(len: usize) -> String {
     } else {
         format!("{len} B")
     }
+}
+
+/// The number of clients of a fan-in stream's name
+/// ("memtube poll set fan-in: 8 clients" is 8); `None` for other names.
+pub fn fan_in_clients(system: &str) -> Option<usize> {
+    let n = system
+        .strip_prefix(name::FAN_IN_PREFIX)?
+        .strip_suffix(" clients")?;
+    n.parse().ok().filter(|&n| n > 0)
 }
 
 fn find<'a>(rows: &'a [Row], kind: RowKind, system: &str, len: usize) -> Option<&'a Row> {
@@ -334,10 +351,62 @@ pub fn throughput(rows: &[Row]) -> Vec<Series> {
     series
 }
 
-/// The files [`write_all`] writes.
+/// The fan-in figure: the aggregate rate (millions of messages/s) of the
+/// poll set's fan-in streams by number of clients, one line per payload
+/// size that has fan-in rows (sizes ascending, at most six); the point at 1
+/// client is the single pair ("memtube copy") of that size, if measured.
+/// Client counts come from the rows' names ([`fan_in_clients`]). Empty
+/// when the run has no fan-in rows.
+pub fn fanin(rows: &[Row]) -> Vec<Series> {
+    use okabe_ito::*;
+    let looks = [
+        (BLUE, Marker::Circle),
+        (ORANGE, Marker::Triangle),
+        (GREEN, Marker::Square),
+        (VERMILLION, Marker::Box),
+        (PURPLE, Marker::Ring),
+        (SKY_BLUE, Marker::Cross),
+    ];
+    let fan_in: Vec<(usize, &Row)> = rows
+        .iter()
+        .filter(|r| r.kind == RowKind::Stream)
+        .filter_map(|r| Some((fan_in_clients(&r.system)?, r)))
+        .collect();
+    let mut sizes: Vec<usize> = fan_in.iter().map(|(_, r)| r.len).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+        .iter()
+        .zip(looks)
+        .filter_map(|(&len, (colour, marker))| {
+            let single = find(rows, RowKind::Stream, name::COPY, len).map(|r| (1, r));
+            let mut points: Vec<(f64, f64)> = single
+                .into_iter()
+                .chain(fan_in.iter().copied().filter(|(_, r)| r.len == len))
+                .filter_map(|(n, r)| Some((n as f64, r.messages_per_s? / 1e6)))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (!points.is_empty()).then(|| Series {
+                label: format!("{} messages", size_name(len)),
+                colour,
+                marker,
+                look: Look::Line,
+                points,
+                note: None,
+            })
+        })
+        .collect()
+}
+
+/// The files [`write_all`] always writes.
 pub const FILES: [&str; 3] = ["headline.svg", "percentiles.svg", "throughput.svg"];
 
-/// Draw the three figures into `dir`; the names of the files written.
+/// The fan-in figure's file, written when the run has fan-in rows.
+pub const FANIN_FILE: &str = "fanin.svg";
+
+/// Draw the figures into `dir` (the three of [`FILES`], and
+/// [`FANIN_FILE`] if the run has fan-in rows); the names of the files
+/// written.
 pub fn write_all(dir: &Path, data: &Data) -> Result<Vec<&'static str>, BoxError> {
     let [head, pct, thr] = FILES;
     Figure {
@@ -376,7 +445,26 @@ pub fn write_all(dir: &Path, data: &Data) -> Result<Vec<&'static str>, BoxError>
         series: throughput(&data.rows),
     }
     .draw(&dir.join(thr))?;
-    Ok(FILES.to_vec())
+    let mut files = FILES.to_vec();
+    let fan = fanin(&data.rows);
+    if !fan.is_empty() {
+        Figure {
+            title: format!(
+                "Fan-in: N clients streaming into one poll set, aggregate rate — {}",
+                data.machine
+            ),
+            subtitle: format!(
+                "median over kept rounds; 1 client: \"memtube copy\" (higher is better); {}",
+                data.detail
+            ),
+            x: XAxis::Clients,
+            y: YAxis::MessagesPerSecond,
+            series: fan,
+        }
+        .draw(&dir.join(FANIN_FILE))?;
+        files.push(FANIN_FILE);
+    }
+    Ok(files)
 }
 
 /// What the x axis shows.
@@ -386,6 +474,8 @@ enum XAxis {
     Size,
     /// Percentiles as nines (p50 … p99.99).
     Nines,
+    /// Number of clients, log 2 (1 is the single pair).
+    Clients,
 }
 
 /// What the y axis shows (always log).
@@ -393,6 +483,8 @@ enum XAxis {
 enum YAxis {
     Nanoseconds,
     GigabytesPerSecond,
+    /// Millions of messages per second.
+    MessagesPerSecond,
 }
 
 struct Figure {
@@ -408,10 +500,15 @@ const LEGEND_CHARS: usize = 30;
 
 /// Ticks at 1, 2, 5 × 10^k inside `lo..hi` (log axes).
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    log_ticks_by(lo, hi, &[1.0, 2.0, 5.0])
+}
+
+/// Ticks at `steps` × 10^k inside `lo..hi` (log axes).
+fn log_ticks_by(lo: f64, hi: f64, steps: &[f64]) -> Vec<f64> {
     let mut out = Vec::new();
     let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
     for k in first..=last {
-        for m in [1.0, 2.0, 5.0] {
+        for &m in steps {
             // Rounded to 3 significant digits: no 0.30000000000000004.
             let v = m * 10f64.powi(k);
             let v = (v * 1e3).round() / 1e3;
@@ -440,6 +537,19 @@ fn fmt_ns(v: f64) -> String {
 
 fn fmt_gbps(v: f64) -> String {
     format!("{} GB/s", short(v))
+}
+
+fn fmt_mmsgs(v: f64) -> String {
+    format!("{} M", short(v))
+}
+
+/// A client count on the fan-in figure's x axis.
+fn fmt_clients(n: usize) -> String {
+    if n == 1 {
+        "1 (single pair)".into()
+    } else {
+        n.to_string()
+    }
 }
 
 fn fmt_nines(x: f64) -> String {
@@ -539,7 +649,7 @@ impl Figure {
         };
         // x in axis units (log scale): bytes, or 1 / (1 - quantile) (10^nines).
         let to_x = |x: f64| match self.x {
-            XAxis::Size => x.max(1.0),
+            XAxis::Size | XAxis::Clients => x.max(1.0),
             XAxis::Nines => 10f64.powf(x),
         };
         let (x_ticks, x_range, x_desc): (Vec<f64>, _, &str) = match self.x {
@@ -559,6 +669,25 @@ impl Figure {
                 };
                 (sizes, (lo / 1.3)..(hi * 1.3), "payload size (log scale)")
             }
+            XAxis::Clients => {
+                let mut clients: Vec<f64> = self
+                    .series
+                    .iter()
+                    .flat_map(|s| s.points.iter().map(|p| to_x(p.0)))
+                    .collect();
+                clients.sort_by(f64::total_cmp);
+                clients.dedup();
+                let (lo, hi) = if x_lo > x_hi {
+                    (1.0, 64.0)
+                } else {
+                    (to_x(x_lo), to_x(x_hi))
+                };
+                (
+                    clients,
+                    (lo / 1.5)..(hi * 1.5),
+                    "clients streaming at once (log scale)",
+                )
+            }
             XAxis::Nines => (
                 [0.5, 0.9, 0.99, 0.999, 0.9999]
                     .map(|q| to_x(nines(q)))
@@ -567,13 +696,22 @@ impl Figure {
                 "percentile",
             ),
         };
-        let y_ticks = log_ticks(y_lo, y_hi);
+        let y_ticks = match self.y {
+            // Rates within a decade or so: finer steps than 1, 2, 5.
+            YAxis::MessagesPerSecond => log_ticks_by(y_lo, y_hi, &[1.0, 1.5, 2.0, 3.0, 5.0, 7.0]),
+            _ => log_ticks(y_lo, y_hi),
+        };
         let (y_desc, y_fmt): (&str, fn(f64) -> String) = match self.y {
             YAxis::Nanoseconds => ("round trip (log scale)", fmt_ns),
             YAxis::GigabytesPerSecond => ("throughput (log scale)", fmt_gbps),
+            YAxis::MessagesPerSecond => (
+                "million messages/s, all clients together (log scale)",
+                fmt_mmsgs,
+            ),
         };
         let x_fmt = |x: &f64| match self.x {
             XAxis::Size => size_name(x.round() as usize),
+            XAxis::Clients => fmt_clients(x.round() as usize),
             XAxis::Nines => fmt_nines(x.log10()),
         };
         let mut chart = ChartBuilder::on(area)
@@ -693,6 +831,7 @@ mod tests {
                 .map(|&q| (q, p50 * (1.0 + nines(q))))
                 .collect(),
             gb_per_s: None,
+            messages_per_s: None,
         }
     }
 
@@ -704,7 +843,29 @@ mod tests {
             p50_ns: None,
             percentiles: Vec::new(),
             gb_per_s: Some(gb),
+            messages_per_s: Some(gb * 1e9 / len as f64),
         }
+    }
+
+    /// A stream row of `mps` messages/s.
+    fn stream_rate(system: &str, len: usize, mps: f64) -> Row {
+        stream(system, len, mps * len as f64 / 1e9)
+    }
+
+    /// The poll set's fan-in rows (2, 8, 64 clients at 32 B and 1 KiB, in
+    /// the systems table's order) beside a full run's rows.
+    fn with_fan_in() -> Vec<Row> {
+        let mut rows = everything();
+        for (len, single) in [(32, 26e6), (1024, 6.5e6)] {
+            for n in [2, 8, 64] {
+                rows.push(stream_rate(
+                    &format!("memtube poll set fan-in: {n} clients"),
+                    len,
+                    single / n as f64,
+                ));
+            }
+        }
+        rows
     }
 
     /// Every system of a full run with every baseline, and a transfer floor.
@@ -856,6 +1017,115 @@ mod tests {
     }
 
     #[test]
+    fn fan_in_clients_come_from_the_names() {
+        assert_eq!(
+            fan_in_clients("memtube poll set fan-in: 2 clients"),
+            Some(2)
+        );
+        assert_eq!(
+            fan_in_clients("memtube poll set fan-in: 64 clients"),
+            Some(64)
+        );
+        assert_eq!(
+            fan_in_clients("memtube poll set fan-in: 1000 clients"),
+            Some(1000)
+        );
+        for other in [
+            "memtube copy",
+            "memtube poll set: 64 connections, 1 active",
+            "memtube poll set fan-in: many clients",
+            "memtube poll set fan-in: 0 clients",
+            "memtube poll set fan-in: 8 clients, pure spin",
+        ] {
+            assert_eq!(fan_in_clients(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn fanin_draws_one_line_per_size_from_the_single_pair_on() {
+        assert!(fanin(&everything()).is_empty(), "no fan-in rows: no figure");
+        let f = fanin(&with_fan_in());
+        assert_eq!(labels(&f), ["32 B messages", "1 KiB messages"]);
+        let close = |s: &Series, want: &[(f64, f64)]| {
+            assert_eq!(s.points.len(), want.len(), "{}", s.label);
+            for (p, w) in s.points.iter().zip(want) {
+                assert_eq!(p.0, w.0, "{}", s.label);
+                assert!((p.1 - w.1).abs() < 1e-9, "{}: {p:?} not {w:?}", s.label);
+            }
+        };
+        // 1 client: "memtube copy" of the size (everything()'s: GB/s len/100).
+        let copy_32 = 32.0 / 100.0 * 1e9 / 32.0 / 1e6;
+        close(
+            &f[0],
+            &[
+                (1.0, copy_32),
+                (2.0, 13.0),
+                (8.0, 3.25),
+                (64.0, 26.0 / 64.0),
+            ],
+        );
+        close(
+            &f[1],
+            &[
+                (1.0, copy_32),
+                (2.0, 3.25),
+                (8.0, 6.5 / 8.0),
+                (64.0, 6.5 / 64.0),
+            ],
+        );
+        assert_ne!(f[0].colour, f[1].colour);
+        // Client counts other than the systems table's are read, not assumed;
+        // no single pair at the size: the line starts at its first fan-in.
+        let rows = vec![
+            stream_rate("memtube poll set fan-in: 4 clients", 256, 4e6),
+            stream_rate("memtube poll set fan-in: 3 clients", 256, 3e6),
+            stream_rate("memtube copy", 32, 1e6),
+        ];
+        let f = fanin(&rows);
+        assert_eq!(labels(&f), ["256 B messages"]);
+        close(&f[0], &[(3.0, 3.0), (4.0, 4.0)]);
+    }
+
+    #[test]
+    fn write_all_writes_the_fan_in_figure_only_with_fan_in_rows() {
+        let dir = std::env::temp_dir().join(format!("memtube-fanin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut data = Data {
+            machine: "Test CPU 9000".into(),
+            detail: "2 CPUs".into(),
+            rows: everything(),
+        };
+        assert_eq!(write_all(&dir, &data).expect("figures drawn"), FILES);
+        assert!(!dir.join(FANIN_FILE).exists());
+        data.rows = with_fan_in();
+        let files = write_all(&dir, &data).expect("figures drawn");
+        assert_eq!(files.last(), Some(&FANIN_FILE));
+        let text = std::fs::read_to_string(dir.join(FANIN_FILE)).expect("written");
+        let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "text")
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
+        for want in [
+            "32 B messages",
+            "1 KiB messages",
+            "1 (single pair)",
+            "8",
+            "64",
+        ] {
+            assert!(texts.contains(&want), "no text {want:?} in {texts:?}");
+        }
+        assert!(texts
+            .iter()
+            .any(|t| t.starts_with("Fan-in") && t.contains("Test CPU 9000")));
+        assert!(texts.iter().any(|t| t.starts_with("million messages/s")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn write_all_writes_three_valid_svgs_with_every_legend_label() {
         let dir = std::env::temp_dir().join(format!("memtube-plots-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -915,6 +1185,10 @@ mod tests {
     fn log_ticks_are_round_numbers() {
         assert_eq!(log_ticks(90.0, 1100.0), [100.0, 200.0, 500.0, 1000.0]);
         assert_eq!(log_ticks(0.04, 0.3), [0.05, 0.1, 0.2]);
+        assert_eq!(
+            log_ticks_by(4.0, 40.0, &[1.0, 1.5, 2.0, 3.0, 5.0, 7.0]),
+            [5.0, 7.0, 10.0, 15.0, 20.0, 30.0]
+        );
         assert_eq!(fmt_ns(2000.0), "2 µs");
         assert_eq!(fmt_nines(3.0), "p99.9");
     }

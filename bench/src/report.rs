@@ -180,6 +180,9 @@ struct Summary {
     over_transfer_floor: Option<Spread>,
     /// Wake-up: p50 / the futex wake-up's, same round.
     over_futex_wake: Option<Spread>,
+    /// Fan-in stream: the aggregate messages/s / the single pair's
+    /// ("memtube copy"), same round and size.
+    over_single_pair: Option<Spread>,
     /// Latency: p50 over kept rounds (ns).
     p50_ns: Option<Spread>,
     /// Latency: each kept run's p99.9 / its own p50 (same level by construction).
@@ -287,6 +290,7 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
     let iceoryx2 = Sys::find(Kind::RoundTrip, names::ICEORYX2);
     let tachyon = Sys::find(Kind::RoundTrip, names::TACHYON);
     let futex_wake = Sys::find(Kind::Wake, names::FUTEX);
+    let single_pair = Sys::find(Kind::Stream, names::COPY);
     let iceoryx2_stream = Sys::find(Kind::Stream, names::ICEORYX2);
     let tachyon_stream = Sys::find(Kind::Stream, names::TACHYON);
     let memcpy = Sys::find(Kind::Stream, names::MEMCPY);
@@ -319,6 +323,7 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
             over_memcpy: None,
             over_transfer_floor: None,
             over_futex_wake: None,
+            over_single_pair: None,
             p50_ns: None,
             p999_over_p50: None,
             merged_ns: None,
@@ -412,6 +417,9 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
                             })
                             .collect(),
                     );
+                }
+                if plots::fan_in_clients(sys.name()).is_some() {
+                    s.over_single_pair = index.ratio(&kept, (single_pair, len), rate);
                 }
                 if Some(sys) != memcpy && len == 65536 {
                     // Bytes per second against memcpy's of 64 KiB blocks.
@@ -535,6 +543,7 @@ fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'
         );
     }
     let _ = writeln!(m);
+    m.push_str(&fan_in_table(summaries));
     let _ = writeln!(
         m,
         "### Wake-up of a sleeping receiver (send at random 1–4 ms intervals; send to receipt, ns)"
@@ -564,6 +573,56 @@ fn markdown(mode: Mode, machine: &Machine, summaries: &[Summary], out: &Output<'
     m
 }
 
+/// The fan-in streams (N clients into one poll set) beside the single pair
+/// of the same size, sizes ascending, then clients; a blank line after.
+/// Empty if the run has no fan-in rows.
+fn fan_in_table(summaries: &[Summary]) -> String {
+    let streams = || summaries.iter().filter(|s| s.kind == "stream");
+    let mut fan_in: Vec<(usize, &Summary)> = streams()
+        .filter_map(|s| Some((plots::fan_in_clients(s.system)?, s)))
+        .collect();
+    if fan_in.is_empty() {
+        return String::new();
+    }
+    let mut sizes: Vec<usize> = fan_in.iter().map(|(_, s)| s.payload_bytes).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    // The single pair first at each size (1 client, ×1 by definition).
+    for &len in &sizes {
+        if let Some(s) = streams().find(|s| s.system == names::COPY && s.payload_bytes == len) {
+            fan_in.push((1, s));
+        }
+    }
+    fan_in.sort_by_key(|(n, s)| (s.payload_bytes, *n));
+    let mut m = String::new();
+    let _ = writeln!(m, "### Fan-in through one poll set");
+    let _ = writeln!(m);
+    let _ = writeln!(
+        m,
+        "N clients (one sender thread writing N connections in turn) into one receiver's poll set; M msg/s: all clients' messages together, median over kept rounds; × single pair: each round's aggregate messages/s over the same round's \"{}\" (one connection) of that size, median over the rounds where both were kept (min–max).",
+        names::COPY
+    );
+    let _ = writeln!(m);
+    let _ = writeln!(m, "| clients | size | M msg/s | × single pair |");
+    let _ = writeln!(m, "|---|---|---|---|");
+    for (n, s) in fan_in {
+        let (clients, ratio) = if n == 1 && s.system == names::COPY {
+            ("1 (single pair)".to_string(), "1.00".to_string())
+        } else {
+            (n.to_string(), fmt_spread(&s.over_single_pair))
+        };
+        let _ = writeln!(
+            m,
+            "| {clients} | {} | {} | {ratio} |",
+            size_name(s.payload_bytes),
+            s.messages_per_s
+                .map_or("–".into(), |x| format!("{:.2}", x.median / 1e6)),
+        );
+    }
+    let _ = writeln!(m);
+    m
+}
+
 /// The figures' rows: every summary, with the merged histograms'
 /// percentile curves (the percentile figure's quantiles).
 fn figure_rows(summaries: &[Summary], merged: &Merged) -> Vec<plots::Row> {
@@ -587,6 +646,7 @@ fn figure_rows(summaries: &[Summary], merged: &Merged) -> Vec<plots::Row> {
                 p50_ns: s.p50_ns.map(|x| x.median),
                 percentiles,
                 gb_per_s: s.gb_per_s.map(|x| x.median),
+                messages_per_s: s.messages_per_s.map(|x| x.median),
             }
         })
         .collect()
@@ -639,6 +699,7 @@ struct SavedSummary {
     p50_ns: Option<Spread>,
     merged_ns: Option<Pcts>,
     gb_per_s: Option<Spread>,
+    messages_per_s: Option<Spread>,
 }
 
 /// The figures' data from a `results.json` (the percentile curves from its
@@ -667,6 +728,7 @@ fn saved_data(json: &str) -> Result<plots::Data, BoxError> {
                 })
                 .unwrap_or_default(),
             gb_per_s: s.gb_per_s.map(|x| x.median),
+            messages_per_s: s.messages_per_s.map(|x| x.median),
             system: s.system,
         })
         .collect();
@@ -807,6 +869,81 @@ mod tests {
             floor: (100, 100),
             kept,
             measured: Measured::Latency(h),
+        }
+    }
+
+    /// A stream run of `messages` in one second.
+    fn stream(round: usize, name: &str, len: usize, messages: u64, kept: bool) -> Record {
+        let sys = Sys::find(Kind::Stream, name).expect("a system of the table");
+        Record {
+            round,
+            run: Run {
+                sys,
+                len,
+                count: messages,
+                id: round as u64,
+            },
+            floor: (100, 100),
+            kept,
+            measured: Measured::Stream {
+                messages,
+                seconds: 1.0,
+            },
+        }
+    }
+
+    /// The fan-in rows: each round's aggregate rate over the same round's
+    /// single pair, in a table after the streams; the figure's points.
+    #[test]
+    fn fan_in_table_pairs_rounds_with_the_single_pair() {
+        let fan = |n: usize| format!("memtube poll set fan-in: {n} clients");
+        let mut records = Vec::new();
+        for len in [32, 1024] {
+            // The single pair at 10, 20, 40 M msg/s; 8 clients at half of
+            // each round's, 2 clients at the same; a dropped round far off.
+            for (round, single) in [(0, 10_000_000), (1, 20_000_000), (2, 40_000_000)] {
+                records.push(stream(round, names::COPY, len, single, true));
+                records.push(stream(round, &fan(2), len, single, true));
+                records.push(stream(round, &fan(8), len, single / 2, true));
+            }
+            records.push(stream(3, &fan(8), len, 1_000_000_000, false));
+        }
+        records.push(stream(0, names::COPY, 256, 5_000_000, true));
+        let mut order = Vec::new();
+        for r in &records {
+            if !order.contains(&(r.run.sys, r.run.len)) {
+                order.push((r.run.sys, r.run.len));
+            }
+        }
+        let (summaries, merged) = summarize(&order, &records);
+        let table = fan_in_table(&summaries);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "### Fan-in through one poll set");
+        assert!(lines[2].contains("same round's \"memtube copy\""));
+        let rows: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("| "))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "| clients | size | M msg/s | × single pair |",
+                "| 1 (single pair) | 32 B | 20.00 | 1.00 |",
+                "| 2 | 32 B | 20.00 | 1.00 (1.00–1.00) |",
+                "| 8 | 32 B | 10.00 | 0.50 (0.50–0.50) |",
+                "| 1 (single pair) | 1 KiB | 20.00 | 1.00 |",
+                "| 2 | 1 KiB | 20.00 | 1.00 (1.00–1.00) |",
+                "| 8 | 1 KiB | 10.00 | 0.50 (0.50–0.50) |",
+            ]
+        );
+        // No fan-in rows: no table.
+        assert_eq!(fan_in_table(&summaries[..1]), "");
+        // The figure: 1, 2, 8 clients per size, in M msg/s.
+        let f = plots::fanin(&figure_rows(&summaries, &merged));
+        assert_eq!(f.len(), 2);
+        for s in &f {
+            assert_eq!(s.points, [(1.0, 20.0), (2.0, 20.0), (8.0, 10.0)]);
         }
     }
 

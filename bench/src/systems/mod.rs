@@ -221,6 +221,8 @@ pub mod names {
     pub const TRANSFER_NT_4M: &str = "transfer floor, 4 MiB: non-temporal stores";
     /// The futex round trip and wake-up (wake-ups' `over_futex_wake`).
     pub const FUTEX: &str = "futex";
+    /// The single copying stream (the fan-in streams' `over_single_pair`).
+    pub const COPY: &str = "memtube copy";
 }
 
 /// Every system. The order within a family and a [`Section`] is the order
@@ -566,7 +568,7 @@ pub static SYSTEMS: &[System] = &[
     ),
     // One way: `send_blocking` copies the payload in.
     System::new(
-        "memtube copy",
+        names::COPY,
         Kind::Stream,
         Section::Streams,
         &SIZES,
