@@ -88,6 +88,9 @@ cfg_if::cfg_if! {
         };
         pub use memtube_posix::{CancelToken, Error, Result};
         pub use memtube_posix::{Event, Events, Interest, Pollable};
+        /// The wait of a connection's ring handles (the system's, plus the
+        /// wake channel of [`Options::readiness`]); see [`memtube_posix::ConnWait`].
+        pub type ConnWait = memtube_posix::ConnWait<Sys>;
         /// One wait across many receivers, senders or connections; see
         /// [`memtube_posix::PollSet`].
         ///

@@ -314,7 +314,7 @@ macro_rules! typed_send {
 typed_send!(['a, W: Wait] 'a, Producer<'a, W>, crate::ring::Error, W);
 
 #[cfg(any(target_os = "linux", target_os = "macos"))]
-typed_send!([] 'static, crate::Sender, crate::Error, crate::NativeWait);
+typed_send!([] 'static, crate::Sender, crate::Error, crate::ConnWait);
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,9 @@
 
 mod common;
 
-use memtube::{connect, listen, Connection, Error, Events, Interest, Options, PollSet, Receiver};
+use memtube::{
+    connect, listen, Connection, Error, Event, Events, Interest, Options, PollSet, Receiver,
+};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -402,6 +404,142 @@ fn a_killed_client_is_reported() {
         let _ = k.kill();
         let _ = k.wait();
     }
+}
+
+/// `sleep_many` with no timeout over two rings (Linux: `futex_waitv`): a
+/// lost wake-up would hang the sleeper, which the watchdog reports (no
+/// liveness slice rescues it here).
+#[test]
+fn sleep_many_without_a_timeout_is_woken_by_either_ring() {
+    use memtube::ring::{channel, sleep_many, NativeWait};
+    for target in [0usize, 1] {
+        let (mut ta, mut ra) = channel(1024).unwrap();
+        let (mut tb, mut rb) = channel(1024).unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut rounds = 0;
+            loop {
+                if ra.has_message().unwrap() || rb.has_message().unwrap() {
+                    break;
+                }
+                let words = [ra.announce_sleep().unwrap(), rb.announce_sleep().unwrap()];
+                sleep_many(&NativeWait::default(), &words, None, || {
+                    ra.has_message().unwrap() || rb.has_message().unwrap()
+                });
+                ra.withdraw_sleep();
+                rb.withdraw_sleep();
+                rounds += 1;
+            }
+            let _ = done_tx.send(rounds);
+            (ra, rb)
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        if target == 0 {
+            ta.try_send(b"a", 1).unwrap();
+        } else {
+            tb.try_send(b"b", 2).unwrap();
+        }
+        let rounds = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the sleeper was not woken: a lost wake-up");
+        assert!(rounds >= 1, "it never slept");
+    }
+}
+
+/// A peer that dies is reported even while another ring keeps the set busy
+/// (it never sleeps).
+#[test]
+fn a_killed_client_is_reported_while_others_stream() {
+    let a = common::unique_addr("poll-busy-kill");
+    let listener = listen(a.as_str(), &small()).unwrap();
+    let mut set = PollSet::new();
+    // Key 0: a client thread that streams without pause.
+    let a2 = a.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let streamer = std::thread::spawn(move || {
+        let mut c = connect(a2.as_str(), &small()).unwrap();
+        let tx = c.sender().unwrap();
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = tx.try_send(b"busy", 1);
+        }
+    });
+    set.insert(listener.accept_timeout(T).unwrap().into_split().1.unwrap());
+    // Key 1: a child process.
+    let mut kid = common::child_command("send-one-then-sleep", &a)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    set.insert(listener.accept_timeout(T).unwrap().into_split().1.unwrap());
+    let mut events = Events::new();
+    let mut killed: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got_hello = false;
+    loop {
+        assert!(Instant::now() < deadline, "the death was never reported");
+        set.wait(&mut events, Some(T)).unwrap();
+        let evs: Vec<Event> = events.iter().copied().collect();
+        let mut reported = false;
+        for ev in evs {
+            let rx = set.get_mut(ev.key()).unwrap();
+            if ev.key() == 1 {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        assert_eq!(m.payload(), b"hello");
+                        got_hello = true;
+                    }
+                    Err(Error::PeerGone) => reported = true,
+                    Err(e) => panic!("{e}"),
+                }
+            } else {
+                while rx.try_recv().is_ok() {}
+            }
+        }
+        if reported {
+            break;
+        }
+        if got_hello && killed.is_none() {
+            kid.kill().unwrap();
+            kid.wait().unwrap();
+            killed = Some(Instant::now());
+        }
+    }
+    let took = killed.unwrap().elapsed();
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(set);
+    streamer.join().unwrap();
+}
+
+/// A cancelled connection stops a sleeping set's wait.
+#[test]
+fn a_cancel_token_stops_the_wait() {
+    let token = memtube::CancelToken::new();
+    let opts = small().cancel_token(token.clone());
+    let (mut set, _clients) = accepted("cancel", 2, &opts, |c| c.into_split().1.unwrap());
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        token.cancel();
+    });
+    let t0 = Instant::now();
+    let mut events = Events::new();
+    assert_eq!(set.wait(&mut events, Some(T)), Err(Error::Cancelled));
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    t.join().unwrap();
+}
+
+/// A zero timeout polls: no spin, no sleep.
+#[test]
+fn a_zero_timeout_only_looks() {
+    let (mut set, mut clients) = receivers("zero", 3);
+    let mut events = Events::new();
+    assert_eq!(
+        set.wait(&mut events, Some(Duration::ZERO)),
+        Err(Error::Timeout)
+    );
+    clients[2].sender().unwrap().send(b"z", 1).unwrap();
+    set.wait(&mut events, Some(Duration::ZERO)).unwrap();
+    assert_eq!(keys(&events), [2]);
 }
 
 #[test]

@@ -164,10 +164,12 @@ fn waitv_any(words: &[SleepWord<'_>], now: Duration, timeout: Option<Duration>) 
                 UNAVAILABLE.store(true, Ordering::Relaxed);
                 return false;
             }
-            // Woken (the index of a word), a word already differed
-            // (EAGAIN), timed out, or an error the caller's re-check and
-            // deadline handle (a spurious return is allowed).
-            _ => return true,
+            // Woken (the index of a word), a word already differed, or
+            // timed out.
+            Ok(_) | Err(Errno::AGAIN) | Err(Errno::TIMEDOUT) => return true,
+            // Anything else (a sandbox's EINVAL or EFAULT, say): this call
+            // did not sleep; the portable wait does.
+            Err(_) => return false,
         }
     }
 }

@@ -6,8 +6,8 @@ use crate::peer::PeerCred;
 use crate::rings::RingMaps;
 use crate::wake::ConnWait;
 use crate::Os;
-use rustix::fd::OwnedFd;
 use memtube_ring::{Consumer, Producer, SleepWord};
+use rustix::fd::OwnedFd;
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -587,9 +587,8 @@ impl<O: Os> Receiver<O> {
             // Pure spin: nobody signals; look again soon.
             return Ok(SleepPlan::Sleep(Some(memtube_ring::WAIT_ANY_SLICE)));
         };
-        let plan = memtube_ring::prepare_sleep(&O::Wait::default(), &[word], || {
-            self.poll_readable()
-        });
+        let plan =
+            memtube_ring::prepare_sleep(&O::Wait::default(), &[word], || self.poll_readable());
         if plan == SleepPlan::Ready {
             self.rx.withdraw_sleep();
         }
@@ -645,9 +644,8 @@ impl<O: Os> Sender<O> {
         let Some(word) = self.tx.announce_sleep() else {
             return Ok(SleepPlan::Sleep(Some(memtube_ring::WAIT_ANY_SLICE)));
         };
-        let plan = memtube_ring::prepare_sleep(&O::Wait::default(), &[word], || {
-            self.poll_writable(len)
-        });
+        let plan =
+            memtube_ring::prepare_sleep(&O::Wait::default(), &[word], || self.poll_writable(len));
         if plan == SleepPlan::Ready {
             self.tx.withdraw_sleep();
         }
@@ -671,7 +669,16 @@ impl<O: Os> Receiver<O> {
     /// message, or the end (closed ring, dead peer, corruption).
     pub(crate) fn poll_readable(&mut self) -> bool {
         match self.rx.has_message() {
-            Ok(false) => self.rx.is_producer_closed() || self.link.state() != PeerState::Alive,
+            Ok(false) => {}
+            _ => return true,
+        }
+        // Nothing there: publish the space released so far, as an empty
+        // `try_recv` does (a producer may wait for it), without taking a
+        // message that has just come.
+        match self.rx.peek() {
+            Err(memtube_ring::Error::Empty) => {
+                self.rx.is_producer_closed() || self.link.state() != PeerState::Alive
+            }
             _ => true,
         }
     }
@@ -695,7 +702,12 @@ impl<O: Os> Sender<O> {
     /// `Full`: room, or the end (closed ring, dead peer, an error).
     pub(crate) fn poll_writable(&mut self, len: usize) -> bool {
         match self.tx.has_room(len) {
-            Ok(false) => self.check_peer().is_err(),
+            Ok(false) => {
+                // No room: make staged messages visible (the consumer may be
+                // waiting for them to free any).
+                self.tx.publish();
+                self.check_peer().is_err()
+            }
             _ => true,
         }
     }
@@ -718,11 +730,14 @@ impl<O: Os> Connection<O> {
     pub(crate) fn link(&self) -> &Link {
         &self.link
     }
-    pub(crate) fn has_sender(&self) -> bool {
-        self.sender.is_some()
-    }
     pub(crate) fn has_receiver(&self) -> bool {
         self.receiver.is_some()
+    }
+    /// Whether this side sends, messages of `len` bytes included.
+    pub(crate) fn sender_fits(&self, len: usize) -> bool {
+        self.sender
+            .as_ref()
+            .is_some_and(|tx| len <= tx.max_payload() as usize)
     }
 }
 

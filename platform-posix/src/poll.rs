@@ -154,6 +154,10 @@ mod private {
         fn announce(&mut self, interest: Interest, words: &mut Vec<SleepWord<'static>>) -> bool;
         fn withdraw(&mut self, interest: Interest);
         fn link(&self) -> &Link;
+        /// Whether the connection's cancel token was cancelled.
+        fn cancelled(&self) -> bool {
+            self.link().is_cancelled()
+        }
         /// The interest a plain [`PollSet::insert`] gives.
         fn default_interest(&self) -> Interest;
         /// Whether the handle can be watched for `interest`.
@@ -225,7 +229,7 @@ impl<O: Os> Sealed for Sender<O> {
         Interest::writable(0)
     }
     fn supports(&self, i: Interest) -> bool {
-        !i.readable && i.writable.is_some()
+        !i.readable && i.writable.is_some_and(|n| n <= self.max_payload() as usize)
     }
 }
 impl<O: Os> Pollable for Sender<O> {}
@@ -283,7 +287,7 @@ impl<O: Os> Sealed for Connection<O> {
     fn supports(&self, i: Interest) -> bool {
         (i.readable || i.writable.is_some())
             && (!i.readable || self.has_receiver())
-            && (i.writable.is_none() || self.has_sender())
+            && i.writable.is_none_or(|n| self.sender_fits(n))
     }
 }
 impl<O: Os> Pollable for Connection<O> {}
@@ -296,6 +300,10 @@ struct Entry<T> {
     /// Listed in `PollSet::hot`.
     hot: bool,
 }
+
+/// A wait that returns without sleeping reads the clock (to ask about the
+/// peers every [`LIVENESS_SLICE`](crate::LIVENESS_SLICE)) once in this many.
+const BUSY_CLOCK_EVERY: u32 = 256;
 
 /// A handle stays hot (looked at on every poll of a wait) for this many
 /// waits after it was last found ready.
@@ -322,6 +330,11 @@ const DEFAULT_SPIN_BUDGET: u32 = 4096;
 /// nothing ready spins for a while, then sleeps once for all rings and
 /// wakes when any peer publishes, releases or closes.
 ///
+/// Keys are the set's: the smallest free one is given to the next
+/// insert, so a key kept after its handle was removed may name another.
+/// A handle in pure-spin mode is never woken by its peer: a set holding one
+/// polls (a CPU busy) instead of sleeping.
+///
 /// Fairness: every wait reports every ready hot handle (one ready in the
 /// last 64 waits) and looks at one other handle per look, so a handle that
 /// becomes ready is reported within as many waits as the set has handles,
@@ -330,7 +343,8 @@ const DEFAULT_SPIN_BUDGET: u32 = 4096;
 /// An example runs in the `memtube` crate's documentation of its `PollSet`.
 pub struct PollSet<T: Pollable> {
     slots: Vec<Option<Entry<T>>>,
-    free: Vec<usize>,
+    /// Free keys, smallest first.
+    free: std::collections::BinaryHeap<std::cmp::Reverse<usize>>,
     len: usize,
     /// Keys of the hot handles (possibly stale: checked against the slot).
     hot: Vec<usize>,
@@ -340,6 +354,10 @@ pub struct PollSet<T: Pollable> {
     spin_budget: u32,
     words: Vec<SleepWord<'static>>,
     waiter: <T::Sys as Os>::Wait,
+    /// When every peer was last asked about (the waiter's clock).
+    last_probe: Duration,
+    /// Waits that returned without sleeping since the clock was last read.
+    busy_waits: u32,
 }
 
 impl<T: Pollable> Default for PollSet<T> {
@@ -362,7 +380,7 @@ impl<T: Pollable> PollSet<T> {
     pub fn new() -> Self {
         PollSet {
             slots: Vec::new(),
-            free: Vec::new(),
+            free: Default::default(),
             len: 0,
             hot: Vec::new(),
             cursor: 0,
@@ -370,6 +388,8 @@ impl<T: Pollable> PollSet<T> {
             spin_budget: DEFAULT_SPIN_BUDGET,
             words: Vec::new(),
             waiter: Default::default(),
+            last_probe: Duration::ZERO,
+            busy_waits: 0,
         }
     }
 
@@ -383,7 +403,8 @@ impl<T: Pollable> PollSet<T> {
 
     /// Watch `handle` for `interest`; [`Error::NoSuchHandle`] (and the
     /// handle back) when it cannot have it (readable on a sender, writable
-    /// on a receive-only connection).
+    /// on a receive-only connection, room for more than the ring's largest
+    /// message).
     pub fn insert_with(
         &mut self,
         handle: T,
@@ -403,7 +424,7 @@ impl<T: Pollable> PollSet<T> {
             hot: false,
         };
         self.len += 1;
-        match self.free.pop() {
+        match self.free.pop().map(|std::cmp::Reverse(k)| k) {
             Some(k) => {
                 self.slots[k] = Some(e);
                 k
@@ -420,9 +441,7 @@ impl<T: Pollable> PollSet<T> {
     pub fn remove(&mut self, key: usize) -> Option<T> {
         let e = self.slots.get_mut(key)?.take()?;
         self.len -= 1;
-        self.free.push(key);
-        // Smallest keys first.
-        self.free.sort_unstable_by(|a, b| b.cmp(a));
+        self.free.push(std::cmp::Reverse(key));
         Some(e.handle)
     }
 
@@ -472,13 +491,32 @@ impl<T: Pollable> PollSet<T> {
     ///
     /// A handle whose peer died is reported (readable or writable, and
     /// [closed](Event::is_closed)) within about
-    /// [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) of the death.
+    /// [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) of the death, whether the
+    /// set sleeps or is kept busy by other handles. `Some(Duration::ZERO)`
+    /// looks once at every handle and returns (no spin).
+    /// [`Error::Cancelled`] once the cancel token of any handle's
+    /// connection is cancelled.
     pub fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
         events.list.clear();
         self.round += 1;
+        // A set kept busy never sleeps, so it asks about its peers from here
+        // too: the clock is read every `BUSY_CLOCK_EVERY` waits.
+        self.busy_waits += 1;
+        if self.busy_waits >= BUSY_CLOCK_EVERY {
+            self.busy_waits = 0;
+            self.probe_if_due()?;
+        }
         // The hot handles, and one other.
         if self.look(events) {
             return Ok(());
+        }
+        if timeout == Some(Duration::ZERO) {
+            // A poll: no spin, no sleep.
+            return if self.look_all(events) {
+                Ok(())
+            } else {
+                Err(Error::Timeout)
+            };
         }
         for _ in 0..self.spin_budget {
             std::hint::spin_loop();
@@ -487,6 +525,21 @@ impl<T: Pollable> PollSet<T> {
             }
         }
         self.wait_slow(events, timeout)
+    }
+
+    /// Ask the kernel about every peer (one `poll`) if the last time was
+    /// [`LIVENESS_SLICE`](crate::LIVENESS_SLICE) ago or more, and report a
+    /// cancelled connection.
+    fn probe_if_due(&mut self) -> Result<()> {
+        if self.slots.iter().flatten().any(|e| e.handle.cancelled()) {
+            return Err(Error::Cancelled);
+        }
+        let now = self.waiter.now();
+        if now.saturating_sub(self.last_probe) >= crate::LIVENESS_SLICE {
+            self.last_probe = now;
+            probe_all(self.slots.iter().flatten().map(|e| e.handle.link()));
+        }
+        Ok(())
     }
 
     /// One look: every hot handle, and the next cold one.
@@ -554,6 +607,7 @@ impl<T: Pollable> PollSet<T> {
     #[inline(never)]
     fn wait_slow(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<()> {
         let start = self.waiter.now();
+        self.probe_if_due()?;
         loop {
             if self.look_all(events) {
                 return Ok(());
@@ -602,13 +656,12 @@ impl<T: Pollable> PollSet<T> {
                     }
                 }
             }
+            // Every `LIVENESS_SLICE` without news, however the sleeps were
+            // cut (a spurious return, the portable wait's 1 ms slices): ask
+            // the kernel about every peer at once.
+            self.probe_if_due()?;
             if self.look_all(events) {
                 return Ok(());
-            }
-            // A whole slice without news (or a spurious return): ask the
-            // kernel about every peer at once.
-            if self.waiter.now().saturating_sub(slice_start) >= slice {
-                probe_all(self.slots.iter().flatten().map(|e| e.handle.link()));
             }
         }
     }

@@ -586,17 +586,26 @@ mod tests {
         // A region index among the channels' (and one region unnamed).
         let mut bad = hs;
         bad.rings[1].consumer_fd = 4;
-        assert_eq!(Handshake::decode(&bad.encode()), Err(HandshakeError::Descriptors));
+        assert_eq!(
+            Handshake::decode(&bad.encode()),
+            Err(HandshakeError::Descriptors)
+        );
         // One channel descriptor too few or too many.
         for n in [7, 9] {
             let mut bad = hs;
             bad.fd_count = n;
-            assert_eq!(Handshake::decode(&bad.encode()), Err(HandshakeError::Descriptors));
+            assert_eq!(
+                Handshake::decode(&bad.encode()),
+                Err(HandshakeError::Descriptors)
+            );
         }
         // The flag without its descriptors.
         let mut bad = hs;
         bad.fd_count = 4;
-        assert_eq!(Handshake::decode(&bad.encode()), Err(HandshakeError::Descriptors));
+        assert_eq!(
+            Handshake::decode(&bad.encode()),
+            Err(HandshakeError::Descriptors)
+        );
     }
 
     #[test]

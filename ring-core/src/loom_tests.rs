@@ -751,10 +751,10 @@ fn two_rings_no_lost_wakeup_light() {
     two_rings(Waking::Light, 1);
 }
 
-#[test]
-fn two_rings_no_lost_wakeup_light_without_barrier() {
-    two_rings(Waking::LightNoBarrier, 1);
-}
+// No `two_rings` model without the barrier: `sleep_many` then waits with
+// a time cap, which this futex turns into a yield, so the sleeper could not
+// deadlock and the model would prove nothing. Every timed wait is in that
+// case; the untimed models above are the ones that can fail.
 
 /// The model can fail: a sleeper that waits on both words without
 /// re-checking after its announcements (`sleep_many` with a re-check that
