@@ -54,6 +54,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod ring;
+#[cfg(all(feature = "tokio", any(target_os = "linux", target_os = "macos")))]
+pub mod tokio;
 pub mod typed;
 
 // The README's Rust examples run as doc tests, so they stay true.

@@ -288,6 +288,13 @@ impl From<rustix::io::Errno> for Error {
     }
 }
 
+impl From<std::io::Error> for Error {
+    /// An I/O error as the system error it carries (`EIO` if none).
+    fn from(e: std::io::Error) -> Self {
+        Error::Os(rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))
+    }
+}
+
 impl From<HandshakeFailure> for Error {
     fn from(h: HandshakeFailure) -> Self {
         Error::Handshake(h)

@@ -1,0 +1,198 @@
+//! Async receivers and senders for tokio (feature `tokio`).
+//!
+//! A connection made with [`Options::readiness`](crate::Options::readiness)
+//! gives each handle a descriptor that becomes readable when the handle may
+//! be ready ([`Receiver::readiness_fd`](crate::Receiver::readiness_fd)).
+//! [`AsyncReceiver`] and [`AsyncSender`] wrap a handle and await that
+//! descriptor through tokio's reactor instead of blocking a thread. While
+//! both sides keep pace nothing changes: a call first spins the handle's
+//! spin budget, as the blocking calls do, and the descriptor is signalled
+//! (one system call in the peer) only after the handle announced that it
+//! waits on it.
+//!
+//! Cancellation: every future here may be dropped at any await point
+//! without losing anything. A receive takes its message only when it
+//! returns it; a send or reserve writes only when it returns. A dropped
+//! future may leave its announcement in place, which costs the peer at most
+//! one needless wake-up; the next call makes a new one.
+//!
+//! Liveness: the descriptor also becomes readable when the peer process
+//! exits (its end of the wake channel closes), and a wait probes the peer's
+//! socket at least every [`LIVENESS_SLICE`](crate::LIVENESS_SLICE), so a
+//! dead peer is reported ([`Error::PeerGone`]) as by the blocking calls.
+//!
+//! ```
+//! # #[cfg(target_os = "linux")] {
+//! use memtube::tokio::{AsyncReceiver, AsyncSender};
+//! use memtube::{connect, listen, Options};
+//! use std::time::Duration;
+//!
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! # rt.block_on(async {
+//! let addr = format!("@memtube-doc-tokio-{}", std::process::id());
+//! let opts = Options::new().readiness(true);
+//! let listener = listen(addr.as_str(), &opts)?;
+//! // The handshake blocks briefly: accept on a blocking thread.
+//! let accept = tokio::task::spawn_blocking(move || listener.accept_timeout(Duration::from_secs(5)));
+//! let client = connect(addr.as_str(), &opts)?;
+//! let server = accept.await.unwrap()?;
+//! let mut tx = AsyncSender::new(client.into_split().0.unwrap())?;
+//! let mut rx = AsyncReceiver::new(server.into_split().1.unwrap())?;
+//! let reader = tokio::spawn(async move {
+//!     let m = rx.recv().await?;
+//!     Ok::<_, memtube::Error>((m.type_id(), m.payload().to_vec()))
+//! });
+//! tx.send(b"async", 3).await?;
+//! assert_eq!(reader.await.unwrap()?, (3, b"async".to_vec()));
+//! # Ok::<(), memtube::Error>(())
+//! # }).unwrap();
+//! # }
+//! ```
+
+use crate::{Error, Grant, Message, Receiver, Result, Sender, LIVENESS_SLICE};
+use ::tokio::io::unix::AsyncFd;
+use ::tokio::io::Interest;
+use memtube_ring::SleepPlan;
+use std::os::fd::OwnedFd;
+
+/// The readable end of a handle's wake channel, registered with tokio.
+fn register(fd: Option<std::os::fd::BorrowedFd<'_>>) -> Result<AsyncFd<OwnedFd>> {
+    let fd = fd.ok_or(Error::NoSuchHandle)?;
+    // A descriptor of our own (the same open socket) for the reactor.
+    let own = fd.try_clone_to_owned().map_err(Error::from)?;
+    // SAFETY: `own` is an `OwnedFd`: a valid descriptor that the `AsyncFd`
+    // owns, closed only when the `AsyncFd` drops it.
+    unsafe { AsyncFd::register_with_interest(own, Interest::READABLE) }
+        .map_err(|e| Error::from(e.into_parts().1))
+}
+
+/// Wait until `fd` is readable, for at most `plan`'s cap and
+/// [`LIVENESS_SLICE`]; `true` if it became readable (its readiness is then
+/// cleared, to be re-armed), `false` on timeout.
+async fn readable(fd: &AsyncFd<OwnedFd>, cap: Option<std::time::Duration>) -> bool {
+    let slice = cap.map_or(LIVENESS_SLICE, |c| c.min(LIVENESS_SLICE));
+    match ::tokio::time::timeout(slice, fd.readable()).await {
+        Ok(Ok(mut guard)) => {
+            // The caller drains the socket (`disarm_readiness`) before it
+            // looks again; clearing here only drops tokio's cached
+            // readiness, and a byte that comes later sets it anew.
+            guard.clear_ready();
+            true
+        }
+        // An error of the reactor: look again (the next wait retries).
+        Ok(Err(_)) => true,
+        Err(_) => false,
+    }
+}
+
+/// A [`Receiver`] that awaits messages (tokio). `Send`, not `Sync`.
+#[derive(Debug)]
+pub struct AsyncReceiver {
+    rx: Receiver,
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl AsyncReceiver {
+    /// Wrap `rx`, whose connection was made with
+    /// [`Options::readiness`](crate::Options::readiness)
+    /// ([`Error::NoSuchHandle`] otherwise). Must be called within a tokio
+    /// runtime with its I/O and time drivers enabled.
+    pub fn new(rx: Receiver) -> Result<Self> {
+        let fd = register(rx.readiness_fd())?;
+        Ok(AsyncReceiver { rx, fd })
+    }
+
+    /// The next message: as [`Receiver::recv`], but awaiting instead of
+    /// blocking. Cancel-safe: a message is taken only when returned.
+    pub async fn recv(&mut self) -> Result<Message<'_>> {
+        loop {
+            match self.rx.arm_readiness()? {
+                SleepPlan::Ready => break,
+                SleepPlan::Sleep(cap) => {
+                    let woken = readable(&self.fd, cap).await;
+                    self.rx.disarm_readiness();
+                    if !woken {
+                        self.rx.probe_peer();
+                    }
+                }
+            }
+        }
+        self.rx.try_recv()
+    }
+
+    /// The wrapped receiver, for its non-blocking calls.
+    pub fn get_mut(&mut self) -> &mut Receiver {
+        &mut self.rx
+    }
+
+    /// The receiver back (its descriptor leaves tokio's reactor).
+    pub fn into_inner(self) -> Receiver {
+        self.rx
+    }
+}
+
+/// A [`Sender`] that awaits room (tokio). `Send`, not `Sync`.
+#[derive(Debug)]
+pub struct AsyncSender {
+    tx: Sender,
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl AsyncSender {
+    /// Wrap `tx`, whose connection was made with
+    /// [`Options::readiness`](crate::Options::readiness)
+    /// ([`Error::NoSuchHandle`] otherwise). Must be called within a tokio
+    /// runtime with its I/O and time drivers enabled.
+    pub fn new(tx: Sender) -> Result<Self> {
+        let fd = register(tx.readiness_fd())?;
+        Ok(AsyncSender { tx, fd })
+    }
+
+    /// Wait for room for a `len`-byte message.
+    async fn room(&mut self, len: usize) -> Result<()> {
+        loop {
+            match self.tx.arm_readiness(len)? {
+                SleepPlan::Ready => return Ok(()),
+                SleepPlan::Sleep(cap) => {
+                    let woken = readable(&self.fd, cap).await;
+                    self.tx.disarm_readiness();
+                    if !woken {
+                        self.tx.probe_peer();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copy `payload` in as one message of type `type_id` and publish it:
+    /// as [`Sender::send`], but awaiting room instead of blocking.
+    /// Cancel-safe: nothing is written unless it returns `Ok`.
+    pub async fn send(&mut self, payload: &[u8], type_id: u32) -> Result<()> {
+        loop {
+            self.room(payload.len()).await?;
+            match self.tx.try_send(payload, type_id) {
+                // Room seen is room kept (only this handle writes the
+                // ring), so this does not happen; if it did, wait again.
+                Err(Error::Full) => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Reserve `len` bytes in place: as [`Sender::reserve`], but awaiting
+    /// room. Cancel-safe: nothing is reserved unless it returns.
+    pub async fn reserve(&mut self, len: usize) -> Result<Grant<'_>> {
+        self.room(len).await?;
+        self.tx.try_reserve(len)
+    }
+
+    /// The wrapped sender, for its non-blocking calls.
+    pub fn get_mut(&mut self) -> &mut Sender {
+        &mut self.tx
+    }
+
+    /// The sender back (its descriptor leaves tokio's reactor).
+    pub fn into_inner(self) -> Sender {
+        self.tx
+    }
+}
