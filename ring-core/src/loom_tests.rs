@@ -53,6 +53,9 @@ struct Shared {
     requested: [AtomicU32; PARTIES],
     served: [AtomicU32; PARTIES],
     parked: [AtomicBool; PARTIES],
+    /// Per thread: bytes waiting in its wake channel (docs/PROTOCOL.md 3.7:
+    /// every wake of a peer also sends one), read under the futex mutex.
+    channel: [AtomicU32; PARTIES],
 }
 
 const PARTIES: usize = 3;
@@ -94,6 +97,7 @@ impl LoomFutex {
                 AtomicBool::new(false),
                 AtomicBool::new(!third),
             ],
+            channel: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
         });
         let side = |me| LoomFutex {
             shared: Arc::clone(&shared),
@@ -106,6 +110,29 @@ impl LoomFutex {
             barrier: waking != Waking::LightNoBarrier,
         };
         (side(0), side(1), side(2))
+    }
+
+    /// An event loop's wait for this side's wake channel to become
+    /// readable (no timeout: a lost signal deadlocks the model).
+    fn wait_channel(&self) {
+        let s = &self.shared;
+        s.parked[self.me].store(true, SeqCst);
+        {
+            // Readable, or sleep until a wake (the caller looks again
+            // either way, as after any readiness event).
+            let g = s.futex.0.lock().unwrap();
+            if s.channel[self.me].load(SeqCst) == 0 {
+                drop(s.futex.1.wait(g).unwrap());
+            }
+        }
+        s.parked[self.me].store(false, SeqCst);
+        fence(SeqCst);
+    }
+
+    /// Read every byte waiting in this side's wake channel.
+    fn drain_channel(&self) {
+        let _g = self.shared.futex.0.lock().unwrap();
+        self.shared.channel[self.me].store(0, SeqCst);
     }
 
     /// Another handle of the same thread (and process).
@@ -133,6 +160,11 @@ impl LoomFutex {
 /// request no longer waits for it (as for a thread that is not running).
 impl Drop for LoomFutex {
     fn drop(&mut self) {
+        // Unwinding from a failed model (loom's deadlock panic): the model
+        // is over, and a loom operation now would abort the test.
+        if std::thread::panicking() {
+            return;
+        }
         self.shared.parked[self.me].store(true, SeqCst);
     }
 }
@@ -159,6 +191,10 @@ impl Wait for LoomFutex {
     }
     fn wake(&self, _word: &crate::atomic::AtomicU32) {
         let _g = self.shared.futex.0.lock().unwrap();
+        // The wake channel's byte, to the consumer (1) from a producer, or
+        // to the producer (0) from the consumer.
+        let peer = if self.me == 1 { 0 } else { 1 };
+        self.shared.channel[peer].fetch_add(1, SeqCst);
         self.shared.futex.1.notify_all();
     }
     fn now(&self) -> Duration {
@@ -792,4 +828,54 @@ fn two_rings_without_the_recheck_lose_a_wakeup() {
         drop(ca);
         t.join().unwrap();
     });
+}
+
+/// The readiness protocol (an event loop waiting on the wake channel, not
+/// the futex): the consumer looks, announces, fences and re-checks
+/// (`prepare_sleep`), waits for its channel, then drains it and withdraws;
+/// the producer publishes `n` messages and closes. No signal is lost (a lost
+/// one deadlocks the model), in fenced and light configurations.
+fn readiness_channel(waking: Waking, n: u32) {
+    loom::model(move || {
+        let (ps, cs) = loom_shared(128, false);
+        let (wp, wc) = LoomFutex::pair(waking);
+        let sleeper = wc.clone_side();
+        let mut c = Consumer::new(cs, wc);
+        c.set_spin_budget(0);
+        let t = thread::spawn(move || {
+            let mut p = Producer::new(ps, wp);
+            p.set_spin_budget(0);
+            for i in 0..n {
+                p.try_send(&payload(i, 8), i).unwrap();
+            }
+        });
+        let mut got = 0;
+        while got < n {
+            if c.has_message().unwrap() {
+                let m = c.try_recv().unwrap();
+                assert_eq!((m.type_id(), m.payload()), (got, &payload(got, 8)[..]));
+                got += 1;
+                continue;
+            }
+            let word = c.announce_sleep().unwrap();
+            if let crate::SleepPlan::Sleep(_) =
+                crate::prepare_sleep(&sleeper, &[word], || c.has_message().unwrap())
+            {
+                sleeper.wait_channel();
+                sleeper.drain_channel();
+            }
+            c.withdraw_sleep();
+        }
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn readiness_channel_no_lost_signal() {
+    readiness_channel(Waking::Fenced, 2);
+}
+
+#[test]
+fn readiness_channel_no_lost_signal_light() {
+    readiness_channel(Waking::Light, 1);
 }
