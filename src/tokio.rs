@@ -18,7 +18,7 @@
 //!
 //! Liveness: the descriptor also becomes readable when the peer process
 //! exits (its end of the wake channel closes), and a wait probes the peer's
-//! socket at least every [`LIVENESS_SLICE`](crate::LIVENESS_SLICE), so a
+//! socket at least every [`LIVENESS_SLICE`], so a
 //! dead peer is reported ([`Error::PeerGone`]) as by the blocking calls.
 //!
 //! ```

@@ -505,6 +505,8 @@ fn a_killed_client_is_reported_while_others_stream() {
         }
     }
     let took = killed.unwrap().elapsed();
+    let _ = kid.kill();
+    let _ = kid.wait();
     assert!(took < Duration::from_millis(500), "{took:?}");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(set);

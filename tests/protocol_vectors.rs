@@ -365,7 +365,7 @@ fn handshake_vectors(out: &mut BTreeMap<String, Actual>) {
         ("hs-bad-magic", |b| b[7] = b'2'),
         ("hs-bad-version", |b| b[8] = 2),
         ("hs-bad-layout-version", |b| b[12] = 1),
-        ("hs-bad-flags", |b| b[16] |= 0x10),
+        ("hs-bad-flags", |b| b[16] |= 0x20),
         ("hs-bad-ring-count", |b| b[20] = 1),
         ("hs-bad-reserved", |b| b[28] = 1),
         ("hs-bad-producer", |b| b[68] = 0),

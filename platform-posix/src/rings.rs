@@ -76,6 +76,7 @@ impl RingMaps {
         &self,
         wake_tx: Option<OwnedFd>,
     ) -> Result<Producer<'static, ConnWait<O>>> {
+        let w = ConnWait::<O>::new(wake_tx);
         // SAFETY: the region was initialized by `memtube_ring::init` (by us, or
         // validated by ring-core now if the peer did); the mappings are live
         // shared memory of the right lengths (main writable, consumer block
@@ -85,7 +86,6 @@ impl RingMaps {
         // The holder (this process) is recorded for monitors (`memtube top`
         // tells the producer's pid by it); not recorded where the system
         // will not say when this process started.
-        let w = ConnWait::<O>::new(wake_tx);
         unsafe {
             match crate::holder::try_this_process::<O>() {
                 Some(h) => memtube_ring::attach_producer_as(self.raw(), w, h),
@@ -100,10 +100,10 @@ impl RingMaps {
         &self,
         wake_tx: Option<OwnedFd>,
     ) -> Result<Consumer<'static, ConnWait<O>>> {
+        let w = ConnWait::<O>::new(wake_tx);
         // SAFETY: as in `producer`; with the split layout the main region
         // needs only be readable and the consumer block is mapped writable.
         // The holder is recorded as in `producer`.
-        let w = ConnWait::<O>::new(wake_tx);
         unsafe {
             match crate::holder::try_this_process::<O>() {
                 Some(h) => memtube_ring::attach_consumer_as(self.raw(), w, h),
