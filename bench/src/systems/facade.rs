@@ -457,3 +457,117 @@ impl Bench for PollStream {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------- async (tokio)
+
+/// The async rows' options (both sides pass the same): readiness on.
+fn async_options(len: usize) -> Options {
+    Options::new().capacity(ring_capacity(len)).readiness(true)
+}
+
+/// A current-thread tokio runtime with its I/O and time drivers, as an
+/// async service runs one per core.
+fn runtime() -> Result<tokio::runtime::Runtime, BoxError> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Default mode, the receiver an [`memtube::tokio::AsyncReceiver`]
+/// awaiting in a tokio runtime; the peer sends at random intervals (as
+/// [`Wake`]): the wake-up through the readiness descriptor.
+pub struct AsyncWake;
+
+impl Bench for AsyncWake {
+    fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
+        lat((|| {
+            let mut h = histogram();
+            let listener = ctx.listener.as_ref().ok_or("no listener")?;
+            let opts = async_options(run.len).direction(Direction::ConnectorToListener);
+            let conn = listener.accept_with(&opts, Some(TIMEOUT))?;
+            let rt = runtime()?;
+            rt.block_on(async {
+                let rx = conn.into_split().1.ok_or("no receiver")?;
+                let mut rx = memtube::tokio::AsyncReceiver::new(rx)?;
+                for _ in 0..run.count {
+                    let m = rx.recv().await?;
+                    let now = mono_ns();
+                    let sent = u64::from_ne_bytes(m[..8].try_into()?);
+                    h.saturating_record(now.saturating_sub(sent));
+                }
+                Ok::<_, BoxError>(())
+            })?;
+            Ok(h)
+        })())
+    }
+
+    fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        let mut rng = Rng::for_run(run.id);
+        let opts = async_options(run.len).direction(Direction::ConnectorToListener);
+        let mut conn = memtube::connect(ctx.addr.as_str(), &opts)?;
+        let tx = conn.sender()?;
+        let mut payload = vec![0u8; run.len.max(8)];
+        for _ in 0..run.count {
+            std::thread::sleep(interval(&mut rng));
+            payload[..8].copy_from_slice(&mono_ns().to_ne_bytes());
+            tx.send_timeout(&payload, 1, TIMEOUT)?;
+        }
+        Ok(())
+    }
+}
+
+/// Round trips from async handles in a tokio runtime (send, then await the
+/// echo), against a blocking echo: while both keep pace the readiness path
+/// is never taken, so this should match the blocking "memtube default".
+pub struct AsyncRoundTrip;
+
+impl Bench for AsyncRoundTrip {
+    fn main(&self, ctx: &mut Ctx, run: Run, _: Option<usize>) -> Result<Measured, BoxError> {
+        lat((|| {
+            let listener = ctx.listener.as_ref().ok_or("no listener")?;
+            let conn = listener.accept_with(&async_options(run.len).duplex(true), Some(TIMEOUT))?;
+            let (Some(tx), Some(rx)) = conn.into_split() else {
+                return Err("duplex connection without two rings".into());
+            };
+            let rt = runtime()?;
+            rt.block_on(async {
+                let mut tx = memtube::tokio::AsyncSender::new(tx)?;
+                let mut rx = memtube::tokio::AsyncReceiver::new(rx)?;
+                let mut payload = vec![0xa5u8; run.len];
+                // As `time_round_trips`: one clock read per round trip, the
+                // first tenth not recorded.
+                let warm = run.count / 10;
+                let mut h = histogram();
+                let mut prev = Instant::now();
+                for s in 0..run.count {
+                    payload[..8].copy_from_slice(&s.to_ne_bytes());
+                    tx.send(&payload, 7).await?;
+                    let m = rx.recv().await?;
+                    if m.len() != run.len || m[..8] != s.to_ne_bytes() {
+                        return Err(format!("memtube async echo mismatch at {s}").into());
+                    }
+                    drop(m);
+                    let now = Instant::now();
+                    if s >= warm {
+                        h.saturating_record((now - prev).as_nanos() as u64);
+                    }
+                    prev = now;
+                }
+                Ok::<_, BoxError>(h)
+            })
+        })())
+    }
+
+    fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
+        let opts = async_options(run.len).duplex(true);
+        let conn = memtube::connect(ctx.addr.as_str(), &opts)?;
+        let (Some(mut tx), Some(mut rx)) = conn.into_split() else {
+            return Err("duplex connection without two rings".into());
+        };
+        for _ in 0..run.count {
+            let m = rx.recv_timeout(TIMEOUT)?;
+            tx.send_timeout(&m, m.type_id(), TIMEOUT)?;
+        }
+        Ok(())
+    }
+}

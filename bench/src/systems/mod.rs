@@ -445,6 +445,15 @@ pub static SYSTEMS: &[System] = &[
     // A server with a poll set (default mode) echoing round trips over
     // one of its connections, the others idle: the cost of serving many
     // connections from one wait, next to "memtube default" in each round.
+    // Round trips from async handles in a tokio runtime against a blocking
+    // echo (readiness on): next to "memtube default" in each round.
+    System::new(
+        "memtube async (tokio)",
+        Kind::RoundTrip,
+        Section::RoundTrips,
+        &[32],
+        &facade::AsyncRoundTrip,
+    ),
     System::new(
         "memtube poll set: 1 connection",
         Kind::RoundTrip,
@@ -649,6 +658,15 @@ pub static SYSTEMS: &[System] = &[
         Section::Last,
         &[32],
         &facade::Wake,
+    ),
+    // The same, the receiver awaiting in a tokio runtime (readiness
+    // descriptor).
+    System::new(
+        "memtube async (tokio)",
+        Kind::Wake,
+        Section::Last,
+        &[32],
+        &facade::AsyncWake,
     ),
     // ------------------------------------------------------------ ring-core alone
     // `split` between two threads of the main process (pure spin).
