@@ -196,3 +196,53 @@ impl AsyncSender {
         self.tx
     }
 }
+
+/// A [`PollSet`](crate::PollSet) whose wait is awaited (tokio): one task
+/// serving many connections. Linux (the set's descriptor is an epoll
+/// instance). `Send`, not `Sync`.
+///
+/// Insert and remove through [`set_mut`](Self::set_mut) at any time; the
+/// set keeps its descriptor up to date. Handles need
+/// [`Options::readiness`](crate::Options::readiness): one without it is
+/// looked at every millisecond while the set waits.
+#[derive(Debug)]
+pub struct AsyncPollSet<T: crate::Pollable> {
+    set: memtube_posix::PollSet<T>,
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl<T: crate::Pollable> AsyncPollSet<T> {
+    /// Wrap `set`. Must be called within a tokio runtime with its I/O and
+    /// time drivers enabled.
+    pub fn new(mut set: memtube_posix::PollSet<T>) -> Result<Self> {
+        let fd = register(Some(set.readiness_fd()?))?;
+        Ok(AsyncPollSet { set, fd })
+    }
+
+    /// Wait until at least one handle is ready and list the ready ones in
+    /// `events`: as [`PollSet::wait`](memtube_posix::PollSet::wait)
+    /// without a timeout (wrap the future in `tokio::time::timeout` for
+    /// one), awaiting instead of blocking. Cancel-safe: nothing is taken
+    /// from any ring.
+    pub async fn wait(&mut self, events: &mut crate::Events) -> Result<()> {
+        loop {
+            match self.set.arm_readiness(events)? {
+                SleepPlan::Ready => return Ok(()),
+                SleepPlan::Sleep(cap) => {
+                    readable(&self.fd, cap).await;
+                    self.set.disarm_readiness();
+                }
+            }
+        }
+    }
+
+    /// The set: insert, remove, and act on the handles between waits.
+    pub fn set_mut(&mut self) -> &mut memtube_posix::PollSet<T> {
+        &mut self.set
+    }
+
+    /// The set back.
+    pub fn into_inner(self) -> memtube_posix::PollSet<T> {
+        self.set
+    }
+}

@@ -544,6 +544,80 @@ fn a_zero_timeout_only_looks() {
     assert_eq!(keys(&events), [2]);
 }
 
+/// Block in poll(2) on `fd` with no timeout, in the calling thread.
+#[cfg(target_os = "linux")]
+fn poll_forever(fd: std::os::fd::BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    while unsafe { libc::poll(&mut p, 1, -1) } < 0 {}
+}
+
+/// The readiness protocol end to end, with no timeout anywhere: a receiver
+/// armed, then blocked in poll(2) on its descriptor, and a poll set armed
+/// and blocked on its epoll descriptor, are woken by a send. A lost signal
+/// hangs the waiter, which the watchdog reports.
+#[cfg(target_os = "linux")]
+#[test]
+fn readiness_descriptors_are_signalled() {
+    use memtube::ring::SleepPlan;
+    let opts = small().readiness(true);
+    // One receiver.
+    let (mut rxs, mut clients) = accepted("ready-fd", 3, &opts, |c| c.into_split().1.unwrap());
+    let mut rx = rxs.remove(1).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        loop {
+            match rx.arm_readiness().unwrap() {
+                SleepPlan::Ready => break,
+                SleepPlan::Sleep(cap) => {
+                    assert_eq!(cap, None, "light wakes without the barrier");
+                    poll_forever(rx.readiness_fd().unwrap());
+                    rx.disarm_readiness();
+                }
+            }
+        }
+        let got = rx.try_recv().unwrap().payload().to_vec();
+        done_tx.send(got).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    clients[1].sender().unwrap().send(b"fd", 1).unwrap();
+    let got = done_rx
+        .recv_timeout(T)
+        .expect("the descriptor was never signalled");
+    assert_eq!(got, b"fd");
+    waiter.join().unwrap();
+
+    // A poll set of the other two.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let mut events = Events::new();
+        rxs.readiness_fd().unwrap();
+        loop {
+            match rxs.arm_readiness(&mut events).unwrap() {
+                SleepPlan::Ready => break,
+                SleepPlan::Sleep(cap) => {
+                    assert_eq!(cap, None);
+                    poll_forever(rxs.readiness_fd().unwrap());
+                    rxs.disarm_readiness();
+                }
+            }
+        }
+        done_tx.send(keys(&events)).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    clients[2].sender().unwrap().send(b"set", 1).unwrap();
+    let got = done_rx
+        .recv_timeout(T)
+        .expect("the set's descriptor was never signalled");
+    assert_eq!(got, [2]);
+    waiter.join().unwrap();
+}
+
 #[test]
 #[ignore = "entry point of the child processes that the other tests start"]
 fn child_entry() {

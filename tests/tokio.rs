@@ -157,6 +157,66 @@ async fn readiness_must_match() {
     );
 }
 
+/// One task serves many callers through an awaited poll set; callers call
+/// from threads at their own pace (so the set often sleeps), and each gets
+/// its own replies; the set also reports each caller's end.
+#[tokio::test(flavor = "current_thread")]
+async fn an_async_poll_set_serves_many_callers() {
+    use memtube::tokio::AsyncPollSet;
+    use memtube::{Events, PollSet};
+    let o = opts().duplex(true);
+    let a = common::unique_addr("tokio-pollset");
+    let listener = listen(a.as_str(), &o).unwrap();
+    let n = 6;
+    let callers: Vec<_> = (0..n)
+        .map(|i| {
+            let (a, o) = (a.clone(), o.clone());
+            std::thread::spawn(move || {
+                let mut c = connect(a.as_str(), &o).unwrap();
+                for k in 0..50u32 {
+                    if k % 10 == 0 {
+                        // Let the server's set go to sleep now and then.
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    let r = c.call_timeout(k, &[i as u8], T).unwrap();
+                    assert_eq!((r.type_id(), r.payload()), (k, &[i as u8, 1][..]));
+                }
+            })
+        })
+        .collect();
+    let mut set = PollSet::new();
+    for _ in 0..n {
+        // The callers are threads: a blocking accept is fine here.
+        set.insert(listener.accept_timeout(T).unwrap());
+    }
+    let mut set = AsyncPollSet::new(set).unwrap();
+    let mut events = Events::new();
+    let mut open = n;
+    while open > 0 {
+        tokio::time::timeout(T, set.wait(&mut events))
+            .await
+            .expect("the set was never woken")
+            .unwrap();
+        for ev in &events {
+            let conn = set.set_mut().get_mut(ev.key()).unwrap();
+            match conn.serve_one(Some(T), |ty, req, reply| {
+                reply.extend_from_slice(&[req[0], 1]);
+                ty
+            }) {
+                Ok(()) => {}
+                Err(Error::Closed) => {
+                    set.set_mut().remove(ev.key());
+                    open -= 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    for c in callers {
+        c.join().unwrap();
+    }
+}
+
 #[test]
 #[ignore = "entry point of the child processes that the other tests start"]
 fn child_entry() {

@@ -730,6 +730,9 @@ impl<O: Os> Connection<O> {
     pub(crate) fn link(&self) -> &Link {
         &self.link
     }
+    pub(crate) fn halves(&self) -> (Option<&Sender<O>>, Option<&Receiver<O>>) {
+        (self.sender.as_ref(), self.receiver.as_ref())
+    }
     pub(crate) fn has_receiver(&self) -> bool {
         self.receiver.is_some()
     }

@@ -17,7 +17,8 @@ use crate::conn::{Connection, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::liveness::{probe_all, Link, PeerState};
 use crate::Os;
-use memtube_ring::{sleep_many, SleepWord, Wait};
+use memtube_ring::{prepare_sleep, sleep_many, SleepPlan, SleepWord, Wait};
+use rustix::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 /// What a handle in a [`PollSet`] is watched for.
@@ -154,6 +155,13 @@ mod private {
         fn announce(&mut self, interest: Interest, words: &mut Vec<SleepWord<'static>>) -> bool;
         fn withdraw(&mut self, interest: Interest);
         fn link(&self) -> &Link;
+        /// The readiness descriptors of the rings of `interest`
+        /// ([`Options::readiness`](crate::Options::readiness)); `None` for a
+        /// ring without one.
+        fn readiness_fds(&self, interest: Interest) -> [Option<BorrowedFd<'_>>; 2];
+        /// Drain the readiness descriptors of `interest` and withdraw their
+        /// announcements (`disarm_readiness`).
+        fn disarm(&mut self, interest: Interest);
         /// Whether the connection's cancel token was cancelled.
         fn cancelled(&self) -> bool {
             self.link().is_cancelled()
@@ -188,6 +196,12 @@ fn tx_ready<O: Os>(tx: &mut Sender<O>, len: usize) -> (bool, bool) {
 
 impl<O: Os> Sealed for Receiver<O> {
     type Sys = O;
+    fn readiness_fds(&self, _: Interest) -> [Option<BorrowedFd<'_>>; 2] {
+        [self.readiness_fd(), None]
+    }
+    fn disarm(&mut self, _: Interest) {
+        self.disarm_readiness()
+    }
     fn readiness(&mut self, _: Interest) -> (bool, bool, bool) {
         let (r, c) = rx_ready(self);
         (r, false, c)
@@ -212,6 +226,12 @@ impl<O: Os> Pollable for Receiver<O> {}
 
 impl<O: Os> Sealed for Sender<O> {
     type Sys = O;
+    fn readiness_fds(&self, _: Interest) -> [Option<BorrowedFd<'_>>; 2] {
+        [self.readiness_fd(), None]
+    }
+    fn disarm(&mut self, _: Interest) {
+        self.disarm_readiness()
+    }
     fn readiness(&mut self, i: Interest) -> (bool, bool, bool) {
         let (w, c) = tx_ready(self, i.writable.unwrap_or(0));
         (false, w, c)
@@ -236,6 +256,23 @@ impl<O: Os> Pollable for Sender<O> {}
 
 impl<O: Os> Sealed for Connection<O> {
     type Sys = O;
+    fn readiness_fds(&self, i: Interest) -> [Option<BorrowedFd<'_>>; 2] {
+        let (tx, rx) = self.halves();
+        [
+            rx.filter(|_| i.readable).and_then(|r| r.readiness_fd()),
+            tx.filter(|_| i.writable.is_some())
+                .and_then(|t| t.readiness_fd()),
+        ]
+    }
+    fn disarm(&mut self, i: Interest) {
+        let (tx, rx) = self.split_mut();
+        if let (true, Some(rx)) = (i.readable, rx) {
+            rx.disarm_readiness();
+        }
+        if let (Some(_), Some(tx)) = (i.writable, tx) {
+            tx.disarm_readiness();
+        }
+    }
     fn readiness(&mut self, i: Interest) -> (bool, bool, bool) {
         let (tx, rx) = self.split_mut();
         let (mut r, mut w, mut c) = (false, false, false);
@@ -358,6 +395,17 @@ pub struct PollSet<T: Pollable> {
     last_probe: Duration,
     /// Waits that returned without sleeping since the clock was last read.
     busy_waits: u32,
+    /// With [`readiness_fd`](Self::readiness_fd): the descriptor over every
+    /// handle's (Linux: epoll), and how many handles have none (they make
+    /// an armed set look again within a millisecond).
+    readiness: Option<Readiness>,
+}
+
+/// A poll set's readiness descriptor: an epoll instance over every
+/// handle's readiness descriptors, each tagged with its handle's key.
+struct Readiness {
+    fd: OwnedFd,
+    unsignalled: usize,
 }
 
 impl<T: Pollable> Default for PollSet<T> {
@@ -390,6 +438,7 @@ impl<T: Pollable> PollSet<T> {
             waiter: Default::default(),
             last_probe: Duration::ZERO,
             busy_waits: 0,
+            readiness: None,
         }
     }
 
@@ -417,6 +466,12 @@ impl<T: Pollable> PollSet<T> {
     }
 
     fn put(&mut self, handle: T, interest: Interest) -> usize {
+        let key = self.free.peek().map_or(self.slots.len(), |r| r.0);
+        if let Some(r) = &mut self.readiness {
+            if !register(&r.fd, key, &handle, interest) {
+                r.unsignalled += 1;
+            }
+        }
         let e = Entry {
             handle,
             interest,
@@ -440,6 +495,11 @@ impl<T: Pollable> PollSet<T> {
     /// handle has that key). Its key may be given to a later insert.
     pub fn remove(&mut self, key: usize) -> Option<T> {
         let e = self.slots.get_mut(key)?.take()?;
+        if let Some(r) = &mut self.readiness {
+            if !deregister(&r.fd, &e.handle, e.interest) {
+                r.unsignalled -= 1;
+            }
+        }
         self.len -= 1;
         self.free.push(std::cmp::Reverse(key));
         Some(e.handle)
@@ -482,6 +542,109 @@ impl<T: Pollable> PollSet<T> {
     /// sleeps at once). Each look polls every hot handle and one other.
     pub fn set_spin_budget(&mut self, looks: u32) {
         self.spin_budget = looks;
+    }
+
+    /// A descriptor that becomes readable when some handle may be ready,
+    /// for an event loop (Linux: an epoll instance over every handle's
+    /// readiness descriptor, made on the first call and kept up to date by
+    /// `insert` and `remove`). Handles need
+    /// [`Options::readiness`](crate::Options::readiness); a handle without it
+    /// (or in pure-spin mode) is still watched, by looking again at least
+    /// every millisecond while armed. The protocol is the handles' own
+    /// ([`Receiver::readiness_fd`]): [`arm_readiness`](Self::arm_readiness);
+    /// unless it says ready, wait for the descriptor (or the plan's time
+    /// cap, or [`LIVENESS_SLICE`](crate::LIVENESS_SLICE)), then
+    /// [`disarm_readiness`](Self::disarm_readiness), and again.
+    /// [`Error::Unsupported`] outside Linux.
+    pub fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>> {
+        if self.readiness.is_none() {
+            let fd = epoll_create()?;
+            let mut unsignalled = 0;
+            for (key, e) in self.slots.iter().enumerate() {
+                if let Some(e) = e {
+                    if !register(&fd, key, &e.handle, e.interest) {
+                        unsignalled += 1;
+                    }
+                }
+            }
+            self.readiness = Some(Readiness { fd, unsignalled });
+        }
+        match &self.readiness {
+            Some(r) => Ok(rustix::fd::AsFd::as_fd(&r.fd)),
+            None => Err(Error::NoSuchHandle),
+        }
+    }
+
+    /// Step 1 of the readiness protocol: look at the handles (spinning the
+    /// set's spin budget) and, if none is ready, announce sleep on every
+    /// ring and look once more. [`SleepPlan::Ready`]: `events` lists the
+    /// ready handles, as [`wait`](Self::wait) would. Otherwise wait for the
+    /// descriptor. Errors as for `wait` ([`Error::Cancelled`]); call
+    /// [`readiness_fd`](Self::readiness_fd) first.
+    pub fn arm_readiness(&mut self, events: &mut Events) -> Result<SleepPlan> {
+        events.list.clear();
+        self.round += 1;
+        self.probe_if_due()?;
+        if self.look(events) {
+            return Ok(SleepPlan::Ready);
+        }
+        for _ in 0..self.spin_budget {
+            std::hint::spin_loop();
+            if self.look(events) {
+                return Ok(SleepPlan::Ready);
+            }
+        }
+        if self.look_all(events) {
+            return Ok(SleepPlan::Ready);
+        }
+        let mut words = std::mem::take(&mut self.words);
+        words.clear();
+        let mut wakes = true;
+        for e in self.slots.iter_mut().flatten() {
+            wakes &= e.handle.announce(e.interest, &mut words);
+        }
+        let round = self.round;
+        let slots = &mut self.slots;
+        let mut plan = prepare_sleep(&self.waiter, &words, || {
+            slots
+                .iter_mut()
+                .flatten()
+                .any(|e| check(0, e, round).is_some())
+        });
+        self.words = words;
+        if plan == SleepPlan::Ready {
+            for e in self.slots.iter_mut().flatten() {
+                e.handle.withdraw(e.interest);
+            }
+            self.look_all(events);
+            return Ok(SleepPlan::Ready);
+        }
+        let unsignalled = self
+            .readiness
+            .as_ref()
+            .map_or(usize::MAX, |r| r.unsignalled);
+        if !wakes || unsignalled > 0 {
+            plan = SleepPlan::Sleep(Some(memtube_ring::WAIT_ANY_SLICE));
+        }
+        Ok(plan)
+    }
+
+    /// Step 2 of the readiness protocol: drain the readiness descriptors
+    /// that fired (finding a dead peer's at once) and take back every
+    /// announcement.
+    pub fn disarm_readiness(&mut self) {
+        let mut fired = Vec::new();
+        if let Some(r) = &self.readiness {
+            epoll_fired(&r.fd, &mut fired);
+        }
+        for key in fired {
+            if let Some(Some(e)) = self.slots.get_mut(key) {
+                e.handle.disarm(e.interest);
+            }
+        }
+        for e in self.slots.iter_mut().flatten() {
+            e.handle.withdraw(e.interest);
+        }
     }
 
     /// Wait until at least one handle is ready, for at most `timeout`
@@ -683,3 +846,90 @@ fn check<T: Pollable>(key: usize, e: &mut Entry<T>, round: u64) -> Option<Event>
         None
     }
 }
+
+/// Add `handle`'s readiness descriptors (of `interest`) to the epoll
+/// instance `ep`, tagged with `key`; `false` when it has none to add.
+fn register<T: Pollable>(ep: &OwnedFd, key: usize, handle: &T, interest: Interest) -> bool {
+    let fds = handle.readiness_fds(interest);
+    let mut any = false;
+    for fd in fds.iter().flatten() {
+        any |= epoll_add(ep, *fd, key);
+    }
+    any
+}
+
+/// Remove `handle`'s descriptors from `ep`; `false` when it had none.
+fn deregister<T: Pollable>(ep: &OwnedFd, handle: &T, interest: Interest) -> bool {
+    let fds = handle.readiness_fds(interest);
+    let mut any = false;
+    for fd in fds.iter().flatten() {
+        epoll_delete(ep, *fd);
+        any = true;
+    }
+    any
+}
+
+#[cfg(target_os = "linux")]
+fn epoll_create() -> Result<OwnedFd> {
+    Ok(rustix::event::epoll::create(
+        rustix::event::epoll::CreateFlags::CLOEXEC,
+    )?)
+}
+
+#[cfg(target_os = "linux")]
+fn epoll_add(ep: &OwnedFd, fd: BorrowedFd<'_>, key: usize) -> bool {
+    use rustix::event::epoll;
+    epoll::add(
+        ep,
+        fd,
+        epoll::EventData::new_u64(key as u64),
+        epoll::EventFlags::IN,
+    )
+    .is_ok()
+}
+
+#[cfg(target_os = "linux")]
+fn epoll_delete(ep: &OwnedFd, fd: BorrowedFd<'_>) {
+    let _ = rustix::event::epoll::delete(ep, fd);
+}
+
+/// The keys of the descriptors of `ep` that are readable now (no wait).
+#[cfg(target_os = "linux")]
+fn epoll_fired(ep: &OwnedFd, keys: &mut Vec<usize>) {
+    use rustix::event::epoll;
+    let mut buf = [epoll::Event {
+        flags: epoll::EventFlags::empty(),
+        data: epoll::EventData::new_u64(0),
+    }; 64];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        let Ok(n) = epoll::wait(ep, &mut buf[..], Some(&zero)) else {
+            return;
+        };
+        keys.extend(buf[..n].iter().map(|e| e.data.u64() as usize));
+        if n < buf.len() {
+            return;
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn epoll_create() -> Result<OwnedFd> {
+    Err(Error::Unsupported(
+        "a poll set's readiness descriptor (Linux epoll only)",
+    ))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn epoll_add(_: &OwnedFd, _: BorrowedFd<'_>, _: usize) -> bool {
+    false
+}
+
+#[cfg(not(target_os = "linux"))]
+fn epoll_delete(_: &OwnedFd, _: BorrowedFd<'_>) {}
+
+#[cfg(not(target_os = "linux"))]
+fn epoll_fired(_: &OwnedFd, _: &mut Vec<usize>) {}
