@@ -49,7 +49,7 @@
 //! # }
 //! ```
 
-use crate::{Error, Grant, Message, Receiver, Result, Sender, LIVENESS_SLICE};
+use crate::{Connection, Error, Grant, Message, Receiver, Reply, Result, Sender, LIVENESS_SLICE};
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::io::Interest;
 use memtube_ring::SleepPlan;
@@ -244,5 +244,124 @@ impl<T: crate::Pollable> AsyncPollSet<T> {
     /// The set back.
     pub fn into_inner(self) -> memtube_posix::PollSet<T> {
         self.set
+    }
+}
+
+/// A duplex [`Connection`] whose [`call`](Self::call) is awaited (tokio).
+/// `Send`, not `Sync`.
+#[derive(Debug)]
+pub struct AsyncConnection {
+    conn: Connection,
+    rx_fd: AsyncFd<OwnedFd>,
+    tx_fd: AsyncFd<OwnedFd>,
+}
+
+impl AsyncConnection {
+    /// Wrap a duplex `conn` made with
+    /// [`Options::readiness`](crate::Options::readiness)
+    /// ([`Error::NoSuchHandle`] otherwise). Must be called within a tokio
+    /// runtime with its I/O and time drivers enabled.
+    pub fn new(mut conn: Connection) -> Result<Self> {
+        let rx_fd = register(conn.receiver()?.readiness_fd())?;
+        let tx_fd = register(conn.sender()?.readiness_fd())?;
+        Ok(AsyncConnection { conn, rx_fd, tx_fd })
+    }
+
+    /// Send a request and await its reply: as
+    /// [`Connection::call`](crate::Connection::call), awaiting instead of
+    /// blocking. Dropping the future leaves the connection usable: a
+    /// request already sent has its reply skipped by the next call, as
+    /// after a timed-out `call_timeout`.
+    pub async fn call(&mut self, type_id: u32, request: &[u8]) -> Result<Reply<'_>> {
+        // Room for the request (its 8-byte correlation id included).
+        let len = request.len().saturating_add(8);
+        loop {
+            let tx = self.conn.sender()?;
+            match tx.arm_readiness(len)? {
+                SleepPlan::Ready => break,
+                SleepPlan::Sleep(cap) => {
+                    let woken = readable(&self.tx_fd, cap).await;
+                    let tx = self.conn.sender()?;
+                    tx.disarm_readiness();
+                    if !woken {
+                        tx.probe_peer();
+                    }
+                }
+            }
+        }
+        let id = self
+            .conn
+            .send_request(type_id, request, Some(std::time::Duration::ZERO))?;
+        // Its reply.
+        loop {
+            if self.conn.poll_reply(id)? {
+                break;
+            }
+            let rx = self.conn.receiver()?;
+            if let SleepPlan::Sleep(cap) = rx.arm_readiness()? {
+                let woken = readable(&self.rx_fd, cap).await;
+                let rx = self.conn.receiver()?;
+                rx.disarm_readiness();
+                if !woken {
+                    rx.probe_peer();
+                }
+            }
+        }
+        self.conn.recv_reply(id, Some(std::time::Duration::ZERO))
+    }
+
+    /// The connection, for its other calls.
+    pub fn get_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The connection back.
+    pub fn into_inner(self) -> Connection {
+        self.conn
+    }
+}
+
+/// A [`Listener`](crate::Listener) whose `accept` is awaited (tokio): the
+/// accept and its handshake run on tokio's blocking pool. Cancel-safe: a
+/// connection accepted after its future was dropped is returned by the
+/// next `accept`.
+#[derive(Debug)]
+pub struct AsyncListener {
+    inner: std::sync::Arc<crate::Listener>,
+    opts: Option<crate::Options>,
+    pending: Option<::tokio::task::JoinHandle<Result<Connection>>>,
+}
+
+impl AsyncListener {
+    /// Wrap `listener`; connections are accepted with its own options, or
+    /// with `opts` ([`Listener::accept_with`](crate::Listener::accept_with)).
+    pub fn new(listener: crate::Listener, opts: Option<crate::Options>) -> Self {
+        AsyncListener {
+            inner: std::sync::Arc::new(listener),
+            opts,
+            pending: None,
+        }
+    }
+
+    /// The next connection.
+    pub async fn accept(&mut self) -> Result<Connection> {
+        let h = self.pending.get_or_insert_with(|| {
+            let (l, o) = (self.inner.clone(), self.opts.clone());
+            ::tokio::task::spawn_blocking(move || loop {
+                // In slices, so that a listener dropped meanwhile frees
+                // the blocking thread within a second.
+                let got = match &o {
+                    Some(o) => l.accept_with(o, Some(std::time::Duration::from_secs(1))),
+                    None => l.accept_timeout(std::time::Duration::from_secs(1)),
+                };
+                match got {
+                    Err(Error::Timeout) if std::sync::Arc::strong_count(&l) > 1 => continue,
+                    r => return r,
+                }
+            })
+        });
+        let r = h.await;
+        self.pending = None;
+        r.map_err(|_| Error::Unsupported("the accepting task panicked or was cancelled"))?
     }
 }

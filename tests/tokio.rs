@@ -217,6 +217,59 @@ async fn an_async_poll_set_serves_many_callers() {
     }
 }
 
+/// Async accept and call: a task accepts callers and serves them; the
+/// callers call from tasks; a call dropped midway leaves the connection
+/// usable (its reply is skipped by the next call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_accept_and_call() {
+    use memtube::tokio::{AsyncConnection, AsyncListener};
+    let o = opts().duplex(true);
+    let a = common::unique_addr("tokio-call");
+    let mut listener = AsyncListener::new(listen(a.as_str(), &o).unwrap(), None);
+    let server = tokio::spawn(async move {
+        for _ in 0..2 {
+            let mut conn = listener.accept().await.unwrap();
+            // A blocking server on its own thread (serve blocks).
+            tokio::task::spawn_blocking(move || {
+                conn.serve(|ty, req, reply| {
+                    if ty == 99 {
+                        // Slow: the caller gives up on this one.
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    reply.extend(req.iter().rev());
+                    ty + 1
+                })
+            });
+        }
+    });
+    let mut callers = Vec::new();
+    for i in 0..2u8 {
+        let (a, o) = (a.clone(), o.clone());
+        callers.push(tokio::spawn(async move {
+            let conn = tokio::task::spawn_blocking(move || connect(a.as_str(), &o))
+                .await
+                .unwrap()
+                .unwrap();
+            let mut c = AsyncConnection::new(conn).unwrap();
+            for k in 0..200u32 {
+                let r = c.call(k, &[i, k as u8]).await.unwrap();
+                assert_eq!((r.type_id(), r.payload()), (k + 1, &[k as u8, i][..]));
+            }
+            // Dropped while its reply is on its way.
+            let slow = tokio::time::timeout(Duration::from_millis(10), c.call(99, &[1]))
+                .await
+                .map(|r| r.map(|_| ()));
+            assert!(slow.is_err());
+            let r = c.call(5, &[i, 9]).await.unwrap();
+            assert_eq!((r.type_id(), r.payload()), (6, &[9, i][..]));
+        }));
+    }
+    for c in callers {
+        c.await.unwrap();
+    }
+    server.await.unwrap();
+}
+
 #[test]
 #[ignore = "entry point of the child processes that the other tests start"]
 fn child_entry() {

@@ -1119,6 +1119,41 @@ impl<O: Os> Connection<O> {
         }
     }
 
+    /// Whether [`recv_reply`](Self::recv_reply)`(id, ..)` would return now
+    /// without waiting: skips (drops) the replies to earlier requests at
+    /// the head of the ring, as `recv_reply` does, then looks at the next
+    /// message without taking it. For event loops that wait for the
+    /// receiver's [readiness descriptor](Receiver::readiness_fd) between
+    /// looks. Errors as for `recv_reply` (a peer that closed or died once
+    /// every reply was taken, a reply to a request not yet sent).
+    pub fn poll_reply(&mut self, id: u64) -> Result<bool> {
+        if id == 0 || id >= self.next_id {
+            return Err(Error::Protocol("poll_reply: no such request was sent"));
+        }
+        if id <= self.answered {
+            return Err(Error::Protocol(
+                "poll_reply: this request's reply was already taken or skipped",
+            ));
+        }
+        let rx = self.receiver.as_mut().ok_or(Error::NoSuchHandle)?;
+        loop {
+            let got = match rx.peek() {
+                Ok(m) => read_id(m.payload()),
+                Err(Error::Empty) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            match got {
+                Some(got) if got < id => {
+                    drop(rx.rx.try_recv()?);
+                    self.answered = self.answered.max(got);
+                }
+                Some(got) if got == id => return Ok(true),
+                Some(_) => return Err(Error::Protocol("reply to a request not yet sent")),
+                None => return Err(Error::Protocol("reply shorter than its 8-byte id")),
+            }
+        }
+    }
+
     /// Serve one request (duplex mode): wait up to `timeout` (`None`: no
     /// limit) for it, call `handler(type_id, body, reply)` with the body in
     /// place and an empty `reply` buffer to fill, and send `reply` back with
