@@ -624,7 +624,7 @@ impl<O: Os> Sender<O> {
     /// Step 1 of the readiness protocol: publish staged messages, spin
     /// looking for room for a `len`-byte message, then, if there is none,
     /// announce that this sender waits on its descriptor and look once more.
-    /// [`Error::NoSuchHandle`] without readiness; [`Error::TooLarge`] if
+    /// [`Error::NoSuchHandle`] without readiness; [`Error::Ring`] (`TooLarge`) if
     /// `len` never fits.
     pub fn arm_readiness(&mut self, len: usize) -> Result<memtube_ring::SleepPlan> {
         use memtube_ring::SleepPlan;

@@ -129,7 +129,8 @@ pub enum HandshakeFailure {
     },
     /// The peer's options disagree with ours (direction, duplex or readiness).
     Mismatch(&'static str),
-    /// A wake channel descriptor is not a `SOCK_SEQPACKET` socket.
+    /// A wake channel descriptor is not a socket of the channels' type
+    /// (`SOCK_SEQPACKET` on Linux, `SOCK_STREAM` on macOS).
     NotWakeChannel(rustix::io::Errno),
     /// A ring is larger than this side accepts
     /// ([`Options::max_capacity`](crate::Options::max_capacity)).
@@ -230,7 +231,7 @@ impl fmt::Display for HandshakeFailure {
             }
             HandshakeFailure::Mismatch(what) => write!(f, "peer's options differ: {what}"),
             HandshakeFailure::NotWakeChannel(e) => {
-                write!(f, "wake channel descriptor is not a SOCK_SEQPACKET socket: {e}")
+                write!(f, "wake channel descriptor is not a socket of the right type: {e}")
             }
             HandshakeFailure::CapacityTooLarge { claimed, max } => write!(
                 f,

@@ -95,26 +95,50 @@ pub(crate) fn pair<O: Os>() -> Result<Channels> {
     })
 }
 
+/// The wake channels' socket type: `SOCK_SEQPACKET` on Linux; macOS has
+/// no Unix seqpacket sockets, so `SOCK_STREAM` there (the connections'
+/// sockets follow the same rule, docs/PROTOCOL.md 4.1).
+#[cfg(target_os = "linux")]
+const CHANNEL_TYPE: SocketType = SocketType::SEQPACKET;
+#[cfg(not(target_os = "linux"))]
+const CHANNEL_TYPE: SocketType = SocketType::STREAM;
+
+#[cfg(target_os = "linux")]
+fn seqpacket_pair<O: Os>() -> Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags};
+    Ok(socketpair(
+        AddressFamily::UNIX,
+        CHANNEL_TYPE,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?)
+}
+
+#[cfg(not(target_os = "linux"))]
 fn seqpacket_pair<O: Os>() -> Result<(OwnedFd, OwnedFd)> {
     use rustix::net::{socketpair, AddressFamily, SocketFlags};
     let (a, b) = socketpair(
         AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        CHANNEL_TYPE,
+        SocketFlags::empty(),
         None,
     )?;
     for s in [&a, &b] {
+        // Close-on-exec (the system's way), non-blocking, and no SIGPIPE on
+        // a send to a closed channel.
         O::received_fd(s)?;
+        rustix::io::ioctl_fionbio(s, true)?;
+        rustix::net::sockopt::set_socket_nosigpipe(s, true)?;
     }
     Ok((a, b))
 }
 
-/// Check a wake channel end received in a handshake: a `SOCK_SEQPACKET`
-/// socket (anything else would never become readable as the protocol
-/// says, or accept our sends).
+/// Check a wake channel end received in a handshake: a socket of the
+/// channels' type (anything else would never become readable as the
+/// protocol says, or accept our sends).
 pub(crate) fn check_received(fd: BorrowedFd<'_>) -> Result<()> {
     match rustix::net::sockopt::socket_type(fd) {
-        Ok(SocketType::SEQPACKET) => Ok(()),
+        Ok(t) if t == CHANNEL_TYPE => Ok(()),
         Ok(_) => Err(HandshakeFailure::NotWakeChannel(rustix::io::Errno::PROTOTYPE).into()),
         Err(e) => Err(HandshakeFailure::NotWakeChannel(e).into()),
     }
