@@ -86,8 +86,8 @@ pub(crate) struct Channels {
 
 /// The two wake channels of one ring.
 pub(crate) fn pair<O: Os>() -> Result<Channels> {
-    let (a_send, a_recv) = seqpacket_pair::<O>()?;
-    let (b_send, b_recv) = seqpacket_pair::<O>()?;
+    let (a_send, a_recv) = channel_pair::<O>()?;
+    let (b_send, b_recv) = channel_pair::<O>()?;
     // Channel a wakes the listener's peer (we send), b wakes us.
     Ok(Channels {
         ours: (b_recv, a_send),
@@ -104,7 +104,8 @@ const CHANNEL_TYPE: SocketType = SocketType::SEQPACKET;
 const CHANNEL_TYPE: SocketType = SocketType::STREAM;
 
 #[cfg(target_os = "linux")]
-fn seqpacket_pair<O: Os>() -> Result<(OwnedFd, OwnedFd)> {
+#[allow(clippy::extra_unused_type_parameters)] // the same signature everywhere
+fn channel_pair<O: Os>() -> Result<(OwnedFd, OwnedFd)> {
     use rustix::net::{socketpair, AddressFamily, SocketFlags};
     Ok(socketpair(
         AddressFamily::UNIX,
@@ -115,7 +116,7 @@ fn seqpacket_pair<O: Os>() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn seqpacket_pair<O: Os>() -> Result<(OwnedFd, OwnedFd)> {
+fn channel_pair<O: Os>() -> Result<(OwnedFd, OwnedFd)> {
     use rustix::net::{socketpair, AddressFamily, SocketFlags};
     let (a, b) = socketpair(
         AddressFamily::UNIX,
