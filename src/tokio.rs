@@ -7,8 +7,8 @@
 //! descriptor through tokio's reactor instead of blocking a thread. While
 //! both sides keep pace nothing changes: a call first spins the handle's
 //! spin budget, as the blocking calls do, and the descriptor is signalled
-//! (one system call in the peer) only after the handle announced that it
-//! waits on it.
+//! (in the peer, one system call beside the futex wake it makes anyway)
+//! only after the handle announced that it waits on it.
 //!
 //! Cancellation: every future here may be dropped at any await point
 //! without losing anything. A receive takes its message only when it
@@ -66,17 +66,28 @@ fn register(fd: Option<std::os::fd::BorrowedFd<'_>>) -> Result<AsyncFd<OwnedFd>>
         .map_err(|e| Error::from(e.into_parts().1))
 }
 
-/// Wait until `fd` is readable, for at most `plan`'s cap and
-/// [`LIVENESS_SLICE`]; `true` if it became readable (its readiness is then
-/// cleared, to be re-armed), `false` on timeout.
+/// Wait until `fd` is readable, for at most `cap` and [`LIVENESS_SLICE`];
+/// `true` if it became readable (tokio's cached readiness is then cleared,
+/// to be re-armed), `false` on timeout.
+///
+/// A readable end at end-of-file stays readable: the caller's disarm turns
+/// it into a liveness probe (the peer's death is then reported at once).
+/// Should the peer live on with its end closed (it broke the protocol),
+/// the channel can never signal again; this then sleeps a millisecond
+/// before returning, so the caller looks again every millisecond instead
+/// of spinning.
 async fn readable(fd: &AsyncFd<OwnedFd>, cap: Option<std::time::Duration>) -> bool {
     let slice = cap.map_or(LIVENESS_SLICE, |c| c.min(LIVENESS_SLICE));
     match ::tokio::time::timeout(slice, fd.readable()).await {
         Ok(Ok(mut guard)) => {
-            // The caller drains the socket (`disarm_readiness`) before it
-            // looks again; clearing here only drops tokio's cached
-            // readiness, and a byte that comes later sets it anew.
+            let closed = guard.ready().is_read_closed();
+            // tokio clears only readiness no newer event has set, and every
+            // later send makes a new event: nothing is lost by clearing
+            // before the caller drains.
             guard.clear_ready();
+            if closed {
+                ::tokio::time::sleep(memtube_ring::WAIT_ANY_SLICE).await;
+            }
             true
         }
         // An error of the reactor: look again (the next wait retries).
@@ -90,16 +101,20 @@ async fn readable(fd: &AsyncFd<OwnedFd>, cap: Option<std::time::Duration>) -> bo
 pub struct AsyncReceiver {
     rx: Receiver,
     fd: AsyncFd<OwnedFd>,
+    /// Waits that ended by their time slice, not by the descriptor.
+    slices: u64,
 }
 
 impl AsyncReceiver {
     /// Wrap `rx`, whose connection was made with
     /// [`Options::readiness`](crate::Options::readiness)
-    /// ([`Error::NoSuchHandle`] otherwise). Must be called within a tokio
-    /// runtime with its I/O and time drivers enabled.
+    /// ([`Error::NoSuchHandle`] otherwise: check
+    /// [`Receiver::readiness_fd`] first to keep the handle, which an error
+    /// drops, closing its ring). Must be called within a tokio runtime with
+    /// its I/O and time drivers enabled.
     pub fn new(rx: Receiver) -> Result<Self> {
         let fd = register(rx.readiness_fd())?;
-        Ok(AsyncReceiver { rx, fd })
+        Ok(AsyncReceiver { rx, fd, slices: 0 })
     }
 
     /// The next message: as [`Receiver::recv`], but awaiting instead of
@@ -112,12 +127,21 @@ impl AsyncReceiver {
                     let woken = readable(&self.fd, cap).await;
                     self.rx.disarm_readiness();
                     if !woken {
+                        self.slices += 1;
                         self.rx.probe_peer();
                     }
                 }
             }
         }
         self.rx.try_recv()
+    }
+
+    /// Waits that ended because their time slice passed rather than by a
+    /// signal of the descriptor (tests: a wake-up that is never signalled
+    /// shows here).
+    #[doc(hidden)]
+    pub fn slice_timeouts(&self) -> u64 {
+        self.slices
     }
 
     /// The wrapped receiver, for its non-blocking calls.
@@ -273,8 +297,16 @@ impl AsyncConnection {
     /// request already sent has its reply skipped by the next call, as
     /// after a timed-out `call_timeout`.
     pub async fn call(&mut self, type_id: u32, request: &[u8]) -> Result<Reply<'_>> {
+        let max = self.conn.max_request();
+        if request.len() > max as usize {
+            return Err(memtube_ring::Error::TooLarge {
+                len: request.len(),
+                max,
+            }
+            .into());
+        }
         // Room for the request (its 8-byte correlation id included).
-        let len = request.len().saturating_add(8);
+        let len = request.len() + 8;
         loop {
             let tx = self.conn.sender()?;
             match tx.arm_readiness(len)? {

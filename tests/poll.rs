@@ -644,6 +644,53 @@ fn readiness_descriptors_are_signalled() {
     waiter.join().unwrap();
 }
 
+/// Many descriptors ready at once (more than one `epoll_wait` batch): the
+/// set's disarm reads them all and the next arm reports every handle.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_poll_set_descriptor_with_many_ready_handles() {
+    use memtube::ring::SleepPlan;
+    let n = 70;
+    let opts = small().readiness(true);
+    let (mut set, mut clients) = accepted("many-ready", n, &opts, |c| c.into_split().1.unwrap());
+    set.set_spin_budget(0);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (armed_tx, armed_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let mut events = Events::new();
+        set.readiness_fd().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut first = true;
+        while seen.len() < n {
+            match set.arm_readiness(&mut events).unwrap() {
+                SleepPlan::Ready => {
+                    for ev in &events {
+                        if seen.insert(ev.key()) {
+                            set.get_mut(ev.key()).unwrap().try_recv().unwrap();
+                        }
+                    }
+                }
+                SleepPlan::Sleep(cap) => {
+                    assert_eq!(cap, None);
+                    if first {
+                        armed_tx.send(()).unwrap();
+                        first = false;
+                    }
+                    poll_forever(set.readiness_fd().unwrap());
+                    set.disarm_readiness();
+                }
+            }
+        }
+        done_tx.send(seen.len()).unwrap();
+    });
+    armed_rx.recv_timeout(T).unwrap();
+    for c in &mut clients {
+        c.sender().unwrap().send(b"m", 1).unwrap();
+    }
+    assert_eq!(done_rx.recv_timeout(T).expect("the set hung"), n);
+    waiter.join().unwrap();
+}
+
 #[test]
 #[ignore = "entry point of the child processes that the other tests start"]
 fn child_entry() {

@@ -43,13 +43,39 @@ async fn a_receive_awaits_a_later_message() {
     });
     let m = rx.recv().await.unwrap();
     assert_eq!((m.type_id(), m.payload()), (9, &b"late"[..]));
-    // Woken through the descriptor, not found by a 50 ms liveness slice
-    // alone (which would also work, later).
     assert!(t0.elapsed() >= Duration::from_millis(90));
     drop(m);
     drop(sender.await.unwrap());
     // The sender closed: the end is reported.
     assert_eq!(rx.recv().await.err(), Some(Error::Closed));
+}
+
+/// Woken by the descriptor, not found by a liveness slice: a message sent
+/// 10 ms into each wait ends it long before its 50 ms slice; a signal that
+/// never came would show as a slice timeout.
+#[tokio::test]
+async fn the_descriptor_wakes_an_awaiting_receive() {
+    let (mut rx, tx) = handles("signal").await;
+    let mut tx = tx.into_inner();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<u32>();
+    let sender = std::thread::spawn(move || {
+        while let Ok(i) = go_rx.recv() {
+            std::thread::sleep(Duration::from_millis(10));
+            tx.send(&i.to_le_bytes(), 1).unwrap();
+        }
+    });
+    for i in 0..20u32 {
+        go_tx.send(i).unwrap();
+        let m = rx.recv().await.unwrap();
+        assert_eq!(m.payload(), i.to_le_bytes());
+    }
+    assert_eq!(
+        rx.slice_timeouts(),
+        0,
+        "a wait ended by its slice, not by the signal"
+    );
+    drop(go_tx);
+    sender.join().unwrap();
 }
 
 /// On a current-thread runtime both ends run on one thread: each await

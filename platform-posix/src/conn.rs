@@ -601,12 +601,21 @@ impl<O: Os> Receiver<O> {
     /// of the channel is closed, the peer is probed at once, so the next
     /// receive reports its end.
     pub fn disarm_readiness(&mut self) {
+        self.disarm_channel();
+    }
+
+    /// [`disarm_readiness`](Self::disarm_readiness); `true` when the wake
+    /// channel is closed while the peer lives (it will never signal again:
+    /// a peer that broke docs/PROTOCOL.md 3.7).
+    pub(crate) fn disarm_channel(&mut self) -> bool {
+        let mut dead = false;
         if let Some(fd) = &self.ready {
-            if !crate::wake::drain(rustix::fd::AsFd::as_fd(fd)) {
-                self.link.probe();
+            if crate::wake::drain(rustix::fd::AsFd::as_fd(fd)) == crate::wake::Drained::Closed {
+                dead = self.link.probe() == PeerState::Alive;
             }
         }
         self.rx.withdraw_sleep();
+        dead
     }
 }
 
@@ -654,12 +663,21 @@ impl<O: Os> Sender<O> {
 
     /// Step 2 of the readiness protocol ([`Receiver::disarm_readiness`]).
     pub fn disarm_readiness(&mut self) {
+        self.disarm_channel();
+    }
+
+    /// [`disarm_readiness`](Self::disarm_readiness); `true` when the wake
+    /// channel is closed while the peer lives (it will never signal again:
+    /// a peer that broke docs/PROTOCOL.md 3.7).
+    pub(crate) fn disarm_channel(&mut self) -> bool {
+        let mut dead = false;
         if let Some(fd) = &self.ready {
-            if !crate::wake::drain(rustix::fd::AsFd::as_fd(fd)) {
-                self.link.probe();
+            if crate::wake::drain(rustix::fd::AsFd::as_fd(fd)) == crate::wake::Drained::Closed {
+                dead = self.link.probe() == PeerState::Alive;
             }
         }
         self.tx.withdraw_sleep();
+        dead
     }
 }
 

@@ -160,8 +160,9 @@ mod private {
         /// ring without one.
         fn readiness_fds(&self, interest: Interest) -> [Option<BorrowedFd<'_>>; 2];
         /// Drain the readiness descriptors of `interest` and withdraw their
-        /// announcements (`disarm_readiness`).
-        fn disarm(&mut self, interest: Interest);
+        /// announcements (`disarm_readiness`); `true` if a wake channel is
+        /// closed while its peer lives (it will never signal again).
+        fn disarm(&mut self, interest: Interest) -> bool;
         /// Whether the connection's cancel token was cancelled.
         fn cancelled(&self) -> bool {
             self.link().is_cancelled()
@@ -199,8 +200,8 @@ impl<O: Os> Sealed for Receiver<O> {
     fn readiness_fds(&self, _: Interest) -> [Option<BorrowedFd<'_>>; 2] {
         [self.readiness_fd(), None]
     }
-    fn disarm(&mut self, _: Interest) {
-        self.disarm_readiness()
+    fn disarm(&mut self, _: Interest) -> bool {
+        self.disarm_channel()
     }
     fn readiness(&mut self, _: Interest) -> (bool, bool, bool) {
         let (r, c) = rx_ready(self);
@@ -229,8 +230,8 @@ impl<O: Os> Sealed for Sender<O> {
     fn readiness_fds(&self, _: Interest) -> [Option<BorrowedFd<'_>>; 2] {
         [self.readiness_fd(), None]
     }
-    fn disarm(&mut self, _: Interest) {
-        self.disarm_readiness()
+    fn disarm(&mut self, _: Interest) -> bool {
+        self.disarm_channel()
     }
     fn readiness(&mut self, i: Interest) -> (bool, bool, bool) {
         let (w, c) = tx_ready(self, i.writable.unwrap_or(0));
@@ -264,14 +265,16 @@ impl<O: Os> Sealed for Connection<O> {
                 .and_then(|t| t.readiness_fd()),
         ]
     }
-    fn disarm(&mut self, i: Interest) {
+    fn disarm(&mut self, i: Interest) -> bool {
         let (tx, rx) = self.split_mut();
+        let mut dead = false;
         if let (true, Some(rx)) = (i.readable, rx) {
-            rx.disarm_readiness();
+            dead |= rx.disarm_channel();
         }
         if let (Some(_), Some(tx)) = (i.writable, tx) {
-            tx.disarm_readiness();
+            dead |= tx.disarm_channel();
         }
+        dead
     }
     fn readiness(&mut self, i: Interest) -> (bool, bool, bool) {
         let (tx, rx) = self.split_mut();
@@ -336,6 +339,9 @@ struct Entry<T> {
     ready_round: u64,
     /// Listed in `PollSet::hot`.
     hot: bool,
+    /// Its readiness descriptors are all in the set's epoll instance (see
+    /// `Readiness::unsignalled`).
+    signalled: bool,
 }
 
 /// A wait that returns without sleeping reads the clock (to ask about the
@@ -467,16 +473,17 @@ impl<T: Pollable> PollSet<T> {
 
     fn put(&mut self, handle: T, interest: Interest) -> usize {
         let key = self.free.peek().map_or(self.slots.len(), |r| r.0);
+        let mut signalled = false;
         if let Some(r) = &mut self.readiness {
-            if !register(&r.fd, key, &handle, interest) {
-                r.unsignalled += 1;
-            }
+            signalled = register(&r.fd, key, &handle, interest);
+            r.unsignalled += usize::from(!signalled);
         }
         let e = Entry {
             handle,
             interest,
             ready_round: 0,
             hot: false,
+            signalled,
         };
         self.len += 1;
         match self.free.pop().map(|std::cmp::Reverse(k)| k) {
@@ -496,9 +503,8 @@ impl<T: Pollable> PollSet<T> {
     pub fn remove(&mut self, key: usize) -> Option<T> {
         let e = self.slots.get_mut(key)?.take()?;
         if let Some(r) = &mut self.readiness {
-            if !deregister(&r.fd, &e.handle, e.interest) {
-                r.unsignalled -= 1;
-            }
+            deregister(&r.fd, &e.handle, e.interest);
+            r.unsignalled -= usize::from(!e.signalled);
         }
         self.len -= 1;
         self.free.push(std::cmp::Reverse(key));
@@ -560,11 +566,10 @@ impl<T: Pollable> PollSet<T> {
         if self.readiness.is_none() {
             let fd = epoll_create()?;
             let mut unsignalled = 0;
-            for (key, e) in self.slots.iter().enumerate() {
+            for (key, e) in self.slots.iter_mut().enumerate() {
                 if let Some(e) = e {
-                    if !register(&fd, key, &e.handle, e.interest) {
-                        unsignalled += 1;
-                    }
+                    e.signalled = register(&fd, key, &e.handle, e.interest);
+                    unsignalled += usize::from(!e.signalled);
                 }
             }
             self.readiness = Some(Readiness { fd, unsignalled });
@@ -635,11 +640,24 @@ impl<T: Pollable> PollSet<T> {
     pub fn disarm_readiness(&mut self) {
         let mut fired = Vec::new();
         if let Some(r) = &self.readiness {
-            epoll_fired(&r.fd, &mut fired);
+            // Each handle has at most two descriptors in it.
+            epoll_fired(&r.fd, 2 * self.len, &mut fired);
         }
+        fired.sort_unstable();
+        fired.dedup();
         for key in fired {
-            if let Some(Some(e)) = self.slots.get_mut(key) {
-                e.handle.disarm(e.interest);
+            let Some(Some(e)) = self.slots.get_mut(key) else {
+                continue;
+            };
+            if e.handle.disarm(e.interest) && e.signalled {
+                // A wake channel that will never signal (its peer closed
+                // it but lives on): out of the epoll instance, or it would
+                // stay readable; the handle is looked at every millisecond.
+                if let Some(r) = &mut self.readiness {
+                    deregister(&r.fd, &e.handle, e.interest);
+                    r.unsignalled += 1;
+                }
+                e.signalled = false;
             }
         }
         for e in self.slots.iter_mut().flatten() {
@@ -848,25 +866,23 @@ fn check<T: Pollable>(key: usize, e: &mut Entry<T>, round: u64) -> Option<Event>
 }
 
 /// Add `handle`'s readiness descriptors (of `interest`) to the epoll
-/// instance `ep`, tagged with `key`; `false` when it has none to add.
+/// instance `ep`, tagged with `key`; `true` when every ring of `interest` has a
+/// descriptor and each was added (else the set looks at it by time).
 fn register<T: Pollable>(ep: &OwnedFd, key: usize, handle: &T, interest: Interest) -> bool {
     let fds = handle.readiness_fds(interest);
-    let mut any = false;
+    let wanted = usize::from(interest.readable) + usize::from(interest.writable.is_some());
+    let mut added = 0;
     for fd in fds.iter().flatten() {
-        any |= epoll_add(ep, *fd, key);
+        added += usize::from(epoll_add(ep, *fd, key));
     }
-    any
+    added == wanted && added > 0
 }
 
-/// Remove `handle`'s descriptors from `ep`; `false` when it had none.
-fn deregister<T: Pollable>(ep: &OwnedFd, handle: &T, interest: Interest) -> bool {
-    let fds = handle.readiness_fds(interest);
-    let mut any = false;
-    for fd in fds.iter().flatten() {
+/// Remove `handle`'s descriptors from `ep` (those not in it are ignored).
+fn deregister<T: Pollable>(ep: &OwnedFd, handle: &T, interest: Interest) {
+    for fd in handle.readiness_fds(interest).iter().flatten() {
         epoll_delete(ep, *fd);
-        any = true;
     }
-    any
 }
 
 #[cfg(target_os = "linux")]
@@ -893,26 +909,20 @@ fn epoll_delete(ep: &OwnedFd, fd: BorrowedFd<'_>) {
     let _ = rustix::event::epoll::delete(ep, fd);
 }
 
-/// The keys of the descriptors of `ep` that are readable now (no wait).
+/// The keys of the descriptors of `ep` that are readable now (no wait),
+/// with room for `most` events: one `epoll_wait` (a level-triggered
+/// instance reports a still-readable descriptor again at every call, so
+/// calling until a short answer would never end).
 #[cfg(target_os = "linux")]
-fn epoll_fired(ep: &OwnedFd, keys: &mut Vec<usize>) {
+fn epoll_fired(ep: &OwnedFd, most: usize, keys: &mut Vec<usize>) {
     use rustix::event::epoll;
-    let mut buf = [epoll::Event {
-        flags: epoll::EventFlags::empty(),
-        data: epoll::EventData::new_u64(0),
-    }; 64];
+    let mut buf = Vec::with_capacity(most.max(1));
     let zero = rustix::time::Timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    loop {
-        let Ok(n) = epoll::wait(ep, &mut buf[..], Some(&zero)) else {
-            return;
-        };
-        keys.extend(buf[..n].iter().map(|e| e.data.u64() as usize));
-        if n < buf.len() {
-            return;
-        }
+    if epoll::wait(ep, rustix::buffer::spare_capacity(&mut buf), Some(&zero)).is_ok() {
+        keys.extend(buf.iter().map(|e: &epoll::Event| e.data.u64() as usize));
     }
 }
 
@@ -932,4 +942,4 @@ fn epoll_add(_: &OwnedFd, _: BorrowedFd<'_>, _: usize) -> bool {
 fn epoll_delete(_: &OwnedFd, _: BorrowedFd<'_>) {}
 
 #[cfg(not(target_os = "linux"))]
-fn epoll_fired(_: &OwnedFd, _: &mut Vec<usize>) {}
+fn epoll_fired(_: &OwnedFd, _: usize, _: &mut Vec<usize>) {}

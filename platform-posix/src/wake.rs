@@ -1,5 +1,6 @@
-//! Wake channels (docs/PROTOCOL.md 3.7): a connected pair of
-//! `AF_UNIX`/`SOCK_SEQPACKET` sockets per ring and direction of waking, made
+//! Wake channels (docs/PROTOCOL.md 3.7): a connected pair of `AF_UNIX`
+//! sockets (`SOCK_SEQPACKET`; `SOCK_STREAM` on macOS) per ring and
+//! direction of waking, made
 //! by the listener when the connection asks for readiness
 //! ([`Options::readiness`](crate::Options::readiness)). A waker that wakes
 //! its peer through the futex also sends one byte on its end; the sleeper
@@ -134,29 +135,62 @@ fn channel_pair<O: Os>() -> Result<(OwnedFd, OwnedFd)> {
     Ok((a, b))
 }
 
-/// Check a wake channel end received in a handshake: a socket of the
-/// channels' type (anything else would never become readable as the
-/// protocol says, or accept our sends).
+/// Check a wake channel end received in a handshake: a connected
+/// `AF_UNIX` socket of the channels' type, not a listening one (anything
+/// else would never become readable as the protocol says, or accept our
+/// sends). On systems without a per-send `MSG_NOSIGNAL` it also gets
+/// `SO_NOSIGPIPE`, whatever the sender set.
 pub(crate) fn check_received(fd: BorrowedFd<'_>) -> Result<()> {
-    match rustix::net::sockopt::socket_type(fd) {
-        Ok(t) if t == CHANNEL_TYPE => Ok(()),
-        Ok(_) => Err(HandshakeFailure::NotWakeChannel(rustix::io::Errno::PROTOTYPE).into()),
-        Err(e) => Err(HandshakeFailure::NotWakeChannel(e).into()),
+    use rustix::net::sockopt;
+    let bad = |e| -> crate::error::Error { HandshakeFailure::NotWakeChannel(e).into() };
+    let proto = rustix::io::Errno::PROTOTYPE;
+    match sockopt::socket_type(fd) {
+        Ok(t) if t == CHANNEL_TYPE => {}
+        Ok(_) => return Err(bad(proto)),
+        Err(e) => return Err(bad(e)),
     }
+    // A Unix socket (its own address's family), connected (a listening or
+    // unconnected one has no peer name).
+    if rustix::net::getsockname(fd).map_err(bad)?.address_family()
+        != rustix::net::AddressFamily::UNIX
+    {
+        return Err(bad(proto));
+    }
+    rustix::net::getpeername(fd).map_err(bad)?;
+    #[cfg(not(target_os = "linux"))]
+    sockopt::set_socket_nosigpipe(fd, true).map_err(bad)?;
+    Ok(())
 }
 
-/// Read every byte waiting on a readable end (never blocks). `false` when
-/// the other end is closed (its process exited or dropped the handle).
-pub(crate) fn drain(fd: BorrowedFd<'_>) -> bool {
+/// What [`drain`] found on a readable end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Drained {
+    /// Nothing more to read now (or it stopped after a bounded number of
+    /// reads: later sends make it readable again).
+    Open,
+    /// End-of-file or an error: the other end is closed (its process exited
+    /// or dropped the handle), or this is no working channel.
+    Closed,
+}
+
+/// Most reads of one [`drain`]: a peer that keeps sending cannot hold the
+/// caller (bytes left behind only make the next wait return at once).
+const DRAIN_MAX: usize = 64;
+
+/// Read the bytes waiting on a readable end (never blocks, at most
+/// [`DRAIN_MAX`] reads).
+pub(crate) fn drain(fd: BorrowedFd<'_>) -> Drained {
     let mut b = [0u8; 16];
-    loop {
+    for _ in 0..DRAIN_MAX {
         match rustix::net::recv(fd, &mut b, RecvFlags::DONTWAIT) {
-            Ok((_, 0)) => return false,
+            Ok((_, 0)) => return Drained::Closed,
             Ok(_) => continue,
             Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return true,
+            Err(rustix::io::Errno::AGAIN) => return Drained::Open,
+            Err(_) => return Drained::Closed,
         }
     }
+    Drained::Open
 }
 
 /// A readable end's descriptor, borrowed.

@@ -17,9 +17,9 @@
 //! | 0 | 8 | magic = `*b"MTUBEHS1"` ([`HANDSHAKE_MAGIC`]) |
 //! | 8 | 4 | handshake version = 1 ([`HANDSHAKE_VERSION`]) |
 //! | 12 | 4 | ring layout version = [`crate::VERSION`] |
-//! | 16 | 4 | flags: bit 0 duplex, bit 1 split layout, bit 2 pure-spin, bit 3 huge pages; others 0 |
+//! | 16 | 4 | flags: bit 0 duplex, bit 1 split layout, bit 2 pure-spin, bit 3 huge pages, bit 4 wake channels; others 0 |
 //! | 20 | 4 | ring count: 1, or 2 with the duplex flag |
-//! | 24 | 4 | descriptor count: exactly the descriptors the rings name |
+//! | 24 | 4 | descriptor count: exactly the descriptors the rings name, plus two per ring with wake channels |
 //! | 28 | 4 | reserved, 0 |
 //! | 32 | 32 | ring 0 |
 //! | 64 | 32 | ring 1 (all zero when the ring count is 1) |
@@ -36,8 +36,10 @@
 //! | 24 | 8 | consumer block region length ([`CONSUMER_REGION_MIN`]`..=`[`CONSUMER_REGION_MAX`], a multiple of 4096), 0 without split |
 //!
 //! Descriptor indices count the descriptors in the order they travel; every
-//! index is below the descriptor count, no two are equal, and every
-//! descriptor is named. With two rings, one is produced by each side.
+//! index is below the number of region descriptors, no two are equal, and
+//! every region descriptor is named. With wake channels
+//! ([`HS_WAKE_CHANNELS`]) two descriptors per ring follow the regions'
+//! (docs/PROTOCOL.md 3.7). With two rings, one is produced by each side.
 //!
 //! ```
 //! use memtube_ring::handshake::{Handshake, RingDesc, Side, HandshakeError};
