@@ -5,19 +5,23 @@
 //! `memtube-consumer` (the consumer block of a ring with isolation). They
 //! show in `/proc/<pid>/maps` (who maps them, and writable or not) and, for
 //! as long as the process keeps a descriptor (connections do), in
-//! `/proc/<pid>/fd`. A region is opened read-only through such a
-//! descriptor (or, for a privileged monitor, through
-//! `/proc/<pid>/map_files`), checked (the same file as listed, sealed
-//! against shrinking so that a mapping cannot fault, a sane size), mapped
+//! `/proc/<pid>/fd`. A region is reached through such a descriptor (or,
+//! for a privileged monitor, through `/proc/<pid>/map_files`): pinned with
+//! `O_PATH` (nothing opened in its file system yet), checked by name, type
+//! and device (a memfd, not on hugetlbfs, the same file as listed), only
+//! then opened read-only through the pinned descriptor, its seals read
+//! (sealed against shrinking) before its size (a sane one), mapped
 //! `PROT_READ` and validated by [`memtube_ring::Monitor::attach`]; nothing
 //! is ever written to it. Anything that fails is listed as skipped, with
 //! the reason.
 
 use crate::procfs::{self, FileId, Kind};
 use memtube_ring::{Monitor, RawRegion, Stats, CONSUMER_BLOCK_SIZE, DATA_OFFSET, MIN_CAPACITY};
-use rustix::fs::{Mode, OFlags, SealFlags};
+use rustix::fd::{AsRawFd, OwnedFd};
+use rustix::fs::{AtFlags, MemfdFlags, Mode, OFlags, SealFlags, StatxFlags};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 /// The most regions one scan opens (a process that creates thousands of
@@ -63,21 +67,151 @@ struct Opened {
     ctime: Option<SystemTime>,
 }
 
+/// `f_type` of hugetlbfs (`linux/magic.h`).
+const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
+
+/// The devices (`st_dev`) of the kernel's internal mounts that memfds live
+/// on: one tmpfs mount for every ordinary memfd of the system, one
+/// hugetlbfs mount per huge page size for `MFD_HUGETLB` ones. Found once by
+/// creating memfds of our own.
+struct MemfdDevs {
+    /// Ordinary memfds; `None` if this process could not create one.
+    plain: Option<(u32, u32)>,
+    /// Huge page memfds, of each size the kernel offers.
+    huge: Vec<(u32, u32)>,
+}
+
+fn memfd_devs() -> &'static MemfdDevs {
+    static DEVS: OnceLock<MemfdDevs> = OnceLock::new();
+    DEVS.get_or_init(|| {
+        let dev = |flags: MemfdFlags| {
+            let fd = rustix::fs::memfd_create("memtube-monitor-probe", MemfdFlags::CLOEXEC | flags)
+                .ok()?;
+            rustix::fs::fstat(&fd)
+                .ok()
+                .map(|s| procfs::dev_parts(s.st_dev))
+        };
+        let mut huge: Vec<(u32, u32)> = dev(MemfdFlags::HUGETLB).into_iter().collect();
+        // Every size in /sys/kernel/mm/hugepages/hugepages-<kB>kB, as
+        // MFD_HUGETLB | log2(size) << MFD_HUGE_SHIFT.
+        if let Ok(dir) = std::fs::read_dir("/sys/kernel/mm/hugepages") {
+            for e in dir.flatten() {
+                let name = e.file_name();
+                let kb = name
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("hugepages-")?.strip_suffix("kB"))
+                    .and_then(|k| k.parse::<u64>().ok());
+                if let Some(bytes) = kb.and_then(|k| k.checked_mul(1024)) {
+                    if bytes.is_power_of_two() {
+                        let flags = MemfdFlags::from_bits_retain(
+                            MemfdFlags::HUGETLB.bits() | (bytes.trailing_zeros() << 26),
+                        );
+                        huge.extend(dev(flags));
+                    }
+                }
+            }
+        }
+        MemfdDevs {
+            plain: dev(MemfdFlags::empty()),
+            huge,
+        }
+    })
+}
+
+/// A file reached through a `/proc` magic link (`/proc/<pid>/fd/<n>`,
+/// `/proc/<pid>/map_files/<range>`), pinned by an `O_PATH` descriptor of our
+/// own: the other process can no longer swap it, and nothing so far has
+/// opened it in its file system (a FIFO or a FUSE file would block there).
+struct Pinned {
+    /// `O_PATH`.
+    fd: OwnedFd,
+    /// Which of memtube's regions its name says it is.
+    kind: Kind,
+    /// `(st_dev, st_ino)`.
+    id: FileId,
+    /// `st_mode`.
+    mode: u32,
+}
+
+/// Pin the file `path` leads to and read what can be read of it without
+/// asking its file system anything: its name (`/proc/self/fd/<ours>`, which
+/// must be one of memtube's memfd names) and its cached attributes
+/// (`statx` with `AT_STATX_DONT_SYNC`).
+fn pin(path: &Path) -> Result<Pinned, String> {
+    let fd = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| format!("readlink: {e}"))?;
+    let kind = link
+        .to_str()
+        .and_then(procfs::kind_of)
+        .ok_or_else(|| format!("no longer one of memtube's memfds (now {})", link.display()))?;
+    let st = rustix::fs::statx(
+        &fd,
+        "",
+        AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC,
+        StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::INO,
+    )
+    .map_err(|e| format!("statx: {e}"))?;
+    Ok(Pinned {
+        fd,
+        kind,
+        id: ((st.stx_dev_major, st.stx_dev_minor), st.stx_ino),
+        mode: u32::from(st.stx_mode),
+    })
+}
+
 impl RoMap {
-    /// Open `path` read-only, check that it is still `id` and sealed
-    /// against shrinking, and map it whole if its size is in `min..=max`.
-    fn open(path: &std::path::Path, id: FileId, min: u64, max: u64) -> Result<Opened, String> {
-        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    /// Open the region `path` leads to read-only and map it whole, if it
+    /// still is `id`, a memfd of `kind` (not on hugetlbfs), sealed against
+    /// shrinking, and its size is in `min..=max`.
+    ///
+    /// The order matters against a hostile holder: the file is pinned
+    /// (`O_PATH`) and vetted by name, type and device before anything opens
+    /// it, so a descriptor swapped for a FIFO or a FUSE file is refused
+    /// instead of blocking the monitor; its seals are read before its size,
+    /// so the size cannot shrink after it was read.
+    fn open(path: &Path, id: FileId, kind: Kind, min: u64, max: u64) -> Result<Opened, String> {
+        let p = pin(path)?;
+        if p.id != id || p.kind != kind {
+            return Err("the descriptor changed while it was looked at".into());
+        }
+        if p.mode & 0o170000 != 0o100000 {
+            return Err("not a regular file".into());
+        }
+        let devs = memfd_devs();
+        if devs.huge.contains(&p.id.0) {
+            return Err(HUGE_PAGES.into());
+        }
+        match devs.plain {
+            Some(d) if d == p.id.0 => {}
+            Some(_) => return Err("not a memfd (on another file system)".into()),
+            None => return Err("cannot create a memfd to compare with".into()),
+        }
+        // A memfd, pinned: only now open it, through our own descriptor.
+        let fd = rustix::fs::open(
+            format!("/proc/self/fd/{}", p.fd.as_raw_fd()),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("cannot reopen {}: {e}", path.display()))?;
+        drop(p.fd);
+        // Seals first: once SHRINK is set, no size read after it can
+        // shrink; a size read before it could (shrunk, then sealed).
+        let seals = rustix::fs::fcntl_get_seals(&fd).map_err(|_| "not a memfd".to_string())?;
+        if !seals.contains(SealFlags::SHRINK) {
+            return Err("not sealed against shrinking (not made by memtube)".into());
+        }
         let st = rustix::fs::fstat(&fd).map_err(|e| format!("fstat: {e}"))?;
         if (procfs::dev_parts(st.st_dev), st.st_ino) != id {
             return Err("the descriptor changed while it was looked at".into());
         }
-        // A file that can shrink could make a read of our mapping fault
-        // (SIGBUS): memtube seals every region against shrinking.
-        let seals = rustix::fs::fcntl_get_seals(&fd).map_err(|_| "not a memfd".to_string())?;
-        if !seals.contains(SealFlags::SHRINK) {
-            return Err("not sealed against shrinking (not made by memtube)".into());
+        // Belt and braces (the device check above already refuses them):
+        // holes can be punched in a hugetlbfs file despite its seals.
+        let fs = rustix::fs::fstatfs(&fd).map_err(|e| format!("fstatfs: {e}"))?;
+        #[allow(clippy::unnecessary_cast)] // f_type's type differs between targets
+        if fs.f_type as i64 == HUGETLBFS_MAGIC {
+            return Err(HUGE_PAGES.into());
         }
         let size = u64::try_from(st.st_size).unwrap_or(0);
         if size < min || size > max {
@@ -110,6 +244,10 @@ impl RoMap {
         })
     }
 }
+
+/// Why a region on hugetlbfs is skipped.
+pub const HUGE_PAGES: &str = "huge pages: not monitored (holes can be punched in a hugetlbfs \
+                              memfd despite its seals, and reading one could fault)";
 
 /// How a ring's roles were matched to processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,6 +290,10 @@ pub struct RingView {
     pub roles: RoleSource,
     /// When the region was created (its memfd's status change time).
     pub created: Option<SystemTime>,
+    /// A process mapping or holding it is in another pid namespace than
+    /// the monitor (or its namespace could not be read): the holder pids
+    /// recorded in the region are that namespace's, so they are not used.
+    pub foreign_pid_ns: bool,
     main: RoMap,
     cons: Option<RoMap>,
 }
@@ -284,12 +426,12 @@ pub fn scan(scope: &Scope) -> Scan {
             }
         }
     }
-    // Descriptors: identify each by its target (stat follows the link).
-    for (pid, path, kind, pass) in fd_paths {
-        let Ok(st) = rustix::fs::stat(&path) else {
+    // Descriptors: identify each by its target, pinned (never opened
+    // there: the process may have swapped it for a FIFO).
+    for (pid, path, _, pass) in fd_paths {
+        let Ok(Pinned { id, kind, .. }) = pin(&path) else {
             continue;
         };
-        let id = (procfs::dev_parts(st.st_dev), st.st_ino);
         if pass == 1 && !regions.contains_key(&id) {
             continue;
         }
@@ -319,7 +461,7 @@ pub fn scan(scope: &Scope) -> Scan {
         let mut last_err = String::from("no way to open it");
         let mut opened = None;
         for p in &r.paths {
-            match RoMap::open(p, id, min, max) {
+            match RoMap::open(p, id, r.kind.unwrap_or(Kind::Ring), min, max) {
                 Ok(o) => {
                     opened = Some(o);
                     break;
@@ -352,6 +494,10 @@ pub fn scan(scope: &Scope) -> Scan {
     // producer, the main region the other way round; several rings between
     // the same two processes in the same direction are paired in creation
     // (inode) order, which is a guess.
+    let my_ns = procfs::pid_ns("self");
+    let foreign = |pids: &[u32]| {
+        my_ns.is_none() || pids.iter().any(|p| procfs::pid_ns(&p.to_string()) != my_ns)
+    };
     let mut free_blocks: Vec<Option<(FileId, Region, Opened)>> =
         blocks.into_iter().map(Some).collect();
     let writers = |m: &BTreeMap<u32, bool>, w: bool| -> Vec<u32> {
@@ -418,6 +564,7 @@ pub fn scan(scope: &Scope) -> Scan {
             consumer_pid: None,
             roles: RoleSource::Unknown,
             created: o.ctime,
+            foreign_pid_ns: foreign(&pids),
             main: o.map,
             cons,
         };
@@ -436,10 +583,11 @@ pub fn scan(scope: &Scope) -> Scan {
 }
 
 /// Decide which process produces and which consumes: the holders recorded
-/// in the region if they are among the processes that map it, else the
-/// mapping permissions of a ring with isolation.
+/// in the region if they are among the processes that map it (and those
+/// are in the monitor's pid namespace), else the mapping permissions of a
+/// ring with isolation.
 fn assign_roles(v: &mut RingView) {
-    if let Ok(s) = v.stats() {
+    if let Some(s) = v.stats().ok().filter(|_| !v.foreign_pid_ns) {
         let pid = |h: Option<memtube_ring::Holder>| h.map(|h| h.get() as u32);
         let (p, c) = (pid(s.producer_holder), pid(s.consumer_holder));
         let known = |x: Option<u32>| x.is_some_and(|x| v.mappers.contains_key(&x));

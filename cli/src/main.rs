@@ -35,7 +35,20 @@ top and stat show the rings of running processes that this user may
 inspect (all of them for root): per ring, messages/s, bytes/s, fill,
 times full, wake-ups, producer and consumer pid, uid, state and age.
 --pid: the rings of one process; --addr: those of the process listening
-on ADDR (a path, or @name for an abstract name).";
+on ADDR (a path, or @name for an abstract name).
+
+ping connects as a new duplex client (whatever the listener's readiness
+and capacity) and times COUNT (default 5) round trips; --timeout (default
+2000 ms) bounds the connect, the handshake and each round trip.
+
+exit status:
+  top, stat: 0 shown; 1 the process (--pid, --addr) does not exist, is
+             not this user's to inspect, or the terminal failed; 2 usage;
+             top ended by a signal: 128 + its number, terminal restored
+  ping:      0 every ping answered; 1 connected, but a ping was not
+             answered (timeout, wrong reply); 2 could not connect (no
+             listener, refused handshake, one-way listener, timeout), or
+             usage";
 
 /// The parsed command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -150,6 +163,27 @@ fn scope(t: &Target) -> Result<(discover::Scope, String), String> {
     })
 }
 
+/// With `--pid` or `--addr`: every process asked for must exist and be
+/// this user's to inspect (else the answer would be an empty list, as for a
+/// process without rings).
+#[cfg(target_os = "linux")]
+fn check_access(sc: &discover::Scope) -> Result<(), String> {
+    match sc {
+        discover::Scope::All => Ok(()),
+        discover::Scope::Pids(pids) => {
+            let errs: Vec<String> = pids
+                .iter()
+                .filter_map(|&p| procfs::check_access(p).err())
+                .collect();
+            if errs.is_empty() {
+                Ok(())
+            } else {
+                Err(errs.join("; "))
+            }
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn run(cmd: Command) -> i32 {
     match cmd {
@@ -166,6 +200,10 @@ fn run(cmd: Command) -> i32 {
                     return 1;
                 }
             };
+            if let Err(e) = check_access(&sc) {
+                eprintln!("memtube stat: {e}");
+                return 1;
+            }
             let scan = discover::scan(&sc);
             let (rows, skipped) = report::measure(&scan, interval);
             println!("{:#}", report::to_json(&scan, &rows, &skipped, interval));
@@ -179,8 +217,13 @@ fn run(cmd: Command) -> i32 {
                     return 1;
                 }
             };
+            if let Err(e) = check_access(&sc) {
+                eprintln!("memtube top: {e}");
+                return 1;
+            }
             match top::run(sc, interval, title) {
-                Ok(()) => 0,
+                Ok(None) => 0,
+                Ok(Some(sig)) => 128 + sig,
                 Err(e) => {
                     eprintln!("memtube top: {e}");
                     1

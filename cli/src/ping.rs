@@ -5,14 +5,64 @@
 //! [`memtube_posix::PING`], which `serve` answers itself, with the same
 //! body, without calling the application's handler.
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Connect to `addr` as a duplex client whatever the listener's capacity
+/// and readiness setting, within `timeout` in all (connect and handshake).
+///
+/// The listener decides the rings: the largest capacity is accepted, and a
+/// handshake refused for its readiness setting (which both sides must
+/// share) is tried once more with the other one. Isolation, huge pages and
+/// pure spin follow the listener and cannot mismatch.
+pub fn connect(addr: &str, timeout: Duration) -> memtube::Result<memtube::Connection> {
+    let deadline = Instant::now() + timeout;
+    // The connect and the handshake have a timeout each; a token cancelled
+    // at the deadline bounds the two together (within LIVENESS_SLICE).
+    let token = memtube::CancelToken::new();
+    let (stop, stopped) = mpsc::channel::<()>();
+    let timer = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
+                token.cancel();
+            }
+        })
+    };
+    let attempt = |readiness: bool| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let opts = memtube::Options::new()
+            .duplex(true)
+            .readiness(readiness)
+            .max_capacity(memtube_ring::MAX_CAPACITY)
+            .connect_timeout(left)
+            .handshake_timeout(left)
+            .cancel_token(token.clone());
+        memtube::connect(addr, &opts)
+    };
+    let mismatch = memtube::Error::Handshake(memtube::HandshakeFailure::Mismatch("readiness"));
+    let mut result = attempt(false);
+    if matches!(&result, Err(e) if *e == mismatch) {
+        result = attempt(true);
+    }
+    let _ = stop.send(());
+    let _ = timer.join();
+    match result {
+        // The token is the connection's too: one cancelled just as the
+        // connect ended would cancel the pings.
+        Ok(_) if token.is_cancelled() => Err(memtube::Error::Timeout),
+        Err(memtube::Error::Cancelled) => Err(memtube::Error::Timeout),
+        r => r,
+    }
+}
+
 /// Connect to `addr` and ping `count` times, each waiting at most
-/// `timeout`; returns the exit status.
+/// `timeout` (the connect and handshake too); returns the exit status: 0
+/// every ping answered, 1 connected but a ping was not answered, 2 not
+/// connected.
 pub fn run(addr: &str, count: u32, timeout: Duration) -> i32 {
     let t0 = Instant::now();
-    let opts = memtube::Options::new().duplex(true);
-    let mut conn = match memtube::connect(addr, &opts) {
+    let mut conn = match connect(addr, timeout) {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
@@ -24,6 +74,12 @@ pub fn run(addr: &str, count: u32, timeout: Duration) -> i32 {
                 memtube::Error::Handshake(memtube::HandshakeFailure::Mismatch("duplex"))
             ) {
                 eprintln!("memtube ping: the listener makes one-way connections; only a duplex service (call/serve) answers pings");
+            }
+            if matches!(e, memtube::Error::Timeout) {
+                eprintln!(
+                    "memtube ping: no handshake within {timeout:?}: the service may not be \
+                     accepting (busy serving another client?)"
+                );
             }
             return 2;
         }

@@ -130,6 +130,28 @@ pub fn fds(pid: u32) -> io::Result<Vec<FdEntry>> {
     Ok(out)
 }
 
+/// The pid namespace of `/proc/<pid>` (`self` for the monitor's):
+/// `pid:[inode]`, `None` if it cannot be read.
+pub fn pid_ns(pid: &str) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .and_then(|l| l.to_str().map(str::to_string))
+}
+
+/// Whether this user may read `pid`'s mappings: `Err` with the reason if
+/// the process does not exist or the kernel refuses.
+pub fn check_access(pid: u32) -> Result<(), String> {
+    match std::fs::File::open(format!("/proc/{pid}/maps")) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!("no process {pid}")),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(format!(
+            "process {pid}: permission denied (another user's, or more privileged: \
+             the kernel shows its mappings to root only)"
+        )),
+        Err(e) => Err(format!("process {pid}: {e}")),
+    }
+}
+
 /// The process ids in `/proc`.
 pub fn pids() -> Vec<u32> {
     let mut v: Vec<u32> = std::fs::read_dir("/proc")

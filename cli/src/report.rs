@@ -3,13 +3,17 @@
 
 use crate::discover::{RingView, Scan, Skipped};
 use crate::procfs;
-use memtube_ring::{RoleState, Stats, RECORD_HEADER};
+use memtube_ring::{RoleState, Stats, RECORD_ALIGN, RECORD_HEADER};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime};
 
-/// Fill level from which a ring whose consumer released nothing over the
-/// interval counts as stuck.
+/// Fill level (its upper bound, [`fill_max`]) from which a ring whose
+/// consumer released nothing over the interval counts as stuck.
 pub const STUCK_FILL: f64 = 0.9;
+
+/// The version of the JSON document of `stat --json`: raised when a field
+/// changes meaning or goes away (new fields may appear without it).
+pub const SCHEMA: u32 = 1;
 
 /// Per-second rates over an interval.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -42,6 +46,8 @@ pub struct Side {
 }
 
 impl Side {
+    /// `holder`: the holder recorded in the region, only if its pid can be
+    /// trusted (same pid namespace).
     fn new(pid: Option<u32>, state: RoleState, holder: Option<memtube_ring::Holder>) -> Side {
         let alive = match (holder, pid) {
             (Some(h), _) => Some(!memtube::ring::is_gone(h)),
@@ -99,6 +105,14 @@ pub struct RingReport {
     pub fill_bytes: u64,
     /// `fill_bytes / capacity`.
     pub fill: f64,
+    /// Bytes of the data area those take at most, not counting padding
+    /// records: payload plus header plus alignment ([`fill_max`]).
+    pub fill_bytes_max: u64,
+    /// `fill_bytes_max / capacity`.
+    pub fill_max: f64,
+    /// Whether the holders recorded in the region were used (not when a
+    /// process of the ring is in another pid namespace).
+    pub holders_trusted: bool,
     /// Rates over the interval, if two snapshots were taken.
     pub rates: Option<Rates>,
     /// Stuck: see [`stuck`]; `None` without an interval.
@@ -117,12 +131,26 @@ pub fn fill(s: &Stats, capacity: u32) -> (u64, u64) {
     (msgs, used.min(u64::from(capacity)))
 }
 
+/// Messages in flight and the bytes they take at most, not counting
+/// padding records: each record is its payload, an 8-byte header and at
+/// most 7 bytes of alignment.
+pub fn fill_max(s: &Stats, capacity: u32) -> (u64, u64) {
+    let msgs = s.messages_committed.saturating_sub(s.messages_released);
+    let bytes = s.bytes_committed.saturating_sub(s.bytes_released);
+    let per = u64::from(RECORD_HEADER + RECORD_ALIGN - 1);
+    let used = bytes.saturating_add(msgs.saturating_mul(per));
+    (msgs, used.min(u64::from(capacity)))
+}
+
 /// A ring is stuck when its consumer still holds its role, messages wait
 /// in it, the consumer released nothing over the interval, and the
-/// producer needs room: the ring is at least [`STUCK_FILL`] full, or the
-/// producer found it full during the interval.
+/// producer may need room: the ring may be [`STUCK_FILL`] full (by the
+/// upper bound [`fill_max`]: a producer blocked in one `send` since before
+/// the interval counted its one full event already, and a ring of small
+/// messages is fuller than the lower bound says), or the producer found it
+/// full during the interval.
 pub fn stuck(a: &Stats, b: &Stats, capacity: u32) -> bool {
-    let (in_flight, used) = fill(b, capacity);
+    let (in_flight, used) = fill_max(b, capacity);
     let released_nothing =
         b.messages_released == a.messages_released && b.bytes_released == a.bytes_released;
     let fill = used as f64 / f64::from(capacity.max(1));
@@ -150,6 +178,9 @@ pub fn rates(a: &Stats, b: &Stats, secs: f64) -> Rates {
 /// The row of `v`, from its counters `before` (if any, `secs` earlier) and `now`.
 pub fn report(v: &RingView, before: Option<(&Stats, f64)>, now: Stats) -> RingReport {
     let (in_flight, fill_bytes) = fill(&now, v.capacity);
+    let (_, fill_bytes_max) = fill_max(&now, v.capacity);
+    let trusted = !v.foreign_pid_ns;
+    let holder = |h: Option<memtube_ring::Holder>| h.filter(|_| trusted);
     RingReport {
         id: v.name(),
         capacity: v.capacity,
@@ -157,11 +188,14 @@ pub fn report(v: &RingView, before: Option<(&Stats, f64)>, now: Stats) -> RingRe
         paired_by_guess: v.consumer_block.is_some_and(|(_, g)| g),
         mapped_by: v.mappers.keys().copied().collect(),
         roles: v.roles.name(),
-        producer: Side::new(v.producer_pid, now.producer, now.producer_holder),
-        consumer: Side::new(v.consumer_pid, now.consumer, now.consumer_holder),
+        producer: Side::new(v.producer_pid, now.producer, holder(now.producer_holder)),
+        consumer: Side::new(v.consumer_pid, now.consumer, holder(now.consumer_holder)),
         in_flight,
         fill_bytes,
         fill: fill_bytes as f64 / f64::from(v.capacity.max(1)),
+        fill_bytes_max,
+        fill_max: fill_bytes_max as f64 / f64::from(v.capacity.max(1)),
+        holders_trusted: trusted,
         rates: before.map(|(a, secs)| rates(a, &now, secs)),
         stuck: before.map(|(a, _)| stuck(a, &now, v.capacity)),
         age: v
@@ -236,6 +270,9 @@ pub fn to_json(scan: &Scan, rows: &[RingReport], skipped: &[Skipped], interval: 
                 "in_flight_messages": r.in_flight,
                 "fill_bytes": r.fill_bytes,
                 "fill": r.fill,
+                "fill_bytes_max": r.fill_bytes_max,
+                "fill_max": r.fill_max,
+                "holders_trusted": r.holders_trusted,
                 "rates": r.rates.map(|x| json!({
                     "messages_per_s": x.messages,
                     "bytes_per_s": x.bytes,
@@ -253,12 +290,32 @@ pub fn to_json(scan: &Scan, rows: &[RingReport], skipped: &[Skipped], interval: 
         .map(|s| json!({"id": s.id, "pids": s.pids, "reason": s.reason}))
         .collect();
     json!({
+        "schema": SCHEMA,
         "interval_ms": interval.as_millis() as u64,
         "processes": scan.processes,
         "processes_not_permitted": scan.not_permitted,
         "rings": rings,
         "skipped": skipped,
     })
+}
+
+/// The STATE column: each role's state (`producer/consumer`), or `STUCK`
+/// followed by the roles not attached, if any (`STUCK (consumer gone)`).
+pub fn state_text(r: &RingReport) -> String {
+    let (p, c) = (r.producer.word(), r.consumer.word());
+    if r.stuck != Some(true) {
+        return format!("{p}/{c}");
+    }
+    let odd: Vec<String> = [("producer", p), ("consumer", c)]
+        .iter()
+        .filter(|(_, w)| *w != "attached")
+        .map(|(role, w)| format!("{role} {w}"))
+        .collect();
+    if odd.is_empty() {
+        "STUCK".into()
+    } else {
+        format!("STUCK ({})", odd.join(", "))
+    }
 }
 
 /// `1234567` as `1.2M`.
@@ -334,6 +391,68 @@ mod tests {
         let mut closed = full;
         closed.consumer = RoleState::Closed;
         assert!(!stuck(&full, &closed, cap));
+    }
+
+    #[test]
+    fn fill_max_counts_alignment() {
+        // 6 messages of 48 bytes: at most 48 + 6 * 15.
+        assert_eq!(fill_max(&stats(10, 80, 4, 32, 0), 1024), (6, 48 + 90));
+        assert_eq!(fill_max(&stats(1, 0, 5, 9, 0), 1024), (0, 0));
+        assert_eq!(
+            fill_max(&stats(u64::MAX, u64::MAX, 0, 0, 0), 1024),
+            (u64::MAX, 1024)
+        );
+    }
+
+    #[test]
+    fn stuck_with_small_messages_and_one_blocked_send() {
+        // 255 one-byte messages fill a 4096-byte ring (16 bytes each, and
+        // the 8 bytes the producer keeps free); the producer blocked in one
+        // send before the interval: no new full event. The lower bound
+        // says 56%, the upper 99.6%.
+        let cap = 4096;
+        let blocked = stats(255, 255, 0, 0, 1);
+        let (_, low) = fill(&blocked, cap);
+        assert!((low as f64) < STUCK_FILL * f64::from(cap));
+        assert!(stuck(&blocked, &blocked, cap));
+    }
+
+    #[test]
+    fn state_column() {
+        let side = |state, alive| Side {
+            state,
+            alive,
+            ..Side::default()
+        };
+        let mut r = RingReport {
+            id: String::new(),
+            capacity: 4096,
+            isolated: true,
+            paired_by_guess: false,
+            mapped_by: Vec::new(),
+            roles: "holder",
+            producer: side(RoleState::Attached, Some(true)),
+            consumer: side(RoleState::Attached, Some(true)),
+            stats: Stats::default(),
+            in_flight: 0,
+            fill_bytes: 0,
+            fill: 0.0,
+            fill_bytes_max: 0,
+            fill_max: 0.0,
+            holders_trusted: true,
+            rates: None,
+            stuck: Some(false),
+            age: None,
+        };
+        assert_eq!(state_text(&r), "attached/attached");
+        r.stuck = Some(true);
+        assert_eq!(state_text(&r), "STUCK");
+        r.consumer.alive = Some(false);
+        assert_eq!(state_text(&r), "STUCK (consumer gone)");
+        r.producer.state = RoleState::Closed;
+        assert_eq!(state_text(&r), "STUCK (producer closed, consumer gone)");
+        r.stuck = None;
+        assert_eq!(state_text(&r), "closed/gone");
     }
 
     #[test]

@@ -9,15 +9,39 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table};
 use ratatui::Frame;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Run the UI until `q`, Esc or Ctrl-C.
-pub fn run(scope: Scope, interval: Duration, title: String) -> std::io::Result<()> {
+/// How often the UI looks for a signal while it waits for a key.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+/// Run the UI until `q`, Esc or Ctrl-C, or until SIGTERM, SIGHUP, SIGINT
+/// or SIGQUIT arrives; the terminal is restored either way (and on a
+/// panic, by ratatui's hook). Returns the signal that ended it, if any.
+pub fn run(scope: Scope, interval: Duration, title: String) -> std::io::Result<Option<i32>> {
+    let signalled = Arc::new(AtomicUsize::new(0));
+    let mut handlers = Vec::new();
+    for sig in [SIGTERM, SIGHUP, SIGINT, SIGQUIT] {
+        handlers.push(signal_hook::flag::register_usize(
+            sig,
+            Arc::clone(&signalled),
+            sig as usize,
+        )?);
+    }
     let mut term = ratatui::init();
-    let result = main_loop(&mut term, scope, interval, &title);
+    let result = main_loop(&mut term, scope, interval, &title, &signalled);
     ratatui::restore();
-    result
+    for h in handlers {
+        signal_hook::low_level::unregister(h);
+    }
+    result?;
+    Ok(match signalled.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s as i32),
+    })
 }
 
 struct Screen {
@@ -32,10 +56,14 @@ fn main_loop(
     scope: Scope,
     interval: Duration,
     title: &str,
+    signalled: &AtomicUsize,
 ) -> std::io::Result<()> {
     // The last counters of each ring (by identity), for the rates.
     let mut last: HashMap<String, (Stats, Instant)> = HashMap::new();
     loop {
+        if signalled.load(Ordering::SeqCst) != 0 {
+            return Ok(());
+        }
         let scan = discover::scan(&scope);
         let now = Instant::now();
         let mut rows = Vec::new();
@@ -72,7 +100,10 @@ fn main_loop(
             if left.is_zero() {
                 break;
             }
-            if event::poll(left)? {
+            if signalled.load(Ordering::SeqCst) != 0 {
+                return Ok(());
+            }
+            if event::poll(left.min(SIGNAL_POLL))? {
                 if let Event::Key(k) = event::read()? {
                     let ctrl_c =
                         k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
@@ -134,11 +165,7 @@ fn draw(f: &mut Frame, s: &Screen, title: &str, interval: Duration) {
         let rate = |f: fn(&report::Rates) -> f64| {
             r.rates.as_ref().map_or("-".into(), |x| report::human(f(x)))
         };
-        let state = if r.stuck == Some(true) {
-            "STUCK".to_string()
-        } else {
-            format!("{}/{}", r.producer.word(), r.consumer.word())
-        };
+        let state = report::state_text(r);
         let uid = match (r.producer.uid, r.consumer.uid) {
             (Some(a), Some(b)) if a != b => format!("{a}/{b}"),
             (Some(a), _) | (None, Some(a)) => a.to_string(),
@@ -175,7 +202,7 @@ fn draw(f: &mut Frame, s: &Screen, title: &str, interval: Duration) {
         Constraint::Length(5),
         Constraint::Length(7),
         Constraint::Length(7),
-        Constraint::Length(17),
+        Constraint::Min(17),
         Constraint::Length(6),
     ];
     f.render_widget(
@@ -190,6 +217,18 @@ fn draw(f: &mut Frame, s: &Screen, title: &str, interval: Duration) {
         notes.push(Line::from(format!(
             "{} processes not shown: the kernel would not show their mappings (another user's, or more privileged)",
             s.not_permitted
+        )));
+    }
+    let foreign: Vec<&str> = s
+        .rows
+        .iter()
+        .filter(|r| !r.holders_trusted)
+        .map(|r| r.id.rsplit(':').next().unwrap_or(""))
+        .collect();
+    if !foreign.is_empty() {
+        notes.push(Line::from(format!(
+            "rings {}: a process in another pid namespace: the holder pids they record are not used",
+            foreign.join(", ")
         )));
     }
     for k in s.skipped.iter().take(4) {

@@ -46,6 +46,11 @@ impl Peer {
 
 /// Start this binary as `role` at `addr` and wait for it to print `READY`.
 fn spawn(role: &str, addr: &str) -> Peer {
+    spawn_ready(role, addr).0
+}
+
+/// [`spawn`], and the `READY` line.
+fn spawn_ready(role: &str, addr: &str) -> (Peer, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "child_entry",
@@ -74,7 +79,30 @@ fn spawn(role: &str, addr: &str) -> Peer {
     // Keep the pipe open (drained in the background) so the child's
     // later prints never fail.
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    peer
+    (peer, line)
+}
+
+/// Run the memtube binary with `args`; kill it and fail if it has not
+/// ended within `limit`.
+fn run_within(args: &[&str], limit: Duration) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("memtube {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -153,6 +181,43 @@ fn child(role: &str, addr: &str) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
+        // Fills the ring with one-byte messages (16 bytes each in the ring,
+        // 9 by the lower bound of the fill), then blocks in ONE send.
+        "full-sender-once" => {
+            let mut conn = connect(addr, &Options::new())?;
+            let tx = conn.sender()?;
+            while tx.try_send(&[1], 3).is_ok() {}
+            ready();
+            tx.send(&[1], 3)?;
+            Err("the ring took a message: the reader reads?".into())
+        }
+        // A duplex service with readiness descriptors and rings larger than
+        // a connector accepts by default.
+        "server-ready-big" => {
+            let opts = Options::new()
+                .duplex(true)
+                .readiness(true)
+                .capacity(128 << 20);
+            let l = listen(addr, &opts)?;
+            ready();
+            loop {
+                // ping's first try, without readiness, is refused: a
+                // server goes on accepting (Listener::accept's docs).
+                let Ok(mut conn) = l.accept() else { continue };
+                conn.serve(|ty, _, _| ty)?;
+            }
+        }
+        // Listens and never accepts.
+        "deaf-listener" => {
+            let _l = listen(addr, &Options::new().duplex(true))?;
+            ready();
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        "ring-core-blocked" => ring_core_blocked(),
+        "hostile-swap" => hostile_swap(),
+        "hostile-huge" => hostile_huge(),
         // A duplex service; type 1 answers how many requests its handler saw.
         "server" | "server-shared" => {
             // server-shared: without isolation (one region per ring, both
@@ -237,6 +302,95 @@ fn hostile() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// A ring of ring-core's own (as a binding or an application over its own
+/// region makes one), in a memfd named `memtube-ring`: filled with one-byte
+/// messages, then the producer blocks in ONE `Producer::send`, which counts
+/// one full event however long it waits (memtube's `Sender::send` waits in
+/// slices and counts one per slice).
+fn ring_core_blocked() -> Result<(), Box<dyn std::error::Error>> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let cap = 4096;
+    let len = memtube_ring::region_size(cap).ok_or("region size")?;
+    let fd = rustix::fs::memfd_create(c"memtube-ring", MemfdFlags::ALLOW_SEALING)?;
+    rustix::fs::ftruncate(&fd, len as u64)?;
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW)?;
+    // SAFETY: a fresh shared mapping at an address the kernel picks, never
+    // unmapped (the process runs until killed); only this slice uses it.
+    let region = unsafe {
+        let p = rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+            rustix::mm::MapFlags::SHARED,
+            &fd,
+            0,
+        )?;
+        std::slice::from_raw_parts_mut(p.cast::<u8>(), len)
+    };
+    let (mut tx, _rx) = memtube_ring::split(
+        region,
+        memtube_ring::Config::new(cap),
+        memtube_ring::SpinWait::std(),
+    )?;
+    while tx.try_send(&[1], 3).is_ok() {}
+    println!("READY");
+    tx.send(&[1], 3)?;
+    Err("the ring took a message: the reader reads?".into())
+}
+
+/// A descriptor that is a memfd named `memtube-ring` one moment and a FIFO
+/// with no writer the next (dup2 in a loop): a monitor that opens what it
+/// listed without pinning it first blocks in `open` forever.
+fn hostile_swap() -> Result<(), Box<dyn std::error::Error>> {
+    use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
+    let mem = rustix::fs::memfd_create(c"memtube-ring", MemfdFlags::ALLOW_SEALING)?;
+    rustix::fs::ftruncate(&mem, 8192)?;
+    rustix::fs::fcntl_add_seals(&mem, SealFlags::SHRINK | SealFlags::GROW)?;
+    let dir = std::env::temp_dir().join(format!("memtube-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &dir,
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )?;
+    // The read end, without a writer (a reader's open then blocks).
+    let fifo = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())?;
+    let _ = std::fs::remove_file(&dir);
+    let mut slot = rustix::io::dup(&mem)?;
+    println!("READY");
+    loop {
+        rustix::io::dup2(&mem, &mut slot)?;
+        std::thread::yield_now();
+        rustix::io::dup2(&fifo, &mut slot)?;
+        std::thread::yield_now();
+    }
+}
+
+/// A sealed huge page memfd named `memtube-ring`, held open (not mapped:
+/// no huge page need be reserved). Prints `READY none` if the kernel makes
+/// no such memfd.
+fn hostile_huge() -> Result<(), Box<dyn std::error::Error>> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let made = (|| -> std::io::Result<_> {
+        let fd = rustix::fs::memfd_create(
+            c"memtube-ring",
+            MemfdFlags::HUGETLB | MemfdFlags::ALLOW_SEALING,
+        )?;
+        rustix::fs::ftruncate(&fd, 2 << 20)?;
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW)?;
+        Ok(fd)
+    })();
+    match &made {
+        Ok(_) => println!("READY"),
+        Err(e) => println!("READY none: {e}"),
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// `memtube stat --json ARGS`, parsed.
 fn stat(args: &[&str]) -> Value {
     let out = Command::new(BIN)
@@ -282,6 +436,8 @@ fn stat_counts_rates_and_roles_of_a_stream() {
     assert_eq!(r["producer"]["uid"], r["consumer"]["uid"]);
     assert_eq!(r["capacity"], 65536);
     assert!(r["rates"].is_null() && r["stuck"].is_null());
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(r["holders_trusted"], true);
     let n = r["messages_committed"].as_u64().unwrap();
     assert!(n >= BURST, "{r:#}");
     // Every message is one of the burst's 100 bytes or the paced 50.
@@ -323,6 +479,88 @@ fn stat_flags_a_stuck_ring() {
     assert!(r["full_events"].as_u64().unwrap() > 0, "{r:#}");
     assert!(r["fill"].as_f64().unwrap() >= 0.9, "{r:#}");
     assert_eq!(r["stuck"], true, "{r:#}");
+}
+
+#[test]
+fn stat_flags_a_producer_blocked_in_one_send() {
+    let addr = unique_addr("full-once");
+    let listener = spawn("full-listener", &addr);
+    let sender = spawn("full-sender-once", &addr);
+    // Let the sender enter its send (its one full event) before the
+    // interval starts.
+    std::thread::sleep(Duration::from_millis(300));
+    let doc = stat(&["--pid", &sender.pid().to_string(), "--interval", "600"]);
+    let rings = rings_of(&doc, listener.pid());
+    assert_eq!(rings.len(), 1, "{doc:#}");
+    let r = &rings[0];
+    assert_eq!(r["producer"]["pid"], sender.pid(), "{r:#}");
+    assert_eq!(r["messages_released"], 0, "{r:#}");
+    // The lower bound of the fill is far from full (9 of the 16 bytes each
+    // one-byte message takes), the upper bound is not.
+    assert_eq!(r["stuck"], true, "{r:#}");
+    assert!(r["fill"].as_f64().unwrap() < 0.6, "{r:#}");
+    assert!(r["fill_max"].as_f64().unwrap() >= 0.9, "{r:#}");
+}
+
+#[test]
+fn stat_flags_a_ring_core_producer_blocked_in_one_send() {
+    let p = spawn("ring-core-blocked", "");
+    std::thread::sleep(Duration::from_millis(300));
+    let doc = stat(&["--pid", &p.pid().to_string(), "--interval", "600"]);
+    let rings = rings_of(&doc, p.pid());
+    assert_eq!(rings.len(), 1, "{doc:#}");
+    let r = &rings[0];
+    assert_eq!(r["messages_released"], 0, "{r:#}");
+    assert_eq!(r["rates"]["full_per_s"], 0.0, "{r:#}");
+    assert_eq!(r["stuck"], true, "{r:#}");
+    assert!(r["fill"].as_f64().unwrap() < 0.6, "{r:#}");
+}
+
+#[test]
+fn a_descriptor_swapped_for_a_fifo_does_not_block_the_monitor() {
+    let h = spawn("hostile-swap", "");
+    let pid = h.pid().to_string();
+    for _ in 0..100 {
+        let out = run_within(
+            &["stat", "--json", "--pid", &pid, "--interval", "0"],
+            Duration::from_secs(10),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["rings"].as_array().unwrap().len(), 0, "{doc:#}");
+    }
+}
+
+#[test]
+fn huge_page_regions_are_skipped() {
+    let (h, line) = spawn_ready("hostile-huge", "");
+    if line.starts_with("READY none") {
+        eprintln!("skipped: no huge page memfds here ({})", line.trim_end());
+        return;
+    }
+    let doc = stat(&["--pid", &h.pid().to_string(), "--interval", "0"]);
+    let skipped = doc["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{doc:#}");
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("huge pages: not monitored"),
+        "{doc:#}"
+    );
+}
+
+#[test]
+fn stat_fails_on_a_process_that_does_not_exist() {
+    // Above the largest pid_max (2^22).
+    let out = run_within(
+        &["stat", "--json", "--pid", "4194305", "--interval", "0"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no process 4194305"), "{err}");
 }
 
 #[test]
@@ -426,6 +664,37 @@ fn stat_tells_the_two_rings_of_duplex_connections_apart() {
 }
 
 #[test]
+fn ping_a_listener_with_readiness_and_large_rings() {
+    let addr = unique_addr("ping-ready");
+    let _server = spawn("server-ready-big", &addr);
+    let out = run_within(&["ping", &addr, "-c", "2"], Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("2 pings: min"), "{text}");
+}
+
+#[test]
+fn ping_timeout_bounds_the_handshake() {
+    let addr = unique_addr("deaf");
+    let _l = spawn("deaf-listener", &addr);
+    let t0 = Instant::now();
+    let out = run_within(
+        &["ping", &addr, "--timeout", "300"],
+        Duration::from_secs(20),
+    );
+    let took = t0.elapsed();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // The default handshake timeout is 5 s.
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no handshake within"), "{err}");
+}
+
+#[test]
 fn ping_reports_a_one_way_listener() {
     let addr = unique_addr("oneway");
     let _l = spawn("full-listener", &addr);
@@ -517,4 +786,95 @@ fn top_under_tmux_shows_the_rings() {
         .args(["send-keys", "-t", &session, "q"])
         .status();
     eprintln!("{screen}\n(saved to {})", target.display());
+}
+
+#[test]
+fn top_restores_the_terminal_on_sigterm() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "tmux is missing, and CI requires this test (.ci/run installs it)"
+        );
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let out = dir.join(format!("monitor-stty-{}.txt", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let session = format!("memtube-cli-sigterm-{}", std::process::id());
+    // top, then (after it ends) the terminal's modes, as the shell sees them.
+    let cmd = format!(
+        "{BIN} top --interval 200; echo \"exit $?\" > {o}.tmp; stty -a >> {o}.tmp; mv {o}.tmp {o}; sleep 30",
+        o = out.display()
+    );
+    let ok = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &cmd,
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["kill-session", "-t", &self.0])
+                .status();
+        }
+    }
+    let _kill = Kill(session.clone());
+    let shell = String::from_utf8(
+        Command::new("tmux")
+            .args(["display-message", "-p", "-t", &session, "#{pane_pid}"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let shell = shell.trim();
+    // top: the shell's child, once it has drawn (raw mode is on by then).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let top = loop {
+        let screen = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &session])
+            .output()
+            .unwrap();
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .unwrap_or_default();
+        if String::from_utf8_lossy(&screen.stdout).contains("memtube top") {
+            if let Some(p) = children.split_whitespace().next() {
+                break p.to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "top did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let ok = Command::new("kill").args(["-TERM", &top]).status().unwrap();
+    assert!(ok.success());
+    let text = loop {
+        if let Ok(t) = std::fs::read_to_string(&out) {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shell did not go on after top"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = std::fs::remove_file(&out);
+    // 128 + SIGTERM, and the terminal back in canonical mode with echo
+    // (raw mode turns both off).
+    assert!(text.starts_with("exit 143"), "{text}");
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for mode in ["icanon", "echo", "isig"] {
+        assert!(words.contains(&mode), "{mode} is off after top: {text}");
+    }
 }
