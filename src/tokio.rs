@@ -103,6 +103,9 @@ pub struct AsyncReceiver {
     fd: AsyncFd<OwnedFd>,
     /// Waits that ended by their time slice, not by the descriptor.
     slices: u64,
+    /// Waits armed with a time cap (no barrier for a light waker, a ring in
+    /// pure-spin mode).
+    capped: u64,
 }
 
 impl AsyncReceiver {
@@ -114,7 +117,12 @@ impl AsyncReceiver {
     /// its I/O and time drivers enabled.
     pub fn new(rx: Receiver) -> Result<Self> {
         let fd = register(rx.readiness_fd())?;
-        Ok(AsyncReceiver { rx, fd, slices: 0 })
+        Ok(AsyncReceiver {
+            rx,
+            fd,
+            slices: 0,
+            capped: 0,
+        })
     }
 
     /// The next message: as [`Receiver::recv`], but awaiting instead of
@@ -124,6 +132,7 @@ impl AsyncReceiver {
             match self.rx.arm_readiness()? {
                 SleepPlan::Ready => break,
                 SleepPlan::Sleep(cap) => {
+                    self.capped += u64::from(cap.is_some());
                     let woken = readable(&self.fd, cap).await;
                     self.rx.disarm_readiness();
                     if !woken {
@@ -142,6 +151,12 @@ impl AsyncReceiver {
     #[doc(hidden)]
     pub fn slice_timeouts(&self) -> u64 {
         self.slices
+    }
+
+    /// Waits armed with a time cap (diagnostics).
+    #[doc(hidden)]
+    pub fn capped_waits(&self) -> u64 {
+        self.capped
     }
 
     /// The wrapped receiver, for its non-blocking calls.

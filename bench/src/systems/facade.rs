@@ -495,6 +495,13 @@ impl Bench for AsyncWake {
                     let sent = u64::from_ne_bytes(m[..8].try_into()?);
                     h.saturating_record(now.saturating_sub(sent));
                 }
+                if std::env::var_os("MEMTUBE_BENCH_DEBUG").is_some() {
+                    eprintln!(
+                        "async wake: {} slice timeouts, {} capped waits",
+                        rx.slice_timeouts(),
+                        rx.capped_waits()
+                    );
+                }
                 Ok::<_, BoxError>(())
             })?;
             Ok(h)
