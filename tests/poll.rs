@@ -695,15 +695,7 @@ fn a_poll_set_descriptor_with_many_ready_handles() {
 #[ignore = "entry point of the child processes that the other tests start"]
 fn child_entry() {
     common::child_main(|role, addr| match role {
-        "send-one-then-sleep" => {
-            let mut c = connect(addr, &small()).map_err(|e| e.to_string())?;
-            c.sender()
-                .unwrap()
-                .send(b"hello", 1)
-                .map_err(|e| e.to_string())?;
-            std::thread::sleep(Duration::from_secs(60));
-            Ok(())
-        }
+        "send-one-then-sleep" => common::send_one_then_sleep(addr, &small()),
         r => Err(format!("unknown role {r}")),
     });
 }

@@ -300,15 +300,7 @@ async fn async_accept_and_call() {
 #[ignore = "entry point of the child processes that the other tests start"]
 fn child_entry() {
     common::child_main(|role, addr| match role {
-        "send-one-then-sleep" => {
-            let mut c = connect(addr, &opts()).map_err(|e| e.to_string())?;
-            c.sender()
-                .unwrap()
-                .send(b"hello", 1)
-                .map_err(|e| e.to_string())?;
-            std::thread::sleep(Duration::from_secs(60));
-            Ok(())
-        }
+        "send-one-then-sleep" => common::send_one_then_sleep(addr, &opts()),
         r => Err(format!("unknown role {r}")),
     });
 }

@@ -608,12 +608,7 @@ impl<O: Os> Receiver<O> {
     /// channel is closed while the peer lives (it will never signal again:
     /// a peer that broke docs/PROTOCOL.md 3.7).
     pub(crate) fn disarm_channel(&mut self) -> bool {
-        let mut dead = false;
-        if let Some(fd) = &self.ready {
-            if crate::wake::drain(rustix::fd::AsFd::as_fd(fd)) == crate::wake::Drained::Closed {
-                dead = self.link.probe() == PeerState::Alive;
-            }
-        }
+        let dead = crate::wake::drain_end(&self.ready, &self.link);
         self.rx.withdraw_sleep();
         dead
     }
@@ -670,12 +665,7 @@ impl<O: Os> Sender<O> {
     /// channel is closed while the peer lives (it will never signal again:
     /// a peer that broke docs/PROTOCOL.md 3.7).
     pub(crate) fn disarm_channel(&mut self) -> bool {
-        let mut dead = false;
-        if let Some(fd) = &self.ready {
-            if crate::wake::drain(rustix::fd::AsFd::as_fd(fd)) == crate::wake::Drained::Closed {
-                dead = self.link.probe() == PeerState::Alive;
-            }
-        }
+        let dead = crate::wake::drain_end(&self.ready, &self.link);
         self.tx.withdraw_sleep();
         dead
     }

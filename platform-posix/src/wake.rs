@@ -193,6 +193,18 @@ pub(crate) fn drain(fd: BorrowedFd<'_>) -> Drained {
     Drained::Open
 }
 
+/// Drain this handle's readable end, if it has one; at end-of-file probe
+/// the peer (so its death is reported at once). `true` when the end is
+/// closed while the peer lives: the channel will never signal again.
+pub(crate) fn drain_end(end: &Option<OwnedFd>, link: &crate::liveness::Link) -> bool {
+    match end {
+        Some(fd) if drain(fd.as_fd()) == Drained::Closed => {
+            link.probe() == crate::liveness::PeerState::Alive
+        }
+        _ => false,
+    }
+}
+
 /// A readable end's descriptor, borrowed.
 pub(crate) fn fd(end: &Option<OwnedFd>) -> Option<BorrowedFd<'_>> {
     end.as_ref().map(|f| f.as_fd())

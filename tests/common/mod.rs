@@ -75,3 +75,15 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
 }
+
+/// A child role: connect to `addr` with `opts`, send `b"hello"` (type 1),
+/// then sleep a minute (until the test kills it).
+pub fn send_one_then_sleep(addr: &str, opts: &memtube::Options) -> Result<(), String> {
+    let mut c = memtube::connect(addr, opts).map_err(|e| e.to_string())?;
+    c.sender()
+        .map_err(|e| e.to_string())?
+        .send(b"hello", 1)
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    Ok(())
+}

@@ -268,8 +268,14 @@ fn wake_main(ctx: &Ctx, run: Run) -> Result<Histogram<u64>, BoxError> {
 }
 
 fn wake_peer(ctx: &Ctx, run: Run) -> Result<(), BoxError> {
+    wake_peer_with(ctx, run, &wake_options())
+}
+
+/// The wake-ups' peer: sends at random intervals over a connection made
+/// with `opts`, each message stamped with its send time.
+fn wake_peer_with(ctx: &Ctx, run: Run, opts: &Options) -> Result<(), BoxError> {
     let mut rng = Rng::for_run(run.id);
-    let mut conn = memtube::connect(ctx.addr.as_str(), &wake_options())?;
+    let mut conn = memtube::connect(ctx.addr.as_str(), opts)?;
     let tx = conn.sender()?;
     let mut payload = vec![0u8; run.len.max(8)];
     for _ in 0..run.count {
@@ -509,17 +515,8 @@ impl Bench for AsyncWake {
     }
 
     fn peer(&self, ctx: &mut Ctx, run: Run) -> Result<(), BoxError> {
-        let mut rng = Rng::for_run(run.id);
         let opts = async_options(run.len).direction(Direction::ConnectorToListener);
-        let mut conn = memtube::connect(ctx.addr.as_str(), &opts)?;
-        let tx = conn.sender()?;
-        let mut payload = vec![0u8; run.len.max(8)];
-        for _ in 0..run.count {
-            std::thread::sleep(interval(&mut rng));
-            payload[..8].copy_from_slice(&mono_ns().to_ne_bytes());
-            tx.send_timeout(&payload, 1, TIMEOUT)?;
-        }
-        Ok(())
+        wake_peer_with(ctx, run, &opts)
     }
 }
 
