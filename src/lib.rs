@@ -14,7 +14,8 @@
 //! - [`typed`] sends and reads `#[repr(C)]` values in place.
 //!
 //! - [`PollSet`] waits on many connections at once (a server with many
-//!   clients), with no system call while any of them is busy.
+//!   clients), with no system call while they are busy but a liveness
+//!   check each 50 ms.
 //!
 //! Blocking follows std and crossbeam: `recv()` blocks, `try_recv()` does
 //! not, `recv_timeout(d)` waits at most `d`; the same for `send` and

@@ -2,8 +2,8 @@
 //!
 //! A poll set owns handles (receivers, senders or connections) and waits
 //! until some of them are ready: a message to read, room to write, or the
-//! peer gone. While its owner keeps pace it never enters the kernel: it
-//! looks at the rings, first at those that were ready lately ("hot"), then,
+//! peer gone. While its owner keeps pace it enters the kernel only for one
+//! liveness check of every peer each 50 ms: it looks at the rings, first at those that were ready lately ("hot"), then,
 //! one per look, at the others. When nothing comes within its spin budget it
 //! announces sleep on every ring (each ring's own sleep/wake protocol, so the
 //! peers need nothing new), re-checks all of them after one fence, and
@@ -369,7 +369,8 @@ const DEFAULT_SPIN_BUDGET: u32 = 4096;
 /// every wait until it is [removed](Self::remove).
 ///
 /// The peers need nothing: a poll set uses each ring's own sleep protocol.
-/// It never makes a system call while some handle is ready; a wait with
+/// While some handle is ready it makes no system call but one liveness
+/// check of every peer each [`LIVENESS_SLICE`](crate::LIVENESS_SLICE); a wait with
 /// nothing ready spins for a while, then sleeps once for all rings and
 /// wakes when any peer publishes, releases or closes.
 ///
