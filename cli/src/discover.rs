@@ -508,8 +508,8 @@ pub fn scan(scope: &Scope) -> Scan {
         // SAFETY: the mapping is live and readable (RoMap's invariant); the
         // monitor only reads and is dropped at once.
         let first = unsafe { Monitor::attach(single) }.map(|m| m.capacity());
-        let (capacity, cons, block) = match first {
-            Ok(cap) => (cap, None, None),
+        let attached = match first {
+            Ok(cap) => Ok((cap, None, None)),
             Err(memtube_ring::Error::LayoutMismatch) => {
                 let prod = writers(&r.mappers, true);
                 let cons = writers(&r.mappers, false);
@@ -534,18 +534,13 @@ pub fn scan(scope: &Scope) -> Scan {
                 let (bid, _, bo) = free_blocks[i].take().expect("a candidate is present");
                 let raw = single.with_consumer_block(bo.map.ptr, bo.map.len);
                 // SAFETY: as above, for both live read-only mappings.
-                match unsafe { Monitor::attach(raw) } {
-                    Ok(m) => (m.capacity(), Some(bo.map), Some((bid, guess))),
-                    Err(e) => {
-                        out.skipped.push(Skipped {
-                            id: id_name(id),
-                            pids,
-                            reason: format!("invalid ring: {e}"),
-                        });
-                        continue;
-                    }
-                }
+                unsafe { Monitor::attach(raw) }
+                    .map(|m| (m.capacity(), Some(bo.map), Some((bid, guess))))
             }
+            Err(e) => Err(e),
+        };
+        let (capacity, cons, block) = match attached {
+            Ok(a) => a,
             Err(e) => {
                 out.skipped.push(Skipped {
                     id: id_name(id),

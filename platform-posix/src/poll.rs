@@ -564,21 +564,21 @@ impl<T: Pollable> PollSet<T> {
     /// [`disarm_readiness`](Self::disarm_readiness), and again.
     /// [`Error::Unsupported`] outside Linux.
     pub fn readiness_fd(&mut self) -> Result<BorrowedFd<'_>> {
-        if self.readiness.is_none() {
-            let fd = epoll_create()?;
-            let mut unsignalled = 0;
-            for (key, e) in self.slots.iter_mut().enumerate() {
-                if let Some(e) = e {
-                    e.signalled = register(&fd, key, &e.handle, e.interest);
-                    unsignalled += usize::from(!e.signalled);
+        let r = match self.readiness.take() {
+            Some(r) => r,
+            None => {
+                let fd = epoll_create()?;
+                let mut unsignalled = 0;
+                for (key, e) in self.slots.iter_mut().enumerate() {
+                    if let Some(e) = e {
+                        e.signalled = register(&fd, key, &e.handle, e.interest);
+                        unsignalled += usize::from(!e.signalled);
+                    }
                 }
+                Readiness { fd, unsignalled }
             }
-            self.readiness = Some(Readiness { fd, unsignalled });
-        }
-        match &self.readiness {
-            Some(r) => Ok(rustix::fd::AsFd::as_fd(&r.fd)),
-            None => Err(Error::NoSuchHandle),
-        }
+        };
+        Ok(rustix::fd::AsFd::as_fd(&self.readiness.insert(r).fd))
     }
 
     /// Step 1 of the readiness protocol: look at the handles (spinning the
