@@ -50,25 +50,30 @@ BLOCKING = {
         call = lambda: rx.recv()
         after = lambda: (client.sender.send(b"after"), print("got", bytes(rx.recv(timeout=5)), flush=True))
     """,
-    # A blocking send on a full ring.
+    # A blocking send on a full ring: the k messages sent before it, each
+    # numbered, are all there afterwards, in order, the interrupted one is
+    # not, and the sender still works.
     "send": """
         server, client = pair({addr!r}, capacity=4096)
         tx = client.sender
+        k = 0
         while True:
             try:
-                tx.try_send(bytes(1000))
+                tx.try_send(k.to_bytes(8, "little") + bytes(992))
+                k += 1
             except memtube.Full:
                 break
-        call = lambda: tx.send(bytes(1000))
+        call = lambda: tx.send(k.to_bytes(8, "little") + bytes(992))
         def after():
-            n = 0
+            got = []
             while True:
                 try:
-                    server.receiver.try_recv()
-                    n += 1
+                    got.append(int.from_bytes(bytes(server.receiver.try_recv())[:8], "little"))
                 except memtube.Empty:
                     break
-            print("got", n, flush=True)
+            tx.send(b"after")
+            last = bytes(server.receiver.recv(timeout=5))
+            print("got", len(got), k, got == list(range(k)), last == b"after", flush=True)
     """,
     # accept with no peer.
     "accept": """
@@ -100,13 +105,11 @@ def test_sigint_interrupts_blocking_call(what):
     body = textwrap.dedent(BLOCKING[what]).format(addr=unique_addr("int")) + textwrap.dedent(
         """
         print("ready", flush=True)
-        t0 = None
         try:
-            t0 = time.monotonic()
             call()
             print("returned", flush=True)
         except KeyboardInterrupt:
-            print(f"interrupted {time.monotonic() - t0:.3f}", flush=True)
+            print("interrupted", time.monotonic(), flush=True)
         after()
         """
     )
@@ -114,44 +117,24 @@ def test_sigint_interrupts_blocking_call(what):
     try:
         wait_line(p, "ready")
         time.sleep(0.3)  # well inside the blocking call
-        sent = time.monotonic()
+        sent = time.monotonic()  # CLOCK_MONOTONIC: the same clock in both processes
         p.send_signal(signal.SIGINT)
         line = p.stdout.readline().split()
-        latency = time.monotonic() - sent
         assert line and line[0] == "interrupted", (line, p.stderr.read())
-        assert latency < 1.0, latency
+        # Within about one 50 ms wait slice, whatever the call waits for.
+        assert float(line[1]) - sent < 0.2, float(line[1]) - sent
         # Nothing lost: the handle still works after the interrupt.
         got = p.stdout.readline().split()
         assert got and got[0] == "got", (got, p.stderr.read())
         if what == "recv":
             assert got[1] == "b'after'"
+        if what == "send":
+            n, k, in_order, after_ok = got[1:]
+            assert int(k) > 0 and n == k, got  # the interrupted send sent nothing
+            assert in_order == "True" and after_ok == "True", got
         if what == "call":
             assert got[1] == "1"  # the request was sent once
         assert p.wait(timeout=10) == 0
-    finally:
-        p.kill()
-        p.wait()
-
-
-def test_sigint_latency_is_about_a_slice():
-    """Ctrl-C lands within ~100 ms (the wait slice is 50 ms)."""
-    body = """
-        server, client = pair({addr!r})
-        print("ready", flush=True)
-        try:
-            server.receiver.recv()
-        except KeyboardInterrupt:
-            print("interrupted", time.monotonic(), flush=True)
-    """.format(addr=unique_addr("lat"))
-    p = child(body)
-    try:
-        wait_line(p, "ready")
-        time.sleep(0.2)
-        sent = time.monotonic()
-        p.send_signal(signal.SIGINT)
-        line = p.stdout.readline().split()
-        assert line[0] == "interrupted"
-        assert float(line[1]) - sent < 0.2
     finally:
         p.kill()
         p.wait()
