@@ -269,11 +269,15 @@ pub(crate) fn check_no_grant(grant: &mut Option<Pending>) -> PyResult<()> {
     Ok(())
 }
 
-/// The time limit of a blocking call.
-#[derive(Clone, Copy)]
+/// The time limit of a blocking call. Not `Copy`: a wait loop must keep
+/// the one value whose clock started at its first slice.
 pub(crate) enum Deadline {
     /// `timeout=0`: do not wait (the non-blocking error: `Empty`, `Full`).
     Now,
+    /// A limit whose clock has not started: it starts at the first slice,
+    /// so a call that never waits never reads the clock (the polls before
+    /// it are bounded: a few microseconds at most).
+    After(Duration),
     At(Instant),
     Never,
 }
@@ -287,21 +291,22 @@ impl Deadline {
                 "timeout must be None or >= 0 seconds, not {t}"
             ))),
             Some(0.0) => Ok(Deadline::Now),
-            Some(t) => match Duration::try_from_secs_f64(t) {
-                Ok(d) => Ok(Instant::now()
-                    .checked_add(d)
-                    .map_or(Deadline::Never, Deadline::At)),
-                Err(_) => Ok(Deadline::Never),
-            },
+            Some(t) => Ok(Duration::try_from_secs_f64(t).map_or(Deadline::Never, Deadline::After)),
         }
     }
 
     /// The next slice to wait, or the error to raise when time is up
     /// (`now_err` for `timeout=0`, else `Timeout`).
-    pub fn slice(&self, now_err: memtube::Error) -> PyResult<Duration> {
+    pub fn slice(&mut self, now_err: memtube::Error) -> PyResult<Duration> {
+        if let Deadline::After(d) = *self {
+            *self = Instant::now()
+                .checked_add(d)
+                .map_or(Deadline::Never, Deadline::At);
+        }
         match self {
             Deadline::Never => Ok(SLICE),
             Deadline::Now => Err(to_py(now_err)),
+            Deadline::After(_) => unreachable!("started above"),
             Deadline::At(t) => {
                 let left = t.saturating_duration_since(Instant::now());
                 if left.is_zero() {

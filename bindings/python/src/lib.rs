@@ -251,7 +251,7 @@ impl Connection {
         py: Python<'_>,
         type_id: u32,
         data: &Bound<'_, PyAny>,
-        deadline: Deadline,
+        mut deadline: Deadline,
     ) -> PyResult<Message> {
         let mut g = lock(&self.core)?;
         let c = open(&mut g)?;
@@ -305,7 +305,7 @@ impl Connection {
         py: Python<'_>,
         c: &mut ConnCore,
         handler: &Bound<'_, PyAny>,
-        deadline: Deadline,
+        mut deadline: Deadline,
     ) -> PyResult<()> {
         Self::prepare(c)?;
         loop {
@@ -580,13 +580,13 @@ impl Listener {
     /// Handshake, ...); the listener keeps working.
     #[pyo3(signature = (timeout=None))]
     fn accept(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Connection> {
-        let deadline = Deadline::new(timeout)?;
+        let mut deadline = Deadline::new(timeout)?;
         let l = self.get()?;
         let opts = &self.opts;
         loop {
             let slice = match deadline {
                 Deadline::Now => Duration::ZERO,
-                d => d.slice(memtube::Error::Timeout)?,
+                ref mut d => d.slice(memtube::Error::Timeout)?,
             };
             match py.detach(|| l.accept_with(opts, Some(slice))) {
                 Ok(c) => return Connection::new(py, c),

@@ -27,7 +27,7 @@ pub(crate) struct Receiver {
 const GIL_POLLS: u32 = 64;
 
 /// Receive into a new `Message` held by the receiver behind `src`.
-pub(crate) fn recv_msg(py: Python<'_>, src: &RxSrc, deadline: Deadline) -> PyResult<Message> {
+pub(crate) fn recv_msg(py: Python<'_>, src: &RxSrc, mut deadline: Deadline) -> PyResult<Message> {
     let mut g = src.lock()?;
     let acc = g.access()?;
     release_held(acc.rx, acc.held)?;

@@ -32,7 +32,7 @@ impl Sender {
         py: Python<'_>,
         obj: &Bound<'_, PyAny>,
         type_id: u32,
-        deadline: Deadline,
+        mut deadline: Deadline,
     ) -> PyResult<()> {
         let mut g = self.src.lock()?;
         let acc = g.access()?;
@@ -57,7 +57,7 @@ impl Sender {
         py: Python<'_>,
         n: usize,
         type_id: u32,
-        deadline: Deadline,
+        mut deadline: Deadline,
     ) -> PyResult<Grant> {
         let mut g = self.src.lock()?;
         let acc = g.access()?;
