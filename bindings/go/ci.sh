@@ -80,6 +80,30 @@ pairrun go-recv-rust-send "$G" "--recv --size 700" "$R" "--send 2000 --size 700"
 pairrun rust-serve-go-call "$R" "--serve --size 700" "$G" "--call 2000 --size 700"
 pairrun go-serve-rust-call "$G" "--serve --size 700" "$R" "--call 2000 --size 700"
 
+echo "== the Go block of the top README.md: its receiver and its sender, run"
+# The block is cut at its "// in another process:" line; each half becomes
+# the body of a main with a 10 s context, @demo a fresh address.
+mkdir -p "$tmp/readme/recv" "$tmp/readme/send"
+printf 'module readme\n\ngo 1.19\n\nrequire memtube v0.0.0\n\nreplace memtube => %s\n' "$here" >"$tmp/readme/go.mod"
+awk -v dir="$tmp/readme" -v addr="@memtube-go-readme-$$" '
+    /^\*\*Go\.\*\*/ { inside = 1 }
+    inside && /^```go$/ { code = 1; out = dir "/recv/main.go"; next }
+    code && /^```$/ { exit }
+    code && /in another process:/ { out = dir "/send/main.go"; next }
+    code { gsub(/@demo/, addr); body[out] = body[out] $0 "\n" }
+    END {
+        head = "package main\n\nimport (\n\t\"context\"\n\t\"fmt\"\n\t\"log\"\n\t\"time\"\n\n\t\"memtube\"\n)\n\nvar _ = fmt.Sprint\n\nfunc main() {\n\tctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)\n\tdefer cancel()\n"
+        for (f in body) printf "%s%s}\n", head, body[f] > f
+    }' "$repo/README.md"
+(cd "$tmp/readme" && go build -o recv-bin ./recv && go build -o send-bin ./send)
+"$tmp/readme/recv-bin" >"$tmp/readme/out" &
+rp=$!
+sleep 0.5 # the receiver listening
+"$tmp/readme/send-bin"
+wait $rp
+[ "$(cat "$tmp/readme/out")" = "1: hello" ] || { echo "the README's Go receiver printed: $(cat "$tmp/readme/out")" >&2; exit 1; }
+echo "  $(cat "$tmp/readme/out")"
+
 echo "== the pkg-config route (bindings/c/install.sh, default build tags)"
 if command -v pkg-config >/dev/null 2>&1; then
     TARGET_DIR=$lib "$repo/bindings/c/install.sh" "$tmp/prefix" >/dev/null
