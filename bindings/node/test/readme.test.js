@@ -31,3 +31,34 @@ test("the README's example works", async () => {
   assert.equal(out, '1 hello\n');
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("the top README's Node.js block works", async () => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+  const from = readme.indexOf('**Node.js.**');
+  const block = readme.slice(from).match(/```js\n([\s\S]*?)```/)[1];
+  const [recv, send] = block.split('// in another process:\n');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memtube-top-readme-'));
+  const name = `@memtube-node-top-readme-${process.pid}`;
+  const pkg = JSON.stringify(path.join(__dirname, '..', 'index.js'));
+  const imports = recv.split('\n').filter((l) => l.startsWith('import ')).join('\n');
+  const fix = (src) => src.replaceAll("'memtube'", pkg).replaceAll("'@demo'", JSON.stringify(name));
+  fs.writeFileSync(path.join(dir, 'receiver.mjs'), fix(recv));
+  fs.writeFileSync(path.join(dir, 'sender.mjs'), fix(`${imports}\n${send}`));
+  const r = spawn(process.execPath, [path.join(dir, 'receiver.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  r.stdout.on('data', (d) => { out += d; });
+  const done = new Promise((res) => r.on('exit', res));
+  // An abstract name leaves no file to wait for: retry the sender until it connects.
+  for (let i = 0; ; i++) {
+    try {
+      execFileSync(process.execPath, [path.join(dir, 'sender.mjs')], { stdio: 'pipe', timeout: 10000 });
+      break;
+    } catch (e) {
+      assert.ok(i < 200 && /NO_LISTENER/.test(String(e.stderr)), String(e.stderr));
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  }
+  assert.equal(await done, 0);
+  assert.equal(out, '1 hello\n');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
