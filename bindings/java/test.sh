@@ -24,5 +24,5 @@ suites=""
 for a in "$@"; do case $a in -D*) ;; *) suites="$suites $a";; esac; done
 # shellcheck disable=SC2086
 exec "$jhome/bin/java" -ea -Xcheck:jni $props -Dmemtube.jni.path="$out/libmemtube_jni.so" \
-    -Dmemtube.examples="$out/example-classes" \
+    -Dmemtube.examples="$out/example-classes" -Dmemtube.readme="$repo/README.md" \
     -cp "$out/memtube.jar:$out/test-classes" dev.memtube.TestRunner $suites

@@ -57,6 +57,56 @@ public final class ProcessTest {
         check(rx.exitValue() == 0 && out.equals("1: hello\n"), "receiver printed " + out);
     }
 
+    /**
+     * The top README's Java block as written: cut at its "// in another process:" line, each half
+     * becomes the body of a main (in a class with the imports it needs), compiled with the JDK's
+     * compiler and run as two processes; @demo is a fresh name.
+     */
+    @Test
+    public void topReadmeBlock() throws Exception {
+        String readme = System.getProperty("memtube.readme");
+        if (readme == null) throw new TestRunner.Skip("-Dmemtube.readme not set");
+        String jar = null;
+        for (String e : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+            if (e.endsWith("memtube.jar")) jar = e;
+        }
+        check(jar != null, "memtube.jar on the class path");
+        String text = java.nio.file.Files.readString(java.nio.file.Path.of(readme));
+        int from = text.indexOf("```java", text.indexOf("**Java.**")) + "```java".length();
+        String name = "@memtube-java-top-readme-" + ProcessHandle.current().pid();
+        String[] halves = text.substring(from, text.indexOf("```", from)).replace("@demo", name)
+                .split("// in another process:");
+        check(halves.length == 2, "the block has a receiver and a sender");
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("memtube-readme");
+        String[] classes = {"ReadmeReceiver", "ReadmeSender"};
+        for (int i = 0; i < 2; i++) {
+            java.nio.file.Files.writeString(dir.resolve(classes[i] + ".java"),
+                    "import dev.memtube.*;\nimport static java.nio.charset.StandardCharsets.UTF_8;\n"
+                            + "public class " + classes[i] + " {\n public static void main(String[] args) throws Exception {\n"
+                            + halves[i] + "\n }\n}\n");
+        }
+        javax.tools.JavaCompiler javac = javax.tools.ToolProvider.getSystemJavaCompiler();
+        check(javac != null, "a JDK's compiler");
+        java.io.ByteArrayOutputStream diag = new java.io.ByteArrayOutputStream();
+        int rc = javac.run(null, diag, diag, "-cp", jar, "-d", dir.toString(),
+                dir.resolve(classes[0] + ".java").toString(), dir.resolve(classes[1] + ".java").toString());
+        check(rc == 0, "the README's block compiles: " + diag);
+        String javaBin = System.getProperty("java.home") + "/bin/java";
+        String cp = jar + java.io.File.pathSeparator + dir;
+        Process rx = new ProcessBuilder(javaBin, "-cp", cp, classes[0]).redirectErrorStream(true).start();
+        long until = System.nanoTime() + 30_000_000_000L; // until the receiver listens
+        while (!java.nio.file.Files.readString(java.nio.file.Path.of("/proc/net/unix")).contains(name)) {
+            check(System.nanoTime() < until && rx.isAlive(), "the receiver did not listen");
+            Util.sleep(20);
+        }
+        Process tx = new ProcessBuilder(javaBin, "-cp", cp, classes[1]).redirectErrorStream(true).start();
+        check(tx.waitFor(30, TimeUnit.SECONDS) && tx.exitValue() == 0,
+                "sender: " + new String(tx.getInputStream().readAllBytes()));
+        check(rx.waitFor(30, TimeUnit.SECONDS), "the receiver ended");
+        String out = new String(rx.getInputStream().readAllBytes());
+        check(rx.exitValue() == 0 && out.equals("1: hello\n"), "receiver printed " + out);
+    }
+
     /** SIGKILL of the peer while this side is blocked in a receive: PeerGone, promptly. */
     @Test
     public void sigkillOfBlockedPeerGivesPeerGone() throws Exception {
