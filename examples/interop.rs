@@ -9,6 +9,8 @@
 //!          --recv      receive until the peer closes, checking each message
 //!          --serve     answer calls until the peer closes (duplex)
 //!          --call N    make N calls, checking each reply (duplex)
+//!          --dump      receive until the stream ends and print every message
+//!                      (no checks of content): the conformance vector's reader
 //!   OPTIONS: --size S (largest payload, default 256, at least 8)
 //!            --capacity C (ring bytes, default 65536)  --timeout SECS (default 10)
 //!            --unchecked (with --recv: only count messages and bytes, for rates)
@@ -45,6 +47,16 @@
 //! its language's monotonic clock (one reading per round trip, the previous
 //! reading being the start of the next). `--echo` and `--ping` print
 //! `fnv=0`.
+//!
+//! `--dump` (normally with `--connect`, as `--recv`: one-way, the connector
+//! receives) prints one line per message, `msg TYPE HEX`: the type id in
+//! decimal and the payload in lowercase hex, `-` for an empty payload. When
+//! the stream ends it prints `end closed` (the peer closed cleanly) and exits
+//! 0; any other error ends it with `end KIND` and exit status 1, KIND being
+//! the C ABI's status name in lower case without `MEMTUBE_` (`peer_gone`,
+//! `corrupt`, `timeout`, `handshake`, ...), the same in every language's
+//! peer. bindings/python/tests/test_conformance.py runs every peer this way
+//! against the conformance vectors of docs/PROTOCOL.md (8.4).
 
 use memtube::{Connection, Direction, Options};
 use std::io::Write;
@@ -83,6 +95,7 @@ enum Role {
     Call(u64),
     Echo,
     Ping(u64),
+    Dump,
 }
 
 struct Args {
@@ -117,6 +130,7 @@ fn parse() -> Result<Args, BoxError> {
             "--spin" => spin = true,
             "--echo" => role = Some(Role::Echo),
             "--ping" => role = Some(Role::Ping(val()?.parse()?)),
+            "--dump" => role = Some(Role::Dump),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -129,7 +143,9 @@ fn parse() -> Result<Args, BoxError> {
     Ok(Args {
         listen,
         connect,
-        role: role.ok_or("give a role: --send N, --recv, --serve, --call N, --echo or --ping N")?,
+        role: role.ok_or(
+            "give a role: --send N, --recv, --serve, --call N, --echo, --ping N or --dump",
+        )?,
         size,
         capacity,
         timeout: Duration::from_secs_f64(timeout),
@@ -289,6 +305,7 @@ fn run(args: &Args) -> Result<(u64, u64, u64, f64, Extra), BoxError> {
                 extra = format!(" p50_ns={} p99_ns={} p999_ns={}", q(0.5), q(0.99), q(0.999));
             }
         }
+        Role::Dump => unreachable!("--dump runs in dump()"),
         Role::Call(n) => {
             let mut rev = Vec::new();
             for i in 0..n {
@@ -316,8 +333,83 @@ fn run(args: &Args) -> Result<(u64, u64, u64, f64, Extra), BoxError> {
     Ok((count, bytes, fnv, secs, extra))
 }
 
+/// A payload as `--dump` prints it: lowercase hex, `-` when empty.
+fn hex(p: &[u8]) -> String {
+    if p.is_empty() {
+        return "-".into();
+    }
+    p.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The kind of an error as `--dump` prints it: the C ABI's status name,
+/// lower case, without `MEMTUBE_` (bindings/c/src/error.rs maps the same).
+fn kind(e: &(dyn std::error::Error + 'static)) -> &'static str {
+    use memtube::ring::Error as R;
+    use memtube::Error as E;
+    let ring = |r: &R| match r {
+        R::Full => "full",
+        R::Empty => "empty",
+        R::Timeout => "timeout",
+        R::Closed => "closed",
+        R::TooLarge { .. } => "too_large",
+        R::Corrupt(_) => "corrupt",
+        R::RoleTaken => "role_taken",
+        _ => "bad_region",
+    };
+    match e.downcast_ref::<E>() {
+        Some(E::Os(_)) => "os",
+        Some(E::PeerGone) => "peer_gone",
+        Some(E::Closed) => "closed",
+        Some(E::Timeout) => "timeout",
+        Some(E::Full) => "full",
+        Some(E::Empty) => "empty",
+        Some(E::Handshake(_)) => "handshake",
+        Some(E::Ring(r)) => ring(r),
+        Some(E::PermissionDenied { .. }) => "permission_denied",
+        Some(E::AddrInUse) => "addr_in_use",
+        Some(E::NotASocket(_) | E::ForeignLockFile(_)) => "not_a_socket",
+        Some(E::NoListener { .. }) => "no_listener",
+        Some(E::Cancelled) => "cancelled",
+        Some(E::ReplyTooLarge { .. }) => "reply_too_large",
+        Some(E::Protocol(_)) => "protocol",
+        Some(E::NoSuchHandle) => "no_such_handle",
+        Some(E::PathTooLong { .. }) => "invalid_argument",
+        Some(_) => "unsupported",
+        None => "os", // the standard output's own errors
+    }
+}
+
+/// `--dump`: print every message until the stream ends; the error that
+/// ended it (`Closed` for a clean end).
+fn dump(args: &Args) -> BoxError {
+    let mut conn = match open(args) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let rx = match conn.receiver() {
+        Ok(rx) => rx,
+        Err(e) => return e.into(),
+    };
+    let mut out = std::io::stdout().lock();
+    loop {
+        let m = match rx.recv_timeout(args.timeout) {
+            Ok(m) => m,
+            Err(e) => return e.into(),
+        };
+        if let Err(e) = writeln!(out, "msg {} {}", m.type_id(), hex(m.payload())) {
+            return e.into();
+        }
+    }
+}
+
 fn main() {
-    let result = parse().and_then(|a| run(&a));
+    let args = parse();
+    if let Some(a) = args.as_ref().ok().filter(|a| a.role == Role::Dump) {
+        let end = kind(&*dump(a));
+        println!("end {end}");
+        std::process::exit(i32::from(end != "closed"));
+    }
+    let result = args.and_then(|a| run(&a));
     match result {
         Ok((count, bytes, fnv, secs, extra)) => {
             println!("ok count={count} bytes={bytes} fnv={fnv:016x} secs={secs:.6}{extra}")

@@ -7,12 +7,18 @@
  *       examples/c/interop.c target/debug/libmemtube.a -lpthread -ldl -lm -o interop-c
  *
  *   interop-c (--listen ADDR | --connect ADDR)
- *             (--send N | --recv | --serve | --call N | --echo | --ping N)
+ *             (--send N | --recv | --serve | --call N | --echo | --ping N | --dump)
  *             [--size S] [--capacity C] [--timeout SECS] [--unchecked] [--spin]
+ *
+ * --dump receives until the stream ends and prints every message, checking
+ * nothing: "msg TYPE HEX" ("-" for an empty payload), then "end closed", or
+ * "end KIND" and exit status 1 on any other error (KIND: the status name in
+ * lower case without MEMTUBE_, e.g. "peer_gone"); see interop.rs.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "memtube.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-enum role { NONE, SEND, RECV, SERVE, CALL, ECHO, PING };
+enum role { NONE, SEND, RECV, SERVE, CALL, ECHO, PING, DUMP };
 
 struct args {
     const char *listen, *connect;
@@ -64,9 +70,42 @@ static void account(struct stream *s, const uint8_t *p, size_t len) {
     s->count++;
 }
 
+/* --dump: errors end with "end KIND" instead of "error: ...". */
+static bool dumping;
+
+/* "end KIND": the status name in lower case without "MEMTUBE_". */
+static void print_end(int32_t st) {
+    const char *name = memtube_status_name(st);
+    if (!strncmp(name, "MEMTUBE_", 8)) name += 8;
+    printf("end ");
+    for (; *name; name++) putchar(tolower((unsigned char)*name));
+    putchar('\n');
+}
+
 static void fail(const char *what, int32_t st) {
+    if (dumping) {
+        print_end(st);
+        exit(1);
+    }
     printf("error: %s: %s: %s\n", what, memtube_status_name(st), memtube_last_error_message());
     exit(1);
+}
+
+/* --dump: print every message until the stream ends; exit status 0 when it
+ * ended with the peer's clean close. */
+static int dump(memtube_connection *c, const struct args *a) {
+    memtube_receiver *rx = memtube_connection_receiver(c);
+    memtube_message m;
+    int32_t st;
+    size_t k;
+    while ((st = memtube_recv(rx, a->timeout_ns, &m)) == MEMTUBE_OK) {
+        printf("msg %" PRIu32 " ", m.type_id);
+        for (k = 0; k < m.len; k++) printf("%02x", m.data[k]);
+        fputs(m.len ? "\n" : "-\n", stdout);
+    }
+    print_end(st);
+    memtube_connection_free(c);
+    return st == MEMTUBE_CLOSED ? 0 : 1;
 }
 
 static memtube_connection *open_conn(const struct args *a) {
@@ -182,6 +221,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--recv")) a.role = RECV;
         else if (!strcmp(argv[i], "--serve")) a.role = SERVE;
         else if (!strcmp(argv[i], "--echo")) a.role = ECHO;
+        else if (!strcmp(argv[i], "--dump")) a.role = DUMP;
         else if (!strcmp(argv[i], "--unchecked")) a.unchecked = true;
         else if (!strcmp(argv[i], "--spin")) a.spin = true;
         else if (!v) break;
@@ -197,13 +237,15 @@ int main(int argc, char **argv) {
     }
     if (i < argc || (a.listen == NULL) == (a.connect == NULL) || a.role == NONE || a.size < 8) {
         printf("error: usage: %s (--listen ADDR | --connect ADDR) (--send N | --recv | --serve | "
-               "--call N | --echo | --ping N) [--size S] [--capacity C] [--timeout SECS] "
+               "--call N | --echo | --ping N | --dump) [--size S] [--capacity C] [--timeout SECS] "
                "[--unchecked] [--spin]\n", argv[0]);
         return 1;
     }
     s.size = a.size;
-    want = malloc(a.size);
+    dumping = a.role == DUMP;
     c = open_conn(&a);
+    if (a.role == DUMP) return dump(c, &a);
+    want = malloc(a.size);
     if (a.role == SEND) {
         memtube_sender *tx = memtube_connection_sender(c);
         uint64_t k;

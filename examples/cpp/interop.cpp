@@ -7,11 +7,17 @@
 //       examples/cpp/interop.cpp target/debug/libmemtube.a -lpthread -ldl -lm -o interop-cpp
 //   (one line)
 //
-//   interop-cpp (--listen ADDR | --connect ADDR) (--send N | --recv | --serve | --call N)
+//   interop-cpp (--listen ADDR | --connect ADDR) (--send N | --recv | --serve | --call N | --dump)
 //               [--size S] [--capacity C] [--timeout SECS]
+//
+// --dump receives until the stream ends and prints every message, checking
+// nothing: "msg TYPE HEX" ("-" for an empty payload), then "end closed", or
+// "end KIND" and exit status 1 on any other error (KIND: the status name in
+// lower case without MEMTUBE_, e.g. "peer_gone"); see interop.rs.
 #include "memtube.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -24,7 +30,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-enum class Role { None, Send, Recv, Serve, Call };
+enum class Role { None, Send, Recv, Serve, Call, Dump };
 
 struct Args {
     std::string listen, connect;
@@ -57,7 +63,22 @@ struct Stream {
     }
 };
 
+// --dump: errors end with "end KIND" instead of "error: ...".
+bool dumping = false;
+
+// "end KIND": the status name in lower case without "MEMTUBE_".
+void print_end(memtube::Status st) {
+    std::string k = memtube::name(st);
+    if (k.rfind("MEMTUBE_", 0) == 0) k.erase(0, 8);
+    for (char &ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    std::printf("end %s\n", k.c_str());
+}
+
 [[noreturn]] void fail(const char *what, const memtube::Error &e) {
+    if (dumping) {
+        print_end(e.status);
+        std::exit(1);
+    }
     std::printf("error: %s: %s: %s\n", what, memtube::name(e.status), e.message.c_str());
     std::exit(1);
 }
@@ -103,6 +124,7 @@ int main(int argc, char **argv) {
         std::string k = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : nullptr;
         if (k == "--recv") a.role = Role::Recv;
+        else if (k == "--dump") a.role = Role::Dump;
         else if (k == "--serve") a.role = Role::Serve;
         else if (!v) break;
         else if (k == "--listen") a.listen = argv[++i];
@@ -117,14 +139,29 @@ int main(int argc, char **argv) {
     }
     if (i < argc || a.listen.empty() == a.connect.empty() || a.role == Role::None || a.size < 8) {
         std::printf("error: usage: %s (--listen ADDR | --connect ADDR) (--send N | --recv | "
-                    "--serve | --call N) [--size S] [--capacity C] [--timeout SECS]\n", argv[0]);
+                    "--serve | --call N | --dump) [--size S] [--capacity C] [--timeout SECS]\n",
+                    argv[0]);
         return 1;
     }
     Stream s;
     std::vector<uint8_t> want(a.size);
+    dumping = a.role == Role::Dump;
     {
         memtube::Connection c = open(a);
         switch (a.role) {
+        case Role::Dump: {
+            memtube::Receiver rx = c.receiver();
+            for (;;) {
+                auto m = rx.recv(a.timeout);
+                if (!m) {
+                    print_end(m.status());
+                    return m.status() == memtube::Status::Closed ? 0 : 1;
+                }
+                std::printf("msg %" PRIu32 " ", m->type_id());
+                for (uint8_t b : *m) std::printf("%02x", b);
+                std::fputs(m->size() ? "\n" : "-\n", stdout);
+            }
+        }
         case Role::Send: {
             memtube::Sender tx = c.sender();
             for (uint64_t k = 0; k < a.n; k++) {

@@ -324,6 +324,19 @@ fn c_region_producer_killed_and_replaced() {
     }
 }
 
+/// The bindings' conformance image of docs/PROTOCOL.md (8.4) from plain C
+/// (tests/c/conformance.c, 34 checks): the program reads the `ring-1k-conformance`
+/// block from the document, copies it into its own 128-byte-aligned memory,
+/// attaches a consumer (`memtube_ring_attach_consumer`) and must receive the
+/// four messages, then CLOSED, through `memtube_recv` and, over a fresh
+/// copy, `memtube_recv_copy`.
+#[test]
+fn c_conformance_image_in_own_memory() {
+    let doc = manifest_dir().join("../../docs/PROTOCOL.md");
+    let line = Proc::c("conformance", &[doc.to_str().unwrap()]).finish("conformance:");
+    assert_eq!(line, "conformance: 34 passed, 0 failed");
+}
+
 #[test]
 fn rust_to_c_stream() {
     let addr = unique_addr("r2c");

@@ -5,10 +5,15 @@
 // processes. examples/interop.rs is the specification; in short:
 //
 //   node interop.js (--listen ADDR | --connect ADDR) ROLE [OPTIONS]
-//     ROLE:    --send N | --recv | --serve | --call N | --echo | --ping N
+//     ROLE:    --send N | --recv | --serve | --call N | --echo | --ping N | --dump
 //     OPTIONS: --size S (default 256) --capacity C (default 65536)
 //              --timeout SECS (default 10) --unchecked --spin
 //   closing line: ok count=N bytes=B fnv=HEX secs=T [p50_ns= p99_ns= p999_ns=]
+//
+// --dump receives until the stream ends and prints every message, checking
+// nothing: `msg TYPE HEX` (`-` for an empty payload), then `end closed`, or
+// `end KIND` and exit status 1 on any other error (KIND: the error's code in
+// lower case, the C status name without MEMTUBE_, e.g. `peer_gone`).
 //
 // Only the public API of the package is used: zero-copy receive views,
 // reserve + commit for --send; for --ping and --echo the path a latency user
@@ -42,6 +47,7 @@ function parse(argv) {
       case '--call': a.role = 'call'; a.n = int(val()); break;
       case '--echo': a.role = 'echo'; break;
       case '--ping': a.role = 'ping'; a.n = int(val()); break;
+      case '--dump': a.role = 'dump'; break;
       case '--size': a.size = int(val()); break;
       case '--capacity': a.capacity = int(val()); break;
       case '--timeout': a.timeout = Number(val()); if (!(a.timeout >= 0)) throw new Error('--timeout: not a number'); break;
@@ -52,7 +58,7 @@ function parse(argv) {
   }
   if ((a.listen === null) === (a.connect === null)) throw new Error('give exactly one of --listen ADDR and --connect ADDR');
   if (a.size < 8) throw new Error('--size must be at least 8');
-  if (a.role === null) throw new Error('give a role: --send N, --recv, --serve, --call N, --echo or --ping N');
+  if (a.role === null) throw new Error('give a role: --send N, --recv, --serve, --call N, --echo, --ping N or --dump');
   return a;
 }
 
@@ -278,9 +284,36 @@ function run(a) {
   return `ok count=${count} bytes=${bytes} fnv=${hash} secs=${secs.toFixed(6)}${extra}`;
 }
 
+// --dump: every message as `msg TYPE HEX` until an error ends the stream,
+// then `end KIND` (`end closed`: the peer's clean close); whether it was that.
+function dump(a) {
+  let conn = null;
+  let end;
+  try {
+    conn = open(a);
+    const rx = conn.receiver;
+    for (;;) {
+      const m = rx.recvSync(a.timeout * 1000);
+      process.stdout.write(`msg ${m.typeId} ${m.length ? m.data.toString('hex') : '-'}\n`);
+      m.release();
+    }
+  } catch (e) {
+    if (!(e instanceof memtube.MemtubeError)) throw e;
+    end = e.code.toLowerCase();
+  } finally {
+    if (conn !== null && !conn.closed) conn.close();
+  }
+  process.stdout.write(`end ${end}\n`);
+  return end === 'closed';
+}
+
 try {
-  const line = run(parse(process.argv.slice(2)));
-  process.stdout.write(line + '\n');
+  const a = parse(process.argv.slice(2));
+  if (a.role === 'dump') {
+    if (!dump(a)) process.exitCode = 1;
+  } else {
+    process.stdout.write(run(a) + '\n');
+  }
 } catch (e) {
   process.stdout.write(`error: ${e && e.message ? e.message : e}\n`);
   process.exitCode = 1;

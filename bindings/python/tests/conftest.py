@@ -1,4 +1,6 @@
-"""Shared fixtures: unique addresses, the Rust interop peer, child processes."""
+"""Shared fixtures: unique addresses, child processes, and every language's
+interop peer (built once per session; test_interop.py and
+test_conformance.py run them)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,12 @@ import memtube
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 _counter = itertools.count()
+
+# Every language's interop peer (examples/interop.rs is the specification).
+LANGS = ["rust", "python", "c", "cpp", "go", "node", "java"]
+# The languages built by bindings/LANG/build-peer.sh OUTDIR (exit 77: the
+# toolchain is missing, the reason on stderr).
+SCRIPTED = ["go", "node", "java"]
 
 
 def unique_addr(tag: str = "t") -> str:
@@ -106,3 +114,75 @@ def interop_bin() -> str:
 
 def python_peer(*args: str) -> list[str]:
     return [sys.executable, str(HERE / "peer.py"), *args]
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} not found: CI must test every language")
+        pytest.skip(f"{tool} not found: the {tool} peer is not tested on this machine")
+    return path
+
+
+@pytest.fixture(scope="session")
+def native_peers(interop_bin, tmp_path_factory) -> dict[str, Path]:
+    """Build libmemtube.a (cargo, dev profile) and the C and C++ peers."""
+    cargo = _need("cargo")
+    subprocess.run([cargo, "build", "--quiet", "-p", "memtube-ffi"], cwd=REPO, check=True)
+    lib = Path(interop_bin).parents[1] / "libmemtube.a"
+    assert lib.exists(), lib
+    out = tmp_path_factory.mktemp("peers")
+    include = REPO / "bindings" / "c" / "include"
+    libs = [str(lib), "-lpthread", "-ldl", "-lm"]
+    built = {}
+    for lang, compiler, std, src in [
+        ("c", "gcc", "-std=c99", "examples/c/interop.c"),
+        ("cpp", "g++", "-std=c++17", "examples/cpp/interop.cpp"),
+    ]:
+        cc = shutil.which(compiler)
+        if cc is None:
+            continue
+        exe = out / f"interop-{lang}"
+        subprocess.run(
+            [cc, std, "-O2", "-Wall", "-Wextra", "-Werror", f"-I{include}", str(REPO / src),
+             *libs, "-o", str(exe)],
+            check=True,
+        )
+        built[lang] = exe
+    missing = {}
+    for lang in SCRIPTED:
+        script = REPO / "bindings" / lang / "build-peer.sh"
+        if not script.exists():
+            missing[lang] = f"{script} does not exist"
+            continue
+        env = dict(os.environ, MEMTUBE_LIB_DIR=str(lib.parent))
+        r = subprocess.run(["bash", str(script), str(out)], env=env, capture_output=True, text=True)
+        if r.returncode == 77:
+            missing[lang] = r.stderr.strip()
+            continue
+        assert r.returncode == 0, (lang, r.stdout, r.stderr)
+        exe = out / f"interop-{lang}"
+        assert exe.exists(), (lang, r.stdout, r.stderr)
+        built[lang] = exe
+    built["missing"] = missing
+    return built
+
+
+@pytest.fixture(scope="session")
+def peers(interop_bin, native_peers) -> dict[str, list[str]]:
+    cmds = {"rust": [interop_bin], "python": python_peer()}
+    cmds.update({lang: [str(exe)] for lang, exe in native_peers.items() if lang != "missing"})
+    cmds["missing"] = native_peers["missing"]
+    return cmds
+
+
+def peer(peers: dict, lang: str) -> list[str]:
+    if lang in peers["missing"]:
+        why = f"the {lang} peer cannot be built here: {peers['missing'][lang]}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI must test every language)")
+        pytest.skip(why)
+    if lang not in peers:
+        _need("gcc" if lang == "c" else "g++")
+    return peers[lang]

@@ -4,13 +4,19 @@ of {Python, Rust, C, ...} can be run against each other between two real
 processes. See examples/interop.rs for the specification.
 
     python peer.py (--listen ADDR | --connect ADDR)
-                   (--send N | --recv | --serve | --call N | --echo | --ping N)
+                   (--send N | --recv | --serve | --call N | --echo | --ping N | --dump)
                    [--size S] [--capacity C] [--timeout SECS] [--unchecked] [--spin]
+
+--dump receives until the stream ends and prints every message, checking
+nothing: `msg TYPE HEX` (`-` for an empty payload), then `end closed`, or
+`end KIND` and exit status 1 on any other error (KIND: the C ABI's status
+name in lower case without MEMTUBE_, e.g. peer_gone); see examples/interop.rs.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 
@@ -97,6 +103,28 @@ def ping(conn: memtube.Connection, args: argparse.Namespace) -> tuple[int, int, 
 
     extra = f" p50_ns={q(0.5)} p99_ns={q(0.99)} p999_ns={q(0.999)}"
     return n, n * size, (prev - start) / 1e9, extra
+
+
+def kind(e: memtube.Error) -> str:
+    """The kind `--dump` prints: the class name in snake case (`PeerGone` ->
+    `peer_gone`), which is the C ABI's status name; `OsError` is `os`."""
+    if isinstance(e, memtube.OsError):
+        return "os"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(e).__name__).lower()
+
+
+def dump(args: argparse.Namespace) -> int:
+    """--dump: every message as `msg TYPE HEX`, then `end KIND`."""
+    try:
+        conn = open_conn(args)
+        rx = conn.receiver
+        while True:
+            with rx.recv(timeout=args.timeout) as msg:
+                print(f"msg {msg.type_id} {bytes(msg).hex() or '-'}")
+    except memtube.Error as e:
+        end = kind(e)
+    print(f"end {end}", flush=True)
+    return 0 if end == "closed" else 1
 
 
 def run(args: argparse.Namespace) -> tuple[int, int, int, float, str]:
@@ -188,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     role.add_argument("--call", type=int)
     role.add_argument("--echo", action="store_true")
     role.add_argument("--ping", type=int)
+    role.add_argument("--dump", action="store_true")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--capacity", type=int, default=1 << 16)
     p.add_argument("--timeout", type=float, default=10.0)
@@ -196,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.size < 8:
         p.error("--size must be at least 8")
+    if args.dump:
+        sys.exit(dump(args))
     try:
         count, nbytes, h, secs, extra = run(args)
     except memtube.Error as e:

@@ -5,7 +5,7 @@
 // line, the sequence and the closing line are interop.rs's:
 //
 //	interop-go (--listen ADDR | --connect ADDR) ROLE [OPTIONS]
-//	  ROLE:    --send N | --recv | --serve | --call N | --echo | --ping N
+//	  ROLE:    --send N | --recv | --serve | --call N | --echo | --ping N | --dump
 //	  OPTIONS: --size S (default 256, at least 8)  --capacity C (default 65536)
 //	           --timeout SECS (default 10)  --unchecked  --spin
 //
@@ -14,17 +14,25 @@
 // is the request reversed, type id i+1. Every role ends with
 // "ok count=N bytes=B fnv=HEX secs=T" (--ping adds p50_ns= p99_ns= p999_ns=)
 // or "error: ..." and exit status 1.
+//
+// --dump receives until the stream ends and prints every message, checking
+// nothing: "msg TYPE HEX" ("-" for an empty payload), then "end closed", or
+// "end KIND" and exit status 1 on any other error (KIND: the C status name in
+// lower case without MEMTUBE_, e.g. "peer_gone"); see interop.rs.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"memtube"
@@ -40,6 +48,7 @@ const (
 	call
 	echo
 	ping
+	dump
 )
 
 type args struct {
@@ -89,6 +98,8 @@ func parse() (*args, error) {
 			a.role = serve
 		case "--echo":
 			a.role = echo
+		case "--dump":
+			a.role = dump
 		case "--size":
 			if a.size, err = strconv.Atoi(v); err != nil {
 				return nil, err
@@ -120,7 +131,7 @@ func parse() (*args, error) {
 		return nil, errors.New("--size must be at least 8")
 	}
 	if a.role == none {
-		return nil, errors.New("give a role: --send N, --recv, --serve, --call N, --echo or --ping N")
+		return nil, errors.New("give a role: --send N, --recv, --serve, --call N, --echo, --ping N or --dump")
 	}
 	return a, nil
 }
@@ -174,7 +185,11 @@ func open(a *args) (*memtube.Conn, error) {
 		c, err := memtube.Connect(ctx, a.connect, opts)
 		if errors.Is(err, memtube.ErrNoListener) && ctx.Err() == nil {
 			time.Sleep(10 * time.Millisecond)
-			continue
+			// still nobody when the time is up: that, as the other
+			// languages' peers say (not the context's timeout)
+			if ctx.Err() == nil {
+				continue
+			}
 		}
 		return c, err
 	}
@@ -372,8 +387,53 @@ func run(a *args) (*result, error) {
 	return r, nil
 }
 
+// runDump is --dump: every message as "msg TYPE HEX" until an error ends
+// the stream (ErrClosed: the peer's clean close); that error.
+func runDump(a *args) error {
+	conn, err := open(a)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rx, err := conn.Receiver()
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	for {
+		m, err := rx.RecvTimeout(a.timeout)
+		if err != nil {
+			return err
+		}
+		p := "-"
+		if m.Len() > 0 {
+			p = hex.EncodeToString(m.Bytes())
+		}
+		fmt.Fprintf(out, "msg %d %s\n", m.TypeID(), p)
+	}
+}
+
+// kind is the error kind --dump prints: the C status name in lower case
+// without MEMTUBE_ ("closed", "peer_gone", ...).
+func kind(err error) string {
+	var e *memtube.Error
+	if !errors.As(err, &e) {
+		return "os"
+	}
+	return strings.ToLower(strings.TrimPrefix(e.Status.String(), "MEMTUBE_"))
+}
+
 func main() {
 	a, err := parse()
+	if err == nil && a.role == dump {
+		end := kind(runDump(a))
+		fmt.Printf("end %s\n", end)
+		if end != "closed" {
+			os.Exit(1)
+		}
+		return
+	}
 	var r *result
 	if err == nil {
 		r, err = run(a)

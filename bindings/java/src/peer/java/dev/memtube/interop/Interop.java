@@ -6,6 +6,7 @@ import dev.memtube.Direction;
 import dev.memtube.Grant;
 import dev.memtube.Listener;
 import dev.memtube.Memtube;
+import dev.memtube.MemtubeException;
 import dev.memtube.Message;
 import dev.memtube.NoListenerException;
 import dev.memtube.Options;
@@ -15,6 +16,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.Locale;
 
 /**
  * The Java twin of examples/interop.rs: the same command line, the same
@@ -28,15 +31,21 @@ import java.util.Arrays;
  *
  * <pre>
  * interop-java (--listen ADDR | --connect ADDR) ROLE [OPTIONS]
- *   ROLE: --send N | --recv | --serve | --call N | --echo | --ping N
+ *   ROLE: --send N | --recv | --serve | --call N | --echo | --ping N | --dump
  *   OPTIONS: --size S (default 256, at least 8) --capacity C (default 65536)
  *            --timeout SECS (default 10) --unchecked --spin
  * </pre>
+ *
+ * <p>--dump receives until the stream ends and prints every message, checking
+ * nothing: {@code msg TYPE HEX} ({@code -} for an empty payload), then
+ * {@code end closed}, or {@code end KIND} and exit status 1 on any other error
+ * (KIND: the {@link dev.memtube.Status} in lower case, the C status name
+ * without MEMTUBE_, e.g. {@code peer_gone}).
  */
 public final class Interop {
     private Interop() {}
 
-    private enum Role { SEND, RECV, SERVE, CALL, ECHO, PING }
+    private enum Role { SEND, RECV, SERVE, CALL, ECHO, PING, DUMP }
 
     private static final class Args {
         String listen, connect;
@@ -91,6 +100,7 @@ public final class Interop {
                 case "--recv": a.role = Role.RECV; continue;
                 case "--serve": a.role = Role.SERVE; continue;
                 case "--echo": a.role = Role.ECHO; continue;
+                case "--dump": a.role = Role.DUMP; continue;
                 default: break;
             }
             if (!java.util.List.of("--listen", "--connect", "--send", "--call", "--ping", "--size", "--capacity",
@@ -119,7 +129,7 @@ public final class Interop {
             throw new Failure("give exactly one of --listen ADDR and --connect ADDR");
         }
         if (a.size < 8) throw new Failure("--size must be at least 8");
-        if (a.role == null) throw new Failure("give a role: --send N, --recv, --serve, --call N, --echo or --ping N");
+        if (a.role == null) throw new Failure("give a role: --send N, --recv, --serve, --call N, --echo, --ping N or --dump");
         return a;
     }
 
@@ -317,6 +327,30 @@ public final class Interop {
         return String.format("ok count=%d bytes=%d fnv=%016x secs=%.6f%s", count, bytes, h, secs, extra);
     }
 
+    /**
+     * --dump: prints every message as {@code msg TYPE HEX} until an error ends
+     * the stream, then {@code end KIND}; whether that was the peer's clean close.
+     */
+    private static boolean dump(Args a) throws Exception {
+        String end;
+        HexFormat hex = HexFormat.of();
+        try (Connection conn = open(a)) {
+            Receiver rx = conn.receiver();
+            while (true) {
+                try (Message m = rx.recv(a.timeout)) {
+                    byte[] p = m.toByteArray();
+                    System.out.println("msg " + Integer.toUnsignedString(m.typeId()) + " "
+                            + (p.length == 0 ? "-" : hex.formatHex(p)));
+                }
+            }
+        } catch (MemtubeException e) {
+            end = e.status().name().toLowerCase(Locale.ROOT);
+        }
+        System.out.println("end " + end);
+        System.out.flush();
+        return end.equals("closed");
+    }
+
     private static long q(long[] s, double p) {
         return s[Math.min((int) (s.length * p), s.length - 1)];
     }
@@ -325,7 +359,9 @@ public final class Interop {
         String line;
         int code = 0;
         try {
-            line = run(parse(argv));
+            Args a = parse(argv);
+            if (a.role == Role.DUMP) System.exit(dump(a) ? 0 : 1);
+            line = run(a);
         } catch (Failure e) {
             line = "error: " + e.getMessage();
             code = 1;
