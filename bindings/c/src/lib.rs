@@ -23,6 +23,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+// The boundary turns a panic into MEMTUBE_PANIC with catch_unwind, which
+// catches nothing when panics abort: the process would die under its caller.
+#[cfg(panic = "abort")]
+compile_error!(
+    "memtube-ffi needs panic = \"unwind\": its C ABI promises that a panic becomes MEMTUBE_PANIC"
+);
+
 mod conn;
 mod error;
 mod exchange;
