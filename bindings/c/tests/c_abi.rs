@@ -223,6 +223,47 @@ impl Proc {
         );
         line
     }
+
+    /// Wait for a successful exit; every line printed (not yet read).
+    fn all_lines(mut self) -> Vec<String> {
+        let mut all = Vec::new();
+        loop {
+            match self.lines.recv_timeout(T) {
+                Ok(l) => all.push(l),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!("{}: no end of output ({e}) after {all:?}", self.name),
+            }
+        }
+        let st = self.child.wait().unwrap();
+        assert!(
+            st.success(),
+            "{} failed: {st} (its output: {all:?})",
+            self.name
+        );
+        all
+    }
+
+    /// Wait until something listens at the abstract address `addr`
+    /// (/proc/net/unix lists it), failing if this program exits first.
+    fn wait_listening(&mut self, addr: &str) {
+        let listed = format!(" {addr}");
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let table = std::fs::read_to_string("/proc/net/unix").unwrap();
+            if table.lines().any(|l| l.ends_with(&listed)) {
+                return;
+            }
+            if let Some(st) = self.child.try_wait().unwrap() {
+                panic!("{} exited before listening at {addr}: {st}", self.name);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: nothing listens at {addr}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Drop for Proc {
@@ -875,48 +916,73 @@ fn cpp_wrapper_as_cpp17_and_cpp20() {
 }
 
 /// The README's C and C++ blocks compile and link as they are (`-Wall
-/// -Wextra -Werror`), so the copy-paste examples stay true.
+/// -Wextra -Werror`), so the copy-paste examples stay true; and the ones
+/// that talk over `@demo` (each program a receiver, and with the argument
+/// `send` a sender) run: every receiver with every sender, C and C++ both
+/// ways, over an address of this test run, each receiver printing what its
+/// sender sent.
 #[test]
-fn readme_c_and_cpp_blocks_build() {
+fn readme_c_and_cpp_blocks_build_and_run() {
     let b = build();
     let readme = std::fs::read_to_string(manifest_dir().join("../../README.md")).unwrap();
+    let addr = unique_addr("readme");
     let mut n = 0;
+    let mut talkers = Vec::new();
     for (fence, compiler, std, ext) in [
         ("```c\n", "gcc", "-std=c99", "c"),
         ("```cpp\n", "g++", "-std=c++17", "cpp"),
     ] {
+        if !have_tool(compiler, "the README's blocks") {
+            continue;
+        }
+        let talkers_before = talkers.len();
         for (i, block) in readme.split(fence).skip(1).enumerate() {
             let code = block.split("```").next().unwrap();
-            let src = b.out.join(format!("readme-{i}.{ext}"));
-            std::fs::write(&src, code).unwrap();
+            let talks = code.contains("\"@demo\"");
+            let src = b.out.join(format!("readme-{ext}-{i}.{ext}"));
+            std::fs::write(&src, code.replace("\"@demo\"", &format!("\"{addr}\""))).unwrap();
+            let exe = b.out.join(format!("readme-{ext}-{i}"));
             let out = Command::new(compiler)
                 .args([std, "-Wall", "-Wextra", "-Werror", "-I"])
                 .arg(manifest_dir().join("include"))
                 .arg(&src)
                 .arg(b.profile_dir.join("libmemtube.a"))
                 .args(["-lpthread", "-ldl", "-lm", "-o"])
-                .arg(src.with_extension("out"))
-                .output();
-            let out = match out {
-                Ok(out) => out,
-                Err(e) if std::env::var_os("CI").is_none() => {
-                    eprintln!("{compiler} not runnable ({e}): skipped");
-                    continue;
-                }
-                Err(e) => panic!("{compiler}: {e}"),
-            };
+                .arg(&exe)
+                .output()
+                .unwrap();
             assert!(
                 out.status.success(),
                 "README block {i} ({ext}) does not build:\n{code}\n{}",
                 String::from_utf8_lossy(&out.stderr)
             );
             n += 1;
+            if talks {
+                talkers.push(exe);
+            }
         }
+        assert!(
+            talkers.len() > talkers_before,
+            "the README has no {ext} block that sends and receives over @demo"
+        );
     }
     assert!(
         n >= 2 || std::env::var_os("CI").is_none(),
         "no README blocks found"
     );
+    // What the README's senders send, as their receivers print it.
+    let sent = ["type 0: hello 0", "type 1: hello 1", "type 2: hello 2"];
+    for rx in &talkers {
+        for tx in &talkers {
+            let name = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
+            let pair = format!("{} receiving from {} send", name(rx), name(tx));
+            let mut receiver = Proc::spawn(Command::new(rx), &pair);
+            receiver.wait_listening(&addr);
+            let out = Command::new(tx).arg("send").output().unwrap();
+            assert!(out.status.success(), "{pair}: the sender failed: {out:?}");
+            assert_eq!(receiver.all_lines(), sent, "{pair}");
+        }
+    }
 }
 
 /// Teardown races from C, threads of one process (tests/c/teardown.c): a
