@@ -33,6 +33,11 @@
 #include <stdlib.h>
 
 /**
+ * Wait without limit (any negative `timeout_ns` does).
+ */
+#define MEMTUBE_FOREVER -1
+
+/**
  * The ABI's major version: changes when anything is changed or removed.
  */
 #define MEMTUBE_ABI_VERSION_MAJOR 1
@@ -51,11 +56,6 @@
  * layout changes only with the major.
  */
 #define MEMTUBE_ABI_VERSION 65538
-
-/**
- * Wait without limit (any negative `timeout_ns` does).
- */
-#define MEMTUBE_FOREVER -1
 
 /**
  * The connecting process sends, the listener receives (the default).

@@ -77,6 +77,17 @@ enum class Status : int32_t {
 /// The status's name ("PEER_GONE", ...).
 inline const char *name(Status s) noexcept { return memtube_status_name(static_cast<int32_t>(s)); }
 
+/// Whether a library of ABI version `library` (what memtube_abi_version()
+/// returns: major << 16 | minor) runs a program built against this header:
+/// the same major, and a library minor at least the header's (a minor only
+/// adds). With the major equal, `library >= MEMTUBE_ABI_VERSION` is the
+/// minor's comparison.
+constexpr bool abi_compatible(uint32_t library) noexcept {
+    return (library >> 16) == MEMTUBE_ABI_VERSION_MAJOR && library >= MEMTUBE_ABI_VERSION;
+}
+/// The start-up check: whether the library loaded runs this program.
+inline bool abi_compatible() noexcept { return abi_compatible(memtube_abi_version()); }
+
 /// A failed call: its status and the thread's last error message, copied
 /// when the call failed.
 struct Error {

@@ -415,3 +415,65 @@ pub(crate) fn status_signal_safe(f: impl FnOnce() -> bool) -> i32 {
         Err(_) => MEMTUBE_PANIC as i32,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    /// `memtube_last_error_message()`, as C reads it.
+    fn last_message() -> String {
+        let p = crate::memtube_last_error_message();
+        assert!(!p.is_null());
+        // SAFETY: a NUL-terminated string owned by this thread's last error,
+        // valid until the next memtube call on this thread; copied at once.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+
+    /// A panic inside an entry point's closure comes out of the boundary
+    /// every entry point uses as MEMTUBE_PANIC, the thread's last error
+    /// names it, and the next successful call clears it.
+    #[test]
+    fn a_panic_becomes_memtube_panic_and_the_last_error() {
+        let st = status(|| panic!("test panic inside status"));
+        assert_eq!(st, MEMTUBE_PANIC as i32);
+        let m = last_message();
+        assert!(
+            m.starts_with("panic inside memtube") && m.ends_with(": test panic inside status"),
+            "{m}"
+        );
+        assert_eq!(crate::memtube_last_os_error(), 0);
+        // SAFETY: memtube_status_name returns a static NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(crate::memtube_status_name(st)) };
+        assert_eq!(name.to_str(), Ok("MEMTUBE_PANIC"));
+        // Asking for the message does not change it.
+        assert_eq!(last_message(), m);
+
+        assert_eq!(status(|| Ok(())), MEMTUBE_OK as i32);
+        assert_eq!(last_message(), "", "a success clears the last error");
+
+        // The boundary of the entry points that return a value: the fallback.
+        let n = 7;
+        let v = value(usize::MAX, || -> Result<usize> {
+            panic!("formatted panic {n}")
+        });
+        assert_eq!(v, usize::MAX);
+        assert!(last_message().ends_with(": formatted panic 7"));
+        assert_eq!(value(0, || Ok(42)), 42);
+        assert_eq!(last_message(), "");
+
+        // A payload that is not a string still becomes a status.
+        assert_eq!(
+            status(|| std::panic::panic_any(17_u8)),
+            MEMTUBE_PANIC as i32
+        );
+        assert!(last_message().ends_with(": unknown panic payload"));
+
+        // memtube_cancel_token_cancel's boundary touches no thread-local.
+        assert_eq!(
+            status_signal_safe(|| panic!("test panic inside status_signal_safe")),
+            MEMTUBE_PANIC as i32
+        );
+        assert!(last_message().ends_with(": unknown panic payload"));
+    }
+}

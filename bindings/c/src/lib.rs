@@ -23,6 +23,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+// The boundary turns a panic into MEMTUBE_PANIC with catch_unwind, which
+// catches nothing when panics abort: the process would die under its caller.
+#[cfg(panic = "abort")]
+compile_error!(
+    "memtube-ffi needs panic = \"unwind\": its C ABI promises that a panic becomes MEMTUBE_PANIC"
+);
+
+// First: cbindgen then writes the version macros near the top of memtube.h.
+mod version;
+
 mod conn;
 mod error;
 mod exchange;
@@ -45,26 +55,12 @@ pub use recv::*;
 pub use region::*;
 pub use rpc::*;
 pub use send::*;
+pub use version::*;
 
 use std::ffi::c_char;
 
-/// The ABI's major version: changes when anything is changed or removed.
-pub const MEMTUBE_ABI_VERSION_MAJOR: u32 = 1;
-/// The ABI's minor version: grows when functions, statuses or option
-/// setters are added (nothing else changes in a minor).
-pub const MEMTUBE_ABI_VERSION_MINOR: u32 = 2;
-/// `major << 16 | minor`, as `memtube_abi_version()` returns it for the
-/// library actually loaded. A program built against this header works with
-/// a library of the same major and an equal or greater minor. Structs
-/// (`memtube_message`, `memtube_grant`, ...) carry no size field: their
-/// layout changes only with the major.
-pub const MEMTUBE_ABI_VERSION: u32 = 0x0001_0002;
-
 /// Wait without limit (any negative `timeout_ns` does).
 pub const MEMTUBE_FOREVER: i64 = -1;
-
-const _: () =
-    assert!(MEMTUBE_ABI_VERSION == (MEMTUBE_ABI_VERSION_MAJOR << 16) | MEMTUBE_ABI_VERSION_MINOR);
 
 /// The text of this thread's last failure, NUL-terminated; "" when the
 /// last memtube call on this thread succeeded. Owned by memtube, valid

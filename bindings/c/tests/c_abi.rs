@@ -31,6 +31,32 @@ const T: Duration = Duration::from_secs(30);
 const ROLE: &str = "MEMTUBE_FFI_TEST_ROLE";
 const ADDR: &str = "MEMTUBE_FFI_TEST_ADDR";
 
+/// The ABI version constants, from the file the library and its build
+/// script (which names the shared library after the major) read too.
+#[allow(dead_code)]
+mod version {
+    include!("../src/version.rs");
+}
+use version::{MEMTUBE_ABI_VERSION_MAJOR as ABI_MAJOR, MEMTUBE_ABI_VERSION_MINOR as ABI_MINOR};
+
+/// Whether `tool --version` runs. A missing tool fails the test in CI (`CI`
+/// set, as `CI=true`; .ci/run installs every one); elsewhere what needs it
+/// is skipped, and this says so.
+fn have_tool(tool: &str, what: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is not installed, and CI requires {what} (.ci/run installs it)"
+        );
+        eprintln!("{tool} not installed: {what} skipped");
+    }
+    ok
+}
+
 // ------------------------------------------------------------- building
 
 struct Build {
@@ -196,6 +222,47 @@ impl Proc {
             self.name
         );
         line
+    }
+
+    /// Wait for a successful exit; every line printed (not yet read).
+    fn all_lines(mut self) -> Vec<String> {
+        let mut all = Vec::new();
+        loop {
+            match self.lines.recv_timeout(T) {
+                Ok(l) => all.push(l),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!("{}: no end of output ({e}) after {all:?}", self.name),
+            }
+        }
+        let st = self.child.wait().unwrap();
+        assert!(
+            st.success(),
+            "{} failed: {st} (its output: {all:?})",
+            self.name
+        );
+        all
+    }
+
+    /// Wait until something listens at the abstract address `addr`
+    /// (/proc/net/unix lists it), failing if this program exits first.
+    fn wait_listening(&mut self, addr: &str) {
+        let listed = format!(" {addr}");
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let table = std::fs::read_to_string("/proc/net/unix").unwrap();
+            if table.lines().any(|l| l.ends_with(&listed)) {
+                return;
+            }
+            if let Some(st) = self.child.try_wait().unwrap() {
+                panic!("{} exited before listening at {addr}: {st}", self.name);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: nothing listens at {addr}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
@@ -602,16 +669,11 @@ fn c_client_refuses_hostile_handshakes() {
     t.join().unwrap();
 }
 
-/// The same under valgrind's memcheck, where there is one: no definite
-/// leak and no invalid access on the refusal paths.
+/// The same under valgrind's memcheck: no definite leak and no invalid
+/// access on the refusal paths. Skipped without valgrind, except in CI.
 #[test]
 fn c_client_refuses_hostile_handshakes_under_valgrind() {
-    let has_valgrind = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_valgrind {
-        eprintln!("valgrind not installed: skipped");
+    if !have_tool("valgrind", "the memcheck run of the hostile handshakes") {
         return;
     }
     let addr = unique_addr("hostile-vg");
@@ -630,9 +692,14 @@ fn c_client_refuses_hostile_handshakes_under_valgrind() {
     t.join().unwrap();
 }
 
-/// `bindings/c/install.sh` into a scratch prefix, then the example of
-/// docs/c-abi.md (`examples/c/hello.c`) built with `pkg-config` against the
-/// shared library and run.
+/// `bindings/c/install.sh` into a scratch prefix: the versioned shared
+/// library (its SONAME `libmemtube.so.<ABI major>`, the links to it), both
+/// headers and `memtube.pc`. Then, through `pkg-config` (required in CI;
+/// elsewhere its flags are given by hand without it): the example of
+/// docs/c-abi.md (`examples/c/hello.c`) linked against the shared library,
+/// which it records by its SONAME and loads from the prefix, and a C++
+/// program over the installed `memtube.hpp` (tests/cpp/installed.cpp), which
+/// checks the loaded library's ABI version against the SONAME's major.
 #[test]
 fn install_pkg_config_and_shared_library() {
     let b = build();
@@ -645,23 +712,73 @@ fn install_pkg_config_and_shared_library() {
         .status()
         .unwrap();
     assert!(st.success(), "install.sh failed");
-    let pc = std::fs::read_to_string(prefix.join("lib/pkgconfig/memtube.pc")).unwrap();
+    let lib = prefix.join("lib");
+    let pc = std::fs::read_to_string(lib.join("pkgconfig/memtube.pc")).unwrap();
     assert!(pc.contains(&format!("prefix={}", prefix.display())), "{pc}");
     assert!(
         pc.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))),
         "{pc}"
     );
-    let flags = match Command::new("pkg-config")
-        .args(["--cflags", "--libs", "memtube"])
-        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
-        .output()
-    {
-        Ok(o) if o.status.success() => String::from_utf8(o.stdout).unwrap(),
-        _ => {
-            eprintln!("pkg-config not installed: using the flags it would give");
-            format!("-I{0}/include -L{0}/lib -lmemtube", prefix.display())
-        }
+    for h in ["memtube.h", "memtube.hpp"] {
+        let installed = std::fs::read(prefix.join("include").join(h))
+            .unwrap_or_else(|e| panic!("{h} not installed: {e}"));
+        let source = std::fs::read(manifest_dir().join("include").join(h)).unwrap();
+        assert!(
+            installed == source,
+            "the installed {h} differs from include/{h}"
+        );
+    }
+
+    // The layout: the file, and the links the loader and the linker follow.
+    let soname = format!("libmemtube.so.{ABI_MAJOR}");
+    let real = format!("{soname}.{ABI_MINOR}");
+    let is_file = |name: &str| {
+        std::fs::symlink_metadata(lib.join(name)).is_ok_and(|m| m.file_type().is_file())
     };
+    assert!(is_file(&real), "lib/{real} is not a file");
+    assert!(is_file("libmemtube.a"), "lib/libmemtube.a is not a file");
+    let link = |name: &str| std::fs::read_link(lib.join(name)).map(|p| p.display().to_string());
+    assert_eq!(link(&soname).ok(), Some(real.clone()), "lib/{soname}");
+    assert_eq!(
+        link("libmemtube.so").ok(),
+        Some(soname.clone()),
+        "lib/libmemtube.so"
+    );
+    let readelf = have_tool("readelf", "the SONAME and DT_NEEDED checks");
+    let dynamic = |file: &Path| {
+        let o = Command::new("readelf")
+            .arg("-d")
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "readelf -d {}: {o:?}", file.display());
+        String::from_utf8(o.stdout).unwrap()
+    };
+    if readelf {
+        let d = dynamic(&lib.join(&real));
+        assert!(
+            d.contains(&format!("Library soname: [{soname}]")),
+            "{real} has not the SONAME {soname}:\n{d}"
+        );
+    }
+
+    let flags = if have_tool("pkg-config", "building through pkg-config") {
+        let o = Command::new("pkg-config")
+            .args(["--cflags", "--libs", "memtube"])
+            .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "pkg-config --cflags --libs memtube: {o:?}"
+        );
+        String::from_utf8(o.stdout).unwrap()
+    } else {
+        eprintln!("using the flags pkg-config would give");
+        format!("-I{0}/include -L{0}/lib -lmemtube", prefix.display())
+    };
+
+    // C: examples/c/hello.c, linked against the shared library.
     let exe = b.out.join("hello");
     let out = Command::new("gcc")
         .args([
@@ -682,40 +799,86 @@ fn install_pkg_config_and_shared_library() {
         "gcc hello.c failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if readelf {
+        // The program records the SONAME, not the linker's name.
+        let d = dynamic(&exe);
+        assert!(
+            d.contains(&format!("Shared library: [{soname}]"))
+                && !d.contains("Shared library: [libmemtube.so]"),
+            "hello does not need {soname}:\n{d}"
+        );
+    }
     let run = Command::new(&exe)
-        .env("LD_LIBRARY_PATH", prefix.join("lib"))
+        .env("LD_LIBRARY_PATH", &lib)
         .output()
         .unwrap();
     assert!(run.status.success(), "hello failed: {run:?}");
     assert_eq!(String::from_utf8_lossy(&run.stdout), "hello (type 1)\n");
-    // The program really used the shared library.
-    let ldd = Command::new("ldd")
+    // The program really loads the shared library, from the prefix.
+    if let Ok(l) = Command::new("ldd")
         .arg(&exe)
-        .env("LD_LIBRARY_PATH", prefix.join("lib"))
-        .output();
-    if let Ok(l) = ldd {
+        .env("LD_LIBRARY_PATH", &lib)
+        .output()
+    {
         let l = String::from_utf8_lossy(&l.stdout);
+        let want = format!("{soname} => {}", lib.join(&soname).display());
+        assert!(l.contains(&want), "ldd hello has no {want:?}:\n{l}");
+    }
+
+    // C++: memtube.hpp from the prefix, the same flags.
+    if have_tool("g++", "the C++ program over the installed memtube.hpp") {
+        let exe = b.out.join("installed-cpp");
+        let out = Command::new("g++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg(manifest_dir().join("tests/cpp/installed.cpp"))
+            .args(flags.split_whitespace())
+            .arg("-o")
+            .arg(&exe)
+            .output()
+            .unwrap();
         assert!(
-            l.contains(&*prefix.join("lib/libmemtube.so").to_string_lossy()),
-            "{l}"
+            out.status.success(),
+            "g++ tests/cpp/installed.cpp against the prefix failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let run = Command::new(&exe)
+            .env("LD_LIBRARY_PATH", &lib)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "installed-cpp failed: {run:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&run.stdout),
+            format!("ABI {ABI_MAJOR}.{ABI_MINOR}, compatible\n"),
+            "the library loaded through {soname} reports another ABI"
         );
     }
     let _ = std::fs::remove_dir_all(&prefix);
 }
 
 /// memtube.hpp (over memtube.h, declarations inside `extern "C"`), built as
-/// C++17 and C++20 with `-pedantic -Werror`: results, move-only handles,
-/// zero-copy send and receive, call/serve, split handles on two threads,
-/// rings in caller memory and the conformance image of docs/PROTOCOL.md
-/// (tests/cpp/hpp.cpp). Without g++ it is skipped, except in CI.
+/// C++17 and C++20 with `-pedantic -Werror`, and as C++17 without
+/// exceptions or RTTI (`-fno-exceptions -fno-rtti`: the wrapper needs
+/// neither): results, move-only handles, zero-copy send and receive,
+/// call/serve, split handles on two threads, rings in caller memory and the
+/// conformance image of docs/PROTOCOL.md (tests/cpp/hpp.cpp). The C++
+/// examples (examples/cpp) are compiled without exceptions or RTTI too.
+/// Without g++ it is skipped, except in CI.
 #[test]
 fn cpp_wrapper_as_cpp17_and_cpp20() {
     let b = build();
+    if !have_tool("g++", "the C++ wrapper's test") {
+        return;
+    }
+    const BARE: [&str; 2] = ["-fno-exceptions", "-fno-rtti"];
     let src = manifest_dir().join("tests/cpp/hpp.cpp");
     let doc = manifest_dir().join("../../docs/PROTOCOL.md");
-    for std in ["c++17", "c++20"] {
-        let exe = b.out.join(format!("hpp-{std}"));
-        let out = match Command::new("g++")
+    for (std, extra, tag) in [
+        ("c++17", &[][..], "c++17"),
+        ("c++20", &[][..], "c++20"),
+        ("c++17", &BARE[..], "c++17-bare"),
+    ] {
+        let exe = b.out.join(format!("hpp-{tag}"));
+        let out = Command::new("g++")
             .args([
                 &format!("-std={std}"),
                 "-Wall",
@@ -723,6 +886,7 @@ fn cpp_wrapper_as_cpp17_and_cpp20() {
                 "-Werror",
                 "-pedantic",
             ])
+            .args(extra)
             .args(["-O1", "-g", "-I"])
             .arg(manifest_dir().join("include"))
             .arg(&src)
@@ -730,72 +894,108 @@ fn cpp_wrapper_as_cpp17_and_cpp20() {
             .args(["-lpthread", "-ldl", "-lm", "-o"])
             .arg(&exe)
             .output()
-        {
-            Ok(out) => out,
-            Err(e) if std::env::var_os("CI").is_none() => {
-                eprintln!("g++ not runnable ({e}): the C++ wrapper is not tested here");
-                return;
-            }
-            Err(e) => panic!("g++: {e} (CI tests every language)"),
-        };
+            .unwrap();
         assert!(
             out.status.success(),
-            "g++ -std={std} failed:\n{}",
+            "g++ -std={std} {extra:?} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         let run = Command::new(&exe).arg(&doc).output().unwrap();
         let stdout = String::from_utf8_lossy(&run.stdout);
         assert!(
             run.status.success() && stdout.contains(", 0 failed"),
-            "{std}: {stdout}\n{}",
+            "{tag}: {stdout}\n{}",
             String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    for example in ["interop", "pingpong"] {
+        let src = manifest_dir().join(format!("../../examples/cpp/{example}.cpp"));
+        let out = Command::new("g++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror"])
+            .args(BARE)
+            .args(["-O1", "-c", "-I"])
+            .arg(manifest_dir().join("include"))
+            .arg(&src)
+            .arg("-o")
+            .arg(b.out.join(format!("{example}-bare.o")))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "g++ {BARE:?} examples/cpp/{example}.cpp failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }
 
 /// The README's C and C++ blocks compile and link as they are (`-Wall
-/// -Wextra -Werror`), so the copy-paste examples stay true.
+/// -Wextra -Werror`), so the copy-paste examples stay true; and the ones
+/// that talk over `@demo` (each program a receiver, and with the argument
+/// `send` a sender) run: every receiver with every sender, C and C++ both
+/// ways, over an address of this test run, each receiver printing what its
+/// sender sent.
 #[test]
-fn readme_c_and_cpp_blocks_build() {
+fn readme_c_and_cpp_blocks_build_and_run() {
     let b = build();
     let readme = std::fs::read_to_string(manifest_dir().join("../../README.md")).unwrap();
+    let addr = unique_addr("readme");
     let mut n = 0;
+    let mut talkers = Vec::new();
     for (fence, compiler, std, ext) in [
         ("```c\n", "gcc", "-std=c99", "c"),
         ("```cpp\n", "g++", "-std=c++17", "cpp"),
     ] {
+        if !have_tool(compiler, "the README's blocks") {
+            continue;
+        }
+        let talkers_before = talkers.len();
         for (i, block) in readme.split(fence).skip(1).enumerate() {
             let code = block.split("```").next().unwrap();
-            let src = b.out.join(format!("readme-{i}.{ext}"));
-            std::fs::write(&src, code).unwrap();
+            let talks = code.contains("\"@demo\"");
+            let src = b.out.join(format!("readme-{ext}-{i}.{ext}"));
+            std::fs::write(&src, code.replace("\"@demo\"", &format!("\"{addr}\""))).unwrap();
+            let exe = b.out.join(format!("readme-{ext}-{i}"));
             let out = Command::new(compiler)
                 .args([std, "-Wall", "-Wextra", "-Werror", "-I"])
                 .arg(manifest_dir().join("include"))
                 .arg(&src)
                 .arg(b.profile_dir.join("libmemtube.a"))
                 .args(["-lpthread", "-ldl", "-lm", "-o"])
-                .arg(src.with_extension("out"))
-                .output();
-            let out = match out {
-                Ok(out) => out,
-                Err(e) if std::env::var_os("CI").is_none() => {
-                    eprintln!("{compiler} not runnable ({e}): skipped");
-                    continue;
-                }
-                Err(e) => panic!("{compiler}: {e}"),
-            };
+                .arg(&exe)
+                .output()
+                .unwrap();
             assert!(
                 out.status.success(),
                 "README block {i} ({ext}) does not build:\n{code}\n{}",
                 String::from_utf8_lossy(&out.stderr)
             );
             n += 1;
+            if talks {
+                talkers.push(exe);
+            }
         }
+        assert!(
+            talkers.len() > talkers_before,
+            "the README has no {ext} block that sends and receives over @demo"
+        );
     }
     assert!(
         n >= 2 || std::env::var_os("CI").is_none(),
         "no README blocks found"
     );
+    // What the README's senders send, as their receivers print it.
+    let sent = ["type 0: hello 0", "type 1: hello 1", "type 2: hello 2"];
+    for rx in &talkers {
+        for tx in &talkers {
+            let name = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
+            let pair = format!("{} receiving from {} send", name(rx), name(tx));
+            let mut receiver = Proc::spawn(Command::new(rx), &pair);
+            receiver.wait_listening(&addr);
+            let out = Command::new(tx).arg("send").output().unwrap();
+            assert!(out.status.success(), "{pair}: the sender failed: {out:?}");
+            assert_eq!(receiver.all_lines(), sent, "{pair}");
+        }
+    }
 }
 
 /// Teardown races from C, threads of one process (tests/c/teardown.c): a

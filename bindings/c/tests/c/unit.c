@@ -64,9 +64,20 @@ static memtube_options *opts(uint32_t capacity, bool duplex) {
 
 /* ------------------------------------------------------------- basics */
 
+/* The start-up check of docs/c-abi.md ("Versioning"): the same major, and a
+ * library minor at least the header's. */
+static bool abi_ok(uint32_t v) {
+    return (v >> 16) == MEMTUBE_ABI_VERSION_MAJOR && v >= MEMTUBE_ABI_VERSION;
+}
+
 static void test_basics(void) {
     CHECK(memtube_abi_version() == MEMTUBE_ABI_VERSION);
     CHECK((memtube_abi_version() >> 16) == MEMTUBE_ABI_VERSION_MAJOR);
+    CHECK(abi_ok(memtube_abi_version()));
+    CHECK(abi_ok(MEMTUBE_ABI_VERSION + 1));                     /* a newer minor */
+    CHECK(!abi_ok(MEMTUBE_ABI_VERSION - 1));                    /* an older minor (or major) */
+    CHECK(!abi_ok(MEMTUBE_ABI_VERSION + (1u << 16)));           /* the next major */
+    CHECK(!abi_ok(((MEMTUBE_ABI_VERSION_MAJOR - 1u) << 16) | 0xffff)); /* the previous major */
     CHECK(strlen(memtube_version()) > 0);
     CHECK(strcmp(memtube_status_name(MEMTUBE_OK), "MEMTUBE_OK") == 0);
     CHECK(strcmp(memtube_status_name(MEMTUBE_PEER_GONE), "MEMTUBE_PEER_GONE") == 0);

@@ -36,6 +36,14 @@ static_assert(!std::is_copy_constructible_v<memtube::Sender>);
 static_assert(!std::is_copy_assignable_v<memtube::Receiver>);
 static_assert(std::is_nothrow_move_constructible_v<memtube::Listener>);
 
+// The version rule: the same ABI major, a library minor at least the header's.
+static_assert(memtube::abi_compatible(MEMTUBE_ABI_VERSION));
+static_assert(memtube::abi_compatible(MEMTUBE_ABI_VERSION + 1));        // a newer minor
+static_assert(memtube::abi_compatible((MEMTUBE_ABI_VERSION_MAJOR << 16) | 0xffff));
+static_assert(!memtube::abi_compatible(MEMTUBE_ABI_VERSION - 1));       // an older minor (or major)
+static_assert(!memtube::abi_compatible(MEMTUBE_ABI_VERSION + (1u << 16))); // the next major
+static_assert(!memtube::abi_compatible(((MEMTUBE_ABI_VERSION_MAJOR - 1u) << 16) | 0xffff));
+
 static std::string fresh(const char *tag) {
     static int n;
     return "@memtube-hpp-" + std::to_string(getpid()) + "-" + std::to_string(n++) + "-" + tag;
@@ -56,6 +64,7 @@ static std::pair<memtube::Connection, memtube::Connection> pair(const char *tag,
 }
 
 static void results_and_options() {
+    CHECK(memtube::abi_compatible()); // the library linked
     auto c = memtube::Connection::connect(fresh("nobody"));
     CHECK(!c && c.status() == memtube::Status::NoListener);
     CHECK(!c.error().message.empty());
