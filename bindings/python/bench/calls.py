@@ -81,6 +81,33 @@ def main() -> None:
             send(payload)
             recv()
 
+    def send_recv_of(data, timeouts=False, release=None):
+        """send + recv as the checked interop peer writes them, one change
+        at a time: another payload type, keyword timeouts, an explicit
+        release or a `with` block."""
+        send, recv = tx.send, rx.recv
+
+        def loop(n):
+            if timeouts:
+                for _ in range(n):
+                    send(data, 1, timeout=10.0)
+                    recv(timeout=10.0)
+            elif release == "call":
+                for _ in range(n):
+                    send(data)
+                    recv().release()
+            elif release == "with":
+                for _ in range(n):
+                    send(data)
+                    with recv():
+                        pass
+            else:
+                for _ in range(n):
+                    send(data)
+                    recv()
+
+        return loop
+
     def send_only(n):
         send, recv = tx.send, rx.recv
         for i in range(n):
@@ -88,6 +115,8 @@ def main() -> None:
             if i & 255 == 255:
                 for _ in range(256):
                     recv()
+        for _ in range(n & 255):  # the last partial batch: the ring stays empty between runs
+            recv()
 
     def try_recv_empty(n):  # an exception raised and caught
         while True:
@@ -117,6 +146,10 @@ def main() -> None:
         ("tx.max_payload (takes the lock)", best(locked, n) - base),
         ("tx.send(32 B) + rx.recv() (same core)", best(send_recv, n) - base),
         ("tx.send(32 B) + rx.recv(), in batches of 256", best(send_only, n) - base),
+        ("  the same, sending a bytearray", best(send_recv_of(bytearray(32)), n) - base),
+        ("  the same, keyword timeouts on both", best(send_recv_of(payload, timeouts=True), n) - base),
+        ("  the same, msg.release() after recv", best(send_recv_of(payload, release="call"), n) - base),
+        ("  the same, with rx.recv(): pass", best(send_recv_of(payload, release="with"), n) - base),
         ("rx.try_recv() raising Empty", best(try_recv_empty, n // 10) - base),
         ("memoryview(msg).release()", best(memoryview_of, n) - base),
     ]
