@@ -10,6 +10,8 @@ import java.io.InputStreamReader;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
@@ -30,31 +32,47 @@ public final class ProcessTest {
         if (!"listening".equals(line)) throw new AssertionError("the peer said " + line);
     }
 
+    /** memtube.jar, from this JVM's class path. */
+    private static String memtubeJar() {
+        for (String e : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+            if (e.endsWith("memtube.jar")) return e;
+        }
+        throw new AssertionError("memtube.jar is not on the class path");
+    }
+
+    /**
+     * Run {@code receiver} (a class and its arguments, on class path {@code cp}, the library
+     * extracted from the jar) until it listens at {@code name}, then {@code sender}; both must exit
+     * 0 and the receiver must print {@code want}.
+     */
+    private static void receiverAndSender(String cp, String name, List<String> receiver, List<String> sender,
+            String want) throws Exception {
+        String javaBin = System.getProperty("java.home") + "/bin/java";
+        List<String> rxCmd = new ArrayList<>(List.of(javaBin, "-cp", cp));
+        rxCmd.addAll(receiver);
+        Process rx = new ProcessBuilder(rxCmd).redirectErrorStream(true).start();
+        long until = System.nanoTime() + 30_000_000_000L; // until the receiver listens
+        while (!java.nio.file.Files.readString(java.nio.file.Path.of("/proc/net/unix")).contains(name)) {
+            check(System.nanoTime() < until && rx.isAlive(), "the receiver did not listen");
+            Util.sleep(20);
+        }
+        List<String> txCmd = new ArrayList<>(List.of(javaBin, "-cp", cp));
+        txCmd.addAll(sender);
+        Process tx = new ProcessBuilder(txCmd).redirectErrorStream(true).start();
+        check(tx.waitFor(30, TimeUnit.SECONDS) && tx.exitValue() == 0,
+                "sender: " + new String(tx.getInputStream().readAllBytes()));
+        check(rx.waitFor(30, TimeUnit.SECONDS), "the receiver ended");
+        String out = new String(rx.getInputStream().readAllBytes());
+        check(rx.exitValue() == 0 && out.equals(want), "receiver printed " + out);
+    }
+
     /** The README's example (examples/Hello.java) between two JVMs, the library extracted from the jar. */
     @Test
     public void readmeExample() throws Exception {
         String classes = System.getProperty("memtube.examples");
         if (classes == null) throw new TestRunner.Skip("-Dmemtube.examples not set");
-        String jar = null;
-        for (String e : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
-            if (e.endsWith("memtube.jar")) jar = e;
-        }
-        check(jar != null, "memtube.jar on the class path");
-        String javaBin = System.getProperty("java.home") + "/bin/java";
-        String cp = jar + java.io.File.pathSeparator + classes;
-        // no memtube.jni.path: the library is extracted from the jar
-        Process rx = new ProcessBuilder(javaBin, "-cp", cp, "Hello").redirectErrorStream(true).start();
-        long until = System.nanoTime() + 30_000_000_000L; // until the receiver listens
-        while (!java.nio.file.Files.readString(java.nio.file.Path.of("/proc/net/unix")).contains("@memtube-java-hello")) {
-            check(System.nanoTime() < until && rx.isAlive(), "the receiver did not listen");
-            Util.sleep(20);
-        }
-        Process tx = new ProcessBuilder(javaBin, "-cp", cp, "Hello", "send").redirectErrorStream(true).start();
-        check(tx.waitFor(30, TimeUnit.SECONDS) && tx.exitValue() == 0,
-                "sender: " + new String(tx.getInputStream().readAllBytes()));
-        check(rx.waitFor(30, TimeUnit.SECONDS), "the receiver ended");
-        String out = new String(rx.getInputStream().readAllBytes());
-        check(rx.exitValue() == 0 && out.equals("1: hello\n"), "receiver printed " + out);
+        receiverAndSender(memtubeJar() + java.io.File.pathSeparator + classes, "@memtube-java-hello",
+                List.of("Hello"), List.of("Hello", "send"), "1: hello\n");
     }
 
     /**
@@ -66,11 +84,7 @@ public final class ProcessTest {
     public void topReadmeBlock() throws Exception {
         String readme = System.getProperty("memtube.readme");
         if (readme == null) throw new TestRunner.Skip("-Dmemtube.readme not set");
-        String jar = null;
-        for (String e : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
-            if (e.endsWith("memtube.jar")) jar = e;
-        }
-        check(jar != null, "memtube.jar on the class path");
+        String jar = memtubeJar();
         String text = java.nio.file.Files.readString(java.nio.file.Path.of(readme));
         int from = text.indexOf("```java", text.indexOf("**Java.**")) + "```java".length();
         String name = "@memtube-java-top-readme-" + ProcessHandle.current().pid();
@@ -91,20 +105,8 @@ public final class ProcessTest {
         int rc = javac.run(null, diag, diag, "-cp", jar, "-d", dir.toString(),
                 dir.resolve(classes[0] + ".java").toString(), dir.resolve(classes[1] + ".java").toString());
         check(rc == 0, "the README's block compiles: " + diag);
-        String javaBin = System.getProperty("java.home") + "/bin/java";
-        String cp = jar + java.io.File.pathSeparator + dir;
-        Process rx = new ProcessBuilder(javaBin, "-cp", cp, classes[0]).redirectErrorStream(true).start();
-        long until = System.nanoTime() + 30_000_000_000L; // until the receiver listens
-        while (!java.nio.file.Files.readString(java.nio.file.Path.of("/proc/net/unix")).contains(name)) {
-            check(System.nanoTime() < until && rx.isAlive(), "the receiver did not listen");
-            Util.sleep(20);
-        }
-        Process tx = new ProcessBuilder(javaBin, "-cp", cp, classes[1]).redirectErrorStream(true).start();
-        check(tx.waitFor(30, TimeUnit.SECONDS) && tx.exitValue() == 0,
-                "sender: " + new String(tx.getInputStream().readAllBytes()));
-        check(rx.waitFor(30, TimeUnit.SECONDS), "the receiver ended");
-        String out = new String(rx.getInputStream().readAllBytes());
-        check(rx.exitValue() == 0 && out.equals("1: hello\n"), "receiver printed " + out);
+        receiverAndSender(jar + java.io.File.pathSeparator + dir, name, List.of(classes[0]), List.of(classes[1]),
+                "1: hello\n");
     }
 
     /** SIGKILL of the peer while this side is blocked in a receive: PeerGone, promptly. */
