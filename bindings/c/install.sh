@@ -22,10 +22,11 @@ prefix=${1:-/usr/local}
 here=$(cd "$(dirname "$0")" && pwd)
 target=${TARGET_DIR:-$here/../../target/release}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$here/Cargo.toml" | head -n 1)
-abi() { sed -n "s/^#define MEMTUBE_ABI_VERSION_$1 \([0-9][0-9]*\)\$/\1/p" "$here/include/memtube.h"; }
+# The ABI version from src/version.rs, where build.rs reads the SONAME's.
+abi() { sed -n "s/^pub const MEMTUBE_ABI_VERSION_$1: u32 = \([0-9][0-9]*\);\$/\1/p" "$here/src/version.rs"; }
 major=$(abi MAJOR)
 minor=$(abi MINOR)
-[ -n "$major" ] && [ -n "$minor" ] || { echo "install.sh: no ABI version in memtube.h" >&2; exit 1; }
+[ -n "$major" ] && [ -n "$minor" ] || { echo "install.sh: no ABI version in src/version.rs" >&2; exit 1; }
 lib=$prefix/lib
 mkdir -p "$prefix/include" "$lib/pkgconfig"
 cp "$here/include/memtube.h" "$here/include/memtube.hpp" "$prefix/include/"
@@ -40,6 +41,10 @@ else
     ln -sf "libmemtube.so.$major" "$lib/libmemtube.so"
 fi
 put "$target/libmemtube.a" "$lib/libmemtube.a"
-sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" "$here/memtube.pc.in" \
+# macOS: the install name is @rpath/..., so programs linked through
+# pkg-config get the prefix's lib folder as their run path.
+rpath=
+[ "$(uname -s)" = Darwin ] && rpath=" -Wl,-rpath,\${libdir}"
+sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" -e "s|^Libs: \(.*\)|Libs: \1$rpath|" "$here/memtube.pc.in" \
     > "$lib/pkgconfig/memtube.pc"
 echo "installed memtube $version (ABI $major.$minor) under $prefix"

@@ -92,15 +92,21 @@ awk -v dir="$tmp/readme" -v addr="@memtube-go-readme-$$" '
     code && /in another process:/ { out = dir "/send/main.go"; next }
     code { gsub(/@demo/, addr); body[out] = body[out] $0 "\n" }
     END {
-        head = "package main\n\nimport (\n\t\"context\"\n\t\"fmt\"\n\t\"log\"\n\t\"time\"\n\n\t\"memtube\"\n)\n\nvar _ = fmt.Sprint\n\nfunc main() {\n\tctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)\n\tdefer cancel()\n"
+        head = "package main\n\nimport (\n\t\"context\"\n\t\"errors\"\n\t\"fmt\"\n\t\"log\"\n\t\"time\"\n\n\t\"memtube\"\n)\n\nvar _, _ = fmt.Sprint, errors.Is\n\nfunc main() {\n\tctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)\n\tdefer cancel()\n"
         for (f in body) printf "%s%s}\n", head, body[f] > f
     }' "$repo/README.md"
 (cd "$tmp/readme" && go build -o recv-bin ./recv && go build -o send-bin ./send)
 "$tmp/readme/recv-bin" >"$tmp/readme/out" &
 rp=$!
-sleep 0.5 # the receiver listening
+# Until the receiver listens (Connect does not wait for a listener).
+n=0
+until grep -q "@memtube-go-readme-$$" /proc/net/unix; do
+    n=$((n + 1))
+    [ $n -lt 500 ] && kill -0 $rp 2>/dev/null || { echo "the README's Go receiver did not listen" >&2; exit 1; }
+    sleep 0.02
+done
 "$tmp/readme/send-bin"
-wait $rp
+wait $rp # its exit status: 0 only after a clean close (set -e)
 [ "$(cat "$tmp/readme/out")" = "1: hello" ] || { echo "the README's Go receiver printed: $(cat "$tmp/readme/out")" >&2; exit 1; }
 echo "  $(cat "$tmp/readme/out")"
 
