@@ -100,7 +100,8 @@ awk -v dir="$tmp/readme" -v addr="@memtube-go-readme-$$" '
 rp=$!
 # Until the receiver listens (Connect does not wait for a listener).
 n=0
-until grep -q "@memtube-go-readme-$$" /proc/net/unix; do
+# (The name shows from bind(2) on; flags 00010000, accepting, after listen(2).)
+until awk -v n="@memtube-go-readme-$$" '$NF == n && $4 == "00010000" { f = 1 } END { exit !f }' /proc/net/unix; do
     n=$((n + 1))
     [ $n -lt 500 ] && kill -0 $rp 2>/dev/null || { echo "the README's Go receiver did not listen" >&2; exit 1; }
     sleep 0.02

@@ -250,7 +250,12 @@ impl Proc {
         let deadline = std::time::Instant::now() + T;
         loop {
             let table = std::fs::read_to_string("/proc/net/unix").unwrap();
-            if table.lines().any(|l| l.ends_with(&listed)) {
+            // The name shows from bind(2) on; the flags column says
+            // 00010000 (accepting) only after listen(2).
+            if table
+                .lines()
+                .any(|l| l.ends_with(&listed) && l.split_whitespace().nth(3) == Some("00010000"))
+            {
                 return;
             }
             if let Some(st) = self.child.try_wait().unwrap() {

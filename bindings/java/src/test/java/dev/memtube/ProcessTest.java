@@ -52,7 +52,9 @@ public final class ProcessTest {
         rxCmd.addAll(receiver);
         Process rx = new ProcessBuilder(rxCmd).redirectErrorStream(true).start();
         long until = System.nanoTime() + 30_000_000_000L; // until the receiver listens
-        while (!java.nio.file.Files.readString(java.nio.file.Path.of("/proc/net/unix")).contains(name)) {
+        // The name shows from bind(2) on; the flags column says 00010000 (accepting) after listen(2).
+        while (java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/net/unix")).stream()
+                .noneMatch(l -> l.endsWith(" " + name) && l.trim().split("\\s+")[3].equals("00010000"))) {
             check(System.nanoTime() < until && rx.isAlive(), "the receiver did not listen");
             Util.sleep(20);
         }
