@@ -704,58 +704,87 @@ fn ping_reports_a_one_way_listener() {
     assert!(err.contains("only a duplex service"), "{err}");
 }
 
+/// A detached tmux session of 120x40 running one command, killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    /// Start `cmd` in a session named `name`; `None` (the test skipped)
+    /// when tmux is missing, which fails under CI (.ci/run installs it).
+    fn start(name: &str, cmd: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "tmux is missing, and CI requires this test (.ci/run installs it)"
+            );
+            eprintln!("skipped: tmux is not installed");
+            return None;
+        }
+        let session = format!("{name}-{}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                "120",
+                "-y",
+                "40",
+                cmd,
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        Some(Tmux(session))
+    }
+
+    /// The pane's text now.
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// tmux with this session as the target: `tmux ARG -t SESSION REST`.
+    fn run(&self, arg: &str, rest: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg(arg)
+            .args(["-t", &self.0])
+            .args(rest)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // Quiet: the session may have ended with its command already.
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 #[test]
 fn top_under_tmux_shows_the_rings() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "tmux is missing, and CI requires this test (.ci/run installs it)"
-        );
-        eprintln!("skipped: tmux is not installed");
-        return;
-    }
     let a = unique_addr("top-stream");
     let listener = spawn("stream-listener", &a);
     let sender = spawn("stream-sender", &a);
     let b = unique_addr("top-full");
     let full_l = spawn("full-listener", &b);
     let full_s = spawn("full-sender", &b);
-    let session = format!("memtube-cli-test-{}", std::process::id());
     // Everything this user runs (the four pids are looked for).
-    let cmd = format!("{BIN} top --interval 500");
-    let ok = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &cmd,
-        ])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    struct Kill(String);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = Command::new("tmux")
-                .args(["kill-session", "-t", &self.0])
-                .status();
-        }
-    }
-    let _kill = Kill(session.clone());
+    let Some(tmux) = Tmux::start("memtube-cli-test", &format!("{BIN} top --interval 500")) else {
+        return;
+    };
     // Wait for a screen with rates for both rings (a few refreshes).
     let deadline = Instant::now() + Duration::from_secs(20);
     let screen = loop {
         std::thread::sleep(Duration::from_millis(700));
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &session])
-            .output()
-            .unwrap();
-        let screen = String::from_utf8_lossy(&out.stdout).to_string();
+        let screen = tmux.screen();
         let done = [listener.pid(), sender.pid(), full_l.pid(), full_s.pid()]
             .iter()
             .all(|p| screen.contains(&p.to_string()))
@@ -782,74 +811,32 @@ fn top_under_tmux_shows_the_rings() {
         .unwrap_or_else(|| panic!("no STUCK row for the full pair:\n{screen}"));
     assert!(stuck_row.contains(&full_l.pid().to_string()), "{screen}");
     // q quits.
-    let _ = Command::new("tmux")
-        .args(["send-keys", "-t", &session, "q"])
-        .status();
+    tmux.run("send-keys", &["q"]);
     eprintln!("{screen}\n(saved to {})", target.display());
 }
 
 #[test]
 fn top_restores_the_terminal_on_sigterm() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "tmux is missing, and CI requires this test (.ci/run installs it)"
-        );
-        eprintln!("skipped: tmux is not installed");
-        return;
-    }
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let out = dir.join(format!("monitor-stty-{}.txt", std::process::id()));
     let _ = std::fs::remove_file(&out);
-    let session = format!("memtube-cli-sigterm-{}", std::process::id());
     // top, then (after it ends) the terminal's modes, as the shell sees them.
     let cmd = format!(
         "{BIN} top --interval 200; echo \"exit $?\" > {o}.tmp; stty -a >> {o}.tmp; mv {o}.tmp {o}; sleep 30",
         o = out.display()
     );
-    let ok = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            &cmd,
-        ])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    struct Kill(String);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = Command::new("tmux")
-                .args(["kill-session", "-t", &self.0])
-                .status();
-        }
-    }
-    let _kill = Kill(session.clone());
-    let shell = String::from_utf8(
-        Command::new("tmux")
-            .args(["display-message", "-p", "-t", &session, "#{pane_pid}"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let Some(tmux) = Tmux::start("memtube-cli-sigterm", &cmd) else {
+        return;
+    };
+    let shell =
+        String::from_utf8(tmux.run("display-message", &["-p", "#{pane_pid}"]).stdout).unwrap();
     let shell = shell.trim();
     // top: the shell's child, once it has drawn (raw mode is on by then).
     let deadline = Instant::now() + Duration::from_secs(20);
     let top = loop {
-        let screen = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &session])
-            .output()
-            .unwrap();
         let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
             .unwrap_or_default();
-        if String::from_utf8_lossy(&screen.stdout).contains("memtube top") {
+        if tmux.screen().contains("memtube top") {
             if let Some(p) = children.split_whitespace().next() {
                 break p.to_string();
             }
