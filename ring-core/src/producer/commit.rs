@@ -18,6 +18,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         plan: Plan,
         payload: &[u8],
         type_id: u32,
+        nontemporal: bool,
         publishing: bool,
     ) {
         debug_assert_eq!(plan.len as usize, payload.len());
@@ -27,8 +28,34 @@ impl<'a, W: Wait> Producer<'a, W> {
         // and inside free space (`room_for(need)` held), which only the
         // producer touches until it publishes; `payload` is caller memory,
         // so the ranges do not overlap.
-        unsafe { copy_in(dst, payload, plan.len >= self.nontemporal_from) };
+        unsafe { copy_in(dst, payload, nontemporal) };
         self.commit_record(plan, cleared, plan.len, type_id, publishing);
+    }
+
+    /// Whether a copying send of `len` bytes writes with non-temporal
+    /// stores: from the threshold on, and from the stream threshold on when
+    /// it starts right after the previous such send ended (a stream; see
+    /// `stream_nontemporal_from`). Called before any wait for room.
+    #[inline(always)]
+    pub(super) fn nontemporal_for(&self, len: u32) -> bool {
+        if len >= self.nontemporal_from {
+            return true;
+        }
+        // One compare for everything else (`u32::MAX` when off).
+        if len < self.stream_nontemporal_from {
+            return false;
+        }
+        crate::copy::ticks().wrapping_sub(self.stream_last_end) <= crate::copy::STREAM_GAP_TICKS
+    }
+
+    /// Note the end of a copying send of `len` bytes (after its commit and
+    /// publication, whose stores may wait for lines the consumer holds),
+    /// for [`nontemporal_for`](Self::nontemporal_for).
+    #[inline(always)]
+    pub(super) fn stamp_stream(&mut self, len: u32) {
+        if len >= self.stream_nontemporal_from {
+            self.stream_last_end = crate::copy::ticks();
+        }
     }
 
     /// Hand out the payload bytes of `plan`; returns the `zeroed` frontier
@@ -124,5 +151,63 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.small_last = rec < CACHE_LINE;
         self.messages += 1;
         self.bytes += used as u64;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::copy::{default_nontemporal_threshold, ticks, STREAM_GAP_TICKS};
+    use crate::*;
+    use std::boxed::Box;
+
+    type Buf = RegionBuf<{ region_size(1 << 16).unwrap() }>;
+
+    #[test]
+    fn stream_rule_follows_the_gap_between_sends() {
+        let mut buf: Box<Buf> = Box::default();
+        let (mut tx, mut rx) =
+            split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
+        let on = default_nontemporal_threshold() != u32::MAX;
+        assert_eq!(tx.stream_nontemporal_from, if on { 4096 } else { u32::MAX });
+        // Below the stream threshold, never; at the threshold, never as the
+        // first send nor long after the last one.
+        assert!(!tx.nontemporal_for(4095));
+        assert!(!tx.nontemporal_for(4096));
+        let big = [5u8; 4096];
+        tx.try_send(&big, 1).unwrap();
+        assert_eq!(rx.try_recv().unwrap().payload(), &big[..]);
+        if on {
+            assert_ne!(tx.stream_last_end, 0, "a stream-sized send stamps its end");
+            tx.stream_last_end = ticks() - 1000 * STREAM_GAP_TICKS;
+            assert!(!tx.nontemporal_for(4096), "a send long after the last one");
+            // Right after the last one: a stream (a preemption between the
+            // two reads of the counter can make one try miss).
+            let hit = (0..1000).any(|_| {
+                tx.stream_last_end = ticks();
+                tx.nontemporal_for(4096)
+            });
+            assert!(hit, "a send right after the last one is part of a stream");
+            assert!(
+                !tx.nontemporal_for(4095),
+                "but not below the stream threshold"
+            );
+        } else {
+            assert_eq!(tx.stream_last_end, 0, "no clock read when the rule is off");
+        }
+        // A threshold of the caller's replaces the rule.
+        tx.set_nontemporal_threshold(u32::MAX);
+        tx.stream_last_end = ticks();
+        assert!(!tx.nontemporal_for(4096) && !tx.nontemporal_for(60_000));
+        tx.set_nontemporal_threshold(1024);
+        assert!(tx.nontemporal_for(1024) && !tx.nontemporal_for(1023));
+        // Messages sent back to back either way arrive whole.
+        tx.set_nontemporal_threshold(default_nontemporal_threshold());
+        tx.stream_nontemporal_from = if on { 4096 } else { u32::MAX };
+        for i in 0..64u8 {
+            let m = [i; 5000];
+            tx.send(&m, u32::from(i)).unwrap();
+            let got = rx.try_recv().unwrap();
+            assert_eq!((got.type_id(), got.payload()), (u32::from(i), &m[..]));
+        }
     }
 }

@@ -51,6 +51,14 @@ pub struct Producer<'a, W: Wait> {
     pad_below: u32,
     /// Copying sends of payloads at least this long use non-temporal stores.
     nontemporal_from: u32,
+    /// So do copying sends of payloads at least this long that start within
+    /// `STREAM_GAP_TICKS` of the end of the previous such send (a stream);
+    /// `u32::MAX`: off. The default's traffic rule; a caller's threshold
+    /// replaces it.
+    stream_nontemporal_from: u32,
+    /// Time-stamp counter when the last copying send of at least
+    /// `stream_nontemporal_from` bytes finished its copy.
+    stream_last_end: u64,
     /// A record that would start at this data-area offset or later goes to
     /// offset 0 instead when the ring is nearly empty (`place`);
     /// `u32::MAX`: never early.
@@ -93,6 +101,8 @@ impl<'a, W: Wait> Producer<'a, W> {
             small_last: true,
             pad_below: 0,
             nontemporal_from: crate::copy::default_nontemporal_threshold(),
+            stream_nontemporal_from: crate::copy::default_stream_nontemporal_threshold(),
+            stream_last_end: 0,
             wrap_from: u32::MAX,
             refresh_from: u32::MAX,
             pending: None,
@@ -163,8 +173,12 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// under Miri, it changes nothing); so does [`Grant::copy_from`] for
     /// what it copies. `u32::MAX` turns it off. The default depends on the
     /// processor: [`default_nontemporal_threshold`](crate::default_nontemporal_threshold)
-    /// (16 KiB on AMD, off elsewhere). Grants the caller fills itself: see
-    /// the end of this text.
+    /// (16 KiB on AMD, off elsewhere), and on AMD it adds a traffic rule:
+    /// a copying send of 4 KiB or more that starts right after the previous
+    /// one ended (96 time-stamp-counter ticks, a few tens of nanoseconds: a
+    /// sending loop, not a request waiting for its reply) uses them too.
+    /// Calling this method replaces both with the one threshold given.
+    /// Grants the caller fills itself: see the end of this text.
     ///
     /// A message is read once, by another core. With ordinary stores its
     /// lines stay modified in the producer's cache and the consumer fetches
@@ -179,7 +193,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// ones); for 1–4 KiB messages it won streams (4 KiB: 1.6 times the
     /// rate between close cores, 5 times between far ones) and round trips
     /// between far cores (1.3 times faster) but lost round trips between
-    /// close ones (twice as slow), hence the 16 KiB default there. On the
+    /// close ones (twice as slow), hence the 16 KiB default there and the
+    /// stream rule from 4 KiB. On the
     /// Intel Xeon measured the caches won at every size measured. Measure
     /// yours with memtube-bench (its "non-temporal copy off/always" rows)
     /// before changing it.
@@ -200,6 +215,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// ```
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
         self.nontemporal_from = bytes;
+        self.stream_nontemporal_from = u32::MAX;
     }
 
     /// Early wrap: a record that would start at data-area offset `bytes` or
@@ -411,11 +427,13 @@ impl<'a, W: Wait> Producer<'a, W> {
     #[inline]
     pub fn try_send(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
         let plan = self.plan(payload.len(), true)?;
+        let nontemporal = self.nontemporal_for(plan.len);
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
-        self.write_message(plan, payload, type_id, true);
+        self.write_message(plan, payload, type_id, nontemporal, true);
         self.publish();
+        self.stamp_stream(plan.len);
         Ok(())
     }
 
@@ -424,11 +442,13 @@ impl<'a, W: Wait> Producer<'a, W> {
     #[inline]
     pub fn send_staged(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
         let plan = self.plan(payload.len(), false)?;
+        let nontemporal = self.nontemporal_for(plan.len);
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
-        self.write_message(plan, payload, type_id, false);
+        self.write_message(plan, payload, type_id, nontemporal, false);
         self.clear_ahead();
+        self.stamp_stream(plan.len);
         Ok(())
     }
 
@@ -459,13 +479,17 @@ impl<'a, W: Wait> Producer<'a, W> {
         timeout: Option<Duration>,
     ) -> Result<(), Error> {
         let plan = self.plan(payload.len(), true)?;
+        // Decided before any wait for room: a stream's sends follow each
+        // other in the caller's loop, whatever the wait inside them.
+        let nontemporal = self.nontemporal_for(plan.len);
         // Room now: no call. Otherwise `wait_plan` checks once more before
         // it counts the ring full, publishes staged messages and waits.
         if !self.room_for(plan.need)? {
             self.wait_plan(plan, timeout)?;
         }
-        self.write_message(plan, payload, type_id, true);
+        self.write_message(plan, payload, type_id, nontemporal, true);
         self.publish();
+        self.stamp_stream(plan.len);
         Ok(())
     }
 
