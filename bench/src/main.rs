@@ -721,9 +721,15 @@ fn main() -> Result<(), BoxError> {
         .flatten()
         .map(String::from)
         .collect(),
-        defaults: match memtube::ring::default_nontemporal_threshold() {
-            u32::MAX => "non-temporal copies off".into(),
-            t => format!("non-temporal copies from {t} B"),
+        defaults: match (
+            memtube::ring::default_nontemporal_threshold(),
+            memtube::ring::default_stream_nontemporal_threshold(),
+        ) {
+            (u32::MAX, _) => "non-temporal copies off".into(),
+            (t, u32::MAX) => format!("non-temporal copies from {t} B"),
+            (t, s) => format!(
+                "non-temporal copies from {t} B, from {s} B for sends that follow each other back to back"
+            ),
         },
     };
     if let Some((langs, _)) = &langs {

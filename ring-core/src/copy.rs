@@ -84,10 +84,20 @@ pub(crate) const AMD_STREAM_NONTEMPORAL_FROM: u32 = 4 * 1024;
 )]
 pub(crate) const STREAM_GAP_TICKS: u64 = 96;
 
-/// The stream threshold a new producer starts with: 4 KiB where the
-/// non-temporal default is on ([`default_nontemporal_threshold`] is not
-/// `u32::MAX`), else `u32::MAX`.
-pub(crate) fn default_stream_nontemporal_threshold() -> u32 {
+/// The stream threshold a new [`Producer`](crate::Producer) starts with:
+/// copying sends of at least this many bytes that start right after the
+/// previous one ended (a sending loop) use non-temporal stores below
+/// [`default_nontemporal_threshold`] too. 4 KiB where that default is on
+/// (AMD and Hygon), `u32::MAX` (no stream rule) elsewhere. Setting a
+/// threshold ([`Producer::set_nontemporal_threshold`](crate::Producer::set_nontemporal_threshold))
+/// replaces both.
+///
+/// ```
+/// let s = memtube_ring::default_stream_nontemporal_threshold();
+/// let t = memtube_ring::default_nontemporal_threshold();
+/// assert!(s == u32::MAX && t == u32::MAX || s == 4096 && t == 16 * 1024);
+/// ```
+pub fn default_stream_nontemporal_threshold() -> u32 {
     if default_nontemporal_threshold() == u32::MAX {
         u32::MAX
     } else {

@@ -292,7 +292,7 @@ mod loom_tests;
 mod tests;
 
 pub use consumer::{Consumer, Message, Peek};
-pub use copy::default_nontemporal_threshold;
+pub use copy::{default_nontemporal_threshold, default_stream_nontemporal_threshold};
 pub use error::{Corruption, Error};
 pub use holder::Holder;
 #[cfg(not(loom))]
