@@ -33,27 +33,30 @@ impl<'a, W: Wait> Producer<'a, W> {
     }
 
     /// Whether a copying send of `len` bytes writes with non-temporal
-    /// stores: from the threshold on, and from the stream threshold on when
-    /// it starts right after the previous such send ended (a stream; see
+    /// stores (`Some`), or `None` for a payload below both thresholds (no
+    /// stamp either: one compare on the small messages' path). From the
+    /// threshold on, and from the stream threshold on when the send starts
+    /// right after the previous such send ended (a stream; see
     /// `stream_nontemporal_from`). Called before any wait for room.
     #[inline(always)]
-    pub(super) fn nontemporal_for(&self, len: u32) -> bool {
+    pub(super) fn nontemporal_for(&self, len: u32) -> Option<bool> {
+        if len < self.nontemporal_low {
+            return None;
+        }
         if len >= self.nontemporal_from {
-            return true;
+            return Some(true);
         }
-        // One compare for everything else (`u32::MAX` when off).
-        if len < self.stream_nontemporal_from {
-            return false;
-        }
-        crate::copy::ticks().wrapping_sub(self.stream_last_end) <= crate::copy::STREAM_GAP_TICKS
+        let gap = crate::copy::ticks().wrapping_sub(self.stream_last_end);
+        Some(gap <= crate::copy::STREAM_GAP_TICKS)
     }
 
-    /// Note the end of a copying send of `len` bytes (after its commit and
-    /// publication, whose stores may wait for lines the consumer holds),
-    /// for [`nontemporal_for`](Self::nontemporal_for).
+    /// After a copying send of `len` bytes, `mode` what
+    /// [`nontemporal_for`](Self::nontemporal_for) said: note the end of a
+    /// send of the stream rule's sizes (after its commit and publication,
+    /// whose stores may wait for lines the consumer holds).
     #[inline(always)]
-    pub(super) fn stamp_stream(&mut self, len: u32) {
-        if len >= self.stream_nontemporal_from {
+    pub(super) fn stamp_stream(&mut self, mode: Option<bool>, len: u32) {
+        if mode.is_some() && len >= self.stream_nontemporal_from {
             self.stream_last_end = crate::copy::ticks();
         }
     }
@@ -169,40 +172,51 @@ mod tests {
             split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
         let on = default_nontemporal_threshold() != u32::MAX;
         assert_eq!(tx.stream_nontemporal_from, if on { 4096 } else { u32::MAX });
-        // Below the stream threshold, never; at the threshold, never as the
-        // first send nor long after the last one.
-        assert!(!tx.nontemporal_for(4095));
-        assert!(!tx.nontemporal_for(4096));
+        // Below both thresholds: no decision to take, no clock read.
+        assert_eq!(tx.nontemporal_for(4095), None);
+        // At the stream threshold: ordinary stores for the first send.
+        assert_ne!(tx.nontemporal_for(4096), Some(true));
         let big = [5u8; 4096];
         tx.try_send(&big, 1).unwrap();
         assert_eq!(rx.try_recv().unwrap().payload(), &big[..]);
         if on {
             assert_ne!(tx.stream_last_end, 0, "a stream-sized send stamps its end");
             tx.stream_last_end = ticks() - 1000 * STREAM_GAP_TICKS;
-            assert!(!tx.nontemporal_for(4096), "a send long after the last one");
+            assert_eq!(
+                tx.nontemporal_for(4096),
+                Some(false),
+                "long after the last one"
+            );
             // Right after the last one: a stream (a preemption between the
             // two reads of the counter can make one try miss).
             let hit = (0..1000).any(|_| {
                 tx.stream_last_end = ticks();
-                tx.nontemporal_for(4096)
+                tx.nontemporal_for(4096) == Some(true)
             });
             assert!(hit, "a send right after the last one is part of a stream");
-            assert!(
-                !tx.nontemporal_for(4095),
-                "but not below the stream threshold"
+            assert_eq!(
+                tx.nontemporal_for(4095),
+                None,
+                "but not below its threshold"
             );
+            assert_eq!(tx.nontemporal_for(16 * 1024), Some(true));
         } else {
             assert_eq!(tx.stream_last_end, 0, "no clock read when the rule is off");
+            assert_eq!(tx.nontemporal_for(1 << 20), None);
         }
         // A threshold of the caller's replaces the rule.
         tx.set_nontemporal_threshold(u32::MAX);
         tx.stream_last_end = ticks();
-        assert!(!tx.nontemporal_for(4096) && !tx.nontemporal_for(60_000));
+        assert_eq!(tx.nontemporal_for(4096), None);
+        assert_eq!(tx.nontemporal_for(60_000), None);
         tx.set_nontemporal_threshold(1024);
-        assert!(tx.nontemporal_for(1024) && !tx.nontemporal_for(1023));
+        assert_eq!(tx.nontemporal_for(1023), None);
+        assert_eq!(tx.nontemporal_for(1024), Some(true));
+        assert_eq!(tx.nontemporal_for(4096), Some(true));
         // Messages sent back to back either way arrive whole.
         tx.set_nontemporal_threshold(default_nontemporal_threshold());
         tx.stream_nontemporal_from = if on { 4096 } else { u32::MAX };
+        tx.nontemporal_low = tx.stream_nontemporal_from.min(tx.nontemporal_from);
         for i in 0..64u8 {
             let m = [i; 5000];
             tx.send(&m, u32::from(i)).unwrap();

@@ -56,6 +56,9 @@ pub struct Producer<'a, W: Wait> {
     /// `u32::MAX`: off. The default's traffic rule; a caller's threshold
     /// replaces it.
     stream_nontemporal_from: u32,
+    /// `min(nontemporal_from, stream_nontemporal_from)`: below it, a copying
+    /// send neither writes non-temporally nor reads the clock.
+    nontemporal_low: u32,
     /// Time-stamp counter when the last copying send of at least
     /// `stream_nontemporal_from` bytes finished its copy.
     stream_last_end: u64,
@@ -102,6 +105,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             pad_below: 0,
             nontemporal_from: crate::copy::default_nontemporal_threshold(),
             stream_nontemporal_from: crate::copy::default_stream_nontemporal_threshold(),
+            nontemporal_low: 0,
             stream_last_end: 0,
             wrap_from: u32::MAX,
             refresh_from: u32::MAX,
@@ -113,6 +117,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             full: 0,
             poison: None,
         };
+        p.nontemporal_low = p.nontemporal_from.min(p.stream_nontemporal_from);
         // Light wakes only in default mode (pure spin never wakes).
         let light = !p.sh.pure_spin && p.wait.light_wake();
         p.sleep.announce_waker(&p.sh.prod.wait, light);
@@ -216,6 +221,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
         self.nontemporal_from = bytes;
         self.stream_nontemporal_from = u32::MAX;
+        self.nontemporal_low = bytes;
     }
 
     /// Early wrap: a record that would start at data-area offset `bytes` or
@@ -427,13 +433,13 @@ impl<'a, W: Wait> Producer<'a, W> {
     #[inline]
     pub fn try_send(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
         let plan = self.plan(payload.len(), true)?;
-        let nontemporal = self.nontemporal_for(plan.len);
+        let mode = self.nontemporal_for(plan.len);
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
-        self.write_message(plan, payload, type_id, nontemporal, true);
+        self.write_message(plan, payload, type_id, mode == Some(true), true);
         self.publish();
-        self.stamp_stream(plan.len);
+        self.stamp_stream(mode, plan.len);
         Ok(())
     }
 
@@ -442,13 +448,13 @@ impl<'a, W: Wait> Producer<'a, W> {
     #[inline]
     pub fn send_staged(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
         let plan = self.plan(payload.len(), false)?;
-        let nontemporal = self.nontemporal_for(plan.len);
+        let mode = self.nontemporal_for(plan.len);
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
-        self.write_message(plan, payload, type_id, nontemporal, false);
+        self.write_message(plan, payload, type_id, mode == Some(true), false);
         self.clear_ahead();
-        self.stamp_stream(plan.len);
+        self.stamp_stream(mode, plan.len);
         Ok(())
     }
 
@@ -481,15 +487,15 @@ impl<'a, W: Wait> Producer<'a, W> {
         let plan = self.plan(payload.len(), true)?;
         // Decided before any wait for room: a stream's sends follow each
         // other in the caller's loop, whatever the wait inside them.
-        let nontemporal = self.nontemporal_for(plan.len);
+        let mode = self.nontemporal_for(plan.len);
         // Room now: no call. Otherwise `wait_plan` checks once more before
         // it counts the ring full, publishes staged messages and waits.
         if !self.room_for(plan.need)? {
             self.wait_plan(plan, timeout)?;
         }
-        self.write_message(plan, payload, type_id, nontemporal, true);
+        self.write_message(plan, payload, type_id, mode == Some(true), true);
         self.publish();
-        self.stamp_stream(plan.len);
+        self.stamp_stream(mode, plan.len);
         Ok(())
     }
 
