@@ -364,10 +364,12 @@ impl<O: Os> Sender<O> {
     /// [`send_staged`](Self::send_staged), [`memtube_ring::Grant::copy_from`],
     /// which `call` and `serve_one` use) of payloads of at least `bytes`
     /// bytes bypass the cache with non-temporal stores (x86-64; the default
-    /// depends on the processor: 16 KiB on AMD, and 4 KiB for sends that
-    /// follow each other back to back there, off elsewhere,
-    /// [`memtube_ring::default_nontemporal_threshold`]; `u32::MAX` turns it
-    /// off; a threshold set here applies to every send). They make large messages much faster between cores that share
+    /// depends on the processor: 16 KiB on AMD, off elsewhere,
+    /// [`memtube_ring::default_nontemporal_threshold`]; on AMD the copying
+    /// sends, not `copy_from`, `call` or `serve_one`, also write 4 KiB or
+    /// more non-temporally when they follow each other back to back,
+    /// [`memtube_ring::default_stream_nontemporal_threshold`]; `u32::MAX`
+    /// turns it off; a threshold set here applies to every send). They make large messages much faster between cores that share
     /// no cache level closely and can be slower between cores that do: the
     /// best setting depends on the machine, the ring and the traffic
     /// (docs/design.md, "Non-temporal copies for large messages"; see

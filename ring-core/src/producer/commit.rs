@@ -40,13 +40,22 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// `stream_nontemporal_from`). Called before any wait for room.
     #[inline(always)]
     pub(super) fn nontemporal_for(&self, len: u32) -> Option<bool> {
+        self.nontemporal_at(len, crate::copy::ticks)
+    }
+
+    /// [`nontemporal_for`](Self::nontemporal_for) with the clock given
+    /// (read only for the stream rule's sizes).
+    #[inline(always)]
+    fn nontemporal_at(&self, len: u32, now: impl FnOnce() -> u64) -> Option<bool> {
         if len < self.nontemporal_low {
             return None;
         }
         if len >= self.nontemporal_from {
             return Some(true);
         }
-        let gap = crate::copy::ticks().wrapping_sub(self.stream_last_end);
+        // Where the clock is a stub (0), the rule is never on: the stream
+        // threshold is `u32::MAX` wherever the non-temporal default is.
+        let gap = now().wrapping_sub(self.stream_last_end);
         Some(gap <= crate::copy::STREAM_GAP_TICKS)
     }
 
@@ -159,69 +168,115 @@ impl<'a, W: Wait> Producer<'a, W> {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use crate::copy::{default_nontemporal_threshold, ticks, STREAM_GAP_TICKS};
+    use crate::copy::{default_nontemporal_threshold, STREAM_GAP_TICKS};
     use crate::*;
     use std::boxed::Box;
 
     type Buf = RegionBuf<{ region_size(1 << 16).unwrap() }>;
 
+    /// The rule turned on whatever the vendor (what the AMD default does).
+    fn rule_on(tx: &mut Producer<'_, SpinWait>) {
+        tx.set_nontemporal_threshold(16 * 1024);
+        tx.stream_nontemporal_from = 4096;
+        tx.nontemporal_low = 4096;
+    }
+
+    #[test]
+    fn stream_rule_defaults_follow_the_processor() {
+        let mut buf: Box<Buf> = Box::default();
+        let (tx, _rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
+        let on = default_nontemporal_threshold() != u32::MAX;
+        assert_eq!(tx.stream_nontemporal_from, if on { 4096 } else { u32::MAX });
+        assert_eq!(
+            tx.stream_nontemporal_from,
+            default_stream_nontemporal_threshold()
+        );
+        assert_eq!(
+            tx.nontemporal_low,
+            tx.stream_nontemporal_from.min(tx.nontemporal_from)
+        );
+        if !on {
+            assert_eq!(tx.nontemporal_for(1 << 20), None, "no rule, no threshold");
+        }
+    }
+
     #[test]
     fn stream_rule_follows_the_gap_between_sends() {
         let mut buf: Box<Buf> = Box::default();
-        let (mut tx, mut rx) =
+        let (mut tx, _rx) =
             split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
-        let on = default_nontemporal_threshold() != u32::MAX;
-        assert_eq!(tx.stream_nontemporal_from, if on { 4096 } else { u32::MAX });
-        // Below both thresholds: no decision to take, no clock read.
-        assert_eq!(tx.nontemporal_for(4095), None);
-        // At the stream threshold: ordinary stores for the first send.
-        assert_ne!(tx.nontemporal_for(4096), Some(true));
-        let big = [5u8; 4096];
-        tx.try_send(&big, 1).unwrap();
-        assert_eq!(rx.try_recv().unwrap().payload(), &big[..]);
-        if on {
-            assert_ne!(tx.stream_last_end, 0, "a stream-sized send stamps its end");
-            tx.stream_last_end = ticks() - 1000 * STREAM_GAP_TICKS;
-            assert_eq!(
-                tx.nontemporal_for(4096),
-                Some(false),
-                "long after the last one"
-            );
-            // Right after the last one: a stream (a preemption between the
-            // two reads of the counter can make one try miss).
-            let hit = (0..1000).any(|_| {
-                tx.stream_last_end = ticks();
-                tx.nontemporal_for(4096) == Some(true)
-            });
-            assert!(hit, "a send right after the last one is part of a stream");
-            assert_eq!(
-                tx.nontemporal_for(4095),
-                None,
-                "but not below its threshold"
-            );
-            assert_eq!(tx.nontemporal_for(16 * 1024), Some(true));
-        } else {
-            assert_eq!(tx.stream_last_end, 0, "no clock read when the rule is off");
-            assert_eq!(tx.nontemporal_for(1 << 20), None);
-        }
+        rule_on(&mut tx);
+        let never = || -> u64 { panic!("the clock is read only for the rule's sizes") };
+        assert_eq!(tx.nontemporal_at(4095, never), None);
+        assert_eq!(tx.nontemporal_at(16 * 1024, never), Some(true));
+        tx.stream_last_end = 1_000;
+        let gap = STREAM_GAP_TICKS;
+        assert_eq!(tx.nontemporal_at(4096, || 1_000), Some(true));
+        assert_eq!(tx.nontemporal_at(4096, || 1_000 + gap), Some(true));
+        assert_eq!(tx.nontemporal_at(4096, || 1_000 + gap + 1), Some(false));
+        assert_eq!(tx.nontemporal_at(16 * 1024 - 1, || 1_000 + gap), Some(true));
+        // A counter behind the stamp (another core's, after a migration)
+        // reads as a long gap, never as a stream.
+        assert_eq!(tx.nontemporal_at(4096, || 999), Some(false));
         // A threshold of the caller's replaces the rule.
         tx.set_nontemporal_threshold(u32::MAX);
-        tx.stream_last_end = ticks();
-        assert_eq!(tx.nontemporal_for(4096), None);
-        assert_eq!(tx.nontemporal_for(60_000), None);
+        assert_eq!(tx.nontemporal_at(4096, || 1_000), None);
+        assert_eq!(tx.nontemporal_at(60_000, || 1_000), None);
         tx.set_nontemporal_threshold(1024);
-        assert_eq!(tx.nontemporal_for(1023), None);
-        assert_eq!(tx.nontemporal_for(1024), Some(true));
-        assert_eq!(tx.nontemporal_for(4096), Some(true));
-        // Messages sent back to back either way arrive whole.
-        tx.set_nontemporal_threshold(default_nontemporal_threshold());
-        tx.stream_nontemporal_from = if on { 4096 } else { u32::MAX };
-        tx.nontemporal_low = tx.stream_nontemporal_from.min(tx.nontemporal_from);
-        for i in 0..64u8 {
-            let m = [i; 5000];
-            tx.send(&m, u32::from(i)).unwrap();
+        assert_eq!(tx.nontemporal_at(1023, never), None);
+        assert_eq!(tx.nontemporal_at(1024, never), Some(true));
+        assert_eq!(tx.nontemporal_at(4096, never), Some(true));
+    }
+
+    #[test]
+    fn every_copying_send_stamps_and_streams_arrive_whole() {
+        // The clock is real on x86-64 outside Miri, a stub (0) elsewhere.
+        let clock = cfg!(all(target_arch = "x86_64", not(miri)));
+        let mut buf: Box<Buf> = Box::default();
+        let (mut tx, mut rx) =
+            split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
+        rule_on(&mut tx);
+        let m = [7u8; 4096];
+        type Send = fn(&mut Producer<'_, SpinWait>, &[u8]);
+        let sends: [(&str, Send); 4] = [
+            ("try_send", |tx, m| tx.try_send(m, 1).unwrap()),
+            ("send", |tx, m| tx.send(m, 1).unwrap()),
+            ("send_timeout", |tx, m| {
+                tx.send_timeout(m, 1, std::time::Duration::from_secs(1))
+                    .unwrap()
+            }),
+            ("send_staged", |tx, m| {
+                tx.send_staged(m, 1).unwrap();
+                tx.publish();
+            }),
+        ];
+        for (name, send) in sends {
+            tx.stream_last_end = 0;
+            send(&mut tx, &m);
+            assert_eq!(tx.stream_last_end != 0, clock, "{name} stamps its end");
+            assert_eq!(rx.try_recv().unwrap().payload(), &m[..], "{name}");
+            // Below the rule's sizes: no stamp.
+            tx.stream_last_end = 0;
+            send(&mut tx, &m[..4095]);
+            assert_eq!(tx.stream_last_end, 0, "{name} of 4095 bytes");
+            assert_eq!(rx.try_recv().unwrap().payload(), &m[..4095]);
+        }
+        // Back to back, as a stream sends them (most of these after the
+        // first take the non-temporal path where the clock is real), then
+        // read: every byte arrives.
+        let msgs: std::vec::Vec<std::vec::Vec<u8>> = (0..10u8)
+            .map(|i| {
+                (0..5000u32)
+                    .map(|j| (j as u8).wrapping_mul(31) ^ i)
+                    .collect()
+            })
+            .collect();
+        for (i, msg) in msgs.iter().enumerate() {
+            tx.send(msg, i as u32).unwrap();
+        }
+        for (i, msg) in msgs.iter().enumerate() {
             let got = rx.try_recv().unwrap();
-            assert_eq!((got.type_id(), got.payload()), (u32::from(i), &m[..]));
+            assert_eq!((got.type_id(), got.payload()), (i as u32, &msg[..]));
         }
     }
 }

@@ -30,10 +30,11 @@ pub struct Grant<'p, 'a, W: Wait> {
 }
 
 impl<W: Wait> Grant<'_, '_, W> {
-    /// Copy `src` into the grant from byte `at`, as the copying sends copy a
-    /// payload: with non-temporal stores when `src` is at least
-    /// [`Producer::set_nontemporal_threshold`] long (x86-64), then a store
-    /// fence, so a later commit publishes it whole. For a message put
+    /// Copy `src` into the grant from byte `at`: with non-temporal stores
+    /// when `src` is at least [`Producer::set_nontemporal_threshold`] long
+    /// (x86-64), then a store fence, so a later commit publishes it whole.
+    /// The copying sends' stream rule does not apply (a grant is how calls
+    /// and replies are written, one at a time). For a message put
     /// together from a header and a large body that already exists
     /// elsewhere.
     ///

@@ -60,7 +60,8 @@ pub struct Producer<'a, W: Wait> {
     /// send neither writes non-temporally nor reads the clock.
     nontemporal_low: u32,
     /// Time-stamp counter when the last copying send of at least
-    /// `stream_nontemporal_from` bytes finished its copy.
+    /// `stream_nontemporal_from` bytes returned (after its commit and
+    /// publication, or its staging).
     stream_last_end: u64,
     /// A record that would start at this data-area offset or later goes to
     /// offset 0 instead when the ring is nearly empty (`place`);
@@ -182,7 +183,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// a copying send of 4 KiB or more that starts right after the previous
     /// one ended (96 time-stamp-counter ticks, a few tens of nanoseconds: a
     /// sending loop, not a request waiting for its reply) uses them too.
-    /// Calling this method replaces both with the one threshold given.
+    /// Calling this method replaces both with the one threshold given (for
+    /// good: a new producer starts with the rule again).
     /// Grants the caller fills itself: see the end of this text.
     ///
     /// A message is read once, by another core. With ordinary stores its

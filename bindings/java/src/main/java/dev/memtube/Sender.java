@@ -397,7 +397,8 @@ public final class Sender extends RingEnd implements AutoCloseable {
 
     /**
      * Copying sends of at least {@code bytes} bytes use non-temporal stores
-     * (x86-64; -1: never). Applies to sends from direct buffers (memtube_send);
+     * (x86-64; -1: never; the default depends on the processor: 16 KiB on
+     * AMD, off elsewhere). Applies to sends from direct buffers (memtube_send);
      * a {@code byte[]} send copies from the Java heap straight into reserved
      * ring space (one copy, reserve+commit), which this setting does not change.
      */
