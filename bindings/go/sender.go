@@ -353,7 +353,7 @@ func (s *Sender) set(op string, what C.int, v uint32) error {
 // SetNontemporalThreshold: copying sends of at least bytes bytes use
 // non-temporal stores (x86-64; the default depends on the processor: 16 KiB
 // on AMD, off elsewhere; math.MaxUint32 turns it off). The library's rule
-// for 4 KiB sends that follow each other back to back within a few tens of
+// for 2 KiB sends that follow each other back to back within a few tens of
 // nanoseconds rarely applies through cgo; set a threshold to choose.
 func (s *Sender) SetNontemporalThreshold(bytes uint32) error {
 	return s.set("set nontemporal threshold", C.MT_S_NONTEMPORAL, bytes)

@@ -366,7 +366,7 @@ impl<O: Os> Sender<O> {
     /// bytes bypass the cache with non-temporal stores (x86-64; the default
     /// depends on the processor: 16 KiB on AMD, off elsewhere,
     /// [`memtube_ring::default_nontemporal_threshold`]; on AMD the copying
-    /// sends, not `copy_from`, `call` or `serve_one`, also write 4 KiB or
+    /// sends, not `copy_from`, `call` or `serve_one`, also write 2 KiB or
     /// more non-temporally when they follow each other back to back,
     /// [`memtube_ring::default_stream_nontemporal_threshold`]; `u32::MAX`
     /// turns it off; a threshold set here applies to every send). They make large messages much faster between cores that share

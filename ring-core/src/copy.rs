@@ -21,7 +21,7 @@ pub(crate) const AMD_NONTEMPORAL_FROM: u32 = 16 * 1024;
 /// [`Producer::set_nontemporal_threshold`](crate::Producer::set_nontemporal_threshold)):
 /// 16 KiB on AMD and Hygon x86-64 processors, `u32::MAX` (off) everywhere
 /// else. Read once (CPUID) and cached. Where it is not `u32::MAX`, a new
-/// producer also writes copying sends of 4 KiB or more with non-temporal
+/// producer also writes copying sends of 2 KiB or more with non-temporal
 /// stores when each starts right after the previous one ended (a stream;
 /// see [`Producer::set_nontemporal_threshold`](crate::Producer::set_nontemporal_threshold)).
 ///
@@ -30,7 +30,8 @@ pub(crate) const AMD_NONTEMPORAL_FROM: u32 = 16 * 1024;
 /// (6.5 against 9.1 µs) and in streams over rings that fit a core's caches
 /// (20 against 8 GB/s; 21–24 against 2–3 GB/s when the two cores were far
 /// apart), and 1–4 KiB round trips twice as slow when the cores were close,
-/// but 4 KiB streams 1.6 times as fast.
+/// but 2–4 KiB streams 1.2–1.6 times as fast (3.5 times when they were far
+/// apart).
 /// On an Intel Xeon (Sapphire Rapids class) guest they made 64 KiB
 /// messages slower both ways (streams 10 against 17 GB/s, round trips 13.5
 /// against 8.1 µs). Other processors keep ordinary stores.
@@ -70,7 +71,7 @@ pub fn default_nontemporal_threshold() -> u32 {
     not(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri))),
     allow(dead_code)
 )]
-pub(crate) const AMD_STREAM_NONTEMPORAL_FROM: u32 = 4 * 1024;
+pub(crate) const AMD_STREAM_NONTEMPORAL_FROM: u32 = 2 * 1024;
 
 /// A copying send that starts at most this many time-stamp-counter ticks
 /// after the previous one ended continues a stream. No round trip is that
@@ -87,7 +88,7 @@ pub(crate) const STREAM_GAP_TICKS: u64 = 96;
 /// The stream threshold a new [`Producer`](crate::Producer) starts with:
 /// copying sends of at least this many bytes that start right after the
 /// previous one ended (a sending loop) use non-temporal stores below
-/// [`default_nontemporal_threshold`] too. 4 KiB where that default is on
+/// [`default_nontemporal_threshold`] too. 2 KiB where that default is on
 /// (AMD and Hygon), `u32::MAX` (no stream rule) elsewhere. Setting a
 /// threshold ([`Producer::set_nontemporal_threshold`](crate::Producer::set_nontemporal_threshold))
 /// replaces both.
@@ -95,7 +96,7 @@ pub(crate) const STREAM_GAP_TICKS: u64 = 96;
 /// ```
 /// let s = memtube_ring::default_stream_nontemporal_threshold();
 /// let t = memtube_ring::default_nontemporal_threshold();
-/// assert!(s == u32::MAX && t == u32::MAX || s == 4096 && t == 16 * 1024);
+/// assert!(s == u32::MAX && t == u32::MAX || s == 2048 && t == 16 * 1024);
 /// ```
 pub fn default_stream_nontemporal_threshold() -> u32 {
     if default_nontemporal_threshold() == u32::MAX {

@@ -133,7 +133,7 @@
 //!   from the producer's cache, at about the same speed wherever the two
 //!   cores are. Which path is faster depends on the processor, so the
 //!   default does too ([`default_nontemporal_threshold`]: 16 KiB on AMD,
-//!   and from 4 KiB for copying sends that follow each other back to back,
+//!   and from 2 KiB for copying sends that follow each other back to back,
 //!   a stream; off elsewhere), and it is a setting.
 //! - **Lazy release.** The consumer stores its released position on its own
 //!   line only after [`Consumer::set_release_threshold`] bytes (default: a

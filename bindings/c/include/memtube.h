@@ -1214,7 +1214,7 @@ int32_t memtube_sender_peer_state(struct memtube_sender *tx, bool probe, int32_t
 /**
  * Copying sends of payloads of at least `bytes` bytes use non-temporal
  * stores (x86-64; the default depends on the processor: 16 KiB on AMD and
- * Hygon, and 4 KiB there for sends that follow each other back to back, a
+ * Hygon, and 2 KiB there for sends that follow each other back to back, a
  * stream; off elsewhere; `UINT32_MAX` turns it off; a threshold set here
  * applies to every send). BUSY while a grant is outstanding.
  * Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only

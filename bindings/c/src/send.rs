@@ -341,7 +341,7 @@ pub unsafe extern "C" fn memtube_sender_peer_state(
 
 /// Copying sends of payloads of at least `bytes` bytes use non-temporal
 /// stores (x86-64; the default depends on the processor: 16 KiB on AMD and
-/// Hygon, and 4 KiB there for sends that follow each other back to back, a
+/// Hygon, and 2 KiB there for sends that follow each other back to back, a
 /// stream; off elsewhere; `UINT32_MAX` turns it off; a threshold set here
 /// applies to every send). BUSY while a grant is outstanding.
 /// Threads: one thread at a time per sender (Send, not Sync); a borrowed one moves only

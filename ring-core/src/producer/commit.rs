@@ -186,7 +186,7 @@ mod tests {
         let mut buf: Box<Buf> = Box::default();
         let (tx, _rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
         let on = default_nontemporal_threshold() != u32::MAX;
-        assert_eq!(tx.stream_nontemporal_from, if on { 4096 } else { u32::MAX });
+        assert_eq!(tx.stream_nontemporal_from, if on { 2048 } else { u32::MAX });
         assert_eq!(
             tx.stream_nontemporal_from,
             default_stream_nontemporal_threshold()

@@ -180,7 +180,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// what it copies. `u32::MAX` turns it off. The default depends on the
     /// processor: [`default_nontemporal_threshold`](crate::default_nontemporal_threshold)
     /// (16 KiB on AMD, off elsewhere), and on AMD it adds a traffic rule:
-    /// a copying send of 4 KiB or more that starts right after the previous
+    /// a copying send of 2 KiB or more that starts right after the previous
     /// one ended (96 time-stamp-counter ticks, a few tens of nanoseconds: a
     /// sending loop, not a request waiting for its reply) uses them too.
     /// Calling this method replaces both with the one threshold given (for
@@ -201,7 +201,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// rate between close cores, 5 times between far ones) and round trips
     /// between far cores (1.3 times faster) but lost round trips between
     /// close ones (twice as slow), hence the 16 KiB default there and the
-    /// stream rule from 4 KiB. On the
+    /// stream rule from 2 KiB. On the
     /// Intel Xeon measured the caches won at every size measured. Measure
     /// yours with memtube-bench (its "non-temporal copy off/always" rows)
     /// before changing it.
