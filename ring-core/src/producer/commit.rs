@@ -172,7 +172,10 @@ mod tests {
     use crate::*;
     use std::boxed::Box;
 
-    type Buf = RegionBuf<{ region_size(1 << 16).unwrap() }>;
+    /// 32 KiB: room for five 5000-byte messages (a small region keeps the
+    /// tests quick under Miri).
+    const CAP: u32 = 1 << 15;
+    type Buf = RegionBuf<{ region_size(CAP).unwrap() }>;
 
     /// The rule turned on whatever the vendor (what the AMD default does).
     fn rule_on(tx: &mut Producer<'_, SpinWait>) {
@@ -184,7 +187,7 @@ mod tests {
     #[test]
     fn stream_rule_defaults_follow_the_processor() {
         let mut buf: Box<Buf> = Box::default();
-        let (tx, _rx) = split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
+        let (tx, _rx) = split(buf.as_mut_slice(), Config::new(CAP), SpinWait::std()).unwrap();
         let on = default_nontemporal_threshold() != u32::MAX;
         assert_eq!(tx.stream_nontemporal_from, if on { 2048 } else { u32::MAX });
         assert_eq!(
@@ -203,8 +206,7 @@ mod tests {
     #[test]
     fn stream_rule_follows_the_gap_between_sends() {
         let mut buf: Box<Buf> = Box::default();
-        let (mut tx, _rx) =
-            split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
+        let (mut tx, _rx) = split(buf.as_mut_slice(), Config::new(CAP), SpinWait::std()).unwrap();
         rule_on(&mut tx);
         let never = || -> u64 { panic!("the clock is read only for the rule's sizes") };
         assert_eq!(tx.nontemporal_at(4095, never), None);
@@ -234,7 +236,7 @@ mod tests {
         let clock = cfg!(all(target_arch = "x86_64", not(miri)));
         let mut buf: Box<Buf> = Box::default();
         let (mut tx, mut rx) =
-            split(buf.as_mut_slice(), Config::new(1 << 16), SpinWait::std()).unwrap();
+            split(buf.as_mut_slice(), Config::new(CAP), SpinWait::std()).unwrap();
         rule_on(&mut tx);
         let m = [7u8; 4096];
         type Send = fn(&mut Producer<'_, SpinWait>, &[u8]);
@@ -264,7 +266,7 @@ mod tests {
         // Back to back, as a stream sends them (most of these after the
         // first take the non-temporal path where the clock is real), then
         // read: every byte arrives.
-        let n: u8 = if cfg!(miri) { 3 } else { 10 }; // Miri: every byte is slow
+        let n: u8 = if cfg!(miri) { 3 } else { 5 }; // Miri: every byte is slow
         let msgs: std::vec::Vec<std::vec::Vec<u8>> = (0..n)
             .map(|i| {
                 (0..5000u32)
