@@ -32,6 +32,14 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.commit_record(plan, cleared, plan.len, type_id, publishing);
     }
 
+    /// Set both non-temporal thresholds, and `nontemporal_low` with them
+    /// (the one place that keeps it their minimum).
+    pub(super) fn set_thresholds(&mut self, nontemporal_from: u32, stream_from: u32) {
+        self.nontemporal_from = nontemporal_from;
+        self.stream_nontemporal_from = stream_from;
+        self.nontemporal_low = nontemporal_from.min(stream_from);
+    }
+
     /// Whether a copying send of `len` bytes writes with non-temporal
     /// stores (`Some`), or `None` for a payload below both thresholds (no
     /// stamp either: one compare on the small messages' path). From the
@@ -179,9 +187,7 @@ mod tests {
 
     /// The rule turned on whatever the vendor (what the AMD default does).
     fn rule_on(tx: &mut Producer<'_, SpinWait>) {
-        tx.set_nontemporal_threshold(16 * 1024);
-        tx.stream_nontemporal_from = 4096;
-        tx.nontemporal_low = 4096;
+        tx.set_thresholds(16 * 1024, 4096);
     }
 
     #[test]

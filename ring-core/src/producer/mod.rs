@@ -118,7 +118,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             full: 0,
             poison: None,
         };
-        p.nontemporal_low = p.nontemporal_from.min(p.stream_nontemporal_from);
+        p.set_thresholds(p.nontemporal_from, p.stream_nontemporal_from);
         // Light wakes only in default mode (pure spin never wakes).
         let light = !p.sh.pure_spin && p.wait.light_wake();
         p.sleep.announce_waker(&p.sh.prod.wait, light);
@@ -221,9 +221,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// assert_eq!(rx.try_recv().unwrap().payload(), &frame[..]);
     /// ```
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
-        self.nontemporal_from = bytes;
-        self.stream_nontemporal_from = u32::MAX;
-        self.nontemporal_low = bytes;
+        self.set_thresholds(bytes, u32::MAX);
     }
 
     /// Early wrap: a record that would start at data-area offset `bytes` or
