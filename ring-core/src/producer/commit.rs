@@ -54,12 +54,15 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// [`nontemporal_for`](Self::nontemporal_for) with the clock given
     /// (read only for the stream rule's sizes).
     #[inline(always)]
-    fn nontemporal_at(&self, len: u32, now: impl FnOnce() -> u64) -> Option<bool> {
+    pub(super) fn nontemporal_at(&self, len: u32, now: impl FnOnce() -> u64) -> Option<bool> {
         if len < self.nontemporal_low {
             return None;
         }
         if len >= self.nontemporal_from {
             return Some(true);
+        }
+        if len >= self.stream_nontemporal_below {
+            return Some(false);
         }
         // Where the clock is a stub (0), the rule is never on: the stream
         // threshold is `u32::MAX` wherever the non-temporal default is.

@@ -13,6 +13,7 @@ use core::time::Duration;
 
 mod clear;
 mod commit;
+mod distance;
 mod grant;
 mod place;
 mod released;
@@ -59,10 +60,17 @@ pub struct Producer<'a, W: Wait> {
     /// `min(nontemporal_from, stream_nontemporal_from)`: below it, a copying
     /// send neither writes non-temporally nor reads the clock.
     nontemporal_low: u32,
+    /// The stream rule's end: from this many bytes on, a copying send below
+    /// `nontemporal_from` uses ordinary stores whatever its gap. `u32::MAX`
+    /// unless the distance rule's verdict is "close" (`distance.rs`).
+    stream_nontemporal_below: u32,
     /// Time-stamp counter when the last copying send of at least
     /// `stream_nontemporal_from` bytes returned (after its commit and
     /// publication, or its staging).
     stream_last_end: u64,
+    /// The distance rule (`distance.rs`): over rings larger than the L2
+    /// cache, ordinary stores while the consumer's core is close.
+    distance: distance::Distance,
     /// A record that would start at this data-area offset or later goes to
     /// offset 0 instead when the ring is nearly empty (`place`);
     /// `u32::MAX`: never early.
@@ -94,6 +102,7 @@ unsafe impl<W: Wait + Send> Send for Producer<'_, W> {}
 impl<'a, W: Wait> Producer<'a, W> {
     pub(crate) fn new(sh: Shared<'a>, wait: W) -> Self {
         let mask = sh.capacity - 1;
+        let distance = distance::Distance::new(sh.capacity);
         let mut p = Producer {
             sh,
             wait,
@@ -107,7 +116,9 @@ impl<'a, W: Wait> Producer<'a, W> {
             nontemporal_from: crate::copy::default_nontemporal_threshold(),
             stream_nontemporal_from: crate::copy::default_stream_nontemporal_threshold(),
             nontemporal_low: 0,
+            stream_nontemporal_below: u32::MAX,
             stream_last_end: 0,
+            distance,
             wrap_from: u32::MAX,
             refresh_from: u32::MAX,
             pending: None,
@@ -221,6 +232,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// assert_eq!(rx.try_recv().unwrap().payload(), &frame[..]);
     /// ```
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
+        self.distance.on = false;
+        self.stream_nontemporal_below = u32::MAX;
         self.set_thresholds(bytes, u32::MAX);
     }
 
@@ -434,6 +447,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     pub fn try_send(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
         let plan = self.plan(payload.len(), true)?;
         let mode = self.nontemporal_for(plan.len);
+        self.distance_before_copy(mode, plan.len)?;
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
@@ -449,6 +463,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     pub fn send_staged(&mut self, payload: &[u8], type_id: u32) -> Result<(), Error> {
         let plan = self.plan(payload.len(), false)?;
         let mode = self.nontemporal_for(plan.len);
+        self.distance_before_copy(mode, plan.len)?;
         if !self.room_for(plan.need)? {
             return Err(self.full());
         }
@@ -488,6 +503,7 @@ impl<'a, W: Wait> Producer<'a, W> {
         // Decided before any wait for room: a stream's sends follow each
         // other in the caller's loop, whatever the wait inside them.
         let mode = self.nontemporal_for(plan.len);
+        self.distance_before_copy(mode, plan.len)?;
         // Room now: no call. Otherwise `wait_plan` checks once more before
         // it counts the ring full, publishes staged messages and waits.
         if !self.room_for(plan.need)? {

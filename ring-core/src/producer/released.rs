@@ -9,11 +9,23 @@ use crate::wait::Wait;
 
 impl<'a, W: Wait> Producer<'a, W> {
     /// Read and validate the consumer's released position.
-    fn refresh_released(&mut self) -> Result<(), Error> {
+    pub(super) fn refresh_released(&mut self) -> Result<(), Error> {
         // SYNC POINT: Acquire; pairs with the consumer's Release store in
         // `Consumer::store_release`, so its reads of the released records
         // happen before we overwrite them.
+        // The distance rule times this read (`distance.rs`).
+        let timed = self.distance.on;
+        let t0 = if timed {
+            crate::copy::ticks_fenced()
+        } else {
+            0
+        };
         let r = self.sh.cons.hot.released.load(Acquire);
+        let t1 = if timed {
+            crate::copy::ticks_fenced()
+        } else {
+            0
+        };
         // A released position only moves forward, never passes what we
         // published (staged records are invisible to the consumer), and is
         // a record boundary, so 8-aligned (free space is counted in 8-byte
@@ -22,6 +34,10 @@ impl<'a, W: Wait> Producer<'a, W> {
         let limit = self.published.wrapping_sub(self.cached_released);
         if advance > limit || r % RECORD_ALIGN != 0 {
             return Err(self.poisoned(Corruption::BadReleasedPosition));
+        }
+        // Moved: the line came from the consumer's core.
+        if timed && advance != 0 {
+            self.note_distance(t1.wrapping_sub(t0));
         }
         self.cached_released = r;
         Ok(())

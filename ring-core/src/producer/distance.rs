@@ -1,0 +1,309 @@
+//! The distance rule: on AMD, over a ring larger than the producer's L2
+//! cache, copying sends use ordinary stores while the consumer's core is
+//! close, non-temporal ones (the default thresholds) otherwise.
+//!
+//! Why: a large ring's lines leave the producer's L2 for the L3 before the
+//! consumer reads them. Between cores that share that L3, the consumer then
+//! finds them there, faster than in memory where non-temporal stores put
+//! them (64 KiB streams over a 4 MiB ring on the AMD EPYC guest: 29–35 GB/s
+//! against 18–23). Between farther cores, ordinary stores fall to 2–4 GB/s
+//! and non-temporal ones keep 20–25. Over rings the L2 holds, the consumer's
+//! lines are still in its own cache when the producer comes back to them,
+//! and non-temporal stores win at both distances.
+//!
+//! How far the consumer's core is: the producer times its reads of the
+//! consumer's released position (`refresh_released`) that find it moved,
+//! each one a fetch of a line the consumer's core wrote. Besides the reads
+//! it makes anyway (when the ring looks full, once a lap), a copying send
+//! of the rule's sizes makes one more while no verdict is in, then one per
+//! [`SAMPLE_BYTES`] sent. A window of [`WINDOW`] such reads gives a
+//! verdict: close if at least three in four took at most
+//! [`CLOSE_TICKS`](crate::copy::CLOSE_TICKS) (a wrong "far" costs less
+//! than a wrong "close"). The guest's cores change distance every few
+//! seconds to minutes; the verdict follows within a window. A caller's
+//! threshold turns the rule off.
+
+use super::Producer;
+use crate::error::Error;
+use crate::wait::Wait;
+
+/// Timed reads per verdict.
+pub(super) const WINDOW: u8 = 4;
+
+/// While close, copying sends of at least this many bytes use ordinary
+/// stores; below it the stream rule stays (4 KiB streams over a 4 MiB ring
+/// between close cores: 11–13 GB/s non-temporal, 8–9 ordinary; 8 KiB: 17
+/// against 32).
+pub(super) const CLOSE_ORDINARY_FROM: u32 = 8 * 1024;
+
+/// Bytes of copying sends between two extra timed reads once a verdict is
+/// in (at most one read of a line per 256 KiB copied: under 1 % of a
+/// stream of 2 KiB messages).
+pub(super) const SAMPLE_BYTES: u32 = 256 * 1024;
+
+/// The rule's state.
+pub(super) struct Distance {
+    /// The rule runs: AMD's default thresholds, and a ring larger than the
+    /// producer's L2 cache.
+    pub(super) on: bool,
+    /// Timed reads in the current window, and how many of them were fast.
+    samples: u8,
+    near: u8,
+    /// The last verdict: the consumer's core is close (ordinary stores).
+    /// A new producer starts with the default thresholds (false).
+    pub(super) close: bool,
+    /// A verdict is in.
+    decided: bool,
+    /// Bytes of copying sends before the next extra timed read.
+    due: u32,
+}
+
+impl Distance {
+    pub(super) fn new(capacity: u32) -> Self {
+        let l2 = crate::copy::l2_cache_bytes();
+        Distance {
+            on: crate::copy::default_nontemporal_threshold() != u32::MAX
+                && l2 != 0
+                && capacity > l2,
+            samples: 0,
+            near: 0,
+            close: false,
+            decided: false,
+            due: 0,
+        }
+    }
+
+    /// One timed read of a line the consumer's core wrote, `ticks` long.
+    /// The new verdict when a window ends with a different one.
+    pub(super) fn sample(&mut self, ticks: u64) -> Option<bool> {
+        self.samples += 1;
+        if ticks <= crate::copy::CLOSE_TICKS {
+            self.near += 1;
+        }
+        if self.samples < WINDOW {
+            return None;
+        }
+        let close = 4 * self.near >= 3 * WINDOW;
+        self.samples = 0;
+        self.near = 0;
+        self.decided = true;
+        if close == self.close {
+            return None;
+        }
+        self.close = close;
+        Some(close)
+    }
+}
+
+impl<W: Wait> Producer<'_, W> {
+    /// Before a copying send of `len` bytes, `mode` what
+    /// [`nontemporal_for`](Self::nontemporal_for) said (`Some` for the
+    /// rule's sizes while far): the extra timed read when it is due. Before
+    /// the copy, not after: in a round trip the consumer is then idle,
+    /// waiting, while after the copy it reads the message and its core's
+    /// answers to our read wait behind that traffic (64 KiB round trips:
+    /// reads of 360 ns and more between close cores).
+    #[inline(always)]
+    pub(super) fn distance_before_copy(
+        &mut self,
+        mode: Option<bool>,
+        len: u32,
+    ) -> Result<(), Error> {
+        if mode.is_none() || !self.distance.on {
+            return Ok(());
+        }
+        if self.distance.due > len {
+            self.distance.due -= len;
+            return Ok(());
+        }
+        self.distance.due = if self.distance.decided {
+            SAMPLE_BYTES
+        } else {
+            0
+        };
+        // A corrupt released position poisons the handle: this send fails.
+        self.refresh_released()
+    }
+
+    /// A timed read of the released position found it moved after `ticks`:
+    /// count it, and on a new verdict set the thresholds it calls for.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn note_distance(&mut self, ticks: u64) {
+        let (from, stream_from) = (
+            crate::copy::default_nontemporal_threshold(),
+            crate::copy::default_stream_nontemporal_threshold(),
+        );
+        match self.distance.sample(ticks) {
+            // From 8 KiB on, ordinary stores; the stream rule stays below
+            // (non-temporal stores still win 4 KiB streams there).
+            Some(true) => {
+                self.set_thresholds(u32::MAX, stream_from);
+                self.stream_nontemporal_below = CLOSE_ORDINARY_FROM;
+            }
+            Some(false) => {
+                self.set_thresholds(from, stream_from);
+                self.stream_nontemporal_below = u32::MAX;
+            }
+            None => {}
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::copy::{default_nontemporal_threshold, CLOSE_TICKS};
+    use crate::*;
+
+    fn window(d: &mut Distance, fast: u8) -> Option<bool> {
+        let mut out = None;
+        for i in 0..WINDOW {
+            let t = if i < fast {
+                CLOSE_TICKS
+            } else {
+                CLOSE_TICKS + 1
+            };
+            let v = d.sample(t);
+            if i + 1 < WINDOW {
+                assert_eq!(v, None, "no verdict before the window ends");
+            }
+            out = v;
+        }
+        out
+    }
+
+    #[test]
+    fn verdict_per_window_three_fast_in_four() {
+        let mut d = Distance {
+            on: true,
+            samples: 0,
+            near: 0,
+            close: false,
+            decided: false,
+            due: 0,
+        };
+        // Two fast reads in four are not enough: still far, no change.
+        assert_eq!(window(&mut d, 2), None);
+        assert!(d.decided);
+        assert_eq!(window(&mut d, 3), Some(true));
+        assert!(d.close);
+        // Unchanged verdicts say nothing.
+        assert_eq!(window(&mut d, WINDOW), None);
+        assert_eq!(window(&mut d, 2), Some(false));
+        assert!(!d.close);
+        assert_eq!(window(&mut d, 0), None);
+    }
+
+    #[test]
+    fn off_below_l2_and_where_the_default_is_off() {
+        // A ring no larger than any L2 never runs the rule.
+        assert!(!Distance::new(64 * 1024).on);
+        let l2 = crate::copy::l2_cache_bytes();
+        let on_here = crate::copy::default_nontemporal_threshold() != u32::MAX && l2 != 0;
+        assert_eq!(Distance::new(1 << 30).on, on_here);
+        if l2 != 0 && l2 < u32::MAX / 2 {
+            assert!(!Distance::new(l2).on, "a ring the L2 holds");
+        }
+    }
+
+    #[test]
+    fn timed_reads_of_a_moved_release_set_the_thresholds() {
+        // 4 MiB: larger than any AMD core's L2.
+        let cap = 4 << 20;
+        let size = region_size(cap).unwrap();
+        let mut mem = std::vec![0u8; size + 128];
+        let off = mem.as_ptr().align_offset(128);
+        let region = &mut mem[off..off + size];
+        let (mut tx, mut rx) = split(region, Config::new(cap), SpinWait::std()).unwrap();
+        let defaults = (
+            default_nontemporal_threshold(),
+            default_stream_nontemporal_threshold(),
+        );
+        let thresholds = |tx: &Producer<'_, SpinWait>| {
+            assert_eq!(
+                tx.nontemporal_low,
+                tx.nontemporal_from.min(tx.stream_nontemporal_from)
+            );
+            (
+                tx.nontemporal_from,
+                tx.stream_nontemporal_from,
+                tx.stream_nontemporal_below,
+            )
+        };
+        let defaults = (defaults.0, defaults.1, u32::MAX);
+        assert_eq!(thresholds(&tx), defaults, "a new producer starts far");
+        let on = tx.distance.on;
+        assert_eq!(on, Distance::new(cap).on);
+        // Released by the consumer (it finds the ring empty), then read by
+        // the producer: the line is in this core's cache, a fast read.
+        let round = |tx: &mut Producer<'_, SpinWait>, rx: &mut Consumer<'_, SpinWait>| {
+            tx.try_send(&[5u8; 64], 1).unwrap();
+            assert_eq!(rx.try_recv().unwrap().payload(), &[5u8; 64][..]);
+            assert!(rx.try_recv().is_err());
+            tx.refresh_released().unwrap();
+        };
+        for _ in 0..WINDOW {
+            round(&mut tx, &mut rx);
+        }
+        if on {
+            // Close (most reads fast; an interrupt may slow one or two).
+            assert!(tx.distance.close);
+            assert_eq!(thresholds(&tx), (u32::MAX, defaults.1, CLOSE_ORDINARY_FROM));
+            // From 8 KiB: ordinary stores, no clock.
+            let never = || -> u64 { panic!("no clock from the stream rule's end on") };
+            assert_eq!(tx.nontemporal_at(CLOSE_ORDINARY_FROM, never), Some(false));
+            assert_eq!(tx.nontemporal_at(defaults.0, never), Some(false));
+            assert_eq!(tx.nontemporal_at(1 << 20, never), Some(false));
+            // Below: the stream rule, as before.
+            tx.stream_last_end = 1_000;
+            assert_eq!(
+                tx.nontemporal_at(CLOSE_ORDINARY_FROM - 1, || 1_001),
+                Some(true)
+            );
+            assert_eq!(tx.nontemporal_at(defaults.1, || 1_001), Some(true));
+            assert_eq!(tx.nontemporal_at(defaults.1, || 1_000_000), Some(false));
+            // A window of slow reads: far, the defaults again.
+            for _ in 0..WINDOW {
+                tx.note_distance(CLOSE_TICKS * 4);
+            }
+            assert!(!tx.distance.close);
+            assert_eq!(thresholds(&tx), defaults);
+        } else {
+            assert_eq!(thresholds(&tx), defaults, "no rule, no change");
+        }
+        // A caller's threshold ends the rule: reads are no longer timed.
+        tx.set_nontemporal_threshold(4096);
+        assert!(!tx.distance.on);
+        for _ in 0..WINDOW {
+            round(&mut tx, &mut rx);
+        }
+        assert_eq!(thresholds(&tx), (4096, u32::MAX, u32::MAX));
+    }
+
+    #[test]
+    fn copying_sends_of_the_rules_sizes_reach_a_verdict() {
+        let cap = 4 << 20;
+        let size = region_size(cap).unwrap();
+        let mut mem = std::vec![0u8; size + 128];
+        let off = mem.as_ptr().align_offset(128);
+        let region = &mut mem[off..off + size];
+        let (mut tx, mut rx) = split(region, Config::new(cap), SpinWait::std()).unwrap();
+        if !tx.distance.on {
+            assert!(Distance::new(cap).on == tx.distance.on);
+            return; // no rule on this processor (the test above covers it)
+        }
+        let m = [3u8; 4096];
+        // Each send after a release reads the moved position before its
+        // copy (no verdict yet): a window's worth gives one.
+        for i in 0..=WINDOW {
+            assert!(!tx.distance.decided || i == WINDOW);
+            tx.send(&m, 2).unwrap();
+            assert_eq!(rx.try_recv().unwrap().payload(), &m[..]);
+            assert!(rx.try_recv().is_err()); // empty: releases
+        }
+        assert!(tx.distance.decided && tx.distance.close);
+        assert_eq!(tx.nontemporal_from, u32::MAX);
+        assert_eq!(tx.stream_nontemporal_below, CLOSE_ORDINARY_FROM);
+    }
+}
