@@ -486,6 +486,31 @@ pub static SYSTEMS: &[System] = &[
         &facade::RoundTrip::new(|o| o.duplex(true).pure_spin(true))
             .sender(|tx| tx.set_nontemporal_threshold(0)),
     ),
+    // The same three over 4 MiB rings (larger than a core's L2: the
+    // distance rule's case).
+    System::new(
+        "memtube pure-spin, 4 MiB rings",
+        Kind::RoundTrip,
+        Section::Variants,
+        &[65536],
+        &facade::RoundTrip::new(|o| o.duplex(true).pure_spin(true).capacity(BIG_RING)),
+    ),
+    System::new(
+        "memtube pure-spin, 4 MiB rings, non-temporal copy off",
+        Kind::RoundTrip,
+        Section::Variants,
+        &[65536],
+        &facade::RoundTrip::new(|o| o.duplex(true).pure_spin(true).capacity(BIG_RING))
+            .sender(|tx| tx.set_nontemporal_threshold(u32::MAX)),
+    ),
+    System::new(
+        "memtube pure-spin, 4 MiB rings, non-temporal copy always",
+        Kind::RoundTrip,
+        Section::Variants,
+        &[65536],
+        &facade::RoundTrip::new(|o| o.duplex(true).pure_spin(true).capacity(BIG_RING))
+            .sender(|tx| tx.set_nontemporal_threshold(0)),
+    ),
     // Pure spin with isolation off (one shared region per ring; line
     // padding and early wrap on, their defaults in duplex connections).
     System::new(
@@ -625,7 +650,8 @@ pub static SYSTEMS: &[System] = &[
         &facade::Stream::new(facade::Way::Copy).sender(|tx| tx.set_nontemporal_threshold(0)),
     ),
     // Copying streams over a 4 MiB ring (against the 4 MiB transfer
-    // floors), with the default non-temporal setting and with it off.
+    // floors), with the default non-temporal setting and the two fixed
+    // ones (the distance rule's case: a ring larger than a core's L2).
     System::new(
         "memtube copy, 4 MiB ring",
         Kind::Stream,
@@ -641,6 +667,15 @@ pub static SYSTEMS: &[System] = &[
         &facade::Stream::new(facade::Way::Copy)
             .capacity(BIG_RING)
             .sender(|tx| tx.set_nontemporal_threshold(u32::MAX)),
+    ),
+    System::new(
+        "memtube copy, 4 MiB ring, non-temporal copy always",
+        Kind::Stream,
+        Section::Streams,
+        &[65536],
+        &facade::Stream::new(facade::Way::Copy)
+            .capacity(BIG_RING)
+            .sender(|tx| tx.set_nontemporal_threshold(0)),
     ),
     // One way: `send_staged`, `publish` every 16 messages.
     System::new(
