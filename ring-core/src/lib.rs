@@ -134,7 +134,11 @@
 //!   cores are. Which path is faster depends on the processor, so the
 //!   default does too ([`default_nontemporal_threshold`]: 16 KiB on AMD,
 //!   and from 2 KiB for copying sends that follow each other back to back,
-//!   a stream; off elsewhere), and it is a setting.
+//!   a stream; off elsewhere), and so does where the two cores are: on AMD,
+//!   over a ring larger than the core's L2 cache, the producer times its
+//!   reads of the consumer's released position and writes messages of
+//!   8 KiB or more with ordinary stores while they say the consumer's core
+//!   shares its L3. It is a setting.
 //! - **Lazy release.** The consumer stores its released position on its own
 //!   line only after [`Consumer::set_release_threshold`] bytes (default: a
 //!   quarter of the capacity), when it finds the ring empty (a blocking

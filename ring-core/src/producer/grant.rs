@@ -34,7 +34,8 @@ impl<W: Wait> Grant<'_, '_, W> {
     /// when `src` is at least [`Producer::set_nontemporal_threshold`] long
     /// (x86-64), then a store fence, so a later commit publishes it whole.
     /// The copying sends' stream rule does not apply (a grant is how calls
-    /// and replies are written, one at a time). For a message put
+    /// and replies are written, one at a time); the distance rule's verdict
+    /// does, through the threshold it moves. For a message put
     /// together from a header and a large body that already exists
     /// elsewhere.
     ///

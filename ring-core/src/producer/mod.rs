@@ -193,9 +193,14 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// (16 KiB on AMD, off elsewhere), and on AMD it adds a traffic rule:
     /// a copying send of 2 KiB or more that starts right after the previous
     /// one ended (96 time-stamp-counter ticks, a few tens of nanoseconds: a
-    /// sending loop, not a request waiting for its reply) uses them too.
-    /// Calling this method replaces both with the one threshold given (for
-    /// good: a new producer starts with the rule again).
+    /// sending loop, not a request waiting for its reply) uses them too;
+    /// and a distance rule: over a ring larger than the core's L2 cache,
+    /// while timed reads of the consumer's released position say its core
+    /// shares the producer's L3 (most of a window of four reads within 200
+    /// time-stamp-counter ticks), sends of 8 KiB or more use ordinary
+    /// stores (grants' copies too). Calling this method replaces all three
+    /// with the one threshold given (for good: a new producer starts with
+    /// the rules again).
     /// Grants the caller fills itself: see the end of this text.
     ///
     /// A message is read once, by another core. With ordinary stores its
@@ -205,10 +210,11 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// where the consumer's prefetches find them at about the same speed
     /// wherever the cores are. Which is faster depends on the machine, on
     /// where the two cores are, on the ring and on the traffic. On the AMD
-    /// EPYC (Zen 4) measured: memory won for 64 KiB messages, except 64 KiB
-    /// streams over rings larger than a core's caches between close cores
-    /// (4 MiB ring: 37 GB/s with ordinary stores, 23 with non-temporal
-    /// ones); for 1–4 KiB messages it won streams (4 KiB: 1.6 times the
+    /// EPYC (Zen 4) measured: memory won for 64 KiB messages, except over
+    /// rings larger than a core's L2 between close cores (4 MiB rings:
+    /// streams 35 GB/s with ordinary stores, 21 with non-temporal ones;
+    /// round trips 3.7 against 6.6 µs), hence the distance rule; for 1–4 KiB
+    /// messages it won streams (4 KiB: 1.6 times the
     /// rate between close cores, 5 times between far ones) and round trips
     /// between far cores (1.3 times faster) but lost round trips between
     /// close ones (twice as slow), hence the 16 KiB default there and the
