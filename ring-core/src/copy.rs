@@ -126,8 +126,8 @@ pub(crate) fn ticks() -> u64 {
 }
 
 /// The time-stamp counter after every earlier instruction has completed
-/// (`lfence; rdtsc`): two of these around a load time that load (the
-/// distance rule; x86-64, 0 elsewhere).
+/// and before any later one starts (`lfence; rdtsc; lfence`): two of these
+/// around a load time that load (the distance rule; x86-64, 0 elsewhere).
 #[inline(always)]
 pub(crate) fn ticks_fenced() -> u64 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri)))]
@@ -138,7 +138,9 @@ pub(crate) fn ticks_fenced() -> u64 {
         #[allow(unused_unsafe)]
         unsafe {
             core::arch::x86_64::_mm_lfence();
-            core::arch::x86_64::_rdtsc()
+            let t = core::arch::x86_64::_rdtsc();
+            core::arch::x86_64::_mm_lfence();
+            t
         }
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri))))]

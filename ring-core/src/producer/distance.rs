@@ -11,13 +11,15 @@
 //! lines are still in its own cache when the producer comes back to them,
 //! and non-temporal stores win at both distances.
 //!
-//! How far the consumer's core is: the producer times its reads of the
-//! consumer's released position (`refresh_released`) that find it moved,
-//! each one a fetch of a line the consumer's core wrote. Besides the reads
-//! it makes anyway (when the ring looks full, once a lap), a copying send
-//! of the rule's sizes makes one more while no verdict is in, then one per
-//! [`SAMPLE_BYTES`] sent. A window of [`WINDOW`] such reads gives a
-//! verdict: close if at least three in four took at most
+//! How far the consumer's core is: before the copy of a send of 2 KiB or
+//! more, now and then, the producer reads the consumer's released position
+//! and times the read (`refresh_released_timed`); a read that finds it
+//! moved fetched a line the consumer's core wrote. Every [`FIRST_SAMPLE_BYTES`]
+//! sent until the first verdict, then every [`SAMPLE_BYTES`]. Only these
+//! reads are timed: the producer's other reads of that line come right
+//! after a publication or while the consumer reads a full ring, when its
+//! core's answers wait behind that traffic. A window of [`WINDOW`] moved
+//! reads gives a verdict: close if at least three in four took at most
 //! [`CLOSE_TICKS`](crate::copy::CLOSE_TICKS) (a wrong "far" costs less
 //! than a wrong "close"). The guest's cores change distance every few
 //! seconds to minutes; the verdict follows within a window. A caller's
@@ -32,14 +34,18 @@ pub(super) const WINDOW: u8 = 4;
 
 /// While close, copying sends of at least this many bytes use ordinary
 /// stores; below it the stream rule stays (4 KiB streams over a 4 MiB ring
-/// between close cores: 11–13 GB/s non-temporal, 8–9 ordinary; 8 KiB: 17
+/// between close cores: 11–13 GB/s non-temporal, 7–9 ordinary; 8 KiB: 17
 /// against 32).
 pub(super) const CLOSE_ORDINARY_FROM: u32 = 8 * 1024;
 
-/// Bytes of copying sends between two extra timed reads once a verdict is
-/// in (at most one read of a line per 256 KiB copied: under 1 % of a
-/// stream of 2 KiB messages).
+/// Bytes of copying sends between two timed reads once a verdict is in
+/// (one read of a line per 256 KiB copied: under 1 % of a stream of 2 KiB
+/// messages).
 pub(super) const SAMPLE_BYTES: u32 = 256 * 1024;
+
+/// The same before the first verdict: every send of 16 KiB or more, every
+/// eighth of 2 KiB.
+pub(super) const FIRST_SAMPLE_BYTES: u32 = 16 * 1024;
 
 /// The rule's state.
 pub(super) struct Distance {
@@ -54,7 +60,7 @@ pub(super) struct Distance {
     pub(super) close: bool,
     /// A verdict is in.
     decided: bool,
-    /// Bytes of copying sends before the next extra timed read.
+    /// Bytes of copying sends before the next timed read.
     due: u32,
 }
 
@@ -97,8 +103,9 @@ impl Distance {
 
 impl<W: Wait> Producer<'_, W> {
     /// Before a copying send of `len` bytes, `mode` what
-    /// [`nontemporal_for`](Self::nontemporal_for) said (`Some` for the
-    /// rule's sizes while far): the extra timed read when it is due. Before
+    /// [`nontemporal_for`](Self::nontemporal_for) said (`Some` from 2 KiB,
+    /// the stream rule's sizes, in either verdict): the timed read when it
+    /// is due. Before
     /// the copy, not after: in a round trip the consumer is then idle,
     /// waiting, while after the copy it reads the message and its core's
     /// answers to our read wait behind that traffic (64 KiB round trips:
@@ -116,13 +123,14 @@ impl<W: Wait> Producer<'_, W> {
             self.distance.due -= len;
             return Ok(());
         }
+        // A corrupt released position poisons the handle: this send fails.
+        let read = self.refresh_released_timed();
         self.distance.due = if self.distance.decided {
             SAMPLE_BYTES
         } else {
-            0
+            FIRST_SAMPLE_BYTES
         };
-        // A corrupt released position poisons the handle: this send fails.
-        self.refresh_released()
+        read
     }
 
     /// A timed read of the released position found it moved after `ticks`:
@@ -130,6 +138,9 @@ impl<W: Wait> Producer<'_, W> {
     #[cold]
     #[inline(never)]
     pub(super) fn note_distance(&mut self, ticks: u64) {
+        if !self.distance.on {
+            return; // a caller's threshold ended the rule
+        }
         let (from, stream_from) = (
             crate::copy::default_nontemporal_threshold(),
             crate::copy::default_stream_nontemporal_threshold(),
@@ -235,6 +246,11 @@ mod tests {
         let defaults = (defaults.0, defaults.1, u32::MAX);
         assert_eq!(thresholds(&tx), defaults, "a new producer starts far");
         let on = tx.distance.on;
+        if on {
+            // The clock runs (a stub returning 0 would read as close).
+            let (a, b) = (crate::copy::ticks_fenced(), crate::copy::ticks_fenced());
+            assert!(a > 0 && b > a);
+        }
         assert_eq!(on, Distance::new(cap).on);
         // Released by the consumer (it finds the ring empty), then read by
         // the producer: the line is in this core's cache, a fast read.
@@ -242,7 +258,7 @@ mod tests {
             tx.try_send(&[5u8; 64], 1).unwrap();
             assert_eq!(rx.try_recv().unwrap().payload(), &[5u8; 64][..]);
             assert!(rx.try_recv().is_err());
-            tx.refresh_released().unwrap();
+            tx.refresh_released_timed().unwrap();
         };
         for _ in 0..WINDOW {
             round(&mut tx, &mut rx);
@@ -295,16 +311,29 @@ mod tests {
             assert!(Distance::new(cap).on == tx.distance.on);
             return; // no rule on this processor (the test above covers it)
         }
-        let m = [3u8; 4096];
-        // Each send after a release reads the moved position before its
-        // copy (no verdict yet): a window's worth gives one.
+        // 16 KiB: until the first verdict, every such send reads the
+        // position before its copy; after a release, the read finds it
+        // moved, and a window's worth gives a verdict.
+        let m = std::vec![3u8; FIRST_SAMPLE_BYTES as usize];
+        let mut round = |tx: &mut Producer<'_, SpinWait>, len: usize| {
+            tx.send(&m[..len], 2).unwrap();
+            assert_eq!(rx.try_recv().unwrap().payload(), &m[..len]);
+            assert!(rx.try_recv().is_err()); // empty: releases
+        };
         for i in 0..=WINDOW {
             assert!(!tx.distance.decided || i == WINDOW);
-            tx.send(&m, 2).unwrap();
-            assert_eq!(rx.try_recv().unwrap().payload(), &m[..]);
-            assert!(rx.try_recv().is_err()); // empty: releases
+            round(&mut tx, m.len());
         }
         assert!(tx.distance.decided && tx.distance.close);
+        // Then one read per 256 KiB sent: none for the first 256 KiB less
+        // one send, one at the send that reaches it.
+        let before = tx.distance.samples;
+        for _ in 0..SAMPLE_BYTES / FIRST_SAMPLE_BYTES - 1 {
+            round(&mut tx, m.len());
+        }
+        assert_eq!(tx.distance.samples, before, "no read before 256 KiB");
+        round(&mut tx, m.len());
+        assert_eq!(tx.distance.samples, before + 1, "one read at 256 KiB");
         assert_eq!(tx.nontemporal_from, u32::MAX);
         assert_eq!(tx.stream_nontemporal_below, CLOSE_ORDINARY_FROM);
     }

@@ -196,8 +196,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// sending loop, not a request waiting for its reply) uses them too;
     /// and a distance rule: over a ring larger than the core's L2 cache,
     /// while timed reads of the consumer's released position say its core
-    /// shares the producer's L3 (most of a window of four reads within 200
-    /// time-stamp-counter ticks), sends of 8 KiB or more use ordinary
+    /// shares the producer's L3 (at least three of a window of four reads
+    /// within 200 time-stamp-counter ticks), sends of 8 KiB or more use ordinary
     /// stores (grants' copies too). Calling this method replaces all three
     /// with the one threshold given (for good: a new producer starts with
     /// the rules again).

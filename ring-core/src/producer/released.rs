@@ -13,19 +13,32 @@ impl<'a, W: Wait> Producer<'a, W> {
         // SYNC POINT: Acquire; pairs with the consumer's Release store in
         // `Consumer::store_release`, so its reads of the released records
         // happen before we overwrite them.
-        // The distance rule times this read (`distance.rs`).
-        let timed = self.distance.on;
-        let t0 = if timed {
-            crate::copy::ticks_fenced()
-        } else {
-            0
-        };
         let r = self.sh.cons.hot.released.load(Acquire);
-        let t1 = if timed {
-            crate::copy::ticks_fenced()
-        } else {
-            0
-        };
+        self.accept_released(r)
+    }
+
+    /// [`refresh_released`](Self::refresh_released), timed for the distance
+    /// rule (`distance.rs`): a read that finds the position moved fetched
+    /// its line from the consumer's core.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn refresh_released_timed(&mut self) -> Result<(), Error> {
+        let t0 = crate::copy::ticks_fenced();
+        // SYNC POINT: Acquire; as in `refresh_released`.
+        let r = self.sh.cons.hot.released.load(Acquire);
+        let t1 = crate::copy::ticks_fenced();
+        let moved = r != self.cached_released;
+        self.accept_released(r)?;
+        if moved {
+            self.note_distance(t1.wrapping_sub(t0));
+        }
+        Ok(())
+    }
+
+    /// Validate a released position read from the consumer's line, and
+    /// take it.
+    #[inline(always)]
+    fn accept_released(&mut self, r: u32) -> Result<(), Error> {
         // A released position only moves forward, never passes what we
         // published (staged records are invisible to the consumer), and is
         // a record boundary, so 8-aligned (free space is counted in 8-byte
@@ -34,10 +47,6 @@ impl<'a, W: Wait> Producer<'a, W> {
         let limit = self.published.wrapping_sub(self.cached_released);
         if advance > limit || r % RECORD_ALIGN != 0 {
             return Err(self.poisoned(Corruption::BadReleasedPosition));
-        }
-        // Moved: the line came from the consumer's core.
-        if timed && advance != 0 {
-            self.note_distance(t1.wrapping_sub(t0));
         }
         self.cached_released = r;
         Ok(())
