@@ -22,7 +22,8 @@ function peer(args) {
   const p = spawn(interop, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   p.out = '';
   p.stdout.on('data', (d) => { p.out += d; });
-  p.done = new Promise((r) => p.on('exit', (code, signal) => r({ code, signal })));
+  // 'close', not 'exit': at exit the child's stdout may still hold output.
+  p.done = new Promise((r) => p.on('close', (code, signal) => r({ code, signal })));
   return p;
 }
 
@@ -177,7 +178,7 @@ test('a received view is read-only memory: with isolation a write is SIGSEGV (do
     const p = spawn(process.execPath, ['-e', script, iso], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     p.stdout.on('data', (d) => { out += d; });
-    p.on('exit', (code, signal) => res({ code, signal, out }));
+    p.on('close', (code, signal) => res({ code, signal, out }));
   });
   const on = await run('on');
   assert.equal(on.signal, 'SIGSEGV');

@@ -21,7 +21,8 @@ test("the README's example works", async () => {
   const r = spawn(process.execPath, [path.join(dir, 'receiver.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   r.stdout.on('data', (d) => { out += d; });
-  const done = new Promise((res) => r.on('exit', res));
+  // 'close', not 'exit': the child's stdout may still hold its output at exit.
+  const done = new Promise((res) => r.on('close', res));
   for (let i = 0; !fs.existsSync(sock); i++) {
     assert.ok(i < 500, 'the receiver listens');
     await new Promise((res) => setTimeout(res, 10));
@@ -47,7 +48,8 @@ test("the top README's Node.js block works", async () => {
   const r = spawn(process.execPath, [path.join(dir, 'receiver.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   r.stdout.on('data', (d) => { out += d; });
-  const done = new Promise((res) => r.on('exit', res));
+  // 'close', not 'exit': the child's stdout may still hold its output at exit.
+  const done = new Promise((res) => r.on('close', res));
   // An abstract name leaves no file to wait for: retry the sender until it connects.
   for (let i = 0; ; i++) {
     try {
