@@ -11,14 +11,16 @@
 //! lines are still in its own cache when the producer comes back to them,
 //! and non-temporal stores win at both distances.
 //!
-//! How far the consumer's core is: before the copy of a send of 2 KiB or
-//! more, now and then, the producer reads the consumer's released position
-//! and times the read (`refresh_released_timed`); a read that finds it
-//! moved fetched a line the consumer's core wrote. Every [`FIRST_SAMPLE_BYTES`]
-//! sent until the first verdict, then every [`SAMPLE_BYTES`]. Only these
-//! reads are timed: the producer's other reads of that line come right
-//! after a publication or while the consumer reads a full ring, when its
-//! core's answers wait behind that traffic. A window of [`WINDOW`] moved
+//! How far the consumer's core is: the producer times its reads of the
+//! consumer's released position (`refresh_released_timed`); a read that
+//! finds it moved fetched a line the consumer's core wrote. Two kinds of
+//! reads are timed: the ones made when the ring looks full (in a stream
+//! that fills its ring, these see the consumer's releases), and one before
+//! the copy of a send of 2 KiB or more, every [`FIRST_SAMPLE_BYTES`] sent
+//! until the first verdict, then every [`SAMPLE_BYTES`] (round trips never
+//! fill their ring). The read after a publication at the end of a lap is
+//! not timed: the consumer's core is then reading the new message, and its
+//! answer waits behind that traffic. A window of [`WINDOW`] moved
 //! reads gives a verdict: close if at least three in four took at most
 //! [`CLOSE_TICKS`](crate::copy::CLOSE_TICKS) (a wrong "far" costs less
 //! than a wrong "close"). The guest's cores change distance every few

@@ -62,7 +62,14 @@ impl<'a, W: Wait> Producer<'a, W> {
 
     #[inline(never)]
     fn room_after_refresh(&mut self, need: u32) -> Result<bool, Error> {
-        self.refresh_released()?;
+        // The distance rule times these reads too: in a stream that fills
+        // its ring they are the ones that see the consumer's releases
+        // (the timed read before a copy then finds nothing moved).
+        if self.distance.on {
+            self.refresh_released_timed()?;
+        } else {
+            self.refresh_released()?;
+        }
         Ok(self.fits(need))
     }
 
