@@ -153,10 +153,11 @@ pub(crate) fn ticks_fenced() -> u64 {
 /// (so fetched its line from the consumer's core) and took at most this
 /// many time-stamp-counter ticks says that core is close: the distance
 /// rule (`producer/distance.rs`). On the AMD EPYC (Zen 4) guest measured
-/// (TSC 2.6 GHz), such reads took 16–143 ticks between cores sharing an L3
-/// cache (one-line round trip 120–150 ns) and 304 ticks or more between
-/// the farther pairs (270–420 ns), where ordinary stores of a large
-/// message stream at a tenth of non-temporal ones' rate.
+/// (TSC 2.6 GHz), such reads (timed with [`ticks_fenced`]) took 32–191
+/// ticks, most 128–159, between cores sharing an L3 cache (one-line round
+/// trip 120–150 ns), and 224 or more, most 352–415, between the farther
+/// pairs (about 400 ns), where ordinary stores of a large message stream
+/// at a tenth of non-temporal ones' rate.
 #[cfg_attr(
     not(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri))),
     allow(dead_code)
