@@ -155,9 +155,10 @@ pub(crate) fn ticks_fenced() -> u64 {
 /// rule (`producer/distance.rs`). On the AMD EPYC (Zen 4) guest measured
 /// (TSC 2.6 GHz), such reads (timed with [`ticks_fenced`]) took 32–191
 /// ticks, most 128–159, between cores sharing an L3 cache (one-line round
-/// trip 120–150 ns), and 224 or more, most 352–415, between the farther
-/// pairs (about 400 ns), where ordinary stores of a large message stream
-/// at a tenth of non-temporal ones' rate.
+/// trip 120–150 ns), and most 352–415 (the lowest 224 but for a few in a
+/// thousand) between the farther pairs (about 400 ns), where ordinary
+/// stores of a large message stream mostly at a tenth of non-temporal
+/// ones' rate.
 #[cfg_attr(
     not(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri))),
     allow(dead_code)

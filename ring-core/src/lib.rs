@@ -144,7 +144,8 @@
 //!   quarter of the capacity), when it finds the ring empty (a blocking
 //!   receive too, as soon as it starts to wait), and before it sleeps. The
 //!   producer reads that line only when its cached copy says the ring is
-//!   full, and with early wrap once per wrap distance of a lap.
+//!   full, with early wrap once per wrap distance of a lap, and under the
+//!   distance rule (above) before a large copy now and then.
 //! - **Batching.** [`Grant::commit_staged`] writes a record's commit word
 //!   except for the first staged record's; [`Producer::publish`] stores that
 //!   one with Release, making the whole batch visible at once.

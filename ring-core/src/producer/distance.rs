@@ -18,8 +18,8 @@
 //! that fills its ring, these see the consumer's releases), and one before
 //! the copy of a send of 2 KiB or more, every [`FIRST_SAMPLE_BYTES`] sent
 //! until the first verdict, then every [`SAMPLE_BYTES`] (round trips never
-//! fill their ring). The read after a publication at the end of a lap is
-//! not timed: the consumer's core is then reading the new message, and its
+//! fill their ring). The read in a publication with early wrap is not
+//! timed: the consumer's core is then reading the new message, and its
 //! answer waits behind that traffic. A window of [`WINDOW`] moved
 //! reads gives a verdict: close if at least three in four took at most
 //! [`CLOSE_TICKS`](crate::copy::CLOSE_TICKS) (a wrong "far" costs less
@@ -291,7 +291,8 @@ mod tests {
         } else {
             assert_eq!(thresholds(&tx), defaults, "no rule, no change");
         }
-        // A caller's threshold ends the rule: reads are no longer timed.
+        // A caller's threshold ends the rule: a timed read (which the send
+        // paths no longer make) changes nothing.
         tx.set_nontemporal_threshold(4096);
         assert!(!tx.distance.on);
         for _ in 0..WINDOW {
@@ -322,8 +323,8 @@ mod tests {
             assert_eq!(rx.try_recv().unwrap().payload(), &m[..len]);
             assert!(rx.try_recv().is_err()); // empty: releases
         };
-        for i in 0..=WINDOW {
-            assert!(!tx.distance.decided || i == WINDOW);
+        for _ in 0..=WINDOW {
+            assert!(!tx.distance.decided);
             round(&mut tx, m.len());
         }
         assert!(tx.distance.decided && tx.distance.close);
@@ -338,5 +339,40 @@ mod tests {
         assert_eq!(tx.distance.samples, before + 1, "one read at 256 KiB");
         assert_eq!(tx.nontemporal_from, u32::MAX);
         assert_eq!(tx.stream_nontemporal_below, CLOSE_ORDINARY_FROM);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "4 MiB region; the rule is off under Miri (no clock)")]
+    fn reads_while_the_ring_looks_full_reach_a_verdict() {
+        let cap = 4 << 20;
+        let size = region_size(cap).unwrap();
+        let mut mem = std::vec![0u8; size + 128];
+        let off = mem.as_ptr().align_offset(128);
+        let region = &mut mem[off..off + size];
+        let (mut tx, mut rx) = split(region, Config::new(cap), SpinWait::std()).unwrap();
+        if !tx.distance.on {
+            return; // no rule on this processor (see the test above)
+        }
+        // No reads before copies: only those of a producer that finds the
+        // ring full.
+        tx.distance.due = u32::MAX;
+        let m = std::vec![1u8; 64 * 1024];
+        for _ in 0..=WINDOW {
+            assert!(!tx.distance.decided);
+            // Fill (the failing send reads the position: not moved), then
+            // drain (the consumer releases when it finds the ring empty):
+            // the next fill's first send reads it moved.
+            let mut sent = 0;
+            while tx.try_send(&m, 1).is_ok() {
+                sent += 1;
+            }
+            assert!(sent > 0);
+            for _ in 0..sent {
+                assert_eq!(rx.try_recv().unwrap().payload().len(), m.len());
+            }
+            assert!(rx.try_recv().is_err());
+        }
+        tx.try_send(&m, 1).unwrap();
+        assert!(tx.distance.decided && tx.distance.close);
     }
 }

@@ -213,7 +213,8 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// EPYC (Zen 4) measured: memory won for 64 KiB messages, except over
     /// rings larger than a core's L2 between close cores (4 MiB rings:
     /// streams 35 GB/s with ordinary stores, 21 with non-temporal ones;
-    /// round trips 3.7 against 6.6 µs), hence the distance rule; for 1–4 KiB
+    /// round trips 3.7 or 7.4 µs from one connection to the next, against
+    /// 6.5), hence the distance rule; for 1–4 KiB
     /// messages it won streams (4 KiB: 1.6 times the
     /// rate between close cores, 5 times between far ones) and round trips
     /// between far cores (1.3 times faster) but lost round trips between
