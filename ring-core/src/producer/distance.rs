@@ -169,6 +169,17 @@ mod tests {
     use crate::copy::{default_nontemporal_threshold, CLOSE_TICKS};
     use crate::*;
 
+    /// 4 MiB: larger than any AMD core's L2.
+    const BIG: u32 = 4 << 20;
+
+    /// A region of `BIG` bytes, aligned, in `mem`.
+    fn big(mem: &mut std::vec::Vec<u8>) -> &mut [u8] {
+        let size = region_size(BIG).unwrap();
+        *mem = std::vec![0u8; size + 128];
+        let off = mem.as_ptr().align_offset(128);
+        &mut mem[off..off + size]
+    }
+
     fn window(d: &mut Distance, fast: u8) -> Option<bool> {
         let mut out = None;
         for i in 0..WINDOW {
@@ -223,13 +234,8 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "4 MiB region; the rule is off under Miri (no clock)")]
     fn timed_reads_of_a_moved_release_set_the_thresholds() {
-        // 4 MiB: larger than any AMD core's L2.
-        let cap = 4 << 20;
-        let size = region_size(cap).unwrap();
-        let mut mem = std::vec![0u8; size + 128];
-        let off = mem.as_ptr().align_offset(128);
-        let region = &mut mem[off..off + size];
-        let (mut tx, mut rx) = split(region, Config::new(cap), SpinWait::std()).unwrap();
+        let mut mem = std::vec::Vec::new();
+        let (mut tx, mut rx) = split(big(&mut mem), Config::new(BIG), SpinWait::std()).unwrap();
         let defaults = (
             default_nontemporal_threshold(),
             default_stream_nontemporal_threshold(),
@@ -253,7 +259,7 @@ mod tests {
             let (a, b) = (crate::copy::ticks_fenced(), crate::copy::ticks_fenced());
             assert!(a > 0 && b > a);
         }
-        assert_eq!(on, Distance::new(cap).on);
+        assert_eq!(on, Distance::new(BIG).on);
         // Released by the consumer (it finds the ring empty), then read by
         // the producer: the line is in this core's cache, a fast read.
         let round = |tx: &mut Producer<'_, SpinWait>, rx: &mut Consumer<'_, SpinWait>| {
@@ -304,14 +310,10 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "4 MiB region; the rule is off under Miri (no clock)")]
     fn copying_sends_of_the_rules_sizes_reach_a_verdict() {
-        let cap = 4 << 20;
-        let size = region_size(cap).unwrap();
-        let mut mem = std::vec![0u8; size + 128];
-        let off = mem.as_ptr().align_offset(128);
-        let region = &mut mem[off..off + size];
-        let (mut tx, mut rx) = split(region, Config::new(cap), SpinWait::std()).unwrap();
+        let mut mem = std::vec::Vec::new();
+        let (mut tx, mut rx) = split(big(&mut mem), Config::new(BIG), SpinWait::std()).unwrap();
         if !tx.distance.on {
-            assert!(Distance::new(cap).on == tx.distance.on);
+            assert!(Distance::new(BIG).on == tx.distance.on);
             return; // no rule on this processor (the test above covers it)
         }
         // 16 KiB: until the first verdict, every such send reads the
@@ -344,12 +346,8 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "4 MiB region; the rule is off under Miri (no clock)")]
     fn reads_while_the_ring_looks_full_reach_a_verdict() {
-        let cap = 4 << 20;
-        let size = region_size(cap).unwrap();
-        let mut mem = std::vec![0u8; size + 128];
-        let off = mem.as_ptr().align_offset(128);
-        let region = &mut mem[off..off + size];
-        let (mut tx, mut rx) = split(region, Config::new(cap), SpinWait::std()).unwrap();
+        let mut mem = std::vec::Vec::new();
+        let (mut tx, mut rx) = split(big(&mut mem), Config::new(BIG), SpinWait::std()).unwrap();
         if !tx.distance.on {
             return; // no rule on this processor (see the test above)
         }
