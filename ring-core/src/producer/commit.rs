@@ -32,11 +32,18 @@ impl<'a, W: Wait> Producer<'a, W> {
         self.commit_record(plan, cleared, plan.len, type_id, publishing);
     }
 
-    /// Set both non-temporal thresholds, and `nontemporal_low` with them
+    /// Set the non-temporal thresholds (the stream rule's from
+    /// `stream_from` up to `stream_below`), and `nontemporal_low` with them
     /// (the one place that keeps it their minimum).
-    pub(super) fn set_thresholds(&mut self, nontemporal_from: u32, stream_from: u32) {
+    pub(super) fn set_thresholds(
+        &mut self,
+        nontemporal_from: u32,
+        stream_from: u32,
+        stream_below: u32,
+    ) {
         self.nontemporal_from = nontemporal_from;
         self.stream_nontemporal_from = stream_from;
+        self.stream_nontemporal_below = stream_below;
         self.nontemporal_low = nontemporal_from.min(stream_from);
     }
 
@@ -190,7 +197,7 @@ mod tests {
 
     /// The rule turned on whatever the vendor (what the AMD default does).
     fn rule_on(tx: &mut Producer<'_, SpinWait>) {
-        tx.set_thresholds(16 * 1024, 4096);
+        tx.set_thresholds(16 * 1024, 4096, u32::MAX);
     }
 
     #[test]

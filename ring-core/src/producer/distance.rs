@@ -151,12 +151,10 @@ impl<W: Wait> Producer<'_, W> {
             // From 8 KiB on, ordinary stores; the stream rule stays below
             // (non-temporal stores still win 4 KiB streams there).
             Some(true) => {
-                self.set_thresholds(u32::MAX, stream_from);
-                self.stream_nontemporal_below = CLOSE_ORDINARY_FROM;
+                self.set_thresholds(u32::MAX, stream_from, CLOSE_ORDINARY_FROM);
             }
             Some(false) => {
-                self.set_thresholds(from, stream_from);
-                self.stream_nontemporal_below = u32::MAX;
+                self.set_thresholds(from, stream_from, u32::MAX);
             }
             None => {}
         }

@@ -129,7 +129,7 @@ impl<'a, W: Wait> Producer<'a, W> {
             full: 0,
             poison: None,
         };
-        p.set_thresholds(p.nontemporal_from, p.stream_nontemporal_from);
+        p.set_thresholds(p.nontemporal_from, p.stream_nontemporal_from, u32::MAX);
         // Light wakes only in default mode (pure spin never wakes).
         let light = !p.sh.pure_spin && p.wait.light_wake();
         p.sleep.announce_waker(&p.sh.prod.wait, light);
@@ -240,8 +240,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// ```
     pub fn set_nontemporal_threshold(&mut self, bytes: u32) {
         self.distance.on = false;
-        self.stream_nontemporal_below = u32::MAX;
-        self.set_thresholds(bytes, u32::MAX);
+        self.set_thresholds(bytes, u32::MAX, u32::MAX);
     }
 
     /// Early wrap: a record that would start at data-area offset `bytes` or

@@ -9,7 +9,7 @@ use crate::wait::Wait;
 
 impl<'a, W: Wait> Producer<'a, W> {
     /// Read and validate the consumer's released position.
-    pub(super) fn refresh_released(&mut self) -> Result<(), Error> {
+    fn refresh_released(&mut self) -> Result<(), Error> {
         // SYNC POINT: Acquire; pairs with the consumer's Release store in
         // `Consumer::store_release`, so its reads of the released records
         // happen before we overwrite them.
