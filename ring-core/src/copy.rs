@@ -202,6 +202,65 @@ pub(crate) fn l2_cache_bytes() -> u32 {
     }
 }
 
+/// Whether, on this processor, copying sends of 2 KiB and more are best
+/// written with ordinary stores whenever the consumer's core is close,
+/// whatever the ring's size (the distance rule, `producer/distance.rs`,
+/// then runs over every ring). True on AMD Zen 3 (family 0x19, models
+/// 0x00–0x0F and 0x20–0x5F: Milan, Vermeer, Rembrandt, Cezanne), false on
+/// other processors, Zen 4 among them. Read once per process.
+///
+/// Measured on one guest of each (docs/design.md, non-temporal copies):
+/// between close cores of the AMD EPYC Zen 3 guest (model 0x01),
+/// non-temporal stores lost at every size and ring (64 KiB round trips
+/// 10.9 against 6.8 µs, 64 KiB streams 9.6 against 11.6 GB/s, 4 KiB
+/// streams 8.2 against 9.7), while on the Zen 4 guest (model 0x11) they
+/// win 64 KiB messages and 2–4 KiB streams over rings its L2 holds. Between
+/// far cores both keep the default thresholds.
+pub(crate) fn close_ordinary_everywhere() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri)))]
+    {
+        use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+        /// 0: not read yet; 1: false; 2: true.
+        static CACHED: AtomicU8 = AtomicU8::new(0);
+        match CACHED.load(Relaxed) {
+            1 => return false,
+            2 => return true,
+            _ => {}
+        }
+        let zen3 = is_amd() && {
+            // SAFETY: CPUID leaf 1 exists on every x86-64 processor and
+            // only reads identification registers.
+            #[allow(unused_unsafe)]
+            let eax = unsafe { core::arch::x86_64::__cpuid(1).eax };
+            is_zen3(eax)
+        };
+        CACHED.store(if zen3 { 2 } else { 1 }, Relaxed);
+        zen3
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri))))]
+    {
+        false
+    }
+}
+
+/// Whether CPUID leaf 1's EAX (on an AMD processor) names a Zen 3 core:
+/// family 0x19 (base 0xF plus extended 0xA), model 0x00–0x0F or
+/// 0x20–0x5F.
+#[cfg_attr(
+    not(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri))),
+    allow(dead_code)
+)]
+fn is_zen3(eax: u32) -> bool {
+    let base_family = (eax >> 8) & 0xF;
+    let family = if base_family == 0xF {
+        base_family + ((eax >> 20) & 0xFF)
+    } else {
+        base_family
+    };
+    let model = ((eax >> 4) & 0xF) | (((eax >> 16) & 0xF) << 4);
+    family == 0x19 && (model < 0x10 || (0x20..0x60).contains(&model))
+}
+
 /// Whether CPUID names AMD ("AuthenticAMD") or Hygon ("HygonGenuine", a
 /// Zen derivative) as the vendor.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2", not(loom), not(miri)))]

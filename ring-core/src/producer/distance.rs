@@ -72,7 +72,7 @@ impl Distance {
         Distance {
             on: crate::copy::default_nontemporal_threshold() != u32::MAX
                 && l2 != 0
-                && capacity > l2,
+                && (capacity > l2 || crate::copy::close_ordinary_everywhere()),
             samples: 0,
             near: 0,
             close: false,
@@ -151,7 +151,12 @@ impl<W: Wait> Producer<'_, W> {
             // From 8 KiB on, ordinary stores; the stream rule stays below
             // (non-temporal stores still win 4 KiB streams there).
             Some(true) => {
-                self.set_thresholds(u32::MAX, stream_from, CLOSE_ORDINARY_FROM);
+                let below = if crate::copy::close_ordinary_everywhere() {
+                    stream_from
+                } else {
+                    CLOSE_ORDINARY_FROM
+                };
+                self.set_thresholds(u32::MAX, stream_from, below);
             }
             Some(false) => {
                 self.set_thresholds(from, stream_from, u32::MAX);
