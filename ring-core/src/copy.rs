@@ -371,6 +371,46 @@ mod tests {
         assert_eq!(super::default_nontemporal_threshold(), want);
     }
 
+    /// Zen 3 from CPUID leaf 1's EAX: signatures of released processors.
+    #[test]
+    fn zen3_by_signature() {
+        for (eax, zen3, name) in [
+            (0x00A0_0F11, true, "EPYC Milan (model 0x01)"),
+            (0x00A2_0F10, true, "Ryzen 5000 Vermeer (0x21)"),
+            (0x00A5_0F00, true, "Ryzen 5000 Cezanne (0x50)"),
+            (0x00A4_0F41, true, "Ryzen 6000 Rembrandt (0x44)"),
+            (0x00A1_0F11, false, "EPYC Genoa, Zen 4 (0x11)"),
+            (0x00A6_0F12, false, "Ryzen 7000 Raphael, Zen 4 (0x61)"),
+            (0x00AA_0F01, false, "EPYC Bergamo, Zen 4c (0xA0)"),
+            (0x00B0_0F21, false, "EPYC Turin, Zen 5 (family 0x1A)"),
+            (0x0083_0F10, false, "EPYC Rome, Zen 2 (family 0x17)"),
+            (0x0008_06F8, false, "Xeon Sapphire Rapids (family 6)"),
+        ] {
+            assert_eq!(super::is_zen3(eax), zen3, "{name}");
+        }
+    }
+
+    /// On x86-64 Linux, the Zen 3 rule follows the family and model the
+    /// kernel names.
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri), not(loom)))]
+    fn zen3_follows_the_kernel() {
+        extern crate std;
+        let info = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo");
+        let field = |key: &str| {
+            info.lines()
+                .find(|l| l.split(':').next().map(str::trim) == Some(key))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|v| std::string::String::from(v.trim()))
+                .expect("a cpuinfo field")
+        };
+        let amd = matches!(field("vendor_id").as_str(), "AuthenticAMD" | "HygonGenuine");
+        let family: u32 = field("cpu family").parse().unwrap();
+        let model: u32 = field("model").parse().unwrap();
+        let want = amd && family == 0x19 && (model < 0x10 || (0x20..0x60).contains(&model));
+        assert_eq!(super::close_ordinary_everywhere(), want, "family {family} model {model}");
+    }
+
     #[repr(C, align(64))]
     struct Buf([u8; 64 + 700 + 64]);
 

@@ -1,27 +1,34 @@
-//! The distance rule: on AMD, over a ring larger than the producer's L2
-//! cache, copying sends use ordinary stores while the consumer's core is
-//! close, non-temporal ones (the default thresholds) otherwise.
+//! The distance rule: on AMD, copying sends use ordinary stores while the
+//! consumer's core is close, non-temporal ones (the default thresholds)
+//! otherwise. On Zen 4 and other processors it runs over rings larger than
+//! the producer's L2 cache and takes sends of 8 KiB and more; on Zen 3
+//! ([`close_ordinary_everywhere`](crate::copy::close_ordinary_everywhere))
+//! over every ring, and from 2 KiB.
 //!
 //! Why: a large ring's lines leave the producer's L2 for the L3 before the
 //! consumer reads them. Between cores that share that L3, the consumer then
 //! finds them there, faster than in memory where non-temporal stores put
-//! them (64 KiB streams over a 4 MiB ring on the AMD EPYC guest: 29–35 GB/s
-//! against 18–23). Between farther cores, ordinary stores fall to 2–4 GB/s
-//! and non-temporal ones keep 20–25. Over rings the L2 holds, the consumer's
-//! lines are still in its own cache when the producer comes back to them,
-//! and non-temporal stores win at both distances.
+//! them (64 KiB streams over a 4 MiB ring on the AMD EPYC Zen 4 guest:
+//! 29–35 GB/s against 18–23). Between farther cores, ordinary stores fall
+//! to 2–4 GB/s and non-temporal ones keep 20–25. Over rings the L2 holds,
+//! the consumer's lines are still in its own cache when the producer comes
+//! back to them, and non-temporal stores win at both distances on Zen 4.
+//! On the Zen 3 guest, whose non-temporal stores reach memory at half that
+//! rate, ordinary stores win between close cores over every ring.
 //!
 //! How far the consumer's core is: the producer times its reads of the
 //! consumer's released position (`refresh_released_timed`); a read that
-//! finds it moved fetched a line the consumer's core wrote. Two kinds of
-//! reads are timed: the ones made when the ring looks full (in a stream
-//! that fills its ring, these see the consumer's releases), and one before
-//! the copy of a send of 2 KiB or more, every [`FIRST_SAMPLE_BYTES`] sent
-//! until the first verdict, then every [`SAMPLE_BYTES`] (round trips never
-//! fill their ring). The read in a publication with early wrap is not
-//! timed: the consumer's core is then reading the new message, and its
-//! answer waits behind that traffic. A window of [`WINDOW`] moved
-//! reads gives a verdict: close if at least three in four took at most
+//! finds it moved fetched a line the consumer's core wrote. One such read
+//! is taken every [`FIRST_SAMPLE_BYTES`] of copying sends of 2 KiB or more
+//! until the first verdict, then every [`SAMPLE_BYTES`]: the read before
+//! the copy of the send that reaches the budget, and, until one finds the
+//! position moved, the next reads before copies and those made when the
+//! ring looks full (in a stream that fills its ring, these are the ones
+//! that see the consumer's releases; round trips never fill their ring).
+//! The read in a publication with early wrap is not timed: the consumer's
+//! core is then reading the new message, and its answer waits behind that
+//! traffic. A window of [`WINDOW`] moved reads gives a verdict: close if
+//! at least three in four took at most
 //! [`CLOSE_TICKS`](crate::copy::CLOSE_TICKS) (a wrong "far" costs less
 //! than a wrong "close"). The guest's cores change distance every few
 //! seconds to minutes; the verdict follows within a window. A caller's
@@ -40,6 +47,19 @@ pub(super) const WINDOW: u8 = 4;
 /// against 32).
 pub(super) const CLOSE_ORDINARY_FROM: u32 = 8 * 1024;
 
+/// While close, copying sends of at least this many bytes use ordinary
+/// stores: [`CLOSE_ORDINARY_FROM`], or on Zen 3 every send of the stream
+/// rule's sizes (the stream rule is then off: 4 KiB streams between close
+/// cores on the Zen 3 guest, 9.7 GB/s ordinary against 8.2 non-temporal).
+/// Sends of these sizes still read the position when a sample is due.
+fn close_ordinary_from() -> u32 {
+    if crate::copy::close_ordinary_everywhere() {
+        crate::copy::default_stream_nontemporal_threshold()
+    } else {
+        CLOSE_ORDINARY_FROM
+    }
+}
+
 /// Bytes of copying sends between two timed reads once a verdict is in
 /// (one read of a line per 256 KiB copied: under 1 % of a stream of 2 KiB
 /// messages).
@@ -52,7 +72,7 @@ pub(super) const FIRST_SAMPLE_BYTES: u32 = 16 * 1024;
 /// The rule's state.
 pub(super) struct Distance {
     /// The rule runs: AMD's default thresholds, and a ring larger than the
-    /// producer's L2 cache.
+    /// producer's L2 cache (any ring on Zen 3).
     pub(super) on: bool,
     /// Timed reads in the current window, and how many of them were fast.
     samples: u8,
@@ -62,7 +82,8 @@ pub(super) struct Distance {
     pub(super) close: bool,
     /// A verdict is in.
     decided: bool,
-    /// Bytes of copying sends before the next timed read.
+    /// Bytes of copying sends before the next timed read; 0: a sample is
+    /// due (the next reads are timed until one finds the position moved).
     due: u32,
 }
 
@@ -125,14 +146,30 @@ impl<W: Wait> Producer<'_, W> {
             self.distance.due -= len;
             return Ok(());
         }
-        // A corrupt released position poisons the handle: this send fails.
-        let read = self.refresh_released_timed();
-        self.distance.due = if self.distance.decided {
-            SAMPLE_BYTES
-        } else {
-            FIRST_SAMPLE_BYTES
-        };
-        read
+        // A sample is due (`due` 0) until a timed read finds the position
+        // moved (`note_distance`), here or while the ring looks full. A
+        // corrupt released position poisons the handle: this send fails.
+        self.distance.due = 0;
+        self.refresh_released_timed()
+    }
+
+    /// Whether a read of the released position made because the ring looks
+    /// full (`need` bytes did not fit) is timed: when a sample is due.
+    /// Otherwise it spends `need` bytes of the budget, so a producer of
+    /// grants, which makes no copying sends, still samples (through these
+    /// reads alone). Timing every such read cost 10 % of a 4 KiB round trip
+    /// over a 16 KiB ring on the Zen 3 guest: the ring looks full every
+    /// third send there.
+    #[inline(always)]
+    pub(super) fn distance_times_full_read(&mut self, need: u32) -> bool {
+        if !self.distance.on {
+            return false;
+        }
+        if self.distance.due == 0 {
+            return true;
+        }
+        self.distance.due = self.distance.due.saturating_sub(need);
+        false
     }
 
     /// A timed read of the released position found it moved after `ticks`:
@@ -147,16 +184,17 @@ impl<W: Wait> Producer<'_, W> {
             crate::copy::default_nontemporal_threshold(),
             crate::copy::default_stream_nontemporal_threshold(),
         );
-        match self.distance.sample(ticks) {
+        let verdict = self.distance.sample(ticks);
+        self.distance.due = if self.distance.decided {
+            SAMPLE_BYTES
+        } else {
+            FIRST_SAMPLE_BYTES
+        };
+        match verdict {
             // From 8 KiB on, ordinary stores; the stream rule stays below
             // (non-temporal stores still win 4 KiB streams there).
             Some(true) => {
-                let below = if crate::copy::close_ordinary_everywhere() {
-                    stream_from
-                } else {
-                    CLOSE_ORDINARY_FROM
-                };
-                self.set_thresholds(u32::MAX, stream_from, below);
+                self.set_thresholds(u32::MAX, stream_from, close_ordinary_from());
             }
             Some(false) => {
                 self.set_thresholds(from, stream_from, u32::MAX);
@@ -224,13 +262,14 @@ mod tests {
 
     #[test]
     fn off_below_l2_and_where_the_default_is_off() {
-        // A ring no larger than any L2 never runs the rule.
-        assert!(!Distance::new(64 * 1024).on);
+        // A ring no larger than any L2 runs the rule only on Zen 3.
         let l2 = crate::copy::l2_cache_bytes();
         let on_here = crate::copy::default_nontemporal_threshold() != u32::MAX && l2 != 0;
+        let everywhere = on_here && crate::copy::close_ordinary_everywhere();
+        assert_eq!(Distance::new(64 * 1024).on, everywhere);
         assert_eq!(Distance::new(1 << 30).on, on_here);
         if l2 != 0 && l2 < u32::MAX / 2 {
-            assert!(!Distance::new(l2).on, "a ring the L2 holds");
+            assert_eq!(Distance::new(l2).on, everywhere, "a ring the L2 holds");
         }
     }
 
@@ -277,20 +316,25 @@ mod tests {
         if on {
             // Close (most reads fast; an interrupt may slow one or two).
             assert!(tx.distance.close);
-            assert_eq!(thresholds(&tx), (u32::MAX, defaults.1, CLOSE_ORDINARY_FROM));
-            // From 8 KiB: ordinary stores, no clock.
+            let from = close_ordinary_from();
+            assert_eq!(thresholds(&tx), (u32::MAX, defaults.1, from));
+            // From 8 KiB (Zen 3: from 2 KiB): ordinary stores, no clock.
             let never = || -> u64 { panic!("no clock from the stream rule's end on") };
-            assert_eq!(tx.nontemporal_at(CLOSE_ORDINARY_FROM, never), Some(false));
+            assert_eq!(tx.nontemporal_at(from, never), Some(false));
             assert_eq!(tx.nontemporal_at(defaults.0, never), Some(false));
             assert_eq!(tx.nontemporal_at(1 << 20, never), Some(false));
-            // Below: the stream rule, as before.
             tx.stream_last_end = 1_000;
-            assert_eq!(
-                tx.nontemporal_at(CLOSE_ORDINARY_FROM - 1, || 1_001),
-                Some(true)
-            );
-            assert_eq!(tx.nontemporal_at(defaults.1, || 1_001), Some(true));
-            assert_eq!(tx.nontemporal_at(defaults.1, || 1_000_000), Some(false));
+            if from > defaults.1 {
+                // Below: the stream rule, as before.
+                assert_eq!(tx.nontemporal_at(from - 1, || 1_001), Some(true));
+                assert_eq!(tx.nontemporal_at(defaults.1, || 1_001), Some(true));
+                assert_eq!(tx.nontemporal_at(defaults.1, || 1_000_000), Some(false));
+            } else {
+                // Zen 3: no stream rule; still `Some`, so the sends of its
+                // sizes keep sampling the distance.
+                assert_eq!(tx.nontemporal_at(defaults.1, never), Some(false));
+                assert_eq!(tx.nontemporal_at(defaults.1 - 1, never), None);
+            }
             // A window of slow reads: far, the defaults again.
             for _ in 0..WINDOW {
                 tx.note_distance(CLOSE_TICKS * 4);
@@ -343,7 +387,7 @@ mod tests {
         round(&mut tx, m.len());
         assert_eq!(tx.distance.samples, before + 1, "one read at 256 KiB");
         assert_eq!(tx.nontemporal_from, u32::MAX);
-        assert_eq!(tx.stream_nontemporal_below, CLOSE_ORDINARY_FROM);
+        assert_eq!(tx.stream_nontemporal_below, close_ordinary_from());
     }
 
     #[test]
@@ -354,26 +398,48 @@ mod tests {
         if !tx.distance.on {
             return; // no rule on this processor (see the test above)
         }
-        // No reads before copies: only those of a producer that finds the
-        // ring full.
-        tx.distance.due = u32::MAX;
-        let m = std::vec![1u8; 64 * 1024];
-        for _ in 0..=WINDOW {
-            assert!(!tx.distance.decided);
-            // Fill (the failing send reads the position: not moved), then
-            // drain (the consumer releases when it finds the ring empty):
-            // the next fill's first send reads it moved.
+        // Grants: no reads before copies, only those of a producer that
+        // finds the ring full, timed while a sample is due.
+        let len = 64 * 1024;
+        let mut fill = |tx: &mut Producer<'_, SpinWait>| {
             let mut sent = 0;
-            while tx.try_send(&m, 1).is_ok() {
+            while let Ok(g) = tx.try_reserve(len) {
+                g.commit(len, 1);
                 sent += 1;
             }
+            sent
+        };
+        for _ in 0..=WINDOW {
+            assert!(!tx.distance.decided);
+            // Fill (the failing reservation reads the position: not
+            // moved), then drain (the consumer releases when it finds the
+            // ring empty): the next fill's first full ring reads it moved.
+            let sent = fill(&mut tx);
             assert!(sent > 0);
             for _ in 0..sent {
-                assert_eq!(rx.try_recv().unwrap().payload().len(), m.len());
+                assert_eq!(rx.try_recv().unwrap().payload().len(), len);
             }
             assert!(rx.try_recv().is_err());
         }
-        tx.try_send(&m, 1).unwrap();
         assert!(tx.distance.decided && tx.distance.close);
+        // Then reads of a full ring spend the budget untimed until a
+        // sample is due, and the next one that finds the position moved
+        // is timed.
+        let samples = tx.distance.samples;
+        fill(&mut tx);
+        assert_eq!(tx.distance.samples, samples, "not due: untimed");
+        for _ in 0..SAMPLE_BYTES {
+            assert!(tx.try_reserve(len).is_err());
+            if tx.distance.due == 0 {
+                break;
+            }
+        }
+        assert_eq!(tx.distance.due, 0, "spent by reads of a full ring");
+        let samples = tx.distance.samples;
+        assert!(tx.try_reserve(len).is_err()); // timed, not moved
+        assert_eq!(tx.distance.samples, samples);
+        while rx.try_recv().is_ok() {}
+        fill(&mut tx);
+        assert_eq!(tx.distance.samples, samples + 1, "timed, moved");
     }
 }

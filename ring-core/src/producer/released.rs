@@ -62,10 +62,11 @@ impl<'a, W: Wait> Producer<'a, W> {
 
     #[inline(never)]
     fn room_after_refresh(&mut self, need: u32) -> Result<bool, Error> {
-        // The distance rule times these reads too: in a stream that fills
-        // its ring they are the ones that see the consumer's releases
-        // (the timed read before a copy then finds nothing moved).
-        if self.distance.on {
+        // The distance rule times these reads too when a sample is due: in
+        // a stream that fills its ring they are the ones that see the
+        // consumer's releases (the timed read before a copy then finds
+        // nothing moved, and the sample stays due).
+        if self.distance_times_full_read(need) {
             self.refresh_released_timed()?;
         } else {
             self.refresh_released()?;
