@@ -401,7 +401,7 @@ mod tests {
         // Grants: no reads before copies, only those of a producer that
         // finds the ring full, timed while a sample is due.
         let len = 64 * 1024;
-        let mut fill = |tx: &mut Producer<'_, SpinWait>| {
+        let fill = |tx: &mut Producer<'_, SpinWait>| {
             let mut sent = 0;
             while let Ok(g) = tx.try_reserve(len) {
                 g.commit(len, 1);
