@@ -10,6 +10,14 @@
  * processes before and after each round, so that the ratio is Tachyon over
  * the floor of its own placement and moment.
  *
+ * With --system memtube, the same harness (processes, scheduling, floor,
+ * clock reads, echo that copies the message out before answering) runs
+ * memtube through its C ABI instead, the way its quick start does: one
+ * duplex connection with default options but for 16 KiB rings (the
+ * capacity memtube-bench gives 32 B round trips), memtube_send /
+ * memtube_recv / memtube_release. Same harness, same moment: the ratio of
+ * the two is the comparison a C user would see.
+ *
  * Part of memtube-bench's peer cross-check; built and run by run.sh.
  * Output: one line per round, then the median ratio of the rounds whose
  * two floors agree within 1.25x.
@@ -19,6 +27,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +38,13 @@
 #include <unistd.h>
 
 #include <tachyon.h>
+#include <memtube.h>
 
 enum { BUS_BYTES = 1 << 20, PAYLOAD = 32, WARMUP = 10000, SPIN_THRESHOLD = 50000 };
 
 static size_t iterations = 200000, floor_rts = 50000;
+static int use_memtube;
+static char path_memtube[108];
 static int rounds = 5;
 static char path_ping[108], path_pong[108];
 
@@ -128,6 +140,49 @@ static void send_copy(tachyon_bus_t *tx, const void *data, size_t len, uint32_t 
 	tachyon_flush(tx);
 }
 
+/* memtube: one duplex connection; the main process listens. */
+struct mt {
+	memtube_connection *c;
+	memtube_sender *tx;
+	memtube_receiver *rx;
+};
+
+static memtube_options *mt_options(void) {
+	memtube_options *o = memtube_options_new();
+	if (o == NULL || memtube_options_set_capacity(o, 16 * 1024) != MEMTUBE_OK)
+		die("memtube options");
+	memtube_options_set_duplex(o, true);
+	return o;
+}
+
+static struct mt mt_open(int listening) {
+	struct mt m = {0};
+	memtube_options *o = mt_options();
+	int32_t st;
+	if (listening) {
+		memtube_listener *l = NULL;
+		if (memtube_listen(path_memtube, o, &l) != MEMTUBE_OK)
+			die("memtube_listen failed");
+		st = memtube_listener_accept(l, NULL, 10000000000LL, &m.c);
+		memtube_listener_free(l);
+	} else {
+		for (int i = 0; i < 2000; i++) {
+			st = memtube_connect(path_memtube, o, &m.c);
+			if (st != MEMTUBE_NO_LISTENER)
+				break;
+			usleep(5000);
+		}
+	}
+	memtube_options_free(o);
+	if (st != MEMTUBE_OK || m.c == NULL) {
+		fprintf(stderr, "tachyon-inter: memtube handshake: %s\n", memtube_last_error_message());
+		die("memtube handshake failed");
+	}
+	m.tx = memtube_connection_sender(m.c);
+	m.rx = memtube_connection_receiver(m.c);
+	return m;
+}
+
 static int cmp_u64(const void *a, const void *b) {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
@@ -160,8 +215,35 @@ static void floor_echo(uint64_t *seq) {
 	}
 }
 
+static void echo_side_memtube(void) {
+	struct mt m = mt_open(0);
+	uint64_t seq = 0;
+	_Alignas(64) unsigned char buf[PAYLOAD];
+	for (int r = 0; r < rounds; r++) {
+		floor_echo(&seq);
+		for (size_t i = 0; i < WARMUP + iterations; i++) {
+			memtube_message msg;
+			if (memtube_recv(m.rx, -1, &msg) != MEMTUBE_OK)
+				die("memtube_recv failed");
+			if (msg.len > sizeof buf)
+				die("message too long");
+			memcpy(buf, msg.data, msg.len);
+			uint32_t type_id = msg.type_id;
+			size_t len = msg.len;
+			memtube_release(m.rx);
+			if (memtube_send(m.tx, buf, len, type_id, -1) != MEMTUBE_OK)
+				die("memtube_send failed");
+		}
+		floor_echo(&seq);
+	}
+	memtube_connection_free(m.c);
+	_exit(0);
+}
+
 static void echo_side(int cpu) {
 	settle(cpu);
+	if (use_memtube)
+		echo_side_memtube();
 	tachyon_bus_t *tx, *rx;
 	open_buses(path_pong, path_ping, &tx, &rx);
 	uint64_t seq = 0;
@@ -193,8 +275,13 @@ int main(int argc, char **argv) {
 			rounds = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--floor") && i + 1 < argc)
 			floor_rts = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--system") && i + 1 < argc && !strcmp(argv[i + 1], "memtube"))
+			use_memtube = 1, i++;
+		else if (!strcmp(argv[i], "--system") && i + 1 < argc && !strcmp(argv[i + 1], "tachyon"))
+			use_memtube = 0, i++;
 		else {
-			fprintf(stderr, "usage: %s [--iterations N] [--rounds R] [--floor N]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--system tachyon|memtube] [--iterations N] [--rounds R] [--floor N]\n",
+			        argv[0]);
 			return 2;
 		}
 	}
@@ -204,8 +291,10 @@ int main(int argc, char **argv) {
 	}
 	snprintf(path_ping, sizeof path_ping, "/tmp/memtube-tachyon-inter-%d-ping.sock", (int)getpid());
 	snprintf(path_pong, sizeof path_pong, "/tmp/memtube-tachyon-inter-%d-pong.sock", (int)getpid());
+	snprintf(path_memtube, sizeof path_memtube, "/tmp/memtube-tachyon-inter-%d-memtube.sock", (int)getpid());
 	unlink(path_ping);
 	unlink(path_pong);
+	unlink(path_memtube);
 	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED) {
 		perror("mmap");
@@ -219,8 +308,13 @@ int main(int argc, char **argv) {
 	if (child == 0)
 		echo_side(1);
 	settle(0);
-	tachyon_bus_t *tx, *rx;
-	open_buses(path_ping, path_pong, &tx, &rx);
+	tachyon_bus_t *tx = NULL, *rx = NULL;
+	struct mt m = {0};
+	if (use_memtube)
+		m = mt_open(1);
+	else
+		open_buses(path_ping, path_pong, &tx, &rx);
+	const char *sys = use_memtube ? "memtube" : "tachyon";
 	uint64_t *lat = malloc(sizeof *lat * (iterations > floor_rts ? iterations : floor_rts));
 	double *ratios = malloc(sizeof *ratios * (size_t)rounds);
 	if (!lat || !ratios)
@@ -229,18 +323,27 @@ int main(int argc, char **argv) {
 	memset(payload, 0xab, sizeof payload);
 	uint64_t seq = 0;
 	int kept = 0;
-	printf("tachyon-inter: %zu B, %zu round trips per round (%d warm-up), floor %zu round trips before and after, CPUs 0 and 1, SCHED_FIFO 99\n",
-	       (size_t)PAYLOAD, iterations, WARMUP, floor_rts);
+	printf("tachyon-inter: %s, %zu B, %zu round trips per round (%d warm-up), floor %zu round trips before and after, CPUs 0 and 1, SCHED_FIFO 99\n",
+	       sys, (size_t)PAYLOAD, iterations, WARMUP, floor_rts);
 	for (int r = 0; r < rounds; r++) {
 		uint64_t before = floor_ping(&seq, lat);
 		for (size_t i = 0; i < WARMUP + iterations; i++) {
 			uint32_t type_id;
 			size_t len;
 			uint64_t t0 = now_ns();
-			send_copy(tx, payload, PAYLOAD, 1);
-			if (recv_blocking(rx, &type_id, &len) == NULL || len != PAYLOAD)
-				die("bad answer");
-			tachyon_commit_rx(rx);
+			if (use_memtube) {
+				memtube_message msg;
+				if (memtube_send(m.tx, payload, PAYLOAD, 1, -1) != MEMTUBE_OK)
+					die("memtube_send failed");
+				if (memtube_recv(m.rx, -1, &msg) != MEMTUBE_OK || msg.len != PAYLOAD)
+					die("bad answer");
+				memtube_release(m.rx);
+			} else {
+				send_copy(tx, payload, PAYLOAD, 1);
+				if (recv_blocking(rx, &type_id, &len) == NULL || len != PAYLOAD)
+					die("bad answer");
+				tachyon_commit_rx(rx);
+			}
 			uint64_t t1 = now_ns();
 			if (i >= WARMUP)
 				lat[i - WARMUP] = t1 - t0;
@@ -252,15 +355,19 @@ int main(int argc, char **argv) {
 		double ratio = (double)t / ((before + after) / 2.0);
 		if (same)
 			ratios[kept++] = ratio;
-		printf("round %d: floor %llu ns, tachyon p50 %llu ns, floor %llu ns: %.2fx%s\n", r,
-		       (unsigned long long)before, (unsigned long long)t, (unsigned long long)after, ratio,
+		printf("round %d: floor %llu ns, %s p50 %llu ns, floor %llu ns: %.2fx%s\n", r,
+		       (unsigned long long)before, sys, (unsigned long long)t, (unsigned long long)after, ratio,
 		       same ? "" : " (floors disagree: dropped)");
 		fflush(stdout);
 	}
 	int status = 0;
 	waitpid(child, &status, 0);
-	tachyon_bus_destroy(tx);
-	tachyon_bus_destroy(rx);
+	if (use_memtube) {
+		memtube_connection_free(m.c);
+	} else {
+		tachyon_bus_destroy(tx);
+		tachyon_bus_destroy(rx);
+	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || atomic_load(&sh->failed)) {
 		fprintf(stderr, "tachyon-inter: the echo process failed\n");
 		return 1;
@@ -276,7 +383,7 @@ int main(int argc, char **argv) {
 				ratios[i] = ratios[j];
 				ratios[j] = x;
 			}
-	printf("tachyon / one-line floor: median %.2fx (%.2f-%.2f) over %d of %d rounds\n", ratios[kept / 2],
+	printf("%s / one-line floor: median %.2fx (%.2f-%.2f) over %d of %d rounds\n", sys, ratios[kept / 2],
 	       ratios[0], ratios[kept - 1], kept, rounds);
 	return 0;
 }

@@ -2,7 +2,8 @@
 # Cross-check of memtube-bench's Tachyon row: Tachyon's 32 B inter-process
 # round trip measured as Tachyon's own benchmark runs it (inter.c says how),
 # over the one-line floor of the same two processes, in rounds alternated
-# with memtube-bench's own Tachyon row and floor (same scheduling: --fifo).
+# with memtube in the same harness (its C ABI) and with memtube-bench's own
+# Tachyon row and floor (same scheduling: --fifo).
 #
 #   bench/tools/tachyon-inter/run.sh [ROUNDS]      (as root: SCHED_FIFO)
 #
@@ -31,9 +32,11 @@ for f in arena shm tachyon_c transport_uds; do
     $CXX $flags -std=c++23 -fno-exceptions -fno-rtti -I"$core/include" -c "$core/src/$f.cpp" -o "$out/$f.o"
     objs+=("$out/$f.o")
 done
-$CC $flags -std=c17 -Wall -Wextra -I"$core/include" -c "$here/inter.c" -o "$out/inter.o"
-$CXX $flags -o "$out/inter" "$out/inter.o" "${objs[@]}" -lpthread -lrt
-echo "built $out/inter from $core" >&2
+# memtube's C ABI (release build of bindings/c: libmemtube.a), for --system memtube.
+cargo build -q --release -p memtube-ffi
+$CC $flags -std=c17 -Wall -Wextra -I"$core/include" -I"$repo/bindings/c/include" -c "$here/inter.c" -o "$out/inter.o"
+$CXX $flags -o "$out/inter" "$out/inter.o" "${objs[@]}" "$repo/target/release/libmemtube.a" -lpthread -lrt -ldl -lm
+echo "built $out/inter from $core and target/release/libmemtube.a" >&2
 
 bench="${MEMTUBE_BENCH:-$repo/target/tach/release/memtube-bench}"
 if [ ! -x "$bench" ]; then
@@ -41,6 +44,7 @@ if [ ! -x "$bench" ]; then
 fi
 for r in $(seq 1 "$rounds"); do
     "$out/inter" --rounds 1 --iterations 200000 | sed -n "s/^round 0: /round $r, Tachyon as its benchmark runs it: /p"
+    "$out/inter" --system memtube --rounds 1 --iterations 200000 | sed -n "s/^round 0: /round $r, memtube in the same harness: /p"
     "$bench" --only 'tachyon|floor: one line' --rounds 1 --fifo --out "$out/bench-$r" |
         awk -F'|' -v r="$r" '$2 == " tachyon " && $3 == " 32 B " && NF > 12 {
             printf "round %s, memtube-bench Tachyon row: p50 %s ns, %sx the bench'"'"'s floor probe\n", r, $5 + 0, $6 + 0 }'
