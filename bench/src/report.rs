@@ -394,9 +394,12 @@ fn summarize(order: &[(Sys, usize)], records: &[Record]) -> (Vec<Summary>, Merge
                 if Some(sys) != tachyon_stream && Some(sys) != memcpy {
                     s.over_tachyon = index.ratio(&kept, (tachyon_stream, len), rate);
                 }
+                // No transfer floor was measured over 1 MiB: the "1 MiB
+                // ring" streams get no such ratio.
                 if !transfer.contains(&Some(sys))
                     && !transfer_4m.contains(&Some(sys))
                     && Some(sys) != memcpy
+                    && !sys.name().contains("1 MiB ring")
                 {
                     // Against the faster of the two transfer floors over the
                     // same area as the stream's ring, same round and size

@@ -193,6 +193,8 @@ impl System {
 
 /// The large rings' capacity (streams and transfer floors "4 MiB").
 const BIG_RING: u32 = 4 * 1024 * 1024;
+/// Tachyon's bus size for payloads up to 4 KiB (the "1 MiB ring" stream).
+const MIB_RING: u32 = 1024 * 1024;
 
 /// The sizes where the non-temporal copy knob's fixed settings run (below
 /// a cache line it has no whole line to write).
@@ -676,6 +678,17 @@ pub static SYSTEMS: &[System] = &[
         &facade::Stream::new(facade::Way::Copy)
             .capacity(BIG_RING)
             .sender(|tx| tx.set_nontemporal_threshold(0)),
+    ),
+    // Copying streams over a 1 MiB ring: the size of Tachyon's buses for
+    // these payloads (its own benchmark's 1 MiB), so that the two compare
+    // at one ring size (64 KiB: the 4 MiB ring above; Tachyon's bus holds
+    // 64 messages, 8 MiB).
+    System::new(
+        "memtube copy, 1 MiB ring",
+        Kind::Stream,
+        Section::Streams,
+        &[8, 32, 256, 1024, 4096],
+        &facade::Stream::new(facade::Way::Copy).capacity(MIB_RING),
     ),
     // One way: `send_staged`, `publish` every 16 messages.
     System::new(
