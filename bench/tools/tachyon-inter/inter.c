@@ -215,55 +215,58 @@ static void floor_echo(uint64_t *seq) {
 	}
 }
 
-static void echo_side_memtube(void) {
-	struct mt m = mt_open(0);
-	uint64_t seq = 0;
-	_Alignas(64) unsigned char buf[PAYLOAD];
-	for (int r = 0; r < rounds; r++) {
-		floor_echo(&seq);
-		for (size_t i = 0; i < WARMUP + iterations; i++) {
-			memtube_message msg;
-			if (memtube_recv(m.rx, -1, &msg) != MEMTUBE_OK)
-				die("memtube_recv failed");
-			if (msg.len > sizeof buf)
-				die("message too long");
-			memcpy(buf, msg.data, msg.len);
-			uint32_t type_id = msg.type_id;
-			size_t len = msg.len;
-			memtube_release(m.rx);
-			if (memtube_send(m.tx, buf, len, type_id, -1) != MEMTUBE_OK)
-				die("memtube_send failed");
-		}
-		floor_echo(&seq);
-	}
-	memtube_connection_free(m.c);
-	_exit(0);
+/* One echo: receive, copy out, release, send the copy back. */
+static void echo_memtube(struct mt *m, unsigned char *buf) {
+	memtube_message msg;
+	if (memtube_recv(m->rx, -1, &msg) != MEMTUBE_OK)
+		die("memtube_recv failed");
+	if (msg.len > PAYLOAD)
+		die("message too long");
+	memcpy(buf, msg.data, msg.len);
+	uint32_t type_id = msg.type_id;
+	size_t len = msg.len;
+	memtube_release(m->rx);
+	if (memtube_send(m->tx, buf, len, type_id, -1) != MEMTUBE_OK)
+		die("memtube_send failed");
+}
+
+static void echo_tachyon(tachyon_bus_t *tx, tachyon_bus_t *rx, unsigned char *buf) {
+	uint32_t type_id;
+	size_t len;
+	const void *m = recv_blocking(rx, &type_id, &len);
+	if (len > PAYLOAD)
+		die("message too long");
+	memcpy(buf, m, len);
+	tachyon_commit_rx(rx);
+	send_copy(tx, buf, len, type_id);
 }
 
 static void echo_side(int cpu) {
 	settle(cpu);
+	tachyon_bus_t *tx = NULL, *rx = NULL;
+	struct mt m = {0};
 	if (use_memtube)
-		echo_side_memtube();
-	tachyon_bus_t *tx, *rx;
-	open_buses(path_pong, path_ping, &tx, &rx);
+		m = mt_open(0);
+	else
+		open_buses(path_pong, path_ping, &tx, &rx);
 	uint64_t seq = 0;
 	_Alignas(64) unsigned char buf[PAYLOAD];
 	for (int r = 0; r < rounds; r++) {
 		floor_echo(&seq);
 		for (size_t i = 0; i < WARMUP + iterations; i++) {
-			uint32_t type_id;
-			size_t len;
-			const void *m = recv_blocking(rx, &type_id, &len);
-			if (len > sizeof buf)
-				die("message too long");
-			memcpy(buf, m, len);
-			tachyon_commit_rx(rx);
-			send_copy(tx, buf, len, type_id);
+			if (use_memtube)
+				echo_memtube(&m, buf);
+			else
+				echo_tachyon(tx, rx, buf);
 		}
 		floor_echo(&seq);
 	}
-	tachyon_bus_destroy(rx);
-	tachyon_bus_destroy(tx);
+	if (use_memtube) {
+		memtube_connection_free(m.c);
+	} else {
+		tachyon_bus_destroy(rx);
+		tachyon_bus_destroy(tx);
+	}
 	_exit(0);
 }
 
