@@ -192,7 +192,8 @@ impl<W: Wait> Producer<'_, W> {
         };
         match verdict {
             // From 8 KiB on, ordinary stores; the stream rule stays below
-            // (non-temporal stores still win 4 KiB streams there).
+            // (non-temporal stores still win 4 KiB streams there). On Zen 3,
+            // ordinary stores from the stream rule's sizes on: no stream rule.
             Some(true) => {
                 self.set_thresholds(u32::MAX, stream_from, close_ordinary_from());
             }
