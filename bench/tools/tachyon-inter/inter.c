@@ -151,7 +151,8 @@ static memtube_options *mt_options(void) {
 	memtube_options *o = memtube_options_new();
 	if (o == NULL || memtube_options_set_capacity(o, 16 * 1024) != MEMTUBE_OK)
 		die("memtube options");
-	memtube_options_set_duplex(o, true);
+	if (memtube_options_set_duplex(o, true) != MEMTUBE_OK)
+		die("memtube options");
 	return o;
 }
 
@@ -164,6 +165,10 @@ static struct mt mt_open(int listening) {
 		if (memtube_listen(path_memtube, o, &l) != MEMTUBE_OK)
 			die("memtube_listen failed");
 		st = memtube_listener_accept(l, NULL, 10000000000LL, &m.c);
+		/* Report before the frees below, which clear the last error. */
+		if (st != MEMTUBE_OK)
+			fprintf(stderr, "tachyon-inter: memtube accept: %s: %s\n", memtube_status_name(st),
+			        memtube_last_error_message());
 		memtube_listener_free(l);
 	} else {
 		for (int i = 0; i < 2000; i++) {
@@ -172,12 +177,13 @@ static struct mt mt_open(int listening) {
 				break;
 			usleep(5000);
 		}
+		if (st != MEMTUBE_OK)
+			fprintf(stderr, "tachyon-inter: memtube connect: %s: %s\n", memtube_status_name(st),
+			        memtube_last_error_message());
 	}
 	memtube_options_free(o);
-	if (st != MEMTUBE_OK || m.c == NULL) {
-		fprintf(stderr, "tachyon-inter: memtube handshake: %s\n", memtube_last_error_message());
+	if (st != MEMTUBE_OK || m.c == NULL)
 		die("memtube handshake failed");
-	}
 	m.tx = memtube_connection_sender(m.c);
 	m.rx = memtube_connection_receiver(m.c);
 	return m;

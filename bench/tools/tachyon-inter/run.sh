@@ -33,7 +33,7 @@ for f in arena shm tachyon_c transport_uds; do
     objs+=("$out/$f.o")
 done
 # memtube's C ABI (release build of bindings/c: libmemtube.a), for --system memtube.
-cargo build -q --release -p memtube-ffi
+CARGO_TARGET_DIR="$repo/target" cargo build -q --release -p memtube-ffi
 $CC $flags -std=c17 -Wall -Wextra -I"$core/include" -I"$repo/bindings/c/include" -c "$here/inter.c" -o "$out/inter.o"
 $CXX $flags -o "$out/inter" "$out/inter.o" "${objs[@]}" "$repo/target/release/libmemtube.a" -lpthread -lrt -ldl -lm
 echo "built $out/inter from $core and target/release/libmemtube.a" >&2
@@ -43,8 +43,11 @@ if [ ! -x "$bench" ]; then
     CXX=$CXX CC=$CC CARGO_TARGET_DIR="$repo/target/tach" cargo build -q --release -p memtube-bench --features tachyon
 fi
 for r in $(seq 1 "$rounds"); do
-    "$out/inter" --rounds 1 --iterations 200000 | sed -n "s/^round 0: /round $r, Tachyon as its benchmark runs it: /p"
-    "$out/inter" --system memtube --rounds 1 --iterations 200000 | sed -n "s/^round 0: /round $r, memtube in the same harness: /p"
+    # Tachyon and memtube take turns at going first (the first of a round
+    # may find the machine in another state).
+    tach() { "$out/inter" --rounds 1 --iterations 200000 | sed -n "s/^round 0: /round $r, Tachyon as its benchmark runs it: /p"; }
+    memt() { "$out/inter" --system memtube --rounds 1 --iterations 200000 | sed -n "s/^round 0: /round $r, memtube in the same harness: /p"; }
+    if [ $((r % 2)) = 1 ]; then tach; memt; else memt; tach; fi
     "$bench" --only 'tachyon|floor: one line' --rounds 1 --fifo --out "$out/bench-$r" |
         awk -F'|' -v r="$r" '$2 == " tachyon " && $3 == " 32 B " && NF > 12 {
             printf "round %s, memtube-bench Tachyon row: p50 %s ns, %sx the bench'"'"'s floor probe\n", r, $5 + 0, $6 + 0 }'

@@ -19,12 +19,14 @@
 //! How far the consumer's core is: the producer times its reads of the
 //! consumer's released position (`refresh_released_timed`); a read that
 //! finds it moved fetched a line the consumer's core wrote. One such read
-//! is taken every [`FIRST_SAMPLE_BYTES`] of copying sends of 2 KiB or more
-//! until the first verdict, then every [`SAMPLE_BYTES`]: the read before
-//! the copy of the send that reaches the budget, and, until one finds the
-//! position moved, the next reads before copies and those made when the
-//! ring looks full (in a stream that fills its ring, these are the ones
-//! that see the consumer's releases; round trips never fill their ring).
+//! is taken per budget of [`FIRST_SAMPLE_BYTES`] until the first verdict,
+//! then of [`SAMPLE_BYTES`], spent by copying sends of 2 KiB or more (their
+//! bytes) and by reads made when the ring looks full (the bytes that did
+//! not fit, per read): the read before the copy of the send that reaches
+//! the budget, and, until one finds the position moved, the next reads
+//! before copies and those made when the ring looks full (in a stream that
+//! fills its ring, these are the ones that see the consumer's releases;
+//! round trips never fill their ring).
 //! The read in a publication with early wrap is not timed: the consumer's
 //! core is then reading the new message, and its answer waits behind that
 //! traffic. A window of [`WINDOW`] moved reads gives a verdict: close if
@@ -41,8 +43,9 @@ use crate::wait::Wait;
 /// Timed reads per verdict.
 pub(super) const WINDOW: u8 = 4;
 
-/// While close, copying sends of at least this many bytes use ordinary
-/// stores; below it the stream rule stays (4 KiB streams over a 4 MiB ring
+/// While close (but on Zen 3: see `close_ordinary_from`), copying sends
+/// of at least this many bytes use ordinary stores; below it the stream
+/// rule stays (4 KiB streams over a 4 MiB ring
 /// between close cores: 11–13 GB/s non-temporal, 7–9 ordinary; 8 KiB: 17
 /// against 32).
 pub(super) const CLOSE_ORDINARY_FROM: u32 = 8 * 1024;
@@ -82,8 +85,9 @@ pub(super) struct Distance {
     pub(super) close: bool,
     /// A verdict is in.
     decided: bool,
-    /// Bytes of copying sends before the next timed read; 0: a sample is
-    /// due (the next reads are timed until one finds the position moved).
+    /// Bytes before the next timed read, spent by copying sends and by
+    /// reads of a full ring; 0: a sample is due (the next reads are timed
+    /// until one finds the position moved).
     due: u32,
 }
 
@@ -155,7 +159,9 @@ impl<W: Wait> Producer<'_, W> {
 
     /// Whether a read of the released position made because the ring looks
     /// full (`need` bytes did not fit) is timed: when a sample is due.
-    /// Otherwise it spends `need` bytes of the budget, so a producer of
+    /// Otherwise each such read spends `need` bytes of the budget (a
+    /// producer polling a full ring spends it once per poll, and its timed
+    /// polls cost nothing it was not already waiting for), so a producer of
     /// grants, which makes no copying sends, still samples (through these
     /// reads alone). Timing every such read cost 10 % of a 4 KiB round trip
     /// over a 16 KiB ring on the Zen 3 guest: the ring looks full every
@@ -262,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn off_below_l2_and_where_the_default_is_off() {
+    fn on_over_rings_larger_than_l2_or_every_ring_on_zen3() {
         // A ring no larger than any L2 runs the rule only on Zen 3.
         let l2 = crate::copy::l2_cache_bytes();
         let on_here = crate::copy::default_nontemporal_threshold() != u32::MAX && l2 != 0;

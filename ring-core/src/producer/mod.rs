@@ -223,7 +223,7 @@ impl<'a, W: Wait> Producer<'a, W> {
     /// stream rule from 2 KiB. On the AMD EPYC (Zen 3) measured, whose
     /// non-temporal stores reach memory at half the Zen 4's rate, the
     /// caches won at every size between close cores (64 KiB round trips
-    /// 6.8 against 10.9 µs) and memory as on Zen 4 between far ones, hence
+    /// 6.8 against 10.0 µs) and memory as on Zen 4 between far ones, hence
     /// the distance rule over every ring there. On the
     /// Intel Xeon measured the caches won at every size measured. Measure
     /// yours with memtube-bench (its "non-temporal copy off/always" rows)
