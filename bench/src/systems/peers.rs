@@ -237,6 +237,22 @@ pub mod tach {
     use std::time::{Duration, Instant};
     use tachyon_ipc::{Bus, TachyonError};
 
+    extern "C" {
+        /// Defined only in build.rs's build of Tachyon's core (one unit,
+        /// as Tachyon's LTO release build): calling it makes a link that
+        /// took `tachyon-sys`'s separately compiled copy instead fail.
+        fn memtube_bench_tachyon_one_unit() -> std::ffi::c_int;
+    }
+
+    /// Tachyon's core as its release build compiles it (see build.rs).
+    fn one_unit() -> Result<(), BoxError> {
+        // SAFETY: a C function without arguments, state or side effects.
+        if unsafe { memtube_bench_tachyon_one_unit() } != 1 {
+            return Err("tachyon: not the one-unit build of its core".into());
+        }
+        Ok(())
+    }
+
     /// Spins before a receive sleeps on the bus's futex: Tachyon's own
     /// inter-process benchmark's setting, with its default (hybrid)
     /// polling mode, which this adapter keeps.
@@ -305,6 +321,7 @@ pub mod tach {
     }
 
     fn main_buses(ctx: &Ctx, run: Run) -> Result<Buses, BoxError> {
+        one_unit()?;
         let cap = capacity(run);
         // As in Tachyon's own benchmark, each bus's listener is its producer.
         if run.sys.kind() == Kind::Stream {
@@ -325,6 +342,7 @@ pub mod tach {
     }
 
     fn peer_buses(ctx: &Ctx, run: Run) -> Result<Buses, BoxError> {
+        one_unit()?;
         let cap = capacity(run);
         if run.sys.kind() == Kind::Stream {
             let stream = Some(listen(&name(ctx, run, "stream"), cap)?);

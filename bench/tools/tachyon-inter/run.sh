@@ -8,8 +8,13 @@
 #   bench/tools/tachyon-inter/run.sh [ROUNDS]      (as root: SCHED_FIFO)
 #
 # Builds Tachyon's C++ core from the sources the tachyon-sys crate vendors
-# (fetched by cargo with the bench's `tachyon` feature) with clang-19, as
-# Tachyon's own build does (-O3 -march=native -flto), into target/tachyon-inter.
+# (fetched by cargo with the bench's `tachyon` feature) with clang-19 the way
+# Tachyon's own release build does: -O3 -march=native, and every call inside
+# the core inlinable (its CMake links the core into a shared library with
+# -flto; here the core's files are compiled as one unit, as memtube-bench's
+# build.rs does). The harness calls it through its C API without inlining
+# across that boundary, as Tachyon's benchmark calls its shared library (and
+# as it calls libmemtube.a). Into target/tachyon-inter.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
@@ -26,12 +31,14 @@ core="$core/vendor/core"
 [ -d "$core/src" ] || { echo "no Tachyon sources under $core" >&2; exit 1; }
 CXX=${CXX:-clang++-19}
 CC=${CC:-clang-19}
-flags="-O3 -march=native -flto"
-objs=()
-for f in arena shm tachyon_c transport_uds; do
-    $CXX $flags -std=c++23 -fno-exceptions -fno-rtti -I"$core/include" -c "$core/src/$f.cpp" -o "$out/$f.o"
-    objs+=("$out/$f.o")
+flags="-O3 -march=native"
+unit="$out/tachyon_one_unit.cpp"
+: > "$unit"
+for f in arena shm tachyon_c tachyon_rpc transport_uds; do
+    echo "#include \"$core/src/$f.cpp\"" >> "$unit"
 done
+$CXX $flags -std=c++23 -fno-exceptions -fno-rtti -I"$core/include" -c "$unit" -o "$out/tachyon_one_unit.o"
+objs=("$out/tachyon_one_unit.o")
 # memtube's C ABI (release build of bindings/c: libmemtube.a), for --system memtube.
 CARGO_TARGET_DIR="$repo/target" cargo build -q --release -p memtube-ffi
 $CC $flags -std=c17 -Wall -Wextra -I"$core/include" -I"$repo/bindings/c/include" -c "$here/inter.c" -o "$out/inter.o"
