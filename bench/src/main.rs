@@ -128,10 +128,14 @@ impl Mode {
 }
 
 /// Debugging aid: only the runs whose system's name contains `only` (or
-/// one of several words separated by `|`).
+/// one of several words separated by `|`), ignoring case (`only` comes
+/// lowercased).
 fn select(mut plan: Vec<(Sys, usize)>, only: Option<&str>) -> Vec<(Sys, usize)> {
     if let Some(word) = only {
-        plan.retain(|(sys, _)| word.split('|').any(|w| sys.name().contains(w)));
+        plan.retain(|(sys, _)| {
+            let name = sys.name().to_lowercase();
+            word.split('|').any(|w| name.contains(w))
+        });
     }
     plan
 }
@@ -745,4 +749,26 @@ fn main() -> Result<(), BoxError> {
     }
     report::write_all(&out, mode, &machine, &records, &failures, started.elapsed())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select;
+    use crate::systems;
+
+    /// `--only` words come lowercased; names with capitals (the "4 MiB"
+    /// rows) must still be found, by any case of any part of their name.
+    #[test]
+    fn only_ignores_case() {
+        let plan = systems::plan();
+        let four = select(plan.clone(), Some("memtube copy, 4 mib ring"));
+        assert!(!four.is_empty());
+        assert!(four
+            .iter()
+            .all(|(s, _)| s.name().starts_with("memtube copy, 4 MiB ring")));
+        let either = select(plan.clone(), Some("4 mib ring|tachyon"));
+        assert!(either.len() > four.len());
+        assert_eq!(select(plan.clone(), None).len(), plan.len());
+        assert!(select(plan, Some("no such system")).is_empty());
+    }
 }
