@@ -62,6 +62,10 @@ fn tachyon() {
         .flag("-march=native")
         .flag("-fno-exceptions")
         .flag("-fno-rtti")
+        // As tachyon-sys and Tachyon's CMake (visibility preset hidden):
+        // without it, GCC under -fPIC may not inline a function another
+        // module could interpose, even inside this one unit.
+        .flag("-fvisibility=hidden")
         .include(core.join("include"))
         .include(core.join("src"))
         .file(&unit_path)

@@ -22,10 +22,10 @@ out="$repo/target/tachyon-inter"
 rounds=${1:-5}
 mkdir -p "$out"
 cd "$repo"
-core=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d -name 'tachyon-sys-*' 2>/dev/null | sort | tail -1)
+core=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d -name 'tachyon-sys-0.5.1' 2>/dev/null | head -1)
 if [ -z "$core" ]; then
     cargo fetch -q
-    core=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d -name 'tachyon-sys-*' | sort | tail -1)
+    core=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d -name 'tachyon-sys-0.5.1' | head -1)
 fi
 core="$core/vendor/core"
 [ -d "$core/src" ] || { echo "no Tachyon sources under $core" >&2; exit 1; }
@@ -45,8 +45,10 @@ $CC $flags -std=c17 -Wall -Wextra -I"$core/include" -I"$repo/bindings/c/include"
 $CXX $flags -o "$out/inter" "$out/inter.o" "${objs[@]}" "$repo/target/release/libmemtube.a" -lpthread -lrt -ldl -lm
 echo "built $out/inter from $core and target/release/libmemtube.a" >&2
 
+# The bench as of this checkout (a no-op when up to date), unless
+# MEMTUBE_BENCH names another binary.
 bench="${MEMTUBE_BENCH:-$repo/target/tach/release/memtube-bench}"
-if [ ! -x "$bench" ]; then
+if [ -z "${MEMTUBE_BENCH:-}" ]; then
     CXX=$CXX CC=$CC CARGO_TARGET_DIR="$repo/target/tach" cargo build -q --release -p memtube-bench --features tachyon
 fi
 for r in $(seq 1 "$rounds"); do
